@@ -1,0 +1,40 @@
+# arcagent build and test entry points. `make test` is the README's test command.
+GO       ?= go
+PREFIX   ?= /opt/azcmagent
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+PKG      := github.com/arcagent/arcagent/internal/buildinfo
+LDFLAGS  := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PKG).Date=$(DATE)
+FUZZTIME ?= 10s
+
+.PHONY: build test bench fuzz install clean
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Run every fuzz target briefly ($(FUZZTIME) each).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+install: build
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 bin/arcagent $(DESTDIR)$(PREFIX)/bin/arcagent
+	ln -sf arcagent $(DESTDIR)$(PREFIX)/bin/azcmagent
+	ln -sf arcagent $(DESTDIR)$(PREFIX)/bin/himds
+	@if [ -f bin/arcserver ]; then install -m 0755 bin/arcserver $(DESTDIR)/usr/local/bin/arcserver; fi
+
+clean:
+	rm -rf bin

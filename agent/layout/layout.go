@@ -1,0 +1,182 @@
+// Package layout is the one place where arcagent's on-disk layout is
+// written down: every well-known path, its owner, group and mode (DESIGN.md
+// §3), the service identities, and the atomic-write helper that every state
+// file in the project uses. All paths are taken relative to a root prefix so
+// that tests and unprivileged development can use a temporary tree.
+package layout
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Service users and groups.
+const (
+	UserRoot     = "root"
+	GroupRoot    = "root"
+	UserHIMDS    = "himds"
+	GroupHIMDS   = "himds"
+	UserArcProxy = "arcproxy"
+)
+
+// Well-known absolute paths in production (root prefix "/").
+const (
+	BinDir         = "/opt/azcmagent/bin"
+	Binary         = "/opt/azcmagent/bin/arcagent"
+	StateDir       = "/var/opt/azcmagent"
+	LocalConfig    = "/var/opt/azcmagent/localconfig.json"
+	AgentConfig    = "/var/opt/azcmagent/agentconfig.json"
+	CertsDir       = "/var/opt/azcmagent/certs"
+	TokensDir      = "/var/opt/azcmagent/tokens"
+	TrustDir       = "/var/opt/azcmagent/trust"
+	LogDir         = "/var/opt/azcmagent/log"
+	GuestConfigDir = "/var/lib/GuestConfig"
+	ExtensionsDir  = "/var/lib/waagent"
+	UnitDir        = "/etc/systemd/system"
+)
+
+// Kind says whether an entry is a directory, a regular file or a glob of
+// files whose members share owner and mode.
+type Kind string
+
+// Entry kinds.
+const (
+	KindDir  Kind = "dir"
+	KindFile Kind = "file"
+	KindGlob Kind = "glob"
+)
+
+// Entry is one row of the layout table: a production path with the owner,
+// group and mode it must have.
+type Entry struct {
+	// ID is a short stable name for the entry, used by rules and reports.
+	ID    string      `json:"id"`
+	Path  string      `json:"path"`
+	Kind  Kind        `json:"kind"`
+	Owner string      `json:"owner"`
+	Group string      `json:"group"`
+	Mode  fs.FileMode `json:"mode"`
+	Holds string      `json:"holds"`
+}
+
+// Entries is the layout of DESIGN.md §3 as data. The order is stable.
+var entries = []Entry{
+	{ID: "bin-dir", Path: BinDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o755, Holds: "the agent binary and its links"},
+	{ID: "binary", Path: Binary, Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o755, Holds: "the arcagent binary"},
+	{ID: "state-dir", Path: StateDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o755, Holds: "agent state"},
+	{ID: "localconfig", Path: LocalConfig, Kind: KindFile, Owner: UserRoot, Group: GroupHIMDS, Mode: 0o640, Holds: "local security controls"},
+	{ID: "agentconfig", Path: AgentConfig, Kind: KindFile, Owner: UserRoot, Group: GroupHIMDS, Mode: 0o640, Holds: "registration: machine id, control plane URL, scope"},
+	{ID: "certs-dir", Path: CertsDir, Kind: KindDir, Owner: UserHIMDS, Group: GroupHIMDS, Mode: 0o700, Holds: "machine private key, control plane CA"},
+	{ID: "machine-key", Path: CertsDir + "/*.key", Kind: KindGlob, Owner: UserHIMDS, Group: GroupHIMDS, Mode: 0o600, Holds: "machine private key"},
+	{ID: "tokens-dir", Path: TokensDir, Kind: KindDir, Owner: UserHIMDS, Group: GroupHIMDS, Mode: 0o710, Holds: "challenge secret files"},
+	{ID: "token-key", Path: TokensDir + "/*.key", Kind: KindGlob, Owner: UserHIMDS, Group: GroupHIMDS, Mode: 0o640, Holds: "challenge secret file"},
+	{ID: "trust-dir", Path: TrustDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o755, Holds: "trusted publisher keys and catalog state"},
+	{ID: "trust-file", Path: TrustDir + "/*", Kind: KindGlob, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "trusted key or catalog state"},
+	{ID: "log-dir", Path: LogDir, Kind: KindDir, Owner: UserHIMDS, Group: GroupHIMDS, Mode: 0o750, Holds: "service logs"},
+	{ID: "guestconfig-dir", Path: GuestConfigDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "assignments, downloads, guest configuration and extension manager logs"},
+	{ID: "extension-dir", Path: ExtensionsDir + "/*", Kind: KindGlob, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "an installed extension"},
+	{ID: "unit-himdsd", Path: UnitDir + "/himdsd.service", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "HIMDS systemd unit"},
+	{ID: "unit-extd", Path: UnitDir + "/extd.service", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "extension manager systemd unit"},
+	{ID: "unit-gcad", Path: UnitDir + "/gcad.service", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "guest configuration systemd unit"},
+	{ID: "unit-arcproxyd", Path: UnitDir + "/arcproxyd.service", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "arc proxy systemd unit"},
+}
+
+// Entries returns a copy of the layout table.
+func Entries() []Entry {
+	out := make([]Entry, len(entries))
+	copy(out, entries)
+	return out
+}
+
+// Service describes one of the four agent services.
+type Service struct {
+	Name  string `json:"name"`  // systemd unit name without ".service"
+	User  string `json:"user"`  // the user it must run as
+	Port  int    `json:"port"`  // loopback port it listens on, 0 if none
+	Holds string `json:"holds"` // what it does
+}
+
+// Services returns the four agent services and their identities.
+func Services() []Service {
+	return []Service{
+		{Name: "himdsd", User: UserHIMDS, Port: 40342, Holds: "metadata and identity (HIMDS)"},
+		{Name: "extd", User: UserRoot, Holds: "extension manager"},
+		{Name: "gcad", User: UserRoot, Holds: "guest configuration"},
+		{Name: "arcproxyd", User: UserArcProxy, Port: 40343, Holds: "arc proxy"},
+	}
+}
+
+// Layout resolves production paths under a root prefix.
+type Layout struct {
+	root string
+}
+
+// New returns a Layout rooted at root. An empty root means "/".
+func New(root string) Layout {
+	if root == "" {
+		root = "/"
+	}
+	return Layout{root: filepath.Clean(root)}
+}
+
+// Root is the root prefix.
+func (l Layout) Root() string { return l.root }
+
+// IsSystemRoot reports whether the layout is the live system ("/").
+func (l Layout) IsSystemRoot() bool { return l.root == "/" }
+
+// Path maps a production absolute path to its location under the root.
+func (l Layout) Path(prod string) string {
+	if l.root == "/" {
+		return filepath.Clean(prod)
+	}
+	return filepath.Join(l.root, prod)
+}
+
+// Rel returns the production path without its leading slash, the stable
+// relative form used in reports (e.g. "var/opt/azcmagent/localconfig.json").
+func Rel(prod string) string {
+	return strings.TrimPrefix(filepath.ToSlash(filepath.Clean(prod)), "/")
+}
+
+// Convenience accessors for the paths used most.
+func (l Layout) LocalConfig() string    { return l.Path(LocalConfig) }
+func (l Layout) AgentConfig() string    { return l.Path(AgentConfig) }
+func (l Layout) StateDir() string       { return l.Path(StateDir) }
+func (l Layout) CertsDir() string       { return l.Path(CertsDir) }
+func (l Layout) TokensDir() string      { return l.Path(TokensDir) }
+func (l Layout) TrustDir() string       { return l.Path(TrustDir) }
+func (l Layout) LogDir() string         { return l.Path(LogDir) }
+func (l Layout) GuestConfigDir() string { return l.Path(GuestConfigDir) }
+func (l Layout) ExtensionsDir() string  { return l.Path(ExtensionsDir) }
+func (l Layout) UnitDir() string        { return l.Path(UnitDir) }
+
+// Lookup returns the entry with the given ID.
+func Lookup(id string) (Entry, bool) {
+	for _, e := range entries {
+		if e.ID == id {
+			return e, true
+		}
+	}
+	return Entry{}, false
+}
+
+// EnsureDir creates a layout directory (and its parents) if missing, with
+// the mode of its layout entry. Ownership is applied by the caller (see
+// Chown) because only root can change it.
+func (l Layout) EnsureDir(prod string) (string, error) {
+	p := l.Path(prod)
+	mode := fs.FileMode(0o755)
+	for _, e := range entries {
+		if e.Path == prod && e.Kind == KindDir {
+			mode = e.Mode
+		}
+	}
+	if err := os.MkdirAll(p, mode); err != nil {
+		return p, fmt.Errorf("create directory %s: %w", p, err)
+	}
+	return p, nil
+}
