@@ -64,7 +64,7 @@ func init() {
 		{NotAList, ExitUsage, "--add/--remove used on a property that is not a list", "use `arcagent config set PROPERTY VALUE` for single-valued properties"},
 		{AddRemoveBoth, ExitUsage, "--add and --remove given together", "run one `config set` with --add and another with --remove"},
 		{MonitorModeLock, ExitUsage, "extension lists are locked in monitor mode", "run `arcagent config set config.mode full` first; your lists are kept"},
-		{ConfigCorrupt, ExitFailed, "localconfig.json is not valid", "fix the file by hand, or move it aside and run `arcagent config clear --all` to start from the defaults"},
+		{ConfigCorrupt, ExitFailed, "localconfig.json is not valid", "fix the JSON by hand, or run `arcagent config clear --all`: it keeps the bad file as localconfig.json.bad-<time> and writes the defaults"},
 		{ConfigUnreadable, ExitFailed, "localconfig.json cannot be read", "check the file's permissions, or run the command as root"},
 		{ConfigLocked, ExitFailed, "another process is changing the configuration", "wait for the other arcagent process to finish and try again"},
 		{PermissionDenied, ExitFailed, "permission denied", "run the command as root (sudo arcagent …), or use --root DIR for a tree you own"},

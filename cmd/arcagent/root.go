@@ -138,6 +138,9 @@ func (a *app) report(err error) int {
 		}
 	}
 	if ce != nil {
+		if ce.Code == errcode.Usage && !strings.HasPrefix(err.Error(), string(errcode.Usage)) {
+			err = ce
+		}
 		fmt.Fprintf(a.stderr, "error: %s\n", err)
 		if r := ce.Remedy(); r != "" {
 			fmt.Fprintf(a.stderr, "what to do: %s\n", r)

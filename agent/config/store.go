@@ -1,0 +1,125 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/errcode"
+)
+
+// Store reads and writes localconfig.json.
+type Store struct {
+	Path  string
+	Owner layout.Owner
+	Mode  fs.FileMode
+	// LockTimeout bounds the wait for another writer (default 10s).
+	LockTimeout time.Duration
+}
+
+// NewStore returns the store for the layout's localconfig.json, written
+// root:himds 0640 as DESIGN.md §3 says.
+func NewStore(l layout.Layout) *Store {
+	e, _ := layout.Lookup("localconfig")
+	return &Store{Path: l.LocalConfig(), Owner: layout.Owner{User: e.Owner, Group: e.Group}, Mode: e.Mode}
+}
+
+// Load reads the settings. A missing file means all defaults. A file that
+// cannot be read or parsed is an error naming the path; it is never reset.
+func (st *Store) Load() (*Settings, []string, error) {
+	data, err := os.ReadFile(st.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return NewSettings(), nil, nil
+	}
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, nil, errcode.Wrap(errcode.PermissionDenied, err, "cannot read %s", st.Path)
+		}
+		return nil, nil, errcode.Wrap(errcode.ConfigUnreadable, err, "cannot read %s", st.Path)
+	}
+	return ParseFile(st.Path, data)
+}
+
+// Update applies fn to the current settings under an exclusive lock and
+// writes the result atomically. If fn fails nothing is written, so two
+// concurrent processes lose no update and a crash leaves the old file.
+func (st *Store) Update(ctx context.Context, fn func(*Settings) error) ([]string, error) {
+	if err := os.MkdirAll(filepath.Dir(st.Path), 0o755); err != nil {
+		return nil, permOr(err, errcode.WriteFailed, "cannot create %s", filepath.Dir(st.Path))
+	}
+	timeout := st.LockTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	lock, err := layout.LockFile(lctx, st.Path)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, errcode.Wrap(errcode.PermissionDenied, err, "cannot lock %s", st.Path)
+		}
+		return nil, errcode.Wrap(errcode.ConfigLocked, err, "cannot lock %s", st.Path)
+	}
+	defer lock.Unlock()
+
+	s, warnings, err := st.Load()
+	if err != nil {
+		return warnings, err
+	}
+	if err := fn(s); err != nil {
+		return warnings, err
+	}
+	return warnings, st.write(s)
+}
+
+func (st *Store) write(s *Settings) error {
+	data, err := s.Marshal()
+	if err != nil {
+		return errcode.Wrap(errcode.Internal, err, "encode %s", st.Path)
+	}
+	mode := st.Mode
+	if mode == 0 {
+		mode = 0o640
+	}
+	if err := layout.WriteFileAtomic(st.Path, data, layout.WriteOptions{Mode: mode, Owner: st.Owner}); err != nil {
+		return permOr(err, errcode.WriteFailed, "cannot write %s", st.Path)
+	}
+	return nil
+}
+
+// Reset moves the current file aside (kept as "<path>.bad-<time>", even if
+// it is corrupt) and writes one with only the defaults. It returns the path
+// the old file was moved to, or "" if there was none.
+func (st *Store) Reset(ctx context.Context, now time.Time) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(st.Path), 0o755); err != nil {
+		return "", permOr(err, errcode.WriteFailed, "cannot create %s", filepath.Dir(st.Path))
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	lock, err := layout.LockFile(lctx, st.Path)
+	if err != nil {
+		return "", permOr(err, errcode.ConfigLocked, "cannot lock %s", st.Path)
+	}
+	defer lock.Unlock()
+	aside := ""
+	if _, err := os.Lstat(st.Path); err == nil {
+		aside = fmt.Sprintf("%s.bad-%s", st.Path, now.UTC().Format("20060102T150405Z"))
+		if err := os.Link(st.Path, aside); err != nil {
+			return "", permOr(err, errcode.WriteFailed, "cannot keep a copy of %s", st.Path)
+		}
+	}
+	return aside, st.write(NewSettings())
+}
+
+func permOr(err error, code errcode.Code, format string, args ...any) error {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		return errcode.Wrap(errcode.PermissionDenied, err, format, args...)
+	}
+	return errcode.Wrap(code, err, format, args...)
+}
