@@ -1,0 +1,71 @@
+package reports
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+func init() { Register("json", func(Options) Writer { return JSONWriter{} }) }
+
+// JSONWriter writes the versioned JSON report. Results are encoded one at a
+// time so memory stays flat however many there are.
+type JSONWriter struct{}
+
+// Write encodes r as indented JSON.
+func (JSONWriter) Write(w io.Writer, r *Report) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	// Encode the report without its results, then splice the results in as
+	// a stream: same document as json.MarshalIndent, without building it.
+	head := *r
+	head.Results = nil
+	head.normalize()
+	b, err := json.MarshalIndent(head, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode report: %w", err)
+	}
+	const marker = "\n  \"results\": null,"
+	i := bytes.Index(b, []byte(marker))
+	if i < 0 {
+		return fmt.Errorf("encode report: results field not found")
+	}
+	bw.Write(b[:i])
+	if len(r.Results) == 0 {
+		bw.WriteString("\n  \"results\": [],")
+	} else {
+		bw.WriteString("\n  \"results\": [")
+		for n := range r.Results {
+			if n > 0 {
+				bw.WriteByte(',')
+			}
+			bw.WriteString("\n    ")
+			rb, err := json.MarshalIndent(&r.Results[n], "    ", "  ")
+			if err != nil {
+				return fmt.Errorf("encode result %d: %w", n, err)
+			}
+			bw.Write(rb)
+		}
+		bw.WriteString("\n  ],")
+	}
+	bw.Write(b[i+len(marker):])
+	bw.WriteByte('\n')
+	return bw.Flush()
+}
+
+// ReadJSON decodes a JSON report and checks its schema version.
+func ReadJSON(rd io.Reader) (*Report, error) {
+	dec := json.NewDecoder(bufio.NewReader(rd))
+	var r Report
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("not an arcagent JSON report: %w", err)
+	}
+	if r.SchemaVersion == 0 {
+		return nil, fmt.Errorf("not an arcagent JSON report: schemaVersion is missing")
+	}
+	if r.SchemaVersion > SchemaVersion {
+		return nil, fmt.Errorf("report schemaVersion %d is newer than this arcagent understands (%d): upgrade arcagent", r.SchemaVersion, SchemaVersion)
+	}
+	return &r, nil
+}

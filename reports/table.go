@@ -1,0 +1,118 @@
+package reports
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+)
+
+func init() { Register("table", func(o Options) Writer { return TableWriter{Color: o.Color} }) }
+
+// TableWriter writes a human-readable summary and a table of every result
+// that is not a pass.
+type TableWriter struct {
+	Color bool
+}
+
+var sevColor = map[Severity]string{
+	SeverityCritical: "\x1b[1;31m", SeverityHigh: "\x1b[31m", SeverityMedium: "\x1b[33m", SeverityLow: "\x1b[36m", SeverityInfo: "\x1b[2m",
+}
+
+// Write renders r.
+func (t TableWriter) Write(w io.Writer, r *Report) error {
+	tgt := r.Target.Host
+	switch r.Target.Kind {
+	case TargetRoot:
+		tgt += " (root " + r.Target.Root + ")"
+	case TargetPlanned:
+		tgt += " (planned configuration " + r.Target.Planned + ")"
+	}
+	fmt.Fprintf(w, "arcagent audit of %s, profiles %s\n", tgt, strings.Join(r.Profiles, ", "))
+	if r.Target.Note != "" {
+		fmt.Fprintf(w, "note: %s\n", r.Target.Note)
+	}
+	fmt.Fprintln(w)
+	tw := tablewriter.NewWriter(w)
+	tw.Header([]string{"Status", "Severity", "Rule", "Resource", "Message"})
+	rows := 0
+	for _, res := range r.Results {
+		if res.Status == StatusPass {
+			continue
+		}
+		msg := res.Message
+		if res.Status == StatusNotApplicable || res.Status == StatusError {
+			if res.Reason != "" {
+				msg = res.Reason
+			}
+		}
+		if res.Waiver != nil {
+			msg += " [waived: " + res.Waiver.Justification + "]"
+		}
+		if res.Baseline != "" {
+			msg += " [" + res.Baseline + "]"
+		}
+		sev := string(res.Severity)
+		if t.Color {
+			sev = sevColor[res.Severity] + sev + "\x1b[0m"
+		}
+		if err := tw.Append([]string{string(res.Status), sev, res.RuleID, res.Resource, msg}); err != nil {
+			return fmt.Errorf("render table: %w", err)
+		}
+		rows++
+	}
+	if rows > 0 {
+		if err := tw.Render(); err != nil {
+			return fmt.Errorf("render table: %w", err)
+		}
+		fmt.Fprintln(w)
+	}
+	s := r.Summary
+	fmt.Fprintf(w, "%d results: %d failed, %d errors, %d waived, %d not applicable, %d passed\n",
+		s.Total, s.ByStatus[StatusFail], s.ByStatus[StatusError], s.ByStatus[StatusWaived], s.ByStatus[StatusNotApplicable], s.ByStatus[StatusPass])
+	var parts []string
+	for _, sev := range Severities {
+		if n := s.BySeverity[sev]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, sev))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "failed by severity: %s\n", strings.Join(parts, ", "))
+	}
+	if r.Baseline != nil {
+		fmt.Fprintf(w, "against baseline %s: %d new, %d unchanged, %d fixed\n", r.Baseline.Source, r.Baseline.New, r.Baseline.Unchanged, len(r.Baseline.Fixed))
+	}
+	for _, wv := range r.Waivers {
+		if wv.Expired {
+			fmt.Fprintf(w, "expired waiver for %s (expired %s) no longer waives anything\n", wv.RuleID, wv.Expires.Format("2006-01-02"))
+		}
+	}
+	for _, ce := range r.CollectorErrors {
+		fmt.Fprintf(w, "could not collect %s: %s\n", ce.Collector, ce.Error)
+	}
+	if s.Gate {
+		fmt.Fprintf(w, "gate: FAILED (findings at or above %s)\n", r.FailOn)
+	} else {
+		fmt.Fprintf(w, "gate: passed (nothing at or above %s)\n", r.FailOn)
+	}
+	fixes := map[string]bool{}
+	for _, res := range r.Results {
+		if res.Status != StatusFail || fixes[res.RuleID] {
+			continue
+		}
+		fixes[res.RuleID] = true
+		if ru, _, ok := r.RuleByID(res.RuleID); ok && ru.Remediation != "" {
+			fmt.Fprintf(w, "fix %s: %s\n", ru.ID, firstLine(ru.Remediation))
+		}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
+}

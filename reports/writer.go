@@ -1,0 +1,160 @@
+package reports
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/arcagent/arcagent/agent/layout"
+)
+
+// Writer renders a report in one format.
+type Writer interface {
+	Write(w io.Writer, r *Report) error
+}
+
+// WriterFunc adapts a function to Writer.
+type WriterFunc func(w io.Writer, r *Report) error
+
+// Write calls f.
+func (f WriterFunc) Write(w io.Writer, r *Report) error { return f(w, r) }
+
+// Options are passed to writer factories.
+type Options struct {
+	// Color allows ANSI colours (table on a terminal).
+	Color bool
+}
+
+// Factory makes a Writer for the given options.
+type Factory func(Options) Writer
+
+var (
+	mu        sync.RWMutex
+	factories = map[string]Factory{}
+)
+
+// Register adds a format. Writers register themselves from init.
+func Register(name string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := factories[name]; dup {
+		panic("reports: format registered twice: " + name)
+	}
+	factories[name] = f
+}
+
+// Formats returns the registered format names, sorted.
+func Formats() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(factories))
+	for n := range factories {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// New returns the writer for a format.
+func New(name string, opts Options) (Writer, error) {
+	mu.RLock()
+	f, ok := factories[name]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown report format %q (known: %s)", name, strings.Join(Formats(), ", "))
+	}
+	return f(opts), nil
+}
+
+// Output is one requested output: a format and a file ("" or "-" = stdout).
+type Output struct {
+	Format string
+	File   string
+}
+
+// ParseOutput parses "FORMAT" or "FORMAT=FILE".
+func ParseOutput(spec string) (Output, error) {
+	format, file, _ := strings.Cut(spec, "=")
+	format = strings.ToLower(strings.TrimSpace(format))
+	if format == "" {
+		return Output{}, fmt.Errorf("empty output format in %q: use FORMAT or FORMAT=FILE", spec)
+	}
+	if _, err := New(format, Options{}); err != nil {
+		return Output{}, err
+	}
+	if strings.Contains(spec, "=") && strings.TrimSpace(file) == "" {
+		return Output{}, fmt.Errorf("no file after %q: use %s=FILE, or %s alone for standard output", format+"=", format, format)
+	}
+	return Output{Format: format, File: strings.TrimSpace(file)}, nil
+}
+
+// ParseOutputs parses several specs and refuses two outputs to one place.
+func ParseOutputs(specs []string) ([]Output, error) {
+	var outs []Output
+	seen := map[string]string{}
+	for _, s := range specs {
+		o, err := ParseOutput(s)
+		if err != nil {
+			return nil, err
+		}
+		dest := o.File
+		if dest == "" || dest == "-" {
+			dest = "-"
+		} else if abs, err := filepath.Abs(dest); err == nil {
+			dest = abs
+		}
+		if prev, dup := seen[dest]; dup {
+			where := "standard output"
+			if dest != "-" {
+				where = o.File
+			}
+			return nil, fmt.Errorf("formats %s and %s both write to %s: give one of them a file (FORMAT=FILE)", prev, o.Format, where)
+		}
+		seen[dest] = o.Format
+		outs = append(outs, o)
+	}
+	return outs, nil
+}
+
+// WriteAll writes r to every output. Files are written atomically (0644),
+// so a failed run never leaves half a report for CI to upload.
+func WriteAll(r *Report, outs []Output, stdout io.Writer, opts Options) error {
+	for _, o := range outs {
+		wr, err := New(o.Format, opts)
+		if err != nil {
+			return err
+		}
+		if o.File == "" || o.File == "-" {
+			if err := wr.Write(stdout, r); err != nil {
+				return fmt.Errorf("write %s report: %w", o.Format, err)
+			}
+			continue
+		}
+		plain, _ := New(o.Format, Options{})
+		err = layout.WriteAtomic(o.File, layout.WriteOptions{Mode: 0o644}, func(w io.Writer) error {
+			return plain.Write(w, r)
+		})
+		if err != nil {
+			return fmt.Errorf("write %s report to %s: %w", o.Format, o.File, err)
+		}
+	}
+	return nil
+}
+
+// OpenReport reads a saved JSON report from a file ("-" for stdin).
+func OpenReport(path string, stdin io.Reader) (*Report, error) {
+	var rd io.Reader = stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("open report: %w", err)
+		}
+		defer f.Close()
+		rd = f
+	}
+	return ReadJSON(rd)
+}
