@@ -1,0 +1,499 @@
+package signing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/errcode"
+)
+
+// Install records live beside the extension trees, in a hidden directory of
+// the extensions directory:
+//
+//	<ExtensionsDir>/<Publisher.Type-Version>/                 the tree
+//	<ExtensionsDir>/.arcagent/<Publisher.Type-Version>/manifest.json      the InstallRecord
+//	<ExtensionsDir>/.arcagent/<Publisher.Type-Version>/envelope.sig.json  the DSSE envelope, byte for byte
+const (
+	RecordsDirName   = ".arcagent"
+	RecordManifest   = "manifest.json"
+	RecordEnvelope   = "envelope.sig.json"
+	InstallRecordV1  = "https://arcagent.dev/install-record/v1"
+	maxRecordSize    = 64 << 20
+	extensionDirMode = 0o700
+)
+
+// RuntimePaths are written by the extension manager and the extension at
+// run time (DESIGN.md §7), not by the package: CheckTree ignores them.
+// A path matches itself and everything below it.
+var RuntimePaths = []string{"HandlerEnvironment.json", "config", "status", "heartbeat.log"}
+
+// InstallRecord is the manifest written beside an installed tree.
+type InstallRecord struct {
+	Schema        string       `json:"schema"`
+	Name          string       `json:"name"` // <Publisher>.<Type>-<Version>
+	Package       Package      `json:"package"`
+	PackageFile   string       `json:"packageFile"`
+	PackageSHA256 string       `json:"packageSha256"`
+	PackageSize   int64        `json:"packageSize"`
+	Signer        string       `json:"signer"` // trust entry name at install time
+	KeyID         string       `json:"keyId"`
+	InstalledAt   time.Time    `json:"installedAt"`
+	Files         []FileRecord `json:"files"`
+}
+
+// RecordDir is the directory holding the install record of name.
+func RecordDir(extensionsDir, name string) string {
+	return filepath.Join(extensionsDir, RecordsDirName, name)
+}
+
+// InstallOptions says what to install where.
+type InstallOptions struct {
+	Package       string // path of the zip
+	Envelope      []byte // nil: read Package+".sig.json"
+	Trust         *TrustStore
+	Expect        Expectation // what the control plane asked for
+	ExtensionsDir string      // layout.ExtensionsDir()
+	Limits        Limits
+	Replace       bool // replace an installed tree of the same name
+	Logger        *slog.Logger
+	Now           time.Time
+}
+
+// InstallResult describes an installed extension.
+type InstallResult struct {
+	Dir       string         `json:"dir"`
+	RecordDir string         `json:"recordDir"`
+	Record    *InstallRecord `json:"record"`
+	Verified  *Result        `json:"verified"`
+}
+
+// Install verifies a package (VerifyPackage, against opts.Trust), and only
+// then extracts it to <ExtensionsDir>/<Publisher.Type-Version> (mode 0700)
+// and writes its install record. The package is read once: the bytes that
+// are hashed are copied to a private staging file, and that copy is what
+// gets extracted, so a package changed after verification is never used.
+func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
+	if o.ExtensionsDir == "" {
+		return nil, errcode.New(errcode.Usage, "no extensions directory given")
+	}
+	// Read the envelope once: the bytes verified are the bytes recorded.
+	env := o.Envelope
+	if env == nil {
+		var err error
+		if env, err = readSmallFile(o.Package+SignatureSuffix, maxEnvelopeSize); err != nil {
+			return nil, fail(CodeFileAccess, ErrMalformedEnvelope, err, "read signature %s", o.Package+SignatureSuffix)
+		}
+	}
+	if err := os.MkdirAll(o.ExtensionsDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", o.ExtensionsDir, err)
+	}
+	recRoot := filepath.Join(o.ExtensionsDir, RecordsDirName)
+	if err := os.MkdirAll(recRoot, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", recRoot, err)
+	}
+	staging, err := os.MkdirTemp(recRoot, "staging-*")
+	if err != nil {
+		return nil, fmt.Errorf("create a staging directory in %s: %w", recRoot, err)
+	}
+	defer os.RemoveAll(staging)
+
+	copyPath := filepath.Join(staging, "package.zip")
+	cp, err := os.OpenFile(copyPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create staging copy: %w", err)
+	}
+	res, err := verifyPackage(ctx, VerifyOptions{Package: o.Package, Envelope: env, Trust: o.Trust, Expect: o.Expect, Logger: o.Logger}, cp)
+	if cerr := cp.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("write staging copy: %w", cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	name := res.Package.Name()
+	dest := filepath.Join(o.ExtensionsDir, name)
+	lock, err := layout.LockFile(ctx, filepath.Join(recRoot, name))
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	_, statErr := os.Lstat(dest)
+	exists := statErr == nil
+	if exists && !o.Replace {
+		return nil, fail(CodeAlreadyInstalled, ErrAlreadyInstalled, nil, "%s is already installed in %s", name, dest)
+	}
+
+	tree := filepath.Join(staging, "tree")
+	if err := os.Mkdir(tree, extensionDirMode); err != nil {
+		return nil, err
+	}
+	zf, err := os.Open(copyPath)
+	if err != nil {
+		return nil, err
+	}
+	files, err := ExtractReader(ctx, zf, res.Size, tree, o.Limits)
+	zf.Close()
+	if err != nil {
+		return nil, err
+	}
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	rec := &InstallRecord{
+		Schema: InstallRecordV1, Name: name, Package: res.Package,
+		PackageFile: res.Package.FileName(), PackageSHA256: res.SHA256, PackageSize: res.Size,
+		Signer: res.Signer, KeyID: res.KeyID, InstalledAt: now.UTC().Truncate(time.Second), Files: files,
+	}
+	recDir := RecordDir(o.ExtensionsDir, name)
+	if err := os.MkdirAll(recDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", recDir, err)
+	}
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	wo := layout.WriteOptions{Mode: 0o600, Owner: layout.Owner{User: layout.UserRoot, Group: layout.GroupRoot}}
+	if err := layout.WriteFileAtomic(filepath.Join(recDir, RecordEnvelope), env, wo); err != nil {
+		return nil, err
+	}
+	if err := layout.WriteFileAtomic(filepath.Join(recDir, RecordManifest), append(data, '\n'), wo); err != nil {
+		return nil, err
+	}
+	if exists {
+		old := filepath.Join(staging, "old")
+		if err := os.Rename(dest, old); err != nil {
+			return nil, fmt.Errorf("move the installed %s aside: %w", name, err)
+		}
+	}
+	if err := os.Rename(tree, dest); err != nil {
+		return nil, fmt.Errorf("move the extracted tree to %s: %w", dest, err)
+	}
+	if err := layout.SyncDir(o.ExtensionsDir); err != nil {
+		return nil, err
+	}
+	logger(o.Logger).Info("extension installed", "name", name, "dir", dest, "signer", res.Signer, "files", len(files))
+	return &InstallResult{Dir: dest, RecordDir: recDir, Record: rec, Verified: res}, nil
+}
+
+// ReadInstallRecord reads the install record and envelope of the extension
+// called name (<Publisher.Type-Version>) under extensionsDir.
+func ReadInstallRecord(extensionsDir, name string) (*InstallRecord, []byte, error) {
+	dir := RecordDir(extensionsDir, name)
+	data, err := readSmallFile(filepath.Join(dir, RecordManifest), maxRecordSize)
+	if err != nil {
+		return nil, nil, fail(CodeInstallRecord, ErrInstallRecord, err, "no install record for %s in %s", name, dir)
+	}
+	var rec InstallRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, nil, fail(CodeInstallRecord, ErrInstallRecord, err, "install record %s is corrupt", filepath.Join(dir, RecordManifest))
+	}
+	if rec.Schema != InstallRecordV1 || rec.Name != name {
+		return nil, nil, fail(CodeInstallRecord, ErrInstallRecord, nil, "install record %s is not a v1 record for %s", filepath.Join(dir, RecordManifest), name)
+	}
+	env, err := readSmallFile(filepath.Join(dir, RecordEnvelope), maxEnvelopeSize)
+	if err != nil {
+		return nil, nil, fail(CodeInstallRecord, ErrInstallRecord, err, "no recorded envelope for %s", name)
+	}
+	return &rec, env, nil
+}
+
+// ListInstalled returns the names of the extensions under extensionsDir: every
+// non-hidden directory and every install record, sorted, once each.
+func ListInstalled(extensionsDir string) ([]string, error) {
+	set := map[string]bool{}
+	for _, d := range []string{extensionsDir, filepath.Join(extensionsDir, RecordsDirName)} {
+		ents, err := os.ReadDir(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", d, err)
+		}
+		for _, e := range ents {
+			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && !strings.HasPrefix(e.Name(), "staging-") {
+				set[e.Name()] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Change kinds reported by CheckTree.
+const (
+	ChangeModified = "changed"
+	ChangeMissing  = "missing"
+	ChangeAdded    = "added"
+)
+
+// Change is one difference between a tree and its install record.
+type Change struct {
+	Path   string `json:"path"`
+	Kind   string `json:"kind"` // changed, missing, added
+	Detail string `json:"detail,omitempty"`
+}
+
+// TreeReport is the result of a tamper check.
+type TreeReport struct {
+	Dir     string   `json:"dir"`
+	Name    string   `json:"name"`
+	Changes []Change `json:"changes"`
+}
+
+// Clean reports whether the tree matches its record.
+func (r *TreeReport) Clean() bool { return len(r.Changes) == 0 }
+
+// Err returns an ErrTreeTampered error (ARC0117) listing the changes, or nil.
+func (r *TreeReport) Err() error {
+	if r.Clean() {
+		return nil
+	}
+	return fail(CodeTreeTampered, ErrTreeTampered, nil, "%s: %d path(s) differ from the install record", r.Dir, len(r.Changes))
+}
+
+// CheckTree compares an installed tree (<ExtensionsDir>/<name>) with the
+// install record beside it and lists changed, missing and added paths.
+// Paths under RuntimePaths are ignored. A missing record is an error
+// (ErrInstallRecord); differences are not errors, see TreeReport.Err.
+func CheckTree(ctx context.Context, dir string) (*TreeReport, error) {
+	dir = filepath.Clean(dir)
+	name := filepath.Base(dir)
+	rec, _, err := ReadInstallRecord(filepath.Dir(dir), name)
+	if err != nil {
+		return nil, err
+	}
+	return CompareTree(ctx, dir, rec.Files)
+}
+
+func isRuntimePath(p string) bool {
+	for _, r := range RuntimePaths {
+		if p == r || strings.HasPrefix(p, r+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// CompareTree compares dir with the records of files.
+func CompareTree(ctx context.Context, dir string, files []FileRecord) (*TreeReport, error) {
+	rep := &TreeReport{Dir: dir, Name: filepath.Base(dir), Changes: []Change{}}
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() {
+		for _, f := range files {
+			if !isRuntimePath(f.Path) {
+				rep.Changes = append(rep.Changes, Change{Path: f.Path, Kind: ChangeMissing, Detail: "the extension directory is gone"})
+			}
+		}
+		return rep, nil
+	}
+	want := map[string]FileRecord{}
+	for _, f := range files {
+		want[f.Path] = f
+	}
+	paths := make([]string, 0, len(files))
+	for p := range want {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if isRuntimePath(p) {
+			continue
+		}
+		if c := compareOne(ctx, filepath.Join(dir, filepath.FromSlash(p)), want[p]); c != nil {
+			rep.Changes = append(rep.Changes, *c)
+		}
+	}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // a vanished path is reported as missing above
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		if rel == "." {
+			return nil
+		}
+		if isRuntimePath(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if _, ok := want[rel]; !ok {
+			rep.Changes = append(rep.Changes, Change{Path: rel, Kind: ChangeAdded, Detail: typeOf(d.Type())})
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(rep.Changes, func(i, j int) bool { return rep.Changes[i].Path < rep.Changes[j].Path })
+	return rep, nil
+}
+
+func typeOf(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "new " + TypeDir
+	case m&fs.ModeSymlink != 0:
+		return "new " + TypeSymlink
+	case m.IsRegular():
+		return "new " + TypeFile
+	}
+	return "new special file"
+}
+
+func compareOne(ctx context.Context, abs string, want FileRecord) *Change {
+	c := &Change{Path: want.Path, Kind: ChangeModified}
+	fi, err := os.Lstat(abs)
+	if err != nil {
+		c.Kind, c.Detail = ChangeMissing, ""
+		return c
+	}
+	got := TypeFile
+	switch {
+	case fi.IsDir():
+		got = TypeDir
+	case fi.Mode()&fs.ModeSymlink != 0:
+		got = TypeSymlink
+	case !fi.Mode().IsRegular():
+		got = "special file"
+	}
+	if got != want.Type {
+		c.Detail = fmt.Sprintf("was a %s, is a %s", want.Type, got)
+		return c
+	}
+	switch want.Type {
+	case TypeSymlink:
+		t, err := os.Readlink(abs)
+		if err != nil || t != want.Target {
+			c.Detail = fmt.Sprintf("link target %q, recorded %q", t, want.Target)
+			return c
+		}
+	case TypeFile:
+		if exec := fi.Mode().Perm()&0o111 != 0; exec != want.Exec {
+			c.Detail = fmt.Sprintf("executable bit is %v, recorded %v", exec, want.Exec)
+			return c
+		}
+		if fi.Mode().Perm()&0o022 != 0 || fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
+			c.Detail = fmt.Sprintf("mode %s is looser than installed", fi.Mode())
+			return c
+		}
+		if fi.Size() != want.Size {
+			c.Detail = fmt.Sprintf("size %d, recorded %d", fi.Size(), want.Size)
+			return c
+		}
+		sum, _, err := HashFile(ctx, abs)
+		if err != nil {
+			c.Detail = "cannot be read: " + err.Error()
+			return c
+		}
+		if sum != want.SHA256 {
+			c.Detail = "content differs (sha256 " + sum[:12] + "…)"
+			return c
+		}
+	}
+	return nil
+}
+
+// Verdict is the answer for one installed extension.
+type Verdict struct {
+	Name    string       `json:"name"`
+	Dir     string       `json:"dir"`
+	Valid   bool         `json:"valid"`
+	Reason  string       `json:"reason"`
+	Code    errcode.Code `json:"code,omitempty"` // set when not valid
+	Signer  string       `json:"signer,omitempty"`
+	KeyID   string       `json:"keyId,omitempty"`
+	Package Package      `json:"package"`
+	SHA256  string       `json:"sha256,omitempty"`
+	Changes []Change     `json:"changes,omitempty"`
+}
+
+// VerifyRecord checks a recorded envelope against the trust store without
+// the package file: signature by a trusted key allowed for the publisher,
+// statement equal to the record's publisher/type/version, subject digest
+// and size equal to the recorded package digest and size.
+func VerifyRecord(ctx context.Context, store *TrustStore, rec *InstallRecord, envelope []byte) (*Result, error) {
+	var keys []*TrustedKey
+	if store != nil {
+		keys = store.Keys
+	}
+	exp := Expectation{Publisher: rec.Package.Publisher, Type: rec.Package.Type, Version: rec.Package.Version}
+	st, signer, err := VerifyEnvelope(ctx, envelope, keys, exp)
+	if err != nil {
+		return nil, err
+	}
+	if st.SHA256() != rec.PackageSHA256 || st.Predicate.Size != rec.PackageSize {
+		return nil, fail(CodeDigestMismatch, ErrDigestMismatch, nil, "the recorded envelope signs sha256 %s (%d bytes), the record says %s (%d bytes)", st.SHA256(), st.Predicate.Size, rec.PackageSHA256, rec.PackageSize)
+	}
+	if st.Package().Name() != rec.Name {
+		return nil, fail(CodeStatementMismatch, ErrStatementMismatch, nil, "the recorded envelope is for %s, the record for %s", st.Package().Name(), rec.Name)
+	}
+	return &Result{Statement: st, Package: st.Package(), Signer: signer.Name, KeyID: signer.KeyID, SHA256: st.SHA256(), Size: st.Predicate.Size}, nil
+}
+
+// CheckInstalled gives the verdict on an installed extension: its recorded
+// envelope verified against store (VerifyRecord) and, when checkTree is
+// set, its files compared with the record (CheckTree). It fails closed:
+// any error becomes an invalid verdict with the error's code and message.
+func CheckInstalled(ctx context.Context, store *TrustStore, extensionsDir, name string, checkTree bool) *Verdict {
+	v := &Verdict{Name: name, Dir: filepath.Join(extensionsDir, name)}
+	invalid := func(err error) *Verdict {
+		v.Valid, v.Reason = false, err.Error()
+		var ce *errcode.Error
+		if errors.As(err, &ce) {
+			v.Code = ce.Code
+		}
+		return v
+	}
+	if path.Base(name) != name || strings.HasPrefix(name, ".") {
+		return invalid(fail(CodeInstallRecord, ErrInstallRecord, nil, "%q is not an extension name", name))
+	}
+	rec, env, err := ReadInstallRecord(extensionsDir, name)
+	if err != nil {
+		return invalid(err)
+	}
+	v.Package, v.SHA256 = rec.Package, rec.PackageSHA256
+	res, err := VerifyRecord(ctx, store, rec, env)
+	if err != nil {
+		return invalid(err)
+	}
+	v.Signer, v.KeyID = res.Signer, res.KeyID
+	if checkTree {
+		rep, err := CompareTree(ctx, v.Dir, rec.Files)
+		if err != nil {
+			return invalid(err)
+		}
+		v.Changes = rep.Changes
+		if err := rep.Err(); err != nil {
+			return invalid(err)
+		}
+	}
+	v.Valid = true
+	v.Reason = fmt.Sprintf("signed by trusted key %q for publisher %s", res.Signer, rec.Package.Publisher)
+	if checkTree {
+		v.Reason += "; files match the install record"
+	}
+	return v
+}

@@ -1,0 +1,340 @@
+package signing
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/dsse"
+)
+
+// SignatureSuffix is appended to a package path to name its envelope.
+const SignatureSuffix = ".sig.json"
+
+// hashBufSize is the read size while hashing: large enough to run SHA-256
+// at full speed, small and fixed so memory does not grow with the package.
+const hashBufSize = 1 << 20
+
+// Expectation is what the caller asked for. Empty fields accept whatever the
+// statement says (the signer must still be allowed for its publisher).
+type Expectation struct {
+	Publisher string
+	Type      string
+	Version   string
+}
+
+// IsZero reports whether nothing is expected.
+func (e Expectation) IsZero() bool { return e == Expectation{} }
+
+// VerifyOptions says what to verify and against which keys.
+type VerifyOptions struct {
+	// Package is the path of the zip.
+	Package string
+	// Envelope is the DSSE envelope; nil reads Package+".sig.json".
+	Envelope []byte
+	// Trust is the trust store; its entries' publisher lists apply.
+	Trust *TrustStore
+	// Key, when set, is used instead of Trust: a single key the caller trusts
+	// for any publisher (`package verify --key PUB`).
+	Key crypto.PublicKey
+	// Expect is the requested publisher, type and version.
+	Expect Expectation
+	// Logger receives debug records (nil: discard). Secrets are never logged.
+	Logger *slog.Logger
+}
+
+// Result is a successful verification.
+type Result struct {
+	Statement *Statement `json:"statement"`
+	Package   Package    `json:"package"`
+	Signer    string     `json:"signer"` // trust entry name ("--key" for a key given directly)
+	KeyID     string     `json:"keyId"`
+	SHA256    string     `json:"sha256"`
+	Size      int64      `json:"size"`
+}
+
+// VerifyPackage verifies a package and its envelope, failing closed in the
+// order of DESIGN.md §7: (1) the envelope is signed by a trusted key,
+// (2) that key's entry allows the statement's publisher, (3) the statement's
+// publisher/type/version equal opts.Expect, (4) the size and sha256 of the
+// bytes on disk equal the subject. The package is read once, in fixed-size
+// chunks: memory does not depend on its size.
+func VerifyPackage(ctx context.Context, opts VerifyOptions) (*Result, error) {
+	return verifyPackage(ctx, opts, nil)
+}
+
+func verifyPackage(ctx context.Context, opts VerifyOptions, tee io.Writer) (*Result, error) {
+	env := opts.Envelope
+	if env == nil {
+		var err error
+		env, err = readSmallFile(opts.Package+SignatureSuffix, maxEnvelopeSize)
+		if err != nil {
+			return nil, fail(CodeFileAccess, ErrMalformedEnvelope, err, "read signature %s", opts.Package+SignatureSuffix)
+		}
+	}
+	keys, err := verificationKeys(opts)
+	if err != nil {
+		return nil, err
+	}
+	st, signer, err := VerifyEnvelope(ctx, env, keys, opts.Expect)
+	if err != nil {
+		return nil, err
+	}
+	logger(opts.Logger).Debug("envelope verified", "signer", signer.Name, "package", st.Package().Name())
+	sum, size, err := checkFile(ctx, opts.Package, st, tee)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Statement: st, Package: st.Package(), Signer: signer.Name, KeyID: signer.KeyID, SHA256: sum, Size: size}, nil
+}
+
+func verificationKeys(opts VerifyOptions) ([]*TrustedKey, error) {
+	if opts.Key != nil {
+		k, err := DirectKey(opts.Key)
+		if err != nil {
+			return nil, err
+		}
+		return []*TrustedKey{k}, nil
+	}
+	if opts.Trust == nil {
+		return nil, fail(CodeNoTrustedKeys, ErrNoTrustedKeys, nil, "no trust store and no key given")
+	}
+	return opts.Trust.Keys, nil
+}
+
+// DirectKey wraps a public key the caller trusts for every publisher (the
+// `--key PUB` case) as a trust entry named "--key".
+func DirectKey(pub crypto.PublicKey) (*TrustedKey, error) {
+	v, err := NewVerifier(pub)
+	if err != nil {
+		return nil, err
+	}
+	id, err := KeyID(pub)
+	if err != nil {
+		return nil, err
+	}
+	alg, _ := checkAlgorithm(pub)
+	return &TrustedKey{Name: "--key", Algorithm: alg, KeyID: id, pub: pub, verifier: v, anyPublisher: true}, nil
+}
+
+// VerifyEnvelope runs steps 1–3 of the verification on an envelope alone:
+// signature by one of keys, publisher allowed for that key, statement equal
+// to expect. It returns the statement and the key that vouched for it. The
+// audit engine uses it (through VerifyInstalled) without the package file.
+func VerifyEnvelope(ctx context.Context, envelope []byte, keys []*TrustedKey, expect Expectation) (*Statement, *TrustedKey, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	if _, _, err := ParseEnvelope(envelope, PayloadType); err != nil {
+		return nil, nil, err
+	}
+	if len(keys) == 0 {
+		return nil, nil, fail(CodeNoTrustedKeys, ErrNoTrustedKeys, nil, "the trust store holds no keys, so nothing can be verified")
+	}
+	var signers []*TrustedKey
+	var payload []byte
+	for _, k := range keys {
+		if k == nil || k.verifier == nil {
+			continue
+		}
+		var p []byte
+		v := dsse.WrapVerifier(k.verifier, dsse.WithExpectedPayloadType(PayloadType), dsse.WithDecodedPayload(&p))
+		if err := v.VerifySignature(bytes.NewReader(envelope), nil); err != nil {
+			continue
+		}
+		if payload != nil && !bytes.Equal(payload, p) {
+			return nil, nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, nil, "keys verified different payloads")
+		}
+		payload = p
+		signers = append(signers, k)
+	}
+	if len(signers) == 0 {
+		return nil, nil, fail(CodeBadSignature, ErrUntrustedSigner, nil, "the envelope is not signed by any of the %d trusted key(s), or the signature is invalid", len(keys))
+	}
+	st, err := ParseStatement(payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub := st.Predicate.Publisher
+	var signer *TrustedKey
+	for _, k := range signers {
+		if k.anyPublisher || k.AllowsPublisher(pub) {
+			signer = k
+			break
+		}
+	}
+	if signer == nil {
+		names := make([]string, 0, len(signers))
+		for _, k := range signers {
+			names = append(names, fmt.Sprintf("%q (may sign for %s)", k.Name, strings.Join(k.Publishers, ", ")))
+		}
+		return nil, nil, fail(CodePublisherNotAllowed, ErrPublisherNotAllowed, nil, "signed by trusted key %s, which is not allowed to sign for publisher %q", strings.Join(names, ", "), pub)
+	}
+	got := st.Package()
+	var diffs []string
+	if expect.Publisher != "" && !strings.EqualFold(expect.Publisher, got.Publisher) {
+		diffs = append(diffs, fmt.Sprintf("publisher %q, not %q", got.Publisher, expect.Publisher))
+	}
+	if expect.Type != "" && !strings.EqualFold(expect.Type, got.Type) {
+		diffs = append(diffs, fmt.Sprintf("type %q, not %q", got.Type, expect.Type))
+	}
+	if expect.Version != "" && expect.Version != got.Version {
+		diffs = append(diffs, fmt.Sprintf("version %q, not %q", got.Version, expect.Version))
+	}
+	if len(diffs) > 0 {
+		return nil, nil, fail(CodeStatementMismatch, ErrStatementMismatch, nil, "the signed statement is for %s: %s", got.Name(), strings.Join(diffs, "; "))
+	}
+	return st, signer, nil
+}
+
+// checkFile is step 4: size, then sha256 of the bytes, read once. Bytes are
+// copied to tee (when not nil) as they are hashed.
+func checkFile(ctx context.Context, path string, st *Statement, tee io.Writer) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, fail(CodeFileAccess, ErrDigestMismatch, err, "open package")
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", 0, fail(CodeFileAccess, ErrDigestMismatch, err, "inspect package")
+	}
+	if !fi.Mode().IsRegular() {
+		return "", 0, fail(CodeFileAccess, ErrDigestMismatch, nil, "%s is not a regular file", path)
+	}
+	want := st.Predicate.Size
+	if fi.Size() != want {
+		return "", 0, fail(CodeDigestMismatch, ErrDigestMismatch, nil, "%s is %d bytes, the signed package is %d bytes", filepath.Base(path), fi.Size(), want)
+	}
+	h := sha256.New()
+	var w io.Writer = h
+	if tee != nil {
+		w = io.MultiWriter(h, tee)
+	}
+	n, err := copyCtx(ctx, w, io.LimitReader(f, want+1))
+	if err != nil {
+		return "", 0, fmt.Errorf("read package %s: %w", path, err)
+	}
+	if n != want {
+		return "", 0, fail(CodeDigestMismatch, ErrDigestMismatch, nil, "%s changed while it was read (%d bytes read, %d signed)", filepath.Base(path), n, want)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if sum != st.SHA256() {
+		return "", 0, fail(CodeDigestMismatch, ErrDigestMismatch, nil, "sha256 of %s is %s, the signed digest is %s", filepath.Base(path), sum, st.SHA256())
+	}
+	return sum, n, nil
+}
+
+// copyCtx copies with a fixed buffer and stops when ctx is done.
+func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
+	buf := make([]byte, hashBufSize)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		m, err := io.ReadFull(src, buf)
+		if m > 0 {
+			if _, werr := dst.Write(buf[:m]); werr != nil {
+				return n, werr
+			}
+			n += int64(m)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// HashFile returns the hex sha256 and size of a file, streaming.
+func HashFile(ctx context.Context, path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := copyCtx(ctx, h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// SignPackage hashes the package at path and returns a DSSE envelope over
+// the in-toto statement for p. The package must be a zip with a valid
+// HandlerManifest.json.
+func SignPackage(ctx context.Context, path string, p Package, signer signature.Signer) ([]byte, *Statement, error) {
+	if err := p.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if _, err := ReadPackageManifest(path); err != nil {
+		return nil, nil, err
+	}
+	sum, size, err := HashFile(ctx, path)
+	if err != nil {
+		return nil, nil, fail(CodeFileAccess, ErrDigestMismatch, err, "read package")
+	}
+	st := NewStatement(p, sum, size)
+	env, err := signStatement(st, signer)
+	return env, st, err
+}
+
+func signStatement(st *Statement, signers ...signature.Signer) ([]byte, error) {
+	payload, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	return signPayload(PayloadType, payload, signers...)
+}
+
+func signPayload(payloadType string, payload []byte, signers ...signature.Signer) ([]byte, error) {
+	ws := dsse.WrapMultiSigner(payloadType, signers...)
+	if ws == nil {
+		return nil, fail(CodeBadKey, ErrBadKey, nil, "cannot use the signing key")
+	}
+	env, err := ws.SignMessage(bytes.NewReader(payload))
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	return env, nil
+}
+
+// ParsePackageFileName splits "<Publisher>.<Type>-<Version>.zip".
+func ParsePackageFileName(name string) (Package, error) {
+	base := strings.TrimSuffix(filepath.Base(name), ".zip")
+	i := strings.LastIndex(base, "-")
+	if i < 0 {
+		return Package{}, fail(CodeBadPackageName, ErrBadPackageName, nil, "%q is not named <Publisher>.<Type>-<Version>.zip", filepath.Base(name))
+	}
+	rest := base[:i]
+	j := strings.LastIndex(rest, ".")
+	if j < 0 {
+		return Package{}, fail(CodeBadPackageName, ErrBadPackageName, nil, "%q is not named <Publisher>.<Type>-<Version>.zip", filepath.Base(name))
+	}
+	p := Package{Publisher: rest[:j], Type: rest[j+1:], Version: base[i+1:]}
+	if err := p.Validate(); err != nil {
+		return Package{}, err
+	}
+	return p, nil
+}
+
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
