@@ -1,0 +1,289 @@
+package apiv1
+
+import "time"
+
+// Error is the body of every error response.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Tags are free-form key/value labels on subscriptions, resource groups and
+// machines.
+type Tags map[string]string
+
+// Subscription is the top scope below the tenant.
+type Subscription struct {
+	ID          string    `json:"id"` // scope: /subscriptions/{subscriptionId}
+	SubID       string    `json:"subscriptionId"`
+	DisplayName string    `json:"displayName"`
+	Tags        Tags      `json:"tags"`
+	CreatedAt   time.Time `json:"createdAt"`
+}
+
+// CreateSubscriptionRequest is the body of POST /v1/subscriptions.
+type CreateSubscriptionRequest struct {
+	DisplayName string `json:"displayName"`
+	Tags        Tags   `json:"tags,omitempty"`
+}
+
+// ResourceGroup groups machines inside a subscription.
+type ResourceGroup struct {
+	ID             string    `json:"id"` // scope: /subscriptions/{sub}/resourceGroups/{name}
+	SubscriptionID string    `json:"subscriptionId"`
+	Name           string    `json:"name"`
+	Location       string    `json:"location"`
+	Tags           Tags      `json:"tags"`
+	CreatedAt      time.Time `json:"createdAt"`
+}
+
+// CreateResourceGroupRequest is the body of
+// POST /v1/subscriptions/{sub}/resourceGroups.
+type CreateResourceGroupRequest struct {
+	Name     string `json:"name"`
+	Location string `json:"location,omitempty"`
+	Tags     Tags   `json:"tags,omitempty"`
+}
+
+// RoleDefinition is a built-in role and the permissions it grants.
+type RoleDefinition struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Actions     []string `json:"actions"`
+}
+
+// RoleAssignment grants a role to a principal at a scope and below.
+type RoleAssignment struct {
+	ID        string    `json:"id"`
+	Principal string    `json:"principal"`
+	Role      string    `json:"role"`
+	Scope     string    `json:"scope"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// CreateRoleAssignmentRequest is the body of POST /v1/roleAssignments.
+type CreateRoleAssignmentRequest struct {
+	Principal string `json:"principal"`
+	Role      string `json:"role"`
+	Scope     string `json:"scope"`
+}
+
+// CreateAPITokenRequest is the body of POST /v1/apiTokens.
+type CreateAPITokenRequest struct {
+	Principal   string `json:"principal"`
+	ExpiresIn   string `json:"expiresIn,omitempty"` // Go duration, e.g. "720h"; empty: 90 days
+	Description string `json:"description,omitempty"`
+}
+
+// APIToken describes an operator token. Token is set only in the response
+// that created it; the server keeps only its hash.
+type APIToken struct {
+	ID          string     `json:"id"`
+	Principal   string     `json:"principal"`
+	Description string     `json:"description,omitempty"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
+	Token       string     `json:"token,omitempty"`
+}
+
+// Whoami answers GET /v1/whoami.
+type Whoami struct {
+	Principal   string           `json:"principal"`
+	TenantID    string           `json:"tenantId"`
+	Assignments []RoleAssignment `json:"roleAssignments"`
+}
+
+// CreateOnboardingRequest is the body of POST /v1/onboardingCredentials.
+type CreateOnboardingRequest struct {
+	SubscriptionID string `json:"subscriptionId"`
+	ResourceGroup  string `json:"resourceGroup"`
+	ExpiresIn      string `json:"expiresIn"` // Go duration, at most 30 days
+	Uses           int    `json:"uses"`      // how many machines may register with it, 1..10000
+	Description    string `json:"description,omitempty"`
+}
+
+// OnboardingCredential describes an onboarding credential. Secret is set
+// only in the response that created it.
+type OnboardingCredential struct {
+	ID             string     `json:"id"`
+	Scope          string     `json:"scope"`
+	SubscriptionID string     `json:"subscriptionId"`
+	ResourceGroup  string     `json:"resourceGroup"`
+	Description    string     `json:"description,omitempty"`
+	CreatedBy      string     `json:"createdBy"`
+	CreatedAt      time.Time  `json:"createdAt"`
+	ExpiresAt      time.Time  `json:"expiresAt"`
+	UsesLeft       int        `json:"usesLeft"`
+	UsesTotal      int        `json:"usesTotal"`
+	RevokedAt      *time.Time `json:"revokedAt,omitempty"`
+	State          string     `json:"state"` // Active, Expired, UsedUp, Revoked
+	Secret         string     `json:"secret,omitempty"`
+}
+
+// Inventory is what a machine reports about itself at registration.
+type Inventory struct {
+	Hostname     string `json:"hostname"`
+	OSType       string `json:"osType"` // linux, windows
+	OSName       string `json:"osName,omitempty"`
+	OSVersion    string `json:"osVersion,omitempty"`
+	Kernel       string `json:"kernel,omitempty"`
+	Arch         string `json:"arch,omitempty"`
+	AgentVersion string `json:"agentVersion"`
+	FQDN         string `json:"fqdn,omitempty"`
+	CPUs         int    `json:"cpus,omitempty"`
+	MemoryMB     int64  `json:"memoryMB,omitempty"`
+	Manufacturer string `json:"manufacturer,omitempty"`
+	Model        string `json:"model,omitempty"`
+	VMID         string `json:"vmId,omitempty"` // hardware/SMBIOS UUID if known
+}
+
+// RegisterRequest is the body of POST /v1/machines/register. The onboarding
+// credential travels in the Authorization header: "Bearer <secret>".
+type RegisterRequest struct {
+	Name      string    `json:"name,omitempty"` // default: inventory.hostname
+	PublicKey string    `json:"publicKey"`      // PEM "PUBLIC KEY" (PKIX), ECDSA P-256
+	Inventory Inventory `json:"inventory"`
+	Tags      Tags      `json:"tags,omitempty"`
+}
+
+// Registration answers a successful registration.
+type Registration struct {
+	MachineID        string `json:"machineId"`
+	ResourceID       string `json:"resourceId"`
+	Name             string `json:"name"`
+	SubscriptionID   string `json:"subscriptionId"`
+	ResourceGroup    string `json:"resourceGroup"`
+	TenantID         string `json:"tenantId"`
+	Location         string `json:"location"`
+	Audience         string `json:"audience"` // the aud every machine assertion must carry
+	Issuer           string `json:"issuer"`
+	HeartbeatSeconds int    `json:"heartbeatIntervalSeconds"`
+}
+
+// Machine statuses, computed from the last heartbeat.
+const (
+	StatusConnected    = "Connected"
+	StatusDisconnected = "Disconnected"
+	StatusExpired      = "Expired"
+)
+
+// Machine is a connected machine as operators see it.
+type Machine struct {
+	ID              string         `json:"id"`
+	ResourceID      string         `json:"resourceId"`
+	Name            string         `json:"name"`
+	SubscriptionID  string         `json:"subscriptionId"`
+	ResourceGroup   string         `json:"resourceGroup"`
+	Location        string         `json:"location"`
+	Status          string         `json:"status"`
+	LastHeartbeat   time.Time      `json:"lastHeartbeat"`
+	AgentVersion    string         `json:"agentVersion"`
+	Inventory       Inventory      `json:"inventory"`
+	Tags            Tags           `json:"tags"`
+	KeyThumbprint   string         `json:"keyThumbprint"`
+	CreatedAt       time.Time      `json:"createdAt"`
+	ReportedStatus  *MachineStatus `json:"reportedStatus,omitempty"`
+	DesiredStateTag string         `json:"desiredStateETag,omitempty"`
+}
+
+// UpdateMachineRequest is the body of PATCH /v1/machines/{id}.
+type UpdateMachineRequest struct {
+	Tags Tags `json:"tags"`
+}
+
+// HeartbeatRequest is the (optional) body of POST /v1/machines/{id}/heartbeat.
+type HeartbeatRequest struct {
+	AgentVersion string `json:"agentVersion,omitempty"`
+	AgentStatus  string `json:"agentStatus,omitempty"` // e.g. "Ready", "Degraded"
+}
+
+// HeartbeatResponse answers a heartbeat.
+type HeartbeatResponse struct {
+	Status           string `json:"status"`
+	HeartbeatSeconds int    `json:"heartbeatIntervalSeconds"`
+	DesiredStateETag string `json:"desiredStateETag"`
+}
+
+// ExtensionSpec is one extension the machine should have.
+type ExtensionSpec struct {
+	Name              string         `json:"name"`
+	Publisher         string         `json:"publisher"`
+	Type              string         `json:"type"`
+	Version           string         `json:"version"`
+	Settings          map[string]any `json:"settings,omitempty"`
+	ProtectedSettings string         `json:"protectedSettings,omitempty"` // encrypted to the machine key
+}
+
+// GuestConfigurationAssignment is one guest configuration policy assignment.
+type GuestConfigurationAssignment struct {
+	Name    string `json:"name"`
+	Policy  string `json:"policy"`
+	Version string `json:"version,omitempty"`
+	Mode    string `json:"mode"` // Audit, ApplyAndMonitor, ApplyAndAutoCorrect
+}
+
+// DesiredState is what the control plane wants the machine to run. It is
+// served with an ETag; agents poll with If-None-Match.
+type DesiredState struct {
+	Extensions                    []ExtensionSpec                `json:"extensions"`
+	GuestConfigurationAssignments []GuestConfigurationAssignment `json:"guestConfigurationAssignments"`
+}
+
+// ExtensionStatus is the reported state of one extension.
+type ExtensionStatus struct {
+	Name    string `json:"name"`
+	Version string `json:"version,omitempty"`
+	State   string `json:"state"` // e.g. Succeeded, Failed, Transitioning
+	Message string `json:"message,omitempty"`
+}
+
+// GuestConfigurationStatus is the reported compliance of one assignment.
+type GuestConfigurationStatus struct {
+	Name       string `json:"name"`
+	Compliance string `json:"complianceStatus"` // Compliant, NonCompliant, Pending, Error
+	Message    string `json:"message,omitempty"`
+}
+
+// MachineStatus is the body of PUT /v1/machines/{id}/status.
+type MachineStatus struct {
+	DesiredStateETag   string                     `json:"desiredStateETag,omitempty"`
+	Extensions         []ExtensionStatus          `json:"extensions"`
+	GuestConfiguration []GuestConfigurationStatus `json:"guestConfiguration"`
+	ReportedAt         time.Time                  `json:"reportedAt,omitempty"`
+}
+
+// TokenResponse answers POST /v1/machines/{id}/token?resource=R. The fields
+// follow what Azure SDK managed-identity clients expect.
+type TokenResponse struct {
+	AccessToken string `json:"access_token"`
+	ExpiresOn   string `json:"expires_on"` // unix seconds, as a string
+	ExpiresIn   string `json:"expires_in"` // seconds, as a string
+	NotBefore   string `json:"not_before"`
+	TokenType   string `json:"token_type"`
+	Resource    string `json:"resource"`
+}
+
+// OpenIDConfiguration is the subset of OIDC discovery that arcserver
+// publishes at /.well-known/openid-configuration.
+type OpenIDConfiguration struct {
+	Issuer                           string   `json:"issuer"`
+	JWKSURI                          string   `json:"jwks_uri"`
+	TokenEndpoint                    string   `json:"token_endpoint"`
+	ResponseTypesSupported           []string `json:"response_types_supported"`
+	SubjectTypesSupported            []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported"`
+	ClaimsSupported                  []string `json:"claims_supported"`
+}
+
+// List wraps every list response.
+type List[T any] struct {
+	Value []T `json:"value"`
+}
+
+// Assertion rules shared by agent and server.
+const (
+	// MaxAssertionLifetime is the longest exp-iat a machine assertion may have.
+	MaxAssertionLifetime = 5 * time.Minute
+	// AssertionType is the typ header of machine assertions.
+	AssertionType = "JWT"
+)

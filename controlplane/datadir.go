@@ -1,0 +1,261 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/controlplane/rbac"
+	"github.com/arcagent/arcagent/controlplane/store"
+	"github.com/arcagent/arcagent/errcode"
+)
+
+// Files in the data directory (mode 0700).
+const (
+	DBFile      = "arcserver.db"
+	CACertFile  = "ca.crt"
+	CAKeyFile   = "ca.key"
+	TLSCertFile = "tls.crt"
+	TLSKeyFile  = "tls.key"
+)
+
+// OwnerPrincipal is the principal of the first Owner token.
+const OwnerPrincipal = "owner"
+
+// InitOptions configures Init.
+type InitOptions struct {
+	DataDir string
+	// Hosts are extra DNS names or IPs for the generated TLS certificate
+	// (localhost, 127.0.0.1, ::1 and the host name are always included).
+	Hosts []string
+}
+
+// InitResult is what Init created. OwnerToken is shown once and never
+// stored in clear.
+type InitResult struct {
+	TenantID   string
+	OwnerToken string
+	CACert     string // path
+	TLSCert    string // path
+	DB         string // path
+}
+
+// Init creates a data directory: the tenant, a CA and TLS certificate, the
+// token-signing key and a first Owner API token.
+func Init(ctx context.Context, o InitOptions) (InitResult, error) {
+	dir := o.DataDir
+	if dir == "" {
+		return InitResult{}, errcode.New(apiv1.CodeDataDir, "--data DIR is required")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return InitResult{}, errcode.Wrap(apiv1.CodeDataDir, err, "create data directory %s", dir)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return InitResult{}, errcode.Wrap(apiv1.CodeDataDir, err, "protect data directory %s", dir)
+	}
+	dbPath := filepath.Join(dir, DBFile)
+	if _, err := os.Stat(dbPath); err == nil {
+		return InitResult{}, errcode.New(apiv1.CodeDataDir, "%s is already initialised (%s exists); serve it, or choose an empty directory", dir, dbPath)
+	}
+	st, err := store.OpenSQLite(ctx, dbPath)
+	if err != nil {
+		return InitResult{}, errcode.Wrap(apiv1.CodeStore, err, "create the database")
+	}
+	defer st.Close()
+	now := time.Now().UTC()
+	res := InitResult{TenantID: newUUID(), DB: dbPath, CACert: filepath.Join(dir, CACertFile), TLSCert: filepath.Join(dir, TLSCertFile)}
+
+	caPEM, caKeyPEM, ca, caKey, err := generateCA(res.TenantID, now)
+	if err != nil {
+		return res, err
+	}
+	crtPEM, keyPEM, err := generateServerCert(ca, caKey, defaultHosts(o.Hosts), now)
+	if err != nil {
+		return res, err
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode fs.FileMode
+	}{{CAKeyFile, caKeyPEM, 0o600}, {CACertFile, caPEM, 0o644}, {TLSKeyFile, keyPEM, 0o600}, {TLSCertFile, crtPEM, 0o644}} {
+		if err := layout.WriteFileAtomic(filepath.Join(dir, f.name), f.data, layout.WriteOptions{Mode: f.mode}); err != nil {
+			return res, errcode.Wrap(errcode.WriteFailed, err, "write %s", f.name)
+		}
+	}
+	if err := st.CreateTenant(ctx, store.Tenant{ID: res.TenantID, CreatedAt: now}); err != nil {
+		return res, errcode.Wrap(apiv1.CodeStore, err, "store the tenant")
+	}
+	if _, err := newSigningKey(ctx, st, now); err != nil {
+		return res, errcode.Wrap(apiv1.CodeStore, err, "create the token-signing key")
+	}
+	res.OwnerToken = newSecret(apiTokenPrefix)
+	if err := st.CreateAPIToken(ctx, store.APIToken{ID: newUUID(), Principal: OwnerPrincipal, Hash: hashSecret(res.OwnerToken), Description: "created by arcserver init", CreatedAt: now}); err != nil {
+		return res, errcode.Wrap(apiv1.CodeStore, err, "store the Owner token")
+	}
+	if err := st.CreateRoleAssignment(ctx, store.RoleAssignment{ID: newUUID(), Principal: OwnerPrincipal, Role: rbac.Owner, Scope: rbac.TenantScope, CreatedAt: now}); err != nil {
+		return res, errcode.Wrap(apiv1.CodeStore, err, "assign the Owner role")
+	}
+	return res, nil
+}
+
+// OpenStore opens the database of an initialised data directory.
+func OpenStore(ctx context.Context, dir string) (*store.SQLite, error) {
+	if dir == "" {
+		return nil, errcode.New(apiv1.CodeDataDir, "--data DIR is required")
+	}
+	p := filepath.Join(dir, DBFile)
+	if _, err := os.Stat(p); err != nil {
+		return nil, errcode.Wrap(apiv1.CodeDataDir, err, "%s is not an initialised data directory", dir)
+	}
+	st, err := store.OpenSQLite(ctx, p)
+	if err != nil {
+		return nil, errcode.Wrap(apiv1.CodeStore, err, "open the database")
+	}
+	return st, nil
+}
+
+// ServeOptions configures Serve.
+type ServeOptions struct {
+	DataDir string
+	Listen  string // host:port; default 127.0.0.1:8443
+	TLSCert string // default DATA/tls.crt
+	TLSKey  string // default DATA/tls.key
+	Issuer  string // default https://LISTEN
+	Logger  *slog.Logger
+	// TokenLifetime of issued tokens (default one hour).
+	TokenLifetime time.Duration
+	// ShutdownTimeout bounds the graceful shutdown (default 20s).
+	ShutdownTimeout time.Duration
+	// Ready, if set, is called with the bound address once listening.
+	Ready func(addr net.Addr)
+}
+
+// Serve runs the HTTPS server until ctx is cancelled (SIGTERM in the
+// command), then shuts down gracefully: no new connections, in-flight
+// requests finish, queued heartbeats are written, the database is closed.
+func Serve(ctx context.Context, o ServeOptions) error {
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:8443"
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return errcode.New(apiv1.CodeTLSConfig, "--tls-cert and --tls-key must be given together")
+	}
+	if o.TLSCert == "" {
+		o.TLSCert, o.TLSKey = filepath.Join(o.DataDir, TLSCertFile), filepath.Join(o.DataDir, TLSKeyFile)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 20 * time.Second
+	}
+	cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+	if err != nil {
+		return errcode.Wrap(apiv1.CodeTLSConfig, err, "load the TLS certificate %s and key %s", o.TLSCert, o.TLSKey)
+	}
+	st, err := OpenStore(ctx, o.DataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	srv, err := New(ctx, Config{Store: st, Issuer: o.Issuer, Logger: o.Logger, TokenLifetime: o.TokenLifetime})
+	if err != nil {
+		return errcode.Wrap(apiv1.CodeDataDir, err, "start the server")
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return errcode.Wrap(errcode.Usage, err, "listen on %s (is another arcserver running, or the port taken?)", o.Listen)
+	}
+	if o.Issuer == "" {
+		srv.SetIssuer("https://" + ln.Addr().String())
+	}
+	return RunHTTPS(ctx, srv, ln, cert, o.ShutdownTimeout, o.Logger, o.Ready)
+}
+
+// TLSConfig is the server's TLS configuration: TLS 1.2 or later.
+func TLSConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+}
+
+// RunHTTPS serves srv over TLS on ln until ctx ends, then shuts down.
+func RunHTTPS(ctx context.Context, srv *Server, ln net.Listener, cert tls.Certificate, grace time.Duration, log *slog.Logger, ready func(net.Addr)) error {
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	srv.Start(bg)
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		TLSConfig:         TLSConfig(cert),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(tls.NewListener(ln, hs.TLSConfig)) }()
+	log.Info("arcserver listening", "addr", ln.Addr().String(), "issuer", srv.Issuer(), "tenant", srv.TenantID())
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	var serveErr error
+	select {
+	case serveErr = <-errc:
+	case <-ctx.Done():
+		log.Info("arcserver shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
+		if err := hs.Shutdown(sctx); err != nil {
+			log.Warn("graceful shutdown timed out; closing connections", "err", err)
+			hs.Close()
+		}
+		cancel()
+		<-errc
+	}
+	srv.Close()
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serve HTTPS: %w", serveErr)
+	}
+	log.Info("arcserver stopped")
+	return nil
+}
+
+// Backup writes a consistent copy of a data directory's database to path
+// while the server may be running.
+func Backup(ctx context.Context, dir, path string) error {
+	st, err := OpenStore(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Backup(ctx, path); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return errcode.Wrap(errcode.Usage, err, "back up to %s", path)
+		}
+		return errcode.Wrap(apiv1.CodeStore, err, "back up to %s", path)
+	}
+	return nil
+}
+
+// LoadCAPool reads a PEM CA bundle into a pool.
+func LoadCAPool(path string) (*x509.CertPool, []byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read CA file %s: %w", path, err)
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		return nil, nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
+	}
+	return p, b, nil
+}

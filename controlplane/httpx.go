@@ -1,0 +1,198 @@
+package controlplane
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/errcode"
+)
+
+// Body limits.
+const (
+	maxBody       = 64 << 10  // ordinary requests
+	maxStatusBody = 256 << 10 // status uploads
+)
+
+// apiError is an error the API reports to the caller as {code, message}.
+type apiError struct {
+	code errcode.Code
+	msg  string
+}
+
+func (e *apiError) Error() string { return string(e.code) + ": " + e.msg }
+
+func errf(code errcode.Code, format string, args ...any) *apiError {
+	return &apiError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+func forbidden(perm, scope string) *apiError {
+	return errf(apiv1.CodeForbidden, "permission %s is required at scope %s (or a scope above it)", perm, scope)
+}
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"code":"ARC0210","message":"the response could not be encoded"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// writeError reports err. Errors that are not *apiError become a generic
+// 500 whose details only reach the log.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		ae = errf(apiv1.CodeServerError, "the server could not handle the request; the server log has the details (request id %s)", w.Header().Get("X-Request-Id"))
+	}
+	if ae.code == apiv1.CodeUnauthenticated || ae.code == apiv1.CodeAssertionInvalid || ae.code == apiv1.CodeOnboardingInvalid {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="arcserver"`)
+	}
+	writeJSON(w, apiv1.HTTPStatus(ae.code), apiv1.Error{Code: string(ae.code), Message: ae.msg})
+}
+
+// decodeBody reads a JSON request body strictly into dst: at most limit
+// bytes, Content-Type application/json (when given), no unknown fields, one
+// value and nothing after it.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return errf(apiv1.CodeUnsupportedMedia, "Content-Type %q is not accepted: send application/json", ct)
+		}
+	}
+	if r.ContentLength > limit {
+		return errf(apiv1.CodeTooLarge, "the request body is %d bytes; the limit is %d", r.ContentLength, limit)
+	}
+	return DecodeStrict(http.MaxBytesReader(w, r.Body, limit), limit, dst)
+}
+
+// DecodeStrict decodes exactly one JSON value from rd into dst, refusing
+// unknown fields, trailing data and bodies over limit bytes. Its errors are
+// worded for the API caller.
+func DecodeStrict(rd io.Reader, limit int64, dst any) error {
+	rd = io.LimitReader(rd, limit+1)
+	cr := &countReader{r: rd}
+	dec := json.NewDecoder(cr)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err, cr.n, limit)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if cr.n > limit {
+			return errf(apiv1.CodeTooLarge, "the request body is larger than the limit of %d bytes", limit)
+		}
+		return errf(apiv1.CodeBadRequest, "the request body has data after the JSON value: send exactly one JSON object")
+	}
+	if cr.n > limit {
+		return errf(apiv1.CodeTooLarge, "the request body is larger than the limit of %d bytes", limit)
+	}
+	return nil
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func jsonError(err error, read, limit int64) error {
+	var mbe *http.MaxBytesError
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &mbe) || read > limit:
+		return errf(apiv1.CodeTooLarge, "the request body is larger than the limit of %d bytes", limit)
+	case errors.Is(err, io.EOF):
+		return errf(apiv1.CodeBadRequest, "the request body is empty: send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errf(apiv1.CodeBadRequest, "the request body ends in the middle of the JSON value")
+	case errors.As(err, &syn):
+		return errf(apiv1.CodeBadRequest, "the request body is not valid JSON (at byte %d): %s", syn.Offset, syn.Error())
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return errf(apiv1.CodeBadRequest, "the request body must be a JSON object, not %s", typ.Value)
+		}
+		return errf(apiv1.CodeBadRequest, "field %q must be %s, not %s", field, jsonKind(typ.Type.Kind().String()), typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return errf(apiv1.CodeBadRequest, "%s is not accepted here: remove it (see docs/controlplane.md for the fields)", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return errf(apiv1.CodeBadRequest, "the request body cannot be read as JSON: %s", err.Error())
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "int", "int64", "int32", "uint", "uint64", "float64":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "map", "struct":
+		return "an object"
+	case "slice", "array":
+		return "a list"
+	}
+	return k
+}
+
+// statusRecorder remembers the status and size of a response for the log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// caller is filled in by authentication so the request log can name who
+// made the request (never how: tokens and assertions are not logged).
+type caller struct {
+	principal string
+	machine   string
+}
+
+type callerKey struct{}
+
+func logAttrs(c *caller) []slog.Attr {
+	var a []slog.Attr
+	if c.principal != "" {
+		a = append(a, slog.String("principal", c.principal))
+	}
+	if c.machine != "" {
+		a = append(a, slog.String("machine", c.machine))
+	}
+	return a
+}

@@ -1,0 +1,325 @@
+// Package controlplane is arcserver, the source of truth the agents talk
+// to: an HTTPS REST/JSON API under /v1 with scopes (subscriptions ›
+// resource groups › machines), role-based access control, onboarding
+// credentials, machine registration and heartbeats, desired state, and a
+// token issuer for machine managed identities with OIDC discovery and JWKS.
+//
+// Persistence is behind controlplane/store; scopes, roles and permissions
+// live in controlplane/rbac; the JSON wire types and error codes are in
+// controlplane/apiv1 so that clients (agent/cloud) share them.
+package controlplane
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/controlplane/store"
+)
+
+// Status thresholds (DESIGN.md §5).
+const (
+	DisconnectedAfter = 15 * time.Minute
+	ExpiredAfter      = 45 * 24 * time.Hour
+)
+
+// Config configures a Server.
+type Config struct {
+	Store store.Store
+	// Issuer is the https URL the server is reached at; it is the iss of
+	// issued tokens and the base of the OIDC discovery document.
+	Issuer string
+	Logger *slog.Logger
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+	// TokenLifetime of issued managed-identity tokens; 0 means one hour.
+	TokenLifetime time.Duration
+	// HeartbeatInterval the agents are told to use; 0 means 5 minutes.
+	HeartbeatInterval time.Duration
+	// KeyReload is how often signing keys are re-read from the store (to
+	// pick up `arcserver keys rotate`); 0 means one minute.
+	KeyReload time.Duration
+}
+
+// Server is the control plane's HTTP API.
+type Server struct {
+	st        store.Store
+	log       *slog.Logger
+	now       func() time.Time
+	issuer    string
+	audience  string
+	tenantID  string
+	tokenLife time.Duration
+	hbEvery   time.Duration
+	keyReload time.Duration
+
+	keys   *keyring
+	replay *replayCache
+	hb     *heartbeatBatcher
+	mux    *http.ServeMux
+
+	mu       sync.RWMutex
+	machines map[string]*machineEntry
+	reqSeq   atomic.Uint64
+}
+
+// machineEntry caches what authenticating a machine needs.
+type machineEntry struct {
+	pub        *ecdsa.PublicKey
+	resourceID string
+	lastHB     atomic.Int64 // unix ms
+	etag       atomic.Value // string
+}
+
+// New builds a server over an initialised store.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("controlplane: Config.Store is required")
+	}
+	s := &Server{
+		st:        cfg.Store,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		issuer:    strings.TrimRight(cfg.Issuer, "/"),
+		tokenLife: cfg.TokenLifetime,
+		hbEvery:   cfg.HeartbeatInterval,
+		keyReload: cfg.KeyReload,
+		replay:    newReplayCache(),
+		machines:  map[string]*machineEntry{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.tokenLife <= 0 {
+		s.tokenLife = time.Hour
+	}
+	if s.hbEvery <= 0 {
+		s.hbEvery = 5 * time.Minute
+	}
+	if s.keyReload <= 0 {
+		s.keyReload = time.Minute
+	}
+	t, err := s.st.Tenant(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("the database holds no tenant: run `arcserver init --data DIR` first: %w", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.tenantID = t.ID
+	s.audience = Audience(t.ID)
+	s.keys = &keyring{st: s.st, lifetime: s.tokenLife}
+	if err := s.keys.load(ctx, s.now()); err != nil {
+		return nil, err
+	}
+	s.hb = newHeartbeatBatcher(s.st, s.log)
+	s.routes()
+	return s, nil
+}
+
+// Audience is the aud a machine assertion must carry for a tenant.
+func Audience(tenantID string) string { return "urn:arcserver:tenant:" + tenantID }
+
+// SetIssuer sets the issuer URL (once the listen address is known).
+func (s *Server) SetIssuer(u string) { s.issuer = strings.TrimRight(u, "/") }
+
+// Issuer returns the issuer URL.
+func (s *Server) Issuer() string { return s.issuer }
+
+// TenantID returns the tenant's id.
+func (s *Server) TenantID() string { return s.tenantID }
+
+// RotateKey makes a new token-signing key active now and reloads the keys.
+func (s *Server) RotateKey(ctx context.Context) (string, error) {
+	kid, err := newSigningKey(ctx, s.st, s.now())
+	if err != nil {
+		return "", err
+	}
+	return kid, s.keys.load(ctx, s.now())
+}
+
+// ReloadKeys re-reads the signing keys from the store.
+func (s *Server) ReloadKeys(ctx context.Context) error { return s.keys.load(ctx, s.now()) }
+
+// Start runs the background work (heartbeat writer, key reload) until ctx
+// ends; Close waits for it.
+func (s *Server) Start(ctx context.Context) {
+	go s.hb.run()
+	go func() {
+		t := time.NewTicker(s.keyReload)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.keys.load(ctx, s.now()); err != nil && ctx.Err() == nil {
+					s.log.Warn("reload signing keys", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// Close flushes pending heartbeats. Call it after the HTTP server has shut
+// down.
+func (s *Server) Close() { s.hb.stop() }
+
+// Handler is the server's HTTP handler (every route, with logging,
+// recovery and JSON errors for unknown paths and methods).
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rid := fmt.Sprintf("%x-%d", start.UnixNano()&0xffffffff, s.reqSeq.Add(1))
+	w.Header().Set("X-Request-Id", rid)
+	rec := &statusRecorder{ResponseWriter: w}
+	c := &caller{}
+	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "request_id", rid)
+			if rec.status == 0 {
+				s.writeError(rec, r, errf(apiv1.CodeServerError, "the server failed while handling the request (request id %s)", rid))
+			}
+		}
+		level := slog.LevelInfo
+		if rec.status >= 500 {
+			level = slog.LevelError
+		}
+		if s.log.Enabled(r.Context(), level) {
+			attrs := []slog.Attr{
+				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", rec.status),
+				slog.Int64("bytes", rec.bytes), slog.Duration("duration", time.Since(start)),
+				slog.String("remote", r.RemoteAddr), slog.String("request_id", rid),
+			}
+			s.log.LogAttrs(r.Context(), level, "request", append(attrs, logAttrs(c)...)...)
+		}
+	}()
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		s.notRouted(rec, r)
+		return
+	}
+	h.ServeHTTP(rec, r)
+}
+
+// notRouted answers 405 (with Allow) when the path exists for another
+// method, 404 otherwise, both as JSON errors.
+func (s *Server) notRouted(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, p := s.mux.Handler(r2); p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(w, r, errf(apiv1.CodeMethodNotAllowed, "%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+		return
+	}
+	s.writeError(w, r, errf(apiv1.CodeNotFound, "there is no API at %s: see docs/controlplane.md for the paths", r.URL.Path))
+}
+
+func (s *Server) routes() {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /healthz", s.handleHealth)
+	m.HandleFunc("GET /.well-known/openid-configuration", s.handleDiscovery)
+	m.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+
+	m.HandleFunc("GET /v1/whoami", s.operator(s.handleWhoami))
+	m.HandleFunc("GET /v1/roleDefinitions", s.operator(s.handleRoleDefinitions))
+	m.HandleFunc("GET /v1/roleAssignments", s.operator(s.handleListRoleAssignments))
+	m.HandleFunc("POST /v1/roleAssignments", s.operator(s.handleCreateRoleAssignment))
+	m.HandleFunc("DELETE /v1/roleAssignments/{id}", s.operator(s.handleDeleteRoleAssignment))
+	m.HandleFunc("POST /v1/apiTokens", s.operator(s.handleCreateAPIToken))
+
+	m.HandleFunc("GET /v1/subscriptions", s.operator(s.handleListSubscriptions))
+	m.HandleFunc("POST /v1/subscriptions", s.operator(s.handleCreateSubscription))
+	m.HandleFunc("GET /v1/subscriptions/{sub}", s.operator(s.handleGetSubscription))
+	m.HandleFunc("GET /v1/subscriptions/{sub}/resourceGroups", s.operator(s.handleListResourceGroups))
+	m.HandleFunc("POST /v1/subscriptions/{sub}/resourceGroups", s.operator(s.handleCreateResourceGroup))
+	m.HandleFunc("GET /v1/subscriptions/{sub}/resourceGroups/{rg}", s.operator(s.handleGetResourceGroup))
+
+	m.HandleFunc("GET /v1/onboardingCredentials", s.operator(s.handleListOnboarding))
+	m.HandleFunc("POST /v1/onboardingCredentials", s.operator(s.handleCreateOnboarding))
+	m.HandleFunc("DELETE /v1/onboardingCredentials/{id}", s.operator(s.handleRevokeOnboarding))
+
+	m.HandleFunc("GET /v1/machines", s.operator(s.handleListMachines))
+	m.HandleFunc("GET /v1/machines/{id}", s.operator(s.handleGetMachine))
+	m.HandleFunc("PATCH /v1/machines/{id}", s.operator(s.handleUpdateMachine))
+	m.HandleFunc("DELETE /v1/machines/{id}", s.operator(s.handleDeleteMachine))
+
+	m.HandleFunc("POST /v1/machines/register", s.handleRegister)
+	m.HandleFunc("POST /v1/machines/{id}/heartbeat", s.machine(s.handleHeartbeat))
+	m.HandleFunc("GET /v1/machines/{id}/desiredState", s.machine(s.handleDesiredState))
+	m.HandleFunc("PUT /v1/machines/{id}/status", s.machine(s.handleStatus))
+	m.HandleFunc("POST /v1/machines/{id}/token", s.machine(s.handleToken))
+	s.mux = m
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, apiv1.OpenIDConfiguration{
+		Issuer:                           s.issuer,
+		JWKSURI:                          s.issuer + "/.well-known/jwks.json",
+		TokenEndpoint:                    s.issuer + "/v1/machines/{machineId}/token",
+		ResponseTypesSupported:           []string{"token"},
+		SubjectTypesSupported:            []string{"public"},
+		IDTokenSigningAlgValuesSupported: []string{"ES256"},
+		ClaimsSupported:                  []string{"iss", "sub", "aud", "iat", "nbf", "exp", "jti", "tid", "oid", "xms_mirid"},
+	})
+}
+
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.keys.jwks())
+}
+
+// etagOf is the strong ETag of a desired-state document.
+func etagOf(doc []byte) string {
+	h := sha256.Sum256(doc)
+	return `"` + hex.EncodeToString(h[:12]) + `"`
+}
+
+// emptyDesiredState is the document every new machine starts with.
+func emptyDesiredState() []byte {
+	b, _ := json.Marshal(apiv1.DesiredState{Extensions: []apiv1.ExtensionSpec{}, GuestConfigurationAssignments: []apiv1.GuestConfigurationAssignment{}})
+	return b
+}
+
+// machineStatus computes a machine's status from its last heartbeat.
+func machineStatus(last, now time.Time) string {
+	switch d := now.Sub(last); {
+	case d >= ExpiredAfter:
+		return apiv1.StatusExpired
+	case d >= DisconnectedAfter:
+		return apiv1.StatusDisconnected
+	}
+	return apiv1.StatusConnected
+}

@@ -1,0 +1,86 @@
+package store
+
+// migrations are applied in order at open; migration i brings the schema to
+// version i+1. Never edit a released migration: append a new one. Types
+// are kept portable between SQLite and PostgreSQL (TEXT, BIGINT, INTEGER).
+var migrations = []string{
+	// 1: initial schema.
+	`CREATE TABLE tenant (
+		id TEXT PRIMARY KEY,
+		created_at BIGINT NOT NULL
+	);
+	CREATE TABLE api_tokens (
+		id TEXT PRIMARY KEY,
+		principal TEXT NOT NULL,
+		hash TEXT NOT NULL UNIQUE,
+		description TEXT NOT NULL DEFAULT '',
+		created_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL DEFAULT 0
+	);
+	CREATE TABLE subscriptions (
+		id TEXT PRIMARY KEY,
+		display_name TEXT NOT NULL,
+		tags TEXT NOT NULL DEFAULT '{}',
+		created_at BIGINT NOT NULL
+	);
+	CREATE TABLE resource_groups (
+		subscription_id TEXT NOT NULL REFERENCES subscriptions(id),
+		name TEXT NOT NULL,
+		name_key TEXT NOT NULL,
+		location TEXT NOT NULL DEFAULT '',
+		tags TEXT NOT NULL DEFAULT '{}',
+		created_at BIGINT NOT NULL,
+		PRIMARY KEY (subscription_id, name_key)
+	);
+	CREATE TABLE role_assignments (
+		id TEXT PRIMARY KEY,
+		principal TEXT NOT NULL,
+		role TEXT NOT NULL,
+		scope TEXT NOT NULL,
+		scope_key TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		UNIQUE (principal, role, scope_key)
+	);
+	CREATE INDEX role_assignments_principal ON role_assignments (principal);
+	CREATE TABLE onboarding_credentials (
+		id TEXT PRIMARY KEY,
+		hash TEXT NOT NULL UNIQUE,
+		subscription_id TEXT NOT NULL,
+		resource_group TEXT NOT NULL,
+		description TEXT NOT NULL DEFAULT '',
+		created_by TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL,
+		uses_total INTEGER NOT NULL,
+		uses_left INTEGER NOT NULL,
+		revoked_at BIGINT NOT NULL DEFAULT 0
+	);
+	CREATE TABLE machines (
+		id TEXT PRIMARY KEY,
+		name TEXT NOT NULL,
+		name_key TEXT NOT NULL,
+		subscription_id TEXT NOT NULL,
+		resource_group TEXT NOT NULL,
+		rg_key TEXT NOT NULL,
+		resource_id TEXT NOT NULL,
+		public_key TEXT NOT NULL,
+		key_thumbprint TEXT NOT NULL,
+		inventory TEXT NOT NULL DEFAULT '{}',
+		tags TEXT NOT NULL DEFAULT '{}',
+		agent_version TEXT NOT NULL DEFAULT '',
+		created_at BIGINT NOT NULL,
+		last_heartbeat BIGINT NOT NULL,
+		onboarding_id TEXT NOT NULL DEFAULT '',
+		desired_state TEXT NOT NULL,
+		desired_etag TEXT NOT NULL,
+		status TEXT,
+		status_at BIGINT NOT NULL DEFAULT 0,
+		UNIQUE (subscription_id, rg_key, name_key)
+	);
+	CREATE TABLE signing_keys (
+		kid TEXT PRIMARY KEY,
+		private_pem TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		retired_at BIGINT NOT NULL DEFAULT 0
+	);`,
+}

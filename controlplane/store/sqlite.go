@@ -1,0 +1,702 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// SQLite is the embedded Store. It keeps two pools over one database file:
+// a single writer connection (SQLite allows one writer at a time, so
+// queueing in Go is cheaper than retrying on SQLITE_BUSY) and a pool of
+// readers, which WAL mode lets run beside the writer.
+type SQLite struct {
+	w    *sql.DB
+	r    *sql.DB
+	path string
+}
+
+var _ Store = (*SQLite)(nil)
+
+// OpenSQLite opens (creating if needed) the database at path, applies the
+// pending migrations and returns the store. The file is created 0600.
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create database %s: %w", path, err)
+		}
+		f.Close()
+	}
+	dsn := func(txlock string) string {
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+			q.Add("_pragma", p)
+		}
+		if txlock != "" {
+			q.Set("_txlock", txlock)
+		}
+		return "file:" + filepath.ToSlash(path) + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite", dsn("immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	r, err := sql.Open("sqlite", dsn(""))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	s := &SQLite{w: w, r: r, path: path}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes both pools.
+func (s *SQLite) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// SchemaVersion is the number of migrations the code knows.
+func SchemaVersion() int { return len(migrations) }
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("prepare schema migrations in %s: %w", s.path, err)
+	}
+	var cur int
+	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
+		return fmt.Errorf("read schema version of %s: %w", s.path, err)
+	}
+	if cur > len(migrations) {
+		return fmt.Errorf("database %s has schema version %d but this arcserver knows only %d: run a newer arcserver", s.path, cur, len(migrations))
+	}
+	for v := cur + 1; v <= len(migrations); v++ {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migrate %s to version %d: %w", s.path, v, err)
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate %s to version %d: %w", s.path, v, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, ms(time.Now())); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate %s to version %d: %w", s.path, v, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate %s to version %d: %w", s.path, v, err)
+		}
+	}
+	return nil
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func tagsJSON(t map[string]string) string {
+	if t == nil {
+		return "{}"
+	}
+	b, _ := json.Marshal(t)
+	return string(b)
+}
+
+func parseTags(s string) map[string]string {
+	m := map[string]string{}
+	_ = json.Unmarshal([]byte(s), &m)
+	return m
+}
+
+// isUnique reports whether err is a unique or primary-key violation.
+func isUnique(err error) bool {
+	if err == nil {
+		return false
+	}
+	var c interface{ Code() int }
+	if errors.As(err, &c) {
+		switch c.Code() {
+		case 2067, 1555: // SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY
+			return true
+		}
+	}
+	return strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return fmt.Errorf("read %s: %w", what, err)
+}
+
+func mustAffect(res sql.Result, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("update %s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("update %s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return nil
+}
+
+// Tenant returns the tenant, ErrNotFound before init.
+func (s *SQLite) Tenant(ctx context.Context) (Tenant, error) {
+	var t Tenant
+	var c int64
+	err := s.r.QueryRowContext(ctx, `SELECT id, created_at FROM tenant`).Scan(&t.ID, &c)
+	if err != nil {
+		return t, notFound(err, "tenant")
+	}
+	t.CreatedAt = fromMS(c)
+	return t, nil
+}
+
+// CreateTenant stores the tenant; a second tenant is a conflict.
+func (s *SQLite) CreateTenant(ctx context.Context, t Tenant) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create tenant: %w", err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenant`).Scan(&n); err != nil {
+		return fmt.Errorf("create tenant: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("tenant: %w", ErrConflict)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tenant (id, created_at) VALUES (?, ?)`, t.ID, ms(t.CreatedAt)); err != nil {
+		return fmt.Errorf("create tenant: %w", err)
+	}
+	return tx.Commit()
+}
+
+// CreateAPIToken stores an operator token's hash.
+func (s *SQLite) CreateAPIToken(ctx context.Context, t APIToken) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO api_tokens (id, principal, hash, description, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Principal, t.Hash, t.Description, ms(t.CreatedAt), ms(t.ExpiresAt))
+	if isUnique(err) {
+		return fmt.Errorf("api token %s: %w", t.ID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create api token: %w", err)
+	}
+	return nil
+}
+
+// APITokenByHash finds a token by the hash of its secret.
+func (s *SQLite) APITokenByHash(ctx context.Context, hash string) (APIToken, error) {
+	var t APIToken
+	var c, e int64
+	err := s.r.QueryRowContext(ctx, `SELECT id, principal, hash, description, created_at, expires_at FROM api_tokens WHERE hash = ?`, hash).
+		Scan(&t.ID, &t.Principal, &t.Hash, &t.Description, &c, &e)
+	if err != nil {
+		return t, notFound(err, "api token")
+	}
+	t.CreatedAt, t.ExpiresAt = fromMS(c), fromMS(e)
+	return t, nil
+}
+
+// CreateSubscription stores a subscription.
+func (s *SQLite) CreateSubscription(ctx context.Context, sub Subscription) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO subscriptions (id, display_name, tags, created_at) VALUES (?, ?, ?, ?)`,
+		sub.ID, sub.DisplayName, tagsJSON(sub.Tags), ms(sub.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("subscription %s: %w", sub.ID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create subscription: %w", err)
+	}
+	return nil
+}
+
+const subCols = `id, display_name, tags, created_at`
+
+func scanSub(sc interface{ Scan(...any) error }) (Subscription, error) {
+	var sub Subscription
+	var tags string
+	var c int64
+	err := sc.Scan(&sub.ID, &sub.DisplayName, &tags, &c)
+	sub.Tags, sub.CreatedAt = parseTags(tags), fromMS(c)
+	return sub, err
+}
+
+// Subscription returns one subscription by id (case-insensitive).
+func (s *SQLite) Subscription(ctx context.Context, id string) (Subscription, error) {
+	sub, err := scanSub(s.r.QueryRowContext(ctx, `SELECT `+subCols+` FROM subscriptions WHERE id = ?`, strings.ToLower(id)))
+	if err != nil {
+		return sub, notFound(err, "subscription "+id)
+	}
+	return sub, nil
+}
+
+// ListSubscriptions returns every subscription, oldest first.
+func (s *SQLite) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+subCols+` FROM subscriptions ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	defer rows.Close()
+	var out []Subscription
+	for rows.Next() {
+		sub, err := scanSub(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list subscriptions: %w", err)
+		}
+		out = append(out, sub)
+	}
+	return out, rows.Err()
+}
+
+// CreateResourceGroup stores a resource group; names are unique per
+// subscription regardless of case.
+func (s *SQLite) CreateResourceGroup(ctx context.Context, g ResourceGroup) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO resource_groups (subscription_id, name, name_key, location, tags, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		strings.ToLower(g.SubscriptionID), g.Name, strings.ToLower(g.Name), g.Location, tagsJSON(g.Tags), ms(g.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("resource group %s: %w", g.Name, ErrConflict)
+	}
+	if err != nil {
+		if strings.Contains(err.Error(), "FOREIGN KEY") {
+			return fmt.Errorf("subscription %s: %w", g.SubscriptionID, ErrNotFound)
+		}
+		return fmt.Errorf("create resource group: %w", err)
+	}
+	return nil
+}
+
+const rgCols = `subscription_id, name, location, tags, created_at`
+
+func scanRG(sc interface{ Scan(...any) error }) (ResourceGroup, error) {
+	var g ResourceGroup
+	var tags string
+	var c int64
+	err := sc.Scan(&g.SubscriptionID, &g.Name, &g.Location, &tags, &c)
+	g.Tags, g.CreatedAt = parseTags(tags), fromMS(c)
+	return g, err
+}
+
+// ResourceGroup returns one resource group (name case-insensitive).
+func (s *SQLite) ResourceGroup(ctx context.Context, subscriptionID, name string) (ResourceGroup, error) {
+	g, err := scanRG(s.r.QueryRowContext(ctx, `SELECT `+rgCols+` FROM resource_groups WHERE subscription_id = ? AND name_key = ?`,
+		strings.ToLower(subscriptionID), strings.ToLower(name)))
+	if err != nil {
+		return g, notFound(err, "resource group "+name)
+	}
+	return g, nil
+}
+
+// ListResourceGroups returns the groups of one subscription, or of all
+// subscriptions when subscriptionID is empty.
+func (s *SQLite) ListResourceGroups(ctx context.Context, subscriptionID string) ([]ResourceGroup, error) {
+	q := `SELECT ` + rgCols + ` FROM resource_groups`
+	var args []any
+	if subscriptionID != "" {
+		q += ` WHERE subscription_id = ?`
+		args = append(args, strings.ToLower(subscriptionID))
+	}
+	rows, err := s.r.QueryContext(ctx, q+` ORDER BY subscription_id, name_key`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list resource groups: %w", err)
+	}
+	defer rows.Close()
+	var out []ResourceGroup
+	for rows.Next() {
+		g, err := scanRG(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list resource groups: %w", err)
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// CreateRoleAssignment stores an assignment; the same principal, role and
+// scope twice is a conflict.
+func (s *SQLite) CreateRoleAssignment(ctx context.Context, a RoleAssignment) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO role_assignments (id, principal, role, scope, scope_key, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		a.ID, a.Principal, a.Role, a.Scope, strings.ToLower(a.Scope), ms(a.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("role assignment of %s to %s at %s: %w", a.Role, a.Principal, a.Scope, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create role assignment: %w", err)
+	}
+	return nil
+}
+
+const raCols = `id, principal, role, scope, created_at`
+
+func scanRA(sc interface{ Scan(...any) error }) (RoleAssignment, error) {
+	var a RoleAssignment
+	var c int64
+	err := sc.Scan(&a.ID, &a.Principal, &a.Role, &a.Scope, &c)
+	a.CreatedAt = fromMS(c)
+	return a, err
+}
+
+func (s *SQLite) queryRA(ctx context.Context, q string, args ...any) ([]RoleAssignment, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list role assignments: %w", err)
+	}
+	defer rows.Close()
+	var out []RoleAssignment
+	for rows.Next() {
+		a, err := scanRA(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list role assignments: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// RoleAssignment returns one assignment.
+func (s *SQLite) RoleAssignment(ctx context.Context, id string) (RoleAssignment, error) {
+	a, err := scanRA(s.r.QueryRowContext(ctx, `SELECT `+raCols+` FROM role_assignments WHERE id = ?`, id))
+	if err != nil {
+		return a, notFound(err, "role assignment "+id)
+	}
+	return a, nil
+}
+
+// ListRoleAssignments returns every assignment.
+func (s *SQLite) ListRoleAssignments(ctx context.Context) ([]RoleAssignment, error) {
+	return s.queryRA(ctx, `SELECT `+raCols+` FROM role_assignments ORDER BY scope_key, principal, role`)
+}
+
+// RoleAssignmentsFor returns the assignments of one principal.
+func (s *SQLite) RoleAssignmentsFor(ctx context.Context, principal string) ([]RoleAssignment, error) {
+	return s.queryRA(ctx, `SELECT `+raCols+` FROM role_assignments WHERE principal = ? ORDER BY scope_key, role`, principal)
+}
+
+// DeleteRoleAssignment removes one assignment.
+func (s *SQLite) DeleteRoleAssignment(ctx context.Context, id string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM role_assignments WHERE id = ?`, id)
+	return mustAffect(res, err, "role assignment "+id)
+}
+
+// CreateOnboarding stores an onboarding credential's hash and limits.
+func (s *SQLite) CreateOnboarding(ctx context.Context, c OnboardingCredential) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO onboarding_credentials (id, hash, subscription_id, resource_group, description, created_by, created_at, expires_at, uses_total, uses_left, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Hash, strings.ToLower(c.SubscriptionID), c.ResourceGroup, c.Description, c.CreatedBy, ms(c.CreatedAt), ms(c.ExpiresAt), c.UsesTotal, c.UsesLeft, ms(c.RevokedAt))
+	if isUnique(err) {
+		return fmt.Errorf("onboarding credential %s: %w", c.ID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create onboarding credential: %w", err)
+	}
+	return nil
+}
+
+const obCols = `id, hash, subscription_id, resource_group, description, created_by, created_at, expires_at, uses_total, uses_left, revoked_at`
+
+func scanOB(sc interface{ Scan(...any) error }) (OnboardingCredential, error) {
+	var c OnboardingCredential
+	var cr, ex, rv int64
+	err := sc.Scan(&c.ID, &c.Hash, &c.SubscriptionID, &c.ResourceGroup, &c.Description, &c.CreatedBy, &cr, &ex, &c.UsesTotal, &c.UsesLeft, &rv)
+	c.CreatedAt, c.ExpiresAt, c.RevokedAt = fromMS(cr), fromMS(ex), fromMS(rv)
+	return c, err
+}
+
+// Onboarding returns one credential by id.
+func (s *SQLite) Onboarding(ctx context.Context, id string) (OnboardingCredential, error) {
+	c, err := scanOB(s.r.QueryRowContext(ctx, `SELECT `+obCols+` FROM onboarding_credentials WHERE id = ?`, id))
+	if err != nil {
+		return c, notFound(err, "onboarding credential "+id)
+	}
+	return c, nil
+}
+
+// ListOnboarding returns every credential, newest first.
+func (s *SQLite) ListOnboarding(ctx context.Context) ([]OnboardingCredential, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+obCols+` FROM onboarding_credentials ORDER BY created_at DESC, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list onboarding credentials: %w", err)
+	}
+	defer rows.Close()
+	var out []OnboardingCredential
+	for rows.Next() {
+		c, err := scanOB(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list onboarding credentials: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// RevokeOnboarding marks a credential revoked (idempotent).
+func (s *SQLite) RevokeOnboarding(ctx context.Context, id string, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE onboarding_credentials SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END WHERE id = ?`, ms(at), id)
+	return mustAffect(res, err, "onboarding credential "+id)
+}
+
+// RegisterMachine consumes one credential use and inserts the machine.
+func (s *SQLite) RegisterMachine(ctx context.Context, credentialHash string, now time.Time, m *Machine) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("register machine: %w", err)
+	}
+	defer tx.Rollback()
+	c, err := scanOB(tx.QueryRowContext(ctx, `SELECT `+obCols+` FROM onboarding_credentials WHERE hash = ?`, credentialHash))
+	if err != nil {
+		return notFound(err, "onboarding credential")
+	}
+	switch {
+	case !c.RevokedAt.IsZero():
+		return fmt.Errorf("onboarding credential %s: %w", c.ID, ErrOnboardingRevoked)
+	case !now.Before(c.ExpiresAt):
+		return fmt.Errorf("onboarding credential %s (expired %s): %w", c.ID, c.ExpiresAt.Format(time.RFC3339), ErrOnboardingExpired)
+	case c.UsesLeft <= 0:
+		return fmt.Errorf("onboarding credential %s: %w", c.ID, ErrOnboardingUsedUp)
+	}
+	g, err := scanRG(tx.QueryRowContext(ctx, `SELECT `+rgCols+` FROM resource_groups WHERE subscription_id = ? AND name_key = ?`, c.SubscriptionID, strings.ToLower(c.ResourceGroup)))
+	if err != nil {
+		return notFound(err, "resource group "+c.ResourceGroup)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE onboarding_credentials SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0`, c.ID); err != nil {
+		return fmt.Errorf("register machine: %w", err)
+	}
+	m.SubscriptionID, m.ResourceGroup, m.OnboardingID = g.SubscriptionID, g.Name, c.ID
+	if m.ResourceID == "" {
+		m.ResourceID = MachineResourceID(g.SubscriptionID, g.Name, m.Name)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO machines (id, name, name_key, subscription_id, resource_group, rg_key, resource_id, public_key, key_thumbprint, inventory, tags, agent_version, created_at, last_heartbeat, onboarding_id, desired_state, desired_etag, status, status_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 0)`,
+		m.ID, m.Name, strings.ToLower(m.Name), m.SubscriptionID, m.ResourceGroup, strings.ToLower(m.ResourceGroup), m.ResourceID, m.PublicKeyPEM, m.KeyThumbprint,
+		string(m.Inventory), tagsJSON(m.Tags), m.AgentVersion, ms(m.CreatedAt), ms(m.LastHeartbeat), m.OnboardingID, string(m.DesiredState), m.DesiredETag)
+	if isUnique(err) {
+		return fmt.Errorf("machine %s in resource group %s: %w", m.Name, g.Name, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("register machine: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("register machine: %w", err)
+	}
+	return nil
+}
+
+// MachineResourceID is the ARM-style resource id of a machine.
+func MachineResourceID(subscriptionID, resourceGroup, name string) string {
+	return "/subscriptions/" + subscriptionID + "/resourceGroups/" + resourceGroup + "/providers/Microsoft.HybridCompute/machines/" + name
+}
+
+const mCols = `id, name, subscription_id, resource_group, resource_id, public_key, key_thumbprint, inventory, tags, agent_version, created_at, last_heartbeat, onboarding_id, desired_state, desired_etag, status, status_at`
+
+func scanMachine(sc interface{ Scan(...any) error }) (Machine, error) {
+	var m Machine
+	var inv, tags, ds string
+	var st sql.NullString
+	var c, hb, sa int64
+	err := sc.Scan(&m.ID, &m.Name, &m.SubscriptionID, &m.ResourceGroup, &m.ResourceID, &m.PublicKeyPEM, &m.KeyThumbprint, &inv, &tags, &m.AgentVersion, &c, &hb, &m.OnboardingID, &ds, &m.DesiredETag, &st, &sa)
+	m.Inventory, m.Tags, m.DesiredState = []byte(inv), parseTags(tags), []byte(ds)
+	if st.Valid {
+		m.Status = []byte(st.String)
+	}
+	m.CreatedAt, m.LastHeartbeat, m.StatusAt = fromMS(c), fromMS(hb), fromMS(sa)
+	return m, err
+}
+
+// Machine returns one machine by id.
+func (s *SQLite) Machine(ctx context.Context, id string) (Machine, error) {
+	m, err := scanMachine(s.r.QueryRowContext(ctx, `SELECT `+mCols+` FROM machines WHERE id = ?`, id))
+	if err != nil {
+		return m, notFound(err, "machine "+id)
+	}
+	return m, nil
+}
+
+// ListMachines returns machines matching f, ordered by scope and name.
+func (s *SQLite) ListMachines(ctx context.Context, f MachineFilter) ([]Machine, error) {
+	q := `SELECT ` + mCols + ` FROM machines WHERE 1 = 1`
+	var args []any
+	if f.SubscriptionID != "" {
+		q += ` AND subscription_id = ?`
+		args = append(args, strings.ToLower(f.SubscriptionID))
+	}
+	if f.ResourceGroup != "" {
+		q += ` AND rg_key = ?`
+		args = append(args, strings.ToLower(f.ResourceGroup))
+	}
+	rows, err := s.r.QueryContext(ctx, q+` ORDER BY subscription_id, rg_key, name_key`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list machines: %w", err)
+	}
+	defer rows.Close()
+	var out []Machine
+	for rows.Next() {
+		m, err := scanMachine(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list machines: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// UpdateMachineTags replaces a machine's tags.
+func (s *SQLite) UpdateMachineTags(ctx context.Context, id string, tags map[string]string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE machines SET tags = ? WHERE id = ?`, tagsJSON(tags), id)
+	return mustAffect(res, err, "machine "+id)
+}
+
+// DeleteMachine removes a machine.
+func (s *SQLite) DeleteMachine(ctx context.Context, id string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM machines WHERE id = ?`, id)
+	return mustAffect(res, err, "machine "+id)
+}
+
+// RecordHeartbeats records a batch of heartbeats in one transaction. A
+// heartbeat never moves last_heartbeat backwards; unknown machines (deleted
+// meanwhile) are skipped.
+func (s *SQLite) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
+	if len(hbs) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record heartbeats: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `UPDATE machines SET
+		last_heartbeat = CASE WHEN last_heartbeat < ? THEN ? ELSE last_heartbeat END,
+		agent_version = CASE WHEN ? <> '' THEN ? ELSE agent_version END
+		WHERE id = ?`)
+	if err != nil {
+		return fmt.Errorf("record heartbeats: %w", err)
+	}
+	defer st.Close()
+	for _, h := range hbs {
+		at := ms(h.At)
+		if _, err := st.ExecContext(ctx, at, at, h.AgentVersion, h.AgentVersion, h.MachineID); err != nil {
+			return fmt.Errorf("record heartbeat of %s: %w", h.MachineID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record heartbeats: %w", err)
+	}
+	return nil
+}
+
+// SetMachineStatus stores the status a machine reported.
+func (s *SQLite) SetMachineStatus(ctx context.Context, id string, status []byte, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE machines SET status = ?, status_at = ? WHERE id = ?`, string(status), ms(at), id)
+	return mustAffect(res, err, "machine "+id)
+}
+
+// SetDesiredState replaces a machine's desired-state document.
+func (s *SQLite) SetDesiredState(ctx context.Context, id string, doc []byte, etag string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE machines SET desired_state = ?, desired_etag = ? WHERE id = ?`, string(doc), etag, id)
+	return mustAffect(res, err, "machine "+id)
+}
+
+// AddSigningKey stores a new token-signing key.
+func (s *SQLite) AddSigningKey(ctx context.Context, k SigningKey) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO signing_keys (kid, private_pem, created_at, retired_at) VALUES (?, ?, ?, ?)`,
+		k.KID, string(k.PrivatePEM), ms(k.CreatedAt), ms(k.RetiredAt))
+	if isUnique(err) {
+		return fmt.Errorf("signing key %s: %w", k.KID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("store signing key: %w", err)
+	}
+	return nil
+}
+
+// RetireSigningKeys marks every active key except exceptKID retired at at.
+func (s *SQLite) RetireSigningKeys(ctx context.Context, exceptKID string, at time.Time) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE signing_keys SET retired_at = ? WHERE retired_at = 0 AND kid <> ?`, ms(at), exceptKID); err != nil {
+		return fmt.Errorf("retire signing keys: %w", err)
+	}
+	return nil
+}
+
+// SigningKeys returns every key, newest first.
+func (s *SQLite) SigningKeys(ctx context.Context) ([]SigningKey, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT kid, private_pem, created_at, retired_at FROM signing_keys ORDER BY created_at DESC, kid`)
+	if err != nil {
+		return nil, fmt.Errorf("read signing keys: %w", err)
+	}
+	defer rows.Close()
+	var out []SigningKey
+	for rows.Next() {
+		var k SigningKey
+		var pemText string
+		var c, r int64
+		if err := rows.Scan(&k.KID, &pemText, &c, &r); err != nil {
+			return nil, fmt.Errorf("read signing keys: %w", err)
+		}
+		k.PrivatePEM, k.CreatedAt, k.RetiredAt = []byte(pemText), fromMS(c), fromMS(r)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// DeleteSigningKey removes a key that no longer verifies any live token.
+func (s *SQLite) DeleteSigningKey(ctx context.Context, kid string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM signing_keys WHERE kid = ?`, kid)
+	return mustAffect(res, err, "signing key "+kid)
+}
+
+// Backup writes a consistent snapshot with VACUUM INTO. The copy is made in
+// a private temporary directory beside path, made 0600, then renamed into
+// place, so the snapshot is never readable by others.
+func (s *SQLite) Backup(ctx context.Context, path string) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("backup target %s: %w (choose a new file name)", path, ErrConflict)
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".arcserver-backup-*")
+	if err != nil {
+		return fmt.Errorf("create a temporary directory beside %s: %w", path, err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("protect %s: %w", dir, err)
+	}
+	tmp := filepath.Join(dir, "backup.db")
+	if _, err := s.r.ExecContext(ctx, `VACUUM INTO ?`, tmp); err != nil {
+		return fmt.Errorf("copy the database to %s: %w", tmp, err)
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return fmt.Errorf("protect %s: %w", tmp, err)
+	}
+	if err := os.Link(tmp, path); err != nil { // fails rather than overwrite
+		return fmt.Errorf("move the backup to %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+// Package store is the control plane's persistence: one Store interface
+// and its embedded SQLite implementation (modernc.org/sqlite, pure Go).
+// The SQL is kept portable (standard types, ON CONFLICT, no SQLite-only
+// functions in queries) so that a PostgreSQL implementation can follow
+// behind the same interface. Times are stored as Unix milliseconds.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every implementation returns (wrapped) so callers can tell cases
+// apart with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
+	// ErrOnboardingExpired, ErrOnboardingUsedUp and ErrOnboardingRevoked
+	// say why an onboarding credential was refused.
+	ErrOnboardingExpired = errors.New("onboarding credential has expired")
+	ErrOnboardingUsedUp  = errors.New("onboarding credential has no uses left")
+	ErrOnboardingRevoked = errors.New("onboarding credential was revoked")
+)
+
+// Tenant is the single tenant a server holds.
+type Tenant struct {
+	ID        string
+	CreatedAt time.Time
+}
+
+// APIToken is an operator bearer token, kept only as a hash.
+type APIToken struct {
+	ID          string
+	Principal   string
+	Hash        string // hex SHA-256 of the token
+	Description string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time // zero: never
+}
+
+// Subscription is a top-level scope.
+type Subscription struct {
+	ID          string // the subscription id (a UUID)
+	DisplayName string
+	Tags        map[string]string
+	CreatedAt   time.Time
+}
+
+// ResourceGroup is a scope inside a subscription.
+type ResourceGroup struct {
+	SubscriptionID string
+	Name           string
+	Location       string
+	Tags           map[string]string
+	CreatedAt      time.Time
+}
+
+// RoleAssignment grants Role to Principal at Scope and below.
+type RoleAssignment struct {
+	ID        string
+	Principal string
+	Role      string
+	Scope     string
+	CreatedAt time.Time
+}
+
+// OnboardingCredential lets machines register in one resource group.
+type OnboardingCredential struct {
+	ID             string
+	Hash           string
+	SubscriptionID string
+	ResourceGroup  string
+	Description    string
+	CreatedBy      string
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	UsesTotal      int
+	UsesLeft       int
+	RevokedAt      time.Time // zero: not revoked
+}
+
+// Machine is a registered machine.
+type Machine struct {
+	ID             string
+	Name           string
+	SubscriptionID string
+	ResourceGroup  string
+	ResourceID     string
+	PublicKeyPEM   string
+	KeyThumbprint  string
+	Inventory      []byte // JSON
+	Tags           map[string]string
+	AgentVersion   string
+	CreatedAt      time.Time
+	LastHeartbeat  time.Time
+	OnboardingID   string
+	DesiredState   []byte // JSON
+	DesiredETag    string
+	Status         []byte // JSON, nil if never reported
+	StatusAt       time.Time
+}
+
+// Heartbeat is one machine heartbeat to record.
+type Heartbeat struct {
+	MachineID    string
+	At           time.Time
+	AgentVersion string // empty: unchanged
+}
+
+// SigningKey is a token-signing key. A key with a zero RetiredAt is active
+// (the newest one signs); a retired key is still published until its
+// tokens have expired.
+type SigningKey struct {
+	KID        string
+	PrivatePEM []byte
+	CreatedAt  time.Time
+	RetiredAt  time.Time
+}
+
+// MachineFilter narrows ListMachines. Empty fields match everything.
+type MachineFilter struct {
+	SubscriptionID string
+	ResourceGroup  string
+}
+
+// Store is everything the control plane persists. Implementations must be
+// safe for concurrent use.
+type Store interface {
+	Close() error
+
+	Tenant(ctx context.Context) (Tenant, error)
+	CreateTenant(ctx context.Context, t Tenant) error
+
+	CreateAPIToken(ctx context.Context, t APIToken) error
+	APITokenByHash(ctx context.Context, hash string) (APIToken, error)
+
+	CreateSubscription(ctx context.Context, s Subscription) error
+	Subscription(ctx context.Context, id string) (Subscription, error)
+	ListSubscriptions(ctx context.Context) ([]Subscription, error)
+
+	CreateResourceGroup(ctx context.Context, g ResourceGroup) error
+	ResourceGroup(ctx context.Context, subscriptionID, name string) (ResourceGroup, error)
+	ListResourceGroups(ctx context.Context, subscriptionID string) ([]ResourceGroup, error)
+
+	CreateRoleAssignment(ctx context.Context, a RoleAssignment) error
+	RoleAssignment(ctx context.Context, id string) (RoleAssignment, error)
+	ListRoleAssignments(ctx context.Context) ([]RoleAssignment, error)
+	RoleAssignmentsFor(ctx context.Context, principal string) ([]RoleAssignment, error)
+	DeleteRoleAssignment(ctx context.Context, id string) error
+
+	CreateOnboarding(ctx context.Context, c OnboardingCredential) error
+	Onboarding(ctx context.Context, id string) (OnboardingCredential, error)
+	ListOnboarding(ctx context.Context) ([]OnboardingCredential, error)
+	RevokeOnboarding(ctx context.Context, id string, at time.Time) error
+
+	// RegisterMachine consumes one use of the onboarding credential whose
+	// hash is given and creates m in that credential's resource group, in
+	// one transaction. It fills m's scope fields from the credential.
+	RegisterMachine(ctx context.Context, credentialHash string, now time.Time, m *Machine) error
+	Machine(ctx context.Context, id string) (Machine, error)
+	ListMachines(ctx context.Context, f MachineFilter) ([]Machine, error)
+	UpdateMachineTags(ctx context.Context, id string, tags map[string]string) error
+	DeleteMachine(ctx context.Context, id string) error
+	RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error
+	SetMachineStatus(ctx context.Context, id string, status []byte, at time.Time) error
+	SetDesiredState(ctx context.Context, id string, doc []byte, etag string) error
+
+	AddSigningKey(ctx context.Context, k SigningKey) error
+	RetireSigningKeys(ctx context.Context, exceptKID string, at time.Time) error
+	SigningKeys(ctx context.Context) ([]SigningKey, error)
+	DeleteSigningKey(ctx context.Context, kid string) error
+
+	// Backup writes a consistent copy of the whole store to path, which
+	// must not exist, while the store stays in use.
+	Backup(ctx context.Context, path string) error
+}
