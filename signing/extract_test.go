@@ -1,0 +1,268 @@
+package signing
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/flate"
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+)
+
+// hostileCorpus returns archives that must all be refused.
+func hostileCorpus(t testing.TB) map[string][]byte {
+	t.Helper()
+	body := []byte("pwned\n")
+	link := func(name, target string) zipEntry {
+		return zipEntry{name: name, mode: fs.ModeSymlink | 0o777, body: []byte(target)}
+	}
+	c := map[string][]byte{
+		"zip-slip":              makeZip(t, []zipEntry{{name: "ok.txt", body: body}, {name: "../../evil.txt", body: body}}),
+		"zip-slip-nested":       makeZip(t, []zipEntry{{name: "a/../../evil.txt", body: body}}),
+		"zip-slip-backslash":    makeZip(t, []zipEntry{{name: `..\..\evil.txt`, body: body}}),
+		"absolute-path":         makeZip(t, []zipEntry{{name: "/tmp/arcagent-hostile-evil.txt", body: body}}),
+		"windows-drive":         makeZip(t, []zipEntry{{name: "C:/evil.txt", body: body}}),
+		"dot-component":         makeZip(t, []zipEntry{{name: "./a/evil.txt", body: body}}),
+		"symlink-escape":        makeZip(t, []zipEntry{link("up", "../../../../etc")}),
+		"symlink-absolute":      makeZip(t, []zipEntry{link("passwd", "/etc/passwd")}),
+		"symlink-then-write":    makeZip(t, []zipEntry{{name: "sub/", mode: fs.ModeDir | 0o755}, link("ln", "sub"), {name: "ln/evil.txt", body: body}}),
+		"write-through-outlink": makeZip(t, []zipEntry{link("ln", "/tmp"), {name: "ln/arcagent-hostile-evil.txt", body: body}}),
+		"symlink-chain":         makeZip(t, []zipEntry{link("l2", "."), link("l1", "l2/..")}),
+		"symlink-deep-chain":    makeZip(t, []zipEntry{{name: "a/b/", mode: fs.ModeDir | 0o755}, link("a/b/c", "../.."), link("x", "a/b/c/..")}),
+		"char-device":           makeZip(t, []zipEntry{{name: "null", mode: fs.ModeDevice | fs.ModeCharDevice | 0o666}}),
+		"block-device":          makeZip(t, []zipEntry{{name: "sda", mode: fs.ModeDevice | 0o660}}),
+		"named-pipe":            makeZip(t, []zipEntry{{name: "fifo", mode: fs.ModeNamedPipe | 0o644}}),
+		"socket":                makeZip(t, []zipEntry{{name: "sock", mode: fs.ModeSocket | 0o644}}),
+		"duplicate":             makeZip(t, []zipEntry{{name: "a.txt", body: body}, {name: "a.txt", body: body}}),
+		"case-duplicate":        makeZip(t, []zipEntry{{name: "A.txt", body: body}, {name: "a.txt", body: body}}),
+		"file-then-dir":         makeZip(t, []zipEntry{{name: "a", body: body}, {name: "a/b.txt", body: body}}),
+		"nul-in-name":           makeZip(t, []zipEntry{{name: "a\x00.txt", body: body}}),
+		"not-a-zip":             []byte("PK\x03\x04 this is not a zip archive at all"),
+		"zip-bomb":              zipBomb(t, 64<<20),
+		"lying-size":            lyingSize(t),
+		"encrypted":             encryptedEntry(t),
+		"many-tiny-entries":     manyEntries(t, 100_000),
+	}
+	return c
+}
+
+func zipBomb(t testing.TB, n int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.CreateHeader(&zip.FileHeader{Name: "zeros", Method: zip.Deflate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for i := 0; i < n/len(chunk); i++ {
+		if _, err := w.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// lyingSize declares 100 bytes for an entry that inflates to 4 MiB.
+func lyingSize(t testing.TB) []byte {
+	t.Helper()
+	data := make([]byte, 4<<20)
+	var comp bytes.Buffer
+	fw, _ := flate.NewWriter(&comp, flate.BestCompression)
+	fw.Write(data)
+	fw.Close()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	h := &zip.FileHeader{Name: "small.txt", Method: zip.Deflate, CRC32: crc32.ChecksumIEEE(data), CompressedSize64: uint64(comp.Len()), UncompressedSize64: 100}
+	w, err := zw.CreateRaw(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(comp.Bytes())
+	zw.Close()
+	return buf.Bytes()
+}
+
+func encryptedEntry(t testing.TB) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	h := &zip.FileHeader{Name: "secret.txt", Method: zip.Store, Flags: 0x1, CompressedSize64: 4, UncompressedSize64: 4, CRC32: crc32.ChecksumIEEE([]byte("abcd"))}
+	w, err := zw.CreateRaw(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("abcd"))
+	zw.Close()
+	return buf.Bytes()
+}
+
+func manyEntries(t testing.TB, n int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for i := 0; i < n; i++ {
+		if _, err := zw.CreateHeader(&zip.FileHeader{Name: fmt.Sprintf("f/%06d", i), Method: zip.Store}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zw.Close()
+	return buf.Bytes()
+}
+
+// listTree returns every path under dir, relative and sorted.
+func listTree(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out = append(out, filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestExtractRefusesHostileArchives(t *testing.T) {
+	ctx := context.Background()
+	outside := []string{"/tmp/arcagent-hostile-evil.txt", "/etc/arcagent-hostile-evil.txt"}
+	for name, data := range hostileCorpus(t) {
+		t.Run(name, func(t *testing.T) {
+			work := filepath.Join(t.TempDir(), "a", "b", "work")
+			if err := os.MkdirAll(work, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			zipPath := filepath.Join(work, "pkg.zip")
+			if err := os.WriteFile(zipPath, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			top := filepath.Dir(filepath.Dir(work))
+			before := listTree(t, top)
+			dest := filepath.Join(work, "target")
+			_, err := Extract(ctx, zipPath, dest, Limits{})
+			if !errors.Is(err, ErrUnsafeArchive) {
+				t.Fatalf("err = %v, want ErrUnsafeArchive", err)
+			}
+			t.Logf("refused: %v", err)
+			if after := listTree(t, top); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Fatalf("tree changed:\nbefore %v\nafter  %v", before, after)
+			}
+			for _, p := range outside {
+				if _, err := os.Lstat(p); err == nil {
+					t.Fatalf("%s was written", p)
+				}
+			}
+		})
+	}
+}
+
+func TestExtractLimits(t *testing.T) {
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<12) // 64 KiB, compresses well
+	tests := []struct {
+		name string
+		lim  Limits
+		ents []zipEntry
+		ok   bool
+	}{
+		{"within limits", Limits{MaxEntries: 3, MaxFileSize: 64 << 10, MaxTotalSize: 128 << 10}, []zipEntry{{name: "a", body: big, method: zip.Deflate}, {name: "b", body: big}}, true},
+		{"too many entries", Limits{MaxEntries: 1}, []zipEntry{{name: "a"}, {name: "b"}}, false},
+		{"file over per-file limit", Limits{MaxFileSize: 1000}, []zipEntry{{name: "a", body: big}}, false},
+		{"total over limit", Limits{MaxTotalSize: 100 << 10}, []zipEntry{{name: "a", body: big}, {name: "b", body: big}}, false},
+		{"ratio over limit", Limits{MaxRatio: 10, RatioFloor: 1 << 10}, []zipEntry{{name: "a", body: big, method: zip.Deflate}}, false},
+		{"deep path", Limits{MaxDepth: 3}, []zipEntry{{name: "a/b/c/d"}}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := makeZip(t, tc.ents)
+			dir := t.TempDir()
+			_, err := ExtractReader(ctx, bytes.NewReader(data), int64(len(data)), dir, tc.lim)
+			if tc.ok != (err == nil) {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			if !tc.ok && !errors.Is(err, ErrUnsafeArchive) {
+				t.Fatalf("err = %v, want ErrUnsafeArchive", err)
+			}
+		})
+	}
+}
+
+func TestExtractKeepsOnlyExecBitAndInTreeLinks(t *testing.T) {
+	data := makeZip(t, []zipEntry{
+		{name: "bin/", mode: fs.ModeDir | 0o777},
+		{name: "bin/run.sh", mode: fs.ModeSetuid | 0o777, body: []byte("#!/bin/sh\n")},
+		{name: "data/conf.txt", mode: 0o666, body: []byte("x")},
+		{name: "current", mode: fs.ModeSymlink | 0o777, body: []byte("data")},
+		{name: "bin/conf", mode: fs.ModeSymlink | 0o777, body: []byte("../data/conf.txt")},
+		{name: "top", mode: fs.ModeSymlink | 0o777, body: []byte("..")},
+	})
+	_ = data
+	// "top" points at the tree's parent: it must be refused on its own.
+	if _, err := ExtractReader(context.Background(), bytes.NewReader(data), int64(len(data)), t.TempDir(), Limits{}); !errors.Is(err, ErrUnsafeArchive) {
+		t.Fatalf("link to .. accepted: %v", err)
+	}
+	data = makeZip(t, []zipEntry{
+		{name: "bin/", mode: fs.ModeDir | 0o777},
+		{name: "bin/run.sh", mode: fs.ModeSetuid | 0o777, body: []byte("#!/bin/sh\n")},
+		{name: "data/conf.txt", mode: 0o666, body: []byte("x")},
+		{name: "current", mode: fs.ModeSymlink | 0o777, body: []byte("data")},
+		{name: "bin/conf", mode: fs.ModeSymlink | 0o777, body: []byte("../data/conf.txt")},
+	})
+	dest := filepath.Join(t.TempDir(), "x")
+	zp := dest + ".zip"
+	if err := os.WriteFile(zp, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := Extract(context.Background(), zp, dest, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	modes := map[string]fs.FileMode{}
+	for _, p := range []string{"bin", "bin/run.sh", "data", "data/conf.txt", "current", "bin/conf"} {
+		fi, err := os.Lstat(filepath.Join(dest, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		modes[p] = fi.Mode()
+	}
+	want := map[string]fs.FileMode{"bin": fs.ModeDir | 0o755, "bin/run.sh": 0o755, "data": fs.ModeDir | 0o755, "data/conf.txt": 0o644}
+	for p, m := range want {
+		if modes[p] != m {
+			t.Errorf("%s mode %v, want %v", p, modes[p], m)
+		}
+	}
+	if modes["current"]&fs.ModeSymlink == 0 || modes["bin/conf"]&fs.ModeSymlink == 0 {
+		t.Error("in-tree links not created")
+	}
+	var paths []string
+	for _, r := range recs {
+		paths = append(paths, r.Path+":"+r.Type)
+	}
+	if got := fmt.Sprint(paths); got != "[bin:dir bin/conf:symlink bin/run.sh:file current:symlink data:dir data/conf.txt:file]" {
+		t.Fatalf("records %s", got)
+	}
+}
+
+func TestExtractRefusesExistingDest(t *testing.T) {
+	dir := t.TempDir()
+	zp := filepath.Join(dir, "p.zip")
+	os.WriteFile(zp, makeZip(t, []zipEntry{{name: "a"}}), 0o644)
+	if _, err := Extract(context.Background(), zp, dir, Limits{}); !errors.Is(err, ErrAlreadyInstalled) {
+		t.Fatalf("err = %v", err)
+	}
+}
