@@ -214,12 +214,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			s.log.LogAttrs(r.Context(), level, "request", append(attrs, logAttrs(c)...)...)
 		}
 	}()
-	h, pattern := s.mux.Handler(r)
-	if pattern == "" {
+	// mux.Handler finds no pattern for unknown paths and methods; answer
+	// those with JSON errors. ServeHTTP (not the returned handler) is what
+	// fills in the path values.
+	if _, pattern := s.mux.Handler(r); pattern == "" {
 		s.notRouted(rec, r)
 		return
 	}
-	h.ServeHTTP(rec, r)
+	s.mux.ServeHTTP(rec, r)
 }
 
 // notRouted answers 405 (with Allow) when the path exists for another
