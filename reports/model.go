@@ -281,6 +281,27 @@ func (r *Report) normalize() {
 		r.CollectorErrors = []CollectorError{}
 	}
 	if r.Baseline != nil && r.Baseline.Fixed == nil {
-		r.Baseline.Fixed = []FixedFinding{}
+		b := *r.Baseline
+		b.Fixed = []FixedFinding{}
+		r.Baseline = &b
+	}
+	if r.Summary.ByStatus == nil {
+		r.Summary.ByStatus = map[Status]int{}
+	}
+	if r.Summary.BySeverity == nil {
+		r.Summary.BySeverity = map[Severity]int{}
+	}
+	for i := range r.Rules {
+		if r.Rules[i].Profiles == nil {
+			// Copy before changing: r may share its rules with the caller.
+			rules := append([]Rule(nil), r.Rules...)
+			for j := range rules {
+				if rules[j].Profiles == nil {
+					rules[j].Profiles = []string{}
+				}
+			}
+			r.Rules = rules
+			break
+		}
 	}
 }
