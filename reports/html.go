@@ -52,6 +52,7 @@ type htmlFinding struct {
 	Title       string
 	Resource    string
 	Message     string
+	Summary     string
 	Reason      string
 	Location    string
 	Evidence    [][2]string
@@ -157,6 +158,7 @@ func (HTMLWriter) Write(w io.Writer, r *Report) error {
 				Baseline:    res.Baseline,
 				Fingerprint: resultFingerprint(r, res),
 			}
+			f.Summary = nonEmpty(res.Message, nonEmpty(res.Reason, nonEmpty(ru.Title, res.RuleID)))
 			if f.StatusLabel == "" {
 				f.StatusLabel = string(res.Status)
 			}
