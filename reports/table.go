@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/tw"
 )
 
 func init() { Register("table", func(o Options) Writer { return TableWriter{Color: o.Color} }) }
@@ -34,18 +35,29 @@ func (t TableWriter) Write(w io.Writer, r *Report) error {
 		fmt.Fprintf(w, "note: %s\n", r.Target.Note)
 	}
 	fmt.Fprintln(w)
-	tw := tablewriter.NewWriter(w)
-	tw.Header([]string{"Status", "Severity", "Rule", "Resource", "Message"})
+	resWidth := 8
+	for _, res := range r.Results {
+		resWidth = max(resWidth, min(len(res.Resource), 40))
+	}
+	tbl := tablewriter.NewTable(w, tablewriter.WithColumnWidths(tw.NewMapper[int, int]().Set(3, resWidth).Set(4, 80)))
+	tbl.Header([]string{"Status", "Severity", "Rule", "Resource", "Message"})
 	rows := 0
+	naByReason := map[string][]string{}
+	var naOrder []string
 	for _, res := range r.Results {
 		if res.Status == StatusPass {
 			continue
 		}
-		msg := res.Message
-		if res.Status == StatusNotApplicable || res.Status == StatusError {
-			if res.Reason != "" {
-				msg = res.Reason
+		if res.Status == StatusNotApplicable {
+			if _, ok := naByReason[res.Reason]; !ok {
+				naOrder = append(naOrder, res.Reason)
 			}
+			naByReason[res.Reason] = append(naByReason[res.Reason], res.RuleID)
+			continue
+		}
+		msg := res.Message
+		if res.Status == StatusError && res.Reason != "" {
+			msg = res.Reason
 		}
 		if res.Waiver != nil {
 			msg += " [waived: " + res.Waiver.Justification + "]"
@@ -57,15 +69,21 @@ func (t TableWriter) Write(w io.Writer, r *Report) error {
 		if t.Color {
 			sev = sevColor[res.Severity] + sev + "\x1b[0m"
 		}
-		if err := tw.Append([]string{string(res.Status), sev, res.RuleID, res.Resource, msg}); err != nil {
+		if err := tbl.Append([]string{string(res.Status), sev, res.RuleID, res.Resource, msg}); err != nil {
 			return fmt.Errorf("render table: %w", err)
 		}
 		rows++
 	}
 	if rows > 0 {
-		if err := tw.Render(); err != nil {
+		if err := tbl.Render(); err != nil {
 			return fmt.Errorf("render table: %w", err)
 		}
+		fmt.Fprintln(w)
+	}
+	for _, why := range naOrder {
+		fmt.Fprintf(w, "not applicable (%s): %s\n", why, strings.Join(naByReason[why], ", "))
+	}
+	if len(naOrder) > 0 {
 		fmt.Fprintln(w)
 	}
 	s := r.Summary

@@ -1,0 +1,187 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/arcagent/arcagent/agent/config"
+	"github.com/arcagent/arcagent/agent/layout"
+)
+
+// Options say what to collect from.
+type Options struct {
+	// Root is the root prefix; "" or "/" is the live host.
+	Root string
+	// PlannedConfig is a localconfig.json planned before onboarding. When
+	// set, only the configuration is audited.
+	PlannedConfig string
+	// Now is the clock (tests pin it).
+	Now time.Time
+	// Releases fills facts.releases when a release source is configured.
+	Releases ReleasesCollector
+	// Cloud fills facts.cloud when the control plane can be asked.
+	Cloud CloudCollector
+	// SecretPlaces overrides where onboarding credentials are looked for
+	// (production paths; tests).
+	SecretPlaces []string
+}
+
+// ReleasesCollector fills version currency facts from a release source.
+type ReleasesCollector interface {
+	CollectReleases(ctx context.Context, f *Facts) (ReleasesFacts, error)
+}
+
+// CloudCollector fills the cloud section from the control plane.
+type CloudCollector interface {
+	CollectCloud(ctx context.Context, f *Facts) (CloudFacts, error)
+}
+
+// collector carries the state shared by the collectors of one run.
+type collector struct {
+	opts  Options
+	l     layout.Layout
+	facts *Facts
+	acct  *accounts
+	// settings are the local controls read by collectConfig (nil if unreadable).
+	settings *config.Settings
+	lowerBuf []byte // reused by the secrets scan
+}
+
+// Collect reads the target into Facts. It fails only when the target itself
+// is unusable (a missing root or planned file); anything a collector cannot
+// read is recorded in the facts.
+func Collect(ctx context.Context, opts Options) (*Facts, error) {
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	root := opts.Root
+	if root == "" {
+		root = "/"
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("resolve --root %s: %w", root, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, &TargetError{What: "--root " + root, Err: err}
+	}
+	if !fi.IsDir() {
+		return nil, &TargetError{What: "--root " + root, Err: errors.New("not a directory")}
+	}
+	c := &collector{opts: opts, l: layout.New(abs), facts: &Facts{Errors: []CollectorError{}}}
+	f := c.facts
+	f.Target = TargetFacts{Kind: "host", Root: c.l.Root(), Live: c.l.IsSystemRoot()}
+	if !f.Target.Live {
+		f.Target.Kind = "root"
+	}
+	c.acct, err = readAccounts(c.l.Path("/etc/passwd"), c.l.Path("/etc/group"))
+	if err != nil {
+		c.errorf("host", "/etc/passwd", "cannot read users and groups: %v", err)
+	}
+	c.collectHost()
+	if opts.PlannedConfig != "" {
+		if _, err := os.Stat(opts.PlannedConfig); err != nil {
+			return nil, &TargetError{What: "--config " + opts.PlannedConfig, Err: err}
+		}
+		f.Target.Kind = "planned"
+		f.Target.Planned = opts.PlannedConfig
+		if err := c.collectConfig(opts.PlannedConfig, "planned"); err != nil {
+			return nil, err
+		}
+		why := "a planned configuration is audited: only configuration rules apply"
+		f.Agent.Reason = why
+		c.unavailable(why)
+		return f, nil
+	}
+	c.collectAgent()
+	if !f.Agent.Installed {
+		f.Agent.Reason = "no agent is installed on this target"
+		f.Target.DefaultInstall = true
+		if err := c.collectConfig("", "default"); err != nil {
+			return nil, err
+		}
+		c.unavailable("no agent is installed on this target")
+		c.collectSecrets(ctx)
+		return f, nil
+	}
+	if err := c.collectConfig(c.l.LocalConfig(), "file"); err != nil {
+		return nil, err
+	}
+	c.collectServices()
+	c.collectFiles()
+	c.collectExtensions(ctx)
+	c.collectSecrets(ctx)
+	c.collectOptional(ctx)
+	return f, nil
+}
+
+// unavailable marks the sections that need an installed agent.
+func (c *collector) unavailable(why string) {
+	f := c.facts
+	f.Services = ServicesFacts{Section: Section{Reason: why}, ProcReason: why, Units: map[string]UnitFacts{}, Processes: map[string][]Process{}, Listeners: map[string][]Listener{}, Expected: expectedServices()}
+	f.Files = FilesFacts{Section: Section{Reason: why}, Entries: []FileFact{}}
+	f.Extensions = ExtensionsFacts{Section: Section{Reason: why}, Installed: []ExtensionFact{}}
+	if !f.Secrets.Available && f.Secrets.Reason == "" {
+		f.Secrets = SecretsFacts{Section: Section{Reason: why}, Found: []SecretFact{}, Places: []string{}}
+	}
+	c.collectOptional(context.Background())
+}
+
+// collectOptional fills releases and cloud, or says why they are absent.
+func (c *collector) collectOptional(ctx context.Context) {
+	f := c.facts
+	f.Releases = ReleasesFacts{Section: Section{Reason: "no release source is configured"}, Extensions: []Currency{}}
+	if c.opts.Releases != nil {
+		r, err := c.opts.Releases.CollectReleases(ctx, f)
+		if err != nil {
+			c.errorf("releases", "", "%v", err)
+			f.Releases.Reason, f.Releases.Error = "the release source could not be read: "+err.Error(), true
+		} else {
+			f.Releases = r
+		}
+	}
+	f.Cloud = CloudFacts{Section: Section{Reason: "the agent is not connected to a control plane"}, StandingAdmins: []string{}, InheritedAssignments: []string{}}
+	if f.Agent.Connected {
+		f.Cloud.Reason = "cloud facts are not collected in this version: connect-time scope checks need the control plane's audit API"
+	}
+	if c.opts.Cloud != nil && f.Agent.Connected {
+		cl, err := c.opts.Cloud.CollectCloud(ctx, f)
+		if err != nil {
+			c.errorf("cloud", "", "%v", err)
+			f.Cloud.Reason, f.Cloud.Error = "the control plane could not be asked: "+err.Error(), true
+		} else {
+			f.Cloud = cl
+		}
+	}
+}
+
+func (c *collector) errorf(collector, prodPath, format string, args ...any) {
+	c.facts.Errors = append(c.facts.Errors, CollectorError{Collector: collector, Path: layout.Rel(prodPath), Error: fmt.Sprintf(format, args...)})
+}
+
+// TargetError says the target itself cannot be audited.
+type TargetError struct {
+	What string
+	Err  error
+}
+
+func (e *TargetError) Error() string {
+	if errors.Is(e.Err, fs.ErrNotExist) {
+		return fmt.Sprintf("%s does not exist", e.What)
+	}
+	return fmt.Sprintf("cannot audit %s: %v", e.What, e.Err)
+}
+
+func (e *TargetError) Unwrap() error { return e.Err }
+
+// exists reports whether a production path exists under the root.
+func (c *collector) exists(prod string) bool {
+	_, err := os.Lstat(c.l.Path(prod))
+	return err == nil
+}

@@ -1,0 +1,107 @@
+package audit
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"github.com/arcagent/arcagent/agent/config"
+	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/signing"
+)
+
+// collectExtensions lists installed extensions and gives each its verdicts:
+// HandlerManifest.json, signature (the recorded DSSE envelope against the
+// trust store), tamper check (files against the install record) and the
+// local allow/block lists.
+func (c *collector) collectExtensions(ctx context.Context) {
+	ef := &c.facts.Extensions
+	ef.Installed = []ExtensionFact{}
+	dir := c.l.ExtensionsDir()
+	names, err := signing.ListInstalled(dir)
+	if err != nil {
+		c.errorf("extensions", layout.ExtensionsDir, "%v", err)
+		ef.Reason, ef.Error = "the extensions directory cannot be read: "+err.Error(), true
+		return
+	}
+	ef.Available = true
+	var opts []signing.TrustOption
+	if !c.l.IsSystemRoot() && os.Geteuid() != 0 {
+		opts = append(opts, signing.AllowNonRootOwner(nil))
+	}
+	store, trustErr := signing.LoadTrustStore(c.l.TrustDir(), opts...)
+	if trustErr != nil {
+		c.errorf("extensions", layout.TrustDir, "%v", trustErr)
+	}
+	for _, name := range names {
+		if ctx.Err() != nil {
+			return
+		}
+		ef.Installed = append(ef.Installed, c.extensionFact(ctx, dir, name, store, trustErr))
+	}
+}
+
+func (c *collector) extensionFact(ctx context.Context, dir, name string, store *signing.TrustStore, trustErr error) ExtensionFact {
+	x := ExtensionFact{Path: layout.Rel(layout.ExtensionsDir + "/" + name)}
+	rec, env, recErr := signing.ReadInstallRecord(dir, name)
+	if recErr == nil {
+		x.Publisher, x.Type, x.Version = rec.Package.Publisher, rec.Package.Type, rec.Package.Version
+	} else if p, err := signing.ParsePackageFileName(name + ".zip"); err == nil {
+		x.Publisher, x.Type, x.Version = p.Publisher, p.Type, p.Version
+	} else {
+		x.Type = name
+	}
+	x.Name = config.ExtensionName(x.Publisher, x.Type)
+	x.ScriptCapable = IsScriptCapable(x.Type)
+
+	if data, err := os.ReadFile(filepath.Join(dir, name, "HandlerManifest.json")); err == nil {
+		x.Manifest.Present = true
+		if _, err := signing.ParseHandlerManifest(data); err != nil {
+			x.Manifest.Error = err.Error()
+		} else {
+			x.Manifest.Valid = true
+		}
+	} else {
+		x.Manifest.Error = "HandlerManifest.json is missing"
+	}
+
+	x.Tamper.Changed = []string{}
+	switch {
+	case recErr != nil:
+		x.Signature.Reason = "no install record: the extension was not installed from a verified package (" + recErr.Error() + ")"
+		x.Tamper.Reason = "no install record to compare the files with"
+	default:
+		x.Signature.Present = true
+		switch {
+		case trustErr != nil:
+			x.Signature.Reason = "the trust store was refused: " + trustErr.Error()
+		default:
+			res, err := signing.VerifyRecord(ctx, store, rec, env)
+			if err != nil {
+				x.Signature.Reason = err.Error()
+			} else {
+				x.Signature.Verified = true
+				x.Signature.Signer = res.Signer
+				x.Signature.Reason = "signed by trusted key " + res.Signer + " for publisher " + rec.Package.Publisher
+			}
+		}
+		rep, err := signing.CompareTree(ctx, filepath.Join(dir, name), rec.Files)
+		if err != nil {
+			x.Tamper.Reason = err.Error()
+			c.errorf("extensions", layout.ExtensionsDir+"/"+name, "tamper check: %v", err)
+		} else {
+			x.Tamper.Checked = true
+			x.Tamper.Clean = rep.Clean()
+			for _, ch := range rep.Changes {
+				x.Tamper.Changed = append(x.Tamper.Changed, ch.Kind+": "+ch.Path)
+			}
+		}
+	}
+	if c.settings != nil {
+		d := c.settings.ExtensionDecision(x.Name)
+		x.Policy = PolicyDecision{Allowed: d.Allowed, Reason: d.Reason}
+	} else {
+		x.Policy = PolicyDecision{Reason: "the local configuration could not be read"}
+	}
+	return x
+}

@@ -1,0 +1,121 @@
+package audit
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/arcagent/arcagent/agent/layout"
+)
+
+// fileClass groups layout entries for the privilege rules.
+var fileClass = map[string]string{
+	"bin-dir": "binary", "binary": "binary", "state-dir": "state",
+	"localconfig": "config", "agentconfig": "config",
+	"certs-dir": "certs", "machine-key": "certs",
+	"tokens-dir": "tokens", "token-key": "tokens",
+	"trust-dir": "trust", "trust-file": "trust",
+	"log-dir": "logs", "guestconfig-dir": "guestconfig", "extension-dir": "extensions",
+	"unit-himdsd": "units", "unit-extd": "units", "unit-gcad": "units", "unit-arcproxyd": "units",
+}
+
+func (c *collector) collectFiles() {
+	ff := &c.facts.Files
+	ff.Available = true
+	ff.Entries = []FileFact{}
+	for _, e := range layout.Entries() {
+		wantKind := "file"
+		if e.Kind == layout.KindDir || e.ID == "extension-dir" {
+			wantKind = "dir"
+		}
+		if e.Kind != layout.KindGlob {
+			ff.Entries = append(ff.Entries, c.fileFact(e, e.Path, wantKind, e.Mode))
+			continue
+		}
+		matches, err := filepath.Glob(c.l.Path(e.Path))
+		if err != nil {
+			c.errorf("files", e.Path, "bad pattern: %v", err)
+			continue
+		}
+		sort.Strings(matches)
+		for _, m := range matches {
+			prod := "/" + strings.TrimPrefix(filepath.ToSlash(strings.TrimPrefix(m, c.l.Root())), "/")
+			if strings.Contains(filepath.Base(m), ".lock") {
+				continue
+			}
+			fi, err := os.Lstat(m)
+			kind, mode := wantKind, e.Mode
+			if err == nil {
+				// A directory inside a file glob (or a file inside a
+				// directory glob) is judged by the same owner and the
+				// matching mode: execute bits follow read bits for dirs.
+				if fi.IsDir() && wantKind == "file" {
+					kind, mode = "dir", dirMode(e.Mode)
+				} else if fi.Mode().IsRegular() && wantKind == "dir" {
+					kind, mode = "file", e.Mode&^0o111
+				}
+			}
+			ff.Entries = append(ff.Entries, c.fileFact(e, prod, kind, mode))
+		}
+	}
+}
+
+func dirMode(m fs.FileMode) fs.FileMode {
+	for _, p := range [][2]fs.FileMode{{0o400, 0o100}, {0o040, 0o010}, {0o004, 0o001}} {
+		if m&p[0] != 0 {
+			m |= p[1]
+		}
+	}
+	return m
+}
+
+func (c *collector) fileFact(e layout.Entry, prod, wantKind string, want fs.FileMode) FileFact {
+	f := FileFact{ID: e.ID, Class: fileClass[e.ID], Path: layout.Rel(prod), WantKind: wantKind,
+		WantOwner: e.Owner, WantGroup: e.Group, WantMode: fmt.Sprintf("%04o", want), ExtraBits: "0", UID: -1, GID: -1}
+	fi, err := os.Lstat(c.l.Path(prod))
+	if err != nil {
+		if !os.IsNotExist(err) {
+			f.Error = err.Error()
+			c.errorf("files", prod, "cannot inspect: %v", err)
+		}
+		return f
+	}
+	f.Exists = true
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		f.Kind = "symlink"
+	case fi.IsDir():
+		f.Kind = "dir"
+	case fi.Mode().IsRegular():
+		f.Kind = "file"
+	default:
+		f.Kind = "other"
+	}
+	perm := fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
+	f.Mode = fmt.Sprintf("%04o", unixMode(perm))
+	f.ExtraBits = fmt.Sprintf("%o", unixMode(perm)&^unixMode(want))
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		f.UID, f.GID = int(st.Uid), int(st.Gid)
+		f.Owner, f.Group = c.acct.userName(f.UID), c.acct.groupName(f.GID)
+	}
+	return f
+}
+
+// unixMode converts Go's mode bits to the classic octal form.
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
+}

@@ -1,0 +1,204 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/arcagent/arcagent/agent/config"
+	"github.com/arcagent/arcagent/agent/layout"
+)
+
+func (c *collector) collectHost() {
+	h := &c.facts.Host
+	h.Available = true
+	if c.facts.Target.Live {
+		if n, err := os.Hostname(); err == nil {
+			h.Name = n
+		}
+		var u unix.Utsname
+		if unix.Uname(&u) == nil {
+			h.Kernel = unix.ByteSliceToString(u.Release[:])
+		}
+	} else if b, err := os.ReadFile(c.l.Path("/etc/hostname")); err == nil {
+		h.Name = strings.TrimSpace(string(b))
+	}
+	if h.Name == "" {
+		h.Name = filepath.Base(c.l.Root())
+	}
+	if b, err := os.ReadFile(c.l.Path("/etc/machine-id")); err == nil {
+		h.MachineID = strings.TrimSpace(string(b))
+	}
+	h.OS = osRelease(c.l.Path("/etc/os-release"))
+	h.HimdsMembers, h.HimdsGroup = c.acct.groupMembers(layout.GroupHIMDS)
+	if !h.HimdsGroup {
+		h.Reason = "group himds does not exist on this target"
+	}
+}
+
+func osRelease(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"'`)
+		}
+	}
+	return ""
+}
+
+// agentConfigFile is the part of agentconfig.json that audit reads.
+type agentConfigFile struct {
+	MachineID     string     `json:"machineId"`
+	ResourceID    string     `json:"resourceId"`
+	Server        string     `json:"server"`
+	AgentVersion  string     `json:"agentVersion"`
+	Status        string     `json:"status"`
+	LastHeartbeat *time.Time `json:"lastHeartbeat"`
+}
+
+// versionFile is written beside the binary by `make install` and packages.
+const versionFile = layout.BinDir + "/VERSION"
+
+func (c *collector) collectAgent() {
+	a := &c.facts.Agent
+	a.Available = true
+	a.Binary = layout.Rel(layout.Binary)
+	a.HeartbeatAgeMinutes = -1
+	a.Installed = c.exists(layout.Binary) || c.exists(layout.LocalConfig) || c.exists(layout.AgentConfig)
+	if b, err := os.ReadFile(c.l.Path(versionFile)); err == nil {
+		a.Version = strings.TrimSpace(string(b))
+	}
+	data, err := os.ReadFile(c.l.AgentConfig())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		a.Status = "NotConnected"
+		return
+	case err != nil:
+		c.errorf("agent", layout.AgentConfig, "cannot read: %v", err)
+		a.Available, a.Error = false, true
+		a.Reason = "agentconfig.json cannot be read: " + err.Error()
+		return
+	}
+	var ac agentConfigFile
+	if err := json.Unmarshal(data, &ac); err != nil {
+		c.errorf("agent", layout.AgentConfig, "not valid JSON: %v", err)
+		a.Available, a.Error = false, true
+		a.Reason = "agentconfig.json is not valid JSON"
+		return
+	}
+	a.Connected = ac.ResourceID != ""
+	a.MachineID, a.ResourceID, a.Server, a.Status = ac.MachineID, ac.ResourceID, ac.Server, ac.Status
+	if ac.AgentVersion != "" {
+		a.Version = ac.AgentVersion
+	}
+	if a.Status == "" {
+		a.Status = "Connected"
+		if !a.Connected {
+			a.Status = "NotConnected"
+		}
+	}
+	if ac.LastHeartbeat != nil {
+		a.LastHeartbeat = ac.LastHeartbeat
+		a.HeartbeatAgeMinutes = int(c.opts.Now.Sub(*ac.LastHeartbeat).Minutes())
+	}
+}
+
+// collectConfig reads localconfig.json (source "file"), a planned file
+// ("planned") or nothing ("default"). A corrupt file is a collector error
+// and the config section is unavailable: rules then say error, not fail.
+func (c *collector) collectConfig(path, source string) error {
+	cf := &c.facts.Config
+	cf.Source = source
+	cf.Path = layout.Rel(layout.LocalConfig)
+	cf.Lines = map[string]int{}
+	cf.Set = []string{}
+	cf.UnknownKeys = []string{}
+	s := config.NewSettings()
+	if source != "default" {
+		data, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && source == "file":
+			cf.Source = "default"
+		case err != nil:
+			if source == "planned" {
+				return &TargetError{What: "--config " + path, Err: err}
+			}
+			c.errorf("config", layout.LocalConfig, "cannot read: %v", err)
+			cf.Reason, cf.Error = "localconfig.json cannot be read: "+err.Error(), true
+			return nil
+		default:
+			parsed, _, err := config.ParseFile(path, data)
+			if err != nil {
+				if source == "planned" {
+					return &TargetError{What: "--config " + path, Err: err}
+				}
+				c.errorf("config", layout.LocalConfig, "%v", err)
+				cf.Reason, cf.Error = "localconfig.json is not valid: "+err.Error(), true
+				return nil
+			}
+			s = parsed
+			cf.Lines = keyLines(data)
+			cf.UnknownKeys = s.UnknownKeys()
+		}
+	}
+	cf.Available = true
+	c.settings = s
+	cf.Values = map[string]any{}
+	cf.Effective = map[string]any{}
+	for _, st := range s.All() {
+		cf.Values[st.Name] = st.Configured
+		cf.Effective[st.Name] = st.Effective
+		if st.IsSet {
+			cf.Set = append(cf.Set, st.Name)
+		}
+	}
+	cf.Mode = s.Mode()
+	cf.ProxyHasCredentials = s.ProxyHasCredentials()
+	cf.ScriptExtensionsAllowed = scriptExtensionsAllowed(s)
+	return nil
+}
+
+// keyLines finds the line of each top-level key of a JSON object, so that
+// findings point at the setting itself.
+func keyLines(data []byte) map[string]int {
+	out := map[string]int{}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return out
+	}
+	for dec.More() {
+		off := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return out
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return out
+		}
+		// The key starts after the whitespace that follows offset off.
+		rest := data[off:]
+		skip := len(rest) - len(bytes.TrimLeft(rest, " \t\r\n,"))
+		if p, ok := config.Lookup(key); ok {
+			out[p.Name] = 1 + bytes.Count(data[:int(off)+skip], []byte("\n"))
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return out
+		}
+	}
+	return out
+}

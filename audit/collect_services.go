@@ -1,0 +1,254 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/arcagent/arcagent/agent/layout"
+)
+
+func expectedServices() map[string]ServiceSpec {
+	out := map[string]ServiceSpec{}
+	for _, s := range layout.Services() {
+		out[s.Name] = ServiceSpec{User: s.User, Port: s.Port}
+	}
+	return out
+}
+
+// unitDirs are searched in systemd's order of precedence.
+var unitDirs = []string{"/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"}
+
+func (c *collector) collectServices() {
+	sf := &c.facts.Services
+	sf.Available = true
+	sf.Units = map[string]UnitFacts{}
+	sf.Processes = map[string][]Process{}
+	sf.Listeners = map[string][]Listener{}
+	sf.Expected = expectedServices()
+	for _, s := range layout.Services() {
+		sf.Units[s.Name] = c.readUnit(s.Name)
+		sf.Processes[s.Name] = []Process{}
+		sf.Listeners[s.Name] = []Listener{}
+	}
+	if !c.facts.Target.Live {
+		sf.ProcReason = "running processes and sockets are only read on the live host, not under --root"
+		return
+	}
+	sf.ProcAvailable = true
+	c.readProcesses(sf)
+	c.readListeners(sf)
+}
+
+// readUnit parses the [Service] section of a unit and its drop-ins.
+func (c *collector) readUnit(name string) UnitFacts {
+	u := UnitFacts{}
+	var files []string
+	for _, d := range unitDirs {
+		p := d + "/" + name + ".service"
+		if c.exists(p) {
+			u.Present, u.Path = true, layout.Rel(p)
+			files = append(files, p)
+			break
+		}
+	}
+	if !u.Present {
+		return u
+	}
+	for _, d := range unitDirs {
+		drop, _ := filepath.Glob(c.l.Path(d + "/" + name + ".service.d/*.conf"))
+		sort.Strings(drop)
+		for _, p := range drop {
+			files = append(files, strings.TrimPrefix(p, strings.TrimSuffix(c.l.Root(), "/")))
+		}
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(c.l.Path(f))
+		if err != nil {
+			c.errorf("services", f, "cannot read unit: %v", err)
+			continue
+		}
+		section := ""
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if strings.HasPrefix(line, "[") {
+				section = line
+				continue
+			}
+			if section != "[Service]" || line == "" || line[0] == '#' || line[0] == ';' {
+				continue
+			}
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				continue
+			}
+			switch strings.TrimSpace(k) {
+			case "User":
+				u.User = strings.TrimSpace(v)
+			case "Group":
+				u.Group = strings.TrimSpace(v)
+			case "ExecStart":
+				if v = strings.TrimSpace(v); v != "" {
+					u.ExecStart = v
+				}
+			}
+		}
+	}
+	if u.User == "" {
+		u.User = "root"
+	}
+	return u
+}
+
+// daemonOf maps a command line to the service it runs, or "".
+func daemonOf(argv []string) string {
+	if len(argv) == 0 {
+		return ""
+	}
+	base := filepath.Base(argv[0])
+	switch base {
+	case "himdsd", "himds", "extd", "gcad", "arcproxyd":
+		if base == "himds" {
+			return "himdsd"
+		}
+		return base
+	}
+	for i := 0; i+1 < len(argv); i++ {
+		if argv[i] != "daemon" {
+			continue
+		}
+		switch argv[i+1] {
+		case "himds", "himdsd":
+			return "himdsd"
+		case "extd", "extensions":
+			return "extd"
+		case "gcad", "guestconfig":
+			return "gcad"
+		case "proxy", "arcproxy", "arcproxyd":
+			return "arcproxyd"
+		}
+	}
+	return ""
+}
+
+func (c *collector) readProcesses(sf *ServicesFacts) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		sf.ProcAvailable = false
+		sf.ProcReason = "cannot read /proc: " + err.Error()
+		return
+	}
+	self := os.Getpid()
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || len(raw) == 0 {
+			continue
+		}
+		argv := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+		svc := daemonOf(argv)
+		if svc == "" {
+			continue
+		}
+		uid := procUID("/proc/" + e.Name() + "/status")
+		sf.Processes[svc] = append(sf.Processes[svc], Process{PID: pid, UID: uid, User: c.acct.userName(uid), Cmdline: strings.Join(argv, " ")})
+	}
+}
+
+// procUID returns the effective uid from /proc/PID/status, -1 if unknown.
+func procUID(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 2 {
+				if n, err := strconv.Atoi(f[1]); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	return -1
+}
+
+func (c *collector) readListeners(sf *ServicesFacts) {
+	ports := map[int]string{}
+	for name, s := range sf.Expected {
+		if s.Port != 0 {
+			ports[s.Port] = name
+		}
+	}
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		for _, l := range parseProcNetTCP(b) {
+			if svc, ok := ports[l.Port]; ok {
+				sf.Listeners[svc] = append(sf.Listeners[svc], l)
+			}
+		}
+	}
+}
+
+// parseProcNetTCP returns the listening sockets in a /proc/net/tcp{,6} file.
+func parseProcNetTCP(b []byte) []Listener {
+	var out []Listener
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	first := true
+	for sc.Scan() {
+		if first {
+			first = false
+			continue
+		}
+		f := strings.Fields(sc.Text())
+		if len(f) < 8 || f[3] != "0A" { // 0A = TCP_LISTEN
+			continue
+		}
+		hostHex, portHex, ok := strings.Cut(f[1], ":")
+		if !ok {
+			continue
+		}
+		port, err := strconv.ParseUint(portHex, 16, 16)
+		if err != nil {
+			continue
+		}
+		ip := decodeProcIP(hostHex)
+		if ip == nil {
+			continue
+		}
+		uid, _ := strconv.Atoi(f[7])
+		out = append(out, Listener{Address: ip.String(), Port: int(port), Loopback: ip.IsLoopback(), UID: uid})
+	}
+	return out
+}
+
+// decodeProcIP decodes the kernel's hex form: 32-bit words in host (little
+// endian) order.
+func decodeProcIP(h string) net.IP {
+	raw, err := hex.DecodeString(h)
+	if err != nil || (len(raw) != 4 && len(raw) != 16) {
+		return nil
+	}
+	ip := make(net.IP, len(raw))
+	for i := 0; i < len(raw); i += 4 {
+		ip[i], ip[i+1], ip[i+2], ip[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+	}
+	if v4 := ip.To4(); v4 != nil && len(raw) == 16 {
+		return v4
+	}
+	return ip
+}

@@ -1,0 +1,291 @@
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/buildinfo"
+	"github.com/arcagent/arcagent/reports"
+	"github.com/arcagent/arcagent/rules"
+)
+
+// Selection chooses which rules run.
+type Selection struct {
+	Profiles    []string // empty or "all": every profile
+	Rules       []string // only these rule ids (empty: all selected by profile)
+	SkipRules   []string
+	MinSeverity reports.Severity // "" = info
+}
+
+// RunOptions configure one audit.
+type RunOptions struct {
+	Collect   Options
+	Rules     []rules.Rule // the rule set to select from (built-in + --rules)
+	Select    Selection
+	Waivers   []Waiver
+	Baseline  *reports.Report
+	BaseFile  string
+	FailOn    reports.Severity
+	RunID     string
+	Warn      func(string) // warnings for the person running the audit
+	KeepFacts bool         // return the collected facts too
+}
+
+// Result is the outcome of Run.
+type Result struct {
+	Report *reports.Report
+	Facts  *Facts
+}
+
+// UsageError is bad input from the person running the audit: exit 2.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// ExitCode implements the CLI's exit-code hook.
+func (e *UsageError) ExitCode() int { return errcode.ExitUsage }
+
+// SelectRules applies a selection to rs. Unknown profiles or rule ids are
+// usage errors.
+func SelectRules(rs []rules.Rule, sel Selection) ([]rules.Rule, []string, error) {
+	known := rules.Profiles(rs)
+	profiles := map[string]bool{}
+	var names []string
+	for _, p := range sel.Profiles {
+		for _, q := range strings.Split(p, ",") {
+			q = strings.ToLower(strings.TrimSpace(q))
+			if q == "" {
+				continue
+			}
+			if q != "all" && !contains(known, q) {
+				return nil, nil, &UsageError{fmt.Errorf("unknown profile %q (known: all, %s)", q, strings.Join(known, ", "))}
+			}
+			profiles[q] = true
+		}
+	}
+	if len(profiles) == 0 || profiles["all"] {
+		profiles = map[string]bool{}
+		names = []string{"all"}
+	} else {
+		for p := range profiles {
+			names = append(names, p)
+		}
+		sort.Strings(names)
+	}
+	ids := map[string]bool{}
+	for _, r := range rs {
+		ids[r.ID] = true
+	}
+	only, skip := map[string]bool{}, map[string]bool{}
+	for _, list := range []struct {
+		in  []string
+		out map[string]bool
+	}{{sel.Rules, only}, {sel.SkipRules, skip}} {
+		for _, s := range list.in {
+			for _, id := range strings.Split(s, ",") {
+				id = strings.ToUpper(strings.TrimSpace(id))
+				if id == "" {
+					continue
+				}
+				if !ids[id] {
+					return nil, nil, &UsageError{fmt.Errorf("unknown rule %q: run `arcagent rules list` to see the rule ids", id)}
+				}
+				list.out[id] = true
+			}
+		}
+	}
+	minRank := 0
+	if sel.MinSeverity != "" {
+		minRank = sel.MinSeverity.Rank()
+	}
+	var out []rules.Rule
+	for _, r := range rs {
+		if len(only) > 0 && !only[r.ID] || skip[r.ID] || r.Severity.Rank() < minRank {
+			continue
+		}
+		if len(profiles) > 0 && !anyIn(r.Profiles, profiles) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, names, nil
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func anyIn(l []string, set map[string]bool) bool {
+	for _, x := range l {
+		if set[x] {
+			return true
+		}
+	}
+	return false
+}
+
+// Run collects, evaluates, waives and compares, and returns the report.
+func Run(ctx context.Context, o RunOptions) (*Result, error) {
+	start := o.Collect.Now
+	if start.IsZero() {
+		start = time.Now()
+		o.Collect.Now = start
+	}
+	warn := o.Warn
+	if warn == nil {
+		warn = func(string) {}
+	}
+	selected, profileNames, err := SelectRules(o.Rules, o.Select)
+	if err != nil {
+		return nil, err
+	}
+	set, err := rules.Compile(selected)
+	if err != nil {
+		return nil, &UsageError{err}
+	}
+	facts, err := Collect(ctx, o.Collect)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := factsDocument(facts)
+	if err != nil {
+		return nil, err
+	}
+	rep := &reports.Report{
+		SchemaVersion: reports.SchemaVersion,
+		Tool:          reports.Tool{Name: "arcagent", Version: buildinfo.Get().Version, InformationURI: "https://github.com/arcagent/arcagent"},
+		RunID:         o.RunID,
+		StartedAt:     start.UTC(),
+		Target:        targetOf(facts),
+		Profiles:      profileNames,
+		FailOn:        o.FailOn,
+		Rules:         []reports.Rule{},
+		Waivers:       []reports.AppliedWaiver{},
+	}
+	if rep.RunID == "" {
+		rep.RunID = newRunID()
+	}
+	if rep.FailOn == "" {
+		rep.FailOn = reports.SeverityHigh
+	}
+	for _, c := range set.Rules {
+		rep.Rules = append(rep.Rules, reports.Rule{ID: c.ID, Title: c.Title, Severity: c.Severity, Profiles: c.Profiles,
+			Rationale: c.Rationale, Remediation: c.Remediation, References: c.References, Source: c.Source})
+		for _, oc := range c.Eval(doc) {
+			rep.Results = append(rep.Results, reports.Result{
+				RuleID: c.ID, Severity: c.Severity, Status: oc.Status, Message: oc.Message, Resource: oc.Resource,
+				Location: reports.Location{Path: oc.Path, Line: oc.Line}, Evidence: oc.Evidence, Reason: oc.Reason,
+				Fingerprint: reports.Fingerprint(c.ID, facts.Host.Name, oc.Resource),
+			})
+		}
+	}
+	rep.Waivers = applyWaivers(rep, o.Waivers, facts.Host.Name, start, warn)
+	if o.Baseline != nil {
+		applyBaseline(rep, o.Baseline, o.BaseFile)
+	}
+	for _, e := range facts.Errors {
+		rep.CollectorErrors = append(rep.CollectorErrors, reports.CollectorError{Collector: e.Collector, Path: e.Path, Error: e.Error})
+	}
+	rep.SortResults()
+	rep.Summarize()
+	rep.DurationMs = time.Since(start).Milliseconds()
+	if rep.DurationMs < 0 {
+		rep.DurationMs = 0
+	}
+	res := &Result{Report: rep}
+	if o.KeepFacts {
+		res.Facts = facts
+	}
+	return res, nil
+}
+
+// factsDocument turns Facts into the plain JSON values CEL evaluates.
+func factsDocument(f *Facts) (map[string]any, error) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("encode facts: %w", err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("decode facts: %w", err)
+	}
+	return doc, nil
+}
+
+// DefaultInstallNote is shown when no agent is installed.
+const DefaultInstallNote = "no agent is installed: before you connect, this is what a default install would allow"
+
+func targetOf(f *Facts) reports.Target {
+	t := reports.Target{Kind: f.Target.Kind, Host: f.Host.Name, MachineID: f.Host.MachineID, OS: f.Host.OS}
+	switch f.Target.Kind {
+	case reports.TargetRoot:
+		t.Root = f.Target.Root
+	case reports.TargetPlanned:
+		t.Planned = f.Target.Planned
+	}
+	if f.Target.DefaultInstall {
+		t.Note = DefaultInstallNote
+	}
+	return t
+}
+
+func applyWaivers(rep *reports.Report, ws []Waiver, host string, now time.Time, warn func(string)) []reports.AppliedWaiver {
+	out := []reports.AppliedWaiver{}
+	for _, w := range ws {
+		aw := reports.AppliedWaiver{RuleID: w.Rule, Host: w.Host, Resource: w.Resource, Justification: w.Justification, Expires: w.ExpiresAt().UTC()}
+		if _, _, ok := rep.RuleByID(strings.ToUpper(w.Rule)); !ok {
+			warn(fmt.Sprintf("waiver for %s matches no rule in this run", w.Rule))
+		}
+		if now.After(w.ExpiresAt()) {
+			aw.Expired = true
+			warn(fmt.Sprintf("waiver for %s (%s) expired on %s: it no longer waives anything", w.Rule, w.Justification, w.ExpiresAt().Format("2006-01-02")))
+			out = append(out, aw)
+			continue
+		}
+		for i := range rep.Results {
+			res := &rep.Results[i]
+			if res.Status != reports.StatusFail || !w.Matches(res.RuleID, host, res.Resource) {
+				continue
+			}
+			res.Status = reports.StatusWaived
+			res.Waiver = &reports.WaiverRef{Justification: w.Justification, Expires: w.ExpiresAt().UTC()}
+			aw.Matched++
+		}
+		out = append(out, aw)
+	}
+	return out
+}
+
+func newRunID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// ExitCode maps a report to the process exit code of DESIGN.md §8: 1 when a
+// finding is at or above --fail-on, 3 when a rule at or above it could not
+// be evaluated (the audit is incomplete), 0 otherwise.
+func ExitCode(r *reports.Report) int {
+	if r.Summary.Gate {
+		return errcode.ExitFindings
+	}
+	for _, res := range r.Results {
+		if res.Status == reports.StatusError && res.Severity.Rank() >= r.FailOn.Rank() {
+			return errcode.ExitFailed
+		}
+	}
+	return errcode.ExitOK
+}

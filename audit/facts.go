@@ -1,0 +1,281 @@
+// Package audit is arcagent's audit engine. Data flows one way: collectors
+// read a target (the live host, a root prefix, or a planned
+// localconfig.json) into one typed Facts document; compiled rules (package
+// rules) evaluate it; waivers and a baseline are applied; the result is a
+// reports.Report for the writers.
+package audit
+
+import "time"
+
+// Facts is everything the collectors learned about a target. It is
+// serialised to JSON and evaluated by CEL rules as the variable `facts`, so
+// the JSON names are the names rule authors use. Each section says whether
+// it could be read (`available`) and, if not, why (`reason`), so that a rule
+// yields not_applicable or error with that reason, never a false fail.
+type Facts struct {
+	Target     TargetFacts     `json:"target"`
+	Host       HostFacts       `json:"host"`
+	Agent      AgentFacts      `json:"agent"`
+	Config     ConfigFacts     `json:"config"`
+	Services   ServicesFacts   `json:"services"`
+	Files      FilesFacts      `json:"files"`
+	Extensions ExtensionsFacts `json:"extensions"`
+	Secrets    SecretsFacts    `json:"secrets"`
+	Releases   ReleasesFacts   `json:"releases"`
+	Cloud      CloudFacts      `json:"cloud"`
+	// Errors are the things collectors could not read.
+	Errors []CollectorError `json:"errors"`
+}
+
+// Section is embedded in every section of Facts.
+type Section struct {
+	Available bool   `json:"available"`
+	Reason    string `json:"reason,omitempty"`
+	// Error is set when the section is unavailable because something
+	// could not be read (as opposed to not existing on this target): rules
+	// that need it yield error, not not_applicable, so CI fails closed.
+	Error bool `json:"error,omitempty"`
+}
+
+// CollectorError records what a collector could not read and why.
+type CollectorError struct {
+	Collector string `json:"collector"`
+	Path      string `json:"path,omitempty"`
+	Error     string `json:"error"`
+}
+
+// TargetFacts says what is being audited.
+type TargetFacts struct {
+	Kind    string `json:"kind"` // host, root, planned
+	Root    string `json:"root"`
+	Planned string `json:"planned,omitempty"`
+	Live    bool   `json:"live"` // the running system: /proc is this target's
+	// DefaultInstall is true when no agent is installed and the default
+	// configuration is evaluated as the planned one.
+	DefaultInstall bool `json:"default_install"`
+}
+
+// HostFacts describes the machine.
+type HostFacts struct {
+	Section
+	Name      string `json:"name"`
+	MachineID string `json:"machine_id"`
+	OS        string `json:"os"`
+	Kernel    string `json:"kernel,omitempty"`
+	// HimdsMembers are the users who may obtain identity tokens: members of
+	// group himds, by membership or primary group.
+	HimdsMembers []string `json:"himds_members"`
+	HimdsGroup   bool     `json:"himds_group_exists"`
+}
+
+// AgentFacts describes the installed agent and its registration.
+type AgentFacts struct {
+	Section
+	Installed  bool   `json:"installed"`
+	Version    string `json:"version"`
+	Binary     string `json:"binary"`
+	Connected  bool   `json:"connected"`
+	MachineID  string `json:"machine_id,omitempty"`
+	ResourceID string `json:"resource_id,omitempty"`
+	Server     string `json:"server,omitempty"`
+	Status     string `json:"status,omitempty"`
+	// LastHeartbeat is when HIMDS last reached the control plane;
+	// HeartbeatAgeMinutes is -1 when unknown.
+	LastHeartbeat       *time.Time `json:"last_heartbeat,omitempty"`
+	HeartbeatAgeMinutes int        `json:"heartbeat_age_minutes"`
+}
+
+// ConfigFacts holds the local security controls, configured and effective.
+type ConfigFacts struct {
+	Section
+	// Source: file (localconfig.json), default (no file: every property at
+	// its default), planned (--config FILE).
+	Source string `json:"source"`
+	Path   string `json:"path"` // production path, relative (for locations)
+	// Set lists the properties the file sets; Values holds every property,
+	// configured or default; Effective applies monitor mode.
+	Set       []string       `json:"set"`
+	Values    map[string]any `json:"values"`
+	Effective map[string]any `json:"effective"`
+	// Lines maps each property set in the file to its 1-based line.
+	Lines map[string]int `json:"lines"`
+	Mode  string         `json:"mode"`
+	// ProxyHasCredentials is true when proxy.url carries a user or password.
+	ProxyHasCredentials bool `json:"proxy_has_credentials"`
+	// ScriptExtensionsAllowed lists script-capable extensions (CustomScript,
+	// RunCommand kinds) that the effective lists would let install.
+	ScriptExtensionsAllowed []string `json:"script_extensions_allowed"`
+	UnknownKeys             []string `json:"unknown_keys"`
+}
+
+// ServicesFacts describes the agent's services: unit files and, on the live
+// host, running processes and listening sockets.
+type ServicesFacts struct {
+	Section
+	Units map[string]UnitFacts `json:"units"`
+	// ProcAvailable is false when the process table is not this target's.
+	ProcAvailable bool                   `json:"proc_available"`
+	ProcReason    string                 `json:"proc_reason,omitempty"`
+	Processes     map[string][]Process   `json:"processes"`
+	Listeners     map[string][]Listener  `json:"listeners"`
+	Expected      map[string]ServiceSpec `json:"expected"`
+}
+
+// ServiceSpec is what DESIGN.md §3 requires of a service.
+type ServiceSpec struct {
+	User string `json:"user"`
+	Port int    `json:"port"`
+}
+
+// UnitFacts is one systemd unit file.
+type UnitFacts struct {
+	Present   bool   `json:"present"`
+	Path      string `json:"path,omitempty"`
+	User      string `json:"user"` // "" means root
+	Group     string `json:"group,omitempty"`
+	ExecStart string `json:"exec_start,omitempty"`
+}
+
+// Process is one running daemon.
+type Process struct {
+	PID     int    `json:"pid"`
+	UID     int    `json:"uid"`
+	User    string `json:"user"`
+	Cmdline string `json:"cmdline"`
+}
+
+// Listener is one listening TCP socket.
+type Listener struct {
+	Address  string `json:"address"`
+	Port     int    `json:"port"`
+	Loopback bool   `json:"loopback"`
+	UID      int    `json:"uid"`
+}
+
+// FilesFacts holds the owner, group and mode of every layout path.
+type FilesFacts struct {
+	Section
+	Entries []FileFact `json:"entries"`
+}
+
+// FileFact is one path of the layout as found on the target.
+type FileFact struct {
+	ID     string `json:"id"`    // layout entry id
+	Class  string `json:"class"` // tokens, certs, config, binary, trust, extensions, units, state, logs, guestconfig
+	Path   string `json:"path"`  // production path, relative
+	Exists bool   `json:"exists"`
+	Kind   string `json:"kind,omitempty"` // dir, file, symlink, other
+	Owner  string `json:"owner,omitempty"`
+	Group  string `json:"group,omitempty"`
+	UID    int    `json:"uid"`
+	GID    int    `json:"gid"`
+	Mode   string `json:"mode,omitempty"` // octal, e.g. "0640"
+	// ExtraBits are permission bits present beyond the wanted mode, octal
+	// ("0" when none): a tighter mode is fine, a looser one is not.
+	ExtraBits string `json:"extra_bits"`
+	WantKind  string `json:"want_kind"`
+	WantOwner string `json:"want_owner"`
+	WantGroup string `json:"want_group"`
+	WantMode  string `json:"want_mode"`
+	Error     string `json:"error,omitempty"`
+}
+
+// ExtensionsFacts lists installed extensions.
+type ExtensionsFacts struct {
+	Section
+	Installed []ExtensionFact `json:"installed"`
+}
+
+// ExtensionFact is one installed extension and the verdicts about it.
+type ExtensionFact struct {
+	Name          string         `json:"name"` // Publisher/Type
+	Publisher     string         `json:"publisher"`
+	Type          string         `json:"type"`
+	Version       string         `json:"version"`
+	Path          string         `json:"path"` // production path, relative
+	ScriptCapable bool           `json:"script_capable"`
+	Manifest      ManifestFact   `json:"manifest"`
+	Signature     SignatureFact  `json:"signature"`
+	Tamper        TamperFact     `json:"tamper"`
+	Policy        PolicyDecision `json:"policy"`
+}
+
+// ManifestFact is the HandlerManifest.json verdict.
+type ManifestFact struct {
+	Present bool   `json:"present"`
+	Valid   bool   `json:"valid"`
+	Error   string `json:"error,omitempty"`
+}
+
+// SignatureFact is the signature verdict of an installed extension.
+type SignatureFact struct {
+	Present  bool   `json:"present"`  // an install record with an envelope exists
+	Verified bool   `json:"verified"` // signed by a trusted key allowed for the publisher
+	Signer   string `json:"signer,omitempty"`
+	Reason   string `json:"reason"`
+}
+
+// TamperFact is the result of comparing installed files with the install
+// record.
+type TamperFact struct {
+	Checked bool     `json:"checked"`
+	Clean   bool     `json:"clean"`
+	Changed []string `json:"changed"`
+	Reason  string   `json:"reason,omitempty"`
+}
+
+// PolicyDecision is the local allow/block lists' verdict.
+type PolicyDecision struct {
+	Allowed bool   `json:"allowed"`
+	Reason  string `json:"reason"`
+}
+
+// SecretsFacts lists onboarding credentials found on disk.
+type SecretsFacts struct {
+	Section
+	Found   []SecretFact `json:"found"`
+	Scanned int          `json:"scanned"`
+	Places  []string     `json:"places"`
+}
+
+// SecretFact is one credential left on disk. The secret itself is never
+// recorded: only where it is and what kind it is.
+type SecretFact struct {
+	Path string `json:"path"` // production path, relative
+	Line int    `json:"line"`
+	Kind string `json:"kind"` // onboarding-token, service-principal-secret, access-token, connect-config
+}
+
+// ReleasesFacts holds version currency, filled when a release source is
+// configured.
+type ReleasesFacts struct {
+	Section
+	Agent      *Currency  `json:"agent,omitempty"`
+	Extensions []Currency `json:"extensions"`
+}
+
+// Currency is the version currency verdict for one product.
+type Currency struct {
+	Product       string `json:"product"`
+	Installed     string `json:"installed"`
+	Latest        string `json:"latest"`
+	State         string `json:"state"` // current, behind, unsupported, unknown
+	Behind        int    `json:"behind"`
+	Supported     bool   `json:"supported"`
+	Current       bool   `json:"current"`
+	Reason        string `json:"reason,omitempty"`
+	MinSupported  string `json:"min_supported,omitempty"`
+	ReleasedAt    string `json:"released_at,omitempty"`
+	SupportWindow string `json:"support_window,omitempty"`
+}
+
+// CloudFacts holds what the control plane says about the machine's scope,
+// filled when the agent is connected and the control plane is reachable.
+type CloudFacts struct {
+	Section
+	Subscription          string   `json:"subscription,omitempty"`
+	DedicatedSubscription bool     `json:"dedicated_subscription"`
+	OtherMachines         int      `json:"other_machines"`
+	StandingAdmins        []string `json:"standing_admins"`
+	InheritedAssignments  []string `json:"inherited_assignments"`
+}

@@ -1,0 +1,45 @@
+package audit
+
+import (
+	"regexp"
+	"strings"
+
+	"github.com/arcagent/arcagent/agent/config"
+)
+
+// KnownScriptExtensions are well-known extensions that run arbitrary
+// commands or scripts on the machine (CustomScript and RunCommand kinds).
+var KnownScriptExtensions = []string{
+	"Microsoft.Compute/CustomScriptExtension",
+	"Microsoft.Azure.Extensions/CustomScript",
+	"Microsoft.OSTCExtensions/CustomScriptForLinux",
+	"Microsoft.CPlat.Core/RunCommandLinux",
+	"Microsoft.CPlat.Core/RunCommandHandlerLinux",
+	"Microsoft.CPlat.Core/RunCommandHandlerWindows",
+	"Microsoft.Compute/RunCommandWindows",
+}
+
+var scriptTypeRE = regexp.MustCompile(`(?i)(customscript|runcommand)`)
+
+// IsScriptCapable reports whether an extension type is of the CustomScript
+// or RunCommand kind.
+func IsScriptCapable(typ string) bool { return scriptTypeRE.MatchString(typ) }
+
+// scriptExtensionsAllowed lists the script-capable extensions the effective
+// local lists would let install: the well-known ones plus any allowlist
+// entry of that kind.
+func scriptExtensionsAllowed(s *config.Settings) []string {
+	cands := append([]string{}, KnownScriptExtensions...)
+	for _, e := range s.EffectiveList(config.ExtAllowlist) {
+		if _, typ, ok := strings.Cut(e, "/"); ok && IsScriptCapable(typ) && !config.ContainsFold(cands, e) {
+			cands = append(cands, e)
+		}
+	}
+	out := []string{}
+	for _, name := range cands {
+		if s.ExtensionDecision(name).Allowed {
+			out = append(out, name)
+		}
+	}
+	return out
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/arcagent/arcagent/audit"
+	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/reports"
+	"github.com/arcagent/arcagent/rules"
+)
+
+func init() { extraCommands = append(extraCommands, newAuditCmd) }
+
+type auditFlags struct {
+	profiles    []string
+	onlyRules   []string
+	skipRules   []string
+	minSeverity string
+	rulesDir    string
+	planned     string
+	waivers     string
+	baseline    string
+	failOn      string
+	outputs     []string
+	dumpFacts   bool
+}
+
+func newAuditCmd(a *app) *cobra.Command {
+	f := &auditFlags{}
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Audit this machine, a root tree or a planned configuration against the rule packs",
+		Long: `Audit checks the local security controls, the privilege layout, installed
+extensions and their signatures, credentials left on disk and (when a source
+is configured) version currency, against the built-in rule packs:
+tier0, baseline, privilege and extensions.
+
+Targets: the live host (default); --root DIR, an image or fixture tree;
+--config FILE, a planned localconfig.json before onboarding. With no agent
+installed, the default configuration is audited as the planned one.
+
+Exit codes: 0 nothing at or above --fail-on; 1 findings at or above it;
+2 bad usage or input (flags, rule, waiver or baseline files); 3 the audit
+could not complete (a rule at or above --fail-on could not be evaluated).`,
+		Example: `  arcagent audit
+  arcagent audit --profile tier0 -o table -o sarif=audit.sarif -o json=audit.json
+  arcagent audit --config planned-localconfig.json --fail-on critical
+  arcagent audit --root /mnt/image --waivers waivers.yaml --baseline last.json`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.runAudit(cmd, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.profiles, "profile", nil, "profiles to run: tier0, baseline, privilege, extensions, all (repeatable; default all)")
+	fl.StringSliceVar(&f.onlyRules, "rule", nil, "run only these rule ids (repeatable)")
+	fl.StringSliceVar(&f.skipRules, "skip-rule", nil, "skip these rule ids (repeatable)")
+	fl.StringVar(&f.minSeverity, "min-severity", "info", "skip rules below this severity: critical, high, medium, low, info")
+	fl.StringVar(&f.rulesDir, "rules", "", "directory of extra *.yaml rule files (a rule with a built-in id replaces it)")
+	fl.StringVar(&f.planned, "config", "", "audit a planned localconfig.json instead of this machine's configuration")
+	fl.StringVar(&f.waivers, "waivers", "", "YAML file of waivers (rule, host, resource, justification, expires)")
+	fl.StringVar(&f.baseline, "baseline", "", "previous JSON report: mark findings new, unchanged or fixed")
+	fl.StringVar(&f.failOn, "fail-on", "high", "exit 1 when a finding is at or above this severity: critical, high, medium, low, info")
+	fl.StringArrayVarP(&f.outputs, "format", "o", nil, "output FORMAT[=FILE], repeatable: "+strings.Join(reports.Formats(), ", ")+" (default table, or json with -j)")
+	fl.BoolVar(&f.dumpFacts, "dump-facts", false, "print the collected facts as JSON (what rules see as `facts`) and exit")
+	_ = cmd.RegisterFlagCompletionFunc("profile", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"all", "tier0", "baseline", "privilege", "extensions"}, cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+func parseSeverityFlag(name, v string) (reports.Severity, error) {
+	s, ok := reports.ParseSeverity(strings.ToLower(strings.TrimSpace(v)))
+	if !ok {
+		return "", errcode.New(errcode.Usage, "--%s %q: use critical, high, medium, low or info", name, v)
+	}
+	return s, nil
+}
+
+// loadRules returns the built-in rules plus those of --rules DIR.
+func loadRules(dir string) ([]rules.Rule, error) {
+	rs, err := rules.Builtin()
+	if err != nil {
+		return nil, errcode.Wrap(errcode.Internal, err, "built-in rules")
+	}
+	if dir == "" {
+		return rs, nil
+	}
+	user, err := rules.LoadDir(dir)
+	if err != nil {
+		return nil, audit.Classify(err)
+	}
+	return rules.Merge(rs, user), nil
+}
+
+func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
+	failOn, err := parseSeverityFlag("fail-on", f.failOn)
+	if err != nil {
+		return err
+	}
+	minSev, err := parseSeverityFlag("min-severity", f.minSeverity)
+	if err != nil {
+		return err
+	}
+	specs := f.outputs
+	if len(specs) == 0 {
+		specs = []string{"table"}
+		if a.json {
+			specs = []string{"json"}
+		}
+	}
+	outs, err := reports.ParseOutputs(specs)
+	if err != nil {
+		return errcode.Wrap(errcode.Usage, err, "-o")
+	}
+	rs, err := loadRules(f.rulesDir)
+	if err != nil {
+		return err
+	}
+	opts := audit.RunOptions{
+		Collect: audit.Options{Root: a.root, PlannedConfig: f.planned},
+		Rules:   rs,
+		Select:  audit.Selection{Profiles: f.profiles, Rules: f.onlyRules, SkipRules: f.skipRules, MinSeverity: minSev},
+		FailOn:  failOn,
+		Warn:    func(s string) { a.warnf("%s", s) },
+	}
+	if f.waivers != "" {
+		if opts.Waivers, err = audit.LoadWaivers(f.waivers); err != nil {
+			return audit.Classify(err)
+		}
+	}
+	if f.baseline != "" {
+		if opts.Baseline, err = audit.LoadBaseline(f.baseline); err != nil {
+			return audit.Classify(err)
+		}
+		opts.BaseFile = f.baseline
+	}
+	if f.dumpFacts {
+		facts, err := audit.Collect(cmd.Context(), opts.Collect)
+		if err != nil {
+			return audit.Classify(err)
+		}
+		return a.printJSON(facts)
+	}
+	res, err := audit.Run(cmd.Context(), opts)
+	if err != nil {
+		return audit.Classify(err)
+	}
+	a.log.Debug("audit finished", "results", res.Report.Summary.Total, "ms", res.Report.DurationMs)
+	if err := reports.WriteAll(res.Report, outs, a.stdout, reports.Options{Color: a.color()}); err != nil {
+		return errcode.Wrap(errcode.WriteFailed, err, "report")
+	}
+	if code := audit.ExitCode(res.Report); code != 0 {
+		return silentError{code}
+	}
+	return nil
+}
+
+func newRulesCmd(a *app) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "rules",
+		Short: "List and describe the audit rules",
+	}
+	cmd.PersistentFlags().StringVar(&dir, "rules", "", "also load *.yaml rule files from this directory (and check that they compile)")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List every rule with its id, severity and profiles",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rs, err := loadRules(dir)
+			if err != nil {
+				return err
+			}
+			if _, err := rules.Compile(rs); err != nil {
+				return audit.Classify(err)
+			}
+			if a.json {
+				return a.printJSON(rs)
+			}
+			rows := make([][]string, 0, len(rs))
+			for _, r := range rs {
+				rows = append(rows, []string{r.ID, string(r.Severity), strings.Join(r.Profiles, ","), r.Title})
+			}
+			return renderTable(a, []string{"ID", "Severity", "Profiles", "Title"}, rows)
+		},
+	}
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one rule: rationale, checks and remediation",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rs, err := loadRules(dir)
+			if err != nil {
+				return err
+			}
+			for _, r := range rs {
+				if strings.EqualFold(r.ID, args[0]) {
+					if a.json {
+						return a.printJSON(r)
+					}
+					fmt.Fprintf(a.stdout, "%s  %s\nseverity:  %s\nprofiles:  %s\nsource:    %s\n\n%s\n\nremediation:\n  %s\n",
+						r.ID, r.Title, r.Severity, strings.Join(r.Profiles, ", "), r.Source, strings.TrimSpace(r.Rationale),
+						strings.ReplaceAll(strings.TrimSpace(r.Remediation), "\n", "\n  "))
+					if r.Applies != "" {
+						fmt.Fprintf(a.stdout, "\napplies:   %s\n", r.Applies)
+					}
+					if r.ForEach != "" {
+						fmt.Fprintf(a.stdout, "for each:  %s\n", r.ForEach)
+					}
+					fmt.Fprintf(a.stdout, "check:     %s\n", r.Check)
+					for _, ref := range r.References {
+						fmt.Fprintf(a.stdout, "see:       %s\n", ref)
+					}
+					return nil
+				}
+			}
+			return errcode.New(audit.CodeSelection, "unknown rule %q", args[0])
+		},
+	}
+	cmd.AddCommand(list, show)
+	return cmd
+}
+
+func init() { extraCommands = append(extraCommands, newRulesCmd) }

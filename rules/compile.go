@@ -1,0 +1,420 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/ext"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/arcagent/arcagent/reports"
+)
+
+// Compiled is a rule with its CEL programs built.
+type Compiled struct {
+	Rule
+	applies, forEach, check, locLine cel.Program
+	message, locPath                 template
+	evidenceKeys                     []string
+	evidence                         map[string]cel.Program
+}
+
+// template is a string with ${expr} parts.
+type template struct {
+	parts []string      // literal text; len(parts) == len(exprs)+1
+	exprs []cel.Program // expressions between the literals
+}
+
+// Set is a compiled rule set sharing one CEL environment.
+type Set struct {
+	Rules []*Compiled
+}
+
+// NewEnv returns the CEL environment rules are compiled in: the variables
+// `facts` (the Facts document) and `item` (the current for_each element),
+// with the standard library and the strings extension.
+func NewEnv() (*cel.Env, error) {
+	return cel.NewEnv(
+		cel.Variable("facts", cel.DynType),
+		cel.Variable("item", cel.DynType),
+		cel.CrossTypeNumericComparisons(true),
+		ext.Strings(),
+	)
+}
+
+// Compile builds every rule's programs once. The first rule that does not
+// compile is returned as a *LoadError with file, rule and position.
+func Compile(rs []Rule) (*Set, error) {
+	env, err := NewEnv()
+	if err != nil {
+		return nil, fmt.Errorf("create the CEL environment: %w", err)
+	}
+	set := &Set{}
+	for i := range rs {
+		c, err := compileRule(env, rs[i])
+		if err != nil {
+			return nil, err
+		}
+		set.Rules = append(set.Rules, c)
+	}
+	return set, nil
+}
+
+func compileRule(env *cel.Env, r Rule) (*Compiled, error) {
+	c := &Compiled{Rule: r, evidence: map[string]cel.Program{}}
+	prog := func(field, src string) (cel.Program, error) {
+		if strings.TrimSpace(src) == "" {
+			return nil, nil
+		}
+		ast, iss := env.Compile(src)
+		if iss != nil && iss.Err() != nil {
+			return nil, r.celError(field, iss.Err())
+		}
+		p, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+		if err != nil {
+			return nil, r.celError(field, err)
+		}
+		return p, nil
+	}
+	var err error
+	if c.applies, err = prog("applies", r.Applies); err != nil {
+		return nil, err
+	}
+	if c.forEach, err = prog("for_each", r.ForEach); err != nil {
+		return nil, err
+	}
+	if c.check, err = prog("check", r.Check); err != nil {
+		return nil, err
+	}
+	if c.locLine, err = prog("location.line", r.Location.Line); err != nil {
+		return nil, err
+	}
+	if c.message, err = compileTemplate(r, "message", r.Message, prog); err != nil {
+		return nil, err
+	}
+	if c.locPath, err = compileTemplate(r, "location.path", r.Location.Path, prog); err != nil {
+		return nil, err
+	}
+	for k := range r.Evidence {
+		c.evidenceKeys = append(c.evidenceKeys, k)
+	}
+	sort.Strings(c.evidenceKeys)
+	for _, k := range c.evidenceKeys {
+		p, err := prog("evidence."+k, r.Evidence[k])
+		if err != nil {
+			return nil, err
+		}
+		c.evidence[k] = p
+	}
+	return c, nil
+}
+
+var celPosRE = regexp.MustCompile(`<input>:(\d+):(\d+)`)
+
+func (r Rule) celError(field string, err error) error {
+	line := r.lines[strings.SplitN(field, ".", 2)[0]]
+	if line == 0 {
+		line = r.line
+	}
+	col := 0
+	if m := celPosRE.FindStringSubmatch(err.Error()); m != nil {
+		l, _ := strconv.Atoi(m[1])
+		col, _ = strconv.Atoi(m[2])
+		line += l - 1
+	}
+	return &LoadError{File: r.Source, Rule: r.ID, Field: field, Line: line, Col: col, Err: fmt.Errorf("does not compile: %w", err)}
+}
+
+// compileTemplate splits "text ${expr} text" into literals and programs.
+func compileTemplate(r Rule, field, s string, prog func(string, string) (cel.Program, error)) (template, error) {
+	var t template
+	rest := s
+	for {
+		i := strings.Index(rest, "${")
+		if i < 0 {
+			t.parts = append(t.parts, rest)
+			return t, nil
+		}
+		end := matchBrace(rest[i+2:])
+		if end < 0 {
+			return t, &LoadError{File: r.Source, Rule: r.ID, Field: field, Line: r.lines[strings.SplitN(field, ".", 2)[0]], Err: errors.New("unclosed ${ in the template")}
+		}
+		t.parts = append(t.parts, rest[:i])
+		p, err := prog(field, rest[i+2:i+2+end])
+		if err != nil {
+			return t, err
+		}
+		if p == nil {
+			return t, &LoadError{File: r.Source, Rule: r.ID, Field: field, Line: r.lines[strings.SplitN(field, ".", 2)[0]], Err: errors.New("empty ${} in the template")}
+		}
+		t.exprs = append(t.exprs, p)
+		rest = rest[i+2+end+1:]
+	}
+}
+
+// matchBrace returns the index of the } closing an expression, skipping
+// nested braces and quoted strings.
+func matchBrace(s string) int {
+	depth := 0
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case quote != 0:
+			if ch == '\\' {
+				i++
+			} else if ch == quote {
+				quote = 0
+			}
+		case ch == '"' || ch == '\'':
+			quote = ch
+		case ch == '{':
+			depth++
+		case ch == '}':
+			if depth == 0 {
+				return i
+			}
+			depth--
+		}
+	}
+	return -1
+}
+
+func (t template) render(vars map[string]any) (string, error) {
+	if len(t.exprs) == 0 {
+		return t.parts[0], nil
+	}
+	var b strings.Builder
+	for i, p := range t.exprs {
+		b.WriteString(t.parts[i])
+		v, _, err := p.Eval(vars)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(display(v))
+	}
+	b.WriteString(t.parts[len(t.parts)-1])
+	return b.String(), nil
+}
+
+// native converts a CEL value to plain Go values (JSON-compatible).
+func native(v ref.Val) (any, error) {
+	if types.IsError(v) {
+		return nil, fmt.Errorf("%v", v)
+	}
+	pb, err := v.ConvertToNative(reflect.TypeOf(&structpb.Value{}))
+	if err != nil {
+		return nil, err
+	}
+	return pb.(*structpb.Value).AsInterface(), nil
+}
+
+// display renders a CEL value for a message: lists comma-separated.
+func display(v ref.Val) string {
+	x, err := native(v)
+	if err != nil {
+		return fmt.Sprint(v.Value())
+	}
+	return displayAny(x)
+}
+
+func displayAny(x any) string {
+	switch t := x.(type) {
+	case []any:
+		parts := make([]string, len(t))
+		for i, e := range t {
+			parts[i] = displayAny(e)
+		}
+		return strings.Join(parts, ", ")
+	case float64:
+		if t == float64(int64(t)) {
+			return strconv.FormatInt(int64(t), 10)
+		}
+		return strconv.FormatFloat(t, 'g', -1, 64)
+	case nil:
+		return "null"
+	default:
+		return fmt.Sprint(t)
+	}
+}
+
+// Outcome is one result of evaluating a rule.
+type Outcome struct {
+	Status   reports.Status
+	Message  string
+	Reason   string
+	Resource string
+	Path     string
+	Line     int
+	Evidence map[string]any
+}
+
+var sectionRefRE = regexp.MustCompile(`facts\.([a-z_]+)(?:\.([a-z_]+))?`)
+
+// Eval evaluates the rule against facts (the Facts document as plain JSON
+// values) and returns one outcome, or one per for_each item.
+func (c *Compiled) Eval(facts map[string]any) []Outcome {
+	vars := map[string]any{"facts": facts, "item": nil}
+	if c.applies != nil {
+		v, _, err := c.applies.Eval(vars)
+		if err != nil {
+			return []Outcome{c.errorOutcome(vars, "", "applies: "+err.Error())}
+		}
+		b, ok := v.Value().(bool)
+		if !ok {
+			return []Outcome{c.errorOutcome(vars, "", fmt.Sprintf("applies returned %v, not a bool", v.Value()))}
+		}
+		if !b {
+			why, isErr := c.naReason(facts)
+			if isErr {
+				return []Outcome{c.errorOutcome(vars, "", why)}
+			}
+			return []Outcome{c.notApplicable(vars, "", why)}
+		}
+	}
+	if c.forEach == nil {
+		return []Outcome{c.evalOne(vars, "")}
+	}
+	v, _, err := c.forEach.Eval(vars)
+	if err != nil {
+		return []Outcome{c.errorOutcome(vars, "", "for_each: "+err.Error())}
+	}
+	x, err := native(v)
+	items, ok := x.([]any)
+	if err != nil || !ok {
+		return []Outcome{c.errorOutcome(vars, "", fmt.Sprintf("for_each returned %v, not a list", v.Value()))}
+	}
+	if len(items) == 0 {
+		return []Outcome{c.notApplicable(vars, "", "nothing to check: the list is empty ("+strings.TrimSpace(c.ForEach)+")")}
+	}
+	out := make([]Outcome, 0, len(items))
+	for i, it := range items {
+		iv := map[string]any{"facts": facts, "item": it}
+		out = append(out, c.evalOne(iv, resourceKey(it, i)))
+	}
+	return out
+}
+
+// resourceKey is the stable identity of a for_each item.
+func resourceKey(it any, i int) string {
+	switch t := it.(type) {
+	case map[string]any:
+		for _, k := range []string{"name", "path", "id", "product", "address"} {
+			if s, ok := t[k].(string); ok && s != "" {
+				return s
+			}
+		}
+	case string:
+		return t
+	}
+	return strconv.Itoa(i)
+}
+
+func (c *Compiled) evalOne(vars map[string]any, resource string) Outcome {
+	v, _, err := c.check.Eval(vars)
+	if err != nil {
+		return c.errorOutcome(vars, resource, "check: "+err.Error())
+	}
+	b, ok := v.Value().(bool)
+	if !ok {
+		return c.errorOutcome(vars, resource, fmt.Sprintf("check returned %v, not a bool", v.Value()))
+	}
+	o := c.base(vars, resource)
+	o.Status = reports.StatusPass
+	o.Message = c.Title
+	if !b {
+		o.Status = reports.StatusFail
+		msg, err := c.message.render(vars)
+		if err != nil {
+			return c.errorOutcome(vars, resource, "message: "+err.Error())
+		}
+		o.Message = msg
+	}
+	o.Evidence = map[string]any{}
+	for _, k := range c.evidenceKeys {
+		ev, _, err := c.evidence[k].Eval(vars)
+		if err != nil {
+			o.Evidence[k] = "error: " + err.Error()
+			continue
+		}
+		if x, err := native(ev); err == nil {
+			o.Evidence[k] = x
+		} else {
+			o.Evidence[k] = fmt.Sprint(ev.Value())
+		}
+	}
+	return o
+}
+
+func (c *Compiled) base(vars map[string]any, resource string) Outcome {
+	o := Outcome{Resource: resource, Line: 1}
+	if p, err := c.locPath.render(vars); err == nil && p != "" {
+		o.Path = strings.TrimPrefix(p, "/")
+	} else if it, ok := vars["item"].(map[string]any); ok {
+		if p, ok := it["path"].(string); ok {
+			o.Path = strings.TrimPrefix(p, "/")
+		}
+	}
+	if c.locLine != nil {
+		if v, _, err := c.locLine.Eval(vars); err == nil {
+			if x, err := native(v); err == nil {
+				if f, ok := x.(float64); ok && f >= 1 {
+					o.Line = int(f)
+				}
+			}
+		}
+	}
+	return o
+}
+
+func (c *Compiled) errorOutcome(vars map[string]any, resource, why string) Outcome {
+	o := c.base(vars, resource)
+	o.Status, o.Reason, o.Message = reports.StatusError, why, c.Title+": could not be evaluated"
+	return o
+}
+
+func (c *Compiled) notApplicable(vars map[string]any, resource, why string) Outcome {
+	o := c.base(vars, resource)
+	o.Status, o.Reason, o.Message = reports.StatusNotApplicable, why, c.Title+": not applicable"
+	return o
+}
+
+// naReason explains a false `applies`: the reason of the first referenced
+// facts section (or *_available flag) that is unavailable. isErr is true
+// when that section could not be read, so the rule is an error (fail
+// closed), not merely not applicable.
+func (c *Compiled) naReason(facts map[string]any) (why string, isErr bool) {
+	for _, m := range sectionRefRE.FindAllStringSubmatch(c.Applies, -1) {
+		sec, ok := facts[m[1]].(map[string]any)
+		if !ok {
+			continue
+		}
+		if sec["available"] == false {
+			if r, ok := sec["reason"].(string); ok && r != "" {
+				return r, sec["error"] == true
+			}
+		}
+		if flag, ok := strings.CutSuffix(m[2], "_available"); ok && sec[m[2]] == false {
+			if r, ok := sec[flag+"_reason"].(string); ok && r != "" {
+				return r, false
+			}
+		}
+	}
+	// A section may explain itself even when it is available.
+	for _, m := range sectionRefRE.FindAllStringSubmatch(c.Applies, -1) {
+		if sec, ok := facts[m[1]].(map[string]any); ok {
+			if r, ok := sec["reason"].(string); ok && r != "" {
+				return r, false
+			}
+		}
+	}
+	return "does not apply to this target (" + strings.TrimSpace(c.Applies) + ")", false
+}
