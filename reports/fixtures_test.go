@@ -60,13 +60,11 @@ func firstDiff(want, got []byte) string {
 			g = gl[i]
 		}
 		if !bytes.Equal(w, g) {
-			return "line " + itoa(i+1) + ":\n  want: " + string(w) + "\n  got:  " + string(g)
+			return "line " + strconv.Itoa(i+1) + ":\n  want: " + string(w) + "\n  got:  " + string(g)
 		}
 	}
 	return "(no line differs)"
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 var fixtureStart = time.Date(2026, 11, 28, 10, 15, 0, 0, time.UTC)
 
@@ -133,7 +131,7 @@ func fixtureRules() []Rule {
 
 const localconfig = "var/opt/azcmagent/localconfig.json"
 
-func res(host, rule string, sev Severity, st Status, resource, msg string, loc Location, ev map[string]any) Result {
+func fxResult(host, rule string, sev Severity, st Status, resource, msg string, loc Location, ev map[string]any) Result {
 	return Result{RuleID: rule, Severity: sev, Status: st, Message: msg, Resource: resource, Location: loc, Evidence: ev,
 		Fingerprint: Fingerprint(rule, host, resource)}
 }
@@ -158,15 +156,15 @@ func defaultInstallReport() *Report {
 	const h = "web-01"
 	r := fixtureBase(h)
 	r.Results = []Result{
-		res(h, "ARC-T0-001", SeverityCritical, StatusFail, "extensions.allowlist", "extensions.allowlist is empty: any extension may be installed", Location{localconfig, 1}, map[string]any{"configured": []any{}, "effective": "allow all"}),
-		res(h, "ARC-T0-002", SeverityHigh, StatusFail, "incomingconnections.enabled", "incomingconnections.enabled is true", Location{localconfig, 1}, map[string]any{"configured": "unset", "effective": true}),
-		res(h, "ARC-T0-003", SeverityHigh, StatusFail, "guestconfiguration.enabled", "guest configuration is enabled in mode ApplyAndAutoCorrect", Location{localconfig, 1}, map[string]any{"effective": true}),
-		res(h, "ARC-T0-010", SeverityHigh, StatusFail, "/root/onboard.sh", "/root/onboard.sh contains a service principal secret", Location{"root/onboard.sh", 12}, map[string]any{"line": 12, "kind": "servicePrincipalSecret"}),
-		res(h, "ARC-T0-004", SeverityMedium, StatusFail, "config.mode", "config.mode is full", Location{localconfig, 1}, map[string]any{"effective": "full"}),
-		res(h, "ARC-T0-020", SeverityMedium, StatusFail, "/var/opt/azcmagent/certs", "/var/opt/azcmagent/certs has mode 0755, want 0700", Location{"var/opt/azcmagent/certs", 0}, map[string]any{"mode": "0755", "want": "0700", "owner": "himds:himds"}),
-		res(h, "ARC-SR-002", SeverityInfo, StatusFail, "proxy.url", "no proxy is configured", Location{}, nil),
-		res(h, "ARC-T0-020", SeverityMedium, StatusPass, "/var/opt/azcmagent/tokens", "/var/opt/azcmagent/tokens has mode 0710", Location{"var/opt/azcmagent/tokens", 0}, map[string]any{"mode": "0710"}),
-		res(h, "ARC-SR-001", SeverityLow, StatusPass, "agent", "arcagent 0.3.0 is supported until 2027-11-01", Location{"opt/azcmagent/bin/arcagent", 0}, map[string]any{"version": "0.3.0"}),
+		fxResult(h, "ARC-T0-001", SeverityCritical, StatusFail, "extensions.allowlist", "extensions.allowlist is empty: any extension may be installed", Location{localconfig, 1}, map[string]any{"configured": []any{}, "effective": "allow all"}),
+		fxResult(h, "ARC-T0-002", SeverityHigh, StatusFail, "incomingconnections.enabled", "incomingconnections.enabled is true", Location{localconfig, 1}, map[string]any{"configured": "unset", "effective": true}),
+		fxResult(h, "ARC-T0-003", SeverityHigh, StatusFail, "guestconfiguration.enabled", "guest configuration is enabled in mode ApplyAndAutoCorrect", Location{localconfig, 1}, map[string]any{"effective": true}),
+		fxResult(h, "ARC-T0-010", SeverityHigh, StatusFail, "/root/onboard.sh", "/root/onboard.sh contains a service principal secret", Location{"root/onboard.sh", 12}, map[string]any{"line": 12, "kind": "servicePrincipalSecret"}),
+		fxResult(h, "ARC-T0-004", SeverityMedium, StatusFail, "config.mode", "config.mode is full", Location{localconfig, 1}, map[string]any{"effective": "full"}),
+		fxResult(h, "ARC-T0-020", SeverityMedium, StatusFail, "/var/opt/azcmagent/certs", "/var/opt/azcmagent/certs has mode 0755, want 0700", Location{"var/opt/azcmagent/certs", 0}, map[string]any{"mode": "0755", "want": "0700", "owner": "himds:himds"}),
+		fxResult(h, "ARC-SR-002", SeverityInfo, StatusFail, "proxy.url", "no proxy is configured", Location{}, nil),
+		fxResult(h, "ARC-T0-020", SeverityMedium, StatusPass, "/var/opt/azcmagent/tokens", "/var/opt/azcmagent/tokens has mode 0710", Location{"var/opt/azcmagent/tokens", 0}, map[string]any{"mode": "0710"}),
+		fxResult(h, "ARC-SR-001", SeverityLow, StatusPass, "agent", "arcagent 0.3.0 is supported until 2027-11-01", Location{"opt/azcmagent/bin/arcagent", 0}, map[string]any{"version": "0.3.0"}),
 	}
 	r.SortResults()
 	r.Summarize()
@@ -184,10 +182,10 @@ func hardenedReport() *Report {
 	r.Target.OS = ""
 	r.Target.Note = "a planned configuration: file and service rules are not applicable"
 	r.Results = []Result{
-		res(h, "ARC-T0-001", SeverityCritical, StatusPass, "extensions.allowlist", "extensions.allowlist has 1 entry", Location{localconfig, 3}, map[string]any{"effective": []any{"Microsoft.Azure.Monitor/AzureMonitorLinuxAgent"}}),
-		res(h, "ARC-T0-002", SeverityHigh, StatusPass, "incomingconnections.enabled", "incomingconnections.enabled is false", Location{localconfig, 4}, nil),
-		res(h, "ARC-T0-003", SeverityHigh, StatusPass, "guestconfiguration.enabled", "guest configuration is disabled", Location{localconfig, 5}, nil),
-		res(h, "ARC-T0-004", SeverityMedium, StatusPass, "config.mode", "config.mode is monitor", Location{localconfig, 6}, nil),
+		fxResult(h, "ARC-T0-001", SeverityCritical, StatusPass, "extensions.allowlist", "extensions.allowlist has 1 entry", Location{localconfig, 3}, map[string]any{"effective": []any{"Microsoft.Azure.Monitor/AzureMonitorLinuxAgent"}}),
+		fxResult(h, "ARC-T0-002", SeverityHigh, StatusPass, "incomingconnections.enabled", "incomingconnections.enabled is false", Location{localconfig, 4}, nil),
+		fxResult(h, "ARC-T0-003", SeverityHigh, StatusPass, "guestconfiguration.enabled", "guest configuration is disabled", Location{localconfig, 5}, nil),
+		fxResult(h, "ARC-T0-004", SeverityMedium, StatusPass, "config.mode", "config.mode is monitor", Location{localconfig, 6}, nil),
 		{RuleID: "ARC-T0-020", Severity: SeverityMedium, Status: StatusNotApplicable, Reason: "a planned configuration has no files", Location: Location{"var/opt/azcmagent", 0}, Fingerprint: Fingerprint("ARC-T0-020", h, "")},
 	}
 	r.SortResults()
@@ -205,12 +203,12 @@ func waiversReport() *Report {
 	r.FailOn = SeverityCritical
 	exp := time.Date(2027, 3, 31, 0, 0, 0, 0, time.UTC)
 	r.Results = []Result{
-		res(h, "ARC-T0-002", SeverityHigh, StatusFail, "incomingconnections.enabled", `incomingconnections.enabled is "true" <script>alert('x')</script> | & *bold* `+"`tick`", Location{localconfig, 2}, map[string]any{"effective": true, "note": "</td><img src=x onerror=alert(1)>"}),
-		res(h, "ARC-T0-004", SeverityMedium, StatusFail, "config.mode", "config.mode is full", Location{localconfig, 7}, map[string]any{"effective": "full"}),
-		res(h, "ARC-T0-001", SeverityCritical, StatusWaived, "extensions.allowlist", "extensions.allowlist is empty: any extension may be installed", Location{localconfig, 1}, nil),
-		res(h, "ARC-T0-010", SeverityHigh, StatusError, "/root", "", Location{"root", 0}, nil),
-		res(h, "ARC-T0-020", SeverityMedium, StatusNotApplicable, "/var/opt/azcmagent/certs", "", Location{"var/opt/azcmagent/certs", 0}, nil),
-		res(h, "ARC-T0-003", SeverityHigh, StatusPass, "guestconfiguration.enabled", "guest configuration is disabled", Location{localconfig, 4}, nil),
+		fxResult(h, "ARC-T0-002", SeverityHigh, StatusFail, "incomingconnections.enabled", `incomingconnections.enabled is "true" <script>alert('x')</script> | & *bold* `+"`tick`", Location{localconfig, 2}, map[string]any{"effective": true, "note": "</td><img src=x onerror=alert(1)>"}),
+		fxResult(h, "ARC-T0-004", SeverityMedium, StatusFail, "config.mode", "config.mode is full", Location{localconfig, 7}, map[string]any{"effective": "full"}),
+		fxResult(h, "ARC-T0-001", SeverityCritical, StatusWaived, "extensions.allowlist", "extensions.allowlist is empty: any extension may be installed", Location{localconfig, 1}, nil),
+		fxResult(h, "ARC-T0-010", SeverityHigh, StatusError, "/root", "", Location{"root", 0}, nil),
+		fxResult(h, "ARC-T0-020", SeverityMedium, StatusNotApplicable, "/var/opt/azcmagent/certs", "", Location{"var/opt/azcmagent/certs", 0}, nil),
+		fxResult(h, "ARC-T0-003", SeverityHigh, StatusPass, "guestconfiguration.enabled", "guest configuration is disabled", Location{localconfig, 4}, nil),
 	}
 	r.Results[0].Baseline = BaselineNew
 	r.Results[1].Baseline = BaselineUnchanged
@@ -253,11 +251,11 @@ func bigReport(n int) *Report {
 	r.Results = make([]Result, n)
 	for i := range r.Results {
 		ru := r.Rules[i%8]
-		resource := "/var/lib/waagent/Contoso.Ext-" + itoa(i)
+		resource := "/var/lib/waagent/Contoso.Ext-" + strconv.Itoa(i)
 		r.Results[i] = Result{
 			RuleID: ru.ID, Severity: ru.Severity, Status: sts[i%len(sts)], Resource: resource,
 			Message:     resource + " is not signed by a trusted publisher",
-			Location:    Location{Path: "var/lib/waagent/Contoso.Ext-" + itoa(i) + "/HandlerManifest.json", Line: 1 + i%40},
+			Location:    Location{Path: "var/lib/waagent/Contoso.Ext-" + strconv.Itoa(i) + "/HandlerManifest.json", Line: 1 + i%40},
 			Evidence:    map[string]any{"publisher": "Contoso", "signature": "missing", "index": i},
 			Fingerprint: Fingerprint(ru.ID, h, resource),
 		}

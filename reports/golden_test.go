@@ -94,7 +94,7 @@ func validateSARIF(t *testing.T, name string, b []byte) {
 	}
 }
 
-func render(t testing.TB, format string, r *Report) []byte {
+func renderFormat(t testing.TB, format string, r *Report) []byte {
 	t.Helper()
 	w, err := New(format, Options{})
 	if err != nil {
@@ -116,7 +116,7 @@ func TestGoldens(t *testing.T) {
 		for _, f := range goldenFormats {
 			t.Run(fx.name+"/"+f.format, func(t *testing.T) {
 				r := fx.report()
-				got := render(t, f.format, r)
+				got := renderFormat(t, f.format, r)
 				name := fx.name + "." + f.ext
 				checkGolden(t, name, got)
 				switch f.format {
@@ -125,11 +125,11 @@ func TestGoldens(t *testing.T) {
 				case "sarif":
 					validateSARIF(t, name, got)
 				}
-				saved, err := ReadJSON(bytes.NewReader(render(t, "json", r)))
+				saved, err := ReadJSON(bytes.NewReader(renderFormat(t, "json", r)))
 				if err != nil {
 					t.Fatalf("read back the JSON report: %v", err)
 				}
-				if again := render(t, f.format, saved); !bytes.Equal(again, got) {
+				if again := renderFormat(t, f.format, saved); !bytes.Equal(again, got) {
 					t.Errorf("%s rendered from the saved JSON report differs from the direct rendering:\n%s", f.format, firstDiff(got, again))
 				}
 			})
@@ -166,9 +166,9 @@ func TestGoldenFilesValidate(t *testing.T) {
 func TestWritersDoNotChangeTheReport(t *testing.T) {
 	for _, f := range goldenFormats {
 		r := waiversReport()
-		before := render(t, "json", r)
-		render(t, f.format, r)
-		if after := render(t, "json", r); !bytes.Equal(before, after) {
+		before := renderFormat(t, "json", r)
+		renderFormat(t, f.format, r)
+		if after := renderFormat(t, "json", r); !bytes.Equal(before, after) {
 			t.Errorf("the %s writer changed the report", f.format)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ func TestHTMLSelfContained(t *testing.T) {
 	}
 	for _, fx := range fixtures {
 		t.Run(fx.name, func(t *testing.T) {
-			page := render(t, "html", fx.report())
+			page := renderFormat(t, "html", fx.report())
 			for _, re := range external {
 				if loc := re.FindIndex(page); loc != nil {
 					t.Errorf("page loads an external asset: %q", page[loc[0]:min(len(page), loc[1]+60)])
@@ -75,7 +76,7 @@ func TestHTMLInChromium(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			page := filepath.Join(dir, "report.html")
-			if err := os.WriteFile(page, render(t, "html", tc.report), 0o644); err != nil {
+			if err := os.WriteFile(page, renderFormat(t, "html", tc.report), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			url := "file://" + page
@@ -100,7 +101,7 @@ func TestHTMLInChromium(t *testing.T) {
 			if n := strings.Count(dom, `data-status="pass" hidden=""`); n != pass {
 				t.Errorf("%d passed rows hidden by the default filter, want %d", n, pass)
 			}
-			if want := `<b id="shown">` + itoa(shown) + `</b>`; !strings.Contains(dom, want) {
+			if want := `<b id="shown">` + strconv.Itoa(shown) + `</b>`; !strings.Contains(dom, want) {
 				t.Errorf("the filter count does not read %s", want)
 			}
 

@@ -98,7 +98,7 @@ func TestSARIFGitHubRequirements(t *testing.T) {
 	for _, fx := range fixtures {
 		t.Run(fx.name, func(t *testing.T) {
 			r := fx.report()
-			d := parseSARIF(t, render(t, "sarif", r))
+			d := parseSARIF(t, renderFormat(t, "sarif", r))
 			if d.Version != "2.1.0" || len(d.Runs) != 1 {
 				t.Fatalf("want one SARIF 2.1.0 run, got version %q with %d runs", d.Version, len(d.Runs))
 			}
@@ -202,7 +202,7 @@ func TestSARIFGitHubRequirements(t *testing.T) {
 func TestSARIFFingerprintsStable(t *testing.T) {
 	fps := func(r *Report) []string {
 		var out []string
-		for _, res := range parseSARIF(t, render(t, "sarif", r)).Runs[0].Results {
+		for _, res := range parseSARIF(t, renderFormat(t, "sarif", r)).Runs[0].Results {
 			out = append(out, res.RuleID+" "+res.PartialFingerprints["primaryLocationLineHash"])
 		}
 		return out
@@ -306,7 +306,7 @@ func TestSARIFTruncation(t *testing.T) {
 // TestSARIFGitHubLimit writes more results than GitHub accepts in a run.
 func TestSARIFGitHubLimit(t *testing.T) {
 	r := bigReport(MaxSARIFResults * 2)
-	d := parseSARIF(t, render(t, "sarif", r))
+	d := parseSARIF(t, renderFormat(t, "sarif", r))
 	run := d.Runs[0]
 	if len(run.Results) != MaxSARIFResults {
 		t.Fatalf("%d results, want GitHub's limit %d", len(run.Results), MaxSARIFResults)
