@@ -259,4 +259,3 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
-
