@@ -155,7 +155,7 @@ func VerifyCatalog(ctx context.Context, envelope []byte, o CatalogOptions) (*Cat
 		}
 	}
 	if len(keys) < threshold {
-		return nil, fail(CodeCatalogThreshold, &ThresholdError{Catalog: o.Name, Threshold: threshold, Trusted: len(keys)}, nil, "cannot verify the catalog")
+		return nil, fail(CodeCatalogThreshold, ErrCatalogThreshold, &ThresholdError{Catalog: o.Name, Threshold: threshold, Trusted: len(keys)}, "cannot verify the catalog")
 	}
 	verifiers := make([]signature.Verifier, 0, len(keys))
 	for _, k := range keys {
@@ -173,7 +173,7 @@ func VerifyCatalog(ctx context.Context, envelope []byte, o CatalogOptions) (*Cat
 				valid++
 			}
 		}
-		return nil, fail(CodeCatalogThreshold, &ThresholdError{Catalog: o.Name, Threshold: threshold, Valid: valid, Trusted: len(keys)}, nil, "catalog refused")
+		return nil, fail(CodeCatalogThreshold, ErrCatalogThreshold, &ThresholdError{Catalog: o.Name, Threshold: threshold, Valid: valid, Trusted: len(keys)}, "catalog refused")
 	}
 	c, err := ParseCatalog(payload)
 	if err != nil {
@@ -187,7 +187,7 @@ func VerifyCatalog(ctx context.Context, envelope []byte, o CatalogOptions) (*Cat
 		now = time.Now()
 	}
 	if !now.Before(c.Expires) {
-		return nil, fail(CodeCatalogExpired, &ExpiredError{Catalog: c.Name, Version: c.Version, Expires: c.Expires, Now: now}, nil, "catalog refused")
+		return nil, fail(CodeCatalogExpired, ErrCatalogExpired, &ExpiredError{Catalog: c.Name, Version: c.Version, Expires: c.Expires, Now: now}, "catalog refused")
 	}
 	sum := sha256.Sum256(payload)
 	digest := hex.EncodeToString(sum[:])
@@ -209,10 +209,10 @@ func VerifyCatalog(ctx context.Context, envelope []byte, o CatalogOptions) (*Cat
 	}
 	if prev != nil {
 		if c.Version < prev.Version {
-			return nil, fail(CodeCatalogRollback, &RollbackError{Catalog: c.Name, Trusted: prev.Version, Offered: c.Version}, nil, "catalog refused")
+			return nil, fail(CodeCatalogRollback, ErrCatalogRollback, &RollbackError{Catalog: c.Name, Trusted: prev.Version, Offered: c.Version}, "catalog refused")
 		}
 		if c.Version == prev.Version && digest != prev.SHA256 {
-			return nil, fail(CodeCatalogRollback, &RollbackError{Catalog: c.Name, Trusted: prev.Version, Offered: c.Version, SameVersion: true}, nil, "catalog refused")
+			return nil, fail(CodeCatalogRollback, ErrCatalogRollback, &RollbackError{Catalog: c.Name, Trusted: prev.Version, Offered: c.Version, SameVersion: true}, "catalog refused")
 		}
 		if c.Version == prev.Version {
 			return c, nil

@@ -97,7 +97,7 @@ type planned struct {
 }
 
 func unsafeErr(entry, format string, args ...any) error {
-	return fail(CodeUnsafeArchive, &UnsafeEntryError{Entry: entry, Reason: fmt.Sprintf(format, args...)}, nil, "archive refused")
+	return fail(CodeUnsafeArchive, ErrUnsafeArchive, &UnsafeEntryError{Entry: entry, Reason: fmt.Sprintf(format, args...)}, "archive refused")
 }
 
 // Extract extracts the zip at zipPath into dest, which must not exist. It

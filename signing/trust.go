@@ -201,9 +201,9 @@ func LoadTrustStore(dir string, opts ...TrustOption) (*TrustStore, error) {
 func trustErr(kind error, path, reason string) error {
 	te := &TrustError{Path: path, Reason: reason, Kind: kind}
 	if kind == ErrTrustInsecure {
-		return fail(CodeTrustInsecure, te, nil, "refusing the trust store")
+		return fail(CodeTrustInsecure, ErrTrustInsecure, te, "refusing the trust store")
 	}
-	return fail(CodeTrustCorrupt, te, nil, "cannot use the trust store")
+	return fail(CodeTrustCorrupt, ErrTrustCorrupt, te, "cannot use the trust store")
 }
 
 // checkTrustPath applies the ownership and mode rules to one path.
