@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -59,6 +60,10 @@ func (JSONWriter) Write(w io.Writer, r *Report) error {
 	return bw.Flush()
 }
 
+// ErrNewerSchema is wrapped by ReadJSON's error for a report written with a
+// newer schemaVersion than this build understands.
+var ErrNewerSchema = errors.New("report from a newer arcagent")
+
 // ReadJSON decodes a JSON report and checks its schema version.
 func ReadJSON(rd io.Reader) (*Report, error) {
 	dec := json.NewDecoder(bufio.NewReader(rd))
@@ -70,7 +75,7 @@ func ReadJSON(rd io.Reader) (*Report, error) {
 		return nil, fmt.Errorf("not an arcagent JSON report: schemaVersion is missing")
 	}
 	if r.SchemaVersion > SchemaVersion {
-		return nil, fmt.Errorf("report schemaVersion %d is newer than this arcagent understands (%d): upgrade arcagent", r.SchemaVersion, SchemaVersion)
+		return nil, fmt.Errorf("%w: its schemaVersion %d is newer than this arcagent understands (%d); upgrade arcagent", ErrNewerSchema, r.SchemaVersion, SchemaVersion)
 	}
 	return &r, nil
 }
