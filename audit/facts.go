@@ -263,10 +263,10 @@ type Currency struct {
 	Behind        int    `json:"behind"`
 	Supported     bool   `json:"supported"`
 	Current       bool   `json:"current"`
-	Reason        string `json:"reason,omitempty"`
-	MinSupported  string `json:"min_supported,omitempty"`
-	ReleasedAt    string `json:"released_at,omitempty"`
-	SupportWindow string `json:"support_window,omitempty"`
+	Reason        string `json:"reason"`
+	MinSupported  string `json:"min_supported"`
+	ReleasedAt    string `json:"released_at"`
+	SupportWindow string `json:"support_window"`
 }
 
 // CloudFacts holds what the control plane says about the machine's scope,

@@ -119,8 +119,14 @@ func compileRule(env *cel.Env, r Rule) (*Compiled, error) {
 
 var celPosRE = regexp.MustCompile(`<input>:(\d+):(\d+)`)
 
+// templateMark tags a field name whose expression sits inside ${…}: its
+// CEL column is relative to the expression, not to the YAML value.
+const templateMark = " ${…}"
+
 func (r Rule) celError(field string, err error) error {
-	line := r.lines[strings.SplitN(field, ".", 2)[0]]
+	field, inTemplate := strings.CutSuffix(field, templateMark)
+	key := strings.SplitN(field, ".", 2)[0]
+	line := r.lines[key]
 	if line == 0 {
 		line = r.line
 	}
@@ -128,7 +134,16 @@ func (r Rule) celError(field string, err error) error {
 	if m := celPosRE.FindStringSubmatch(err.Error()); m != nil {
 		l, _ := strconv.Atoi(m[1])
 		col, _ = strconv.Atoi(m[2])
-		line += l - 1
+		switch {
+		case r.blocks[key]:
+			// A block scalar starts on the line after its indicator.
+			line += l
+		case l == 1 && r.cols[key] > 0 && !strings.Contains(field, ".") && !inTemplate:
+			// A one-line expression: CEL's column is relative to its start.
+			col += r.cols[key] - 1
+		default:
+			line += l - 1
+		}
 	}
 	return &LoadError{File: r.Source, Rule: r.ID, Field: field, Line: line, Col: col, Err: fmt.Errorf("does not compile: %w", err)}
 }
@@ -148,7 +163,7 @@ func compileTemplate(r Rule, field, s string, prog func(string, string) (cel.Pro
 			return t, &LoadError{File: r.Source, Rule: r.ID, Field: field, Line: r.lines[strings.SplitN(field, ".", 2)[0]], Err: errors.New("unclosed ${ in the template")}
 		}
 		t.parts = append(t.parts, rest[:i])
-		p, err := prog(field, rest[i+2:i+2+end])
+		p, err := prog(field+templateMark, rest[i+2:i+2+end])
 		if err != nil {
 			return t, err
 		}
@@ -363,6 +378,9 @@ func (c *Compiled) base(vars map[string]any, resource string) Outcome {
 			o.Path = strings.TrimPrefix(p, "/")
 		}
 	}
+	if o.Path == "" {
+		o.Path = c.defaultPath()
+	}
 	if c.locLine != nil {
 		if v, _, err := c.locLine.Eval(vars); err == nil {
 			if x, err := native(v); err == nil {
@@ -417,4 +435,29 @@ func (c *Compiled) naReason(facts map[string]any) (why string, isErr bool) {
 		}
 	}
 	return "does not apply to this target (" + strings.TrimSpace(c.Applies) + ")", false
+}
+
+// sectionPaths are where findings about a facts section point when the rule
+// gives no usable location (e.g. a not-applicable for_each rule).
+var sectionPaths = map[string]string{
+	"extensions": "var/lib/waagent",
+	"services":   "etc/systemd/system",
+	"files":      "var/opt/azcmagent",
+	"secrets":    "var/opt/azcmagent",
+	"agent":      "var/opt/azcmagent/agentconfig.json",
+	"cloud":      "var/opt/azcmagent/agentconfig.json",
+	"releases":   "opt/azcmagent/bin",
+	"host":       "etc",
+	"config":     "var/opt/azcmagent/localconfig.json",
+}
+
+func (c *Compiled) defaultPath() string {
+	for _, src := range []string{c.ForEach, c.Applies, c.Check} {
+		if m := sectionRefRE.FindStringSubmatch(src); m != nil {
+			if p, ok := sectionPaths[m[1]]; ok {
+				return p
+			}
+		}
+	}
+	return "var/opt/azcmagent"
 }

@@ -43,9 +43,12 @@ type Rule struct {
 
 	// Source is the file the rule came from ("builtin:tier0.yaml" for packs).
 	Source string `yaml:"-" json:"source"`
-	// lines holds the YAML line of each field, for error positions.
-	lines map[string]int
-	line  int
+	// lines and cols hold the YAML position of each field's value, for
+	// error positions; blocks marks values written as block scalars.
+	lines  map[string]int
+	cols   map[string]int
+	blocks map[string]bool
+	line   int
 }
 
 // Location says where a finding points: a production path (a template with
@@ -126,12 +129,19 @@ func Parse(name string, data []byte) ([]Rule, error) {
 	for i := range f.Rules {
 		r := &f.Rules[i]
 		r.Source = name
-		r.lines = map[string]int{}
+		r.lines, r.cols, r.blocks = map[string]int{}, map[string]int{}, map[string]bool{}
 		if i < len(rulesNode.Content) {
 			n := rulesNode.Content[i]
 			r.line = n.Line
 			for j := 0; j+1 < len(n.Content); j += 2 {
-				r.lines[n.Content[j].Value] = n.Content[j+1].Line
+				k, v := n.Content[j].Value, n.Content[j+1]
+				r.lines[k], r.cols[k] = v.Line, v.Column
+				switch v.Style {
+				case yaml.LiteralStyle, yaml.FoldedStyle:
+					r.blocks[k] = true
+				case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+					r.cols[k]++
+				}
 			}
 		}
 		if err := r.validate(); err != nil {

@@ -1,0 +1,194 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/audit/fixture"
+	"github.com/arcagent/arcagent/reports"
+)
+
+func TestParseProcNetTCP(t *testing.T) {
+	tcp := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:9CD6 00000000:0000 0A 00000000:00000000 00:00000000 00000000  5001        0 1 1 0000000000000000 100 0 0 10 0
+   1: 00000000:9CD7 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 100 0 0 10 0
+   2: 0100007F:0016 0100007F:D0F2 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 100 0 0 10 0
+`
+	tcp6 := `  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000001000000:9CD6 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  5001        0 4 1 0000000000000000 100 0 0 10 0
+   1: 0000000000000000FFFF00000100007F:9CD7 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  5002        0 5 1 0000000000000000 100 0 0 10 0
+`
+	got := append(parseProcNetTCP([]byte(tcp)), parseProcNetTCP([]byte(tcp6))...)
+	want := []Listener{
+		{Address: "127.0.0.1", Port: 40150, Loopback: true, UID: 5001},
+		{Address: "0.0.0.0", Port: 40151, Loopback: false, UID: 0},
+		{Address: "::1", Port: 40150, Loopback: true, UID: 5001},
+		{Address: "127.0.0.1", Port: 40151, Loopback: true, UID: 5002},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestDaemonOf(t *testing.T) {
+	tests := map[string]string{
+		"/opt/azcmagent/bin/arcagent daemon himds":   "himdsd",
+		"/opt/azcmagent/bin/himds":                   "himdsd",
+		"arcagent --log-stderr daemon proxy":         "arcproxyd",
+		"/usr/bin/gcad":                              "gcad",
+		"arcagent daemon extd":                       "extd",
+		"arcagent audit":                             "",
+		"vim /etc/systemd/system/himdsd.service":     "",
+		"/opt/azcmagent/bin/arcagent daemon unknown": "",
+	}
+	for cmd, want := range tests {
+		if got := daemonOf(strings.Fields(cmd)); got != want {
+			t.Errorf("daemonOf(%q) = %q, want %q", cmd, got, want)
+		}
+	}
+}
+
+func TestKeyLines(t *testing.T) {
+	data := []byte("{\n  \"config.mode\": \"full\",\n  \"extensions.allowlist\": [\n    \"A/B\"\n  ],\n  \"x.unknown\": 1,\n  \"incomingconnections.enabled\": false\n}\n")
+	got := keyLines(data)
+	want := map[string]int{"config.mode": 2, "extensions.allowlist": 3, "incomingconnections.enabled": 7}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("keyLines = %v, want %v", got, want)
+	}
+	if len(keyLines([]byte("not json"))) != 0 {
+		t.Error("garbage must give no lines")
+	}
+}
+
+func TestUnitDropInsAndSecrets(t *testing.T) {
+	root := t.TempDir()
+	tr := fixture.New(t, root)
+	tr.DefaultInstall()
+	tr.File("/etc/systemd/system/himdsd.service.d/override.conf", "[Service]\nUser=root\n", "root", "root", 0o644)
+	tr.File("/root/connect.json", "{\n  \"server\": \"https://cp:8443\",\n  \"onboarding-token\": \"ot_3f9a8c7d6e5b4a39\"\n}\n", "root", "root", 0o600)
+	tr.File("/root/.bash_history", "ls\nazcmagent connect --service-principal-id x --service-principal-secret 'S3cr3t~value'\n", "root", "root", 0o600)
+	tr.File("/home/alice/notes.txt", "remember to pass --onboarding-token when connecting\n", "alice", "alice", 0o644)
+	tr.File("/tmp/build.log", "onboarding-token: abcdefghijkl\n", "root", "root", 0o644)
+	f, err := Collect(context.Background(), Options{Root: root, Now: testNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := f.Services.Units["himdsd"]; u.User != "root" {
+		t.Errorf("drop-in not applied: %+v", u)
+	}
+	if u := f.Services.Units["extd"]; u.User != "root" || !u.Present {
+		t.Errorf("extd without User= must be root: %+v", u)
+	}
+	if f.Services.ProcAvailable {
+		t.Error("processes must not be read under --root")
+	}
+	want := []SecretFact{
+		{Path: "root/.bash_history", Line: 2, Kind: "service-principal-secret"},
+		{Path: "root/connect.json", Line: 3, Kind: "onboarding-token"},
+	}
+	if !reflect.DeepEqual(f.Secrets.Found, want) {
+		t.Errorf("secrets = %+v\nwant %+v", f.Secrets.Found, want)
+	}
+	doc, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"ot_3f9a8c7d6e5b4a39", "S3cr3t~value"} {
+		if strings.Contains(string(doc), secret) {
+			t.Errorf("the secret %q leaked into the facts", secret)
+		}
+	}
+}
+
+func TestFileFactsExtraBits(t *testing.T) {
+	root := t.TempDir()
+	tr := fixture.New(t, root)
+	tr.DefaultInstall()
+	tr.Dir(layout.TokensDir, "himds", "himds", 0o777)
+	tr.File(layout.TokensDir+"/abc.key", "s", "himds", "himds", 0o600) // tighter than 0640: fine
+	f, err := Collect(context.Background(), Options{Root: root, Now: testNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range f.Files.Entries {
+		got[e.Path] = e.Mode + "/" + e.ExtraBits
+	}
+	if got["var/opt/azcmagent/tokens"] != "0777/67" || got["var/opt/azcmagent/tokens/abc.key"] != "0600/0" {
+		t.Errorf("modes = %v", got)
+	}
+}
+
+func TestTargets(t *testing.T) {
+	ctx := context.Background()
+	if _, err := Collect(ctx, Options{Root: filepath.Join(t.TempDir(), "missing")}); err == nil {
+		t.Error("a missing root must be an error")
+	} else {
+		var te *TargetError
+		if !errors.As(err, &te) || !strings.Contains(err.Error(), "does not exist") {
+			t.Errorf("err = %v", err)
+		}
+	}
+	planned := filepath.Join(t.TempDir(), "planned.json")
+	if err := os.WriteFile(planned, []byte(`{"incomingconnections.enabled": false}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Collect(ctx, Options{Root: t.TempDir(), PlannedConfig: planned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Target.Kind != "planned" || f.Config.Source != "planned" || f.Config.Effective["incomingconnections.enabled"] != false || f.Files.Available || f.Extensions.Available {
+		t.Errorf("planned target facts wrong: %+v %+v", f.Target, f.Config)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	_ = os.WriteFile(bad, []byte(`{"incomingconnections.enabled": "perhaps"}`), 0o644)
+	if _, err := Collect(ctx, Options{Root: t.TempDir(), PlannedConfig: bad}); err == nil || !strings.Contains(err.Error(), "incomingconnections.enabled") {
+		t.Errorf("an invalid planned file must be refused naming the property: %v", err)
+	}
+	// No agent installed: the default configuration, said so.
+	f, err = Collect(ctx, Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Target.DefaultInstall || f.Config.Source != "default" || f.Config.Effective["incomingconnections.enabled"] != true {
+		t.Errorf("default install facts wrong: %+v", f.Target)
+	}
+}
+
+func TestCorruptLocalConfigIsErrorNotFail(t *testing.T) {
+	root := t.TempDir()
+	tr := fixture.New(t, root)
+	tr.DefaultInstall()
+	tr.File(layout.LocalConfig, "{broken", "root", "himds", 0o640)
+	r := auditTree(t, root, func(o *RunOptions) { o.Select.Profiles = []string{"tier0"} })
+	for _, res := range r.Results {
+		if strings.HasPrefix(res.RuleID, "ARC-T0-00") && res.RuleID <= "ARC-T0-004" {
+			if res.Status != reports.StatusError || !strings.Contains(res.Reason, "localconfig.json is not valid") {
+				t.Errorf("%s: %s %q, want error with the reason", res.RuleID, res.Status, res.Reason)
+			}
+		}
+	}
+	if len(r.CollectorErrors) == 0 {
+		t.Error("the collector error must be in the report")
+	}
+	if code := ExitCode(r); code != 3 {
+		t.Errorf("exit code %d, want 3 (audit incomplete)", code)
+	}
+}
+
+func TestLiveHostSmoke(t *testing.T) {
+	f, err := Collect(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Target.Live || f.Host.Name == "" {
+		t.Errorf("live host facts: %+v %+v", f.Target, f.Host)
+	}
+}
