@@ -72,15 +72,21 @@ func setEff(k string, v any) func(*Facts) {
 }
 
 var (
-	looseMode  = func(ff *FileFact) { ff.Mode, ff.ExtraBits = "0777", "67" }
-	noFiles    = func(f *Facts) { f.Files = FilesFacts{Section: Section{Reason: "no agent is installed on this target"}, Entries: []FileFact{}} }
+	looseMode = func(ff *FileFact) { ff.Mode, ff.ExtraBits = "0777", "67" }
+	noFiles   = func(f *Facts) {
+		f.Files = FilesFacts{Section: Section{Reason: "no agent is installed on this target"}, Entries: []FileFact{}}
+	}
 	noServices = func(f *Facts) {
 		f.Services = ServicesFacts{Section: Section{Reason: "no agent"}, Units: map[string]UnitFacts{}, Processes: map[string][]Process{}, Listeners: map[string][]Listener{}}
 	}
-	noProc    = func(f *Facts) { f.Services.ProcAvailable, f.Services.ProcReason = false, "not the live host" }
-	noExt     = func(f *Facts) { f.Extensions = ExtensionsFacts{Section: Section{Reason: "no agent"}, Installed: []ExtensionFact{}} }
-	noConfig  = func(f *Facts) { f.Config.Available, f.Config.Reason = false, "planned only" }
-	noRel     = func(f *Facts) { f.Releases = ReleasesFacts{Section: Section{Reason: "no release source is configured"}, Extensions: []Currency{}} }
+	noProc = func(f *Facts) { f.Services.ProcAvailable, f.Services.ProcReason = false, "not the live host" }
+	noExt  = func(f *Facts) {
+		f.Extensions = ExtensionsFacts{Section: Section{Reason: "no agent"}, Installed: []ExtensionFact{}}
+	}
+	noConfig = func(f *Facts) { f.Config.Available, f.Config.Reason = false, "planned only" }
+	noRel    = func(f *Facts) {
+		f.Releases = ReleasesFacts{Section: Section{Reason: "no release source is configured"}, Extensions: []Currency{}}
+	}
 	noCloud   = func(f *Facts) { f.Cloud.Available, f.Cloud.Reason = false, "not connected" }
 	noSecrets = func(f *Facts) { f.Secrets.Available, f.Secrets.Reason = false, "planned" }
 )
@@ -103,10 +109,14 @@ var ruleCases = map[string]struct {
 	"ARC-BL-002": {func(f *Facts) { f.Releases.Agent.Current, f.Releases.Agent.Behind = false, 3 }, noRel},
 	"ARC-BL-003": {func(f *Facts) { f.Releases.Extensions[0].Supported = false }, noRel},
 	"ARC-BL-004": {func(f *Facts) { f.Releases.Extensions[0].Current = false }, noRel},
-	"ARC-BL-005": {func(f *Facts) { f.Secrets.Found = []SecretFact{{Path: "root/connect.json", Line: 3, Kind: "onboarding-token"}} }, noSecrets},
+	"ARC-BL-005": {func(f *Facts) {
+		f.Secrets.Found = []SecretFact{{Path: "root/connect.json", Line: 3, Kind: "onboarding-token"}}
+	}, noSecrets},
 	"ARC-BL-006": {func(f *Facts) { f.Config.ProxyHasCredentials = true }, noConfig},
 	"ARC-BL-007": {func(f *Facts) { f.Agent.HeartbeatAgeMinutes = 40 }, func(f *Facts) { f.Agent.Installed = false }},
-	"ARC-PR-001": {func(f *Facts) { f.Services.Units["himdsd"] = UnitFacts{Present: true, User: "root", Path: "etc/systemd/system/himdsd.service"} }, noServices},
+	"ARC-PR-001": {func(f *Facts) {
+		f.Services.Units["himdsd"] = UnitFacts{Present: true, User: "root", Path: "etc/systemd/system/himdsd.service"}
+	}, noServices},
 	"ARC-PR-002": {func(f *Facts) { f.Services.Units["arcproxyd"] = UnitFacts{Present: true, User: "root", Path: "p"} }, noServices},
 	"ARC-PR-003": {func(f *Facts) { f.Services.Units["gcad"] = UnitFacts{Present: true, User: "nobody", Path: "p"} }, noServices},
 	"ARC-PR-004": {func(f *Facts) { f.Services.Processes["himdsd"][0].User = "root" }, noProc},
