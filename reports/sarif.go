@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -295,7 +296,7 @@ func (s SARIFWriter) Write(w io.Writer, r *Report) error {
 	head.Tool.Driver = sarifDriver{
 		Name:            nonEmpty(r.Tool.Name, "arcagent"),
 		Version:         r.Tool.Version,
-		SemanticVersion: strings.TrimPrefix(r.Tool.Version, "v"),
+		SemanticVersion: semanticVersion(r.Tool.Version),
 		InformationURI:  nonEmpty(r.Tool.InformationURI, defaultInformationURI),
 		Rules:           []sarifRule{},
 	}
@@ -423,6 +424,19 @@ func (s SARIFWriter) Write(w io.Writer, r *Report) error {
 	bw.Write(hb[cut+len(marker):])
 	bw.WriteString("\n  ]\n}\n")
 	return bw.Flush()
+}
+
+var semverRE = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+
+// semanticVersion returns v without a leading "v" when it is a semantic
+// version, and "" (so that the field is left out) when it is not, such as
+// a development build's "test".
+func semanticVersion(v string) string {
+	v = strings.TrimPrefix(strings.TrimSpace(v), "v")
+	if !semverRE.MatchString(v) {
+		return ""
+	}
+	return v
 }
 
 func nonEmpty(s, def string) string {

@@ -96,104 +96,107 @@ func parseSARIF(t *testing.T, b []byte) sarifDoc {
 // beyond the SARIF schema, for every fixture.
 func TestSARIFGitHubRequirements(t *testing.T) {
 	for _, fx := range fixtures {
-		t.Run(fx.name, func(t *testing.T) {
-			r := fx.report()
-			d := parseSARIF(t, renderFormat(t, "sarif", r))
-			if d.Version != "2.1.0" || len(d.Runs) != 1 {
-				t.Fatalf("want one SARIF 2.1.0 run, got version %q with %d runs", d.Version, len(d.Runs))
-			}
-			run := d.Runs[0]
-			if want := "arcagent-audit/" + r.Target.Host + "/"; run.AutomationDetails.ID != want {
-				t.Errorf("automationDetails.id = %q, want %q", run.AutomationDetails.ID, want)
-			}
-			drv := run.Tool.Driver
-			if drv.Name != "arcagent" || drv.SemanticVersion != r.Tool.Version || drv.InformationURI == "" {
-				t.Errorf("tool.driver = %q %q %q", drv.Name, drv.SemanticVersion, drv.InformationURI)
-			}
+		t.Run(fx.name, func(t *testing.T) { checkGitHubSARIF(t, fx.report()) })
+	}
+}
 
-			// Only evaluated rules: exactly those with a result.
-			evaluated := map[string]bool{}
-			for _, res := range r.Results {
-				evaluated[res.RuleID] = true
-			}
-			if len(drv.Rules) != len(evaluated) {
-				t.Errorf("%d rules in the driver, want the %d evaluated", len(drv.Rules), len(evaluated))
-			}
-			for _, ru := range drv.Rules {
-				if !evaluated[ru.ID] {
-					t.Errorf("rule %s is listed but was not evaluated", ru.ID)
-				}
-				if ru.ShortDescription.Text == "" || ru.FullDescription.Text == "" || ru.Help.Text == "" || ru.Help.Markdown == "" {
-					t.Errorf("rule %s lacks a description or help", ru.ID)
-				}
-				meta, _, _ := r.RuleByID(ru.ID)
-				if !strings.Contains(ru.Help.Markdown, meta.Remediation) && !strings.Contains(ru.Help.Text, meta.Remediation) {
-					t.Errorf("rule %s help does not carry its remediation command", ru.ID)
-				}
-				if ru.DefaultConfiguration.Level == "" {
-					t.Errorf("rule %s has no defaultConfiguration.level", ru.ID)
-				}
-				tags, _ := ru.Properties["tags"].([]any)
-				hasSec := false
-				for _, tag := range tags {
-					hasSec = hasSec || tag == "security"
-				}
-				if !hasSec {
-					t.Errorf("rule %s tags %v lack \"security\"", ru.ID, tags)
-				}
-				s, ok := ru.Properties["security-severity"].(string)
-				v, err := strconv.ParseFloat(s, 64)
-				if !ok || err != nil || v <= 0 || v > 10 {
-					t.Errorf("rule %s security-severity %v is not a number string in (0,10]", ru.ID, ru.Properties["security-severity"])
-				}
-			}
+// checkGitHubSARIF renders r as SARIF and checks GitHub's requirements.
+func checkGitHubSARIF(t *testing.T, r *Report) {
+	t.Helper()
+	d := parseSARIF(t, renderFormat(t, "sarif", r))
+	if d.Version != "2.1.0" || len(d.Runs) != 1 {
+		t.Fatalf("want one SARIF 2.1.0 run, got version %q with %d runs", d.Version, len(d.Runs))
+	}
+	run := d.Runs[0]
+	if want := "arcagent-audit/" + r.Target.Host + "/"; run.AutomationDetails.ID != want {
+		t.Errorf("automationDetails.id = %q, want %q", run.AutomationDetails.ID, want)
+	}
+	drv := run.Tool.Driver
+	if drv.Name != "arcagent" || drv.SemanticVersion != semanticVersion(r.Tool.Version) || drv.InformationURI == "" {
+		t.Errorf("tool.driver = %q %q %q", drv.Name, drv.SemanticVersion, drv.InformationURI)
+	}
 
-			if len(run.Invocations) != 1 || run.Invocations[0].ExecutionSuccessful == nil {
-				t.Fatalf("want invocations[0].executionSuccessful")
-			}
-			if got, want := len(run.Invocations[0].ToolExecutionNotifications), len(r.CollectorErrors)+r.Summary.ByStatus[StatusError]; got != want {
-				t.Errorf("%d notifications, want one per collector error and rule error (%d)", got, want)
-			}
+	// Only evaluated rules: exactly those with a result.
+	evaluated := map[string]bool{}
+	for _, res := range r.Results {
+		evaluated[res.RuleID] = true
+	}
+	if len(drv.Rules) != len(evaluated) {
+		t.Errorf("%d rules in the driver, want the %d evaluated", len(drv.Rules), len(evaluated))
+	}
+	for _, ru := range drv.Rules {
+		if !evaluated[ru.ID] {
+			t.Errorf("rule %s is listed but was not evaluated", ru.ID)
+		}
+		if ru.ShortDescription.Text == "" || ru.FullDescription.Text == "" || ru.Help.Text == "" || ru.Help.Markdown == "" {
+			t.Errorf("rule %s lacks a description or help", ru.ID)
+		}
+		meta, _, _ := r.RuleByID(ru.ID)
+		if !strings.Contains(ru.Help.Markdown, meta.Remediation) && !strings.Contains(ru.Help.Text, meta.Remediation) {
+			t.Errorf("rule %s help does not carry its remediation command", ru.ID)
+		}
+		if ru.DefaultConfiguration.Level == "" {
+			t.Errorf("rule %s has no defaultConfiguration.level", ru.ID)
+		}
+		tags, _ := ru.Properties["tags"].([]any)
+		hasSec := false
+		for _, tag := range tags {
+			hasSec = hasSec || tag == "security"
+		}
+		if !hasSec {
+			t.Errorf("rule %s tags %v lack \"security\"", ru.ID, tags)
+		}
+		s, ok := ru.Properties["security-severity"].(string)
+		v, err := strconv.ParseFloat(s, 64)
+		if !ok || err != nil || v <= 0 || v > 10 {
+			t.Errorf("rule %s security-severity %v is not a number string in (0,10]", ru.ID, ru.Properties["security-severity"])
+		}
+	}
 
-			if run.Results == nil {
-				t.Fatal("results must be [] even with no findings, so fixed alerts close")
+	if len(run.Invocations) != 1 || run.Invocations[0].ExecutionSuccessful == nil {
+		t.Fatalf("want invocations[0].executionSuccessful")
+	}
+	if got, want := len(run.Invocations[0].ToolExecutionNotifications), len(r.CollectorErrors)+r.Summary.ByStatus[StatusError]; got != want {
+		t.Errorf("%d notifications, want one per collector error and rule error (%d)", got, want)
+	}
+
+	if run.Results == nil {
+		t.Fatal("results must be [] even with no findings, so fixed alerts close")
+	}
+	want := r.Summary.ByStatus[StatusFail] + r.Summary.ByStatus[StatusWaived]
+	if len(run.Results) != want {
+		t.Errorf("%d results, want %d (failed and waived)", len(run.Results), want)
+	}
+	for _, res := range run.Results {
+		if res.RuleIndex == nil || *res.RuleIndex < 0 || *res.RuleIndex >= len(drv.Rules) || drv.Rules[*res.RuleIndex].ID != res.RuleID {
+			t.Errorf("result for %s does not point at its rule (ruleIndex %v)", res.RuleID, res.RuleIndex)
+		}
+		if len(res.Locations) != 1 {
+			t.Errorf("result for %s has %d locations, want exactly 1", res.RuleID, len(res.Locations))
+			continue
+		}
+		loc := res.Locations[0].PhysicalLocation
+		if u := loc.ArtifactLocation.URI; u == "" || strings.HasPrefix(u, "/") || strings.Contains(u, "://") || strings.Contains(u, "..") {
+			t.Errorf("result for %s has uri %q, want a relative path", res.RuleID, u)
+		}
+		if loc.Region.StartLine < 1 {
+			t.Errorf("result for %s has startLine %d", res.RuleID, loc.Region.StartLine)
+		}
+		if h := res.PartialFingerprints["primaryLocationLineHash"]; h == "" {
+			t.Errorf("result for %s has no primaryLocationLineHash", res.RuleID)
+		}
+		if res.Message.Text == "" || res.Level == "" {
+			t.Errorf("result for %s lacks message or level", res.RuleID)
+		}
+		waived := res.Properties.Status == StatusWaived
+		if waived != (len(res.Suppressions) == 1) {
+			t.Errorf("result for %s (status %s) has %d suppressions", res.RuleID, res.Properties.Status, len(res.Suppressions))
+		}
+		for _, s := range res.Suppressions {
+			if s.Kind != "external" || s.Justification == "" {
+				t.Errorf("suppression of %s = %+v, want external with a justification", res.RuleID, s)
 			}
-			want := r.Summary.ByStatus[StatusFail] + r.Summary.ByStatus[StatusWaived]
-			if len(run.Results) != want {
-				t.Errorf("%d results, want %d (failed and waived)", len(run.Results), want)
-			}
-			for _, res := range run.Results {
-				if res.RuleIndex == nil || *res.RuleIndex < 0 || *res.RuleIndex >= len(drv.Rules) || drv.Rules[*res.RuleIndex].ID != res.RuleID {
-					t.Errorf("result for %s does not point at its rule (ruleIndex %v)", res.RuleID, res.RuleIndex)
-				}
-				if len(res.Locations) != 1 {
-					t.Errorf("result for %s has %d locations, want exactly 1", res.RuleID, len(res.Locations))
-					continue
-				}
-				loc := res.Locations[0].PhysicalLocation
-				if u := loc.ArtifactLocation.URI; u == "" || strings.HasPrefix(u, "/") || strings.Contains(u, "://") || strings.Contains(u, "..") {
-					t.Errorf("result for %s has uri %q, want a relative path", res.RuleID, u)
-				}
-				if loc.Region.StartLine < 1 {
-					t.Errorf("result for %s has startLine %d", res.RuleID, loc.Region.StartLine)
-				}
-				if h := res.PartialFingerprints["primaryLocationLineHash"]; h == "" {
-					t.Errorf("result for %s has no primaryLocationLineHash", res.RuleID)
-				}
-				if res.Message.Text == "" || res.Level == "" {
-					t.Errorf("result for %s lacks message or level", res.RuleID)
-				}
-				waived := res.Properties.Status == StatusWaived
-				if waived != (len(res.Suppressions) == 1) {
-					t.Errorf("result for %s (status %s) has %d suppressions", res.RuleID, res.Properties.Status, len(res.Suppressions))
-				}
-				for _, s := range res.Suppressions {
-					if s.Kind != "external" || s.Justification == "" {
-						t.Errorf("suppression of %s = %+v, want external with a justification", res.RuleID, s)
-					}
-				}
-			}
-		})
+		}
 	}
 }
 
@@ -353,6 +356,14 @@ func TestLocationPath(t *testing.T) {
 	for _, tc := range tests {
 		if p, l := LocationPath(tc.in), LocationLine(tc.in); p != tc.path || l != tc.line {
 			t.Errorf("%+v: got %s:%d, want %s:%d", tc.in, p, l, tc.path, tc.line)
+		}
+	}
+}
+
+func TestSemanticVersion(t *testing.T) {
+	for in, want := range map[string]string{"0.3.0": "0.3.0", "v1.2.3": "1.2.3", "0.1.0-dev": "0.1.0-dev", "1.0.0+abc.1": "1.0.0+abc.1", "test": "", "1.2": "", "": ""} {
+		if got := semanticVersion(in); got != want {
+			t.Errorf("semanticVersion(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
