@@ -80,6 +80,9 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		if abs, _ := filepath.Abs(p); abs == outAbs || abs == outAbs+SignatureSuffix {
 			return nil
 		}
+		if isRuntimePath(rel) {
+			return fail(CodeBadHandlerManifest, ErrBadHandlerManifest, nil, "%s is written at run time by the extension manager or the extension (%s); remove it from %s", rel, strings.Join(RuntimePaths, ", "), o.Dir)
+		}
 		info, err := d.Info()
 		if err != nil {
 			return err
@@ -196,6 +199,3 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
-
-// trimSlash removes a trailing slash.
-func trimSlash(s string) string { return strings.TrimSuffix(s, "/") }

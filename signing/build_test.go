@@ -58,6 +58,13 @@ func TestBuildRefusesBadInput(t *testing.T) {
 		{"command file missing", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "bin/handler.sh")) }, testPkg, ErrBadHandlerManifest},
 		{"command not executable", func(t *testing.T, dir string) { os.Chmod(filepath.Join(dir, "bin/handler.sh"), 0o644) }, testPkg, ErrBadHandlerManifest},
 		{"symlink in tree", func(t *testing.T, dir string) { os.Symlink("/etc/passwd", filepath.Join(dir, "passwd")) }, testPkg, ErrUnsafeArchive},
+		{"runtime status folder", func(t *testing.T, dir string) {
+			os.MkdirAll(filepath.Join(dir, "status"), 0o755)
+			os.WriteFile(filepath.Join(dir, "status/0.status"), []byte("[]"), 0o644)
+		}, testPkg, ErrBadHandlerManifest},
+		{"handler environment", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "HandlerEnvironment.json"), []byte("[]"), 0o644)
+		}, testPkg, ErrBadHandlerManifest},
 		{"bad version", func(*testing.T, string) {}, Package{Publisher: "Contoso", Type: "X", Version: "1.0-beta"}, ErrBadPackageName},
 		{"type with dot", func(*testing.T, string) {}, Package{Publisher: "Contoso", Type: "X.Y", Version: "1.0"}, ErrBadPackageName},
 	}

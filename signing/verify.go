@@ -200,6 +200,10 @@ func VerifyEnvelope(ctx context.Context, envelope []byte, keys []*TrustedKey, ex
 // checkFile is step 4: size, then sha256 of the bytes, read once. Bytes are
 // copied to tee (when not nil) as they are hashed.
 func checkFile(ctx context.Context, path string, st *Statement, tee io.Writer) (string, int64, error) {
+	// Refuse a FIFO or device before opening it: opening one could block.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return "", 0, fail(CodeFileAccess, ErrDigestMismatch, nil, "%s is not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return "", 0, fail(CodeFileAccess, ErrDigestMismatch, err, "open package")

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +29,48 @@ package verify → package install → package check.`,
 	}
 	cmd.AddCommand(newPackageKeygenCmd(a), newPackageBuildCmd(a), newPackageSignCmd(a),
 		newPackageVerifyCmd(a), newPackageInstallCmd(a), newPackageCheckCmd(a))
+	mapPermissionErrors(cmd)
 	return cmd
+}
+
+// mapPermissionErrors makes an uncoded "permission denied" from any verb
+// under cmd an ARC0018 error, whose remedy says to run as root or use --root.
+func mapPermissionErrors(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		mapPermissionErrors(c)
+	}
+	if cmd.RunE == nil {
+		return
+	}
+	run := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		err := run(c, args)
+		var ce *errcode.Error
+		if err != nil && !errors.As(err, &ce) && errors.Is(err, fs.ErrPermission) {
+			return errcode.Wrap(errcode.PermissionDenied, err, "%s", c.CommandPath())
+		}
+		return err
+	}
+}
+
+// maxSignatureFile bounds what is read from a --signature file.
+const maxSignatureFile = 1 << 20
+
+// readSignature reads an envelope file, at most maxSignatureFile bytes.
+func readSignature(path, hint string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, errcode.Wrap(signing.CodeFileAccess, err, "signature%s", hint)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSignatureFile+1))
+	if err != nil {
+		return nil, errcode.Wrap(signing.CodeFileAccess, err, "read signature %s", path)
+	}
+	if len(data) > maxSignatureFile {
+		return nil, errcode.New(signing.CodeMalformedEnvelope, "%s is larger than %d bytes: not a signature envelope", path, maxSignatureFile)
+	}
+	return data, nil
 }
 
 type keygenOptions struct {
@@ -286,9 +329,9 @@ Exit status: 0 valid, 1 invalid, 2 bad usage or unreadable input,
 			if sigPath == "" {
 				sigPath = args[0] + signing.SignatureSuffix
 			}
-			env, err := os.ReadFile(sigPath)
+			env, err := readSignature(sigPath, " (give --signature F if it is elsewhere)")
 			if err != nil {
-				return errcode.Wrap(signing.CodeFileAccess, err, "signature (give --signature F if it is elsewhere)")
+				return err
 			}
 			vo.Envelope = env
 			if o.key != "" {
@@ -348,8 +391,8 @@ sha256, plus the envelope, in /var/lib/waagent/.arcagent/<name>/.
 			var env []byte
 			if o.signature != "" {
 				var err error
-				if env, err = os.ReadFile(o.signature); err != nil {
-					return errcode.Wrap(signing.CodeFileAccess, err, "signature")
+				if env, err = readSignature(o.signature, ""); err != nil {
+					return err
 				}
 			}
 			if _, err := os.Stat(args[0]); err != nil {

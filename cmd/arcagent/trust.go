@@ -54,6 +54,7 @@ catalogs) named for it. The store is refused when it, or a file in it, is
 group- or world-writable or not owned by root.`,
 	}
 	cmd.AddCommand(newTrustAddCmd(a), newTrustListCmd(a), newTrustRemoveCmd(a))
+	mapPermissionErrors(cmd)
 	return cmd
 }
 

@@ -30,7 +30,9 @@ if [ -f "$here/HandlerEnvironment.json" ]; then
 	done
 fi
 
-json_escape() { printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' | tr '\n\r\t' '   '; }
+# JSON string body: escape \ and ", turn line breaks and tabs into spaces,
+# drop other control characters.
+json_escape() { printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' | tr '\n\r\t' '   ' | tr -d '\000-\010\013\014\016-\037\177'; }
 
 write_status() { # seq operation status code message
 	mkdir -p "$status_dir"
@@ -99,7 +101,7 @@ set +e
 rc=$?
 set -e
 rm -rf "$work"
-tail=$(tail -c 512 "$out")
+tail=$(tail -c 512 "$out" | LC_ALL=C tr -cd '\11\12\15\40-\176')
 if [ "$rc" -eq 0 ]; then
 	write_status "$seq" Enable success 0 "exit 0: $tail"
 else
