@@ -60,6 +60,10 @@ func (b *heartbeatBatcher) record(ctx context.Context, hb store.Heartbeat) error
 		r.hb = store.Heartbeat{}
 		b.pool.Put(r)
 		return err
+	case <-ctx.Done():
+		// The writer still answers r later (r.err is buffered); r is not
+		// reused.
+		return ctx.Err()
 	case <-b.done:
 		// The writer has exited; it answers every queued request before
 		// exiting, so the answer is already in r.err.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -23,6 +24,10 @@ type SQLite struct {
 	w    *sql.DB
 	r    *sql.DB
 	path string
+
+	hbOnce sync.Once
+	hbStmt *sql.Stmt // prepared once on the writer, reused by every batch
+	hbErr  error
 }
 
 var _ Store = (*SQLite)(nil)
@@ -71,6 +76,9 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 
 // Close closes both pools.
 func (s *SQLite) Close() error {
+	if s.hbStmt != nil {
+		s.hbStmt.Close()
+	}
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
@@ -588,18 +596,22 @@ func (s *SQLite) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
 	if len(hbs) == 0 {
 		return nil
 	}
+	// Prepare outside the transaction: the writer pool has one connection.
+	s.hbOnce.Do(func() {
+		s.hbStmt, s.hbErr = s.w.PrepareContext(context.Background(), `UPDATE machines SET
+		last_heartbeat = CASE WHEN last_heartbeat < ? THEN ? ELSE last_heartbeat END,
+		agent_version = CASE WHEN ? <> '' THEN ? ELSE agent_version END
+		WHERE id = ?`)
+	})
+	if s.hbErr != nil {
+		return fmt.Errorf("record heartbeats: %w", s.hbErr)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("record heartbeats: %w", err)
 	}
 	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, `UPDATE machines SET
-		last_heartbeat = CASE WHEN last_heartbeat < ? THEN ? ELSE last_heartbeat END,
-		agent_version = CASE WHEN ? <> '' THEN ? ELSE agent_version END
-		WHERE id = ?`)
-	if err != nil {
-		return fmt.Errorf("record heartbeats: %w", err)
-	}
+	st := tx.StmtContext(ctx, s.hbStmt)
 	defer st.Close()
 	for _, h := range hbs {
 		at := ms(h.At)

@@ -1,0 +1,354 @@
+// Package loadgen drives heartbeats from many simulated machines against
+// an arcserver over loopback HTTPS and measures throughput and latency. It
+// is used by `arcserver loadgen` and by the package benchmark. Every
+// simulated heartbeat takes the full production path: a fresh ES256
+// assertion signed by the machine's own key, TLS, JSON, RBAC-free machine
+// authentication with the replay cache, and a durable (group-committed)
+// write to the store.
+package loadgen
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/arcagent/arcagent/agent/cloud"
+	"github.com/arcagent/arcagent/controlplane"
+	"github.com/arcagent/arcagent/controlplane/apiv1"
+)
+
+// Config describes a run.
+type Config struct {
+	ServerURL string // https://127.0.0.1:PORT
+	Token     string // an API token that may create subscriptions (Owner at /)
+	CAPEM     []byte // CA of the server certificate
+	Machines  int    // simulated machines (default 1000)
+	Workers   int    // concurrent requests in flight (default 64)
+	Duration  time.Duration
+	Warmup    time.Duration
+	HTTP2     bool // use HTTP/2 instead of HTTP/1.1 keep-alive connections
+	// PreSign signs every assertion before the timed window, so that the
+	// simulated machines' signing (which real machines do on their own
+	// CPUs) does not compete with the server for this host's CPU. The
+	// server still verifies every assertion and checks every jti.
+	PreSign bool
+	// Progress, if set, receives a line per setup step.
+	Progress func(format string, args ...any)
+}
+
+// Result is what a run measured.
+type Result struct {
+	Machines   int           `json:"machines"`
+	Workers    int           `json:"workers"`
+	Protocol   string        `json:"protocol"`
+	PreSigned  bool          `json:"preSigned"`
+	Heartbeats int           `json:"heartbeats"`
+	Errors     int           `json:"errors"`
+	Elapsed    time.Duration `json:"elapsed"`
+	PerSecond  float64       `json:"heartbeatsPerSecond"`
+	P50        time.Duration `json:"p50"`
+	P90        time.Duration `json:"p90"`
+	P99        time.Duration `json:"p99"`
+	Max        time.Duration `json:"max"`
+	FirstError string        `json:"firstError,omitempty"`
+	// CPUPerHeartbeat is the CPU time (user+system) this process spent per
+	// heartbeat during the window: server and simulated machines together
+	// when the server runs in-process. It shows the cost independently of
+	// other load on the host.
+	CPUPerHeartbeat time.Duration `json:"cpuPerHeartbeat"`
+}
+
+func (r Result) String() string {
+	signing := "signed in the loop"
+	if r.PreSigned {
+		signing = "pre-signed"
+	}
+	return fmt.Sprintf("%d heartbeats from %d machines over %d workers (%s, assertions %s) in %s: %.0f heartbeats/s, p50 %s, p90 %s, p99 %s, max %s, %d errors",
+		r.Heartbeats, r.Machines, r.Workers, r.Protocol, signing, r.Elapsed.Round(time.Millisecond), r.PerSecond,
+		r.P50.Round(time.Microsecond), r.P90.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Errors) +
+		fmt.Sprintf("; CPU %s per heartbeat (this process)", r.CPUPerHeartbeat.Round(time.Microsecond))
+}
+
+func (c *Config) defaults() {
+	if c.Machines <= 0 {
+		c.Machines = 1000
+	}
+	if c.Workers <= 0 {
+		c.Workers = 64
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Progress == nil {
+		c.Progress = func(string, ...any) {}
+	}
+}
+
+func httpClient(caPEM []byte, conns int, h2 bool) (*http.Client, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the CA bundle holds no PEM certificate")
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		MaxConnsPerHost:     conns,
+		IdleConnTimeout:     time.Minute,
+		ForceAttemptHTTP2:   h2,
+	}
+	if !h2 {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+}
+
+// Fleet is a set of registered simulated machines.
+type Fleet struct {
+	Machines []*cloud.Machine
+	client   *cloud.Client
+}
+
+// Setup creates a subscription, a resource group and an onboarding
+// credential, and registers cfg.Machines machines (each with its own key).
+func Setup(ctx context.Context, cfg Config) (*Fleet, error) {
+	cfg.defaults()
+	hc, err := httpClient(cfg.CAPEM, cfg.Workers, cfg.HTTP2)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cloud.New(cfg.ServerURL, cloud.Options{HTTPClient: hc, UserAgent: "arcserver-loadgen"})
+	if err != nil {
+		return nil, err
+	}
+	op := c.Operator(cfg.Token)
+	sub, err := op.CreateSubscription(ctx, apiv1.CreateSubscriptionRequest{DisplayName: fmt.Sprintf("loadgen-%d", time.Now().UnixNano())})
+	if err != nil {
+		return nil, fmt.Errorf("create the load-test subscription: %w", err)
+	}
+	if _, err := op.CreateResourceGroup(ctx, sub.SubID, apiv1.CreateResourceGroupRequest{Name: "loadgen"}); err != nil {
+		return nil, fmt.Errorf("create the load-test resource group: %w", err)
+	}
+	cred, err := op.CreateOnboarding(ctx, apiv1.CreateOnboardingRequest{SubscriptionID: sub.SubID, ResourceGroup: "loadgen", ExpiresIn: "1h", Uses: min(cfg.Machines, 10000)})
+	if err != nil {
+		return nil, fmt.Errorf("create the load-test onboarding credential: %w", err)
+	}
+	cfg.Progress("registering %d machines in %s", cfg.Machines, sub.ID+"/resourceGroups/loadgen")
+	f := &Fleet{Machines: make([]*cloud.Machine, cfg.Machines), client: c}
+	var next atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for w := 0; w < min(cfg.Workers, 16); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= cfg.Machines || ctx.Err() != nil {
+					return
+				}
+				key, err := cloud.GenerateKey()
+				if err == nil {
+					var reg apiv1.Registration
+					reg, err = c.Register(ctx, cred.Secret, key, apiv1.RegisterRequest{Name: fmt.Sprintf("sim-%06d", i),
+						Inventory: apiv1.Inventory{Hostname: fmt.Sprintf("sim-%06d", i), OSType: "linux", AgentVersion: "0.0.0-loadgen"}})
+					if err == nil {
+						f.Machines[i] = c.Machine(reg.MachineID, reg.Audience, key)
+						continue
+					}
+				}
+				once.Do(func() { firstErr = err })
+				return
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, fmt.Errorf("register simulated machines: %w", firstErr)
+	}
+	return f, ctx.Err()
+}
+
+// Drive sends heartbeats from the fleet for cfg.Duration (after
+// cfg.Warmup) with cfg.Workers requests in flight, or exactly n heartbeats
+// when n > 0.
+func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
+	cfg.defaults()
+	res := Result{Machines: len(f.Machines), Workers: cfg.Workers, Protocol: "HTTP/1.1", PreSigned: cfg.PreSign}
+	if cfg.HTTP2 {
+		res.Protocol = "HTTP/2"
+	}
+	if cfg.Warmup > 0 && n == 0 {
+		wctx, cancel := context.WithTimeout(ctx, cfg.Warmup)
+		f.run(wctx, cfg.Workers, 0, nil)
+		cancel()
+	}
+	var pre [][]string
+	if cfg.PreSign {
+		total := n
+		if total == 0 {
+			total = int(cfg.Duration.Seconds() * 12000) // more than this host can serve
+		}
+		var err error
+		if pre, err = f.presign(cfg.Workers, total); err != nil {
+			res.FirstError = err.Error()
+			return res
+		}
+	}
+	dctx := ctx
+	if n == 0 {
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+	start, cpu0 := time.Now(), cpuTime()
+	lat, errs, firstErr := f.run(dctx, cfg.Workers, n, pre)
+	res.Elapsed = time.Since(start)
+	if len(lat) > 0 {
+		res.CPUPerHeartbeat = (cpuTime() - cpu0) / time.Duration(len(lat))
+	}
+	res.Heartbeats, res.Errors = len(lat), errs
+	if firstErr != nil {
+		res.FirstError = firstErr.Error()
+	}
+	if res.Elapsed > 0 {
+		res.PerSecond = float64(len(lat)) / res.Elapsed.Seconds()
+	}
+	if len(lat) > 0 {
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+		res.P50, res.P90, res.P99, res.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
+	}
+	return res
+}
+
+// run returns the latencies of successful heartbeats and the error count.
+// presign signs total assertions, split by worker in the order run uses
+// the machines.
+func (f *Fleet) presign(workers, total int) ([][]string, error) {
+	pre := make([][]string, workers)
+	now := time.Now()
+	for w := range pre {
+		k := total/workers + 1
+		pre[w] = make([]string, 0, k)
+		for j := 0; j < k; j++ {
+			m := f.Machines[(w+j*workers)%len(f.Machines)]
+			a, err := cloud.SignAssertion(m.Key, m.ID, m.Audience, now, apiv1.MaxAssertionLifetime)
+			if err != nil {
+				return nil, err
+			}
+			pre[w] = append(pre[w], a)
+		}
+	}
+	return pre, nil
+}
+
+func (f *Fleet) run(ctx context.Context, workers, n int, pre [][]string) ([]time.Duration, int, error) {
+	var mu sync.Mutex
+	var all []time.Duration
+	var errs int
+	var firstErr error
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 4096)
+			e := 0
+			var fe error
+			for i, k := w, 0; ctx.Err() == nil; i, k = i+workers, k+1 {
+				if n > 0 && sent.Add(1) > int64(n) {
+					break
+				}
+				m := f.Machines[i%len(f.Machines)]
+				if pre != nil && k < len(pre[w]) {
+					a := pre[w][k]
+					mm := *m
+					mm.Assert = func() (string, error) { return a, nil }
+					m = &mm
+				}
+				t0 := time.Now()
+				_, err := m.Heartbeat(ctx, apiv1.HeartbeatRequest{})
+				d := time.Since(t0)
+				if err != nil {
+					if ctx.Err() != nil {
+						break
+					}
+					e++
+					if fe == nil {
+						fe = err
+					}
+					continue
+				}
+				lat = append(lat, d)
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			errs += e
+			if firstErr == nil {
+				firstErr = fe
+			}
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	return all, errs, firstErr
+}
+
+// Local is an arcserver started in-process on 127.0.0.1:0 over a fresh
+// data directory, for load tests.
+type Local struct {
+	URL   string
+	Token string
+	CAPEM []byte
+	stop  func() error
+}
+
+// Stop shuts the server down gracefully.
+func (l *Local) Stop() error { return l.stop() }
+
+// StartLocal initialises dir and serves it on a loopback port. log
+// receives the server's request log (nil: discarded, after formatting).
+func StartLocal(ctx context.Context, dir string, log *slog.Logger) (*Local, error) {
+	res, err := controlplane.Init(ctx, controlplane.InitOptions{DataDir: dir})
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	ca, err := readFile(filepath.Join(dir, controlplane.CACertFile))
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- controlplane.Serve(sctx, controlplane.ServeOptions{DataDir: dir, Listen: "127.0.0.1:0", Logger: log, Ready: func(a net.Addr) { ready <- a }})
+	}()
+	select {
+	case a := <-ready:
+		return &Local{URL: "https://" + a.String(), Token: res.OwnerToken, CAPEM: ca, stop: func() error { cancel(); return <-done }}, nil
+	case err := <-done:
+		cancel()
+		return nil, err
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return nil, ctx.Err()
+	}
+}
