@@ -149,15 +149,24 @@ func ExtractReader(ctx context.Context, r io.ReaderAt, size int64, dir string, l
 	defer root.Close()
 
 	recs := map[string]FileRecord{}
+	// addDirs creates the parents of name (0755 whatever the umask) and
+	// records them.
 	addDirs := func(name string) error {
-		for d := path.Dir(name); d != "."; d = path.Dir(d) {
+		p := path.Dir(name)
+		if p == "." {
+			return nil
+		}
+		if err := root.MkdirAll(p, 0o755); err != nil {
+			return err
+		}
+		for d := p; d != "."; d = path.Dir(d) {
 			if _, ok := recs[d]; ok {
 				break
 			}
 			recs[d] = FileRecord{Path: d, Type: TypeDir}
-		}
-		if p := path.Dir(name); p != "." {
-			return root.MkdirAll(p, 0o755)
+			if err := root.Chmod(d, 0o755); err != nil {
+				return err
+			}
 		}
 		return nil
 	}
