@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/arcagent/arcagent/reports"
 )
 
@@ -183,5 +185,81 @@ func TestReportSchema(t *testing.T) {
 	var s map[string]any
 	if code != 0 || json.Unmarshal([]byte(out), &s) != nil || s["$id"] != reports.SchemaID {
 		t.Errorf("report schema: exit %d, $id %v", code, s["$id"])
+	}
+}
+
+// TestReportCIExamples runs the audit command of each CI example, as
+// written there, against the committed planned configuration, and checks
+// that it passes the gate and writes every report the example uploads.
+func TestReportCIExamples(t *testing.T) {
+	if _, _, code := runCLI(t, "audit", "--help"); code != 0 {
+		t.Skip("this build has no audit command")
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range []struct {
+		file    string
+		uploads []string
+	}{
+		{"examples/ci/github-actions.yml", []string{"arcagent.sarif", "arcagent.json", "arcagent-junit.xml", "arcagent.md", "arcagent.html"}},
+		{"examples/ci/gitlab-ci.yml", []string{"arcagent-junit.xml", "arcagent.json", "arcagent.sarif", "arcagent.html"}},
+	} {
+		t.Run(filepath.Base(ex.file), func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(repo, ex.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc any
+			if err := yaml.Unmarshal(b, &doc); err != nil {
+				t.Fatalf("%s is not valid YAML: %v", ex.file, err)
+			}
+			var command string
+			walkStrings(doc, func(s string) {
+				// The longest: the workflow's name is "arcagent audit" too.
+				if s = strings.TrimSpace(s); strings.HasPrefix(s, "arcagent audit ") && len(s) > len(command) {
+					command = s
+				}
+			})
+			if command == "" {
+				t.Fatalf("%s runs no `arcagent audit`", ex.file)
+			}
+			args := strings.Fields(command)[1:]
+			for i := range args {
+				if i > 0 && args[i-1] == "--config" {
+					args[i] = filepath.Join(repo, args[i])
+				}
+			}
+			t.Chdir(t.TempDir())
+			stdout, stderr, code := runCLI(t, args...)
+			if code != 0 {
+				t.Fatalf("%s: exit %d, want 0 for the hardened planned configuration:\n%s%s", command, code, stdout, stderr)
+			}
+			for _, f := range ex.uploads {
+				if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
+					t.Errorf("%s uploads %s, which the audit did not write: %v", ex.file, f, err)
+				}
+				if !strings.Contains(string(b), f) {
+					t.Errorf("%s does not mention %s", ex.file, f)
+				}
+			}
+		})
+	}
+}
+
+// walkStrings calls f for every string in a decoded YAML document.
+func walkStrings(v any, f func(string)) {
+	switch v := v.(type) {
+	case string:
+		f(v)
+	case []any:
+		for _, e := range v {
+			walkStrings(e, f)
+		}
+	case map[string]any:
+		for _, e := range v {
+			walkStrings(e, f)
+		}
 	}
 }
