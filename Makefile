@@ -34,7 +34,9 @@ install: build
 	install -m 0755 bin/arcagent $(DESTDIR)$(PREFIX)/bin/arcagent
 	ln -sf arcagent $(DESTDIR)$(PREFIX)/bin/azcmagent
 	ln -sf arcagent $(DESTDIR)$(PREFIX)/bin/himds
-	@if [ -f bin/arcserver ]; then install -m 0755 bin/arcserver $(DESTDIR)/usr/local/bin/arcserver; fi
+	echo $(VERSION) > $(DESTDIR)$(PREFIX)/bin/VERSION
+	chmod 0644 $(DESTDIR)$(PREFIX)/bin/VERSION
+	@if [ -f bin/arcserver ]; then install -d -m 0755 $(DESTDIR)/usr/local/bin && install -m 0755 bin/arcserver $(DESTDIR)/usr/local/bin/arcserver; fi
 
 clean:
 	rm -rf bin
