@@ -44,11 +44,11 @@ type InitOptions struct {
 // InitResult is what Init created. OwnerToken is shown once and never
 // stored in clear.
 type InitResult struct {
-	TenantID   string
-	OwnerToken string
-	CACert     string // path
-	TLSCert    string // path
-	DB         string // path
+	TenantID   string `json:"tenantId"`
+	OwnerToken string `json:"ownerToken"`
+	CACert     string `json:"caCert"`  // path
+	TLSCert    string `json:"tlsCert"` // path
+	DB         string `json:"database"`
 }
 
 // Init creates a data directory: the tenant, a CA and TLS certificate, the
@@ -160,15 +160,15 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 20 * time.Second
 	}
-	cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
-	if err != nil {
-		return errcode.Wrap(apiv1.CodeTLSConfig, err, "load the TLS certificate %s and key %s", o.TLSCert, o.TLSKey)
-	}
 	st, err := OpenStore(ctx, o.DataDir)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+	if err != nil {
+		return errcode.Wrap(apiv1.CodeTLSConfig, err, "load the TLS certificate %s and key %s", o.TLSCert, o.TLSKey)
+	}
 	srv, err := New(ctx, Config{Store: st, Issuer: o.Issuer, Logger: o.Logger, TokenLifetime: o.TokenLifetime})
 	if err != nil {
 		return errcode.Wrap(apiv1.CodeDataDir, err, "start the server")
