@@ -275,3 +275,50 @@ func TestEnvelopeIsStandardDSSE(t *testing.T) {
 		t.Fatal("subject digest differs from the file's sha256")
 	}
 }
+
+// TestVerifyOrder checks that the first failing step of DESIGN.md §7 is the
+// one reported, and that the package bytes are not read before the
+// envelope, signer and statement have passed.
+func TestVerifyOrder(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	other := newTestKey(t, AlgEd25519)
+	untrusted, _, err := SignPackage(ctx, f.pkgPath, testPkg, other.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongPublisher, _, err := SignPackage(ctx, f.pkgPath, Package{Publisher: "Fabrikam", Type: testPkg.Type, Version: testPkg.Version}, f.key.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "absent.zip") // reading it would fail with another error
+	wrongVersion := Expectation{Version: "2.0.0"}
+	for _, tc := range []struct {
+		name   string
+		env    []byte
+		pkg    string
+		expect Expectation
+		want   error
+	}{
+		{"bad envelope first", f.envelope[:10], missing, wrongVersion, ErrMalformedEnvelope},
+		{"untrusted signer before statement and bytes", untrusted, missing, wrongVersion, ErrUntrustedSigner},
+		{"publisher before statement and bytes", wrongPublisher, missing, wrongVersion, ErrPublisherNotAllowed},
+		{"statement before bytes", f.envelope, missing, wrongVersion, ErrStatementMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := VerifyPackage(ctx, VerifyOptions{Package: tc.pkg, Envelope: tc.env, Trust: f.store, Expect: tc.expect})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestVerifyHonoursContext(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := VerifyPackage(ctx, VerifyOptions{Package: f.pkgPath, Trust: f.store}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+}
