@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/spf13/cobra"
 
 	"github.com/arcagent/arcagent/agent/layout"
@@ -28,7 +29,7 @@ Flow: package keygen → package build → package sign → trust add →
 package verify → package install → package check.`,
 	}
 	cmd.AddCommand(newPackageKeygenCmd(a), newPackageBuildCmd(a), newPackageSignCmd(a),
-		newPackageVerifyCmd(a), newPackageInstallCmd(a), newPackageCheckCmd(a))
+		newPackageVerifyCmd(a), newPackageInstallCmd(a), newPackageCheckCmd(a), newCatalogCmd(a))
 	mapPermissionErrors(cmd)
 	return cmd
 }
@@ -516,5 +517,109 @@ Exit status: 0 intact, 1 tampered or no longer trusted, 2 bad usage,
 		},
 	}
 	cmd.Flags().BoolVar(&o.treeOnly, "tree-only", false, "only compare the files; do not verify the recorded signature")
+	return cmd
+}
+
+type catalogSignOptions struct {
+	keys []string
+	out  string
+}
+
+type catalogVerifyOptions struct {
+	name      string
+	threshold int
+	dryRun    bool
+}
+
+func newCatalogCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "catalog",
+		Short: "Sign and verify release catalogs (threshold signatures, rollback and freeze protection)",
+	}
+	var so catalogSignOptions
+	sign := &cobra.Command{
+		Use:   "sign CATALOG.json --key KEY [--key KEY2 …]",
+		Short: "Sign a catalog document with one or more keys (writes CATALOG.json.sig.json)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(so.keys) == 0 {
+				return errcode.New(errcode.Usage, "package catalog sign needs at least one --key")
+			}
+			data, err := readSignature(args[0], "")
+			if err != nil {
+				return err
+			}
+			c, err := signing.ParseCatalog(data)
+			if err != nil {
+				return err
+			}
+			var signers []signature.Signer
+			for _, k := range so.keys {
+				s, err := signing.LoadSigner(k, signing.PasswordFromEnv())
+				if err != nil {
+					return err
+				}
+				signers = append(signers, s)
+			}
+			env, err := signing.SignCatalog(c, signers...)
+			if err != nil {
+				return err
+			}
+			out := so.out
+			if out == "" {
+				out = args[0] + signing.SignatureSuffix
+			}
+			if err := layout.WriteFileAtomic(out, env, layout.WriteOptions{Mode: 0o644}); err != nil {
+				return errcode.Wrap(errcode.WriteFailed, err, "write signed catalog")
+			}
+			if a.json {
+				return a.printJSON(map[string]any{"signature": out, "name": c.Name, "version": c.Version, "signatures": len(signers)})
+			}
+			fmt.Fprintf(a.stdout, "signed catalog %s version %d with %d key(s): %s\n", c.Name, c.Version, len(signers), out)
+			return nil
+		},
+	}
+	sign.Flags().StringSliceVar(&so.keys, "key", nil, "PEM private key (repeatable)")
+	sign.Flags().StringVar(&so.out, "out", "", "envelope file (default: CATALOG.json.sig.json)")
+
+	var vo catalogVerifyOptions
+	verify := &cobra.Command{
+		Use:   "verify ENVELOPE --name NAME [--threshold N] [--dry-run]",
+		Short: "Verify a signed catalog and record its version; exit 0 valid, 1 refused, 2 bad usage",
+		Long: `Verifies that at least --threshold distinct keys trusted for catalog NAME
+(trust add … --catalog NAME) signed the catalog, that it is the NAME
+catalog, that it has not expired (freeze: ARC0114) and that its version is
+not lower than the last one trusted (rollback: ARC0113). The version is then
+recorded in the trust directory, unless --dry-run.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if vo.name == "" {
+				return errcode.New(errcode.Usage, "package catalog verify needs --name NAME")
+			}
+			env, err := readSignature(args[0], "")
+			if err != nil {
+				return err
+			}
+			store, err := a.loadTrust("")
+			if err != nil {
+				return err
+			}
+			c, err := signing.VerifyCatalog(cmd.Context(), env, signing.CatalogOptions{
+				Name: vo.name, Threshold: vo.threshold, Trust: store, StateDir: a.layout().TrustDir(), NoPersist: vo.dryRun,
+			})
+			if err != nil {
+				return a.invalidOrErr(err, verdict{Package: vo.name})
+			}
+			if a.json {
+				return a.printJSON(map[string]any{"valid": true, "catalog": c})
+			}
+			fmt.Fprintf(a.stdout, "VALID: catalog %s version %d, %d entries, expires %s\n", c.Name, c.Version, len(c.Entries), c.Expires.UTC().Format("2006-01-02T15:04:05Z"))
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&vo.name, "name", "", "catalog name expected (e.g. extensions)")
+	verify.Flags().IntVar(&vo.threshold, "threshold", 1, "distinct trusted keys that must have signed")
+	verify.Flags().BoolVar(&vo.dryRun, "dry-run", false, "verify without recording the version")
+	cmd.AddCommand(sign, verify)
 	return cmd
 }

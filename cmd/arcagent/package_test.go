@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -260,4 +261,50 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestPackageCatalog(t *testing.T) {
+	t.Setenv("ARCAGENT_KEY_PASSWORD", "")
+	work := t.TempDir()
+	root := filepath.Join(work, "root")
+	for _, k := range []string{"r1", "r2", "r3"} {
+		mustRun(t, 0, "package", "keygen", "--out", filepath.Join(work, k))
+	}
+	mustRun(t, 0, "--root", root, "trust", "add", "r1", "--key", filepath.Join(work, "r1.pub"), "--catalog", "extensions")
+	mustRun(t, 0, "--root", root, "trust", "add", "r2", "--key", filepath.Join(work, "r2.pub"), "--catalog", "extensions")
+	mustRun(t, 0, "--root", root, "trust", "add", "r3", "--key", filepath.Join(work, "r3.pub"), "--publisher", "Contoso")
+	catalog := func(name string, version int, expires string, keys ...string) string {
+		p := filepath.Join(work, name+".json")
+		doc := `{"name":"extensions","version":` + strconv.Itoa(version) + `,"expires":"` + expires + `","entries":[{"name":"Contoso.Monitoring.StatusReporter","version":"1.0.0"}]}`
+		os.WriteFile(p, []byte(doc), 0o644)
+		args := []string{"package", "catalog", "sign", p}
+		for _, k := range keys {
+			args = append(args, "--key", filepath.Join(work, k+".key"))
+		}
+		mustRun(t, 0, args...)
+		return p + ".sig.json"
+	}
+	future, past := "2099-01-01T00:00:00Z", "2001-01-01T00:00:00Z"
+	tests := []struct {
+		name      string
+		env       string
+		threshold string
+		want      int
+		code      string
+	}{
+		{"valid 2 of 2", catalog("v5", 5, future, "r1", "r2"), "2", 0, "VALID"},
+		{"rollback", catalog("v4", 4, future, "r1", "r2"), "2", 1, "ARC0113"},
+		{"freeze", catalog("v6", 6, past, "r1", "r2"), "2", 1, "ARC0114"},
+		{"threshold not met", catalog("v7", 7, future, "r1"), "2", 1, "ARC0115"},
+		{"key not trusted for catalogs", catalog("v8", 8, future, "r3"), "1", 1, "ARC0115"},
+		{"newer accepted", catalog("v9", 9, future, "r2"), "1", 0, "VALID"},
+		{"older than the newest refused", catalog("v7b", 7, future, "r1", "r2"), "2", 1, "ARC0113"},
+	}
+	for _, tc := range tests {
+		out, errOut, code := runCLI(t, "--root", root, "package", "catalog", "verify", tc.env, "--name", "extensions", "--threshold", tc.threshold)
+		if code != tc.want || !strings.Contains(out+errOut, tc.code) {
+			t.Fatalf("%s: exit %d (want %d)\nstdout %s\nstderr %s", tc.name, code, tc.want, out, errOut)
+		}
+	}
+	mustRun(t, 2, "--root", root, "package", "catalog", "verify", tests[0].env)
 }
