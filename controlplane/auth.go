@@ -163,18 +163,22 @@ func (s *Server) machineEntry(ctx context.Context, id string) (*machineEntry, er
 	e.lastHB.Store(m.LastHeartbeat.UnixMilli())
 	e.etag.Store(m.DesiredETag)
 	s.mu.Lock()
-	if old := s.machines[id]; old != nil {
-		e = old
-	} else {
-		s.machines[id] = e
+	defer s.mu.Unlock()
+	if _, gone := s.deleted[id]; gone {
+		return nil, errf(apiv1.CodeAssertionInvalid, "machine %s was deleted: connect it again", id)
 	}
-	s.mu.Unlock()
+	if old := s.machines[id]; old != nil {
+		return old, nil
+	}
+	s.machines[id] = e
 	return e, nil
 }
 
+// forgetMachine drops a deleted machine from the cache for good.
 func (s *Server) forgetMachine(id string) {
 	s.mu.Lock()
 	delete(s.machines, id)
+	s.deleted[id] = struct{}{}
 	s.mu.Unlock()
 }
 

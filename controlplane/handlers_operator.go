@@ -602,10 +602,12 @@ func (s *Server) handleDeleteMachine(w http.ResponseWriter, r *http.Request, p *
 	if err != nil {
 		return err
 	}
+	// Forget first: from here on no request can authenticate as the
+	// machine, even one whose store lookup races with the delete.
+	s.forgetMachine(m.ID)
 	if err := s.st.DeleteMachine(r.Context(), m.ID); err != nil {
 		return storeErr(err, "machine "+m.ID)
 	}
-	s.forgetMachine(m.ID)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

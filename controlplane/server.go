@@ -72,6 +72,9 @@ type Server struct {
 
 	mu       sync.RWMutex
 	machines map[string]*machineEntry
+	// deleted remembers machines deleted while this process runs, so that
+	// a lookup that raced with the delete cannot cache the machine again.
+	deleted map[string]struct{}
 	reqSeq   atomic.Uint64
 }
 
@@ -98,6 +101,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		keyReload: cfg.KeyReload,
 		replay:    newReplayCache(),
 		machines:  map[string]*machineEntry{},
+		deleted:   map[string]struct{}{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewJSONHandler(io.Discard, nil))
