@@ -480,7 +480,8 @@ func sarifRuleOf(ru Rule) sarifRule {
 	tags := []string{"security"}
 	seen := map[string]bool{"security": true}
 	for _, p := range ru.Profiles {
-		if p != "" && !seen[p] {
+		// GitHub reads at most 20 tags per rule.
+		if p != "" && !seen[p] && len(tags) < 20 {
 			seen[p] = true
 			tags = append(tags, p)
 		}
