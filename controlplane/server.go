@@ -75,7 +75,7 @@ type Server struct {
 	// deleted remembers machines deleted while this process runs, so that
 	// a lookup that raced with the delete cannot cache the machine again.
 	deleted map[string]struct{}
-	reqSeq   atomic.Uint64
+	reqSeq  atomic.Uint64
 }
 
 // machineEntry caches what authenticating a machine needs.

@@ -84,7 +84,7 @@ credentials and request bodies are never logged.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.DataDir, "data", "", "data directory made by `arcserver init` (required)")
+	f.StringVar(&o.DataDir, "data", "", "data directory made by arcserver init (required)")
 	f.StringVar(&o.Listen, "listen", "127.0.0.1:8443", "address to listen on (host:port)")
 	f.StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve instead of DIR/tls.crt")
 	f.StringVar(&o.TLSKey, "tls-key", "", "PEM private key of --tls-cert")

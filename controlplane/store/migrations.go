@@ -83,4 +83,15 @@ var migrations = []string{
 		created_at BIGINT NOT NULL,
 		retired_at BIGINT NOT NULL DEFAULT 0
 	);`,
+	// 2: heartbeats move to a narrow table of their own, so that the hot
+	// write path rewrites small rows packed many to a page instead of
+	// whole machine records. machines.last_heartbeat and agent_version keep
+	// the values from registration.
+	`CREATE TABLE machine_heartbeats (
+		machine_id TEXT PRIMARY KEY,
+		last_heartbeat BIGINT NOT NULL,
+		agent_version TEXT NOT NULL DEFAULT ''
+	);
+	INSERT INTO machine_heartbeats (machine_id, last_heartbeat, agent_version)
+		SELECT id, last_heartbeat, agent_version FROM machines;`,
 }

@@ -513,6 +513,9 @@ func (s *SQLite) RegisterMachine(ctx context.Context, credentialHash string, now
 	if err != nil {
 		return fmt.Errorf("register machine: %w", err)
 	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO machine_heartbeats (machine_id, last_heartbeat, agent_version) VALUES (?, ?, ?)`, m.ID, ms(m.LastHeartbeat), m.AgentVersion); err != nil {
+		return fmt.Errorf("register machine: %w", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("register machine: %w", err)
 	}
@@ -524,7 +527,11 @@ func MachineResourceID(subscriptionID, resourceGroup, name string) string {
 	return "/subscriptions/" + subscriptionID + "/resourceGroups/" + resourceGroup + "/providers/Microsoft.HybridCompute/machines/" + name
 }
 
-const mCols = `id, name, subscription_id, resource_group, resource_id, public_key, key_thumbprint, inventory, tags, agent_version, created_at, last_heartbeat, onboarding_id, desired_state, desired_etag, status, status_at`
+// mSelect reads machines with their latest heartbeat.
+const mSelect = `SELECT m.id, m.name, m.subscription_id, m.resource_group, m.resource_id, m.public_key, m.key_thumbprint, m.inventory, m.tags,
+	COALESCE(h.agent_version, m.agent_version), m.created_at, COALESCE(h.last_heartbeat, m.last_heartbeat), m.onboarding_id,
+	m.desired_state, m.desired_etag, m.status, m.status_at
+	FROM machines m LEFT JOIN machine_heartbeats h ON h.machine_id = m.id`
 
 func scanMachine(sc interface{ Scan(...any) error }) (Machine, error) {
 	var m Machine
@@ -542,7 +549,7 @@ func scanMachine(sc interface{ Scan(...any) error }) (Machine, error) {
 
 // Machine returns one machine by id.
 func (s *SQLite) Machine(ctx context.Context, id string) (Machine, error) {
-	m, err := scanMachine(s.r.QueryRowContext(ctx, `SELECT `+mCols+` FROM machines WHERE id = ?`, id))
+	m, err := scanMachine(s.r.QueryRowContext(ctx, mSelect+` WHERE m.id = ?`, id))
 	if err != nil {
 		return m, notFound(err, "machine "+id)
 	}
@@ -551,17 +558,17 @@ func (s *SQLite) Machine(ctx context.Context, id string) (Machine, error) {
 
 // ListMachines returns machines matching f, ordered by scope and name.
 func (s *SQLite) ListMachines(ctx context.Context, f MachineFilter) ([]Machine, error) {
-	q := `SELECT ` + mCols + ` FROM machines WHERE 1 = 1`
+	q := mSelect + ` WHERE 1 = 1`
 	var args []any
 	if f.SubscriptionID != "" {
-		q += ` AND subscription_id = ?`
+		q += ` AND m.subscription_id = ?`
 		args = append(args, strings.ToLower(f.SubscriptionID))
 	}
 	if f.ResourceGroup != "" {
-		q += ` AND rg_key = ?`
+		q += ` AND m.rg_key = ?`
 		args = append(args, strings.ToLower(f.ResourceGroup))
 	}
-	rows, err := s.r.QueryContext(ctx, q+` ORDER BY subscription_id, rg_key, name_key`, args...)
+	rows, err := s.r.QueryContext(ctx, q+` ORDER BY m.subscription_id, m.rg_key, m.name_key`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
 	}
@@ -585,8 +592,22 @@ func (s *SQLite) UpdateMachineTags(ctx context.Context, id string, tags map[stri
 
 // DeleteMachine removes a machine.
 func (s *SQLite) DeleteMachine(ctx context.Context, id string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM machines WHERE id = ?`, id)
-	return mustAffect(res, err, "machine "+id)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete machine %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM machines WHERE id = ?`, id)
+	if err := mustAffect(res, err, "machine "+id); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM machine_heartbeats WHERE machine_id = ?`, id); err != nil {
+		return fmt.Errorf("delete machine %s: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete machine %s: %w", id, err)
+	}
+	return nil
 }
 
 // RecordHeartbeats records a batch of heartbeats in one transaction. A
@@ -598,10 +619,10 @@ func (s *SQLite) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
 	}
 	// Prepare outside the transaction: the writer pool has one connection.
 	s.hbOnce.Do(func() {
-		s.hbStmt, s.hbErr = s.w.PrepareContext(context.Background(), `UPDATE machines SET
+		s.hbStmt, s.hbErr = s.w.PrepareContext(context.Background(), `UPDATE machine_heartbeats SET
 		last_heartbeat = CASE WHEN last_heartbeat < ? THEN ? ELSE last_heartbeat END,
 		agent_version = CASE WHEN ? <> '' THEN ? ELSE agent_version END
-		WHERE id = ?`)
+		WHERE machine_id = ?`)
 	})
 	if s.hbErr != nil {
 		return fmt.Errorf("record heartbeats: %w", s.hbErr)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -125,5 +126,43 @@ func TestRegisterMachineRules(t *testing.T) {
 	must(s.DeleteMachine(ctx, id))
 	if err := s.DeleteMachine(ctx, id); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
+	}
+}
+
+// TestUpgradeFromVersion1 opens a database made by the first schema and
+// checks that migration 2 carries every machine's heartbeat over.
+func TestUpgradeFromVersion1(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "v1.db")
+	db, err := sql.Open("sqlite", "file:"+p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`,
+		migrations[0],
+		`INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0)`,
+		`INSERT INTO machines (id, name, name_key, subscription_id, resource_group, rg_key, resource_id, public_key, key_thumbprint, agent_version, created_at, last_heartbeat, desired_state, desired_etag)
+		 VALUES ('m1', 'm1', 'm1', 's1', 'rg', 'rg', '/x', 'k', 't', '0.9', 1000, 123000, '{}', '"e"')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s, err := OpenSQLite(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m, err := s.Machine(ctx, "m1")
+	if err != nil || m.LastHeartbeat.UnixMilli() != 123000 || m.AgentVersion != "0.9" {
+		t.Fatalf("%+v %v", m, err)
+	}
+	if err := s.RecordHeartbeats(ctx, []Heartbeat{{MachineID: "m1", At: time.UnixMilli(200000), AgentVersion: "1.0"}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := s.Machine(ctx, "m1"); m.LastHeartbeat.UnixMilli() != 200000 || m.AgentVersion != "1.0" {
+		t.Fatalf("after heartbeat: %v %s", m.LastHeartbeat, m.AgentVersion)
 	}
 }
