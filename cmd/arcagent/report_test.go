@@ -263,3 +263,43 @@ func walkStrings(v any, f func(string)) {
 		}
 	}
 }
+
+// TestReportSARIFStableAcrossAudits audits the same (empty) root twice:
+// the SARIF runs carry the same category and the same fingerprints, so
+// GitHub matches the alerts of the second upload to the first.
+func TestReportSARIFStableAcrossAudits(t *testing.T) {
+	if _, _, code := runCLI(t, "audit", "--help"); code != 0 {
+		t.Skip("this build has no audit command")
+	}
+	root := t.TempDir()
+	type run struct {
+		AutomationDetails struct{ ID string } `json:"automationDetails"`
+		Results           []struct {
+			RuleID              string            `json:"ruleId"`
+			PartialFingerprints map[string]string `json:"partialFingerprints"`
+		} `json:"results"`
+	}
+	audit := func() (string, []string) {
+		out, stderr, code := runCLI(t, "audit", "--root", root, "-o", "sarif")
+		if code != 0 && code != 1 {
+			t.Fatalf("audit: exit %d: %s", code, stderr)
+		}
+		var log struct{ Runs []run }
+		if err := json.Unmarshal([]byte(out), &log); err != nil || len(log.Runs) != 1 {
+			t.Fatalf("audit -o sarif wrote no single run: %v", err)
+		}
+		var fps []string
+		for _, r := range log.Runs[0].Results {
+			fps = append(fps, r.RuleID+" "+r.PartialFingerprints["primaryLocationLineHash"])
+		}
+		return log.Runs[0].AutomationDetails.ID, fps
+	}
+	id1, fp1 := audit()
+	id2, fp2 := audit()
+	if len(fp1) == 0 {
+		t.Fatal("the default install of an empty root has no findings; the test needs some")
+	}
+	if id1 != id2 || strings.Join(fp1, "\n") != strings.Join(fp2, "\n") {
+		t.Errorf("two audits of the same root differ:\n%s %v\n%s %v", id1, fp1, id2, fp2)
+	}
+}
