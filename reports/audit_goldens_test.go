@@ -2,8 +2,11 @@ package reports
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -12,8 +15,12 @@ import (
 const auditGoldens = "../audit/testdata/golden/*.json"
 
 // TestAuditGoldensValidate: every report the audit engine writes for its
-// fixtures validates against the published schema, and renders in every
-// format; its SARIF validates against the SARIF schema.
+// fixtures validates against the published schema, survives a read and
+// write unchanged, and renders in every format as testdata/audit/ holds;
+// its SARIF validates against the SARIF schema and GitHub's rules. When the
+// audit goldens change, refresh these with
+//
+//	go test ./reports/ -run AuditGoldens -update
 func TestAuditGoldensValidate(t *testing.T) {
 	files, _ := filepath.Glob(auditGoldens)
 	if len(files) == 0 {
@@ -31,11 +38,21 @@ func TestAuditGoldensValidate(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkGitHubSARIF(t, r)
+			base := strings.TrimSuffix(filepath.Base(f), ".json")
 			for _, gf := range goldenFormats {
 				out := renderFormat(t, gf.format, r)
-				if gf.format == "sarif" {
+				switch gf.format {
+				case "json":
+					// What convert reads, it writes back unchanged.
+					var in, back any
+					if json.Unmarshal(b, &in) != nil || json.Unmarshal(out, &back) != nil || !reflect.DeepEqual(in, back) {
+						t.Errorf("the JSON report does not survive a read and write:\n%s", firstDiff(b, out))
+					}
+					continue
+				case "sarif":
 					validateSARIF(t, f+" as SARIF", out)
 				}
+				checkGolden(t, filepath.Join("audit", base+"."+gf.ext), out)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,7 +32,7 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
 	if updatingGoldens() {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(path, got, 0o644); err != nil {
@@ -41,10 +42,10 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("read golden %s: %v (run `go test ./reports/ -run Golden -update` to create it)", path, err)
+		t.Fatalf("read golden %s: %v (run `go test ./reports/ -run %s -update` to create it)", path, err, t.Name())
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; if the change is intended, run `go test ./reports/ -run Golden -update` and review the diff.\n%s", path, firstDiff(want, got))
+		t.Errorf("%s differs from the golden file; if the change is intended, run `go test ./reports/ -run %s -update` and review the diff.\n%s", path, strings.SplitN(t.Name(), "/", 2)[0], firstDiff(want, got))
 	}
 }
 

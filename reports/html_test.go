@@ -72,6 +72,15 @@ func TestHTMLInChromium(t *testing.T) {
 		{"waivers-baseline-errors", waiversReport()},
 		{"2000-results", bigReport(2000)},
 	}
+	// The audit engine's own output, when its goldens are there.
+	if b, err := os.ReadFile(filepath.Join(filepath.Dir(auditGoldens), "default-install.json")); err == nil {
+		if r, err := ReadJSON(bytes.NewReader(b)); err == nil {
+			cases = append(cases, struct {
+				name   string
+				report *Report
+			}{"audit-default-install", r})
+		}
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
