@@ -233,9 +233,12 @@ func RunHTTPS(ctx context.Context, srv *Server, ln net.Listener, cert tls.Certif
 // Backup writes a consistent copy of a data directory's database to path
 // while the server may be running.
 func Backup(ctx context.Context, dir, path string) error {
-	st, err := OpenStore(ctx, dir)
+	if dir == "" {
+		return errcode.New(apiv1.CodeDataDir, "--data DIR is required")
+	}
+	st, err := store.OpenSQLiteNoMigrate(ctx, filepath.Join(dir, DBFile))
 	if err != nil {
-		return err
+		return errcode.Wrap(apiv1.CodeDataDir, err, "%s is not an initialised data directory", dir)
 	}
 	defer st.Close()
 	if err := st.Backup(ctx, path); err != nil {

@@ -35,6 +35,20 @@ var _ Store = (*SQLite)(nil)
 // OpenSQLite opens (creating if needed) the database at path, applies the
 // pending migrations and returns the store. The file is created 0600.
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	return openSQLite(ctx, path, true)
+}
+
+// OpenSQLiteNoMigrate opens an existing database without touching its
+// schema, for maintenance beside a running server (backups) that must not
+// migrate the database under it.
+func OpenSQLiteNoMigrate(ctx context.Context, path string) (*SQLite, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return openSQLite(ctx, path, false)
+}
+
+func openSQLite(ctx context.Context, path string, migrate bool) (*SQLite, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		if err != nil {
@@ -67,6 +81,9 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	s := &SQLite{w: w, r: r, path: path}
+	if !migrate {
+		return s, nil
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
