@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/arcagent/arcagent/rules"
 )
 
 // Waiver accepts a rule's failures for a while, with a reason.
@@ -77,7 +79,7 @@ func ParseWaivers(file string, data []byte) ([]Waiver, error) {
 		return nil, &WaiverError{File: file, Err: fmt.Errorf("not a waiver file: %w", err)}
 	}
 	var lines []int
-	if n := topKey(&root, "waivers"); n != nil {
+	if n := rules.TopKey(&root, "waivers"); n != nil {
 		for _, c := range n.Content {
 			lines = append(lines, c.Line)
 		}
@@ -111,22 +113,6 @@ func ParseWaivers(file string, data []byte) ([]Waiver, error) {
 		}
 	}
 	return wf.Waivers, nil
-}
-
-func topKey(root *yaml.Node, key string) *yaml.Node {
-	n := root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	if n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
-	}
-	return nil
 }
 
 func parseExpiry(s string) (time.Time, error) {

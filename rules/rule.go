@@ -121,7 +121,7 @@ func Parse(name string, data []byte) ([]Rule, error) {
 	if err := strict.Decode(&f); err != nil {
 		return nil, &LoadError{File: name, Err: fmt.Errorf("not a rule file: %w", err)}
 	}
-	rulesNode := findKey(&root, "rules")
+	rulesNode := TopKey(&root, "rules")
 	if rulesNode == nil || len(f.Rules) == 0 {
 		return nil, &LoadError{File: name, Err: errors.New("no rules: the file needs a top-level `rules:` list")}
 	}
@@ -155,7 +155,9 @@ func Parse(name string, data []byte) ([]Rule, error) {
 	return f.Rules, nil
 }
 
-func findKey(root *yaml.Node, key string) *yaml.Node {
+// TopKey returns the value node of key in a YAML document's top-level
+// mapping, or nil. Loaders use it to find the line of each list item.
+func TopKey(root *yaml.Node, key string) *yaml.Node {
 	n := root
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
