@@ -1,6 +1,7 @@
 package controlplane_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -39,6 +40,13 @@ func TestRequestBodies(t *testing.T) {
 		{"bad scope", "POST", "/v1/roleAssignments", e.ownerT, "application/json", `{"principal":"a","role":"Reader","scope":"/foo/bar"}`, 400, apiv1.Error{Code: string(apiv1.CodeBadRequest)}, "scope"},
 		{"unknown role", "POST", "/v1/roleAssignments", e.ownerT, "application/json", `{"principal":"a","role":"God","scope":"/"}`, 400, apiv1.Error{Code: string(apiv1.CodeBadRequest)}, "Owner, Reader"},
 	}
+	// Oversize bodies without a Content-Length (chunked) are cut off too.
+	t.Run("oversize chunked", func(t *testing.T) {
+		status, _, ae, _ := e.raw("POST", "/v1/subscriptions", e.ownerT, "application/json", io.MultiReader(strings.NewReader(big)))
+		if status != 413 || ae.Code != string(apiv1.CodeTooLarge) {
+			t.Fatalf("got %d %s", status, ae.Code)
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			status, h, ae, _ := e.raw(tc.method, tc.path, tc.auth, tc.ctype, strings.NewReader(tc.body))

@@ -186,6 +186,18 @@ func TestMachineAssertions(t *testing.T) {
 		})
 	}
 
+	t.Run("no assertion reaches the log", func(t *testing.T) {
+		logs := e.logs.String()
+		for _, tc := range tests {
+			if tc.token != "" && strings.Contains(logs, tc.token) {
+				t.Fatalf("the log holds a bearer token (%s)", tc.name)
+			}
+		}
+		if !strings.Contains(logs, `"machine":"`+id+`"`) {
+			t.Fatal("the request log does not name the machine")
+		}
+	})
+
 	t.Run("deleted machine", func(t *testing.T) {
 		if err := e.owner.DeleteMachine(ctx, other.reg.MachineID); err != nil {
 			t.Fatal(err)
