@@ -275,3 +275,17 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, id string, 
 	})
 	return nil
 }
+
+// handleSelf lets a machine read its own representation (name, resource
+// id, location, tags, status), which HIMDS serves as instance metadata.
+func (s *Server) handleSelf(w http.ResponseWriter, r *http.Request, id string, _ *machineEntry) error {
+	m, err := s.st.Machine(r.Context(), id)
+	if err != nil {
+		return storeErr(err, "machine "+id)
+	}
+	out := s.toMachine(m, false)
+	out.Location = s.locationOf(r, m)
+	out.TenantID = s.tenantID
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

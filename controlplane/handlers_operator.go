@@ -510,6 +510,15 @@ func (s *Server) handleRevokeOnboarding(w http.ResponseWriter, r *http.Request, 
 	return nil
 }
 
+// locationOf returns the location of a machine's resource group.
+func (s *Server) locationOf(r *http.Request, m store.Machine) string {
+	g, err := s.st.ResourceGroup(r.Context(), m.SubscriptionID, m.ResourceGroup)
+	if err != nil {
+		return ""
+	}
+	return g.Location
+}
+
 func (s *Server) toMachine(m store.Machine, withStatus bool) apiv1.Machine {
 	out := apiv1.Machine{
 		ID: m.ID, ResourceID: m.ResourceID, Name: m.Name, SubscriptionID: m.SubscriptionID, ResourceGroup: m.ResourceGroup,
@@ -542,10 +551,20 @@ func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request, p *p
 	if err != nil {
 		return err
 	}
+	gs, err := s.st.ListResourceGroups(r.Context(), sub)
+	if err != nil {
+		return err
+	}
+	loc := map[string]string{}
+	for _, g := range gs {
+		loc[strings.ToLower(rbac.ResourceGroupScope(g.SubscriptionID, g.Name))] = g.Location
+	}
 	out := apiv1.List[apiv1.Machine]{Value: []apiv1.Machine{}}
 	for _, m := range ms {
 		if p.can(rbac.MachinesRead, m.ResourceID) {
-			out.Value = append(out.Value, s.toMachine(m, false))
+			v := s.toMachine(m, false)
+			v.Location = loc[strings.ToLower(rbac.ResourceGroupScope(m.SubscriptionID, m.ResourceGroup))]
+			out.Value = append(out.Value, v)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -570,7 +589,9 @@ func (s *Server) handleGetMachine(w http.ResponseWriter, r *http.Request, p *pri
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.toMachine(m, true))
+	out := s.toMachine(m, true)
+	out.Location = s.locationOf(r, m)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -593,7 +614,9 @@ func (s *Server) handleUpdateMachine(w http.ResponseWriter, r *http.Request, p *
 		return storeErr(err, "machine "+m.ID)
 	}
 	m.Tags = req.Tags
-	writeJSON(w, http.StatusOK, s.toMachine(m, true))
+	out := s.toMachine(m, true)
+	out.Location = s.locationOf(r, m)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

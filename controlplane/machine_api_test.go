@@ -258,6 +258,16 @@ func TestDesiredStateAndStatus(t *testing.T) {
 	bad := apiv1.MachineStatus{Extensions: []apiv1.ExtensionStatus{{Name: "", State: "x"}}}
 	wantCode(t, m.m.PutStatus(ctx, bad), http.StatusBadRequest, apiv1.CodeBadRequest, "extensions[0].name")
 
+	self, err := m.m.Self(ctx)
+	if err != nil || self.ResourceID != m.reg.ResourceID || self.Location != "local" || self.TenantID == "" || self.Inventory.Hostname != "host1" {
+		t.Fatalf("self: %+v %v", self, err)
+	}
+	if _, err := e.owner.UpdateMachineTags(ctx, m.reg.MachineID, apiv1.Tags{"team": "web"}); err != nil {
+		t.Fatal(err)
+	}
+	if self, _ := m.m.Self(ctx); self.Tags["team"] != "web" {
+		t.Fatalf("tags not visible to the machine: %v", self.Tags)
+	}
 	if _, err := m.m.Token(ctx, ""); cloud.StatusOf(err) != http.StatusBadRequest {
 		t.Fatalf("token without resource: %v", err)
 	}

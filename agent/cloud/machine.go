@@ -146,6 +146,18 @@ func (m *Machine) assertion() (string, error) {
 
 func (m *Machine) path(suffix string) string { return "/v1/machines/" + url.PathEscape(m.ID) + suffix }
 
+// Self returns the machine's own representation: name, resource id,
+// subscription, resource group, location, tags, tenant and status.
+func (m *Machine) Self(ctx context.Context) (apiv1.Machine, error) {
+	var out apiv1.Machine
+	a, err := m.assertion()
+	if err != nil {
+		return out, err
+	}
+	_, _, err = m.c.call(ctx, http.MethodGet, m.path("/self"), nil, a, nil, nil, &out)
+	return out, err
+}
+
 // Heartbeat tells the server the machine is alive.
 func (m *Machine) Heartbeat(ctx context.Context, req apiv1.HeartbeatRequest) (apiv1.HeartbeatResponse, error) {
 	var out apiv1.HeartbeatResponse

@@ -175,6 +175,7 @@ type Machine struct {
 	SubscriptionID  string         `json:"subscriptionId"`
 	ResourceGroup   string         `json:"resourceGroup"`
 	Location        string         `json:"location"`
+	TenantID        string         `json:"tenantId,omitempty"` // set when a machine reads itself
 	Status          string         `json:"status"`
 	LastHeartbeat   time.Time      `json:"lastHeartbeat"`
 	AgentVersion    string         `json:"agentVersion"`
