@@ -207,6 +207,7 @@ func FuzzHandler(f *testing.F) {
 		{1, "/v1/machines/{id}/heartbeat", 3, "application/json", `{"agentVersion":"1"}`},
 		{1, "/v1/machines/{id}/heartbeat", 3, "", ``},
 		{0, "/v1/machines/{id}/desiredState", 3, "", ""},
+		{0, "/v1/machines/{id}/self", 3, "", ""},
 		{2, "/v1/machines/{id}/status", 3, "application/json", `{"extensions":[]}`},
 		{1, "/v1/machines/{id}/token?resource=https://x", 3, "", ""},
 		{3, "/v1/machines/{id}", 1, "application/json", `{"tags":{"a":"b"}}`},
