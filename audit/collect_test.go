@@ -178,7 +178,7 @@ func TestCorruptLocalConfigIsErrorNotFail(t *testing.T) {
 	if len(r.CollectorErrors) == 0 {
 		t.Error("the collector error must be in the report")
 	}
-	if code := ExitCode(r); code != 3 {
+	if code := r.ExitCode(); code != 3 {
 		t.Errorf("exit code %d, want 3 (audit incomplete)", code)
 	}
 }

@@ -275,17 +275,3 @@ func newRunID() string {
 	return hex.EncodeToString(b)
 }
 
-// ExitCode maps a report to the process exit code of DESIGN.md §8: 1 when a
-// finding is at or above --fail-on, 3 when a rule at or above it could not
-// be evaluated (the audit is incomplete), 0 otherwise.
-func ExitCode(r *reports.Report) int {
-	if r.Summary.Gate {
-		return errcode.ExitFindings
-	}
-	for _, res := range r.Results {
-		if res.Status == reports.StatusError && res.Severity.Rank() >= r.FailOn.Rank() {
-			return errcode.ExitFailed
-		}
-	}
-	return errcode.ExitOK
-}

@@ -23,10 +23,14 @@ func (JSONWriter) Write(w io.Writer, r *Report) error {
 	head := *r
 	head.Results = nil
 	head.normalize()
-	b, err := json.MarshalIndent(head, "", "  ")
-	if err != nil {
+	var hb bytes.Buffer
+	henc := json.NewEncoder(&hb)
+	henc.SetEscapeHTML(false) // keep "&&" and "<" readable in remediation commands
+	henc.SetIndent("", "  ")
+	if err := henc.Encode(head); err != nil {
 		return fmt.Errorf("encode report: %w", err)
 	}
+	b := bytes.TrimSuffix(hb.Bytes(), []byte("\n"))
 	const marker = "\n  \"results\": null,"
 	i := bytes.Index(b, []byte(marker))
 	if i < 0 {
@@ -41,6 +45,7 @@ func (JSONWriter) Write(w io.Writer, r *Report) error {
 		// json.MarshalIndent, with far fewer allocations.
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
 		enc.SetIndent("    ", "  ")
 		for n := range r.Results {
 			if n > 0 {

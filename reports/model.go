@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"sort"
 	"time"
+
+	"github.com/arcagent/arcagent/errcode"
 )
 
 // SchemaVersion is the version of the JSON report schema. It changes only
@@ -304,4 +306,19 @@ func (r *Report) normalize() {
 			break
 		}
 	}
+}
+
+// ExitCode is the gate's verdict on r (DESIGN.md §8): 1 when a failure is
+// at or above r.FailOn, 3 when a rule at or above it could not be
+// evaluated (the audit is incomplete), 0 otherwise. Call Summarize first.
+func (r *Report) ExitCode() int {
+	if r.Summary.Gate {
+		return errcode.ExitFindings
+	}
+	for _, res := range r.Results {
+		if res.Status == StatusError && res.Severity.Rank() >= r.FailOn.Rank() {
+			return errcode.ExitFailed
+		}
+	}
+	return errcode.ExitOK
 }

@@ -78,6 +78,21 @@ func parseSeverityFlag(name, v string) (reports.Severity, error) {
 	return s, nil
 }
 
+// outputs parses -o specs; none means the table (JSON with -j) on stdout.
+func (a *app) outputs(specs []string) ([]reports.Output, error) {
+	if len(specs) == 0 {
+		specs = []string{"table"}
+		if a.json {
+			specs = []string{"json"}
+		}
+	}
+	outs, err := reports.ParseOutputs(specs)
+	if err != nil {
+		return nil, errcode.Wrap(errcode.Usage, err, "-o")
+	}
+	return outs, nil
+}
+
 // loadRules returns the built-in rules plus those of --rules DIR.
 func loadRules(dir string) ([]rules.Rule, error) {
 	rs, err := rules.Builtin()
@@ -103,16 +118,9 @@ func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if err != nil {
 		return err
 	}
-	specs := f.outputs
-	if len(specs) == 0 {
-		specs = []string{"table"}
-		if a.json {
-			specs = []string{"json"}
-		}
-	}
-	outs, err := reports.ParseOutputs(specs)
+	outs, err := a.outputs(f.outputs)
 	if err != nil {
-		return errcode.Wrap(errcode.Usage, err, "-o")
+		return err
 	}
 	rs, err := loadRules(f.rulesDir)
 	if err != nil {
@@ -151,7 +159,7 @@ func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if err := reports.WriteAll(res.Report, outs, a.stdout, reports.Options{Color: a.color()}); err != nil {
 		return errcode.Wrap(errcode.WriteFailed, err, "report")
 	}
-	if code := audit.ExitCode(res.Report); code != 0 {
+	if code := res.Report.ExitCode(); code != 0 {
 		return silentError{code}
 	}
 	return nil

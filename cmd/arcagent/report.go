@@ -74,22 +74,15 @@ or above it could not be evaluated. Without --fail-on, convert does not gate.`,
 func (a *app) runConvert(path string, f *convertFlags) error {
 	var failOn reports.Severity
 	if f.failOn != "" {
-		s, ok := reports.ParseSeverity(strings.ToLower(strings.TrimSpace(f.failOn)))
-		if !ok {
-			return errcode.New(errcode.Usage, "--fail-on %q: use critical, high, medium, low or info", f.failOn)
+		s, err := parseSeverityFlag("fail-on", f.failOn)
+		if err != nil {
+			return err
 		}
 		failOn = s
 	}
-	specs := f.outputs
-	if len(specs) == 0 {
-		specs = []string{"table"}
-		if a.json {
-			specs = []string{"json"}
-		}
-	}
-	outs, err := reports.ParseOutputs(specs)
+	outs, err := a.outputs(f.outputs)
 	if err != nil {
-		return errcode.Wrap(errcode.Usage, err, "-o")
+		return err
 	}
 	r, err := reports.OpenReport(path, a.stdin)
 	if err != nil {
@@ -118,25 +111,10 @@ func (a *app) runConvert(path string, f *convertFlags) error {
 	if failOn == "" {
 		return nil
 	}
-	if code := gateExitCode(r); code != 0 {
+	if code := r.ExitCode(); code != 0 {
 		return silentError{code}
 	}
 	return nil
-}
-
-// gateExitCode is the exit code of an audit that produced r: 1 when a
-// failure is at or above r.FailOn, 3 when a rule at or above it could not
-// be evaluated, 0 otherwise (DESIGN.md §8).
-func gateExitCode(r *reports.Report) int {
-	if r.Summary.Gate {
-		return errcode.ExitFindings
-	}
-	for _, res := range r.Results {
-		if res.Status == reports.StatusError && res.Severity.Rank() >= r.FailOn.Rank() {
-			return errcode.ExitFailed
-		}
-	}
-	return errcode.ExitOK
 }
 
 func newReportSchemaCmd(a *app) *cobra.Command {
