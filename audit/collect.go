@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/config"
@@ -26,6 +27,10 @@ type Options struct {
 	Releases ReleasesCollector
 	// Cloud fills facts.cloud when the control plane can be asked.
 	Cloud CloudCollector
+	// HostName names the target in reports and fingerprints instead of the
+	// host name (for a planned config: the file's base name by default), so
+	// that findings keep their identity across CI runners.
+	HostName string
 	// SecretPlaces overrides where onboarding credentials are looked for
 	// (production paths; tests).
 	SecretPlaces []string
@@ -85,12 +90,21 @@ func Collect(ctx context.Context, opts Options) (*Facts, error) {
 		c.errorf("host", "/etc/passwd", "cannot read users and groups: %v", err)
 	}
 	c.collectHost()
+	if opts.HostName != "" {
+		f.Host.Name = opts.HostName
+	}
 	if opts.PlannedConfig != "" {
 		if _, err := os.Stat(opts.PlannedConfig); err != nil {
 			return nil, &TargetError{What: "--config " + opts.PlannedConfig, Err: err}
 		}
 		f.Target.Kind = "planned"
 		f.Target.Planned = opts.PlannedConfig
+		// The planned file is the target, not the machine auditing it.
+		base := filepath.Base(opts.PlannedConfig)
+		f.Host = HostFacts{Section: Section{Available: true}, Name: strings.TrimSuffix(base, filepath.Ext(base)), HimdsMembers: []string{}}
+		if opts.HostName != "" {
+			f.Host.Name = opts.HostName
+		}
 		if err := c.collectConfig(opts.PlannedConfig, "planned"); err != nil {
 			return nil, err
 		}

@@ -144,6 +144,9 @@ func TestTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if f.Host.Name != "planned" {
+		t.Errorf("a planned target is named after its file, not the machine: %q", f.Host.Name)
+	}
 	if f.Target.Kind != "planned" || f.Config.Source != "planned" || f.Config.Effective["incomingconnections.enabled"] != false || f.Files.Available || f.Extensions.Available {
 		t.Errorf("planned target facts wrong: %+v %+v", f.Target, f.Config)
 	}
@@ -151,6 +154,10 @@ func TestTargets(t *testing.T) {
 	_ = os.WriteFile(bad, []byte(`{"incomingconnections.enabled": "perhaps"}`), 0o644)
 	if _, err := Collect(ctx, Options{Root: t.TempDir(), PlannedConfig: bad}); err == nil || !strings.Contains(err.Error(), "incomingconnections.enabled") {
 		t.Errorf("an invalid planned file must be refused naming the property: %v", err)
+	}
+	f, err = Collect(ctx, Options{Root: t.TempDir(), PlannedConfig: planned, HostName: "dc-plan"})
+	if err != nil || f.Host.Name != "dc-plan" {
+		t.Errorf("--host must name the target: %q %v", f.Host.Name, err)
 	}
 	// No agent installed: the default configuration, said so.
 	f, err = Collect(ctx, Options{Root: t.TempDir()})

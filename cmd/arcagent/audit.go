@@ -26,6 +26,7 @@ type auditFlags struct {
 	failOn      string
 	outputs     []string
 	dumpFacts   bool
+	host        string
 }
 
 func newAuditCmd(a *app) *cobra.Command {
@@ -63,6 +64,7 @@ could not complete (a rule at or above --fail-on could not be evaluated).`,
 	fl.StringVar(&f.baseline, "baseline", "", "previous JSON report: mark findings new, unchanged or fixed")
 	fl.StringVar(&f.failOn, "fail-on", "high", "exit 1 when a finding is at or above this severity: critical, high, medium, low, info")
 	fl.StringArrayVarP(&f.outputs, "format", "o", nil, "output FORMAT[=FILE], repeatable: "+strings.Join(reports.Formats(), ", ")+" (default table, or json with -j)")
+	fl.StringVar(&f.host, "host", "", "name of the target in reports and fingerprints (default: the host name; with --config, the file's base name)")
 	fl.BoolVar(&f.dumpFacts, "dump-facts", false, "print the collected facts as JSON (what rules see as `facts`) and exit")
 	_ = cmd.RegisterFlagCompletionFunc("profile", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"all", "tier0", "baseline", "privilege", "extensions"}, cobra.ShellCompDirectiveNoFileComp
@@ -127,7 +129,7 @@ func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
 		return err
 	}
 	opts := audit.RunOptions{
-		Collect: audit.Options{Root: a.root, PlannedConfig: f.planned},
+		Collect: audit.Options{Root: a.root, PlannedConfig: f.planned, HostName: f.host},
 		Rules:   rs,
 		Select:  audit.Selection{Profiles: f.profiles, Rules: f.onlyRules, SkipRules: f.skipRules, MinSeverity: minSev},
 		FailOn:  failOn,
