@@ -1,0 +1,241 @@
+package releases
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+)
+
+// Row is one verdict of a fleet check: one product on one machine, or a
+// bad inventory row (Product "-").
+type Row struct {
+	Machine       string
+	Line          int
+	Product       string
+	Installed     string
+	Latest        string
+	State         string
+	Behind        int
+	Supported     bool
+	Current       bool
+	MinSupported  string
+	ReleasedAt    string
+	SupportWindow string
+	Reason        string
+}
+
+// Finding reports whether the row is something to act on (not current).
+func (r *Row) Finding() bool { return r.State != StateCurrent }
+
+// Header describes a fleet check for the writers.
+type Header struct {
+	Tool        string    `json:"tool"`
+	Version     string    `json:"version"`
+	Inventory   string    `json:"inventory"`
+	Source      string    `json:"source"`
+	GeneratedAt time.Time `json:"generatedAt"`
+	FailOn      string    `json:"failOn,omitempty"`
+}
+
+// ProductSummary counts the verdicts of one product.
+type ProductSummary struct {
+	Product     string `json:"product"`
+	Latest      string `json:"latest"`
+	Current     int    `json:"current"`
+	Behind      int    `json:"behind"`
+	Unsupported int    `json:"unsupported"`
+	Unknown     int    `json:"unknown"`
+}
+
+// Summary counts a fleet check.
+type Summary struct {
+	Machines    int              `json:"machines"`
+	BadRows     int              `json:"badRows"`
+	Results     int              `json:"results"`
+	Current     int              `json:"current"`
+	Behind      int              `json:"behind"`
+	Unsupported int              `json:"unsupported"`
+	Unknown     int              `json:"unknown"`
+	Products    []ProductSummary `json:"products"`
+	// Untracked counts installed extensions of products the source does
+	// not know (at most maxUntracked products are named).
+	Untracked      map[string]int `json:"untracked"`
+	UntrackedOther int            `json:"untrackedOther,omitempty"`
+	DurationMs     int64          `json:"durationMs"`
+	Gate           bool           `json:"gateFailed"`
+}
+
+// maxUntracked bounds the untracked products named in a summary.
+const maxUntracked = 100
+
+// Gate reports whether failOn ("", "behind" or "unsupported") fails the
+// run. Unknown versions and bad rows fail either level: a version that
+// cannot be read is never taken as supported.
+func (s *Summary) gate(failOn string) bool {
+	switch failOn {
+	case "behind":
+		return s.Behind+s.Unsupported+s.Unknown > 0
+	case "unsupported":
+		return s.Unsupported+s.Unknown > 0
+	}
+	return false
+}
+
+// ParseFailOn checks a --fail-on value.
+func ParseFailOn(s string) (string, error) {
+	switch s {
+	case "", "none":
+		return "", nil
+	case "behind", "unsupported":
+		return s, nil
+	}
+	return "", newErr(CodeBadPolicy, nil, "", nil, "--fail-on %q: use behind or unsupported", s)
+}
+
+// CheckOptions configure a fleet check.
+type CheckOptions struct {
+	Inventory io.Reader
+	Format    string // FormatJSON, FormatCSV or "" (by content)
+	Checker   *Checker
+	Writers   []RowWriter
+	Header    Header
+	// Progress, when set, is called every ProgressEvery machines.
+	Progress func(machines int)
+}
+
+// ProgressEvery is how often CheckOptions.Progress is called.
+const ProgressEvery = 1000
+
+// Check streams an inventory through the checker to the writers, one
+// machine at a time, so memory does not grow with the fleet. The agent
+// product must be known to the source; extensions of products it does not
+// know are counted as untracked.
+func Check(ctx context.Context, o CheckOptions) (*Summary, error) {
+	start := time.Now()
+	agent, err := o.Checker.Require(ctx, AgentProduct)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range o.Writers {
+		if err := w.Begin(&o.Header); err != nil {
+			return nil, err
+		}
+	}
+	s := &Summary{Untracked: map[string]int{}}
+	perProduct := map[string]*ProductSummary{}
+	var row Row
+	emit := func(m *Machine, product string, ix *Index, version string) error {
+		c := ix.Evaluate(version)
+		row = Row{Machine: m.Name, Line: m.Line, Product: product, Installed: c.Installed, Latest: c.Latest, State: c.State,
+			Behind: c.Behind, Supported: c.Supported, Current: c.Current, MinSupported: c.MinSupported, ReleasedAt: c.ReleasedAt,
+			SupportWindow: c.SupportWindow, Reason: c.Reason}
+		if version == "" && product == AgentProduct {
+			row.Reason = "no agent version is given for this machine"
+		}
+		ps := perProduct[product]
+		if ps == nil {
+			ps = &ProductSummary{Product: product, Latest: ix.Latest()}
+			perProduct[product] = ps
+		}
+		count(s, ps, row.State)
+		return write(o.Writers, &row)
+	}
+	err = ReadInventory(o.Inventory, o.Format, func(m *Machine) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s.Machines++
+		if o.Progress != nil && s.Machines%ProgressEvery == 0 {
+			o.Progress(s.Machines)
+		}
+		if m.Problem != "" {
+			s.BadRows++
+			row = Row{Machine: m.Name, Line: m.Line, Product: "-", State: StateUnknown, Reason: "bad inventory row: " + m.Problem}
+			count(s, nil, StateUnknown)
+			return write(o.Writers, &row)
+		}
+		if err := emit(m, AgentProduct, agent, m.Agent); err != nil {
+			return err
+		}
+		for _, x := range m.Extensions {
+			ix, err := o.Checker.Index(ctx, x.Product)
+			if err != nil {
+				return err
+			}
+			if ix == nil {
+				if _, ok := s.Untracked[x.Product]; ok || len(s.Untracked) < maxUntracked {
+					s.Untracked[x.Product]++
+				} else {
+					s.UntrackedOther++
+				}
+				continue
+			}
+			if err := emit(m, x.Product, ix, x.Version); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if e, ok := err.(*Error); ok && e.Code == CodeBadInventory && e.Source == "" {
+			e.Source = "inventory " + o.Header.Inventory
+		}
+		return nil, err
+	}
+	for _, ps := range perProduct {
+		s.Products = append(s.Products, *ps)
+	}
+	sort.Slice(s.Products, func(i, j int) bool { return s.Products[i].Product < s.Products[j].Product })
+	if s.Products == nil {
+		s.Products = []ProductSummary{}
+	}
+	s.Gate = s.gate(o.Header.FailOn)
+	s.DurationMs = time.Since(start).Milliseconds()
+	for _, w := range o.Writers {
+		if err := w.End(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func count(s *Summary, ps *ProductSummary, state string) {
+	s.Results++
+	var n *int
+	switch state {
+	case StateCurrent:
+		s.Current++
+		if ps != nil {
+			n = &ps.Current
+		}
+	case StateBehind:
+		s.Behind++
+		if ps != nil {
+			n = &ps.Behind
+		}
+	case StateUnsupported:
+		s.Unsupported++
+		if ps != nil {
+			n = &ps.Unsupported
+		}
+	default:
+		s.Unknown++
+		if ps != nil {
+			n = &ps.Unknown
+		}
+	}
+	if n != nil {
+		*n++
+	}
+}
+
+func write(ws []RowWriter, r *Row) error {
+	for _, w := range ws {
+		if err := w.Row(r); err != nil {
+			return fmt.Errorf("write the report: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+package releases
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/arcagent/arcagent/audit"
+)
+
+// Checker evaluates installed versions against a source under policies. It
+// asks the source once per product and keeps the index; it is meant for one
+// goroutine.
+type Checker struct {
+	Source   Source
+	Policies Policies
+	Now      time.Time // zero: time.Now() at the first use
+	Log      *slog.Logger
+
+	indexes map[string]*Index // nil value: the source does not know the product
+}
+
+// Index returns the index of product, or nil (and no error) when the source
+// does not know the product.
+func (c *Checker) Index(ctx context.Context, product string) (*Index, error) {
+	if ix, ok := c.indexes[product]; ok {
+		return ix, nil
+	}
+	if c.indexes == nil {
+		c.indexes = map[string]*Index{}
+	}
+	if c.Now.IsZero() {
+		c.Now = time.Now()
+	}
+	rels, err := c.Source.Releases(ctx, product)
+	if errors.Is(err, ErrUnknownProduct) {
+		c.indexes[product] = nil
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ix, skipped, err := NewIndex(product, rels, c.Policies.For(product), c.Now)
+	if err != nil {
+		return nil, err
+	}
+	if skipped > 0 && c.Log != nil {
+		c.Log.Warn("releases with a tag that is not a version were skipped", "source", c.Source.String(), "product", product, "skipped", skipped)
+	}
+	c.indexes[product] = ix
+	return ix, nil
+}
+
+// Require fails when the source does not know product (an unknown product
+// or repository named on purpose, e.g. in a policy flag).
+func (c *Checker) Require(ctx context.Context, product string) (*Index, error) {
+	ix, err := c.Index(ctx, product)
+	if err != nil {
+		return nil, err
+	}
+	if ix == nil {
+		_, err := c.Source.Releases(ctx, product)
+		if err == nil {
+			err = newErr(CodeUnknownProduct, ErrUnknownProduct, c.Source.String(), nil, "no releases of %q", product)
+		}
+		return nil, err
+	}
+	return ix, nil
+}
+
+// Collector fills the audit engine's facts.releases from a Checker. It
+// implements audit.ReleasesCollector.
+type Collector struct {
+	Checker *Checker
+}
+
+// CollectReleases evaluates the installed agent and every installed
+// extension the source knows. Products the source does not know are left
+// out (their rules are not applicable); a source that cannot be read is an
+// error, so the rules yield error, never a false pass.
+func (c *Collector) CollectReleases(ctx context.Context, f *audit.Facts) (audit.ReleasesFacts, error) {
+	out := audit.ReleasesFacts{Section: audit.Section{Available: true}, Extensions: []audit.Currency{}}
+	if f.Agent.Installed {
+		ix, err := c.Checker.Index(ctx, AgentProduct)
+		if err != nil {
+			return out, err
+		}
+		if ix != nil {
+			cur := ix.Evaluate(f.Agent.Version)
+			if f.Agent.Version == "" {
+				cur.Reason = "the installed agent version is unknown"
+			}
+			out.Agent = &cur
+		}
+	}
+	for _, x := range f.Extensions.Installed {
+		if x.Publisher == "" || x.Type == "" {
+			continue
+		}
+		ix, err := c.Checker.Index(ctx, ExtensionProduct(x.Publisher, x.Type))
+		if err != nil {
+			return out, err
+		}
+		if ix != nil {
+			out.Extensions = append(out.Extensions, ix.Evaluate(x.Version))
+		}
+	}
+	return out, nil
+}
+
+var _ audit.ReleasesCollector = (*Collector)(nil)
