@@ -27,6 +27,7 @@ type auditFlags struct {
 	outputs     []string
 	dumpFacts   bool
 	host        string
+	releases    releaseFlags // release source for the currency rules (fleet_currency.go)
 }
 
 func newAuditCmd(a *app) *cobra.Command {
@@ -66,6 +67,7 @@ could not complete (a rule at or above --fail-on could not be evaluated).`,
 	fl.StringArrayVarP(&f.outputs, "format", "o", nil, "output FORMAT[=FILE], repeatable: "+strings.Join(reports.Formats(), ", ")+" (default table, or json with -j)")
 	fl.StringVar(&f.host, "host", "", "name of the target in reports and fingerprints (default: the host name; with --config, the file's base name)")
 	fl.BoolVar(&f.dumpFacts, "dump-facts", false, "print the collected facts as JSON (what rules see as `facts`) and exit")
+	f.releases.register(fl)
 	_ = cmd.RegisterFlagCompletionFunc("profile", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"all", "tier0", "baseline", "privilege", "extensions"}, cobra.ShellCompDirectiveNoFileComp
 	})
@@ -134,6 +136,9 @@ func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
 		Select:  audit.Selection{Profiles: f.profiles, Rules: f.onlyRules, SkipRules: f.skipRules, MinSeverity: minSev},
 		FailOn:  failOn,
 		Warn:    func(s string) { a.warnf("%s", s) },
+	}
+	if opts.Collect.Releases, err = f.releases.collector(cmd.Context(), a); err != nil {
+		return err
 	}
 	if f.waivers != "" {
 		if opts.Waivers, err = audit.LoadWaivers(f.waivers); err != nil {
