@@ -130,7 +130,7 @@ func (l *lineReader) lineAt(off int64) int {
 	return l.base + 1
 }
 
-func readJSONInventory(r io.Reader, fn func(*Machine) error) error {
+func readJSONInventory(r *bufio.Reader, fn func(*Machine) error) error {
 	lr := &lineReader{r: r}
 	dec := json.NewDecoder(lr)
 	bad := func(err error) error {
@@ -178,7 +178,7 @@ func readJSONInventory(r io.Reader, fn func(*Machine) error) error {
 	var jm jsonMachine
 	var m Machine
 	for idx := 1; dec.More(); idx++ {
-		line := lr.lineAt(dec.InputOffset()) + leadingLines(dec.Buffered())
+		line := lr.lineAt(dec.InputOffset()) + leadingLines(dec.Buffered(), r)
 		// Reuse the extensions' storage, zeroed: json fills elements in
 		// place and would keep fields the next machine does not set.
 		ext := jm.Extensions[:cap(jm.Extensions)]
@@ -218,20 +218,33 @@ func jsonKind(k string) string {
 	return k
 }
 
-// leadingLines counts the newlines before the next value in the decoder's
-// buffer (after whitespace and the separating comma).
-func leadingLines(r io.Reader) int {
+// leadingLines counts the newlines before the next value: in the
+// decoder's buffer (after whitespace and the separating comma) and, when
+// the buffer ends first, in the bytes not yet read (peeked, not consumed).
+func leadingLines(buffered io.Reader, ahead *bufio.Reader) int {
 	n := 0
-	var b [1]byte
-	for {
-		if _, err := r.Read(b[:]); err != nil {
-			return n
-		}
-		switch b[0] {
+	skip := func(c byte) bool {
+		switch c {
 		case '\n':
 			n++
 		case ' ', '\t', '\r', ',':
 		default:
+			return false
+		}
+		return true
+	}
+	var b [1]byte
+	for {
+		if _, err := buffered.Read(b[:]); err != nil {
+			break
+		}
+		if !skip(b[0]) {
+			return n
+		}
+	}
+	for i := 1; ; i++ {
+		p, err := ahead.Peek(i)
+		if err != nil || !skip(p[i-1]) {
 			return n
 		}
 	}
@@ -270,8 +283,10 @@ func fillJSONMachine(m *Machine, jm *jsonMachine, idx int) {
 		if p == "" && x.Publisher != "" && x.Type != "" {
 			p = ExtensionProduct(x.Publisher, x.Type)
 		}
-		if p == "" && m.Problem == "" {
-			m.Problem = fmt.Sprintf("extension %d has no name (PUBLISHER.TYPE)", i+1)
+		if p == "" {
+			if m.Problem == "" {
+				m.Problem = fmt.Sprintf("extension %d has no name (PUBLISHER.TYPE)", i+1)
+			}
 			continue
 		}
 		m.Extensions = append(m.Extensions, InstalledExtension{Product: p, Version: strings.TrimSpace(x.Version)})
@@ -327,7 +342,10 @@ func readCSVInventory(r io.Reader, fn func(*Machine) error) error {
 		if err == io.EOF {
 			return nil
 		}
-		line, _ := cr.FieldPos(0)
+		line := 0
+		if err == nil && len(rec) > 0 {
+			line, _ = cr.FieldPos(0)
+		}
 		m = Machine{Line: line, Extensions: m.Extensions[:0]}
 		var pe *csv.ParseError
 		if err != nil && !errors.As(err, &pe) {
