@@ -45,7 +45,7 @@ func (f *fakeGitHub) addReleases(repo string, n, draftEvery, preEvery int, newes
 	for i := n - 1; i >= 0; i-- {
 		tag := fmt.Sprintf("v1.%d.0", i)
 		r := map[string]any{"id": i + 1, "tag_name": tag, "name": "Release " + tag, "draft": false, "prerelease": false,
-			"html_url": "https://github.example/" + repo + "/releases/tag/" + tag,
+			"html_url":     "https://github.example/" + repo + "/releases/tag/" + tag,
 			"published_at": newest.Add(-time.Duration(n-1-i) * 24 * time.Hour).UTC().Format(time.RFC3339)}
 		if draftEvery > 0 && i%draftEvery == draftEvery-1 {
 			r["draft"], r["published_at"] = true, nil
