@@ -86,6 +86,12 @@ func Collect(ctx context.Context, opts Options) (*Facts, error) {
 		f.Target.Kind = "root"
 	}
 	c.acct, err = readAccounts(c.l.Path("/etc/passwd"), c.l.Path("/etc/group"))
+	if err != nil && !f.Target.Live {
+		// A bare tree without its own accounts: judge ownership by this
+		// host's users and groups, and say so.
+		c.errorf("host", "/etc/passwd", "the target has no readable users and groups (%v); owners are named from this host's /etc/passwd and /etc/group", err)
+		c.acct, err = readAccounts("/etc/passwd", "/etc/group")
+	}
 	if err != nil {
 		c.errorf("host", "/etc/passwd", "cannot read users and groups: %v", err)
 	}

@@ -199,3 +199,36 @@ func TestLiveHostSmoke(t *testing.T) {
 		t.Errorf("live host facts: %+v %+v", f.Target, f.Host)
 	}
 }
+
+// A bare tree without /etc/passwd is judged by this host's accounts, and
+// the report says so.
+func TestBareTreeUsesHostAccounts(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "opt/azcmagent/bin/arcagent")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Collect(context.Background(), Options{Root: root, Now: testNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := readAccounts("/etc/passwd", "/etc/group")
+	if err != nil {
+		t.Skip("this host has no /etc/passwd")
+	}
+	for _, e := range f.Files.Entries {
+		if e.ID == "binary" && e.Owner != host.userName(os.Getuid()) {
+			t.Errorf("owner %q, want this host's name for uid %d", e.Owner, os.Getuid())
+		}
+	}
+	found := false
+	for _, ce := range f.Errors {
+		found = found || strings.Contains(ce.Error, "this host's /etc/passwd")
+	}
+	if !found {
+		t.Error("the fallback must be reported")
+	}
+}
