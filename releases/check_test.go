@@ -1,0 +1,298 @@
+package releases
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/arcagent/arcagent/errcode"
+)
+
+// fakeSource is a Source from a map; err, when set, answers every product
+// not in the map.
+type fakeSource struct {
+	rels map[string][]Release
+	err  error
+}
+
+func (f *fakeSource) String() string { return "fake source" }
+
+func (f *fakeSource) Releases(_ context.Context, p string) ([]Release, error) {
+	if r, ok := f.rels[p]; ok {
+		return r, nil
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	return nil, newErr(CodeUnknownProduct, ErrUnknownProduct, "fake source", nil, "no product %s", p)
+}
+
+func testSource() *fakeSource {
+	return &fakeSource{rels: map[string][]Release{
+		AgentProduct: {
+			{Version: "1.27.02100.100", Published: day("2025-03-01")},
+			{Version: "1.28.02260.736", Published: day("2025-09-01")},
+			{Version: "1.29.02300.1", Published: day("2026-02-01")},
+		},
+		"Contoso.Monitoring.StatusReporter": testReleases,
+	}}
+}
+
+// runCheck runs a fleet check writing every format; it returns the
+// summary and each format's output.
+func runCheck(t *testing.T, src Source, inv, failOn string, all bool) (*Summary, map[string][]byte, error) {
+	t.Helper()
+	bufs := map[string]*bytes.Buffer{}
+	var ws []RowWriter
+	for _, f := range Formats() {
+		bufs[f] = &bytes.Buffer{}
+		w, err := NewWriter(f, bufs[f], WriterOptions{All: all})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+	}
+	sum, err := Check(context.Background(), CheckOptions{
+		Inventory: strings.NewReader(inv), Checker: &Checker{Source: src, Now: testNow}, Writers: ws,
+		Header: Header{Tool: "arcagent", Version: "test", Inventory: "fleet.json", Source: src.String(), FailOn: failOn},
+	})
+	out := map[string][]byte{}
+	for f, b := range bufs {
+		out[f] = b.Bytes()
+	}
+	return sum, out, err
+}
+
+const checkInventory = `[
+ {"name": "web-01", "agent": "1.29.02300.1", "extensions": [{"name": "Contoso.Monitoring.StatusReporter", "version": "1.3.0"}]},
+ {"name": "web-02", "agent": "1.28.02260.736", "extensions": [{"name": "Contoso.Monitoring.StatusReporter", "version": "1.2.0"}, {"name": "Other.Vendor.Thing", "version": "1"}]},
+ {"name": "db-\"01\"\n<&>", "agent": "1.27.02100.100", "extensions": [{"name": "Contoso.Monitoring.StatusReporter", "version": "1.1.0"}]},
+ {"name": "db-02", "agent": "1.29.x"},
+ {"name": "db-03", "agent": 7},
+ {"name": "db-04", "agent": ""}
+]`
+
+func TestCheck(t *testing.T) {
+	sum, out, err := runCheck(t, testSource(), checkInventory, "unsupported", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Agents: current, behind, unsupported, unknown (unparsable), bad row,
+	// unknown (empty); extensions: current, behind, unsupported, untracked.
+	if sum.Machines != 6 || sum.BadRows != 1 || sum.Results != 9 || sum.Current != 2 || sum.Behind != 2 || sum.Unsupported != 2 || sum.Unknown != 3 {
+		t.Errorf("summary %+v", sum)
+	}
+	if sum.Untracked["Other.Vendor.Thing"] != 1 || !sum.Gate {
+		t.Errorf("untracked %v, gate %v", sum.Untracked, sum.Gate)
+	}
+	if len(sum.Products) != 2 || sum.Products[0].Product != "Contoso.Monitoring.StatusReporter" || sum.Products[1] != (ProductSummary{Product: AgentProduct, Latest: "1.29.02300.1", Current: 1, Behind: 1, Unsupported: 1, Unknown: 2}) {
+		t.Errorf("products %+v", sum.Products)
+	}
+
+	// JSON: every result, valid and complete.
+	var doc struct {
+		SchemaVersion int `json:"schemaVersion"`
+		Kind          string
+		Results       []map[string]any
+		Summary       Summary
+	}
+	if err := json.Unmarshal(out["json"], &doc); err != nil {
+		t.Fatalf("JSON report: %v\n%s", err, out["json"])
+	}
+	if doc.SchemaVersion != 1 || doc.Kind != "fleet-currency" || len(doc.Results) != 9 || doc.Summary.Results != 9 {
+		t.Errorf("JSON: %d results, summary %+v", len(doc.Results), doc.Summary)
+	}
+	if doc.Results[4]["machine"] != "db-\"01\"\n<&>" || doc.Results[4]["state"] != StateUnsupported || doc.Results[4]["line"] != float64(4) {
+		t.Errorf("JSON result %v", doc.Results[4])
+	}
+	var bad map[string]any
+	for _, r := range doc.Results {
+		if r["machine"] == "db-03" {
+			bad = r
+		}
+	}
+	if bad == nil || bad["product"] != "-" || !strings.Contains(bad["reason"].(string), "bad inventory row: agent must be a version string") {
+		t.Errorf("bad row %v", bad)
+	}
+
+	// CSV: a header and every result.
+	recs, err := csv.NewReader(bytes.NewReader(out["csv"])).ReadAll()
+	if err != nil || len(recs) != 10 || recs[0][0] != "machine" || len(recs[1]) != 13 {
+		t.Errorf("CSV: %d records, %v", len(recs), err)
+	}
+
+	// Table and Markdown: findings only, and the summary.
+	table := string(out["table"])
+	for _, want := range []string{"web-02", "1 release behind 1.29.02300.1", "older than the support window", `version "1.29.x" cannot be parsed`, "no agent version is given", "6 machines, 9 results: 2 current, 2 behind, 2 unsupported, 3 unknown (1 bad inventory rows)", "Other.Vendor.Thing"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "web-01") {
+		t.Errorf("table lists a current machine:\n%s", table)
+	}
+	md := string(out["markdown"])
+	for _, want := range []string{"# Fleet version currency", "**❌ failed** (`--fail-on unsupported`)", "| arcagent | 1.29.02300.1 | 1 | 1 | 1 | 2 |", `db-"01" &lt;&amp;&gt;`} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+
+	// SARIF: valid 2.1.0, one result per finding, stable fingerprints.
+	validateSARIF(t, out["sarif"])
+	var sarif struct {
+		Runs []struct {
+			Results []struct {
+				RuleID              string
+				Level               string
+				PartialFingerprints map[string]string
+				Locations           []struct {
+					PhysicalLocation struct {
+						ArtifactLocation struct{ URI string }
+						Region           struct{ StartLine int }
+					}
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(out["sarif"], &sarif); err != nil {
+		t.Fatal(err)
+	}
+	res := sarif.Runs[0].Results
+	if len(res) != 7 {
+		t.Fatalf("SARIF results %d, want 7 findings", len(res))
+	}
+	rules := map[string]int{}
+	for _, r := range res {
+		rules[r.RuleID]++
+		if r.Locations[0].PhysicalLocation.ArtifactLocation.URI != "fleet.json" || r.Locations[0].PhysicalLocation.Region.StartLine < 2 || r.PartialFingerprints["arcagentFingerprint/v1"] == "" {
+			t.Errorf("SARIF result %+v", r)
+		}
+	}
+	if rules[RuleBehind] != 2 || rules[RuleUnsupported] != 2 || rules[RuleUnknown] != 3 {
+		t.Errorf("SARIF rules %v", rules)
+	}
+
+	// --all lists current results in the table too.
+	_, out, _ = runCheck(t, testSource(), checkInventory, "", true)
+	if !strings.Contains(string(out["table"]), "web-01") {
+		t.Error("--all table lacks current machines")
+	}
+}
+
+func TestCheckGate(t *testing.T) {
+	inv := func(agent string) string { return `[{"name": "m", "agent": "` + agent + `"}]` }
+	tests := []struct {
+		agent, failOn string
+		gate          bool
+	}{
+		{"1.29.02300.1", "behind", false},
+		{"1.28.02260.736", "behind", true},
+		{"1.28.02260.736", "unsupported", false},
+		{"1.27.02100.100", "unsupported", true},
+		{"1.27.02100.100", "", false},
+		{"garbage", "unsupported", true},
+		{"garbage", "behind", true},
+	}
+	for _, tt := range tests {
+		sum, _, err := runCheck(t, testSource(), inv(tt.agent), tt.failOn, false)
+		if err != nil || sum.Gate != tt.gate {
+			t.Errorf("%s --fail-on %q: gate %v, %v; want %v", tt.agent, tt.failOn, sum != nil && sum.Gate, err, tt.gate)
+		}
+	}
+	for _, s := range []string{"", "none", "behind", "unsupported"} {
+		if _, err := ParseFailOn(s); err != nil {
+			t.Errorf("ParseFailOn(%q): %v", s, err)
+		}
+	}
+	if _, err := ParseFailOn("current"); !isCode(err, CodeBadPolicy) {
+		t.Errorf("ParseFailOn(current): %v", err)
+	}
+}
+
+func TestCheckErrors(t *testing.T) {
+	// The agent product must be known to the source.
+	src := &fakeSource{rels: map[string][]Release{"X.Y": nil}}
+	_, _, err := runCheck(t, src, checkInventory, "", false)
+	wantCode(t, err, CodeUnknownProduct, "fake source")
+
+	// A source failing for an extension stops the run with its error.
+	src = testSource()
+	src.err = newErr(CodeRateLimited, ErrRateLimited, "GitHub api.github.com repository o/r", nil, "API rate limit exhausted")
+	_, _, err = runCheck(t, src, checkInventory, "", false)
+	wantCode(t, err, CodeRateLimited, "repository o/r")
+	if !errors.Is(err, ErrRateLimited) {
+		t.Errorf("not ErrRateLimited: %v", err)
+	}
+
+	// An inventory that is not one names the inventory.
+	_, _, err = runCheck(t, testSource(), "[{\"name\": ", "", false)
+	wantCode(t, err, CodeBadInventory, "inventory fleet.json")
+
+	if _, err := NewWriter("html", nil, WriterOptions{}); !isCode(err, CodeBadOutput) {
+		t.Errorf("unknown writer: %v", err)
+	}
+	var ce *errcode.Error
+	if errors.As(err, &ce) && ce.Exit() != errcode.ExitUsage {
+		t.Errorf("exit %d", ce.Exit())
+	}
+}
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", "q\"b\\s", "\x00\x1f\n\r\t", "é – 🙂", "bad \xff utf8", "\u2028\u2029", "<&>"} {
+		b := appendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Errorf("%q → %s: %v", s, b, err)
+			continue
+		}
+		want, _ := json.Marshal(s)
+		var w string
+		json.Unmarshal(want, &w)
+		if got != w {
+			t.Errorf("%q → %q, want %q", s, got, w)
+		}
+	}
+}
+
+func validateSARIF(t *testing.T, b []byte) {
+	t.Helper()
+	p := filepath.Join("..", "..", "shared", "schemas", "sarif-schema-2.1.0.json")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Logf("SARIF schema not found (%v): checked as JSON only", err)
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("SARIF is not JSON: %v", err)
+		}
+		return
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	const url = "file:///shared/schemas/sarif-schema-2.1.0.json"
+	if err := c.AddResource(url, doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("SARIF is not JSON: %v\n%s", err, b)
+	}
+	if err := sch.Validate(inst); err != nil {
+		t.Fatalf("SARIF does not validate: %v", err)
+	}
+}
