@@ -289,3 +289,15 @@ func (s *Server) handleSelf(w http.ResponseWriter, r *http.Request, id string, _
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
+
+// handleDeleteSelf lets a machine delete its own resource, as
+// `arcagent disconnect` does. The machine's key stops working at once.
+func (s *Server) handleDeleteSelf(w http.ResponseWriter, r *http.Request, id string, _ *machineEntry) error {
+	s.forgetMachine(id)
+	if err := s.st.DeleteMachine(r.Context(), id); err != nil {
+		return storeErr(err, "machine "+id)
+	}
+	s.log.Info("machine deleted itself", "machine", id)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

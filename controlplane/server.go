@@ -281,6 +281,7 @@ func (s *Server) routes() {
 
 	m.HandleFunc("POST /v1/machines/register", s.handleRegister)
 	m.HandleFunc("GET /v1/machines/{id}/self", s.machine(s.handleSelf))
+	m.HandleFunc("DELETE /v1/machines/{id}/self", s.machine(s.handleDeleteSelf))
 	m.HandleFunc("POST /v1/machines/{id}/heartbeat", s.machine(s.handleHeartbeat))
 	m.HandleFunc("GET /v1/machines/{id}/desiredState", s.machine(s.handleDesiredState))
 	m.HandleFunc("PUT /v1/machines/{id}/status", s.machine(s.handleStatus))
