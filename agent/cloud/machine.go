@@ -215,3 +215,14 @@ func (m *Machine) Token(ctx context.Context, resource string) (apiv1.TokenRespon
 	_, _, err = m.c.call(ctx, http.MethodPost, m.path("/token"), url.Values{"resource": {resource}}, a, nil, nil, &out)
 	return out, err
 }
+
+// Delete deletes the machine's own resource on the server (disconnect).
+// The machine key is refused from then on.
+func (m *Machine) Delete(ctx context.Context) error {
+	a, err := m.assertion()
+	if err != nil {
+		return err
+	}
+	_, _, err = m.c.call(ctx, http.MethodDelete, m.path("/self"), nil, a, nil, nil, nil)
+	return err
+}
