@@ -38,6 +38,23 @@ const (
 	UnitDir        = "/etc/systemd/system"
 )
 
+// HIMDS state paths. They are not rows of the audited table: the machine
+// key matches the "machine-key" glob, and the run directory is HIMDS's own.
+const (
+	// MachineKey is the machine private key (himds:himds 0600).
+	MachineKey = CertsDir + "/machine.key"
+	// ServerCA is the CA bundle of the control plane (himds:himds 0644).
+	ServerCA = CertsDir + "/server-ca.crt"
+	// RunDir holds HIMDS's runtime state (himds:himds 0750): the admin
+	// socket and the status file. Group himds may reach both.
+	RunDir = "/var/opt/azcmagent/run"
+	// AdminSocket is HIMDS's unix-socket admin API (himds:himds 0660).
+	AdminSocket = RunDir + "/himds.sock"
+	// HIMDSStatus is the heartbeat status HIMDS records (himds:himds 0640):
+	// status, lastHeartbeat (RFC 3339), lastError. The audit reads it.
+	HIMDSStatus = RunDir + "/status.json"
+)
+
 // Kind says whether an entry is a directory, a regular file or a glob of
 // files whose members share owner and mode.
 type Kind string
@@ -153,6 +170,11 @@ func (l Layout) LogDir() string         { return l.Path(LogDir) }
 func (l Layout) GuestConfigDir() string { return l.Path(GuestConfigDir) }
 func (l Layout) ExtensionsDir() string  { return l.Path(ExtensionsDir) }
 func (l Layout) UnitDir() string        { return l.Path(UnitDir) }
+func (l Layout) MachineKey() string     { return l.Path(MachineKey) }
+func (l Layout) ServerCA() string       { return l.Path(ServerCA) }
+func (l Layout) RunDir() string         { return l.Path(RunDir) }
+func (l Layout) AdminSocket() string    { return l.Path(AdminSocket) }
+func (l Layout) HIMDSStatus() string    { return l.Path(HIMDSStatus) }
 
 // Lookup returns the entry with the given ID.
 func Lookup(id string) (Entry, bool) {
