@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/arcagent/arcagent/audit/fixture"
+	"github.com/arcagent/arcagent/signing"
+)
+
+// currencyCatalog writes a signed release catalog whose dates are relative
+// to now, and a trust directory trusting its key; it returns both paths.
+func currencyCatalog(t *testing.T, version int64) (catalog, trustDir string) {
+	t.Helper()
+	dir := t.TempDir()
+	trustDir = filepath.Join(dir, "trust")
+	kp, err := signing.GenerateKey(signing.AlgEd25519, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts []signing.TrustOption
+	if os.Geteuid() != 0 {
+		opts = append(opts, signing.AllowNonRootOwner(nil))
+	}
+	if _, err := signing.AddTrustedKey(context.Background(), trustDir, signing.AddKeyOptions{Name: "rel", PublicKeyPEM: kp.PublicPEM, Catalogs: []string{"releases"}}, opts...); err != nil {
+		t.Fatal(err)
+	}
+	return writeCurrencyCatalog(t, dir, kp.PrivatePEM, version), trustDir
+}
+
+func writeCurrencyCatalog(t *testing.T, dir string, keyPEM []byte, version int64) string {
+	t.Helper()
+	s, err := signing.ParseSigner(keyPEM, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ago := func(months int) *time.Time { d := time.Now().AddDate(0, -months, 0).UTC().Truncate(time.Hour); return &d }
+	c := &signing.Catalog{Name: "releases", Version: version, Expires: time.Now().AddDate(1, 0, 0).UTC().Truncate(time.Second), Entries: []signing.CatalogEntry{
+		{Name: "arcagent", Version: "1.27.02100.100", Published: ago(20)},
+		{Name: "arcagent", Version: "1.28.02260.736", Published: ago(8)},
+		{Name: "arcagent", Version: "1.29.02300.1", Published: ago(2)},
+		{Name: "Contoso.Monitoring.StatusReporter", Version: "1.0.0", Published: ago(22)},
+		{Name: "Contoso.Monitoring.StatusReporter", Version: "1.1.0", Published: ago(10)},
+		{Name: "Contoso.Monitoring.StatusReporter", Version: "1.2.0", Published: ago(1)},
+		{Name: "Contoso.Automation.ScriptRunner", Version: "2.0.1", Published: ago(3)},
+	}}
+	env, err := signing.SignCatalog(c, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, fmt.Sprintf("releases-v%d.sig.json", version))
+	if err := os.WriteFile(p, env, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestFleetCurrencyCatalog(t *testing.T) {
+	cat, trust := currencyCatalog(t, 3)
+	src := []string{"--catalog", cat, "--trust-dir", trust}
+	out := t.TempDir()
+	sarif, csvOut := filepath.Join(out, "c.sarif"), filepath.Join(out, "c.csv")
+	for _, inv := range []string{"../../examples/inventory/fleet.json", "../../examples/inventory/fleet.csv"} {
+		stdout, stderr, code := runCLI(t, append([]string{"fleet", "currency", "--inventory", inv, "-o", "table", "-o", "sarif=" + sarif, "-o", "csv=" + csvOut, "--fail-on", "unsupported"}, src...)...)
+		// db-01 runs an agent and an extension out of support, and an
+		// extension version that cannot be parsed.
+		if code != 1 || stderr != "" {
+			t.Fatalf("%s: exit %d, stderr %q\n%s", inv, code, stderr, stdout)
+		}
+		for _, want := range []string{"db-01", "older than the support window of 1y", `version "2.0.x" cannot be parsed`, "4 machines, 9 results: 4 current, 2 behind, 2 unsupported, 1 unknown"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("%s: table lacks %q:\n%s", inv, want, stdout)
+			}
+		}
+		for _, p := range []string{sarif, csvOut} {
+			if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
+				t.Errorf("%s not written: %v", p, err)
+			}
+		}
+	}
+	// Without --fail-on the verdict does not fail the run; --fail-on behind does.
+	if _, stderr, code := runCLI(t, append([]string{"fleet", "currency", "--inventory", "../../examples/inventory/fleet.json", "-o", "json"}, src...)...); code != 0 {
+		t.Errorf("no --fail-on: exit %d %s", code, stderr)
+	}
+	stdout, _, code := runCLI(t, append([]string{"-j", "fleet", "currency", "--inventory", "../../examples/inventory/fleet.json", "--fail-on", "behind", "--supported", "arcagent=>=1.27.0"}, src...)...)
+	var doc struct {
+		Results []struct{ Machine, Product, State, MinSupported string }
+		Summary struct{ Unsupported, Behind int }
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil || code != 1 {
+		t.Fatalf("-j: exit %d, %v\n%s", code, err, stdout)
+	}
+	// The constraint makes the old agent supported (behind), not unsupported.
+	for _, r := range doc.Results {
+		if r.Machine == "db-01" && r.Product == "arcagent" && (r.State != "behind" || r.MinSupported != ">=1.27.0") {
+			t.Errorf("db-01 agent under --supported: %+v", r)
+		}
+	}
+
+	// A catalog signed by a key this trust store does not trust is refused.
+	other, _ := currencyCatalog(t, 4)
+	_, stderr, code := runCLI(t, "fleet", "currency", "--inventory", "../../examples/inventory/fleet.json", "--catalog", other, "--trust-dir", trust)
+	if code != 1 || !strings.Contains(stderr, "catalog "+other) || !strings.Contains(stderr, "what to do:") {
+		t.Errorf("catalog signed by an untrusted key: exit %d\n%s", code, stderr)
+	}
+}
+
+func TestFleetCurrencyCatalogRollback(t *testing.T) {
+	dir := t.TempDir()
+	trust := filepath.Join(dir, "trust")
+	kp, err := signing.GenerateKey(signing.AlgEd25519, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts []signing.TrustOption
+	if os.Geteuid() != 0 {
+		opts = append(opts, signing.AllowNonRootOwner(nil))
+	}
+	if _, err := signing.AddTrustedKey(context.Background(), trust, signing.AddKeyOptions{Name: "rel", PublicKeyPEM: kp.PublicPEM, Catalogs: []string{"releases"}}, opts...); err != nil {
+		t.Fatal(err)
+	}
+	v5 := writeCurrencyCatalog(t, dir, kp.PrivatePEM, 5)
+	v4 := writeCurrencyCatalog(t, dir, kp.PrivatePEM, 4)
+	args := func(cat string) []string {
+		return []string{"fleet", "currency", "--inventory", "../../examples/inventory/fleet.csv", "--catalog", cat, "--trust-dir", trust}
+	}
+	if _, stderr, code := runCLI(t, args(v5)...); code != 0 {
+		t.Fatalf("v5: exit %d %s", code, stderr)
+	}
+	_, stderr, code := runCLI(t, args(v4)...)
+	if code != 1 || !strings.Contains(stderr, "ARC0113") || !strings.Contains(stderr, "rollback") || !strings.Contains(stderr, v4) {
+		t.Errorf("rollback: exit %d\n%s", code, stderr)
+	}
+}
+
+// fakeReleasesAPI is a minimal GitHub Enterprise releases endpoint with ETags.
+func fakeReleasesAPI(t *testing.T) (*httptest.Server, *atomic.Int32, *atomic.Int32) {
+	var requests, notModified atomic.Int32
+	body := `[{"tag_name":"v1.29.02300.1","draft":false,"prerelease":false,"published_at":"` + time.Now().AddDate(0, -1, 0).UTC().Format(time.RFC3339) + `"},` +
+		`{"tag_name":"v1.30.0.0-rc.1","draft":false,"prerelease":true,"published_at":"` + time.Now().UTC().Format(time.RFC3339) + `"},` +
+		`{"tag_name":"v1.31.0","draft":true,"prerelease":false},` +
+		`{"tag_name":"v1.28.02260.736","draft":false,"prerelease":false,"published_at":"` + time.Now().AddDate(0, -6, 0).UTC().Format(time.RFC3339) + `"},` +
+		`{"tag_name":"v1.27.02100.100","draft":false,"prerelease":false,"published_at":"` + time.Now().AddDate(-2, 0, 0).UTC().Format(time.RFC3339) + `"}]`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if r.URL.Path != "/api/v3/repos/arc/agent/releases" {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"message":"Not Found"}`)
+			return
+		}
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			notModified.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &requests, &notModified
+}
+
+func TestFleetCurrencyGitHub(t *testing.T) {
+	t.Setenv("GITHUB_TOKEN", "")
+	srv, requests, notModified := fakeReleasesAPI(t)
+	cache := t.TempDir()
+	base := []string{"fleet", "currency", "--inventory", "../../examples/inventory/fleet.json", "--github-url", srv.URL, "--release-cache", cache, "-o", "markdown"}
+	stdout, stderr, code := runCLI(t, append(base, "--github-repo", "arc/agent")...)
+	if code != 0 || !strings.Contains(stdout, "| arcagent | 1.29.02300.1 | 2 | 1 | 1 | 0 |") {
+		t.Fatalf("exit %d %s\n%s", code, stderr, stdout)
+	}
+	// Extensions have no repository: they are untracked, and said so.
+	if !strings.Contains(stdout, "5 installed extensions are not tracked") {
+		t.Errorf("untracked extensions not reported:\n%s", stdout)
+	}
+	// The repeated run makes a conditional request: 304.
+	if _, stderr, code := runCLI(t, append(base, "--github-repo", "arcagent=arc/agent")...); code != 0 || notModified.Load() != 1 || requests.Load() != 2 {
+		t.Errorf("second run: exit %d %s, %d requests, %d not modified", code, stderr, requests.Load(), notModified.Load())
+	}
+	// Offline: the cache only.
+	if _, stderr, code := runCLI(t, append(base, "--github-repo", "arc/agent", "--offline")...); code != 0 || requests.Load() != 2 {
+		t.Errorf("offline: exit %d %s, %d requests", code, stderr, requests.Load())
+	}
+	// Pre-releases only when asked.
+	stdout, _, _ = runCLI(t, append(base, "--github-repo", "arc/agent", "--include-prereleases")...)
+	if !strings.Contains(stdout, "| arcagent | 1.30.0.0-rc.1 |") {
+		t.Errorf("--include-prereleases:\n%s", stdout)
+	}
+	// Errors name the source and say what to do.
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--github-repo", "arc/missing"}, 2, "repository arc/missing: not found (404)"},
+		{[]string{"--github-repo", "arc/agent", "--offline", "--release-cache", t.TempDir()}, 3, "not in the release cache"},
+		{[]string{"--github-repo", "arc/agent", "--supported", "Contoso.X.Y=>=1"}, 2, `no repository is configured for product "Contoso.X.Y"`},
+		{[]string{"--github-repo", "arc/agent", "--supported", "arcagent=latest"}, 2, "ARC0309"},
+		{[]string{"--github-repo", "arc/agent", "--support-window", "12m"}, 2, "write 12mo for months"},
+		{[]string{"--github-repo", "arc/agent", "--fail-on", "current"}, 2, "--fail-on"},
+		{[]string{"--github-repo", "arc/agent", "-o", "html"}, 2, "unknown format"},
+		{[]string{"--github-repo", "arc/agent", "-o", "json", "-o", "csv"}, 2, "same place"},
+		{[]string{"--github-repo", "not-a-repo"}, 2, "is not OWNER/REPO"},
+		{[]string{"--github-repo", "arc/agent", "--catalog", "x"}, 2, "not both"},
+		{nil, 2, "no release source"},
+	}
+	for _, tt := range tests {
+		_, stderr, code := runCLI(t, append(append([]string{}, base...), tt.args...)...)
+		if code != tt.code || !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, "what to do:") {
+			t.Errorf("%v: exit %d, want %d with %q:\n%s", tt.args, code, tt.code, tt.want, stderr)
+		}
+	}
+	_, stderr, code = runCLI(t, "fleet", "currency", "--inventory", filepath.Join(t.TempDir(), "none.json"), "--github-repo", "arc/agent", "--github-url", srv.URL)
+	if code != 2 || !strings.Contains(stderr, "none.json") {
+		t.Errorf("missing inventory: exit %d %s", code, stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte("[{\"name\": \"a\",\n\"agent\": }]"), 0o644)
+	_, stderr, code = runCLI(t, "fleet", "currency", "--inventory", bad, "--github-repo", "arc/agent", "--github-url", srv.URL, "--release-cache", cache)
+	if code != 2 || !strings.Contains(stderr, "inventory "+bad) || !strings.Contains(stderr, "line 2") {
+		t.Errorf("bad inventory: exit %d %s", code, stderr)
+	}
+	// Unreachable.
+	srv.Close()
+	_, stderr, code = runCLI(t, append(base, "--github-repo", "arc/agent", "--release-cache", t.TempDir())...)
+	if code != 3 || !strings.Contains(stderr, "cannot reach the GitHub API") {
+		t.Errorf("unreachable: exit %d %s", code, stderr)
+	}
+}
+
+func TestAuditReleaseSource(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	fixture.New(t, root).DefaultInstall() // agent 1.0.0
+	cat, trust := currencyCatalog(t, 1)
+	rep, code, stderr := auditJSON(t, "--root", root, "audit", "--rule", "ARC-BL-001", "--rule", "ARC-BL-002", "--catalog", cat, "--trust-dir", trust)
+	if code != 1 || statusOf(rep, "ARC-BL-001") != "fail" || statusOf(rep, "ARC-BL-002") != "fail" {
+		t.Errorf("with a catalog: exit %d %s; %s %s", code, stderr, statusOf(rep, "ARC-BL-001"), statusOf(rep, "ARC-BL-002"))
+	}
+	rep, code, _ = auditJSON(t, "--root", root, "audit", "--rule", "ARC-BL-001")
+	if code != 0 || statusOf(rep, "ARC-BL-001") != "not_applicable" || rep.Results[0].Reason != "no release source is configured" {
+		t.Errorf("without a source: exit %d %+v", code, rep.Results)
+	}
+	_, stderr, code = runCLI(t, "--root", root, "audit", "--catalog", filepath.Join(t.TempDir(), "missing.json"), "--trust-dir", trust)
+	if code != 2 || !strings.Contains(stderr, "missing.json: no such file") {
+		t.Errorf("missing catalog: exit %d %s", code, stderr)
+	}
+}
