@@ -197,7 +197,7 @@ func (s *GitHubSource) retryAfter(err error) (time.Duration, bool) {
 func (s *GitHubSource) classify(ctx context.Context, where string, err error) error {
 	var own *Error
 	if errors.As(err, &own) {
-		if own.Source == "" {
+		if own.Source == "" || own.Source == s.name {
 			own.Source = where
 		}
 		return own

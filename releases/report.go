@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
@@ -56,17 +55,22 @@ func NewWriter(format string, w io.Writer, o WriterOptions) (RowWriter, error) {
 
 // ---- table ----
 
+// tableBlock is how many rows are aligned together: memory stays flat and
+// columns line up within each block.
+const tableBlock = 1000
+
 type tableWriter struct {
-	w    *bufio.Writer
-	tw   *tabwriter.Writer
-	all  bool
-	n    int
-	head bool
+	w     *bufio.Writer
+	all   bool
+	rows  [][]string
+	cells []string // the rows' storage, reused block after block
+	wrote bool
 }
 
+var tableHeader = []string{"MACHINE", "PRODUCT", "INSTALLED", "LATEST", "STATE", "BEHIND", "REASON"}
+
 func (t *tableWriter) Begin(h *Header) error {
-	t.tw = tabwriter.NewWriter(t.w, 0, 0, 2, ' ', 0)
-	_, err := fmt.Fprintf(t.w, "Fleet version currency: %s against %s\n\n", h.Inventory, h.Source)
+	_, err := fmt.Fprintf(t.w, "Fleet version currency: %s against %s\n\n", oneLine(h.Inventory), oneLine(h.Source))
 	return err
 }
 
@@ -74,37 +78,71 @@ func (t *tableWriter) Row(r *Row) error {
 	if !t.all && !r.Finding() {
 		return nil
 	}
-	if !t.head {
-		t.head = true
-		fmt.Fprintln(t.tw, "MACHINE\tPRODUCT\tINSTALLED\tLATEST\tSTATE\tBEHIND\tREASON")
+	if !t.wrote && len(t.rows) == 0 {
+		t.rows = append(t.rows, tableHeader)
 	}
 	behind := "-"
 	if r.State == StateBehind || r.State == StateUnsupported {
 		behind = strconv.Itoa(r.Behind)
 	}
-	_, err := fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(r.Machine), cell(r.Product), cell(r.Installed), cell(r.Latest), r.State, behind, oneLine(r.Reason))
-	// Flush in blocks so that memory stays flat; columns are aligned
-	// within each block.
-	if t.n++; t.n%1000 == 0 {
-		if err := t.tw.Flush(); err != nil {
-			return err
+	if t.cells == nil {
+		t.cells = make([]string, 0, tableBlock*len(tableHeader))
+	}
+	n := len(t.cells)
+	t.cells = append(t.cells, cell(r.Machine), cell(r.Product), cell(r.Installed), cell(r.Latest), r.State, behind, oneLine(r.Reason))
+	t.rows = append(t.rows, t.cells[n:len(t.cells):len(t.cells)])
+	if len(t.rows) >= tableBlock {
+		return t.flush()
+	}
+	return nil
+}
+
+// flush writes the buffered rows aligned on their widest cells.
+func (t *tableWriter) flush() error {
+	writeAligned(t.w, t.rows)
+	t.wrote = t.wrote || len(t.rows) > 0
+	clear(t.rows)
+	clear(t.cells)
+	t.rows, t.cells = t.rows[:0], t.cells[:0]
+	return nil
+}
+
+func writeAligned(w *bufio.Writer, rows [][]string) {
+	var widths []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
 		}
 	}
-	return err
+	const pad = "                                                                "
+	for _, r := range rows {
+		for i, c := range r {
+			w.WriteString(c)
+			if i == len(r)-1 {
+				break
+			}
+			for n := widths[i] - utf8.RuneCountInString(c) + 2; n > 0; n -= len(pad) {
+				w.WriteString(pad[:min(n, len(pad))])
+			}
+		}
+		w.WriteByte('\n')
+	}
 }
 
 func (t *tableWriter) End(s *Summary) error {
-	if !t.head {
-		fmt.Fprintln(t.tw, "No machine is behind or out of support.")
+	t.flush()
+	if !t.wrote {
+		fmt.Fprintln(t.w, "No machine is behind or out of support.")
 	}
-	fmt.Fprintln(t.tw)
-	fmt.Fprintln(t.tw, "PRODUCT\tLATEST\tCURRENT\tBEHIND\tUNSUPPORTED\tUNKNOWN")
+	fmt.Fprintln(t.w)
+	sum := [][]string{{"PRODUCT", "LATEST", "CURRENT", "BEHIND", "UNSUPPORTED", "UNKNOWN"}}
 	for _, p := range s.Products {
-		fmt.Fprintf(t.tw, "%s\t%s\t%d\t%d\t%d\t%d\n", p.Product, p.Latest, p.Current, p.Behind, p.Unsupported, p.Unknown)
+		sum = append(sum, []string{p.Product, cell(p.Latest), strconv.Itoa(p.Current), strconv.Itoa(p.Behind), strconv.Itoa(p.Unsupported), strconv.Itoa(p.Unknown)})
 	}
-	if err := t.tw.Flush(); err != nil {
-		return err
-	}
+	writeAligned(t.w, sum)
 	fmt.Fprintf(t.w, "\n%d machines, %d results: %d current, %d behind, %d unsupported, %d unknown", s.Machines, s.Results, s.Current, s.Behind, s.Unsupported, s.Unknown)
 	if s.BadRows > 0 {
 		fmt.Fprintf(t.w, " (%d bad inventory rows)", s.BadRows)
@@ -123,13 +161,20 @@ func cell(s string) string {
 	return oneLine(s)
 }
 
+// oneLine replaces control characters (an inventory may hold any) with
+// spaces, so that a row stays one line.
 func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] == 0x7f {
+			return strings.Map(func(r rune) rune {
+				if r < ' ' || r == 0x7f {
+					return ' '
+				}
+				return r
+			}, s)
 		}
-		return r
-	}, s)
+	}
+	return s
 }
 
 func untrackedCount(s *Summary) int {
