@@ -43,7 +43,10 @@ func writeCurrencyCatalog(t *testing.T, dir string, keyPEM []byte, version int64
 	if err != nil {
 		t.Fatal(err)
 	}
-	ago := func(months int) *time.Time { d := time.Now().AddDate(0, -months, 0).UTC().Truncate(time.Hour); return &d }
+	ago := func(months int) *time.Time {
+		d := time.Now().AddDate(0, -months, 0).UTC().Truncate(time.Hour)
+		return &d
+	}
 	c := &signing.Catalog{Name: "releases", Version: version, Expires: time.Now().AddDate(1, 0, 0).UTC().Truncate(time.Second), Entries: []signing.CatalogEntry{
 		{Name: "arcagent", Version: "1.27.02100.100", Published: ago(20)},
 		{Name: "arcagent", Version: "1.28.02260.736", Published: ago(8)},
