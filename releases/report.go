@@ -60,11 +60,12 @@ func NewWriter(format string, w io.Writer, o WriterOptions) (RowWriter, error) {
 const tableBlock = 1000
 
 type tableWriter struct {
-	w     *bufio.Writer
-	all   bool
-	rows  [][]string
-	cells []string // the rows' storage, reused block after block
-	wrote bool
+	w      *bufio.Writer
+	all    bool
+	rows   [][]string
+	cells  []string // the rows' storage, reused block after block
+	widths []int    // scratch of writeAligned
+	wrote  bool
 }
 
 var tableHeader = []string{"MACHINE", "PRODUCT", "INSTALLED", "LATEST", "STATE", "BEHIND", "REASON"}
@@ -99,7 +100,7 @@ func (t *tableWriter) Row(r *Row) error {
 
 // flush writes the buffered rows aligned on their widest cells.
 func (t *tableWriter) flush() error {
-	writeAligned(t.w, t.rows)
+	writeAligned(t.w, t.rows, &t.widths)
 	t.wrote = t.wrote || len(t.rows) > 0
 	clear(t.rows)
 	clear(t.cells)
@@ -107,24 +108,33 @@ func (t *tableWriter) flush() error {
 	return nil
 }
 
-func writeAligned(w *bufio.Writer, rows [][]string) {
+func writeAligned(w *bufio.Writer, rows [][]string, scratch *[]int) {
 	var widths []int
+	n := 0
+	for _, r := range rows {
+		n += len(r)
+	}
+	cw := (*scratch)[:0] // every cell's width, counted once
+	defer func() { *scratch = cw }()
 	for _, r := range rows {
 		for i, c := range r {
 			if i >= len(widths) {
 				widths = append(widths, 0)
 			}
-			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+			cw = append(cw, utf8.RuneCountInString(c))
+			widths[i] = max(widths[i], cw[len(cw)-1])
 		}
 	}
 	const pad = "                                                                "
+	k := 0
 	for _, r := range rows {
 		for i, c := range r {
 			w.WriteString(c)
+			k++
 			if i == len(r)-1 {
 				break
 			}
-			for n := widths[i] - utf8.RuneCountInString(c) + 2; n > 0; n -= len(pad) {
+			for n := widths[i] - cw[k-1] + 2; n > 0; n -= len(pad) {
 				w.WriteString(pad[:min(n, len(pad))])
 			}
 		}
@@ -142,7 +152,7 @@ func (t *tableWriter) End(s *Summary) error {
 	for _, p := range s.Products {
 		sum = append(sum, []string{p.Product, cell(p.Latest), strconv.Itoa(p.Current), strconv.Itoa(p.Behind), strconv.Itoa(p.Unsupported), strconv.Itoa(p.Unknown)})
 	}
-	writeAligned(t.w, sum)
+	writeAligned(t.w, sum, &t.widths)
 	fmt.Fprintf(t.w, "\n%d machines, %d results: %d current, %d behind, %d unsupported, %d unknown", s.Machines, s.Results, s.Current, s.Behind, s.Unsupported, s.Unknown)
 	if s.BadRows > 0 {
 		fmt.Fprintf(t.w, " (%d bad inventory rows)", s.BadRows)
@@ -472,6 +482,7 @@ type sarifWriter struct {
 	omitted int
 	start   time.Time
 	enc     *json.Encoder
+	res     sarifRes // reused
 }
 
 func (s *sarifWriter) Begin(h *Header) error {
@@ -499,17 +510,42 @@ func (s *sarifWriter) Begin(h *Header) error {
 	auto, _ := json.Marshal("arcagent/fleet-currency/" + filepath.Base(h.Inventory) + "/")
 	fmt.Fprintf(s.w, `{"$schema":"https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json","version":"2.1.0","runs":[{"tool":{"driver":%s},"automationDetails":{"id":%s},"results":[`, d, auto)
 	s.enc = json.NewEncoder(s.w)
+	s.enc.SetEscapeHTML(false)
 	return nil
 }
 
+type sarifText struct {
+	Text string `json:"text"`
+}
+
+type sarifLoc struct {
+	PhysicalLocation struct {
+		ArtifactLocation struct {
+			URI string `json:"uri"`
+		} `json:"artifactLocation"`
+		Region struct {
+			StartLine int `json:"startLine"`
+		} `json:"region"`
+	} `json:"physicalLocation"`
+}
+
 type sarifRes struct {
-	RuleID              string            `json:"ruleId"`
-	RuleIndex           int               `json:"ruleIndex"`
-	Level               string            `json:"level"`
-	Message             map[string]string `json:"message"`
-	Locations           []any             `json:"locations"`
-	PartialFingerprints map[string]string `json:"partialFingerprints"`
-	Properties          map[string]any    `json:"properties"`
+	RuleID              string      `json:"ruleId"`
+	RuleIndex           int         `json:"ruleIndex"`
+	Level               string      `json:"level"`
+	Message             sarifText   `json:"message"`
+	Locations           [1]sarifLoc `json:"locations"`
+	PartialFingerprints struct {
+		V1 string `json:"arcagentFingerprint/v1"`
+	} `json:"partialFingerprints"`
+	Properties struct {
+		Machine   string `json:"machine"`
+		Product   string `json:"product"`
+		Installed string `json:"installed"`
+		Latest    string `json:"latest"`
+		State     string `json:"state"`
+		Behind    int    `json:"behind"`
+	} `json:"properties"`
 }
 
 func (s *sarifWriter) Row(r *Row) error {
@@ -526,20 +562,19 @@ func (s *sarifWriter) Row(r *Row) error {
 	s.n++
 	i := ruleOf(r.State)
 	ru := curRules[i]
-	msg := fmt.Sprintf("%s: %s %s is %s: %s", r.Machine, r.Product, r.Installed, r.State, r.Reason)
+	res := &s.res
+	*res = sarifRes{RuleID: ru.id, RuleIndex: i, Level: sarifLevel(ru.sev)}
+	res.Message.Text = r.Machine + ": " + r.Product + " " + r.Installed + " is " + r.State + ": " + r.Reason
 	if r.Product == "-" {
-		msg = fmt.Sprintf("%s: %s", r.Machine, r.Reason)
+		res.Message.Text = r.Machine + ": " + r.Reason
 	}
-	line := r.Line
-	if line < 1 {
-		line = 1
-	}
-	loc := map[string]any{"physicalLocation": map[string]any{"artifactLocation": map[string]string{"uri": s.uri}, "region": map[string]int{"startLine": line}}}
-	return s.enc.Encode(sarifRes{
-		RuleID: ru.id, RuleIndex: i, Level: sarifLevel(ru.sev), Message: map[string]string{"text": msg}, Locations: []any{loc},
-		PartialFingerprints: map[string]string{"arcagentFingerprint/v1": reports.Fingerprint(ru.id, r.Machine, r.Product)},
-		Properties:          map[string]any{"machine": r.Machine, "product": r.Product, "installed": r.Installed, "latest": r.Latest, "state": r.State, "behind": r.Behind},
-	})
+	loc := &res.Locations[0].PhysicalLocation
+	loc.ArtifactLocation.URI = s.uri
+	loc.Region.StartLine = max(r.Line, 1)
+	res.PartialFingerprints.V1 = reports.Fingerprint(ru.id, r.Machine, r.Product)
+	p := &res.Properties
+	p.Machine, p.Product, p.Installed, p.Latest, p.State, p.Behind = r.Machine, r.Product, r.Installed, r.Latest, r.State, r.Behind
+	return s.enc.Encode(res)
 }
 
 func (s *sarifWriter) End(sum *Summary) error {
