@@ -1,0 +1,166 @@
+package himds
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/arcagent/arcagent/agent/layout"
+)
+
+// Challenge limits.
+const (
+	// DefaultChallengeTTL is how long a secret file may be redeemed.
+	DefaultChallengeTTL = 60 * time.Second
+	// DefaultMaxChallenges bounds the outstanding secret files.
+	DefaultMaxChallenges = 4096
+	// MaxSecretFileSize is what MSAL and the Azure SDKs accept.
+	MaxSecretFileSize = 4096
+)
+
+// Errors of the challenge store.
+var (
+	errTooManyChallenges = errors.New("too many outstanding challenges")
+	errBadSecret         = errors.New("the secret is unknown, already used or expired")
+)
+
+type challenge struct {
+	path    string
+	expires time.Time
+}
+
+// challenges issues and redeems the single-use secrets of the
+// managed-identity challenge flow. Each secret lives in a file named
+// <random>.key in the tokens directory, mode 0640, owner himds:himds, so
+// that only root and members of group himds can read it.
+type challenges struct {
+	dir string
+	ttl time.Duration
+	max int
+	now func() time.Time
+	log *slog.Logger
+
+	mu      sync.Mutex
+	pending map[[32]byte]challenge // by sha256 of the secret
+}
+
+func newChallenges(dir string, ttl time.Duration, max int, now func() time.Time, log *slog.Logger) *challenges {
+	if ttl <= 0 || ttl > DefaultChallengeTTL {
+		ttl = DefaultChallengeTTL
+	}
+	if max <= 0 {
+		max = DefaultMaxChallenges
+	}
+	return &challenges{dir: dir, ttl: ttl, max: max, now: now, log: log, pending: map[[32]byte]challenge{}}
+}
+
+// clean removes secret files left by an earlier run: none of them can be
+// redeemed any more.
+func (c *challenges) clean() {
+	matches, _ := filepath.Glob(filepath.Join(c.dir, "*.key"))
+	for _, m := range matches {
+		_ = os.Remove(m)
+	}
+}
+
+// issue creates a secret file and returns its path.
+func (c *challenges) issue() (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) >= c.max {
+		c.sweepLocked()
+		if len(c.pending) >= c.max {
+			return "", errTooManyChallenges
+		}
+	}
+	var nameb, secb [32]byte
+	if _, err := rand.Read(nameb[:]); err != nil {
+		return "", fmt.Errorf("generate a challenge name: %w", err)
+	}
+	if _, err := rand.Read(secb[:]); err != nil {
+		return "", fmt.Errorf("generate a challenge secret: %w", err)
+	}
+	secret := hex.EncodeToString(secb[:])
+	path := filepath.Join(c.dir, hex.EncodeToString(nameb[:16])+".key")
+	// O_EXCL: never write into a file (or through a link) someone else made.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return "", fmt.Errorf("create the secret file in %s: %w", c.dir, err)
+	}
+	// The umask may have narrowed the mode; group himds must read it.
+	err = f.Chmod(0o640)
+	if err == nil && os.Geteuid() == 0 {
+		uid, gid := layout.ResolveOwner(layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS})
+		if uid >= 0 || gid >= 0 {
+			err = f.Chown(uid, gid)
+		}
+	}
+	if err == nil {
+		_, err = f.WriteString(secret)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return "", fmt.Errorf("write the secret file %s: %w", path, err)
+	}
+	c.pending[sha256.Sum256([]byte(secret))] = challenge{path: path, expires: c.now().Add(c.ttl)}
+	return path, nil
+}
+
+// redeem consumes a secret: it succeeds once, within the TTL, and removes
+// the file whatever the outcome.
+func (c *challenges) redeem(secret string) error {
+	secret = strings.TrimSpace(secret)
+	if secret == "" || len(secret) > MaxSecretFileSize {
+		return errBadSecret
+	}
+	k := sha256.Sum256([]byte(secret))
+	c.mu.Lock()
+	ch, ok := c.pending[k]
+	if ok {
+		delete(c.pending, k)
+	}
+	c.mu.Unlock()
+	if !ok {
+		return errBadSecret
+	}
+	_ = os.Remove(ch.path)
+	if !c.now().Before(ch.expires) {
+		return errBadSecret
+	}
+	return nil
+}
+
+// sweep removes expired secrets and their files.
+func (c *challenges) sweep() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sweepLocked()
+}
+
+func (c *challenges) sweepLocked() {
+	now := c.now()
+	for k, ch := range c.pending {
+		if !now.Before(ch.expires) {
+			delete(c.pending, k)
+			_ = os.Remove(ch.path)
+		}
+	}
+}
+
+// outstanding is the number of secrets not yet redeemed or swept.
+func (c *challenges) outstanding() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}

@@ -1,0 +1,422 @@
+package himds
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/arcagent/arcagent/agent/cloud"
+	"github.com/arcagent/arcagent/agent/config"
+	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/errcode"
+)
+
+// Options configures a Service. Zero values mean the production defaults.
+type Options struct {
+	Layout layout.Layout
+	// TokensDir holds the challenge secret files; default the layout's
+	// /var/opt/azcmagent/tokens.
+	TokensDir string
+	Log       *slog.Logger
+	Now       func() time.Time
+	// HeartbeatInterval overrides the interval the server asks for.
+	HeartbeatInterval time.Duration
+	// BackoffMin and BackoffMax bound the retry delay after a failed
+	// heartbeat (defaults 10s and the heartbeat interval).
+	BackoffMin, BackoffMax time.Duration
+	// ReloadEvery is how often agentconfig.json and localconfig.json are
+	// checked for changes (default 2s).
+	ReloadEvery   time.Duration
+	ChallengeTTL  time.Duration
+	MaxChallenges int
+	AgentVersion  string
+	// Listen is the address the local API is served on (for show).
+	Listen string
+}
+
+// Service is HIMDS: registration state, heartbeats, token cache and the
+// local APIs.
+type Service struct {
+	o     Options
+	log   *slog.Logger
+	now   func() time.Time
+	ch    *challenges
+	cache *tokenCache
+	kick  chan struct{}
+
+	mu          sync.RWMutex
+	cfg         *AgentConfig
+	machine     *cloud.Machine
+	self        *apiv1.Machine
+	selfAt      time.Time
+	status      string
+	lastHB      time.Time
+	lastAttempt time.Time
+	lastErr     string
+	settings    *config.Settings
+	cfgStamp    string
+	localStamp  string
+}
+
+// New returns a Service and loads its state. A machine that is not
+// connected is not an error: the service serves agent status and waits for
+// `arcagent connect`.
+func New(o Options) (*Service, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.TokensDir == "" {
+		o.TokensDir = o.Layout.TokensDir()
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = 10 * time.Second
+	}
+	if o.ReloadEvery <= 0 {
+		o.ReloadEvery = 2 * time.Second
+	}
+	if o.AgentVersion == "" {
+		o.AgentVersion = "dev"
+	}
+	s := &Service{
+		o: o, log: o.Log, now: o.Now,
+		ch:     newChallenges(o.TokensDir, o.ChallengeTTL, o.MaxChallenges, o.Now, o.Log),
+		cache:  newTokenCache(o.Now),
+		kick:   make(chan struct{}, 1),
+		status: StatusNotConnected,
+	}
+	if fi, err := os.Stat(o.TokensDir); err != nil || !fi.IsDir() {
+		return nil, errcode.New(CodeStateUnreadable, "the tokens directory %s is missing: run `sudo arcagent connect` (it creates it himds:himds 0710) or create it", o.TokensDir)
+	}
+	s.ch.clean()
+	if err := s.Reload(context.Background()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// stamp identifies a file version for change detection.
+func stamp(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "missing"
+	}
+	return fmt.Sprintf("%d/%d", fi.ModTime().UnixNano(), fi.Size())
+}
+
+// Reload re-reads agentconfig.json, the machine key, the server CA and
+// localconfig.json, and rebuilds the control plane client. A new machine
+// identity drops every cached token.
+func (s *Service) Reload(ctx context.Context) error {
+	l := s.o.Layout
+	cfgStamp, localStamp := stamp(l.AgentConfig()), stamp(l.LocalConfig())
+	settings, _, err := config.NewStore(l).Load()
+	if err != nil {
+		s.log.Warn("localconfig.json cannot be read; keeping the previous settings", "err", err)
+		s.mu.RLock()
+		settings = s.settings
+		s.mu.RUnlock()
+		if settings == nil {
+			settings = config.NewSettings()
+		}
+	}
+	cfg, err := LoadAgentConfig(l)
+	if err != nil {
+		return err
+	}
+	var m *cloud.Machine
+	if cfg != nil {
+		m, err = s.machineClient(cfg, settings)
+		if err != nil {
+			return err
+		}
+	}
+	st, _ := LoadStatus(l)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changed := (s.cfg == nil) != (cfg == nil) || (cfg != nil && s.cfg != nil && cfg.MachineID != s.cfg.MachineID)
+	s.cfg, s.machine, s.settings = cfg, m, settings
+	s.cfgStamp, s.localStamp = cfgStamp, localStamp
+	if changed {
+		s.cache.drop()
+		s.self, s.selfAt, s.lastErr, s.lastAttempt = nil, time.Time{}, "", time.Time{}
+		s.lastHB = time.Time{}
+		switch {
+		case cfg == nil:
+			s.status = StatusNotConnected
+		default:
+			if cfg.LastHeartbeat != nil {
+				s.lastHB = *cfg.LastHeartbeat
+			}
+			if st != nil && st.MachineID == cfg.MachineID && st.LastHeartbeat != nil && st.LastHeartbeat.After(s.lastHB) {
+				s.lastHB = *st.LastHeartbeat
+			}
+			s.status = StatusAt(s.lastHB, s.now())
+			if st != nil && st.MachineID == cfg.MachineID && st.Status == StatusExpired {
+				s.status = StatusExpired
+			}
+		}
+		s.log.Info("registration loaded", "machine", idOf(cfg), "status", s.status)
+	}
+	return nil
+}
+
+func idOf(c *AgentConfig) string {
+	if c == nil {
+		return ""
+	}
+	return c.MachineID
+}
+
+// machineClient builds the control plane client of a registration, with
+// the proxy of localconfig.json (which wins over HTTPS_PROXY).
+func (s *Service) machineClient(cfg *AgentConfig, settings *config.Settings) (*cloud.Machine, error) {
+	l := s.o.Layout
+	keyPEM, err := os.ReadFile(l.MachineKey())
+	if err != nil {
+		return nil, errcode.Wrap(CodeMachineKey, err, "read the machine key")
+	}
+	key, err := cloud.ParsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, errcode.Wrap(CodeMachineKey, err, "parse the machine key")
+	}
+	hc, err := httpClient(l, cfg, settings)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cloud.New(cfg.Server, cloud.Options{HTTPClient: hc, UserAgent: "arcagent-himds/" + s.o.AgentVersion})
+	if err != nil {
+		return nil, err
+	}
+	return c.Machine(cfg.MachineID, cfg.Audience, key), nil
+}
+
+// httpClient is the HTTPS client to the control plane: its CA from certs/
+// and the proxy from localconfig.json or the environment.
+func httpClient(l layout.Layout, cfg *AgentConfig, settings *config.Settings) (*http.Client, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca, err := os.ReadFile(l.ServerCA()); err == nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			return nil, errcode.New(CodeStateUnreadable, "%s holds no PEM certificate", l.ServerCA())
+		}
+		tc.RootCAs = pool
+	}
+	proxy := http.ProxyFromEnvironment
+	if p := settings.String(config.ProxyURL); p != "" {
+		u, err := url.Parse(p)
+		if err != nil {
+			return nil, errcode.Wrap(errcode.InvalidValue, err, "proxy.url %q", p)
+		}
+		proxy = http.ProxyURL(u)
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: tc, ForceAttemptHTTP2: true, Proxy: proxy,
+		MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second,
+	}}, nil
+}
+
+// Kick asks for a heartbeat now (after connect).
+func (s *Service) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the heartbeat loop, the challenge sweeper and the reload watch
+// until ctx is done.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.watch(ctx) }()
+	go func() { defer wg.Done(); s.heartbeatLoop(ctx) }()
+	wg.Wait()
+	return nil
+}
+
+// watch reloads changed configuration files and sweeps expired secrets.
+func (s *Service) watch(ctx context.Context) {
+	t := time.NewTicker(s.o.ReloadEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.ch.sweep()
+		l := s.o.Layout
+		s.mu.RLock()
+		same := s.cfgStamp == stamp(l.AgentConfig()) && s.localStamp == stamp(l.LocalConfig())
+		s.mu.RUnlock()
+		if same {
+			continue
+		}
+		s.mu.RLock()
+		before := idOf(s.cfg)
+		s.mu.RUnlock()
+		if err := s.Reload(ctx); err != nil {
+			s.log.Warn("configuration changed but cannot be loaded; keeping the previous one", "err", err)
+			continue
+		}
+		s.log.Info("configuration reloaded")
+		s.mu.RLock()
+		after := idOf(s.cfg)
+		s.mu.RUnlock()
+		if after != before {
+			s.Kick()
+		}
+	}
+}
+
+func (s *Service) interval() time.Duration {
+	if s.o.HeartbeatInterval > 0 {
+		return s.o.HeartbeatInterval
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.cfg != nil && s.cfg.HeartbeatSeconds > 0 {
+		return time.Duration(s.cfg.HeartbeatSeconds) * time.Second
+	}
+	return DefaultHeartbeatInterval
+}
+
+// jitter spreads d by ±10% so that a fleet does not beat in step.
+func jitter(d time.Duration) time.Duration {
+	return d - d/10 + time.Duration(rand.Int64N(int64(d/5)+1))
+}
+
+// Backoff is the delay after the n-th consecutive failure: exponential
+// from min, capped at max, with jitter (between half and all of it).
+func Backoff(n int, min, max time.Duration) time.Duration {
+	d := min
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func (s *Service) heartbeatLoop(ctx context.Context) {
+	failures := 0
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.kick:
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
+		}
+		err := s.Heartbeat(ctx)
+		var wait time.Duration
+		switch {
+		case errors.Is(err, errNotConnected):
+			failures, wait = 0, s.interval()
+		case err != nil:
+			failures++
+			max := s.o.BackoffMax
+			if max <= 0 {
+				max = s.interval()
+			}
+			wait = Backoff(failures, s.o.BackoffMin, max)
+			s.log.Warn("heartbeat failed; retrying", "err", err, "in", wait.Round(time.Millisecond), "failures", failures)
+		default:
+			failures, wait = 0, jitter(s.interval())
+		}
+		t.Reset(wait)
+	}
+}
+
+var errNotConnected = errors.New("not connected")
+
+// Heartbeat sends one heartbeat and records the outcome.
+func (s *Service) Heartbeat(ctx context.Context) error {
+	s.mu.RLock()
+	m, cfg := s.machine, s.cfg
+	s.mu.RUnlock()
+	if m == nil {
+		return errNotConnected
+	}
+	now := s.now()
+	_, err := m.Heartbeat(ctx, apiv1.HeartbeatRequest{AgentVersion: s.o.AgentVersion, AgentStatus: "Ready"})
+	s.mu.Lock()
+	if s.cfg != cfg { // reloaded meanwhile
+		s.mu.Unlock()
+		return err
+	}
+	s.lastAttempt = now
+	switch {
+	case err == nil:
+		s.status, s.lastHB, s.lastErr = StatusConnected, now, ""
+	case cloud.CodeOf(err) == apiv1.CodeMachineExpired:
+		s.status, s.lastErr = StatusExpired, err.Error()
+	default:
+		s.status, s.lastErr = StatusDisconnected, err.Error()
+		if StatusAt(s.lastHB, now) == StatusExpired {
+			s.status = StatusExpired
+		}
+	}
+	refresh := err == nil && (s.self == nil || now.Sub(s.selfAt) > time.Hour)
+	sf := s.statusFileLocked()
+	s.mu.Unlock()
+	if werr := WriteStatus(s.o.Layout, sf); werr != nil {
+		s.log.Warn("cannot record the heartbeat status", "err", werr)
+	}
+	if refresh {
+		s.refreshSelf(ctx, m, cfg)
+	}
+	if err == nil {
+		s.log.Debug("heartbeat sent", "machine", cfg.MachineID)
+	}
+	return err
+}
+
+// refreshSelf refreshes the machine's metadata (name, tags, location).
+func (s *Service) refreshSelf(ctx context.Context, m *cloud.Machine, cfg *AgentConfig) {
+	me, err := m.Self(ctx)
+	if err != nil {
+		s.log.Warn("cannot refresh the machine's metadata; serving the cached copy", "err", err)
+		return
+	}
+	s.mu.Lock()
+	if s.cfg == cfg {
+		s.self, s.selfAt = &me, s.now()
+	}
+	s.mu.Unlock()
+}
+
+func (s *Service) statusFileLocked() *StatusFile {
+	sf := &StatusFile{MachineID: idOf(s.cfg), Status: s.status, LastError: s.lastErr, AgentVersion: s.o.AgentVersion, UpdatedAt: s.now().UTC()}
+	if !s.lastHB.IsZero() {
+		t := s.lastHB.UTC()
+		sf.LastHeartbeat = &t
+	}
+	if !s.lastAttempt.IsZero() {
+		t := s.lastAttempt.UTC()
+		sf.LastAttempt = &t
+	}
+	return sf
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/arcagent/arcagent/agent/daemon"
+	"github.com/arcagent/arcagent/agent/himds"
+	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/buildinfo"
+)
+
+func init() { extraCommands = append(extraCommands, newDaemonCmd) }
+
+// himdsOptions are the flags of `arcagent daemon himds`.
+type himdsOptions struct {
+	listen            string
+	socket            string
+	tokensDir         string
+	user              string
+	heartbeatInterval time.Duration
+	backoffMin        time.Duration
+	backoffMax        time.Duration
+	reloadEvery       time.Duration
+}
+
+func newDaemonCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "daemon SERVICE",
+		Short: "Run an agent service in the foreground (himds)",
+		Args:  exactArgs(1),
+	}
+	cmd.AddCommand(newDaemonHIMDSCmd(a))
+	return cmd
+}
+
+func newDaemonHIMDSCmd(a *app) *cobra.Command {
+	var o himdsOptions
+	cmd := &cobra.Command{
+		Use:   "himds",
+		Short: "Run HIMDS: heartbeats, instance metadata and managed-identity tokens on 127.0.0.1:40342",
+		Long: `himds runs the metadata and identity service in the foreground.
+
+It binds the local API (loopback only) and its admin socket, then, when
+started as root, switches to user himds (--user) for good. Under systemd,
+run it with User=himds instead. It heartbeats every 5 minutes, reloads
+agentconfig.json and localconfig.json when they change (or on SIGHUP),
+and stops gracefully on SIGTERM.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runHIMDS(cmd, a, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", himds.DefaultListen, "loopback address of the local API")
+	f.StringVar(&o.socket, "admin-socket", "", "admin socket path (default ROOT"+layout.AdminSocket+")")
+	f.StringVar(&o.tokensDir, "tokens-dir", "", "directory of challenge secret files (default ROOT"+layout.TokensDir+")")
+	f.StringVar(&o.user, "user", layout.UserHIMDS, "user to switch to after binding when started as root")
+	f.DurationVar(&o.heartbeatInterval, "heartbeat-interval", 0, "heartbeat interval (default: what the control plane asks, 5m)")
+	f.DurationVar(&o.backoffMin, "backoff-min", 10*time.Second, "first retry delay after a failed heartbeat (doubles up to --backoff-max)")
+	f.DurationVar(&o.backoffMax, "backoff-max", 0, "longest retry delay (default: the heartbeat interval)")
+	f.DurationVar(&o.reloadEvery, "reload-every", 2*time.Second, "how often to look for changes to agentconfig.json and localconfig.json")
+	_ = f.MarkHidden("reload-every")
+	return cmd
+}
+
+func runHIMDS(cmd *cobra.Command, a *app, o himdsOptions) error {
+	ctx := cmd.Context()
+	l := a.layout()
+	log := a.log
+	if !a.logStderr && !a.verbose {
+		// A service always logs; stderr goes to the journal under systemd.
+		log = newServiceLogger(a)
+	}
+	tokens := o.tokensDir
+	if tokens == "" {
+		tokens = l.TokensDir()
+	}
+	socket := o.socket
+	if socket == "" {
+		socket = l.AdminSocket()
+	}
+	if os.Geteuid() == 0 {
+		// Make sure the directories the service user writes exist with
+		// their owners before root is given up.
+		for _, d := range []struct {
+			path string
+			mode os.FileMode
+		}{{tokens, 0o710}, {l.RunDir(), 0o750}, {l.LogDir(), 0o750}} {
+			if err := os.MkdirAll(d.path, d.mode); err != nil {
+				return errcode.Wrap(errcode.WriteFailed, err, "create %s", d.path)
+			}
+			if err := layout.Chown(d.path, layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}); err != nil {
+				return errcode.Wrap(errcode.WriteFailed, err, "set the owner of %s", d.path)
+			}
+		}
+	}
+	ln, err := daemon.ListenLoopback(ctx, o.listen)
+	if err != nil {
+		return errcode.Wrap(himds.CodeListen, err, "start HIMDS")
+	}
+	defer ln.Close()
+	adm, err := daemon.ListenUnix(ctx, socket, 0o660, layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS})
+	if err != nil {
+		return errcode.Wrap(himds.CodeListen, err, "start the admin socket")
+	}
+	defer adm.Close()
+	if os.Geteuid() == 0 && o.user != "" && o.user != "root" {
+		if err := daemon.DropPrivileges(o.user); err != nil {
+			return errcode.Wrap(himds.CodePrivilegeDrop, err, "switch to user %s", o.user)
+		}
+		log.Info("switched to the service user", "user", o.user, "uid", os.Getuid(), "gid", os.Getgid())
+	}
+	svc, err := himds.New(himds.Options{
+		Layout: l, TokensDir: tokens, Log: log, HeartbeatInterval: o.heartbeatInterval,
+		BackoffMin: o.backoffMin, BackoffMax: o.backoffMax, ReloadEvery: o.reloadEvery,
+		AgentVersion: buildinfo.Get().Version, Listen: ln.Addr().String(),
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("HIMDS serving", "listen", ln.Addr().String(), "admin_socket", socket, "tokens_dir", tokens)
+	if !a.json {
+		fmt.Fprintf(a.stdout, "HIMDS serving http://%s (admin socket %s)\n", ln.Addr(), socket)
+	}
+	err = daemon.Run(ctx, daemon.Options{
+		Log: log,
+		Servers: []daemon.Server{
+			{Name: "local API", Listener: ln, Handler: svc.Handler()},
+			{Name: "admin socket", Listener: adm, Handler: svc.AdminHandler(), ConnContext: himds.AdminConnContext},
+		},
+		Work:   svc.Run,
+		Reload: svc.Reload,
+	})
+	log.Info("HIMDS stopped")
+	return err
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/arcagent/arcagent/agent/himds"
+	"github.com/arcagent/arcagent/errcode"
+)
+
+func init() { extraCommands = append(extraCommands, newShowCmd) }
+
+// showProps maps show's property names to their values.
+func showProps(in himds.Info) map[string]string {
+	hb := ""
+	if in.LastHeartbeat != nil {
+		hb = in.LastHeartbeat.UTC().Format(time.RFC3339)
+	}
+	var svc []string
+	for _, s := range in.Services {
+		svc = append(svc, s.Name+": "+s.State)
+	}
+	var tags []string
+	for k, v := range in.Tags {
+		tags = append(tags, k+"="+v)
+	}
+	sort.Strings(tags)
+	return map[string]string{
+		"name": in.Name, "machineId": in.MachineID, "resourceId": in.ResourceID, "scope": in.Scope,
+		"subscriptionId": in.SubscriptionID, "resourceGroup": in.ResourceGroup, "tenantId": in.TenantID, "location": in.Location,
+		"server": in.Server, "agentVersion": in.AgentVersion, "status": in.Status, "lastHeartbeat": hb, "lastError": in.LastError,
+		"services": strings.Join(svc, ", "), "proxyUrl": in.ProxyURL, "proxyBypass": strings.Join(in.ProxyBypass, ","),
+		"tags": strings.Join(tags, ","), "source": in.Source,
+	}
+}
+
+var showOrder = []string{"name", "resourceId", "machineId", "scope", "location", "tenantId", "server", "agentVersion", "status",
+	"lastHeartbeat", "lastError", "services", "proxyUrl", "proxyBypass", "tags", "source"}
+
+func newShowCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show [-j] [PROPERTY…]",
+		Short: "Show the machine's connection, status, services and proxy settings",
+		Long: `show asks the running HIMDS over its admin socket (root or group himds) and
+falls back to the files when it does not answer. It needs no root.
+
+Properties: ` + strings.Join(showOrder, ", ") + `.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runShow(cmd.Context(), a, args)
+		},
+	}
+}
+
+func runShow(ctx context.Context, a *app, props []string) error {
+	l := a.layout()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	in, err := himds.NewAdminClient(l.AdminSocket()).Info(cctx)
+	cancel()
+	if err != nil {
+		a.log.Debug("HIMDS did not answer; reading the files", "err", err)
+		in, err = himds.InfoFromFiles(l, time.Now())
+		if err != nil {
+			return err
+		}
+	}
+	all := showProps(in)
+	canon := map[string]string{}
+	for k := range all {
+		canon[strings.ToLower(k)] = k
+	}
+	var keys []string
+	for _, p := range props {
+		k, ok := canon[strings.ToLower(p)]
+		if !ok {
+			return errcode.New(errcode.Usage, "unknown property %q; known: %s", p, strings.Join(showOrder, ", "))
+		}
+		keys = append(keys, k)
+	}
+	if a.json {
+		if len(keys) == 0 {
+			return a.printJSON(in)
+		}
+		out := map[string]string{}
+		for _, k := range keys {
+			out[k] = all[k]
+		}
+		return a.printJSON(out)
+	}
+	if len(keys) == 1 {
+		fmt.Fprintln(a.stdout, all[keys[0]])
+		return nil
+	}
+	if len(keys) == 0 {
+		keys = showOrder
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\n", k, all[k])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if in.Remedy != "" && len(props) == 0 {
+		fmt.Fprintf(a.stdout, "\n%s\n", in.Remedy)
+	}
+	return nil
+}
