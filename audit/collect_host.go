@@ -109,10 +109,37 @@ func (c *collector) collectAgent() {
 			a.Status = "NotConnected"
 		}
 	}
+	// HIMDS runs as himds and cannot rewrite the root-owned
+	// agentconfig.json: it records each heartbeat in run/status.json.
+	if st, ok := c.himdsStatus(ac.MachineID); ok && st.LastHeartbeat != nil &&
+		(ac.LastHeartbeat == nil || st.LastHeartbeat.After(*ac.LastHeartbeat)) {
+		ac.LastHeartbeat = st.LastHeartbeat
+		if st.Status != "" {
+			a.Status = st.Status
+		}
+	}
 	if ac.LastHeartbeat != nil {
 		a.LastHeartbeat = ac.LastHeartbeat
 		a.HeartbeatAgeMinutes = int(c.opts.Now.Sub(*ac.LastHeartbeat).Minutes())
 	}
+}
+
+// himdsStatusFile is the part of run/status.json that audit reads.
+type himdsStatusFile struct {
+	MachineID     string     `json:"machineId"`
+	Status        string     `json:"status"`
+	LastHeartbeat *time.Time `json:"lastHeartbeat"`
+}
+
+// himdsStatus reads HIMDS's status file for machineID; a missing,
+// unreadable or foreign file is ignored (agentconfig.json then stands).
+func (c *collector) himdsStatus(machineID string) (himdsStatusFile, bool) {
+	var st himdsStatusFile
+	data, err := os.ReadFile(c.l.HIMDSStatus())
+	if err != nil || json.Unmarshal(data, &st) != nil || machineID == "" || st.MachineID != machineID {
+		return st, false
+	}
+	return st, true
 }
 
 // collectConfig reads localconfig.json (source "file"), a planned file

@@ -232,3 +232,46 @@ func TestBareTreeUsesHostAccounts(t *testing.T) {
 		t.Error("the fallback must be reported")
 	}
 }
+
+// HIMDS records heartbeats in run/status.json because it cannot rewrite the
+// root-owned agentconfig.json; the agent facts take the newer of the two.
+func TestAgentHeartbeatFromHIMDSStatus(t *testing.T) {
+	ac := `{"machineId":"m-1","resourceId":"/subscriptions/s/resourceGroups/g/providers/Microsoft.HybridCompute/machines/n","server":"https://cp","agentVersion":"1.0.0","status":"Connected","lastHeartbeat":"` +
+		testNow.Add(-60*24*60*60*1e9).Format("2006-01-02T15:04:05Z07:00") + `"}`
+	recent := testNow.Add(-3 * 60 * 1e9).Format("2006-01-02T15:04:05Z07:00")
+	for _, tc := range []struct {
+		name       string
+		status     string
+		wantAge    int
+		wantStatus string
+	}{
+		{"no status file", "", 60 * 24 * 60, "Connected"},
+		{"newer heartbeat of this machine", `{"machineId":"m-1","status":"Connected","lastHeartbeat":"` + recent + `"}`, 3, "Connected"},
+		{"another machine's file", `{"machineId":"m-2","status":"Connected","lastHeartbeat":"` + recent + `"}`, 60 * 24 * 60, "Connected"},
+		{"disconnected", `{"machineId":"m-1","status":"Disconnected","lastHeartbeat":"` + recent + `"}`, 3, "Disconnected"},
+		{"corrupt file", `{broken`, 60 * 24 * 60, "Connected"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			l := layout.New(root)
+			if err := os.MkdirAll(l.RunDir(), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(l.AgentConfig(), []byte(ac), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if tc.status != "" {
+				if err := os.WriteFile(l.HIMDSStatus(), []byte(tc.status), 0o640); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f, err := Collect(context.Background(), Options{Root: root, Now: testNow})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Agent.HeartbeatAgeMinutes != tc.wantAge || f.Agent.Status != tc.wantStatus {
+				t.Errorf("age %d status %s, want %d %s", f.Agent.HeartbeatAgeMinutes, f.Agent.Status, tc.wantAge, tc.wantStatus)
+			}
+		})
+	}
+}
