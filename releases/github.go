@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -189,6 +190,17 @@ func (s *GitHubSource) retryAfter(err error) (time.Duration, bool) {
 		d := *ab.RetryAfter
 		return d, d <= s.o.MaxWait
 	}
+	var er *github.ErrorResponse
+	if errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusTooManyRequests {
+		if ra, err := strconv.Atoi(er.Response.Header.Get("Retry-After")); err == nil {
+			d := time.Duration(ra) * time.Second
+			return d, d <= s.o.MaxWait
+		}
+		if r, err := strconv.ParseInt(er.Response.Header.Get("X-RateLimit-Reset"), 10, 64); err == nil {
+			d := time.Until(time.Unix(r, 0)) + time.Second
+			return d, d <= s.o.MaxWait
+		}
+	}
 	return 0, false
 }
 
@@ -222,6 +234,17 @@ func (s *GitHubSource) classify(ctx context.Context, where string, err error) er
 	var er *github.ErrorResponse
 	if errors.As(err, &er) && er.Response != nil {
 		switch code := er.Response.StatusCode; code {
+		case http.StatusTooManyRequests:
+			h := er.Response.Header
+			if ra, err := strconv.Atoi(h.Get("Retry-After")); err == nil {
+				d := time.Duration(ra) * time.Second
+				return newErr(CodeSecondaryLimit, ErrRateLimited, where, nil, "GitHub's secondary rate limit was hit (429): retry after %s (at %s)", d, time.Now().Add(d).UTC().Format(time.RFC3339))
+			}
+			when := "later"
+			if r, err := strconv.ParseInt(h.Get("X-RateLimit-Reset"), 10, 64); err == nil {
+				when = "at " + time.Unix(r, 0).UTC().Format(time.RFC3339)
+			}
+			return newErr(CodeRateLimited, ErrRateLimited, where, nil, "API rate limit exhausted (429): retry %s%s", when, s.tokenHint())
 		case http.StatusNotFound:
 			return newErr(CodeNotFound, ErrNotFound, where, nil, "not found (404): no such repository, or it is private and GITHUB_TOKEN is %s", map[bool]string{true: "set but cannot read it", false: "not set"}[s.o.Token != ""])
 		case http.StatusUnauthorized:

@@ -272,6 +272,14 @@ func TestGitHubErrors(t *testing.T) {
 		{"404", "arc/missing", nil, AgentProduct, CodeNotFound, ErrNotFound, "repository arc/missing: not found (404)"},
 		{"primary rate limit", "arc/agent", primary, AgentProduct, CodeRateLimited, ErrRateLimited, reset.UTC().Format(time.RFC3339)},
 		{"secondary rate limit", "arc/agent", secondary, AgentProduct, CodeSecondaryLimit, ErrRateLimited, "retry after 2m0s"},
+		{"429 with a reset", "arc/agent", func(w http.ResponseWriter) {
+			w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
+			w.WriteHeader(http.StatusTooManyRequests)
+		}, AgentProduct, CodeRateLimited, ErrRateLimited, "retry at " + reset.UTC().Format(time.RFC3339)},
+		{"429 with Retry-After", "arc/agent", func(w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(http.StatusTooManyRequests)
+		}, AgentProduct, CodeSecondaryLimit, ErrRateLimited, "retry after 30s"},
 		{"bad token", "arc/agent", status(http.StatusUnauthorized), AgentProduct, CodeRefused, nil, "GITHUB_TOKEN is wrong or expired"},
 		{"server error", "arc/agent", status(http.StatusBadGateway), AgentProduct, CodeRefused, nil, "answered 502"},
 		{"unknown product", "arc/agent", nil, "Contoso.X", CodeUnknownProduct, ErrUnknownProduct, `no repository is configured for product "Contoso.X"`},
