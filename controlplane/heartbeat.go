@@ -47,6 +47,10 @@ func newHeartbeatBatcher(st store.Store, log *slog.Logger) *heartbeatBatcher {
 // record queues hb and waits until it is written.
 func (b *heartbeatBatcher) record(ctx context.Context, hb store.Heartbeat) error {
 	r := b.pool.Get().(*hbReq)
+	select { // a pooled request never carries an answer; make sure
+	case <-r.err:
+	default:
+	}
 	r.hb = hb
 	select {
 	case b.ch <- r:
@@ -88,7 +92,9 @@ func (b *heartbeatBatcher) run() {
 		select {
 		case first = <-b.ch:
 		case <-b.quit:
-			// Drain what is queued, then exit.
+			// Drain what is queued, then exit. (batch still holds the
+			// previous, already answered batch: start afresh.)
+			batch = batch[:0]
 			for {
 				select {
 				case r := <-b.ch:
@@ -132,7 +138,13 @@ func (b *heartbeatBatcher) flush(batch []*hbReq, hbs []store.Heartbeat) {
 		b.log.Error("record heartbeats", "count", len(hbs), "err", err)
 	}
 	for _, r := range batch {
-		r.err <- err
+		// r.err has room for exactly this answer; never block the writer
+		// on a request that was answered already.
+		select {
+		case r.err <- err:
+		default:
+			b.log.Error("heartbeat answered twice (bug)", "machine", r.hb.MachineID)
+		}
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -19,10 +21,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/controlplane/store"
 )
 
 // A panicking handler answers a JSON 500 and logs the panic; the process
@@ -90,5 +95,73 @@ func TestServeOwnCertificate(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// fakeHBStore records heartbeat batches for the batcher test.
+type fakeHBStore struct {
+	storeStub
+	mu    sync.Mutex
+	count int
+	delay time.Duration
+}
+
+type storeStub struct{ store.Store }
+
+func (f *fakeHBStore) RecordHeartbeats(_ context.Context, hbs []store.Heartbeat) error {
+	time.Sleep(f.delay)
+	f.mu.Lock()
+	f.count += len(hbs)
+	f.mu.Unlock()
+	return nil
+}
+
+// The batcher answers every heartbeat exactly once, also when it stops
+// while heartbeats are queued (a regression: the shutdown drain once
+// re-sent the previous batch and deadlocked).
+func TestHeartbeatBatcherStop(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		st := &fakeHBStore{delay: time.Millisecond}
+		b := newHeartbeatBatcher(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		go b.run()
+		var wg sync.WaitGroup
+		var ok, stopped atomic.Int64
+		var gone atomic.Int64
+		ctx, cancel := context.WithCancel(context.Background())
+		for i := 0; i < 200; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				c := context.Background()
+				if i%2 == 0 {
+					c = ctx // these callers go away while waiting, as clients do
+				}
+				err := b.record(c, store.Heartbeat{MachineID: "m"})
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, errShuttingDown):
+					stopped.Add(1)
+				case errors.Is(err, context.Canceled):
+					gone.Add(1)
+				default:
+					t.Error(err)
+				}
+			}(i)
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		cancel()
+		time.Sleep(2 * time.Millisecond)
+		done := make(chan struct{})
+		go func() { b.stop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("stop hung")
+		}
+		wg.Wait()
+		if ok.Load()+stopped.Load()+gone.Load() != 200 || int64(st.count) < ok.Load() {
+			t.Fatalf("ok %d stopped %d written %d", ok.Load(), stopped.Load(), st.count)
+		}
 	}
 }
