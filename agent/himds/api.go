@@ -264,7 +264,7 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 		tok, err = s.cache.fetch(ctx, m, resource)
 		cancel()
 		if err != nil {
-			if t, valid := s.cache.valid(resource); valid && cloud.StatusOf(err) == 0 {
+			if t, valid := s.cache.valid(resource); valid && unavailable(err) {
 				tok = t // unreachable: a valid cached token is still good
 			} else {
 				s.tokenError(w, err)
@@ -288,7 +288,7 @@ func (s *Service) tokenError(w http.ResponseWriter, err error) {
 		apiError(w, http.StatusForbidden, "identity_expired", "the machine identity has expired: run `sudo arcagent disconnect --force-local-only`, then `sudo arcagent connect` with a fresh onboarding credential")
 	case cloud.CodeOf(err) == apiv1.CodeBadRequest:
 		apiError(w, http.StatusBadRequest, "invalid_resource", err.Error())
-	case cloud.StatusOf(err) != 0:
+	case !unavailable(err):
 		apiError(w, http.StatusBadGateway, "server_error", "the control plane refused the token request: "+err.Error())
 	default:
 		apiError(w, http.StatusServiceUnavailable, "service_unavailable", "the control plane cannot be reached and no valid token is cached; HIMDS keeps retrying")
@@ -301,4 +301,11 @@ func OSType() string {
 		return "Windows"
 	}
 	return "Linux"
+}
+
+// unavailable reports whether err means the control plane could not
+// answer (network failure or a 5xx), as opposed to a refusal.
+func unavailable(err error) bool {
+	st := cloud.StatusOf(err)
+	return st == 0 || st >= 500
 }
