@@ -25,6 +25,7 @@ func init() { fleetCommands = append(fleetCommands, newFleetCurrencyCmd) }
 // releaseFlags are the release-source flags shared by `audit` and
 // `fleet currency`.
 type releaseFlags struct {
+	config        string
 	githubRepos   []string
 	githubURL     string
 	catalog       string
@@ -40,6 +41,7 @@ type releaseFlags struct {
 }
 
 func (f *releaseFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&f.config, "release-config", "", "YAML file whose `releases:` section gives the release source and support policy (flags win); see docs/releases.md")
 	fl.StringArrayVar(&f.githubRepos, "github-repo", nil, "release source: PRODUCT=OWNER/REPO on GitHub, repeatable (OWNER/REPO alone is the agent, product arcagent; extensions are PUBLISHER.TYPE)")
 	fl.StringVar(&f.githubURL, "github-url", "", "GitHub Enterprise API URL, e.g. https://ghe.example.com/api/v3/ (default api.github.com); GITHUB_TOKEN is sent when set")
 	fl.StringVar(&f.catalog, "catalog", "", "release source: a signed catalog, FILE or https://URL (verified against the trust store; rollback and expiry refused)")
@@ -55,10 +57,65 @@ func (f *releaseFlags) register(fl *pflag.FlagSet) {
 }
 
 // configured reports whether a release source is given.
-func (f *releaseFlags) configured() bool { return len(f.githubRepos) > 0 || f.catalog != "" }
+func (f *releaseFlags) configured() bool {
+	return len(f.githubRepos) > 0 || f.catalog != "" || f.config != ""
+}
 
-// checker builds the release checker from the flags.
+// merged applies the --release-config file under the flags: a source given
+// by flags replaces the file's; policies from flags come after the file's,
+// so they win for the same product.
+func (f *releaseFlags) merged() (*releaseFlags, error) {
+	if f.config == "" {
+		return f, nil
+	}
+	c, err := releases.LoadConfig(f.config)
+	if err != nil {
+		return nil, err
+	}
+	m := *f
+	repos, windows, supported := c.Flags()
+	if len(f.githubRepos) == 0 && f.catalog == "" {
+		m.githubRepos = repos
+		if c.GitHub != nil && m.githubURL == "" {
+			m.githubURL = c.GitHub.URL
+		}
+		if c.Catalog != nil {
+			m.catalog = c.Catalog.Location
+			if c.Catalog.Name != "" && f.catalogName == "releases" {
+				m.catalogName = c.Catalog.Name
+			}
+			if c.Catalog.Threshold > 0 && f.threshold == 1 {
+				m.threshold = c.Catalog.Threshold
+			}
+			if m.trustDir == "" {
+				m.trustDir = c.Catalog.TrustDir
+			}
+		}
+		if !m.configuredSource() {
+			return nil, errcode.New(releases.CodeBadSource, "release configuration %s names no source: give releases.github.repos or releases.catalog.location", f.config)
+		}
+	}
+	m.windows = append(windows, f.windows...)
+	m.supported = append(supported, f.supported...)
+	m.offline = f.offline || c.Offline
+	m.prereleases = f.prereleases || c.IncludePrereleases
+	if m.cacheDir == "" {
+		m.cacheDir = c.Cache
+	}
+	if m.waitRateLimit == 0 {
+		m.waitRateLimit = c.WaitRateLimit
+	}
+	return &m, nil
+}
+
+func (f *releaseFlags) configuredSource() bool { return len(f.githubRepos) > 0 || f.catalog != "" }
+
+// checker builds the release checker from the flags and --release-config.
 func (f *releaseFlags) checker(ctx context.Context, a *app) (*releases.Checker, error) {
+	f, err := f.merged()
+	if err != nil {
+		return nil, err
+	}
 	bad := func(format string, args ...any) error {
 		return errcode.New(releases.CodeBadSource, format, args...)
 	}
@@ -268,7 +325,7 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 		return errcode.New(errcode.Usage, "fleet currency needs --inventory FILE")
 	}
 	if !f.releases.configured() {
-		return errcode.New(releases.CodeBadSource, "no release source: give --github-repo PRODUCT=OWNER/REPO or --catalog FILE|URL")
+		return errcode.New(releases.CodeBadSource, "no release source: give --github-repo PRODUCT=OWNER/REPO, --catalog FILE|URL or --release-config FILE")
 	}
 	failOn, err := releases.ParseFailOn(strings.ToLower(strings.TrimSpace(f.failOn)))
 	if err != nil {

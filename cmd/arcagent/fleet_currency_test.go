@@ -258,3 +258,36 @@ func TestAuditReleaseSource(t *testing.T) {
 		t.Errorf("missing catalog: exit %d %s", code, stderr)
 	}
 }
+
+func TestReleaseConfigFile(t *testing.T) {
+	t.Setenv("GITHUB_TOKEN", "")
+	srv, requests, _ := fakeReleasesAPI(t)
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "arcagent.yaml", fmt.Sprintf("releases:\n  github:\n    url: %s\n    repos: {arcagent: arc/agent}\n  products:\n    arcagent: {supported: '>=1.27.0'}\n  cache: %s\n", srv.URL, filepath.Join(dir, "cache")))
+	stdout, stderr, code := runCLI(t, "-j", "fleet", "currency", "--inventory", "../../examples/inventory/fleet.json", "--release-config", cfg, "--fail-on", "unsupported")
+	var doc struct{ Summary struct{ Unsupported, Behind, Unknown int } }
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil || code != 0 || requests.Load() != 1 {
+		t.Fatalf("exit %d, %d requests, %v %s\n%s", code, requests.Load(), err, stderr, stdout)
+	}
+	// The constraint from the file makes every agent supported.
+	if doc.Summary.Unsupported != 0 || doc.Summary.Behind != 2 {
+		t.Errorf("summary %+v", doc.Summary)
+	}
+	// A flag wins over the file for the same product.
+	_, _, code = runCLI(t, "fleet", "currency", "--inventory", "../../examples/inventory/fleet.json", "--release-config", cfg, "--supported", "arcagent=>=1.29.0", "--fail-on", "unsupported")
+	if code != 1 {
+		t.Errorf("--supported over the file: exit %d", code)
+	}
+	// The same file configures audit.
+	root := filepath.Join(t.TempDir(), "root")
+	fixture.New(t, root).DefaultInstall()
+	rep, _, stderr := auditJSON(t, "--root", root, "audit", "--rule", "ARC-BL-002", "--release-config", cfg)
+	if statusOf(rep, "ARC-BL-002") != "fail" {
+		t.Errorf("audit --release-config: %s %s", statusOf(rep, "ARC-BL-002"), stderr)
+	}
+	bad := writeFile(t, dir, "bad.yaml", "releases:\n  support_window: 3\n")
+	_, stderr, code = runCLI(t, "fleet", "currency", "--inventory", "../../examples/inventory/fleet.json", "--release-config", bad)
+	if code != 2 || !strings.Contains(stderr, "bad.yaml") {
+		t.Errorf("bad config: exit %d %s", code, stderr)
+	}
+}
