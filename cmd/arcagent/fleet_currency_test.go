@@ -265,7 +265,9 @@ func TestReleaseConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "arcagent.yaml", fmt.Sprintf("releases:\n  github:\n    url: %s\n    repos: {arcagent: arc/agent}\n  products:\n    arcagent: {supported: '>=1.27.0'}\n  cache: %s\n", srv.URL, filepath.Join(dir, "cache")))
 	stdout, stderr, code := runCLI(t, "-j", "fleet", "currency", "--inventory", "../../examples/inventory/fleet.json", "--release-config", cfg, "--fail-on", "unsupported")
-	var doc struct{ Summary struct{ Unsupported, Behind, Unknown int } }
+	var doc struct {
+		Summary struct{ Unsupported, Behind, Unknown int }
+	}
 	if err := json.Unmarshal([]byte(stdout), &doc); err != nil || code != 0 || requests.Load() != 1 {
 		t.Fatalf("exit %d, %d requests, %v %s\n%s", code, requests.Load(), err, stderr, stdout)
 	}
