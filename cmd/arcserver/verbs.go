@@ -80,6 +80,7 @@ credentials and request bodies are never logged.`,
 					fmt.Fprintf(a.stdout, "arcserver serving https://%s (Ctrl-C or SIGTERM to stop)\n", addr)
 				}
 			}
+			tuneGC()
 			return controlplane.Serve(cmd.Context(), o)
 		},
 	}
@@ -182,6 +183,7 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			tuneGC()
 			if cfg.ServerURL == "" {
 				dir, err := os.MkdirTemp("", "arcserver-loadgen-*")
 				if err != nil {
