@@ -41,7 +41,7 @@ type releaseFlags struct {
 }
 
 func (f *releaseFlags) register(fl *pflag.FlagSet) {
-	fl.StringVar(&f.config, "release-config", "", "YAML file whose `releases:` section gives the release source and support policy (flags win); see docs/releases.md")
+	fl.StringVar(&f.config, "release-config", "", "YAML `FILE` whose releases: section gives the release source and support policy (flags win); see docs/releases.md")
 	fl.StringArrayVar(&f.githubRepos, "github-repo", nil, "release source: PRODUCT=OWNER/REPO on GitHub, repeatable (OWNER/REPO alone is the agent, product arcagent; extensions are PUBLISHER.TYPE)")
 	fl.StringVar(&f.githubURL, "github-url", "", "GitHub Enterprise API URL, e.g. https://ghe.example.com/api/v3/ (default api.github.com); GITHUB_TOKEN is sent when set")
 	fl.StringVar(&f.catalog, "catalog", "", "release source: a signed catalog, FILE or https://URL (verified against the trust store; rollback and expiry refused)")
