@@ -21,6 +21,9 @@ type Checker struct {
 	indexes map[string]*Index // nil value: the source does not know the product
 }
 
+// maxIndexes bounds the products a Checker remembers as unknown.
+const maxIndexes = 10_000
+
 // Index returns the index of product, or nil (and no error) when the source
 // does not know the product.
 func (c *Checker) Index(ctx context.Context, product string) (*Index, error) {
@@ -35,7 +38,11 @@ func (c *Checker) Index(ctx context.Context, product string) (*Index, error) {
 	}
 	rels, err := c.Source.Releases(ctx, product)
 	if errors.Is(err, ErrUnknownProduct) {
-		c.indexes[product] = nil
+		// Remember unknown products, up to a bound: an inventory may name
+		// any number of distinct extensions.
+		if len(c.indexes) < maxIndexes {
+			c.indexes[product] = nil
+		}
 		return nil, nil
 	}
 	if err != nil {
