@@ -293,3 +293,29 @@ func TestReleaseConfigFile(t *testing.T) {
 		t.Errorf("bad config: exit %d %s", code, stderr)
 	}
 }
+
+// Progress is shown only on a terminal: stderr redirected to a file stays
+// empty on success.
+func TestFleetCurrencyQuietWhenNotATerminal(t *testing.T) {
+	cat, trust := currencyCatalog(t, 1)
+	inv := filepath.Join(t.TempDir(), "big.csv")
+	var b strings.Builder
+	b.WriteString("machine,agent,extensions\n")
+	for i := 0; i < 3000; i++ {
+		fmt.Fprintf(&b, "m%d,1.29.02300.1,Contoso.Monitoring.StatusReporter=1.2.0\n", i)
+	}
+	if err := os.WriteFile(inv, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errFile, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errFile.Close()
+	var out strings.Builder
+	code := run([]string{"fleet", "currency", "--inventory", inv, "--catalog", cat, "--trust-dir", trust}, strings.NewReader(""), &out, errFile)
+	data, _ := os.ReadFile(errFile.Name())
+	if code != 0 || len(data) != 0 || !strings.Contains(out.String(), "3000 machines, 6000 results: 6000 current") {
+		t.Errorf("exit %d, stderr %q\n%s", code, data, out.String())
+	}
+}
