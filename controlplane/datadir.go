@@ -109,6 +109,30 @@ func Init(ctx context.Context, o InitOptions) (InitResult, error) {
 	return res, nil
 }
 
+// CreateTokenOffline creates an API token directly in a data directory's
+// database, for recovery when no Owner token is left. The server must not
+// need to be stopped: the database is shared safely.
+func CreateTokenOffline(ctx context.Context, dir, principal string, life time.Duration) (string, error) {
+	if err := checkPrincipal(principal); err != nil {
+		return "", errcode.New(errcode.Usage, "%s", err.(*apiError).msg)
+	}
+	st, err := OpenStore(ctx, dir)
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	now := time.Now().UTC()
+	secret := newSecret(apiTokenPrefix)
+	t := store.APIToken{ID: newUUID(), Principal: principal, Hash: hashSecret(secret), Description: "created by arcserver tokens create", CreatedAt: now}
+	if life > 0 {
+		t.ExpiresAt = now.Add(life)
+	}
+	if err := st.CreateAPIToken(ctx, t); err != nil {
+		return "", errcode.Wrap(apiv1.CodeStore, err, "store the token")
+	}
+	return secret, nil
+}
+
 // OpenStore opens the database of an initialised data directory.
 func OpenStore(ctx context.Context, dir string) (*store.SQLite, error) {
 	if dir == "" {

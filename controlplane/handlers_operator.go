@@ -220,6 +220,43 @@ func (s *Server) handleCreateAPIToken(w http.ResponseWriter, r *http.Request, p 
 	return nil
 }
 
+func toToken(t store.APIToken) apiv1.APIToken {
+	out := apiv1.APIToken{ID: t.ID, Principal: t.Principal, Description: t.Description, CreatedAt: t.CreatedAt}
+	if !t.ExpiresAt.IsZero() {
+		e := t.ExpiresAt
+		out.ExpiresAt = &e
+	}
+	return out
+}
+
+func (s *Server) handleListAPITokens(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := p.require(rbac.APITokensRead, rbac.TenantScope); err != nil {
+		return err
+	}
+	ts, err := s.st.ListAPITokens(r.Context())
+	if err != nil {
+		return err
+	}
+	out := apiv1.List[apiv1.APIToken]{Value: []apiv1.APIToken{}}
+	for _, t := range ts {
+		out.Value = append(out.Value, toToken(t))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) handleDeleteAPIToken(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := p.require(rbac.APITokensDelete, rbac.TenantScope); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if err := s.st.DeleteAPIToken(r.Context(), id); err != nil {
+		return storeErr(err, "API token "+id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func toSub(sub store.Subscription) apiv1.Subscription {
 	return apiv1.Subscription{ID: rbac.SubscriptionScope(sub.ID), SubID: sub.ID, DisplayName: sub.DisplayName, Tags: sub.Tags, CreatedAt: sub.CreatedAt}
 }

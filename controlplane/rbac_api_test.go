@@ -115,6 +115,8 @@ func TestRoles(t *testing.T) {
 		{"reader cannot create groups", reader, createRG(sub1), rbac.ResourceGroupsWrite},
 		{"reader cannot assign roles", reader, assign(rgA), rbac.RoleAssignmentsWrite},
 		{"reader cannot mint tokens", reader, newToken, rbac.APITokensWrite},
+		{"reader cannot list tokens of the tenant", reader, func(o *cloud.Operator) error { _, err := o.ListAPITokens(ctx); return err }, rbac.APITokensRead},
+		{"reader cannot revoke tokens", reader, func(o *cloud.Operator) error { return o.RevokeAPIToken(ctx, "x") }, rbac.APITokensDelete},
 
 		{"onboarder creates credentials in its group", onb, onboard(sub1, "rgA"), ""},
 		{"onboarder cannot onboard into a sibling group", onb, onboard(sub1, "rgB"), rbac.OnboardingWrite},
@@ -198,6 +200,28 @@ func TestOperatorAuthentication(t *testing.T) {
 	if _, err := e.client.Operator(tok.Token).Whoami(context.Background()); cloud.StatusOf(err) != http.StatusUnauthorized {
 		t.Fatalf("expired token: %v", err)
 	}
+	// A revoked token stops working at once.
+	ts, err := e.owner.ListAPITokens(context.Background())
+	if err != nil || len(ts) < 2 {
+		t.Fatalf("tokens %v %v", ts, err)
+	}
+	for _, x := range ts {
+		if x.Token != "" {
+			t.Fatal("token list shows a secret")
+		}
+	}
+	tok2, err := e.owner.CreateAPIToken(context.Background(), apiv1.CreateAPITokenRequest{Principal: "owner"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op2 := e.client.Operator(tok2.Token)
+	if _, err := op2.Whoami(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.owner.RevokeAPIToken(context.Background(), tok2.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, func() error { _, err := op2.Whoami(context.Background()); return err }(), http.StatusUnauthorized, apiv1.CodeUnauthenticated)
 	// The last tenant Owner cannot be removed.
 	as, err := e.owner.ListRoleAssignments(context.Background(), "/")
 	if err != nil {

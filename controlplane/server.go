@@ -262,6 +262,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/roleAssignments", s.operator(s.handleCreateRoleAssignment))
 	m.HandleFunc("DELETE /v1/roleAssignments/{id}", s.operator(s.handleDeleteRoleAssignment))
 	m.HandleFunc("POST /v1/apiTokens", s.operator(s.handleCreateAPIToken))
+	m.HandleFunc("GET /v1/apiTokens", s.operator(s.handleListAPITokens))
+	m.HandleFunc("DELETE /v1/apiTokens/{id}", s.operator(s.handleDeleteAPIToken))
 
 	m.HandleFunc("GET /v1/subscriptions", s.operator(s.handleListSubscriptions))
 	m.HandleFunc("POST /v1/subscriptions", s.operator(s.handleCreateSubscription))

@@ -95,6 +95,18 @@ func (o *Operator) CreateAPIToken(ctx context.Context, req apiv1.CreateAPITokenR
 	return out, err
 }
 
+// ListAPITokens lists API tokens (never their secrets).
+func (o *Operator) ListAPITokens(ctx context.Context) ([]apiv1.APIToken, error) {
+	var out apiv1.List[apiv1.APIToken]
+	err := o.do(ctx, http.MethodGet, "/v1/apiTokens", nil, nil, &out)
+	return out.Value, err
+}
+
+// RevokeAPIToken deletes an API token; it stops working at once.
+func (o *Operator) RevokeAPIToken(ctx context.Context, id string) error {
+	return o.do(ctx, http.MethodDelete, "/v1/apiTokens/"+url.PathEscape(id), nil, nil, nil)
+}
+
 // CreateOnboarding creates an onboarding credential; its secret is in the
 // result's Secret field and is shown only now.
 func (o *Operator) CreateOnboarding(ctx context.Context, req apiv1.CreateOnboardingRequest) (apiv1.OnboardingCredential, error) {

@@ -627,7 +627,7 @@ id, or the short forms SUBNAME and SUBNAME/RG. Roles: Owner, Reader,
 }
 
 func newFleetTokensCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{Use: "tokens", Aliases: []string{"token"}, Short: "Create API tokens for principals"}
+	cmd := &cobra.Command{Use: "tokens", Aliases: []string{"token"}, Short: "Create, list and revoke API tokens"}
 	var principal, expires, desc string
 	create := &cobra.Command{
 		Use:   "create --principal P [--expires 90d]",
@@ -655,7 +655,52 @@ func newFleetTokensCmd(a *app) *cobra.Command {
 	create.Flags().StringVar(&principal, "principal", "", "principal the token acts as")
 	create.Flags().StringVar(&expires, "expires", "", "lifetime, e.g. 720h or 30d (default 90d)")
 	create.Flags().StringVar(&desc, "description", "", "what the token is for")
-	cmd.AddCommand(create)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List API tokens (never their secrets)",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			op, _, err := a.fleetOperator()
+			if err != nil {
+				return err
+			}
+			ts, err := op.ListAPITokens(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(ts)
+			}
+			var rows [][]string
+			for _, t := range ts {
+				exp := "never"
+				if t.ExpiresAt != nil {
+					exp = fmtTime(*t.ExpiresAt)
+				}
+				rows = append(rows, []string{t.ID, t.Principal, fmtTime(t.CreatedAt), exp, t.Description})
+			}
+			return a.fleetTable([]string{"ID", "PRINCIPAL", "CREATED", "EXPIRES", "DESCRIPTION"}, rows)
+		},
+	}
+	revoke := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke an API token; it stops working at once",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			op, _, err := a.fleetOperator()
+			if err != nil {
+				return err
+			}
+			if err := op.RevokeAPIToken(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			if !a.json {
+				fmt.Fprintf(a.stdout, "Revoked API token %s\n", args[0])
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, revoke)
 	return cmd
 }
 

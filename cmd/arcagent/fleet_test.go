@@ -142,6 +142,10 @@ func TestFleetCommands(t *testing.T) {
 	if out := fleetOK(t, "fleet", "machines", "list", "--json"); strings.Contains(out, "web01") {
 		t.Fatalf("machine still listed: %s", out)
 	}
+	if out := fleetOK(t, "fleet", "tokens", "list"); !strings.Contains(out, tok.ID) || strings.Contains(out, tok.Token) {
+		t.Fatalf("tokens list: %s", out)
+	}
+	fleetOK(t, "fleet", "tokens", "revoke", tok.ID)
 	if out := fleetOK(t, "fleet", "whoami"); !strings.Contains(out, "Owner") {
 		t.Fatalf("whoami: %s", out)
 	}

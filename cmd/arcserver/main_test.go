@@ -89,6 +89,20 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("rotate: %d %s %s", code, out, stderr)
 	}
 
+	// A recovery token made straight in the database works at once.
+	code, out, stderr = runCLI(t, "tokens", "create", "--data", dir, "--json")
+	var rec struct{ Token string }
+	if code != 0 || json.Unmarshal([]byte(out), &rec) != nil || !strings.HasPrefix(rec.Token, "arcp_") {
+		t.Fatalf("tokens create: %d %s %s", code, out, stderr)
+	}
+	req, _ := http.NewRequest("GET", "https://"+addr+"/v1/subscriptions", nil)
+	req.Header.Set("Authorization", "Bearer "+rec.Token)
+	if resp, err := hc.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("recovery token: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ Start with:
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return errcode.Wrap(errcode.Usage, err, "bad flag")
 	})
-	cmd.AddCommand(newInitCmd(a), newServeCmd(a), newBackupCmd(a), newKeysCmd(a), newLoadgenCmd(a), newVersionCmd(a))
+	cmd.AddCommand(newInitCmd(a), newServeCmd(a), newBackupCmd(a), newKeysCmd(a), newTokensCmd(a), newLoadgenCmd(a), newVersionCmd(a))
 	return cmd
 }
 

@@ -167,6 +167,37 @@ published in /.well-known/jwks.json until every token it signed has expired
 	return cmd
 }
 
+func newTokensCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "tokens", Short: "Create API tokens directly in the database (recovery)"}
+	var dir, principal string
+	var life time.Duration
+	create := &cobra.Command{
+		Use:   "create --data DIR --principal P",
+		Short: "Create an API token without the API, e.g. when every Owner token is lost",
+		Long: `create writes a new API token for principal P straight into the database of DIR
+(also while the server runs) and prints it once. P keeps the roles assigned to
+it; "owner" is the principal that init made Owner of the tenant. Normally use
+"arcagent fleet tokens create" instead.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tok, err := controlplane.CreateTokenOffline(cmd.Context(), dir, principal, life)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(map[string]string{"principal": principal, "token": tok})
+			}
+			fmt.Fprintf(a.stdout, "API token for %s (shown once, stored only as a hash):\n\n  %s\n", principal, tok)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&dir, "data", "", "data directory (required)")
+	create.Flags().StringVar(&principal, "principal", controlplane.OwnerPrincipal, "principal the token acts as")
+	create.Flags().DurationVar(&life, "expires", 0, "lifetime (default: never expires)")
+	cmd.AddCommand(create)
+	return cmd
+}
+
 func newLoadgenCmd(a *app) *cobra.Command {
 	var cfg loadgen.Config
 	var caFile string

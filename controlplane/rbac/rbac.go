@@ -14,25 +14,26 @@ import (
 
 // Permissions (Azure-style action strings) that endpoints check.
 const (
-	SubscriptionsRead       = "Microsoft.Resources/subscriptions/read"
-	SubscriptionsWrite      = "Microsoft.Resources/subscriptions/write"
-	ResourceGroupsRead      = "Microsoft.Resources/subscriptions/resourceGroups/read"
-	ResourceGroupsWrite     = "Microsoft.Resources/subscriptions/resourceGroups/write"
-	MachinesRead            = "Microsoft.HybridCompute/machines/read"
-	MachinesWrite           = "Microsoft.HybridCompute/machines/write"
-	MachinesDelete          = "Microsoft.HybridCompute/machines/delete"
-	ExtensionsRead          = "Microsoft.HybridCompute/machines/extensions/read"
-	ExtensionsWrite         = "Microsoft.HybridCompute/machines/extensions/write"
-	OnboardingRead          = "Microsoft.HybridCompute/onboardingCredentials/read"
-	OnboardingWrite         = "Microsoft.HybridCompute/onboardingCredentials/write"
-	OnboardingDelete        = "Microsoft.HybridCompute/onboardingCredentials/delete"
-	GuestConfigRead         = "Microsoft.GuestConfiguration/guestConfigurationAssignments/read"
-	GuestConfigWrite        = "Microsoft.GuestConfiguration/guestConfigurationAssignments/write"
-	RoleAssignmentsRead     = "Microsoft.Authorization/roleAssignments/read"
-	RoleAssignmentsWrite    = "Microsoft.Authorization/roleAssignments/write"
-	RoleAssignmentsDelete   = "Microsoft.Authorization/roleAssignments/delete"
-	APITokensWrite          = "Microsoft.Authorization/apiTokens/write"
-	SigningKeysRotateAction = "Microsoft.Authorization/signingKeys/rotate/action"
+	SubscriptionsRead     = "Microsoft.Resources/subscriptions/read"
+	SubscriptionsWrite    = "Microsoft.Resources/subscriptions/write"
+	ResourceGroupsRead    = "Microsoft.Resources/subscriptions/resourceGroups/read"
+	ResourceGroupsWrite   = "Microsoft.Resources/subscriptions/resourceGroups/write"
+	MachinesRead          = "Microsoft.HybridCompute/machines/read"
+	MachinesWrite         = "Microsoft.HybridCompute/machines/write"
+	MachinesDelete        = "Microsoft.HybridCompute/machines/delete"
+	ExtensionsRead        = "Microsoft.HybridCompute/machines/extensions/read"
+	ExtensionsWrite       = "Microsoft.HybridCompute/machines/extensions/write"
+	OnboardingRead        = "Microsoft.HybridCompute/onboardingCredentials/read"
+	OnboardingWrite       = "Microsoft.HybridCompute/onboardingCredentials/write"
+	OnboardingDelete      = "Microsoft.HybridCompute/onboardingCredentials/delete"
+	GuestConfigRead       = "Microsoft.GuestConfiguration/guestConfigurationAssignments/read"
+	GuestConfigWrite      = "Microsoft.GuestConfiguration/guestConfigurationAssignments/write"
+	RoleAssignmentsRead   = "Microsoft.Authorization/roleAssignments/read"
+	RoleAssignmentsWrite  = "Microsoft.Authorization/roleAssignments/write"
+	RoleAssignmentsDelete = "Microsoft.Authorization/roleAssignments/delete"
+	APITokensRead         = "Microsoft.Authorization/apiTokens/read"
+	APITokensWrite        = "Microsoft.Authorization/apiTokens/write"
+	APITokensDelete       = "Microsoft.Authorization/apiTokens/delete"
 )
 
 // Built-in role names.
@@ -237,7 +238,7 @@ func ParseScope(scope string) (ParsedScope, error) {
 func AllPermissions() []string {
 	p := []string{SubscriptionsRead, SubscriptionsWrite, ResourceGroupsRead, ResourceGroupsWrite, MachinesRead, MachinesWrite, MachinesDelete,
 		ExtensionsRead, ExtensionsWrite, OnboardingRead, OnboardingWrite, OnboardingDelete, GuestConfigRead, GuestConfigWrite,
-		RoleAssignmentsRead, RoleAssignmentsWrite, RoleAssignmentsDelete, APITokensWrite, SigningKeysRotateAction}
+		RoleAssignmentsRead, RoleAssignmentsWrite, RoleAssignmentsDelete, APITokensRead, APITokensWrite, APITokensDelete}
 	sort.Strings(p)
 	return p
 }

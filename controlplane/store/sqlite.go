@@ -255,6 +255,32 @@ func (s *SQLite) APITokenByHash(ctx context.Context, hash string) (APIToken, err
 	return t, nil
 }
 
+// ListAPITokens returns every token (hashes included), oldest first.
+func (s *SQLite) ListAPITokens(ctx context.Context) ([]APIToken, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, principal, hash, description, created_at, expires_at FROM api_tokens ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list api tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []APIToken
+	for rows.Next() {
+		var t APIToken
+		var c, e int64
+		if err := rows.Scan(&t.ID, &t.Principal, &t.Hash, &t.Description, &c, &e); err != nil {
+			return nil, fmt.Errorf("list api tokens: %w", err)
+		}
+		t.CreatedAt, t.ExpiresAt = fromMS(c), fromMS(e)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// DeleteAPIToken revokes a token.
+func (s *SQLite) DeleteAPIToken(ctx context.Context, id string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM api_tokens WHERE id = ?`, id)
+	return mustAffect(res, err, "api token "+id)
+}
+
 // CreateSubscription stores a subscription.
 func (s *SQLite) CreateSubscription(ctx context.Context, sub Subscription) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO subscriptions (id, display_name, tags, created_at) VALUES (?, ?, ?, ?)`,

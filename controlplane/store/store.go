@@ -134,6 +134,8 @@ type Store interface {
 
 	CreateAPIToken(ctx context.Context, t APIToken) error
 	APITokenByHash(ctx context.Context, hash string) (APIToken, error)
+	ListAPITokens(ctx context.Context) ([]APIToken, error)
+	DeleteAPIToken(ctx context.Context, id string) error
 
 	CreateSubscription(ctx context.Context, s Subscription) error
 	Subscription(ctx context.Context, id string) (Subscription, error)
