@@ -86,10 +86,46 @@ func sniffFormat(br *bufio.Reader) string {
 type jsonMachine struct {
 	Name          string          `json:"name"`
 	Machine       string          `json:"machine"`
-	Agent         json.RawMessage `json:"agent"`
+	Agent         agentField      `json:"agent"`
 	AgentVersion  string          `json:"agentVersion"`
 	AgentVersion2 string          `json:"agent_version"`
 	Extensions    []jsonExtension `json:"extensions"`
+}
+
+// agentField is the "agent" member: a version string or {"version": …}.
+// Decoding it never fails: a wrong shape becomes the machine's problem.
+type agentField struct {
+	set     bool
+	version string
+	problem string
+}
+
+func (a *agentField) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) == 0 || string(b) == "null":
+	case b[0] == '"':
+		a.set = true
+		if bytes.IndexByte(b, '\\') < 0 && len(b) >= 2 {
+			a.version = string(b[1 : len(b)-1]) // no escapes: the bytes are the string
+		} else if json.Unmarshal(b, &a.version) != nil {
+			a.problem = "agent is not a valid JSON string"
+		}
+	case b[0] == '{':
+		a.set = true
+		var o struct {
+			Version string `json:"version"`
+		}
+		if json.Unmarshal(b, &o) != nil {
+			a.problem = "agent must be a version string or {\"version\": …}"
+		}
+		a.version = o.Version
+	default:
+		// A bare number (1.2 would lose its zeros) is not a version.
+		a.set = true
+		a.problem = fmt.Sprintf("agent must be a version string in quotes, not %s", truncate(string(b), 40))
+	}
+	return nil
 }
 
 type jsonExtension struct {
@@ -252,25 +288,10 @@ func leadingLines(buffered io.Reader, ahead *bufio.Reader) int {
 
 func fillJSONMachine(m *Machine, jm *jsonMachine, idx int) {
 	m.Name = strings.TrimSpace(firstNonEmpty(jm.Name, jm.Machine))
-	switch a := bytes.TrimSpace(jm.Agent); {
-	case len(a) == 0 || string(a) == "null":
+	if jm.Agent.set {
+		m.Agent, m.Problem = strings.TrimSpace(jm.Agent.version), jm.Agent.problem
+	} else {
 		m.Agent = strings.TrimSpace(firstNonEmpty(jm.AgentVersion, jm.AgentVersion2))
-	case a[0] == '"':
-		var s string
-		if json.Unmarshal(a, &s) == nil {
-			m.Agent = strings.TrimSpace(s)
-		}
-	case a[0] == '{':
-		var o struct {
-			Version string `json:"version"`
-		}
-		if json.Unmarshal(a, &o) != nil {
-			m.Problem = "agent must be a version string or {\"version\": …}"
-		}
-		m.Agent = strings.TrimSpace(o.Version)
-	default:
-		// A bare number (1.2 would lose its zeros) is not a version.
-		m.Problem = fmt.Sprintf("agent must be a version string in quotes, not %s", truncate(string(a), 40))
 	}
 	if m.Name == "" && m.Problem == "" {
 		m.Problem = "the machine has no name"
