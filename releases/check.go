@@ -70,7 +70,7 @@ type Summary struct {
 // maxUntracked bounds the untracked products named in a summary.
 const maxUntracked = 100
 
-// Gate reports whether failOn ("", "behind" or "unsupported") fails the
+// gate reports whether failOn ("", "behind" or "unsupported") fails the
 // run. Unknown versions and bad rows fail either level: a version that
 // cannot be read is never taken as supported.
 func (s *Summary) gate(failOn string) bool {

@@ -106,9 +106,8 @@ type release struct {
 }
 
 // Index is the evaluated release list of one product under its policy:
-// built once, then Evaluate answers for any installed version. It is safe
-// for concurrent use only without the memo (NewIndex's memo is not
-// locked); Check uses it from one goroutine.
+// built once, then Evaluate answers for any installed version. An Index is
+// not safe for concurrent use: its memo of answers is not locked.
 type Index struct {
 	Product    string
 	policy     Policy
