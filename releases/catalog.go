@@ -115,6 +115,7 @@ func fetchCatalog(ctx context.Context, o CatalogOptions) ([]byte, error) {
 	return data, nil
 }
 
+// String names the source: "catalog LOCATION".
 func (s *CatalogSource) String() string { return s.name }
 
 // Catalog is the verified catalog.

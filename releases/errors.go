@@ -77,6 +77,7 @@ type Error struct {
 	Cause  error
 }
 
+// Error is the code, the source, the message and the cause.
 func (e *Error) Error() string {
 	s := string(e.Code) + ": "
 	if e.Source != "" {

@@ -101,6 +101,7 @@ func NewGitHubSource(o GitHubOptions) (*GitHubSource, error) {
 	return s, nil
 }
 
+// String names the source: "GitHub HOST".
 func (s *GitHubSource) String() string { return s.name }
 
 func splitRepo(r string) (string, string, error) {

@@ -29,6 +29,7 @@ type Window struct {
 // months.
 var DefaultWindow = Window{Months: 12}
 
+// String writes the window the way ParseWindow reads it.
 func (w Window) String() string {
 	switch {
 	case w.Months > 0 && w.Days > 0:
