@@ -1,11 +1,13 @@
 package releases
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -294,5 +296,29 @@ func validateSARIF(t *testing.T, b []byte) {
 	}
 	if err := sch.Validate(inst); err != nil {
 		t.Fatalf("SARIF does not validate: %v", err)
+	}
+}
+
+// Above GitHub's per-run limit the SARIF writer keeps the first results and
+// says in a notification how many it left out; the log stays valid.
+func TestSARIFLimit(t *testing.T) {
+	var b bytes.Buffer
+	w := &sarifWriter{w: bufio.NewWriter(&b), max: 2}
+	h := &Header{Tool: "arcagent", Inventory: "fleet.csv", Source: "fake"}
+	if err := w.Begin(h); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := w.Row(&Row{Machine: fmt.Sprint("m", i), Line: i + 2, Product: AgentProduct, Installed: "1.0", State: StateBehind, Behind: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Row(&Row{Machine: "ok", State: StateCurrent})
+	if err := w.End(&Summary{Untracked: map[string]int{}}); err != nil {
+		t.Fatal(err)
+	}
+	validateSARIF(t, b.Bytes())
+	if !strings.Contains(b.String(), "3 findings were left out") || strings.Count(b.String(), `"ruleId"`) != 2 {
+		t.Errorf("SARIF limit:\n%s", b.String())
 	}
 }

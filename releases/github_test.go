@@ -360,3 +360,19 @@ func TestGitHubSourceOptions(t *testing.T) {
 		t.Errorf("GHE: %v %v %v", s, err, s.client.BaseURL)
 	}
 }
+
+func TestGitHubPrimaryRateLimitWaitsOnce(t *testing.T) {
+	f, srv := newFakeGitHub(t)
+	f.addReleases("arc/agent", 2, 0, 0, time.Now())
+	f.fail = append(f.fail, func(w http.ResponseWriter) {
+		w.Header().Set("X-RateLimit-Limit", "60")
+		w.Header().Set("X-RateLimit-Remaining", "0")
+		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10))
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"message":"API rate limit exceeded"}`)
+	})
+	rels, err := newTestGitHub(t, srv, GitHubOptions{MaxWait: 10 * time.Second}).Releases(context.Background(), AgentProduct)
+	if err != nil || len(rels) != 2 || f.requests != 2 {
+		t.Fatalf("after waiting for the reset: %d releases, %d requests, %v", len(rels), f.requests, err)
+	}
+}
