@@ -200,7 +200,7 @@ it; "owner" is the principal that init made Owner of the tenant. Normally use
 
 func newLoadgenCmd(a *app) *cobra.Command {
 	var cfg loadgen.Config
-	var caFile string
+	var caFile, serverLog string
 	cmd := &cobra.Command{
 		Use:   "loadgen",
 		Short: "Measure heartbeat throughput and latency with simulated machines",
@@ -221,7 +221,16 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 					return err
 				}
 				defer os.RemoveAll(dir)
-				l, err := loadgen.StartLocal(ctx, dir, nil)
+				var log *slog.Logger // nil: formatted, then discarded
+				if serverLog != "" {
+					f, err := os.OpenFile(serverLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+					if err != nil {
+						return errcode.Wrap(errcode.Usage, err, "--server-log")
+					}
+					defer f.Close()
+					log = slog.New(slog.NewJSONHandler(f, nil))
+				}
+				l, err := loadgen.StartLocal(ctx, dir, log)
 				if err != nil {
 					return err
 				}
@@ -262,5 +271,6 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 	f.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured warm-up")
 	f.BoolVar(&cfg.HTTP2, "http2", false, "use HTTP/2 (default HTTP/1.1 keep-alive connections)")
 	f.BoolVar(&cfg.PreSign, "presign", false, "sign the machines' assertions before the measured window")
+	f.StringVar(&serverLog, "server-log", "", "write the in-process server's request log to this file (default: format it, then discard it)")
 	return cmd
 }
