@@ -101,6 +101,8 @@ func (s *Server) verifyAssertion(raw string, lookup func(id string) (*ecdsa.Publ
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion has no iat claim")
 	case c.Issuer != c.Subject:
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion's iss (%q) must equal its sub (the machine id)", c.Issuer)
+	case c.IssuedAt.Time.Before(s.started.Add(-assertionLeeway)):
+		return "", errf(apiv1.CodeAssertionInvalid, "the assertion was issued before this server started: sign a fresh one")
 	case c.ExpiresAt.Sub(c.IssuedAt.Time) > apiv1.MaxAssertionLifetime:
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion lives %s; at most %s is allowed", c.ExpiresAt.Sub(c.IssuedAt.Time), apiv1.MaxAssertionLifetime)
 	case c.ID == "" || len(c.ID) > 128:

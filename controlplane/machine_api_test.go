@@ -161,6 +161,10 @@ func TestMachineAssertions(t *testing.T) {
 			c.IssuedAt = jwt.NewNumericDate(now.Add(3 * time.Minute))
 			c.ExpiresAt = jwt.NewNumericDate(now.Add(4 * time.Minute))
 		})), 401, string(apiv1.CodeAssertionInvalid), "future"},
+		{"issued before the server started", hbPath, sign(t, m.key, claims(func(c *jwt.RegisteredClaims) {
+			c.IssuedAt = jwt.NewNumericDate(now.Add(-2 * time.Minute))
+			c.ExpiresAt = jwt.NewNumericDate(now.Add(time.Minute))
+		})), 401, string(apiv1.CodeAssertionInvalid), "before this server started"},
 		{"iss differs from sub", hbPath, sign(t, m.key, claims(func(c *jwt.RegisteredClaims) { c.Issuer = "someone" })), 401, string(apiv1.CodeAssertionInvalid), "iss"},
 		{"signed by another key", hbPath, sign(t, stranger, claims(nil)), 401, string(apiv1.CodeAssertionInvalid), "signature"},
 		{"HS256", hbPath, hs256, 401, string(apiv1.CodeAssertionInvalid), ""},

@@ -67,6 +67,10 @@ type Server struct {
 
 	keys   *keyring
 	replay *replayCache
+	// started bounds replays across restarts: the replay cache lives in
+	// memory, so assertions issued before this process started are
+	// refused (they may have been used with the previous process).
+	started time.Time
 	hb     *heartbeatBatcher
 	mux    *http.ServeMux
 
@@ -126,6 +130,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.tenantID = t.ID
+	s.started = s.now()
 	s.audience = Audience(t.ID)
 	s.keys = &keyring{st: s.st, lifetime: s.tokenLife}
 	if err := s.keys.load(ctx, s.now()); err != nil {
