@@ -71,8 +71,8 @@ type Server struct {
 	// memory, so assertions issued before this process started are
 	// refused (they may have been used with the previous process).
 	started time.Time
-	hb     *heartbeatBatcher
-	mux    *http.ServeMux
+	hb      *heartbeatBatcher
+	mux     *http.ServeMux
 
 	mu       sync.RWMutex
 	machines map[string]*machineEntry
