@@ -203,6 +203,9 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	}
 	if o.Issuer == "" {
 		srv.SetIssuer("https://" + ln.Addr().String())
+		if ta, ok := ln.Addr().(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+			o.Logger.Warn("listening on all interfaces without --issuer: tokens name "+srv.Issuer()+" as issuer, which validators cannot reach; pass --issuer https://PUBLIC-NAME:PORT", "issuer", srv.Issuer())
+		}
 	}
 	return RunHTTPS(ctx, srv, ln, cert, o.ShutdownTimeout, o.Logger, o.Ready)
 }
