@@ -1,6 +1,7 @@
 package himds
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/layout"
@@ -48,9 +50,29 @@ type challenges struct {
 	now func() time.Time
 	log *slog.Logger
 
-	mu      sync.Mutex
-	pending map[[32]byte]challenge // by sha256 of the secret
+	// uid and gid are applied to new secret files when running as root
+	// (resolved once: a user lookup per request is slow).
+	uid, gid int
+
+	mu       sync.Mutex
+	pending  map[[32]byte]challenge // by sha256 of the secret
+	reserved int                    // slots taken by files being written
+
+	// While run is running, secret files are written ahead into pool (a
+	// burst of requests does not wait for the disk) and used ones are
+	// removed off the request path.
+	pool    chan pooled
+	remove  chan string
+	taken   chan struct{}
+	running atomic.Bool
 }
+
+// pooled is a secret file written ahead of use. It cannot be redeemed
+// until issue moves it to pending.
+type pooled struct{ path, secret string }
+
+// poolSize is how many secret files are written ahead.
+const poolSize = 64
 
 func newChallenges(dir string, ttl time.Duration, max int, now func() time.Time, log *slog.Logger) *challenges {
 	if ttl <= 0 || ttl > DefaultChallengeTTL {
@@ -59,7 +81,12 @@ func newChallenges(dir string, ttl time.Duration, max int, now func() time.Time,
 	if max <= 0 {
 		max = DefaultMaxChallenges
 	}
-	return &challenges{dir: dir, ttl: ttl, max: max, now: now, log: log, pending: map[[32]byte]challenge{}}
+	c := &challenges{dir: dir, ttl: ttl, max: max, now: now, log: log, pending: map[[32]byte]challenge{}, uid: -1, gid: -1,
+		pool: make(chan pooled, poolSize), remove: make(chan string, 4096), taken: make(chan struct{}, 1)}
+	if os.Geteuid() == 0 {
+		c.uid, c.gid = layout.ResolveOwner(layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS})
+	}
+	return c
 }
 
 // clean removes secret files left by an earlier run: none of them can be
@@ -71,37 +98,60 @@ func (c *challenges) clean() {
 	}
 }
 
-// issue creates a secret file and returns its path.
+// issue creates a secret file and returns its path. The file is written
+// outside the lock; a slot is reserved first so the bound holds.
 func (c *challenges) issue() (string, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.pending) >= c.max {
+	if len(c.pending)+c.reserved >= c.max {
 		c.sweepLocked()
-		if len(c.pending) >= c.max {
+		if len(c.pending)+c.reserved >= c.max {
+			c.mu.Unlock()
 			return "", errTooManyChallenges
 		}
 	}
+	c.reserved++
+	c.mu.Unlock()
+	var path, secret string
+	var err error
+	select {
+	case p := <-c.pool: // written ahead by run
+		path, secret = p.path, p.secret
+		select {
+		case c.taken <- struct{}{}:
+		default:
+		}
+	default:
+		path, secret, err = c.write()
+	}
+	c.mu.Lock()
+	c.reserved--
+	if err == nil {
+		c.pending[sha256.Sum256([]byte(secret))] = challenge{path: path, expires: c.now().Add(c.ttl)}
+	}
+	c.mu.Unlock()
+	return path, err
+}
+
+// write creates one secret file: a random name, 0640, himds:himds.
+func (c *challenges) write() (path, secret string, err error) {
 	var nameb, secb [32]byte
-	if _, err := rand.Read(nameb[:]); err != nil {
-		return "", fmt.Errorf("generate a challenge name: %w", err)
+	if _, err := rand.Read(nameb[:16]); err != nil {
+		return "", "", fmt.Errorf("generate a challenge name: %w", err)
 	}
 	if _, err := rand.Read(secb[:]); err != nil {
-		return "", fmt.Errorf("generate a challenge secret: %w", err)
+		return "", "", fmt.Errorf("generate a challenge secret: %w", err)
 	}
-	secret := hex.EncodeToString(secb[:])
-	path := filepath.Join(c.dir, hex.EncodeToString(nameb[:16])+".key")
+	secret = hex.EncodeToString(secb[:])
+	path = filepath.Join(c.dir, hex.EncodeToString(nameb[:16])+".key")
 	// O_EXCL: never write into a file (or through a link) someone else made.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
-		return "", fmt.Errorf("create the secret file in %s: %w", c.dir, err)
+		return "", "", fmt.Errorf("create the secret file in %s: %w", c.dir, err)
 	}
 	// The umask may have narrowed the mode; group himds must read it.
 	err = f.Chmod(0o640)
-	if err == nil && os.Geteuid() == 0 {
-		uid, gid := layout.ResolveOwner(layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS})
-		if uid >= 0 || gid >= 0 {
-			err = f.Chown(uid, gid)
-		}
+	if err == nil && (c.uid >= 0 || c.gid >= 0) {
+		err = f.Chown(c.uid, c.gid)
 	}
 	if err == nil {
 		_, err = f.WriteString(secret)
@@ -111,10 +161,9 @@ func (c *challenges) issue() (string, error) {
 	}
 	if err != nil {
 		_ = os.Remove(path)
-		return "", fmt.Errorf("write the secret file %s: %w", path, err)
+		return "", "", fmt.Errorf("write the secret file %s: %w", path, err)
 	}
-	c.pending[sha256.Sum256([]byte(secret))] = challenge{path: path, expires: c.now().Add(c.ttl)}
-	return path, nil
+	return path, secret, nil
 }
 
 // redeem consumes a secret: it succeeds once, within the TTL, and removes
@@ -134,7 +183,7 @@ func (c *challenges) redeem(secret string) error {
 	if !ok {
 		return errBadSecret
 	}
-	_ = os.Remove(ch.path)
+	c.discard(ch.path)
 	if !c.now().Before(ch.expires) {
 		return errBadSecret
 	}
@@ -163,4 +212,68 @@ func (c *challenges) outstanding() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.pending)
+}
+
+// discard removes a used secret file, in the background while run runs.
+// The secret is already invalid: it left pending before this call.
+func (c *challenges) discard(path string) {
+	if !c.running.Load() {
+		_ = os.Remove(path)
+		return
+	}
+	select {
+	case c.remove <- path:
+	default:
+		_ = os.Remove(path)
+	}
+}
+
+// run keeps the pool full and removes used files until ctx is done, then
+// removes every file it wrote ahead.
+func (c *challenges) run(ctx context.Context) {
+	c.running.Store(true)
+	defer func() {
+		c.running.Store(false)
+		for {
+			select {
+			case p := <-c.pool:
+				_ = os.Remove(p.path)
+			case path := <-c.remove:
+				_ = os.Remove(path)
+			default:
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case path := <-c.remove:
+			_ = os.Remove(path)
+			continue
+		default:
+		}
+		if len(c.pool) < cap(c.pool) {
+			path, secret, err := c.write()
+			if err != nil {
+				c.log.Warn("cannot write a challenge secret file ahead", "err", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			c.pool <- pooled{path, secret}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case path := <-c.remove:
+			_ = os.Remove(path)
+		case <-c.taken:
+		}
+	}
 }

@@ -45,7 +45,7 @@ type fakeCP struct {
 	clock      *clock
 }
 
-func newFakeCP(t *testing.T, c *clock) *fakeCP {
+func newFakeCP(t testing.TB, c *clock) *fakeCP {
 	f := &fakeCP{clock: c}
 	f.mode.Store("")
 	f.tokenLife.Store(3600)
@@ -87,7 +87,7 @@ type fixture struct {
 	clock *clock
 }
 
-func newFixture(t *testing.T, mutate func(*Options)) *fixture {
+func newFixture(t testing.TB, mutate func(*Options)) *fixture {
 	t.Helper()
 	c := &clock{t: time.Now()}
 	cp := newFakeCP(t, c)
@@ -546,5 +546,28 @@ func TestNotConnectedService(t *testing.T) {
 	}
 	if _, err := New(Options{Layout: layout.New(t.TempDir())}); err == nil {
 		t.Error("a missing tokens directory must be an error")
+	}
+}
+
+// While Run runs, secret files are written ahead; used ones are removed
+// off the request path, and nothing is left once Run returns.
+func TestChallengePoolLeavesNoFiles(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = f.svc.Run(ctx); close(done) }()
+	waitFor(t, func() bool { return len(f.svc.ch.pool) == poolSize }, "the pool to fill")
+	for i := 0; i < poolSize+10; i++ {
+		if resp, body := f.token(t, tokenPath); resp.StatusCode != 200 {
+			t.Fatalf("token %d: %d %v", i, resp.StatusCode, body)
+		}
+	}
+	if n := f.svc.ch.outstanding(); n != 0 {
+		t.Errorf("%d challenges outstanding", n)
+	}
+	cancel()
+	<-done
+	if m, _ := filepath.Glob(filepath.Join(f.l.TokensDir(), "*.key")); len(m) != 0 {
+		t.Errorf("%d secret files left after Run returned", len(m))
 	}
 }
