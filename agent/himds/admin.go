@@ -3,8 +3,10 @@ package himds
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -106,6 +108,12 @@ func ServiceStates(l layout.Layout, himdsRunning bool) []ServiceState {
 func InfoFromFiles(l layout.Layout, now time.Time) (Info, error) {
 	in := Info{Source: "files", Status: StatusNotConnected}
 	cfg, err := LoadAgentConfig(l)
+	if errors.Is(err, fs.ErrPermission) {
+		// show needs no root: say what cannot be seen instead of failing.
+		in.Status, in.Services, in.ProxyBypass = "Unknown", ServiceStates(l, false), []string{}
+		in.Remedy = "agentconfig.json and the admin socket are readable by root and group himds only: run `sudo arcagent show`, or ask for membership of group himds"
+		return in, nil
+	}
 	if err != nil {
 		return in, err
 	}
@@ -128,6 +136,10 @@ func InfoFromFiles(l layout.Layout, now time.Time) (Info, error) {
 		last = *in.LastHeartbeat
 	}
 	in.Status = StatusAt(last, now)
+	in.Remedy = remedyFor(in.Status)
+	if in.Status == StatusConnected {
+		in.Remedy = "HIMDS is not running: start it (`sudo systemctl start himdsd`) or heartbeats stop and the machine becomes Disconnected"
+	}
 	return in, nil
 }
 

@@ -179,15 +179,21 @@ func (s *Service) agentStatus() AgentStatus {
 		t := s.lastHB.UTC()
 		a.LastHeartbeat = &t
 	}
-	switch s.status {
-	case StatusExpired:
-		a.Remedy = "the identity expired: run `sudo arcagent disconnect --force-local-only`, then `sudo arcagent connect` with a fresh onboarding credential"
-	case StatusDisconnected:
-		a.Remedy = "the control plane cannot be reached; HIMDS retries on its own and serves cached metadata and tokens meanwhile"
-	case StatusNotConnected:
-		a.Remedy = "run `sudo arcagent connect --server URL --onboarding-token T --resource-group RG`"
-	}
+	a.Remedy = remedyFor(s.status)
 	return a
+}
+
+// remedyFor says what to do about a status.
+func remedyFor(status string) string {
+	switch status {
+	case StatusExpired:
+		return "the identity expired: run `sudo arcagent disconnect --force-local-only`, then `sudo arcagent connect` with a fresh onboarding credential"
+	case StatusDisconnected:
+		return "the control plane cannot be reached; HIMDS retries on its own and serves cached metadata and tokens meanwhile"
+	case StatusNotConnected:
+		return "run `sudo arcagent connect --server URL --onboarding-token T --resource-group RG`"
+	}
+	return ""
 }
 
 func (s *Service) handleAgentStatus(w http.ResponseWriter, r *http.Request) {

@@ -58,21 +58,11 @@ type challenges struct {
 	pending  map[[32]byte]challenge // by sha256 of the secret
 	reserved int                    // slots taken by files being written
 
-	// While run is running, secret files are written ahead into pool (a
-	// burst of requests does not wait for the disk) and used ones are
-	// removed off the request path.
-	pool    chan pooled
+	// While run is running, used secret files are removed by one
+	// goroutine, off the request path (the secret is invalid already).
 	remove  chan string
-	taken   chan struct{}
 	running atomic.Bool
 }
-
-// pooled is a secret file written ahead of use. It cannot be redeemed
-// until issue moves it to pending.
-type pooled struct{ path, secret string }
-
-// poolSize is how many secret files are written ahead.
-const poolSize = 64
 
 func newChallenges(dir string, ttl time.Duration, max int, now func() time.Time, log *slog.Logger) *challenges {
 	if ttl <= 0 || ttl > DefaultChallengeTTL {
@@ -82,7 +72,7 @@ func newChallenges(dir string, ttl time.Duration, max int, now func() time.Time,
 		max = DefaultMaxChallenges
 	}
 	c := &challenges{dir: dir, ttl: ttl, max: max, now: now, log: log, pending: map[[32]byte]challenge{}, uid: -1, gid: -1,
-		pool: make(chan pooled, poolSize), remove: make(chan string, 4096), taken: make(chan struct{}, 1)}
+		remove: make(chan string, 4096)}
 	if os.Geteuid() == 0 {
 		c.uid, c.gid = layout.ResolveOwner(layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS})
 	}
@@ -99,7 +89,8 @@ func (c *challenges) clean() {
 }
 
 // issue creates a secret file and returns its path. The file is written
-// outside the lock; a slot is reserved first so the bound holds.
+// outside the lock (concurrent requests do not queue behind the disk); a
+// slot is reserved first so the bound holds.
 func (c *challenges) issue() (string, error) {
 	c.mu.Lock()
 	if len(c.pending)+c.reserved >= c.max {
@@ -111,18 +102,7 @@ func (c *challenges) issue() (string, error) {
 	}
 	c.reserved++
 	c.mu.Unlock()
-	var path, secret string
-	var err error
-	select {
-	case p := <-c.pool: // written ahead by run
-		path, secret = p.path, p.secret
-		select {
-		case c.taken <- struct{}{}:
-		default:
-		}
-	default:
-		path, secret, err = c.write()
-	}
+	path, secret, err := c.write()
 	c.mu.Lock()
 	c.reserved--
 	if err == nil {
@@ -228,16 +208,14 @@ func (c *challenges) discard(path string) {
 	}
 }
 
-// run keeps the pool full and removes used files until ctx is done, then
-// removes every file it wrote ahead.
+// run removes used secret files until ctx is done, then the rest of its
+// queue.
 func (c *challenges) run(ctx context.Context) {
 	c.running.Store(true)
 	defer func() {
 		c.running.Store(false)
 		for {
 			select {
-			case p := <-c.pool:
-				_ = os.Remove(p.path)
 			case path := <-c.remove:
 				_ = os.Remove(path)
 			default:
@@ -251,29 +229,6 @@ func (c *challenges) run(ctx context.Context) {
 			return
 		case path := <-c.remove:
 			_ = os.Remove(path)
-			continue
-		default:
-		}
-		if len(c.pool) < cap(c.pool) {
-			path, secret, err := c.write()
-			if err != nil {
-				c.log.Warn("cannot write a challenge secret file ahead", "err", err)
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Second):
-				}
-				continue
-			}
-			c.pool <- pooled{path, secret}
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case path := <-c.remove:
-			_ = os.Remove(path)
-		case <-c.taken:
 		}
 	}
 }

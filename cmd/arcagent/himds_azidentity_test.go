@@ -101,9 +101,10 @@ func TestHIMDSAzureSDK(t *testing.T) {
 	if time.Until(tok.ExpiresOn) < 30*time.Minute {
 		t.Errorf("ExpiresOn %s", tok.ExpiresOn)
 	}
-	if m, _ := filepath.Glob(filepath.Join(tokens, "*.key")); len(m) != 0 {
-		t.Errorf("secret files left after the flow: %v", m)
-	}
+	waitUntil(t, "the used secret file to be removed", func() bool {
+		m, _ := filepath.Glob(filepath.Join(tokens, "*.key"))
+		return len(m) == 0
+	})
 
 	// An unprivileged user outside group himds.
 	res := runAsTestUser(t, d.addr)

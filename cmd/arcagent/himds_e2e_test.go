@@ -539,3 +539,39 @@ func TestShowWithoutDaemon(t *testing.T) {
 		t.Errorf("show printed %d lines", lines)
 	}
 }
+
+// TestShowAsUnprivilegedUser: show needs no root; a user outside group
+// himds is told what it cannot see instead of getting an error.
+func TestShowAsUnprivilegedUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a process as another user")
+	}
+	bin := buildArcagent(t)
+	tmp := worldTraversableTemp(t)
+	exe := filepath.Join(tmp, "arcagent")
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(tmp, "machine")
+	l := layout.New(root)
+	if err := os.MkdirAll(l.StateDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := himds.WriteAgentConfig(l, &himds.AgentConfig{MachineID: "m", ResourceID: "/r", Server: "https://cp"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(l.AgentConfig(), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "show", "--root", root, "-j")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{65534}}}
+	out, err := cmd.Output()
+	var in himds.Info
+	if err != nil || json.Unmarshal(out, &in) != nil || in.Status != "Unknown" || !strings.Contains(in.Remedy, "group himds") {
+		t.Errorf("show as nobody: %v %s", err, out)
+	}
+}
