@@ -316,6 +316,9 @@ func runDisconnect(ctx context.Context, a *app, localOnly bool) error {
 			return err
 		}
 		if err := client.Machine(cfg.MachineID, cfg.Audience, key).Delete(ctx); err != nil {
+			if cloud.CodeOf(err) == apiv1.CodeMachineExpired {
+				return errcode.Wrap(himds.CodeExpired, err, "the server refuses the expired identity: reset this machine with `arcagent disconnect --force-local-only`")
+			}
 			return fmt.Errorf("delete the machine on %s (to reset only this machine, run `arcagent disconnect --force-local-only`): %w", cfg.Server, err)
 		}
 	}
