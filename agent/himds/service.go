@@ -364,7 +364,7 @@ func (s *Service) Heartbeat(ctx context.Context) error {
 	now := s.now()
 	_, err := m.Heartbeat(ctx, apiv1.HeartbeatRequest{AgentVersion: s.o.AgentVersion, AgentStatus: "Ready"})
 	s.mu.Lock()
-	if s.cfg != cfg { // reloaded meanwhile
+	if idOf(s.cfg) != cfg.MachineID { // another registration meanwhile
 		s.mu.Unlock()
 		return err
 	}
@@ -403,7 +403,7 @@ func (s *Service) refreshSelf(ctx context.Context, m *cloud.Machine, cfg *AgentC
 		return
 	}
 	s.mu.Lock()
-	if s.cfg == cfg {
+	if idOf(s.cfg) == cfg.MachineID {
 		s.self, s.selfAt = &me, s.now()
 	}
 	s.mu.Unlock()
