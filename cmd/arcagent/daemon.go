@@ -84,9 +84,9 @@ func runHIMDS(cmd *cobra.Command, a *app, o himdsOptions) error {
 	if socket == "" {
 		socket = l.AdminSocket()
 	}
-	if os.Geteuid() == 0 {
-		// Make sure the directories the service user writes exist with
-		// their owners before root is given up.
+	{
+		// Make sure the directories the service user writes exist (with
+		// their owners, when root) before root is given up.
 		for _, d := range []struct {
 			path string
 			mode os.FileMode
