@@ -297,7 +297,7 @@ func (s *Service) tokenError(w http.ResponseWriter, err error) {
 	case !unavailable(err):
 		apiError(w, http.StatusBadGateway, "server_error", "the control plane refused the token request: "+err.Error())
 	default:
-		apiError(w, http.StatusServiceUnavailable, "service_unavailable", "the control plane cannot be reached and no valid token is cached; HIMDS keeps retrying")
+		apiError(w, http.StatusServiceUnavailable, "service_unavailable", string(CodeServerUnreachable)+": the control plane cannot be reached and no valid token is cached; HIMDS keeps retrying")
 	}
 }
 

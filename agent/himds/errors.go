@@ -14,6 +14,7 @@ const (
 	CodePrivilegeDrop     errcode.Code = "ARC0406"
 	CodeConnectConfig     errcode.Code = "ARC0407"
 	CodeMachineKey        errcode.Code = "ARC0408"
+	CodeServerUnreachable errcode.Code = "ARC0409"
 )
 
 func init() {
@@ -36,6 +37,8 @@ func init() {
 			Remedy: "give a JSON or YAML file whose keys are connect's flag names, e.g. {\"server\": …, \"onboarding-token\": …, \"resource-group\": …}"},
 		{Code: CodeMachineKey, Exit: errcode.ExitFailed, Title: "the machine key cannot be read",
 			Remedy: "check certs/machine.key (himds:himds 0600); if it is lost, run `sudo arcagent disconnect --force-local-only` and connect again"},
+		{Code: CodeServerUnreachable, Exit: errcode.ExitFailed, Title: "the control plane cannot be reached and no cached answer is valid",
+			Remedy: "check the network and proxy (`arcagent config get proxy.url`) and that arcserver runs; HIMDS retries on its own"},
 	} {
 		errcode.Register(i)
 	}
