@@ -98,6 +98,21 @@ func runHIMDS(cmd *cobra.Command, a *app, o himdsOptions) error {
 				return errcode.Wrap(errcode.WriteFailed, err, "set the owner of %s", d.path)
 			}
 		}
+		// Files written by a connect that ran before user himds existed
+		// get the owners of the layout, so the service user can read them.
+		himdsOwner := layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}
+		for _, f := range []struct {
+			path  string
+			owner layout.Owner
+		}{{l.CertsDir(), himdsOwner}, {l.MachineKey(), himdsOwner}, {l.ServerCA(), himdsOwner},
+			{l.AgentConfig(), layout.Owner{User: layout.UserRoot, Group: layout.GroupHIMDS}}} {
+			if _, err := os.Lstat(f.path); err != nil {
+				continue
+			}
+			if err := layout.Chown(f.path, f.owner); err != nil {
+				return errcode.Wrap(errcode.WriteFailed, err, "set the owner of %s", f.path)
+			}
+		}
 	}
 	ln, err := daemon.ListenLoopback(ctx, o.listen)
 	if err != nil {
