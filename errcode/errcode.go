@@ -91,10 +91,13 @@ func All() []Info {
 }
 
 // Error is an error with a stable code. Message says what went wrong in
-// this instance; the code's remedy says what to do.
+// this instance; the code's remedy says what to do. Kind, when set, is the
+// class of the error (a package's sentinel, for errors.Is); Err is the
+// cause.
 type Error struct {
 	Code    Code
 	Message string
+	Kind    error
 	Err     error
 }
 
@@ -116,7 +119,16 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.Code, msg)
 }
 
-func (e *Error) Unwrap() error { return e.Err }
+// Unwrap exposes the class and the cause to errors.Is and errors.As.
+func (e *Error) Unwrap() []error {
+	out := make([]error, 0, 2)
+	for _, x := range []error{e.Kind, e.Err} {
+		if x != nil {
+			out = append(out, x)
+		}
+	}
+	return out
+}
 
 // Remedy is what the reader should do next.
 func (e *Error) Remedy() string {

@@ -113,58 +113,16 @@ var (
 	ErrNoTrustedKeys       = errors.New("no trusted keys")
 )
 
-// Error is the error type of this package: a stable code, a message worded
-// for the reader, the class it belongs to (one of the Err… sentinels, for
-// errors.Is) and an optional cause. errors.As converts it to an
-// *errcode.Error, so the CLI prints its code's remedy and exits with the
-// code's status.
-type Error struct {
-	Code  errcode.Code
-	Kind  error
-	Msg   string
-	Cause error
-}
-
-func (e *Error) Error() string {
-	s := string(e.Code) + ": " + e.Msg
-	if e.Cause != nil {
-		s += ": " + e.Cause.Error()
-	}
-	return s
-}
-
-// Unwrap exposes the class and the cause to errors.Is and errors.As.
-func (e *Error) Unwrap() []error {
-	out := make([]error, 0, 2)
-	for _, x := range []error{e.Kind, e.Cause} {
-		if x != nil {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-// As lets errors.As(err, &ce) with ce *errcode.Error find the code.
-func (e *Error) As(target any) bool {
-	if p, ok := target.(**errcode.Error); ok {
-		*p = &errcode.Error{Code: e.Code, Message: e.Msg, Err: e.Cause}
-		return true
-	}
-	return false
-}
-
-// Remedy is what the reader should do next.
-func (e *Error) Remedy() string {
-	if i, ok := errcode.Lookup(e.Code); ok {
-		return i.Remedy
-	}
-	return ""
-}
+// Error is the error type of this package: an *errcode.Error whose Kind is
+// one of the Err… sentinels (for errors.Is), with a stable code, a message
+// worded for the reader and an optional cause. The CLI prints its code's
+// remedy and exits with the code's status.
+type Error = errcode.Error
 
 // fail builds the error this package returns: code c, class kind, an
 // optional cause and a message.
 func fail(c errcode.Code, kind, cause error, format string, args ...any) error {
-	return &Error{Code: c, Kind: kind, Msg: fmt.Sprintf(format, args...), Cause: cause}
+	return &errcode.Error{Code: c, Kind: kind, Message: fmt.Sprintf(format, args...), Err: cause}
 }
 
 // RollbackError reports a catalog whose version is lower than the last
