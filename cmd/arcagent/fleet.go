@@ -756,15 +756,9 @@ unique) or /subscriptions/SUB/resourceGroups/RG.`,
 			if err != nil {
 				return err
 			}
-			sid, name := "", ""
-			if lrg != "" {
-				if sid, name, err = resolveGroup(cmd.Context(), op, lsub, lrg); err != nil {
-					return err
-				}
-			} else if lsub != "" {
-				if sid, err = resolveSubscription(cmd.Context(), op, lsub); err != nil {
-					return err
-				}
+			sid, name, err := resolveListScope(cmd.Context(), op, lsub, lrg)
+			if err != nil {
+				return err
 			}
 			cs, err := op.ListOnboarding(cmd.Context(), sid, name)
 			if err != nil {
@@ -842,15 +836,9 @@ func newFleetMachinesCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sid, name := "", ""
-			if rg != "" {
-				if sid, name, err = resolveGroup(cmd.Context(), op, sub, rg); err != nil {
-					return err
-				}
-			} else if sub != "" {
-				if sid, err = resolveSubscription(cmd.Context(), op, sub); err != nil {
-					return err
-				}
+			sid, name, err := resolveListScope(cmd.Context(), op, sub, rg)
+			if err != nil {
+				return err
 			}
 			ms, err := op.ListMachines(cmd.Context(), sid, name)
 			if err != nil {
@@ -930,4 +918,18 @@ func newFleetMachinesCmd(a *app) *cobra.Command {
 	}
 	cmd.AddCommand(list, show, del)
 	return cmd
+}
+
+// resolveListScope turns the optional --subscription and --resource-group
+// filters of a list command into a subscription id and group name ("" for
+// no filter).
+func resolveListScope(ctx context.Context, op *cloud.Operator, sub, rg string) (sid, name string, err error) {
+	switch {
+	case rg != "":
+		return resolveGroup(ctx, op, sub, rg)
+	case sub != "":
+		sid, err = resolveSubscription(ctx, op, sub)
+		return sid, "", err
+	}
+	return "", "", nil
 }
