@@ -24,7 +24,7 @@ func init() {
 		{Code: CodeBaseline, Exit: errcode.ExitUsage, Title: "the baseline report cannot be used", Remedy: "pass a JSON report written by `arcagent audit -o json=FILE`"},
 		{Code: CodeTarget, Exit: errcode.ExitUsage, Title: "the audit target cannot be read", Remedy: "check the --root directory or --config file you gave"},
 		{Code: CodeSelection, Exit: errcode.ExitUsage, Title: "bad rule selection", Remedy: "run `arcagent rules list` to see rule ids and profiles"},
-		{Code: CodeIncomplete, Exit: errcode.ExitFailed, Title: "the audit could not complete", Remedy: "see the error; run with -v for details"},
+		{Code: CodeIncomplete, Exit: errcode.ExitFailed, Title: "the audit could not complete", Remedy: "fix what the named rules could not read (the report's collector errors say what and where), or run with --dump-facts to see the facts"},
 	} {
 		errcode.Register(i)
 	}

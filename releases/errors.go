@@ -47,7 +47,7 @@ func init() {
 		{Code: CodeBadPolicy, Exit: errcode.ExitUsage, Title: "support policy invalid",
 			Remedy: "--support-window takes a length such as 12mo, 1y, 26w or 180d (optionally PRODUCT=LENGTH); --supported takes PRODUCT=CONSTRAINT such as arcagent='>=1.40.0'"},
 		{Code: CodeBadInventory, Exit: errcode.ExitUsage, Title: "inventory file not usable",
-			Remedy: "give a JSON array of {\"name\",\"agent\",\"extensions\":[{\"name\",\"version\"}]} or a CSV with a header machine,agent,extensions; see examples/inventory/"},
+			Remedy: "give JSON ({\"machines\":[…]} or a bare array of {\"name\",\"agent\",\"extensions\":[{\"name\",\"version\"}]}) or a CSV with a header machine,agent,extensions; see examples/inventory/"},
 		{Code: CodeBadOutput, Exit: errcode.ExitUsage, Title: "output format invalid",
 			Remedy: "use -o FORMAT or -o FORMAT=FILE with FORMAT one of table, json, csv, markdown, sarif; give each output sent to standard output its own file"},
 	} {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/arcagent/arcagent/errcode"
 )
 
 func init() { Register("table", func(o Options) Writer { return TableWriter{Color: o.Color} }) }
@@ -109,10 +111,13 @@ func (t TableWriter) Write(w io.Writer, r *Report) error {
 	for _, ce := range r.CollectorErrors {
 		fmt.Fprintf(w, "could not collect %s: %s\n", ce.Collector, ce.Error)
 	}
-	if s.Gate {
+	switch r.ExitCode() {
+	case errcode.ExitFindings:
 		fmt.Fprintf(w, "gate: FAILED (findings at or above %s)\n", r.FailOn)
-	} else {
+	case errcode.ExitOK:
 		fmt.Fprintf(w, "gate: passed (nothing at or above %s)\n", r.FailOn)
+	default:
+		fmt.Fprintf(w, "gate: INCOMPLETE (rules at or above %s could not be evaluated)\n", r.FailOn)
 	}
 	fixes := map[string]bool{}
 	for _, res := range r.Results {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -88,14 +89,18 @@ func (e *LoadError) Error() string {
 	if e.Field != "" {
 		where += " " + e.Field
 	}
+	if where == "" {
+		return fmt.Sprintf("%s: %v", pos, e.Err)
+	}
 	return fmt.Sprintf("%s:%s: %v", pos, where, e.Err)
 }
 
 func (e *LoadError) Unwrap() error { return e.Err }
 
 var (
-	idRE      = regexp.MustCompile(`^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$`)
-	profileRE = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+	yamlLineRE = regexp.MustCompile(`line (\d+):`)
+	idRE       = regexp.MustCompile(`^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$`)
+	profileRE  = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 )
 
 // maxRuleFile bounds a rule file's size.
@@ -119,7 +124,11 @@ func Parse(name string, data []byte) ([]Rule, error) {
 	strict := yaml.NewDecoder(bytes.NewReader(data))
 	strict.KnownFields(true)
 	if err := strict.Decode(&f); err != nil {
-		return nil, &LoadError{File: name, Err: fmt.Errorf("not a rule file: %w", err)}
+		le := &LoadError{File: name, Err: fmt.Errorf("not a rule file: %w", err)}
+		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+			le.Line, _ = strconv.Atoi(m[1])
+		}
+		return nil, le
 	}
 	rulesNode := TopKey(&root, "rules")
 	if rulesNode == nil || len(f.Rules) == 0 {

@@ -52,7 +52,7 @@ func TestParseErrorsNameFileRuleAndPosition(t *testing.T) {
 		{"undeclared variable", strings.Replace(goodRule, "check: facts.config.available", "check: fact.config.available", 1), []string{"r.yaml:6:12:", "undeclared reference to 'fact'"}},
 		{"bad template", strings.Replace(goodRule, "${facts.config.source}", "${facts.config.source", 1), []string{"rule ORG-X-001 message", "unclosed ${"}},
 		{"bad expression in template", strings.Replace(goodRule, "${facts.config.source}", "${facts..x}", 1), []string{"rule ORG-X-001 message", "does not compile"}},
-		{"unknown field", strings.Replace(goodRule, "title: Example", "title: Example\n    severty: low", 1), []string{"r.yaml", "field severty not found"}},
+		{"unknown field", strings.Replace(goodRule, "title: Example", "title: Example\n    severty: low", 1), []string{"r.yaml:4: not a rule file", "field severty not found"}},
 		{"bad severity", strings.Replace(goodRule, "severity: high", "severity: urgent", 1), []string{"rule ORG-X-001", "severity \"urgent\""}},
 		{"bad id", strings.Replace(goodRule, "ORG-X-001", "my rule", 1), []string{"id \"my rule\""}},
 		{"no remediation", strings.Replace(goodRule, "    remediation: arcagent config set x y\n", "", 1), []string{"remediation is required"}},

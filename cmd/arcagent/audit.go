@@ -66,7 +66,7 @@ could not complete (a rule at or above --fail-on could not be evaluated).`,
 	fl.StringVar(&f.failOn, "fail-on", "high", "exit 1 when a finding is at or above this severity: critical, high, medium, low, info")
 	fl.StringArrayVarP(&f.outputs, "format", "o", nil, "output FORMAT[=FILE], repeatable: "+strings.Join(reports.Formats(), ", ")+" (default table, or json with -j)")
 	fl.StringVar(&f.host, "host", "", "name of the target in reports and fingerprints (default: the host name; with --config, the file's base name)")
-	fl.BoolVar(&f.dumpFacts, "dump-facts", false, "print the collected facts as JSON (what rules see as `facts`) and exit")
+	fl.BoolVar(&f.dumpFacts, "dump-facts", false, "print the collected facts as JSON (what rules see as the variable facts) and exit")
 	f.releases.register(fl)
 	_ = cmd.RegisterFlagCompletionFunc("profile", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"all", "tier0", "baseline", "privilege", "extensions"}, cobra.ShellCompDirectiveNoFileComp
@@ -114,6 +114,9 @@ func loadRules(dir string) ([]rules.Rule, error) {
 }
 
 func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
+	if f.planned != "" && cmd.Flags().Changed("root") {
+		return errcode.New(errcode.Usage, "--root and --config are alternatives: --root audits a tree, --config a planned localconfig.json")
+	}
 	failOn, err := parseSeverityFlag("fail-on", f.failOn)
 	if err != nil {
 		return err
@@ -166,10 +169,30 @@ func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if err := reports.WriteAll(res.Report, outs, a.stdout, reports.Options{Color: a.color()}); err != nil {
 		return errcode.Wrap(errcode.WriteFailed, err, "report")
 	}
-	if code := res.Report.ExitCode(); code != 0 {
-		return silentError{code}
+	return gateError(res.Report)
+}
+
+// gateError turns a finished report's verdict into the process outcome: a
+// silent exit 1 for findings (the report already shows them), and ARC0035
+// naming the rules that could not be evaluated for an incomplete audit.
+func gateError(r *reports.Report) error {
+	switch r.ExitCode() {
+	case errcode.ExitOK:
+		return nil
+	case errcode.ExitFindings:
+		return silentError{errcode.ExitFindings}
 	}
-	return nil
+	var ids []string
+	for _, res := range r.Results {
+		if res.Status == reports.StatusError && res.Severity.Rank() >= r.FailOn.Rank() {
+			ids = append(ids, res.RuleID+" ("+res.Reason+")")
+			if len(ids) == 3 {
+				ids = append(ids, "…")
+				break
+			}
+		}
+	}
+	return errcode.New(audit.CodeIncomplete, "rules at or above %s could not be evaluated: %s", r.FailOn, strings.Join(ids, "; "))
 }
 
 func newRulesCmd(a *app) *cobra.Command {

@@ -186,3 +186,23 @@ func TestRulesListAndShow(t *testing.T) {
 		t.Errorf("rules list -j: %d", code)
 	}
 }
+
+// An incomplete audit (exit 3) says so with its code and what to do, and
+// the table does not claim the gate passed.
+func TestAuditIncompleteExplains(t *testing.T) {
+	root := t.TempDir()
+	tr := fixture.New(t, root)
+	tr.DefaultInstall()
+	tr.File("/var/opt/azcmagent/localconfig.json", "{bad", "root", "himds", 0o640)
+	out, stderr, code := runCLI(t, "--root", root, "audit", "--profile", "tier0")
+	if code != 3 || !strings.Contains(stderr, "ARC0035") || !strings.Contains(stderr, "ARC-T0-001") || !strings.Contains(stderr, "what to do:") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	if !strings.Contains(out, "gate: INCOMPLETE") || strings.Contains(out, "gate: passed") {
+		t.Errorf("table verdict wrong:\n%s", out)
+	}
+	_, stderr, code = runCLI(t, "--root", root, "audit", "--config", "../../examples/ci/planned-localconfig.json")
+	if code != 2 || !strings.Contains(stderr, "alternatives") {
+		t.Errorf("--root with --config: exit %d %q", code, stderr)
+	}
+}

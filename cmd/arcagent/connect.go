@@ -96,7 +96,7 @@ func (o *connectOptions) merge(cmd *cobra.Command, a *app) error {
 				*f.dst = f.fromFile
 			}
 		}
-		a.warnf("%s holds a credential: delete it now that it has been used (shred -u %s)", o.configFile, o.configFile)
+		a.warnf("%s holds a credential: delete it once the machine is connected (shred -u %s)", o.configFile, o.configFile)
 	}
 	var missing []string
 	for _, r := range []struct{ name, v string }{{"--server", o.Server}, {"--onboarding-token", o.OnboardingToken}, {"--resource-group", o.ResourceGroup}} {

@@ -253,7 +253,7 @@ with ARCAGENT_KEY_PASSWORD.`,
 		},
 	}
 	o.register(cmd, "in the statement (default: from the file name)")
-	cmd.Flags().StringVar(&o.key, "key", "", "PEM private key made by `package keygen`")
+	cmd.Flags().StringVar(&o.key, "key", "", "PEM private key made by \"arcagent package keygen\"")
 	cmd.Flags().StringVar(&o.out, "out", "", "signature file (default: PKG.sig.json)")
 	return cmd
 }

@@ -111,10 +111,7 @@ func (a *app) runConvert(path string, f *convertFlags) error {
 	if failOn == "" {
 		return nil
 	}
-	if code := r.ExitCode(); code != 0 {
-		return silentError{code}
-	}
-	return nil
+	return gateError(r)
 }
 
 func newReportSchemaCmd(a *app) *cobra.Command {
