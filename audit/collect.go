@@ -95,6 +95,9 @@ func Collect(ctx context.Context, opts Options) (*Facts, error) {
 	if err != nil {
 		c.errorf("host", "/etc/passwd", "cannot read users and groups: %v", err)
 	}
+	if f.Target.Live && os.Geteuid() != 0 {
+		c.errorf("host", "", "not running as root: files, sockets and processes of other users may be unreadable, so some rules report errors; run sudo arcagent audit")
+	}
 	c.collectHost()
 	if opts.HostName != "" {
 		f.Host.Name = opts.HostName

@@ -308,11 +308,19 @@ func (c *Compiled) Eval(facts map[string]any) []Outcome {
 		return []Outcome{c.errorOutcome(vars, "", fmt.Sprintf("for_each returned %v, not a list", v.Value()))}
 	}
 	if len(items) == 0 {
-		return []Outcome{c.notApplicable(vars, "", "nothing to check: the list is empty ("+strings.TrimSpace(c.ForEach)+")")}
+		return []Outcome{c.notApplicable(vars, "", "nothing to check: no matching items on this target")}
 	}
 	out := make([]Outcome, 0, len(items))
 	for i, it := range items {
 		iv := map[string]any{"facts": facts, "item": it}
+		// An item a collector could not read carries its reason in
+		// `error`: it is an error result, never judged pass or fail.
+		if m, ok := it.(map[string]any); ok {
+			if why, ok := m["error"].(string); ok && why != "" {
+				out = append(out, c.errorOutcome(iv, resourceKey(it, i), why))
+				continue
+			}
+		}
 		out = append(out, c.evalOne(iv, resourceKey(it, i)))
 	}
 	return out

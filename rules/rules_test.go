@@ -161,6 +161,11 @@ func TestEvalEdgeCases(t *testing.T) {
 	if out := set.Rules[0].Eval(map[string]any{"items": []any{}}); out[0].Status != "not_applicable" {
 		t.Errorf("empty for_each = %+v", out)
 	}
+	// An item a collector could not read is an error, not a pass or fail.
+	unread := map[string]any{"items": []any{map[string]any{"name": "c", "ok": true, "error": "permission denied"}}}
+	if out := set.Rules[0].Eval(unread); out[0].Status != "error" || out[0].Reason != "permission denied" || out[0].Resource != "c" {
+		t.Errorf("unreadable item = %+v", out)
+	}
 	if out := set.Rules[1].Eval(facts); out[0].Status != "error" || !strings.Contains(out[0].Reason, "not a bool") {
 		t.Errorf("non-bool check = %+v", out)
 	}
