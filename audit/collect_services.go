@@ -71,7 +71,12 @@ func (c *collector) readUnit(name string) UnitFacts {
 	for _, f := range files {
 		b, err := os.ReadFile(c.l.Path(f))
 		if err != nil {
+			// Without the unit we cannot say who the service runs as:
+			// the service rules error rather than guess.
 			c.errorf("services", f, "cannot read unit: %v", err)
+			sf := &c.facts.Services
+			sf.Available, sf.Error = false, true
+			sf.Reason = "cannot read unit file " + layout.Rel(f) + ": " + err.Error()
 			continue
 		}
 		section := ""

@@ -275,3 +275,21 @@ func TestAgentHeartbeatFromHIMDSStatus(t *testing.T) {
 		})
 	}
 }
+
+// An unreadable unit file makes the service rules error, not guess "root".
+func TestUnreadableUnitIsError(t *testing.T) {
+	root := t.TempDir()
+	tr := fixture.New(t, root)
+	tr.DefaultInstall()
+	unit := filepath.Join(root, "etc/systemd/system/himdsd.service")
+	if err := os.Remove(unit); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(unit, 0o755); err != nil { // a directory: present, but not readable as a file
+		t.Fatal(err)
+	}
+	r := auditTree(t, root, func(o *RunOptions) { o.Select.Rules = []string{"ARC-PR-001"} })
+	if len(r.Results) != 1 || r.Results[0].Status != reports.StatusError || !strings.Contains(r.Results[0].Reason, "cannot read unit file") {
+		t.Errorf("results = %+v", r.Results)
+	}
+}
