@@ -60,20 +60,20 @@ func ListenUnix(ctx context.Context, path string, mode fs.FileMode, owner layout
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
-	old := syscall.Umask(0o177) // never a moment with a wider mode
+	// The socket is created with its final mode through the umask: a
+	// chmod by path afterwards would follow a symlink that the owner of the
+	// directory could swap in, and widen some other file's mode as root.
+	old := syscall.Umask(int(0o777 &^ mode.Perm()))
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "unix", path)
 	syscall.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
+	// Lchown never follows a link.
 	if err := layout.Chown(path, owner); err != nil {
 		ln.Close()
 		return nil, err
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("set the mode of %s: %w", path, err)
 	}
 	return ln, nil
 }

@@ -64,6 +64,12 @@ func (s *Service) Handler() http.Handler {
 			apiError(w, http.StatusForbidden, "forbidden", "HIMDS answers loopback clients only")
 			return
 		}
+		if !loopbackHost(r.Host) {
+			// A page whose name was rebound to 127.0.0.1 (DNS rebinding)
+			// sends its own name here; only loopback names are ours.
+			apiError(w, http.StatusForbidden, "forbidden", "HIMDS answers requests for localhost, 127.0.0.1 or [::1] only")
+			return
+		}
 		if _, ok := r.Header["X-Forwarded-For"]; ok {
 			apiError(w, http.StatusBadRequest, "invalid_request", "requests through a proxy (X-Forwarded-For) are refused")
 			return
@@ -79,6 +85,20 @@ func (s *Service) Handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// loopbackHost reports whether a Host header names this machine's loopback
+// interface: localhost or a loopback IP, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 func fromLoopback(remote string) bool {

@@ -202,6 +202,21 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
+	t.Run("DNS-rebound Host", func(t *testing.T) {
+		for _, host := range []string{"attacker.example:40342", "attacker.example", "127.0.0.1.nip.io"} {
+			req, _ := http.NewRequest(http.MethodGet, f.api.URL+"/metadata/instance?api-version=2021-02-01", nil)
+			req.Header.Set("Metadata", "true")
+			req.Host = host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 403 {
+				t.Errorf("Host %s: %d, want 403", host, resp.StatusCode)
+			}
+		}
+	})
 	t.Run("POST", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, f.api.URL+tokenPath, nil)
 		req.Header.Set("Metadata", "true")
@@ -569,5 +584,16 @@ func TestChallengeRemovalLeavesNoFiles(t *testing.T) {
 	<-done
 	if m, _ := filepath.Glob(filepath.Join(f.l.TokensDir(), "*.key")); len(m) != 0 {
 		t.Errorf("%d secret files left after Run returned", len(m))
+	}
+}
+
+func TestLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"127.0.0.1:40342": true, "localhost:40342": true, "LOCALHOST": true, "[::1]:40342": true, "127.0.0.2": true, "[::1]": true,
+		"attacker.example:40342": false, "10.0.0.1:40342": false, "": false, "localhost.evil:1": false, "0.0.0.0:40342": false,
+	} {
+		if got := loopbackHost(host); got != want {
+			t.Errorf("loopbackHost(%q) = %v, want %v", host, got, want)
+		}
 	}
 }

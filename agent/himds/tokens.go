@@ -33,6 +33,9 @@ type tokenCache struct {
 	mu       sync.RWMutex
 	tokens   map[string]*cachedToken
 	inflight map[string]*fetch
+	// gen counts identity changes (drop): a fetch started for an earlier
+	// identity never stores or shares its token with a later one.
+	gen uint64
 }
 
 type fetch struct {
@@ -83,12 +86,15 @@ func (c *tokenCache) fetch(ctx context.Context, src TokenSource, resource string
 	}
 	f := &fetch{done: make(chan struct{})}
 	c.inflight[resource] = f
+	gen := c.gen
 	c.mu.Unlock()
 
 	f.tok, f.err = c.fetchOne(ctx, src, resource)
 	c.mu.Lock()
-	delete(c.inflight, resource)
-	if f.err == nil {
+	if c.inflight[resource] == f {
+		delete(c.inflight, resource)
+	}
+	if f.err == nil && c.gen == gen {
 		c.tokens[resource] = f.tok
 	}
 	c.mu.Unlock()
@@ -111,6 +117,8 @@ func (c *tokenCache) fetchOne(ctx context.Context, src TokenSource, resource str
 // drop forgets every cached token (a new identity after connect).
 func (c *tokenCache) drop() {
 	c.mu.Lock()
+	c.gen++
 	c.tokens = map[string]*cachedToken{}
+	c.inflight = map[string]*fetch{}
 	c.mu.Unlock()
 }

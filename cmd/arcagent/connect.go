@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"regexp"
 	"runtime"
 	"strings"
 	"time"
@@ -83,7 +84,16 @@ func (o *connectOptions) merge(cmd *cobra.Command, a *app) error {
 		dec := yaml.NewDecoder(strings.NewReader(string(data)))
 		dec.KnownFields(true)
 		if err := dec.Decode(&fromFile); err != nil {
-			return errcode.Wrap(himds.CodeConnectConfig, err, "parse --config %s", o.configFile)
+			// The decoder's message can quote a value, and this file holds a
+			// credential: say where, never what.
+			where := "it is not JSON or YAML with the flag names as keys"
+			if m := regexp.MustCompile(`line \d+`).FindString(err.Error()); m != "" {
+				where += " (" + m + ")"
+			}
+			return errcode.New(himds.CodeConnectConfig, "parse --config %s: %s", o.configFile, where)
+		}
+		if fi, err := os.Stat(o.configFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			a.warnf("%s is readable by other users (mode %04o): the credential in it may already be exposed; keep such files 0600", o.configFile, fi.Mode().Perm())
 		}
 		for _, f := range []struct {
 			name     string

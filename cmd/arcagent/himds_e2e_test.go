@@ -506,6 +506,19 @@ func TestConnectUsageErrors(t *testing.T) {
 			}
 		})
 	}
+	// A malformed credentials file is refused without echoing the secret,
+	// and a file readable by others is called out.
+	leaky := writeFile(t, root, "leaky.yaml", "server: https://127.0.0.1:1\nonboarding-token: !!int arcob_SECRETVALUE\n")
+	_, stderr, code := runCLI(t, "connect", "--root", root, "--config", leaky)
+	if code != 2 || strings.Contains(stderr, "SECRETVALUE") || !strings.Contains(stderr, "ARC0407") {
+		t.Errorf("type error: %d %q", code, stderr)
+	}
+	open := writeFile(t, root, "open.yaml", "server: https://127.0.0.1:1\nonboarding-token: arcob_x\nresource-group: g\n")
+	_ = os.Chmod(open, 0o644)
+	_, stderr, _ = runCLI(t, "connect", "--root", root, "--config", open)
+	if !strings.Contains(stderr, "readable by other users") {
+		t.Errorf("no warning for a 0644 credentials file: %q", stderr)
+	}
 	// A failed connect leaves no key behind.
 	if _, err := os.Stat(layout.New(root).MachineKey()); !os.IsNotExist(err) {
 		t.Error("a failed connect left a machine key")
