@@ -101,7 +101,10 @@ func (s *Server) verifyAssertion(raw string, lookup func(id string) (*ecdsa.Publ
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion has no iat claim")
 	case c.Issuer != c.Subject:
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion's iss (%q) must equal its sub (the machine id)", c.Issuer)
-	case c.IssuedAt.Time.Before(s.started.Add(-assertionLeeway)):
+	case c.IssuedAt.Time.Before(s.started.Truncate(time.Second)):
+		// No clock leeway here: the replay cache starts empty at each
+		// start, so an assertion signed before it may have been used
+		// already. iat has one-second resolution, hence the truncation.
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion was issued before this server started: sign a fresh one")
 	case c.ExpiresAt.Sub(c.IssuedAt.Time) > apiv1.MaxAssertionLifetime:
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion lives %s; at most %s is allowed", c.ExpiresAt.Sub(c.IssuedAt.Time), apiv1.MaxAssertionLifetime)

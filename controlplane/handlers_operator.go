@@ -271,8 +271,15 @@ func (s *Server) handleListSubscriptions(w http.ResponseWriter, r *http.Request,
 	}
 	out := apiv1.List[apiv1.Subscription]{Value: []apiv1.Subscription{}}
 	for _, sub := range subs {
-		if p.can(rbac.SubscriptionsRead, rbac.SubscriptionScope(sub.ID)) || p.hasBelow(rbac.SubscriptionScope(sub.ID)) {
+		switch {
+		case p.can(rbac.SubscriptionsRead, rbac.SubscriptionScope(sub.ID)):
 			out.Value = append(out.Value, toSub(sub))
+		case p.hasBelow(rbac.SubscriptionScope(sub.ID)):
+			// Enough to navigate to the scope it was assigned below; the
+			// subscription's tags are not its to read.
+			v := toSub(sub)
+			v.Tags = nil
+			out.Value = append(out.Value, v)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

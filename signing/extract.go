@@ -94,6 +94,9 @@ type planned struct {
 	name string // clean, no trailing slash
 	typ  string
 	exec bool
+	// target is a link's target as read and checked during planning: the
+	// link is made from it, never from a second read of the archive.
+	target string
 }
 
 func unsafeErr(entry, format string, args ...any) error {
@@ -206,14 +209,10 @@ func ExtractReader(ctx context.Context, r io.ReaderAt, size int64, dir string, l
 		if err := addDirs(p.name); err != nil {
 			return nil, fmt.Errorf("create directory for %s: %w", p.name, err)
 		}
-		target, err := readLinkTarget(p.f)
-		if err != nil {
-			return nil, err
-		}
-		if err := root.Symlink(target, p.name); err != nil {
+		if err := root.Symlink(p.target, p.name); err != nil {
 			return nil, fmt.Errorf("create link %s: %w", p.name, err)
 		}
-		recs[p.name] = FileRecord{Path: p.name, Type: TypeSymlink, Target: target}
+		recs[p.name] = FileRecord{Path: p.name, Type: TypeSymlink, Target: p.target}
 	}
 	out := make([]FileRecord, 0, len(recs))
 	for _, r := range recs {
@@ -390,7 +389,8 @@ func planExtraction(r io.ReaderAt, size int64, lim Limits) ([]planned, error) {
 			}
 		}
 	}
-	for _, p := range plan {
+	for i := range plan {
+		p := &plan[i]
 		if p.typ != TypeSymlink {
 			continue
 		}
@@ -401,6 +401,7 @@ func planExtraction(r io.ReaderAt, size int64, lim Limits) ([]planned, error) {
 		if err := checkLinkTarget(p.name, target, seen); err != nil {
 			return nil, err
 		}
+		p.target = target
 	}
 	return plan, nil
 }
