@@ -166,6 +166,8 @@ func (s *Server) handleDeleteRoleAssignment(w http.ResponseWriter, r *http.Reque
 		return err
 	}
 	if a.Role == rbac.Owner && a.Scope == rbac.TenantScope {
+		s.ownersMu.Lock()
+		defer s.ownersMu.Unlock()
 		all, err := s.st.ListRoleAssignments(r.Context())
 		if err != nil {
 			return err

@@ -66,3 +66,45 @@ func TestSubscriptionListHidesTagsBelowScope(t *testing.T) {
 		t.Errorf("GET: %d, want 403", code)
 	}
 }
+
+// Two tenant Owners removing each other's Owner assignment at once: one
+// of the deletes must be refused, so the tenant always keeps an Owner.
+func TestLastTenantOwnerSurvivesConcurrentDeletes(t *testing.T) {
+	for round := 0; round < 10; round++ {
+		e := newEnv(t)
+		ctx := context.Background()
+		a2, err := e.owner.AssignRole(ctx, apiv1.CreateRoleAssignmentRequest{Principal: "owner2", Role: "Owner", Scope: "/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := e.owner.CreateAPIToken(ctx, apiv1.CreateAPITokenRequest{Principal: "owner2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ras, _ := e.owner.ListRoleAssignments(ctx, "/")
+		var a1 string
+		for _, r := range ras {
+			if r.Principal == "owner" && r.Scope == "/" {
+				a1 = r.ID
+			}
+		}
+		done := make(chan struct{}, 2)
+		go func() { e.raw("DELETE", "/v1/roleAssignments/"+a2.ID, e.ownerT, "", nil); done <- struct{}{} }()
+		go func() { e.raw("DELETE", "/v1/roleAssignments/"+a1, tok.Token, "", nil); done <- struct{}{} }()
+		<-done
+		<-done
+		all, err := e.st.ListRoleAssignments(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owners := 0
+		for _, r := range all {
+			if r.Role == "Owner" && r.Scope == "/" {
+				owners++
+			}
+		}
+		if owners == 0 {
+			t.Fatalf("round %d: no tenant Owner left", round)
+		}
+	}
+}
