@@ -62,6 +62,35 @@ type challenges struct {
 	// goroutine, off the request path (the secret is invalid already).
 	remove  chan string
 	running atomic.Bool
+
+	// root is the tokens directory opened once: secret files are created
+	// and removed relative to it (openat), without walking the path on
+	// every request, and never outside it.
+	rootMu sync.Mutex
+	root   *os.Root
+}
+
+// dirRoot returns the opened tokens directory, opening it on first use.
+func (c *challenges) dirRoot() (*os.Root, error) {
+	c.rootMu.Lock()
+	defer c.rootMu.Unlock()
+	if c.root == nil {
+		r, err := os.OpenRoot(c.dir)
+		if err != nil {
+			return nil, err
+		}
+		c.root = r
+	}
+	return c.root, nil
+}
+
+// removeFile removes a secret file by its path in the tokens directory.
+func (c *challenges) removeFile(path string) {
+	if r, err := c.dirRoot(); err == nil && filepath.Dir(path) == filepath.Clean(c.dir) {
+		_ = r.Remove(filepath.Base(path))
+		return
+	}
+	_ = os.Remove(path)
 }
 
 func newChallenges(dir string, ttl time.Duration, max int, now func() time.Time, log *slog.Logger) *challenges {
@@ -122,9 +151,14 @@ func (c *challenges) write() (path, secret string, err error) {
 		return "", "", fmt.Errorf("generate a challenge secret: %w", err)
 	}
 	secret = hex.EncodeToString(secb[:])
-	path = filepath.Join(c.dir, hex.EncodeToString(nameb[:16])+".key")
+	name := hex.EncodeToString(nameb[:16]) + ".key"
+	path = filepath.Join(c.dir, name)
+	root, err := c.dirRoot()
+	if err != nil {
+		return "", "", fmt.Errorf("open the tokens directory %s: %w", c.dir, err)
+	}
 	// O_EXCL: never write into a file (or through a link) someone else made.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return "", "", fmt.Errorf("create the secret file in %s: %w", c.dir, err)
 	}
@@ -140,7 +174,7 @@ func (c *challenges) write() (path, secret string, err error) {
 		err = cerr
 	}
 	if err != nil {
-		_ = os.Remove(path)
+		c.removeFile(path)
 		return "", "", fmt.Errorf("write the secret file %s: %w", path, err)
 	}
 	return path, secret, nil
@@ -182,7 +216,7 @@ func (c *challenges) sweepLocked() {
 	for k, ch := range c.pending {
 		if !now.Before(ch.expires) {
 			delete(c.pending, k)
-			_ = os.Remove(ch.path)
+			c.removeFile(ch.path)
 		}
 	}
 }
@@ -198,13 +232,13 @@ func (c *challenges) outstanding() int {
 // The secret is already invalid: it left pending before this call.
 func (c *challenges) discard(path string) {
 	if !c.running.Load() {
-		_ = os.Remove(path)
+		c.removeFile(path)
 		return
 	}
 	select {
 	case c.remove <- path:
 	default:
-		_ = os.Remove(path)
+		c.removeFile(path)
 	}
 }
 
@@ -217,7 +251,7 @@ func (c *challenges) run(ctx context.Context) {
 		for {
 			select {
 			case path := <-c.remove:
-				_ = os.Remove(path)
+				c.removeFile(path)
 			default:
 				return
 			}
@@ -228,7 +262,7 @@ func (c *challenges) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case path := <-c.remove:
-			_ = os.Remove(path)
+			c.removeFile(path)
 		}
 	}
 }
