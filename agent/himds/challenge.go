@@ -204,11 +204,24 @@ func (c *challenges) redeem(secret string) error {
 	return nil
 }
 
-// sweep removes expired secrets and their files.
+// sweep removes expired secrets and their files, and notices when the
+// tokens directory was replaced (the opened one would hand out realms
+// that no longer exist): the next secret opens it again.
 func (c *challenges) sweep() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.sweepLocked()
+	c.mu.Unlock()
+	c.rootMu.Lock()
+	defer c.rootMu.Unlock()
+	if c.root == nil {
+		return
+	}
+	opened, err1 := c.root.Stat(".")
+	current, err2 := os.Stat(c.dir)
+	if err1 != nil || err2 != nil || !os.SameFile(opened, current) {
+		_ = c.root.Close()
+		c.root = nil
+	}
 }
 
 func (c *challenges) sweepLocked() {

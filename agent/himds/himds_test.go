@@ -597,3 +597,25 @@ func TestLoopbackHost(t *testing.T) {
 		}
 	}
 }
+
+// A tokens directory replaced while HIMDS runs is picked up again: realms
+// always name files that exist.
+func TestTokensDirReplaced(t *testing.T) {
+	f := newFixture(t, nil)
+	if resp, _ := f.get(t, tokenPath, nil); resp.StatusCode != 401 {
+		t.Fatalf("challenge: %d", resp.StatusCode)
+	}
+	dir := f.svc.ch.dir
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o710); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.ch.sweep()
+	resp, _ := f.get(t, tokenPath, nil)
+	realm := strings.TrimPrefix(resp.Header.Get("WWW-Authenticate"), "Basic realm=")
+	if _, err := os.Stat(realm); err != nil {
+		t.Errorf("the realm names a file that does not exist: %v", err)
+	}
+}
