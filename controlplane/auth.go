@@ -131,7 +131,7 @@ func (s *Server) authenticateMachine(r *http.Request, id string) (*machineEntry,
 	if !strings.EqualFold(sub, id) {
 		return nil, errf(apiv1.CodeForbidden, "the assertion is for machine %s; a machine may act only on itself, not on %s", sub, id)
 	}
-	if last := time.UnixMilli(entry.lastHB.Load()); machineStatus(last, s.now()) == apiv1.StatusExpired {
+	if last := time.UnixMilli(entry.lastHB.Load()); apiv1.StatusAt(last, s.now()) == apiv1.StatusExpired {
 		return nil, errf(apiv1.CodeMachineExpired, "machine %s sent no heartbeat since %s and has expired", sub, last.UTC().Format(time.RFC3339))
 	}
 	return entry, nil

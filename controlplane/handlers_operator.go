@@ -568,7 +568,7 @@ func (s *Server) locationOf(r *http.Request, m store.Machine) string {
 func (s *Server) toMachine(m store.Machine, withStatus bool) apiv1.Machine {
 	out := apiv1.Machine{
 		ID: m.ID, ResourceID: m.ResourceID, Name: m.Name, SubscriptionID: m.SubscriptionID, ResourceGroup: m.ResourceGroup,
-		Status: machineStatus(m.LastHeartbeat, s.now()), LastHeartbeat: m.LastHeartbeat, AgentVersion: m.AgentVersion,
+		Status: apiv1.StatusAt(m.LastHeartbeat, s.now()), LastHeartbeat: m.LastHeartbeat, AgentVersion: m.AgentVersion,
 		Tags: m.Tags, KeyThumbprint: m.KeyThumbprint, CreatedAt: m.CreatedAt, DesiredStateTag: m.DesiredETag,
 	}
 	_ = json.Unmarshal(m.Inventory, &out.Inventory)

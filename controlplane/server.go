@@ -29,12 +29,6 @@ import (
 	"github.com/arcagent/arcagent/controlplane/store"
 )
 
-// Status thresholds (DESIGN.md §5).
-const (
-	DisconnectedAfter = 15 * time.Minute
-	ExpiredAfter      = 45 * 24 * time.Hour
-)
-
 // Config configures a Server.
 type Config struct {
 	Store store.Store
@@ -329,15 +323,4 @@ func etagOf(doc []byte) string {
 func emptyDesiredState() []byte {
 	b, _ := json.Marshal(apiv1.DesiredState{Extensions: []apiv1.ExtensionSpec{}, GuestConfigurationAssignments: []apiv1.GuestConfigurationAssignment{}})
 	return b
-}
-
-// machineStatus computes a machine's status from its last heartbeat.
-func machineStatus(last, now time.Time) string {
-	switch d := now.Sub(last); {
-	case d >= ExpiredAfter:
-		return apiv1.StatusExpired
-	case d >= DisconnectedAfter:
-		return apiv1.StatusDisconnected
-	}
-	return apiv1.StatusConnected
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
 )
 
@@ -31,8 +32,6 @@ const (
 // Thresholds of DESIGN.md §5.
 const (
 	DefaultHeartbeatInterval = 5 * time.Minute
-	DisconnectedAfter        = 15 * time.Minute
-	ExpiredAfter             = 45 * 24 * time.Hour
 )
 
 // AgentConfig is agentconfig.json: the registration written by
@@ -137,18 +136,12 @@ func WriteStatus(l layout.Layout, s *StatusFile) error {
 	return layout.WriteFileAtomic(l.HIMDSStatus(), append(b, '\n'), layout.WriteOptions{Mode: 0o640, Owner: layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}})
 }
 
-// StatusAt computes the status from the last successful heartbeat as the
-// control plane does: Connected within 15 minutes, Disconnected after,
-// Expired after 45 days.
+// StatusAt computes the status from the last successful heartbeat exactly
+// as the control plane does (apiv1.StatusAt); no heartbeat yet is
+// Disconnected.
 func StatusAt(last, now time.Time) string {
-	switch age := now.Sub(last); {
-	case last.IsZero():
+	if last.IsZero() {
 		return StatusDisconnected
-	case age >= ExpiredAfter:
-		return StatusExpired
-	case age >= DisconnectedAfter:
-		return StatusDisconnected
-	default:
-		return StatusConnected
 	}
+	return apiv1.StatusAt(last, now)
 }

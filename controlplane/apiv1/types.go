@@ -167,6 +167,25 @@ const (
 	StatusExpired      = "Expired"
 )
 
+// Status thresholds (DESIGN.md §5), shared by the control plane and HIMDS.
+const (
+	DisconnectedAfter = 15 * time.Minute
+	ExpiredAfter      = 45 * 24 * time.Hour
+)
+
+// StatusAt is a machine's status given its last heartbeat: Connected
+// within DisconnectedAfter, Disconnected after that, Expired after
+// ExpiredAfter.
+func StatusAt(last, now time.Time) string {
+	switch age := now.Sub(last); {
+	case age >= ExpiredAfter:
+		return StatusExpired
+	case age >= DisconnectedAfter:
+		return StatusDisconnected
+	}
+	return StatusConnected
+}
+
 // Machine is a connected machine as operators see it.
 type Machine struct {
 	ID              string         `json:"id"`
