@@ -76,14 +76,21 @@ type Output struct {
 	File   string
 }
 
-// ParseOutput parses "FORMAT" or "FORMAT=FILE".
-func ParseOutput(spec string) (Output, error) {
+// ParseOutput parses "FORMAT" or "FORMAT=FILE" for a report format.
+func ParseOutput(spec string) (Output, error) { return parseOutput(spec, knownFormat) }
+
+func knownFormat(format string) error {
+	_, err := New(format, Options{})
+	return err
+}
+
+func parseOutput(spec string, known func(format string) error) (Output, error) {
 	format, file, _ := strings.Cut(spec, "=")
 	format = strings.ToLower(strings.TrimSpace(format))
 	if format == "" {
 		return Output{}, fmt.Errorf("empty output format in %q: use FORMAT or FORMAT=FILE", spec)
 	}
-	if _, err := New(format, Options{}); err != nil {
+	if err := known(format); err != nil {
 		return Output{}, err
 	}
 	if strings.Contains(spec, "=") && strings.TrimSpace(file) == "" {
@@ -92,12 +99,18 @@ func ParseOutput(spec string) (Output, error) {
 	return Output{Format: format, File: strings.TrimSpace(file)}, nil
 }
 
-// ParseOutputs parses several specs and refuses two outputs to one place.
-func ParseOutputs(specs []string) ([]Output, error) {
+// ParseOutputs parses several specs for report formats and refuses two
+// outputs to one place.
+func ParseOutputs(specs []string) ([]Output, error) { return ParseOutputsFor(specs, knownFormat) }
+
+// ParseOutputsFor is ParseOutputs for another set of formats: known says
+// whether a format exists (nil) or why not. Other commands with their own
+// writers (fleet currency) parse -o the same way through it.
+func ParseOutputsFor(specs []string, known func(format string) error) ([]Output, error) {
 	var outs []Output
 	seen := map[string]string{}
 	for _, s := range specs {
-		o, err := ParseOutput(s)
+		o, err := parseOutput(s, known)
 		if err != nil {
 			return nil, err
 		}
@@ -120,6 +133,9 @@ func ParseOutputs(specs []string) ([]Output, error) {
 	return outs, nil
 }
 
+// ToStdout reports whether o goes to standard output.
+func (o Output) ToStdout() bool { return o.File == "" || o.File == "-" }
+
 // WriteAll writes r to every output. Files are written atomically (0644),
 // so a failed run never leaves half a report for CI to upload.
 func WriteAll(r *Report, outs []Output, stdout io.Writer, opts Options) error {
@@ -128,7 +144,7 @@ func WriteAll(r *Report, outs []Output, stdout io.Writer, opts Options) error {
 		if err != nil {
 			return err
 		}
-		if o.File == "" || o.File == "-" {
+		if o.ToStdout() {
 			if err := wr.Write(stdout, r); err != nil {
 				return fmt.Errorf("write %s report: %w", o.Format, err)
 			}

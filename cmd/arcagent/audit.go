@@ -82,19 +82,25 @@ func parseSeverityFlag(name, v string) (reports.Severity, error) {
 	return s, nil
 }
 
-// outputs parses -o specs; none means the table (JSON with -j) on stdout.
+// outputs parses -o specs for report formats; none means the table (JSON
+// with -j) on stdout.
 func (a *app) outputs(specs []string) ([]reports.Output, error) {
-	if len(specs) == 0 {
-		specs = []string{"table"}
-		if a.json {
-			specs = []string{"json"}
-		}
-	}
-	outs, err := reports.ParseOutputs(specs)
+	outs, err := reports.ParseOutputs(a.defaultOutputs(specs))
 	if err != nil {
 		return nil, errcode.Wrap(errcode.Usage, err, "-o")
 	}
 	return outs, nil
+}
+
+// defaultOutputs is specs, or the table (JSON with -j) when none was given.
+func (a *app) defaultOutputs(specs []string) []string {
+	if len(specs) > 0 {
+		return specs
+	}
+	if a.json {
+		return []string{"json"}
+	}
+	return []string{"table"}
 }
 
 // loadRules returns the built-in rules plus those of --rules DIR.

@@ -18,6 +18,7 @@ import (
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/buildinfo"
 	"github.com/arcagent/arcagent/releases"
+	"github.com/arcagent/arcagent/reports"
 )
 
 func init() { fleetCommands = append(fleetCommands, newFleetCurrencyCmd) }
@@ -290,36 +291,6 @@ input; 3 the source could not be read.`,
 	return cmd
 }
 
-type currencyOutput struct{ format, file string }
-
-func parseCurrencyOutputs(specs []string) ([]currencyOutput, error) {
-	var outs []currencyOutput
-	seen := map[string]string{}
-	for _, s := range specs {
-		format, file, hasFile := strings.Cut(s, "=")
-		format = strings.ToLower(strings.TrimSpace(format))
-		file = strings.TrimSpace(file)
-		if _, err := releases.NewWriter(format, io.Discard, releases.WriterOptions{}); err != nil {
-			return nil, err
-		}
-		if hasFile && file == "" {
-			return nil, errcode.New(releases.CodeBadOutput, "-o %s: no file after =", s)
-		}
-		dest := file
-		if dest == "" || dest == "-" {
-			dest, file = "-", ""
-		} else if abs, err := filepath.Abs(dest); err == nil {
-			dest = abs
-		}
-		if prev, dup := seen[dest]; dup {
-			return nil, errcode.New(releases.CodeBadOutput, "-o %s and -o %s write to the same place", prev, s)
-		}
-		seen[dest] = s
-		outs = append(outs, currencyOutput{format, file})
-	}
-	return outs, nil
-}
-
 func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error {
 	if f.inventory == "" {
 		return errcode.New(errcode.Usage, "fleet currency needs --inventory FILE")
@@ -335,16 +306,12 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 	if format != "" && format != releases.FormatJSON && format != releases.FormatCSV {
 		return errcode.New(releases.CodeBadInventory, "--inventory-format %q: use json or csv", f.format)
 	}
-	specs := f.outputs
-	if len(specs) == 0 {
-		specs = []string{"table"}
-		if a.json {
-			specs = []string{"json"}
-		}
-	}
-	outs, err := parseCurrencyOutputs(specs)
-	if err != nil {
+	outs, err := reports.ParseOutputsFor(a.defaultOutputs(f.outputs), func(format string) error {
+		_, err := releases.NewWriter(format, io.Discard, releases.WriterOptions{})
 		return err
+	})
+	if err != nil {
+		return errcode.Wrap(releases.CodeBadOutput, err, "-o")
 	}
 	var in io.Reader = a.stdin
 	if f.inventory != "-" {
@@ -374,12 +341,12 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 			return err
 		}
 		o := outs[i]
-		if o.file == "" {
-			writers[i], _ = releases.NewWriter(o.format, a.stdout, releases.WriterOptions{All: f.all})
+		if o.ToStdout() {
+			writers[i], _ = releases.NewWriter(o.Format, a.stdout, releases.WriterOptions{All: f.all})
 			return open(i + 1)
 		}
-		return layout.WriteAtomic(o.file, layout.WriteOptions{Mode: 0o644}, func(w io.Writer) error {
-			writers[i], _ = releases.NewWriter(o.format, w, releases.WriterOptions{All: f.all})
+		return layout.WriteAtomic(o.File, layout.WriteOptions{Mode: 0o644}, func(w io.Writer) error {
+			writers[i], _ = releases.NewWriter(o.Format, w, releases.WriterOptions{All: f.all})
 			return open(i + 1)
 		})
 	}

@@ -212,7 +212,7 @@ func TestFleetCurrencyGitHub(t *testing.T) {
 		{[]string{"--github-repo", "arc/agent", "--support-window", "12m"}, 2, "write 12mo for months"},
 		{[]string{"--github-repo", "arc/agent", "--fail-on", "current"}, 2, "--fail-on"},
 		{[]string{"--github-repo", "arc/agent", "-o", "html"}, 2, "unknown format"},
-		{[]string{"--github-repo", "arc/agent", "-o", "json", "-o", "csv"}, 2, "same place"},
+		{[]string{"--github-repo", "arc/agent", "-o", "json", "-o", "csv"}, 2, "both write to standard output"},
 		{[]string{"--github-repo", "not-a-repo"}, 2, "is not OWNER/REPO"},
 		{[]string{"--github-repo", "arc/agent", "--catalog", "x"}, 2, "not both"},
 		{nil, 2, "no release source"},
