@@ -43,7 +43,7 @@ func (c *collector) collectFiles() {
 		}
 		sort.Strings(matches)
 		for _, m := range matches {
-			prod := "/" + strings.TrimPrefix(filepath.ToSlash(strings.TrimPrefix(m, c.l.Root())), "/")
+			prod := c.l.Prod(m)
 			if strings.Contains(filepath.Base(m), ".lock") {
 				continue
 			}

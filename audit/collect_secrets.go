@@ -61,10 +61,6 @@ func (c *collector) collectSecrets(ctx context.Context) {
 	}
 }
 
-func (c *collector) prodPath(p string) string {
-	return "/" + strings.TrimPrefix(filepath.ToSlash(strings.TrimPrefix(p, c.l.Root())), "/")
-}
-
 func (c *collector) scanSecrets(ctx context.Context, path string, depth int) {
 	sf := &c.facts.Secrets
 	if ctx.Err() != nil || sf.Scanned >= secretMaxFiles {
@@ -76,12 +72,12 @@ func (c *collector) scanSecrets(ctx context.Context, path string, depth int) {
 	}
 	switch {
 	case fi.IsDir():
-		if depth > secretMaxDepth || skipDirs[c.prodPath(path)] {
+		if depth > secretMaxDepth || skipDirs[c.l.Prod(path)] {
 			return
 		}
 		ents, err := os.ReadDir(path)
 		if err != nil {
-			c.errorf("secrets", c.prodPath(path), "cannot list: %v", err)
+			c.errorf("secrets", c.l.Prod(path), "cannot list: %v", err)
 			return
 		}
 		for _, e := range ents {
@@ -140,7 +136,7 @@ func (c *collector) scanFile(path string) {
 		for _, p := range secretPatterns {
 			if !seen[p.kind] && p.re.Match(text) {
 				seen[p.kind] = true
-				c.facts.Secrets.Found = append(c.facts.Secrets.Found, SecretFact{Path: layout.Rel(c.prodPath(path)), Line: i + 1, Kind: p.kind})
+				c.facts.Secrets.Found = append(c.facts.Secrets.Found, SecretFact{Path: layout.Rel(c.l.Prod(path)), Line: i + 1, Kind: p.kind})
 			}
 		}
 	}

@@ -65,7 +65,7 @@ func (c *collector) readUnit(name string) UnitFacts {
 		drop, _ := filepath.Glob(c.l.Path(d + "/" + name + ".service.d/*.conf"))
 		sort.Strings(drop)
 		for _, p := range drop {
-			files = append(files, strings.TrimPrefix(p, strings.TrimSuffix(c.l.Root(), "/")))
+			files = append(files, c.l.Prod(p))
 		}
 	}
 	for _, f := range files {

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/arcagent/arcagent/errcode"
 )
@@ -31,9 +30,9 @@ func lockedInMonitor(name string) bool { return name == ExtAllowlist || name == 
 // Apply validates c against s and applies it. On error s is unchanged. It
 // returns warnings for the person who asked for the change.
 func (s *Settings) Apply(c Change) ([]string, error) {
-	p, ok := Lookup(c.Property)
-	if !ok {
-		return nil, errcode.New(errcode.UnknownProperty, "unknown property %q (known: %s)", c.Property, strings.Join(Names(), ", "))
+	p, err := Find(c.Property)
+	if err != nil {
+		return nil, err
 	}
 	if (c.Op == OpAdd || c.Op == OpRemove) && !p.Type.IsList() {
 		return nil, errcode.New(errcode.NotAList, "--%s works only on list properties; %s is a %s (allowed: %s)", c.Op, p.Name, p.Type, p.AllowedText())

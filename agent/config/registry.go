@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/arcagent/arcagent/errcode"
 )
 
 // Type is the kind of value a property holds.
@@ -159,4 +161,12 @@ func Names() []string {
 		out = append(out, p.Name)
 	}
 	return out
+}
+
+// Find is Lookup with the error the CLI shows for an unknown name.
+func Find(name string) (Property, error) {
+	if p, ok := Lookup(name); ok {
+		return p, nil
+	}
+	return Property{}, errcode.New(errcode.UnknownProperty, "unknown property %q (known: %s)", name, strings.Join(Names(), ", "))
 }

@@ -153,6 +153,15 @@ func (l Layout) Path(prod string) string {
 	return filepath.Join(l.root, prod)
 }
 
+// Prod is the inverse of Path: the production path of a path under the
+// root (e.g. "<root>/var/opt/azcmagent/x" -> "/var/opt/azcmagent/x").
+func (l Layout) Prod(p string) string {
+	if l.root == "/" {
+		return filepath.Clean(p)
+	}
+	return "/" + strings.TrimPrefix(filepath.ToSlash(strings.TrimPrefix(filepath.Clean(p), l.root)), "/")
+}
+
 // Rel returns the production path without its leading slash, the stable
 // relative form used in reports (e.g. "var/opt/azcmagent/localconfig.json").
 func Rel(prod string) string {

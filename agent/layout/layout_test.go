@@ -24,6 +24,12 @@ func TestPathsUnderRoot(t *testing.T) {
 			t.Errorf("New(%q).Path(%q) = %q, want %q", tt.root, tt.prod, got, tt.want)
 		}
 	}
+	for _, root := range []string{"/", "/tmp/r"} {
+		l := New(root)
+		if got := l.Prod(l.Path(TokensDir + "/a.key")); got != TokensDir+"/a.key" {
+			t.Errorf("root %s: Prod(Path(x)) = %q", root, got)
+		}
+	}
 	if Rel(LocalConfig) != "var/opt/azcmagent/localconfig.json" {
 		t.Errorf("Rel = %q", Rel(LocalConfig))
 	}

@@ -87,9 +87,9 @@ func newConfigGetCmd(a *app) *cobra.Command {
 		Args:              exactArgs(1),
 		ValidArgsFunction: completeProperties,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, ok := config.Lookup(args[0])
-			if !ok {
-				return errcode.New(errcode.UnknownProperty, "unknown property %q (known: %s)", args[0], strings.Join(config.Names(), ", "))
+			p, err := config.Find(args[0])
+			if err != nil {
+				return err
 			}
 			s, err := a.loadSettings()
 			if err != nil {
@@ -217,9 +217,9 @@ func newConfigInfoCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			props := config.Properties()
 			if len(args) == 1 {
-				p, ok := config.Lookup(args[0])
-				if !ok {
-					return errcode.New(errcode.UnknownProperty, "unknown property %q (known: %s)", args[0], strings.Join(config.Names(), ", "))
+				p, err := config.Find(args[0])
+				if err != nil {
+					return err
 				}
 				props = []config.Property{p}
 			}
