@@ -76,14 +76,12 @@ type Output struct {
 	File   string
 }
 
-// ParseOutput parses "FORMAT" or "FORMAT=FILE" for a report format.
-func ParseOutput(spec string) (Output, error) { return parseOutput(spec, knownFormat) }
-
 func knownFormat(format string) error {
 	_, err := New(format, Options{})
 	return err
 }
 
+// parseOutput parses "FORMAT" or "FORMAT=FILE".
 func parseOutput(spec string, known func(format string) error) (Output, error) {
 	format, file, _ := strings.Cut(spec, "=")
 	format = strings.ToLower(strings.TrimSpace(format))
