@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/arcagent/arcagent/agent/layout"
+	"golang.org/x/sys/unix"
 )
 
 // Challenge limits.
@@ -26,6 +27,8 @@ const (
 	DefaultMaxChallenges = 4096
 	// MaxSecretFileSize is what MSAL and the Azure SDKs accept.
 	MaxSecretFileSize = 4096
+	// maxUsed bounds the used secret files kept for reuse between sweeps.
+	maxUsed = 256
 )
 
 // Errors of the challenge store.
@@ -34,7 +37,21 @@ var (
 	errBadSecret         = errors.New("the secret is unknown, already used or expired")
 )
 
+// secretFile is one secret file in the tokens directory. It is not kept
+// open: an outstanding challenge costs HIMDS no file descriptor.
+type secretFile struct {
+	dir      *tokensDir // the tokens directory the file was created in
+	name     string     // its current name in dir: <random>.key
+	dev, ino uint64     // the file's identity
+}
+
+// dispose removes the file.
+func (sf *secretFile) dispose() {
+	_ = sf.dir.remove(sf.name)
+}
+
 type challenge struct {
+	file    *secretFile
 	path    string
 	expires time.Time
 }
@@ -43,6 +60,15 @@ type challenge struct {
 // managed-identity challenge flow. Each secret lives in a file named
 // <random>.key in the tokens directory, mode 0640, owner himds:himds, so
 // that only root and members of group himds can read it.
+//
+// A secret is invalid the moment it is redeemed or expires; its file is
+// then reused for a later challenge: renamed to that challenge's new
+// random name, then overwritten with its secret. A rename allocates no
+// inode, and on a disk file system under load inode allocation (create
+// and unlink of a file per challenge) is what limits the challenge rate.
+// A used file that no challenge takes is removed by the next sweep, so a
+// used realm disappears at the next challenge or the next sweep,
+// whichever comes first.
 type challenges struct {
 	dir string
 	ttl time.Duration
@@ -57,40 +83,28 @@ type challenges struct {
 	mu       sync.Mutex
 	pending  map[[32]byte]challenge // by sha256 of the secret
 	reserved int                    // slots taken by files being written
+	used     []*secretFile          // files of redeemed secrets, most recent last
 
-	// While run is running, used secret files are removed by one
-	// goroutine, off the request path (the secret is invalid already).
-	remove  chan string
 	running atomic.Bool
 
-	// root is the tokens directory opened once: secret files are created
-	// and removed relative to it (openat), without walking the path on
-	// every request, and never outside it.
+	// root is the tokens directory, opened on first use and again when it
+	// was replaced.
 	rootMu sync.Mutex
-	root   *os.Root
+	root   *tokensDir
 }
 
 // dirRoot returns the opened tokens directory, opening it on first use.
-func (c *challenges) dirRoot() (*os.Root, error) {
+func (c *challenges) dirRoot() (*tokensDir, error) {
 	c.rootMu.Lock()
 	defer c.rootMu.Unlock()
 	if c.root == nil {
-		r, err := os.OpenRoot(c.dir)
+		r, err := openTokensDir(c.dir)
 		if err != nil {
 			return nil, err
 		}
 		c.root = r
 	}
 	return c.root, nil
-}
-
-// removeFile removes a secret file by its path in the tokens directory.
-func (c *challenges) removeFile(path string) {
-	if r, err := c.dirRoot(); err == nil && filepath.Dir(path) == filepath.Clean(c.dir) {
-		_ = r.Remove(filepath.Base(path))
-		return
-	}
-	_ = os.Remove(path)
 }
 
 func newChallenges(dir string, ttl time.Duration, max int, now func() time.Time, log *slog.Logger) *challenges {
@@ -100,8 +114,7 @@ func newChallenges(dir string, ttl time.Duration, max int, now func() time.Time,
 	if max <= 0 {
 		max = DefaultMaxChallenges
 	}
-	c := &challenges{dir: dir, ttl: ttl, max: max, now: now, log: log, pending: map[[32]byte]challenge{}, uid: -1, gid: -1,
-		remove: make(chan string, 4096)}
+	c := &challenges{dir: dir, ttl: ttl, max: max, now: now, log: log, pending: map[[32]byte]challenge{}, uid: -1, gid: -1}
 	if os.Geteuid() == 0 {
 		c.uid, c.gid = layout.ResolveOwner(layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS})
 	}
@@ -117,71 +130,141 @@ func (c *challenges) clean() {
 	}
 }
 
-// issue creates a secret file and returns its path. The file is written
-// outside the lock (concurrent requests do not queue behind the disk); a
-// slot is reserved first so the bound holds.
+// issue writes a new secret into a secret file and returns the file's
+// path. The file is written outside the lock (concurrent requests do not
+// queue behind the disk); a slot is reserved first so the bound holds.
 func (c *challenges) issue() (string, error) {
 	c.mu.Lock()
+	var expired []*secretFile
 	if len(c.pending)+c.reserved >= c.max {
-		c.sweepLocked()
+		expired = c.sweepLocked()
 		if len(c.pending)+c.reserved >= c.max {
 			c.mu.Unlock()
+			disposeAll(expired)
 			return "", errTooManyChallenges
 		}
 	}
 	c.reserved++
+	var sf *secretFile
+	if n := len(c.used); n > 0 {
+		sf = c.used[n-1]
+		c.used[n-1] = nil
+		c.used = c.used[:n-1]
+	}
 	c.mu.Unlock()
-	path, secret, err := c.write()
+	disposeAll(expired)
+	sf, path, secret, err := c.write(sf)
 	c.mu.Lock()
 	c.reserved--
 	if err == nil {
-		c.pending[sha256.Sum256([]byte(secret))] = challenge{path: path, expires: c.now().Add(c.ttl)}
+		c.pending[sha256.Sum256([]byte(secret))] = challenge{file: sf, path: path, expires: c.now().Add(c.ttl)}
 	}
 	c.mu.Unlock()
 	return path, err
 }
 
-// write creates one secret file: a random name, 0640, himds:himds.
-func (c *challenges) write() (path, secret string, err error) {
-	var nameb, secb [32]byte
-	if _, err := rand.Read(nameb[:16]); err != nil {
-		return "", "", fmt.Errorf("generate a challenge name: %w", err)
+// write puts a new secret under a new random name: into a used file,
+// renamed, when there is one, otherwise into a new file (0640,
+// himds:himds).
+func (c *challenges) write(used *secretFile) (sf *secretFile, path, secret string, err error) {
+	var rnd [48]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		if used != nil {
+			used.dispose()
+		}
+		return nil, "", "", fmt.Errorf("generate a challenge secret: %w", err)
 	}
-	if _, err := rand.Read(secb[:]); err != nil {
-		return "", "", fmt.Errorf("generate a challenge secret: %w", err)
-	}
-	secret = hex.EncodeToString(secb[:])
-	name := hex.EncodeToString(nameb[:16]) + ".key"
+	secret = hex.EncodeToString(rnd[:32])
+	name := hex.EncodeToString(rnd[32:]) + ".key"
 	path = filepath.Join(c.dir, name)
 	root, err := c.dirRoot()
 	if err != nil {
-		return "", "", fmt.Errorf("open the tokens directory %s: %w", c.dir, err)
+		if used != nil {
+			used.dispose()
+		}
+		return nil, "", "", fmt.Errorf("open the tokens directory %s: %w", c.dir, err)
+	}
+	if used != nil {
+		if used.dir == root && c.reuse(used, name, secret) == nil {
+			return used, path, secret, nil
+		}
+		used.dispose()
 	}
 	// O_EXCL: never write into a file (or through a link) someone else made.
-	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	fd, err := root.create(name, 0o640)
 	if err != nil {
-		return "", "", fmt.Errorf("create the secret file in %s: %w", c.dir, err)
+		return nil, "", "", fmt.Errorf("create the secret file in %s: %w", c.dir, err)
 	}
+	sf = &secretFile{dir: root, name: name}
 	// The umask may have narrowed the mode; group himds must read it.
-	err = f.Chmod(0o640)
+	err = unix.Fchmod(fd, 0o640)
 	if err == nil && (c.uid >= 0 || c.gid >= 0) {
-		err = f.Chown(c.uid, c.gid)
+		err = unix.Fchown(fd, c.uid, c.gid)
+	}
+	var st unix.Stat_t
+	if err == nil {
+		err = unix.Fstat(fd, &st)
+		sf.dev, sf.ino = st.Dev, st.Ino
 	}
 	if err == nil {
-		_, err = f.WriteString(secret)
+		err = pwriteAll(fd, []byte(secret))
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		c.removeFile(path)
-		return "", "", fmt.Errorf("write the secret file %s: %w", path, err)
+		sf.dispose()
+		return nil, "", "", fmt.Errorf("write the secret file %s: %w", path, err)
 	}
-	return path, secret, nil
+	return sf, path, secret, nil
 }
 
-// redeem consumes a secret: it succeeds once, within the TTL, and removes
-// the file whatever the outcome.
+// errNotOurs is returned when the entry renamed to a new realm is not the
+// secret file HIMDS made: someone replaced or changed it.
+var errNotOurs = errors.New("the used secret file was replaced or changed in the tokens directory")
+
+// reuse renames a used file to name, then writes secret into it. The
+// rename comes first: a new secret is never readable under an old realm.
+// The secret is written only into the very file HIMDS made, still a
+// regular file with one link, mode 0640 and its owner: an entry someone
+// put in its place (a link, a FIFO, another file) is never written to nor
+// handed out. Every secret has the same length, so the write replaces the
+// old one whole.
+func (c *challenges) reuse(sf *secretFile, name, secret string) error {
+	if err := sf.dir.rename(sf.name, name); err != nil {
+		return err
+	}
+	sf.name = name
+	fd, err := sf.dir.openWrite(name)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 || st.Mode&0o7777 != 0o640 ||
+		st.Dev != sf.dev || st.Ino != sf.ino || !c.owns(st) {
+		return errNotOurs
+	}
+	return pwriteAll(fd, []byte(secret))
+}
+
+// owns reports whether a secret file has the owner HIMDS gives them.
+func (c *challenges) owns(st unix.Stat_t) bool {
+	uid, gid := c.uid, c.gid
+	if uid < 0 {
+		uid = os.Geteuid()
+	}
+	if gid < 0 {
+		return int(st.Uid) == uid
+	}
+	return int(st.Uid) == uid && int(st.Gid) == gid
+}
+
+// redeem consumes a secret: it succeeds once, within the TTL, and its file
+// is done with whatever the outcome.
 func (c *challenges) redeem(secret string) error {
 	secret = strings.TrimSpace(secret)
 	if secret == "" || len(secret) > MaxSecretFileSize {
@@ -192,46 +275,66 @@ func (c *challenges) redeem(secret string) error {
 	ch, ok := c.pending[k]
 	if ok {
 		delete(c.pending, k)
+		if len(c.used) < maxUsed {
+			c.used = append(c.used, ch.file)
+			ch.file = nil
+		}
 	}
 	c.mu.Unlock()
 	if !ok {
 		return errBadSecret
 	}
-	c.discard(ch.path)
+	if ch.file != nil {
+		ch.file.dispose()
+	}
 	if !c.now().Before(ch.expires) {
 		return errBadSecret
 	}
 	return nil
 }
 
-// sweep removes expired secrets and their files, and notices when the
-// tokens directory was replaced (the opened one would hand out realms
-// that no longer exist): the next secret opens it again.
-func (c *challenges) sweep() {
-	c.mu.Lock()
-	c.sweepLocked()
-	c.mu.Unlock()
-	c.rootMu.Lock()
-	defer c.rootMu.Unlock()
-	if c.root == nil {
-		return
-	}
-	opened, err1 := c.root.Stat(".")
-	current, err2 := os.Stat(c.dir)
-	if err1 != nil || err2 != nil || !os.SameFile(opened, current) {
-		_ = c.root.Close()
-		c.root = nil
+func disposeAll(files []*secretFile) {
+	for _, sf := range files {
+		sf.dispose()
 	}
 }
 
-func (c *challenges) sweepLocked() {
+// sweep removes the files of expired and used secrets, and notices when
+// the tokens directory was replaced (the opened one would hand out realms
+// that no longer exist): the next secret opens it again.
+func (c *challenges) sweep() {
+	c.mu.Lock()
+	files := append(c.sweepLocked(), c.used...)
+	c.used = nil
+	c.mu.Unlock()
+	disposeAll(files)
+
+	c.rootMu.Lock()
+	old := c.root
+	if old != nil && old.same() {
+		old = nil
+	}
+	if old != nil {
+		c.root = nil
+	}
+	c.rootMu.Unlock()
+	if old != nil {
+		old.close()
+	}
+}
+
+// sweepLocked takes the expired secrets out of pending and returns their
+// files, to be removed without the lock held.
+func (c *challenges) sweepLocked() []*secretFile {
 	now := c.now()
+	var files []*secretFile
 	for k, ch := range c.pending {
 		if !now.Before(ch.expires) {
 			delete(c.pending, k)
-			c.removeFile(ch.path)
+			files = append(files, ch.file)
 		}
 	}
+	return files
 }
 
 // outstanding is the number of secrets not yet redeemed or swept.
@@ -241,41 +344,14 @@ func (c *challenges) outstanding() int {
 	return len(c.pending)
 }
 
-// discard removes a used secret file, in the background while run runs.
-// The secret is already invalid: it left pending before this call.
-func (c *challenges) discard(path string) {
-	if !c.running.Load() {
-		c.removeFile(path)
-		return
-	}
-	select {
-	case c.remove <- path:
-	default:
-		c.removeFile(path)
-	}
-}
-
-// run removes used secret files until ctx is done, then the rest of its
-// queue.
+// run waits until ctx is done, then removes the files of used secrets.
 func (c *challenges) run(ctx context.Context) {
 	c.running.Store(true)
-	defer func() {
-		c.running.Store(false)
-		for {
-			select {
-			case path := <-c.remove:
-				c.removeFile(path)
-			default:
-				return
-			}
-		}
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case path := <-c.remove:
-			c.removeFile(path)
-		}
-	}
+	defer c.running.Store(false)
+	<-ctx.Done()
+	c.mu.Lock()
+	used := c.used
+	c.used = nil
+	c.mu.Unlock()
+	disposeAll(used)
 }

@@ -273,20 +273,45 @@ func TestChallengeFlow(t *testing.T) {
 	if body["resource"] != "https://management.azure.com/" || body["token_type"] != "Bearer" {
 		t.Errorf("body %v", body)
 	}
-	if _, err := os.Stat(realm); !os.IsNotExist(err) {
-		t.Error("the secret file must be removed once used")
-	}
 	if resp, _ := f.get(t, tokenPath, auth); resp.StatusCode != 401 {
 		t.Errorf("reused secret: %d", resp.StatusCode)
 	}
 
-	// An expired secret is refused, and its file is gone.
+	// The next challenge reuses the used file under a new name: the old
+	// realm is gone (renamed before the new secret is written).
+	used := realm
+	realm = f.challenge(t, tokenPath)
+	if realm == used {
+		t.Fatal("a new challenge got the realm of a used one")
+	}
+	if _, err := os.Stat(used); !os.IsNotExist(err) {
+		t.Errorf("the used realm %s still exists after the next challenge", used)
+	}
+	fi, err = os.Stat(realm)
+	if err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("reused secret file: %v %v", fi, err)
+	}
+	secret2, _ := os.ReadFile(realm)
+	if len(secret2) != len(secret) || string(secret2) == string(secret) {
+		t.Errorf("the reused file holds %q, want a new secret of the same length", secret2)
+	}
+	if resp, _ := f.get(t, tokenPath, map[string]string{"Authorization": "Basic " + string(secret2)}); resp.StatusCode != 200 {
+		t.Errorf("secret in a reused file: %d", resp.StatusCode)
+	}
+	// A used file nobody takes is removed by the next sweep.
+	f.svc.ch.sweep()
+	if _, err := os.Stat(realm); !os.IsNotExist(err) {
+		t.Error("sweep must remove used secret files")
+	}
+
+	// An expired secret is refused, and its file is gone after a sweep.
 	realm = f.challenge(t, tokenPath)
 	secret, _ = os.ReadFile(realm)
 	f.clock.add(DefaultChallengeTTL + time.Second)
 	if resp, _ := f.get(t, tokenPath, map[string]string{"Authorization": "Basic " + string(secret)}); resp.StatusCode != 401 {
 		t.Errorf("expired secret: %d", resp.StatusCode)
 	}
+	f.svc.ch.sweep()
 	if _, err := os.Stat(realm); !os.IsNotExist(err) {
 		t.Error("an expired secret file must be removed")
 	}
@@ -322,8 +347,9 @@ func TestOutstandingChallenges(t *testing.T) {
 			t.Fatalf("secret %d: %d %v", i, resp.StatusCode, body)
 		}
 	}
+	f.svc.ch.sweep()
 	if m, _ := filepath.Glob(filepath.Join(f.l.TokensDir(), "*.key")); len(m) != 0 || f.svc.ch.outstanding() != 0 {
-		t.Errorf("%d files and %d challenges left", len(m), f.svc.ch.outstanding())
+		t.Errorf("%d files and %d challenges left after a sweep", len(m), f.svc.ch.outstanding())
 	}
 	if n := f.cp.tokenCalls.Load(); n != 1 {
 		t.Errorf("%d calls to the control plane for one resource, want 1 (cache)", n)
