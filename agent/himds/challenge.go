@@ -228,7 +228,7 @@ var errNotOurs = errors.New("the used secret file was replaced or changed in the
 // The secret is written only into the very file HIMDS made, still a
 // regular file with one link, mode 0640 and its owner: an entry someone
 // put in its place (a link, a FIFO, another file) is never written to nor
-// handed out. Every secret has the same length, so the write replaces the
+// handed out, nor is a file someone else still has open. Every secret has the same length, so the write replaces the
 // old one whole.
 func (c *challenges) reuse(sf *secretFile, name, secret string) error {
 	if err := sf.dir.rename(sf.name, name); err != nil {
@@ -247,6 +247,14 @@ func (c *challenges) reuse(sf *secretFile, name, secret string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 || st.Mode&0o7777 != 0o640 ||
 		st.Dev != sf.dev || st.Ino != sf.ino || !c.owns(st) {
 		return errNotOurs
+	}
+	// A process that opened (or mapped) the file under an old realm would
+	// read the new secret through it: a write lease is granted only while
+	// no other descriptor has the file open, and while it is held an open
+	// waits for its release (the close below). Where leases are refused
+	// or unsupported the file is not reused.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_WRLCK); err != nil {
+		return fmt.Errorf("%w: cannot take a write lease: %w", errNotOurs, err)
 	}
 	return pwriteAll(fd, []byte(secret))
 }

@@ -197,3 +197,92 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A process that still has a spent secret file open (or mapped) must not
+// read the secrets of later challenges through it: the file is reused
+// only when nobody else has it open. Otherwise one open, made while in
+// group himds, would read every later secret written into that inode,
+// under realms it was never given, after dropping the group or handing
+// the descriptor on.
+func TestReusedSecretFileHeldOpen(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// hold keeps the file at realm readable and returns a reader of
+		// its current contents.
+		hold func(t *testing.T, realm string) func() string
+	}{
+		{"open descriptor", func(t *testing.T, realm string) func() string {
+			fh, err := os.Open(realm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { fh.Close() })
+			return func() string {
+				b := make([]byte, 64)
+				n, _ := fh.ReadAt(b, 0)
+				return string(b[:n])
+			}
+		}},
+		{"mapping of a closed descriptor", func(t *testing.T, realm string) func() string {
+			fh, err := os.Open(realm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := unix.Mmap(int(fh.Fd()), 0, 64, unix.PROT_READ, unix.MAP_SHARED)
+			fh.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { unix.Munmap(m) })
+			return func() string { return string(m) }
+		}},
+		{"nobody", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			realm := f.challenge(t, tokenPath)
+			var before unix.Stat_t
+			must(t, unix.Stat(realm, &before))
+			if tc.hold == nil {
+				// Nobody holds the file: it is reused, same inode.
+				secret, _ := os.ReadFile(realm)
+				if resp, _ := f.get(t, tokenPath, map[string]string{"Authorization": "Basic " + string(secret)}); resp.StatusCode != http.StatusOK {
+					t.Fatalf("second leg: %d", resp.StatusCode)
+				}
+				var after unix.Stat_t
+				must(t, unix.Stat(f.challenge(t, tokenPath), &after))
+				if after.Ino != before.Ino && leasesWork(t) {
+					t.Errorf("a used file nobody holds was not reused")
+				}
+				return
+			}
+			read := tc.hold(t, realm)
+			secret := read()
+			if resp, body := f.get(t, tokenPath, map[string]string{"Authorization": "Basic " + secret}); resp.StatusCode != http.StatusOK {
+				t.Fatalf("second leg: %d %v", resp.StatusCode, body)
+			}
+			realm2 := f.challenge(t, tokenPath)
+			secret2, err := os.ReadFile(realm2)
+			if err != nil || len(secret2) != 64 {
+				t.Fatalf("realm %s: %q %v", realm2, secret2, err)
+			}
+			if read() == string(secret2) {
+				t.Errorf("the secret of %s is readable through the file of the spent realm %s", realm2, realm)
+			}
+			if resp, body := f.get(t, tokenPath, map[string]string{"Authorization": "Basic " + string(secret2)}); resp.StatusCode != http.StatusOK {
+				t.Fatalf("second secret: %d %v", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+// leasesWork reports whether the test's file system grants write leases.
+func leasesWork(t *testing.T) bool {
+	fh, err := os.Create(filepath.Join(t.TempDir(), "lease"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	_, err = unix.FcntlInt(fh.Fd(), unix.F_SETLEASE, unix.F_WRLCK)
+	return err == nil
+}
