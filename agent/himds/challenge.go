@@ -84,6 +84,7 @@ type challenges struct {
 	pending  map[[32]byte]challenge // by sha256 of the secret
 	reserved int                    // slots taken by files being written
 	used     []*secretFile          // files of redeemed secrets, most recent last
+	stopped  bool                   // run returned: no sweep removes used files any more
 
 	running atomic.Bool
 
@@ -283,7 +284,7 @@ func (c *challenges) redeem(secret string) error {
 	ch, ok := c.pending[k]
 	if ok {
 		delete(c.pending, k)
-		if len(c.used) < maxUsed {
+		if len(c.used) < maxUsed && !c.stopped {
 			c.used = append(c.used, ch.file)
 			ch.file = nil
 		}
@@ -352,12 +353,18 @@ func (c *challenges) outstanding() int {
 	return len(c.pending)
 }
 
-// run waits until ctx is done, then removes the files of used secrets.
+// run waits until ctx is done, then removes the files of used secrets;
+// from then on redeem removes them itself (requests are still served
+// while the HTTP server drains, and no sweep comes any more).
 func (c *challenges) run(ctx context.Context) {
+	c.mu.Lock()
+	c.stopped = false
+	c.mu.Unlock()
 	c.running.Store(true)
 	defer c.running.Store(false)
 	<-ctx.Done()
 	c.mu.Lock()
+	c.stopped = true
 	used := c.used
 	c.used = nil
 	c.mu.Unlock()

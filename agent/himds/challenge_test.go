@@ -1,6 +1,7 @@
 package himds
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"os"
@@ -285,4 +286,25 @@ func leasesWork(t *testing.T) bool {
 	defer fh.Close()
 	_, err = unix.FcntlInt(fh.Fd(), unix.F_SETLEASE, unix.F_WRLCK)
 	return err == nil
+}
+
+// Requests still served after Run returned (the HTTP server drains after
+// Run's context is done) leave no used secret file behind: no sweep will
+// come to remove it.
+func TestNoUsedFilesAfterRun(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = f.svc.Run(ctx); close(done) }()
+	waitFor(t, func() bool { return f.svc.ch.running.Load() }, "Run to start")
+	cancel()
+	<-done
+	for i := 0; i < 3; i++ {
+		if resp, body := f.token(t, tokenPath); resp.StatusCode != http.StatusOK {
+			t.Fatalf("token %d: %d %v", i, resp.StatusCode, body)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(f.l.TokensDir(), "*.key")); len(m) != 0 {
+		t.Errorf("%d used secret files left after Run returned: %v", len(m), m)
+	}
 }
