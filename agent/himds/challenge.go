@@ -229,8 +229,8 @@ var errNotOurs = errors.New("the used secret file was replaced or changed in the
 // The secret is written only into the very file HIMDS made, still a
 // regular file with one link, mode 0640 and its owner: an entry someone
 // put in its place (a link, a FIFO, another file) is never written to nor
-// handed out, nor is a file someone else still has open. Every secret has the same length, so the write replaces the
-// old one whole.
+// handed out, nor is a file someone else still has open. Every secret has
+// the same length, so the write replaces the old one whole.
 func (c *challenges) reuse(sf *secretFile, name, secret string) error {
 	if err := sf.dir.rename(sf.name, name); err != nil {
 		return err
