@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/layout"
@@ -85,8 +84,6 @@ type challenges struct {
 	reserved int                    // slots taken by files being written
 	used     []*secretFile          // files of redeemed secrets, most recent last
 	stopped  bool                   // run returned: no sweep removes used files any more
-
-	running atomic.Bool
 
 	// root is the tokens directory, opened on first use and again when it
 	// was replaced.
@@ -360,8 +357,6 @@ func (c *challenges) run(ctx context.Context) {
 	c.mu.Lock()
 	c.stopped = false
 	c.mu.Unlock()
-	c.running.Store(true)
-	defer c.running.Store(false)
 	<-ctx.Done()
 	c.mu.Lock()
 	c.stopped = true

@@ -296,7 +296,6 @@ func TestNoUsedFilesAfterRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = f.svc.Run(ctx); close(done) }()
-	waitFor(t, func() bool { return f.svc.ch.running.Load() }, "Run to start")
 	cancel()
 	<-done
 	for i := 0; i < 3; i++ {
