@@ -1,7 +1,6 @@
 package controlplane_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/tls"
@@ -23,6 +22,7 @@ import (
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/store"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/testutil"
 )
 
 // clock is a settable test clock.
@@ -51,20 +51,8 @@ type env struct {
 	client *cloud.Client
 	owner  *cloud.Operator
 	ownerT string
-	logs   *syncBuffer
+	logs   *testutil.Buffer
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
@@ -78,7 +66,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{dir: dir, st: st, clock: &clock{t: time.Now().UTC().Truncate(time.Second)}, ownerT: res.OwnerToken, logs: &syncBuffer{}}
+	e := &env{dir: dir, st: st, clock: &clock{t: time.Now().UTC().Truncate(time.Second)}, ownerT: res.OwnerToken, logs: &testutil.Buffer{}}
 	if tt, ok := t.(*testing.T); ok {
 		e.t = tt
 	}
