@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/layout"
@@ -51,7 +52,6 @@ func (sf *secretFile) dispose() {
 
 type challenge struct {
 	file    *secretFile
-	path    string
 	expires time.Time
 }
 
@@ -84,6 +84,8 @@ type challenges struct {
 	reserved int                    // slots taken by files being written
 	used     []*secretFile          // files of redeemed secrets, most recent last
 	stopped  bool                   // run returned: no sweep removes used files any more
+
+	noLeases atomic.Bool // the "no write leases" notice was logged
 
 	// root is the tokens directory, opened on first use and again when it
 	// was replaced.
@@ -155,7 +157,7 @@ func (c *challenges) issue() (string, error) {
 	c.mu.Lock()
 	c.reserved--
 	if err == nil {
-		c.pending[sha256.Sum256([]byte(secret))] = challenge{file: sf, path: path, expires: c.now().Add(c.ttl)}
+		c.pending[sha256.Sum256([]byte(secret))] = challenge{file: sf, expires: c.now().Add(c.ttl)}
 	}
 	c.mu.Unlock()
 	return path, err
@@ -163,13 +165,16 @@ func (c *challenges) issue() (string, error) {
 
 // write puts a new secret under a new random name: into a used file,
 // renamed, when there is one, otherwise into a new file (0640,
-// himds:himds).
+// himds:himds). A used file that does not take the secret is removed.
+// The caller must not touch used afterwards.
 func (c *challenges) write(used *secretFile) (sf *secretFile, path, secret string, err error) {
-	var rnd [48]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		if used != nil {
+	defer func() {
+		if used != nil && sf != used {
 			used.dispose()
 		}
+	}()
+	var rnd [48]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, "", "", fmt.Errorf("generate a challenge secret: %w", err)
 	}
 	secret = hex.EncodeToString(rnd[:32])
@@ -177,16 +182,19 @@ func (c *challenges) write(used *secretFile) (sf *secretFile, path, secret strin
 	path = filepath.Join(c.dir, name)
 	root, err := c.dirRoot()
 	if err != nil {
-		if used != nil {
-			used.dispose()
-		}
 		return nil, "", "", fmt.Errorf("open the tokens directory %s: %w", c.dir, err)
 	}
 	if used != nil {
-		if used.dir == root && c.reuse(used, name, secret) == nil {
-			return used, path, secret, nil
+		if used.dir == root {
+			err := c.reuse(used, name, secret)
+			if err == nil {
+				return used, path, secret, nil
+			}
+			c.reuseFailed(err)
 		}
+		// Removed before the create below, which may take the same name.
 		used.dispose()
+		used = nil
 	}
 	// O_EXCL: never write into a file (or through a link) someone else made.
 	fd, err := root.create(name, 0o640)
@@ -255,6 +263,21 @@ func (c *challenges) reuse(sf *secretFile, name, secret string) error {
 		return fmt.Errorf("%w: cannot take a write lease: %w", errNotOurs, err)
 	}
 	return pwriteAll(fd, []byte(secret))
+}
+
+// reuseFailed logs why a used secret file was not reused. A file that is
+// gone or no longer the one HIMDS made is worth a warning each time; a file
+// system that refuses write leases is said once, since then no file is
+// ever reused (challenges still work, each with a new file).
+func (c *challenges) reuseFailed(err error) {
+	switch {
+	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENOLCK):
+		if c.noLeases.CompareAndSwap(false, true) {
+			c.log.Info("secret files are not reused: the tokens directory's file system refuses write leases (is fs.leases-enable 0?); each challenge creates a new file", "dir", c.dir, "err", err)
+		}
+	default:
+		c.log.Warn("a used secret file in the tokens directory was removed, replaced, changed or is held open by another process; a new file is used instead", "dir", c.dir, "err", err)
+	}
 }
 
 // owns reports whether a secret file has the owner HIMDS gives them.

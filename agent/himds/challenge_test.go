@@ -3,11 +3,14 @@ package himds
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/arcagent/arcagent/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,7 +64,8 @@ func TestUsedSecretFileTampered(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			must(t, os.WriteFile(outside, []byte(outsideText), 0o600))
-			f := newFixture(t, nil)
+			var logs testutil.Buffer
+			f := newFixture(t, func(o *Options) { o.Log = slog.New(slog.NewTextHandler(&logs, nil)) })
 			if resp, body := f.token(t, tokenPath); resp.StatusCode != 200 {
 				t.Fatalf("token: %d %v", resp.StatusCode, body)
 			}
@@ -95,6 +99,9 @@ func TestUsedSecretFileTampered(t *testing.T) {
 			}
 			if _, err := os.Lstat(used); !os.IsNotExist(err) {
 				t.Errorf("the tampered entry %s is still there: %v", used, err)
+			}
+			if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "a used secret file") {
+				t.Errorf("no warning about the tampered file; log:\n%s", logs.String())
 			}
 		})
 	}
