@@ -1,7 +1,6 @@
 package himds
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/layout"
@@ -27,8 +25,6 @@ const (
 	DefaultMaxChallenges = 4096
 	// MaxSecretFileSize is what MSAL and the Azure SDKs accept.
 	MaxSecretFileSize = 4096
-	// maxUsed bounds the used secret files kept for reuse between sweeps.
-	maxUsed = 256
 )
 
 // Errors of the challenge store.
@@ -40,9 +36,8 @@ var (
 // secretFile is one secret file in the tokens directory. It is not kept
 // open: an outstanding challenge costs HIMDS no file descriptor.
 type secretFile struct {
-	dir      *tokensDir // the tokens directory the file was created in
-	name     string     // its current name in dir: <random>.key
-	dev, ino uint64     // the file's identity
+	dir  *tokensDir // the tokens directory the file was created in
+	name string     // its name in dir: <random>.key
 }
 
 // dispose removes the file.
@@ -56,18 +51,11 @@ type challenge struct {
 }
 
 // challenges issues and redeems the single-use secrets of the
-// managed-identity challenge flow. Each secret lives in a file named
-// <random>.key in the tokens directory, mode 0640, owner himds:himds, so
-// that only root and members of group himds can read it.
-//
-// A secret is invalid the moment it is redeemed or expires; its file is
-// then reused for a later challenge: renamed to that challenge's new
-// random name, then overwritten with its secret. A rename allocates no
-// inode, and on a disk file system under load inode allocation (create
-// and unlink of a file per challenge) is what limits the challenge rate.
-// A used file that no challenge takes is removed by the next sweep, so a
-// used realm disappears at the next challenge or the next sweep,
-// whichever comes first.
+// managed-identity challenge flow. Each secret lives in a file of its own,
+// named <random>.key in the tokens directory, created with O_EXCL, mode
+// 0640, owner himds:himds, so that only root and members of group himds
+// can read it. The file is removed the moment its secret is redeemed, or
+// by the sweep once it expired: a file is never written twice.
 type challenges struct {
 	dir string
 	ttl time.Duration
@@ -82,10 +70,6 @@ type challenges struct {
 	mu       sync.Mutex
 	pending  map[[32]byte]challenge // by sha256 of the secret
 	reserved int                    // slots taken by files being written
-	used     []*secretFile          // files of redeemed secrets, most recent last
-	stopped  bool                   // run returned: no sweep removes used files any more
-
-	noLeases atomic.Bool // the "no write leases" notice was logged
 
 	// root is the tokens directory, opened on first use and again when it
 	// was replaced.
@@ -130,9 +114,10 @@ func (c *challenges) clean() {
 	}
 }
 
-// issue writes a new secret into a secret file and returns the file's
-// path. The file is written outside the lock (concurrent requests do not
-// queue behind the disk); a slot is reserved first so the bound holds.
+// issue writes a new secret into a new secret file and returns the
+// file's path. The file is written outside the lock (concurrent requests
+// do not queue behind the disk); a slot is reserved first so the bound
+// holds.
 func (c *challenges) issue() (string, error) {
 	c.mu.Lock()
 	var expired []*secretFile
@@ -145,15 +130,9 @@ func (c *challenges) issue() (string, error) {
 		}
 	}
 	c.reserved++
-	var sf *secretFile
-	if n := len(c.used); n > 0 {
-		sf = c.used[n-1]
-		c.used[n-1] = nil
-		c.used = c.used[:n-1]
-	}
 	c.mu.Unlock()
 	disposeAll(expired)
-	sf, path, secret, err := c.write(sf)
+	sf, path, secret, err := c.write()
 	c.mu.Lock()
 	c.reserved--
 	if err == nil {
@@ -163,16 +142,9 @@ func (c *challenges) issue() (string, error) {
 	return path, err
 }
 
-// write puts a new secret under a new random name: into a used file,
-// renamed, when there is one, otherwise into a new file (0640,
-// himds:himds). A used file that does not take the secret is removed.
-// The caller must not touch used afterwards.
-func (c *challenges) write(used *secretFile) (sf *secretFile, path, secret string, err error) {
-	defer func() {
-		if used != nil && sf != used {
-			used.dispose()
-		}
-	}()
+// write puts a new secret into a new file under a new random name (0640,
+// himds:himds).
+func (c *challenges) write() (sf *secretFile, path, secret string, err error) {
 	var rnd [48]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, "", "", fmt.Errorf("generate a challenge secret: %w", err)
@@ -184,19 +156,8 @@ func (c *challenges) write(used *secretFile) (sf *secretFile, path, secret strin
 	if err != nil {
 		return nil, "", "", fmt.Errorf("open the tokens directory %s: %w", c.dir, err)
 	}
-	if used != nil {
-		if used.dir == root {
-			err := c.reuse(used, name, secret)
-			if err == nil {
-				return used, path, secret, nil
-			}
-			c.reuseFailed(err)
-		}
-		// Removed before the create below, which may take the same name.
-		used.dispose()
-		used = nil
-	}
-	// O_EXCL: never write into a file (or through a link) someone else made.
+	// O_EXCL|O_NOFOLLOW: never write into a file (or through a link)
+	// someone else made.
 	fd, err := root.create(name, 0o640)
 	if err != nil {
 		return nil, "", "", fmt.Errorf("create the secret file in %s: %w", c.dir, err)
@@ -206,11 +167,6 @@ func (c *challenges) write(used *secretFile) (sf *secretFile, path, secret strin
 	err = unix.Fchmod(fd, 0o640)
 	if err == nil && (c.uid >= 0 || c.gid >= 0) {
 		err = unix.Fchown(fd, c.uid, c.gid)
-	}
-	var st unix.Stat_t
-	if err == nil {
-		err = unix.Fstat(fd, &st)
-		sf.dev, sf.ino = st.Dev, st.Ino
 	}
 	if err == nil {
 		err = pwriteAll(fd, []byte(secret))
@@ -225,75 +181,8 @@ func (c *challenges) write(used *secretFile) (sf *secretFile, path, secret strin
 	return sf, path, secret, nil
 }
 
-// errNotOurs is returned when the entry renamed to a new realm is not the
-// secret file HIMDS made: someone replaced or changed it.
-var errNotOurs = errors.New("the used secret file was replaced or changed in the tokens directory")
-
-// reuse renames a used file to name, then writes secret into it. The
-// rename comes first: a new secret is never readable under an old realm.
-// The secret is written only into the very file HIMDS made, still a
-// regular file with one link, mode 0640 and its owner: an entry someone
-// put in its place (a link, a FIFO, another file) is never written to nor
-// handed out, nor is a file someone else still has open. Every secret has
-// the same length, so the write replaces the old one whole.
-func (c *challenges) reuse(sf *secretFile, name, secret string) error {
-	if err := sf.dir.rename(sf.name, name); err != nil {
-		return err
-	}
-	sf.name = name
-	fd, err := sf.dir.openWrite(name)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 || st.Mode&0o7777 != 0o640 ||
-		st.Dev != sf.dev || st.Ino != sf.ino || !c.owns(st) {
-		return errNotOurs
-	}
-	// A process that opened (or mapped) the file under an old realm would
-	// read the new secret through it: a write lease is granted only while
-	// no other descriptor has the file open, and while it is held an open
-	// waits for its release (the close below). Where leases are refused
-	// or unsupported the file is not reused.
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_WRLCK); err != nil {
-		return fmt.Errorf("%w: cannot take a write lease: %w", errNotOurs, err)
-	}
-	return pwriteAll(fd, []byte(secret))
-}
-
-// reuseFailed logs why a used secret file was not reused. A file that is
-// gone or no longer the one HIMDS made is worth a warning each time; a file
-// system that refuses write leases is said once, since then no file is
-// ever reused (challenges still work, each with a new file).
-func (c *challenges) reuseFailed(err error) {
-	switch {
-	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.ENOLCK):
-		if c.noLeases.CompareAndSwap(false, true) {
-			c.log.Info("secret files are not reused: the tokens directory's file system refuses write leases (is fs.leases-enable 0?); each challenge creates a new file", "dir", c.dir, "err", err)
-		}
-	default:
-		c.log.Warn("a used secret file in the tokens directory was removed, replaced, changed or is held open by another process; a new file is used instead", "dir", c.dir, "err", err)
-	}
-}
-
-// owns reports whether a secret file has the owner HIMDS gives them.
-func (c *challenges) owns(st unix.Stat_t) bool {
-	uid, gid := c.uid, c.gid
-	if uid < 0 {
-		uid = os.Geteuid()
-	}
-	if gid < 0 {
-		return int(st.Uid) == uid
-	}
-	return int(st.Uid) == uid && int(st.Gid) == gid
-}
-
 // redeem consumes a secret: it succeeds once, within the TTL, and its file
-// is done with whatever the outcome.
+// is removed whatever the outcome.
 func (c *challenges) redeem(secret string) error {
 	secret = strings.TrimSpace(secret)
 	if secret == "" || len(secret) > MaxSecretFileSize {
@@ -304,18 +193,12 @@ func (c *challenges) redeem(secret string) error {
 	ch, ok := c.pending[k]
 	if ok {
 		delete(c.pending, k)
-		if len(c.used) < maxUsed && !c.stopped {
-			c.used = append(c.used, ch.file)
-			ch.file = nil
-		}
 	}
 	c.mu.Unlock()
 	if !ok {
 		return errBadSecret
 	}
-	if ch.file != nil {
-		ch.file.dispose()
-	}
+	ch.file.dispose()
 	if !c.now().Before(ch.expires) {
 		return errBadSecret
 	}
@@ -328,13 +211,12 @@ func disposeAll(files []*secretFile) {
 	}
 }
 
-// sweep removes the files of expired and used secrets, and notices when
+// sweep removes the files of expired secrets, and notices when
 // the tokens directory was replaced (the opened one would hand out realms
 // that no longer exist): the next secret opens it again.
 func (c *challenges) sweep() {
 	c.mu.Lock()
-	files := append(c.sweepLocked(), c.used...)
-	c.used = nil
+	files := c.sweepLocked()
 	c.mu.Unlock()
 	disposeAll(files)
 
@@ -371,20 +253,4 @@ func (c *challenges) outstanding() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.pending)
-}
-
-// run waits until ctx is done, then removes the files of used secrets;
-// from then on redeem removes them itself (requests are still served
-// while the HTTP server drains, and no sweep comes any more).
-func (c *challenges) run(ctx context.Context) {
-	c.mu.Lock()
-	c.stopped = false
-	c.mu.Unlock()
-	<-ctx.Done()
-	c.mu.Lock()
-	c.stopped = true
-	used := c.used
-	c.used = nil
-	c.mu.Unlock()
-	disposeAll(used)
 }

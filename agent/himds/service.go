@@ -241,8 +241,7 @@ func (s *Service) Kick() {
 // until ctx is done.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); s.ch.run(ctx) }()
+	wg.Add(2)
 	go func() { defer wg.Done(); s.watch(ctx) }()
 	go func() { defer wg.Done(); s.heartbeatLoop(ctx) }()
 	wg.Wait()
