@@ -118,6 +118,10 @@ func newFixture(t testing.TB, mutate func(*Options)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What Run does first, for tests that call the handlers without Run.
+	if err := svc.start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	api := httptest.NewServer(svc.Handler())
 	t.Cleanup(api.Close)
 	return &fixture{l: l, svc: svc, api: api, cp: cp, clock: c}
@@ -183,6 +187,11 @@ func TestRefusals(t *testing.T) {
 		{"Metadata false", "/metadata/instance?api-version=2021-02-01", map[string]string{"Metadata": "false"}, 400, "metadata header"},
 		{"X-Forwarded-For on token", tokenPath, map[string]string{"X-Forwarded-For": "10.0.0.9"}, 400, "X-Forwarded-For"},
 		{"X-Forwarded-For on metadata", "/metadata/instance?api-version=2021-02-01", map[string]string{"X-Forwarded-For": "127.0.0.1"}, 400, "X-Forwarded-For"},
+		{"Forwarded on token", tokenPath, map[string]string{"Forwarded": "for=192.0.2.60;proto=http"}, 400, "(Forwarded)"},
+		{"Forwarded on metadata", "/metadata/instance?api-version=2021-02-01", map[string]string{"Forwarded": "for=127.0.0.1"}, 400, "(Forwarded)"},
+		{"Via on token", tokenPath, map[string]string{"Via": "1.1 squid"}, 400, "(Via)"},
+		{"Via on agentstatus", "/agentstatus", map[string]string{"Via": "1.0 fred"}, 400, "(Via)"},
+		{"empty Via", tokenPath, map[string]string{"Via": ""}, 400, "(Via)"},
 		{"unknown api-version", "/metadata/identity/oauth2/token?api-version=2099-01-01&resource=x", nil, 400, "not supported"},
 		{"no api-version", "/metadata/instance", nil, 400, "api-version is required"},
 		{"no resource", "/metadata/identity/oauth2/token?api-version=2020-06-01", nil, 400, "resource is required"},
@@ -559,6 +568,7 @@ func TestNotConnectedService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	must(t, svc.start(context.Background()))
 	if err := svc.Heartbeat(context.Background()); err != errNotConnected {
 		t.Errorf("heartbeat: %v", err)
 	}
@@ -576,8 +586,80 @@ func TestNotConnectedService(t *testing.T) {
 	if st.Status != StatusNotConnected || !strings.Contains(st.Remedy, "connect") {
 		t.Errorf("agentstatus %+v", st)
 	}
-	if _, err := New(Options{Layout: layout.New(t.TempDir())}); err == nil {
-		t.Error("a missing tokens directory must be an error")
+	svc, err = New(Options{Layout: layout.New(t.TempDir())})
+	if err != nil {
+		t.Fatalf("New does no I/O, yet: %v", err)
+	}
+	if err := svc.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "tokens directory") {
+		t.Errorf("Run with a missing tokens directory: %v, want an error naming it", err)
+	}
+}
+
+// New reads and writes nothing: the first load is Run's. A request that
+// arrives before it waits for it instead of being told the machine is not
+// connected, and one that arrives when Run failed gets 503.
+func TestNewDoesNoIO(t *testing.T) {
+	f := newFixture(t, nil) // a connected machine
+	root := t.TempDir()
+	l := layout.New(root)
+	svc, err := New(Options{Layout: l, ReloadEvery: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(root, "*")); len(m) != 0 {
+		t.Fatalf("New created %v", m)
+	}
+	api := httptest.NewServer(svc.Handler())
+	defer api.Close()
+	got := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, api.URL+"/metadata/instance?api-version=2021-02-01", nil)
+		req.Header.Set("Metadata", "true")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- -1
+			return
+		}
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	select {
+	case code := <-got:
+		t.Fatalf("a request before Run was answered %d", code)
+	case <-time.After(50 * time.Millisecond):
+	}
+	// The machine's files appear (connect), then Run loads them.
+	must(t, os.CopyFS(root, os.DirFS(f.l.Root())))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	if code := <-got; code != http.StatusOK {
+		t.Errorf("the request that waited for the first load got %d, want 200", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Run that cannot load: waiting requests get 503.
+	svc, err = New(Options{Layout: layout.New(t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api2 := httptest.NewServer(svc.Handler())
+	defer api2.Close()
+	if err := svc.Run(context.Background()); err == nil {
+		t.Fatal("Run without a tokens directory succeeded")
+	}
+	req, _ := http.NewRequest(http.MethodGet, api2.URL+"/agentstatus", nil)
+	req.Header.Set("Metadata", "true")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("after a failed Run: %d, want 503", resp.StatusCode)
 	}
 }
 
