@@ -138,10 +138,6 @@ func runHIMDS(cmd *cobra.Command, a *app, o himdsOptions) error {
 	if err != nil {
 		return err
 	}
-	log.Info("HIMDS serving", "listen", ln.Addr().String(), "admin_socket", socket, "tokens_dir", tokens)
-	if !a.json {
-		fmt.Fprintf(a.stdout, "HIMDS serving http://%s (admin socket %s)\n", ln.Addr(), socket)
-	}
 	err = daemon.Run(ctx, daemon.Options{
 		Log: log,
 		Servers: []daemon.Server{
@@ -150,6 +146,12 @@ func runHIMDS(cmd *cobra.Command, a *app, o himdsOptions) error {
 		},
 		Work:   svc.Run,
 		Reload: svc.Reload,
+		Ready: func() {
+			log.Info("HIMDS serving", "listen", ln.Addr().String(), "admin_socket", socket, "tokens_dir", tokens)
+			if !a.json {
+				fmt.Fprintf(a.stdout, "HIMDS serving http://%s (admin socket %s)\n", ln.Addr(), socket)
+			}
+		},
 	})
 	log.Info("HIMDS stopped")
 	return err
