@@ -3,7 +3,6 @@ package himds
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -273,12 +272,7 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
-		path, err := s.ch.issue()
-		if errors.Is(err, errTooManyChallenges) {
-			w.Header().Set("Retry-After", "1")
-			apiError(w, http.StatusTooManyRequests, "too_many_requests", "too many outstanding challenges: retry in a second")
-			return
-		}
+		path, err := s.ch.issue(s.peerOf(r))
 		if err != nil {
 			s.log.Error("cannot create a challenge secret file", "err", err)
 			apiError(w, http.StatusInternalServerError, "server_error", "HIMDS cannot create the challenge file; see its log")

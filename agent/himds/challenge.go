@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,21 +24,21 @@ const (
 	DefaultChallengeTTL = 60 * time.Second
 	// DefaultMaxChallenges bounds the outstanding secret files.
 	DefaultMaxChallenges = 4096
+	// DefaultMaxChallengesPerPeer bounds one client uid's outstanding
+	// secret files.
+	DefaultMaxChallengesPerPeer = 64
 	// MaxSecretFileSize is what MSAL and the Azure SDKs accept.
 	MaxSecretFileSize = 4096
 )
 
-// Errors of the challenge store.
-var (
-	errTooManyChallenges = errors.New("too many outstanding challenges")
-	errBadSecret         = errors.New("the secret is unknown, already used or expired")
-)
+var errBadSecret = errors.New("the secret is unknown, already used or expired")
 
 // secretFile is one secret file in the tokens directory. It is not kept
 // open: an outstanding challenge costs HIMDS no file descriptor.
 type secretFile struct {
 	dir  *tokensDir // the tokens directory the file was created in
 	name string     // its name in dir: <random>.key
+	path string     // the realm: its path
 }
 
 // dispose removes the file.
@@ -47,29 +48,45 @@ func (sf *secretFile) dispose() {
 
 type challenge struct {
 	file    *secretFile
+	key     [32]byte // sha256 of the secret
+	peer    int      // uid of the client it was issued to, or anonymousPeer
 	expires time.Time
+	// uses counts the hand-outs not yet redeemed: a client that asks again
+	// while it holds a fresh challenge gets the same realm, and each
+	// hand-out may be redeemed once.
+	uses int
 }
 
-// challenges issues and redeems the single-use secrets of the
-// managed-identity challenge flow. Each secret lives in a file of its own,
-// named <random>.key in the tokens directory, created with O_EXCL, mode
-// 0640, owner himds:himds, so that only root and members of group himds
-// can read it. The file is removed the moment its secret is redeemed, or
-// by the sweep once it expired: a file is never written twice.
+// challenges issues and redeems the secrets of the managed-identity
+// challenge flow. Each secret lives in a file of its own, named
+// <random>.key in the tokens directory, created with O_EXCL, mode 0640,
+// owner himds:himds, so that only root and members of group himds can
+// read it. The file is removed the moment its last hand-out is redeemed,
+// or by the sweep once it expired: a file is never written twice.
+//
+// Challenges are accounted per peer, the uid owning the client's socket,
+// so that nobody who cannot read the secret files can stop those who can:
+//   - a peer that asks while it holds a challenge with at least half its
+//     TTL left gets that challenge's realm again, not a new file;
+//   - a peer never holds more than perPeer challenges: its oldest one
+//     makes room for its newest;
+//   - when the table is full, the oldest challenge of the peer holding
+//     the most makes room. A new challenge is never refused.
 type challenges struct {
-	dir string
-	ttl time.Duration
-	max int
-	now func() time.Time
-	log *slog.Logger
+	dir     string
+	ttl     time.Duration
+	max     int
+	perPeer int
+	now     func() time.Time
+	log     *slog.Logger
 
 	// uid and gid are applied to new secret files when running as root
 	// (resolved once: a user lookup per request is slow).
 	uid, gid int
 
-	mu       sync.Mutex
-	pending  map[[32]byte]challenge // by sha256 of the secret
-	reserved int                    // slots taken by files being written
+	mu      sync.Mutex
+	pending map[[32]byte]*challenge // by sha256 of the secret
+	peers   map[int][]*challenge    // by peer, oldest first
 
 	// root is the tokens directory, opened on first use and again when it
 	// was replaced.
@@ -91,14 +108,19 @@ func (c *challenges) dirRoot() (*tokensDir, error) {
 	return c.root, nil
 }
 
-func newChallenges(dir string, ttl time.Duration, max int, now func() time.Time, log *slog.Logger) *challenges {
+func newChallenges(dir string, ttl time.Duration, max, perPeer int, now func() time.Time, log *slog.Logger) *challenges {
 	if ttl <= 0 || ttl > DefaultChallengeTTL {
 		ttl = DefaultChallengeTTL
 	}
 	if max <= 0 {
 		max = DefaultMaxChallenges
 	}
-	c := &challenges{dir: dir, ttl: ttl, max: max, now: now, log: log, pending: map[[32]byte]challenge{}, uid: -1, gid: -1}
+	if perPeer <= 0 {
+		perPeer = DefaultMaxChallengesPerPeer
+	}
+	perPeer = min(perPeer, max)
+	c := &challenges{dir: dir, ttl: ttl, max: max, perPeer: perPeer, now: now, log: log,
+		pending: map[[32]byte]*challenge{}, peers: map[int][]*challenge{}, uid: -1, gid: -1}
 	if os.Geteuid() == 0 {
 		c.uid, c.gid = layout.ResolveOwner(layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS})
 	}
@@ -114,55 +136,106 @@ func (c *challenges) clean() {
 	}
 }
 
-// issue writes a new secret into a new secret file and returns the
-// file's path. The file is written outside the lock (concurrent requests
-// do not queue behind the disk); a slot is reserved first so the bound
-// holds.
-func (c *challenges) issue() (string, error) {
+// issue returns the realm of a challenge for peer: the peer's newest
+// challenge when it has at least half its TTL left, otherwise a new secret
+// file. The file is written outside the lock (concurrent requests do not
+// queue behind the disk); the bounds are enforced when it is added, by
+// evicting (see challenges).
+func (c *challenges) issue(peer int) (string, error) {
 	c.mu.Lock()
-	var expired []*secretFile
-	if len(c.pending)+c.reserved >= c.max {
-		expired = c.sweepLocked()
-		if len(c.pending)+c.reserved >= c.max {
+	if q := c.peers[peer]; len(q) > 0 {
+		if ch := q[len(q)-1]; ch.expires.Sub(c.now()) >= c.ttl/2 {
+			ch.uses++
 			c.mu.Unlock()
-			disposeAll(expired)
-			return "", errTooManyChallenges
+			return ch.file.path, nil
 		}
 	}
-	c.reserved++
 	c.mu.Unlock()
-	disposeAll(expired)
-	sf, path, secret, err := c.write()
-	c.mu.Lock()
-	c.reserved--
-	if err == nil {
-		c.pending[sha256.Sum256([]byte(secret))] = challenge{file: sf, expires: c.now().Add(c.ttl)}
+	return c.issueNew(peer)
+}
+
+// issueNew writes a new secret file for peer and adds its challenge.
+func (c *challenges) issueNew(peer int) (string, error) {
+	sf, secret, err := c.write()
+	if err != nil {
+		return "", err
 	}
+	ch := &challenge{file: sf, key: sha256.Sum256([]byte(secret)), peer: peer, expires: c.now().Add(c.ttl), uses: 1}
+	c.mu.Lock()
+	files := c.sweepLocked()
+	c.pending[ch.key] = ch
+	c.peers[peer] = append(c.peers[peer], ch)
+	files = append(files, c.evictLocked(ch)...)
 	c.mu.Unlock()
-	return path, err
+	disposeAll(files)
+	return sf.path, nil
+}
+
+// evictLocked restores the bounds after keep was added and returns the
+// files of the challenges it dropped: first the oldest of keep's peer
+// beyond perPeer, then, while the table is over max, the oldest of the
+// peer holding the most. keep itself is never dropped.
+func (c *challenges) evictLocked(keep *challenge) []*secretFile {
+	var files []*secretFile
+	for q := c.peers[keep.peer]; len(q) > c.perPeer && q[0] != keep; q = c.peers[keep.peer] {
+		files = append(files, c.dropLocked(q[0]))
+	}
+	for len(c.pending) > c.max {
+		var victim *challenge
+		n := 0
+		for _, q := range c.peers {
+			old := q[0]
+			if old == keep {
+				if len(q) < 2 {
+					continue
+				}
+				old = q[1]
+			}
+			if len(q) > n || (len(q) == n && old.expires.Before(victim.expires)) {
+				victim, n = old, len(q)
+			}
+		}
+		if victim == nil {
+			break
+		}
+		files = append(files, c.dropLocked(victim))
+	}
+	return files
+}
+
+// dropLocked takes ch out of the table and returns its file.
+func (c *challenges) dropLocked(ch *challenge) *secretFile {
+	delete(c.pending, ch.key)
+	q := slices.DeleteFunc(c.peers[ch.peer], func(o *challenge) bool { return o == ch })
+	if len(q) == 0 {
+		delete(c.peers, ch.peer)
+	} else {
+		c.peers[ch.peer] = q
+	}
+	return ch.file
 }
 
 // write puts a new secret into a new file under a new random name (0640,
 // himds:himds).
-func (c *challenges) write() (sf *secretFile, path, secret string, err error) {
+func (c *challenges) write() (sf *secretFile, secret string, err error) {
 	var rnd [48]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, "", "", fmt.Errorf("generate a challenge secret: %w", err)
+		return nil, "", fmt.Errorf("generate a challenge secret: %w", err)
 	}
 	secret = hex.EncodeToString(rnd[:32])
 	name := hex.EncodeToString(rnd[32:]) + ".key"
-	path = filepath.Join(c.dir, name)
+	path := filepath.Join(c.dir, name)
 	root, err := c.dirRoot()
 	if err != nil {
-		return nil, "", "", fmt.Errorf("open the tokens directory %s: %w", c.dir, err)
+		return nil, "", fmt.Errorf("open the tokens directory %s: %w", c.dir, err)
 	}
 	// O_EXCL|O_NOFOLLOW: never write into a file (or through a link)
 	// someone else made.
 	fd, err := root.create(name, 0o640)
 	if err != nil {
-		return nil, "", "", fmt.Errorf("create the secret file in %s: %w", c.dir, err)
+		return nil, "", fmt.Errorf("create the secret file in %s: %w", c.dir, err)
 	}
-	sf = &secretFile{dir: root, name: name}
+	sf = &secretFile{dir: root, name: name, path: path}
 	// The umask may have narrowed the mode; group himds must read it.
 	err = unix.Fchmod(fd, 0o640)
 	if err == nil && (c.uid >= 0 || c.gid >= 0) {
@@ -176,13 +249,14 @@ func (c *challenges) write() (sf *secretFile, path, secret string, err error) {
 	}
 	if err != nil {
 		sf.dispose()
-		return nil, "", "", fmt.Errorf("write the secret file %s: %w", path, err)
+		return nil, "", fmt.Errorf("write the secret file %s: %w", path, err)
 	}
-	return sf, path, secret, nil
+	return sf, secret, nil
 }
 
-// redeem consumes a secret: it succeeds once, within the TTL, and its file
-// is removed whatever the outcome.
+// redeem consumes one hand-out of a secret: it succeeds once per
+// hand-out, within the TTL. The file is removed with the last hand-out or
+// at the first attempt after expiry.
 func (c *challenges) redeem(secret string) error {
 	secret = strings.TrimSpace(secret)
 	if secret == "" || len(secret) > MaxSecretFileSize {
@@ -191,15 +265,21 @@ func (c *challenges) redeem(secret string) error {
 	k := sha256.Sum256([]byte(secret))
 	c.mu.Lock()
 	ch, ok := c.pending[k]
-	if ok {
-		delete(c.pending, k)
-	}
-	c.mu.Unlock()
 	if !ok {
+		c.mu.Unlock()
 		return errBadSecret
 	}
-	ch.file.dispose()
-	if !c.now().Before(ch.expires) {
+	valid := c.now().Before(ch.expires)
+	ch.uses--
+	var file *secretFile
+	if !valid || ch.uses <= 0 {
+		file = c.dropLocked(ch)
+	}
+	c.mu.Unlock()
+	if file != nil {
+		file.dispose()
+	}
+	if !valid {
 		return errBadSecret
 	}
 	return nil
@@ -229,20 +309,29 @@ func (c *challenges) sweep() {
 		c.root = nil
 	}
 	c.rootMu.Unlock()
-	if old != nil {
-		old.close()
+	if old == nil {
+		return
 	}
+	// The challenges in the replaced directory name files that are not
+	// there any more: none is handed out again.
+	c.mu.Lock()
+	for _, ch := range c.pending {
+		if ch.file.dir == old {
+			c.dropLocked(ch)
+		}
+	}
+	c.mu.Unlock()
+	old.close()
 }
 
-// sweepLocked takes the expired secrets out of pending and returns their
-// files, to be removed without the lock held.
+// sweepLocked takes the expired secrets out of the table and returns
+// their files, to be removed without the lock held.
 func (c *challenges) sweepLocked() []*secretFile {
 	now := c.now()
 	var files []*secretFile
-	for k, ch := range c.pending {
+	for _, ch := range c.pending {
 		if !now.Before(ch.expires) {
-			delete(c.pending, k)
-			files = append(files, ch.file)
+			files = append(files, c.dropLocked(ch))
 		}
 	}
 	return files

@@ -324,38 +324,6 @@ func TestChallengeFlow(t *testing.T) {
 	}
 }
 
-func TestOutstandingChallenges(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.MaxChallenges = 1000 })
-	var realms []string
-	for i := 0; i < 1000; i++ {
-		realms = append(realms, f.challenge(t, tokenPath))
-	}
-	if m, _ := filepath.Glob(filepath.Join(f.l.TokensDir(), "*.key")); len(m) != 1000 {
-		t.Fatalf("%d secret files, want 1000", len(m))
-	}
-	resp, _ := f.get(t, tokenPath, nil)
-	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("challenge 1001: %d, want 429 with Retry-After", resp.StatusCode)
-	}
-	// Every outstanding secret still works, in any order, once.
-	for i := len(realms) - 1; i >= 0; i-- {
-		secret, err := os.ReadFile(realms[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp, body := f.get(t, tokenPath, map[string]string{"Authorization": "Basic " + string(secret)}); resp.StatusCode != 200 {
-			t.Fatalf("secret %d: %d %v", i, resp.StatusCode, body)
-		}
-	}
-	f.svc.ch.sweep()
-	if m, _ := filepath.Glob(filepath.Join(f.l.TokensDir(), "*.key")); len(m) != 0 || f.svc.ch.outstanding() != 0 {
-		t.Errorf("%d files and %d challenges left after a sweep", len(m), f.svc.ch.outstanding())
-	}
-	if n := f.cp.tokenCalls.Load(); n != 1 {
-		t.Errorf("%d calls to the control plane for one resource, want 1 (cache)", n)
-	}
-}
-
 func TestTokenCache(t *testing.T) {
 	f := newFixture(t, nil)
 	_, b1 := f.token(t, tokenPath)

@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/cloud"
@@ -39,7 +41,10 @@ type Options struct {
 	ReloadEvery   time.Duration
 	ChallengeTTL  time.Duration
 	MaxChallenges int
-	AgentVersion  string
+	// MaxChallengesPerPeer bounds the challenges of one client uid
+	// (default DefaultMaxChallengesPerPeer).
+	MaxChallengesPerPeer int
+	AgentVersion         string
 	// Listen is the address the local API is served on (for show).
 	Listen string
 }
@@ -53,6 +58,9 @@ type Service struct {
 	ch    *challenges
 	cache *tokenCache
 	kick  chan struct{}
+	// lookupPeer finds the uid owning a client's socket (a seam for tests).
+	lookupPeer func(cli, srv netip.AddrPort) (int, error)
+	peerWarned atomic.Bool
 
 	mu          sync.RWMutex
 	cfg         *AgentConfig
@@ -98,11 +106,12 @@ func New(o Options) (*Service, error) {
 	}
 	s := &Service{
 		o: o, log: o.Log, now: o.Now,
-		ch:     newChallenges(o.TokensDir, o.ChallengeTTL, o.MaxChallenges, o.Now, o.Log),
-		cache:  newTokenCache(o.Now),
-		kick:   make(chan struct{}, 1),
-		status: StatusNotConnected,
-		ready:  make(chan struct{}), stopped: make(chan struct{}),
+		ch:         newChallenges(o.TokensDir, o.ChallengeTTL, o.MaxChallenges, o.MaxChallengesPerPeer, o.Now, o.Log),
+		cache:      newTokenCache(o.Now),
+		kick:       make(chan struct{}, 1),
+		lookupPeer: lookupPeerUID,
+		status:     StatusNotConnected,
+		ready:      make(chan struct{}), stopped: make(chan struct{}),
 	}
 	return s, nil
 }
