@@ -377,3 +377,38 @@ func TestChallengeAccountedToPeer(t *testing.T) {
 		t.Fatalf("token without a peer uid: %d %v", resp.StatusCode, body)
 	}
 }
+
+// BenchmarkLookupPeerUID is the cost a challenge pays to find its
+// client's uid (one inet_diag round trip).
+//
+//	go test -run '^$' -bench LookupPeerUID ./agent/himds/
+func BenchmarkLookupPeerUID(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() { c, _ := ln.Accept(); accepted <- c }()
+	cli, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cli.Close()
+	srv := <-accepted
+	defer srv.Close()
+	remote := netip.MustParseAddrPort(srv.RemoteAddr().String())
+	local := netip.MustParseAddrPort(srv.LocalAddr().String())
+	for _, tc := range []struct {
+		name   string
+		lookup func(cli, srv netip.AddrPort) (int, error)
+	}{{"inet_diag", sockDiagUID}, {"proc", procNetUID}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := tc.lookup(remote, local); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
