@@ -162,7 +162,12 @@ func (c *challenges) issueNew(peer int) (string, error) {
 	}
 	ch := &challenge{file: sf, key: sha256.Sum256([]byte(secret)), peer: peer, expires: c.now().Add(c.ttl), uses: 1}
 	c.mu.Lock()
-	files := c.sweepLocked()
+	var files []*secretFile
+	if len(c.pending) >= c.max {
+		// Expired ones go before any live one is evicted (the periodic
+		// sweep takes them otherwise).
+		files = c.sweepLocked()
+	}
 	c.pending[ch.key] = ch
 	c.peers[peer] = append(c.peers[peer], ch)
 	files = append(files, c.evictLocked(ch)...)

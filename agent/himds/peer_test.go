@@ -144,6 +144,7 @@ func TestChallengeEvictionPerPeer(t *testing.T) {
 		clk.add(DefaultChallengeTTL)
 		r7, err := c.issue(victim)
 		must(t, err)
+		c.sweep()
 		if r6 == r7 || exists(r6) {
 			t.Errorf("expired realm %s handed out again (%s) or left on disk (%v)", r6, r7, exists(r6))
 		}
