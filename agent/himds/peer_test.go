@@ -413,3 +413,15 @@ func BenchmarkLookupPeerUID(b *testing.B) {
 		})
 	}
 }
+
+func FuzzParseProcNetTCP(f *testing.F) {
+	f.Add("   1: 0100007F:D431 0100007F:9DB6 01 00000000:00000000 00:00000000 00000000 65534        0 2 1\n")
+	f.Add("sl local_address rem_address st\n")
+	f.Add("0: 0100007F:D431 0100007F:9DB6 zz 0 0 0 -1\n")
+	cli, srv := netip.MustParseAddrPort("127.0.0.1:54321"), netip.MustParseAddrPort("127.0.0.1:40374")
+	f.Fuzz(func(t *testing.T, table string) {
+		if uid, err := parseProcNetTCP(strings.NewReader(table), cli, srv); err == nil && uid < 0 {
+			t.Errorf("uid %d without an error", uid)
+		}
+	})
+}
