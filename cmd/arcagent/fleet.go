@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/cli"
 )
 
 func init() { extraCommands = append(extraCommands, newFleetCmd) }
@@ -163,24 +165,12 @@ func fmtTags(t apiv1.Tags) string {
 	if len(parts) == 0 {
 		return "-"
 	}
-	sortStrings(parts)
+	slices.Sort(parts)
 	return strings.Join(parts, ",")
 }
 
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-}
-
-func fmtTime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format("2006-01-02 15:04:05Z")
-}
+// fmtTime is the one timestamp format of human output: RFC 3339, UTC.
+func fmtTime(t time.Time) string { return cli.Time(t) }
 
 func newFleetLoginCmd(a *app) *cobra.Command {
 	var server, token, caFile string
@@ -890,22 +880,29 @@ func newFleetMachinesCmd(a *app) *cobra.Command {
 			return w.Flush()
 		},
 	}
+	var yes bool
 	del := &cobra.Command{
-		Use:   "delete ID|NAME|RESOURCE-ID",
+		Use:   "delete ID|NAME|RESOURCE-ID [--yes]",
 		Short: "Delete a machine; its assertions stop working at once",
-		Args:  exactArgs(1),
+		Long: `delete removes the machine resource; the machine's key is refused from then
+on. It asks for confirmation on a terminal; without one (a script, a pipe)
+it refuses unless --yes is given.`,
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			op, _, err := a.fleetOperator()
 			if err != nil {
 				return err
 			}
-			id := args[0]
+			id, what := args[0], args[0]
 			if !isUUIDish(id) {
 				m, err := resolveMachine(cmd.Context(), op, id)
 				if err != nil {
 					return err
 				}
-				id = m.ID
+				id, what = m.ID, m.Name+" ("+m.ID+")"
+			}
+			if err := a.confirm(cmd, yes, "Delete machine "+what+"? Its identity stops working at once."); err != nil {
+				return err
 			}
 			if err := op.DeleteMachine(cmd.Context(), id); err != nil {
 				return err
@@ -916,8 +913,25 @@ func newFleetMachinesCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
+	del.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking")
 	cmd.AddCommand(list, show, del)
 	return cmd
+}
+
+// confirm asks question on the terminal unless yes; it fails when the
+// answer is not yes or there is no terminal to ask.
+func (a *app) confirm(cmd *cobra.Command, yes bool, question string) error {
+	if yes {
+		return nil
+	}
+	ok, err := cli.Confirm(a.stdin, a.stderr, question)
+	if errors.Is(err, cli.ErrNotTerminal) {
+		return errcode.New(errcode.Usage, "%s asks for confirmation and standard input is not a terminal: pass --yes to go ahead without asking", cmd.CommandPath())
+	}
+	if err != nil || !ok {
+		return errcode.New(errcode.Usage, "not confirmed: nothing was changed")
+	}
+	return nil
 }
 
 // resolveListScope turns the optional --subscription and --resource-group
