@@ -95,6 +95,9 @@ func Prepare(root *cobra.Command) {
 	})
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
+	// Groups become runnable below (to check their arguments); their usage
+	// still shows only "CMD [command]", not a "CMD [flags]" line.
+	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(), "{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
 	var version bool
 	if vc := findSub(root, "version"); vc != nil && root.Flags().Lookup("version") == nil {
 		root.Flags().BoolVar(&version, "version", false, "print the version (what the version command prints; -j for JSON)")

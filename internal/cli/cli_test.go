@@ -95,6 +95,9 @@ func TestGroupWithoutSubcommandPrintsHelp(t *testing.T) {
 	if code := Run(t.Context(), root, []string{"machines"}, &errb); code != 0 || !strings.Contains(out.String(), "Available Commands") {
 		t.Errorf("exit %d, out %q, err %q", code, out.String(), errb.String())
 	}
+	if strings.Contains(out.String(), "tool machines [flags]") || !strings.Contains(out.String(), "tool machines [command]") {
+		t.Errorf("a group's usage offers to run it alone:\n%s", out.String())
+	}
 }
 
 func TestVersionFlag(t *testing.T) {
