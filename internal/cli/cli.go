@@ -24,6 +24,15 @@ import (
 	"github.com/arcagent/arcagent/errcode"
 )
 
+// Interrupted is the code of a command stopped by Ctrl-C or SIGTERM
+// (ARC0050–ARC0059 are the CLI's codes).
+const Interrupted errcode.Code = "ARC0050"
+
+func init() {
+	errcode.Register(errcode.Info{Code: Interrupted, Exit: errcode.ExitFailed, Title: "the command was interrupted",
+		Remedy: "run it again; state files are replaced atomically, so none was left half-written"})
+}
+
 // UsageError is a mistake in how a command was called: an unknown
 // command, wrong positional arguments, a bad flag. It maps to
 // errcode.Usage (exit 2).
@@ -203,7 +212,8 @@ func Report(stderr io.Writer, err error) int {
 
 // Classify returns the coded error that err carries: the first
 // *errcode.Error in its chain; errcode.Usage for a *UsageError;
-// errcode.PermissionDenied for a permission error; errcode.Internal for
+// Interrupted for a canceled context; errcode.PermissionDenied for a
+// permission error; errcode.Internal for
 // anything else (an uncoded error is a bug to report).
 func Classify(err error) *errcode.Error {
 	var ce *errcode.Error
@@ -213,6 +223,8 @@ func Classify(err error) *errcode.Error {
 		return ce
 	case errors.As(err, &ue):
 		return errcode.Wrap(errcode.Usage, err, "bad usage")
+	case errors.Is(err, context.Canceled):
+		return errcode.Wrap(Interrupted, err, "interrupted")
 	case errors.Is(err, fs.ErrPermission):
 		return errcode.Wrap(errcode.PermissionDenied, err, "permission denied")
 	}

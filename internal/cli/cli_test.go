@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -149,6 +150,7 @@ func TestReport(t *testing.T) {
 		// A coded error wrapped with context still leads with its code.
 		{fmt.Errorf("register with https://x: %w", coded), errcode.ExitFailed, "error: ARC0019: register with https://x: store the key\n"},
 		{&fs.PathError{Op: "open", Path: "/x", Err: fs.ErrPermission}, errcode.ExitFailed, "error: ARC0018: "},
+		{fmt.Errorf("wait for the lock: %w", context.Canceled), errcode.ExitFailed, "error: ARC0050: wait for the lock: context canceled\nwhat to do: run it again"},
 		{errors.New("boom"), errcode.ExitFailed, "error: ARC0002: boom\nwhat to do: this is a bug"},
 	} {
 		var b bytes.Buffer
