@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,11 +38,7 @@ func (a *app) warnf(format string, args ...any) {
 }
 
 // printJSON writes v as indented JSON to stdout.
-func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+func (a *app) printJSON(v any) error { return cli.PrintJSON(a.stdout, v) }
 
 // color reports whether output may use ANSI colours: only on a terminal.
 func (a *app) color() bool {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -25,11 +24,7 @@ type app struct {
 	stderr io.Writer
 }
 
-func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+func (a *app) printJSON(v any) error { return cli.PrintJSON(a.stdout, v) }
 
 func newRootCmd(a *app) *cobra.Command {
 	var out *cli.Output
