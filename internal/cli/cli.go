@@ -103,6 +103,7 @@ func Prepare(root *cobra.Command) {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &UsageError{Cmd: c.CommandPath(), Err: err}
 	})
+	root.SetHelpCommand(helpCommand(root))
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	// Groups become runnable below (to check their arguments); their usage
@@ -133,6 +134,27 @@ func Prepare(root *cobra.Command) {
 			c.Args = unknownCommand
 		}
 	})
+}
+
+// helpCommand is "help [command]" with the same unknown-command error
+// (and suggestions) as the commands themselves.
+func helpCommand(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "help prints the help of any command: " + root.Name() + " help [path to command].",
+		RunE: func(_ *cobra.Command, args []string) error {
+			target, rest, err := root.Find(args)
+			if err != nil {
+				return &UsageError{Cmd: root.Name() + " help", Err: err}
+			}
+			if len(rest) > 0 {
+				return unknownCommand(target, rest)
+			}
+			target.InitDefaultHelpFlag()
+			return target.Help()
+		},
+	}
 }
 
 func findSub(c *cobra.Command, name string) *cobra.Command {

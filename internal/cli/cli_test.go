@@ -72,6 +72,7 @@ func TestRunClassifiesUsage(t *testing.T) {
 		{[]string{"report"}, []string{`required flag(s) "name" not set`}, ""},
 		{[]string{"version", "-o", "yaml"}, []string{`-o/--output "yaml"`}, ""},
 		{[]string{"completion", "bsh"}, []string{`did you mean "bash"`}, ""},
+		{[]string{"help", "machines", "lst"}, []string{`tool machines: unknown command "lst"`, `did you mean "list"`}, ""},
 	} {
 		var out, errb bytes.Buffer
 		root, _, _ := newTestRoot(&out)
@@ -95,6 +96,11 @@ func TestGroupWithoutSubcommandPrintsHelp(t *testing.T) {
 	root, _, _ := newTestRoot(&out)
 	if code := Run(t.Context(), root, []string{"machines"}, &errb); code != 0 || !strings.Contains(out.String(), "Available Commands") {
 		t.Errorf("exit %d, out %q, err %q", code, out.String(), errb.String())
+	}
+	var helpOut bytes.Buffer
+	root, _, _ = newTestRoot(&helpOut)
+	if code := Run(t.Context(), root, []string{"help", "machines"}, &errb); code != 0 || helpOut.String() != out.String() {
+		t.Errorf("help machines: exit %d, printed %q, want %q", code, helpOut.String(), out.String())
 	}
 	if strings.Contains(out.String(), "tool machines [flags]") || !strings.Contains(out.String(), "tool machines [command]") {
 		t.Errorf("a group's usage offers to run it alone:\n%s", out.String())
