@@ -23,3 +23,15 @@ func TestTrustListTimes(t *testing.T) {
 		t.Errorf("-o json %q, -j %q", o, j)
 	}
 }
+
+// TestOutputSynonyms: on the commands that write several formats, -o,
+// --output and --format name the same flag.
+func TestOutputSynonyms(t *testing.T) {
+	planned := filepath.Join("..", "..", "examples", "ci", "planned-localconfig.json")
+	for _, flag := range []string{"-o", "--output", "--format"} {
+		out, stderr, code := runCLI(t, "audit", "--config", planned, flag, "json")
+		if code > 1 || !strings.Contains(out, `"schemaVersion"`) {
+			t.Errorf("audit %s json: exit %d, stdout %.80q, stderr %s", flag, code, out, stderr)
+		}
+	}
+}
