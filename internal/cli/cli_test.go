@@ -157,6 +157,8 @@ func TestReport(t *testing.T) {
 		{fmt.Errorf("register with https://x: %w", coded), errcode.ExitFailed, "error: ARC0019: register with https://x: store the key\n"},
 		{&fs.PathError{Op: "open", Path: "/x", Err: fs.ErrPermission}, errcode.ExitFailed, "error: ARC0018: "},
 		{fmt.Errorf("wait for the lock: %w", context.Canceled), errcode.ExitFailed, "error: ARC0050: wait for the lock: context canceled\nwhat to do: run it again"},
+		// Words cobra uses do not make an error a usage error.
+		{errors.New("rule ARC-X: unknown flag in expression; accepts 2 arguments"), errcode.ExitFailed, "error: ARC0002: rule ARC-X"},
 		{errors.New("boom"), errcode.ExitFailed, "error: ARC0002: boom\nwhat to do: this is a bug"},
 	} {
 		var b bytes.Buffer
