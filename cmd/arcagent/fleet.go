@@ -2,13 +2,11 @@ package main
 
 import (
 	"bufio"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,9 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/arcagent/arcagent/agent/cloud"
-	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/cli"
 )
 
 func init() { extraCommands = append(extraCommands, newFleetCmd) }
@@ -52,74 +50,13 @@ API token; the login is kept (mode 0600) in ` + "`$XDG_CONFIG_HOME/arcagent/flee
 	return cmd
 }
 
-// fleetLogin is what `fleet login` stores.
-type fleetLogin struct {
-	Server    string    `json:"server"`
-	Token     string    `json:"token"`
-	CAPEM     string    `json:"caPEM,omitempty"`
-	Principal string    `json:"principal"`
-	TenantID  string    `json:"tenantId"`
-	LoggedIn  time.Time `json:"loggedInAt"`
-}
-
-// fleetConfigPath is where the login lives.
-func fleetConfigPath() (string, error) {
-	if p := os.Getenv("ARCAGENT_FLEET_CONFIG"); p != "" {
-		return p, nil
-	}
-	d, err := os.UserConfigDir()
-	if err != nil {
-		return "", errcode.Wrap(errcode.Usage, err, "find your config directory (set HOME or XDG_CONFIG_HOME, or ARCAGENT_FLEET_CONFIG)")
-	}
-	return filepath.Join(d, "arcagent", "fleet.json"), nil
-}
-
-func loadFleetLogin() (fleetLogin, error) {
-	var l fleetLogin
-	p, err := fleetConfigPath()
-	if err != nil {
-		return l, err
-	}
-	b, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return l, errcode.New(apiv1.CodeNotLoggedIn, "no login in %s", p)
-	}
-	if err != nil {
-		return l, errcode.Wrap(apiv1.CodeNotLoggedIn, err, "read %s", p)
-	}
-	if err := json.Unmarshal(b, &l); err != nil || l.Server == "" || l.Token == "" {
-		return l, errcode.New(apiv1.CodeNotLoggedIn, "%s is damaged; log in again", p)
-	}
-	return l, nil
-}
-
-func saveFleetLogin(l fleetLogin) (string, error) {
-	p, err := fleetConfigPath()
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return "", errcode.Wrap(errcode.WriteFailed, err, "create %s", filepath.Dir(p))
-	}
-	b, _ := json.MarshalIndent(l, "", "  ")
-	if err := layout.WriteFileAtomic(p, append(b, '\n'), layout.WriteOptions{Mode: 0o600}); err != nil {
-		return "", errcode.Wrap(errcode.WriteFailed, err, "save the login")
-	}
-	// An existing file keeps its mode in WriteFileAtomic; a token file
-	// must never be readable by others, whatever it was before.
-	if err := os.Chmod(p, 0o600); err != nil {
-		return "", errcode.Wrap(errcode.WriteFailed, err, "protect %s", p)
-	}
-	return p, nil
-}
-
-func fleetClient(l fleetLogin) (*cloud.Client, error) {
+func fleetClient(l cloud.Login) (*cloud.Client, error) {
 	return cloud.New(l.Server, cloud.Options{CAPEM: []byte(l.CAPEM), UserAgent: "arcagent-fleet"})
 }
 
 // fleetOperator returns the logged-in operator client.
-func (a *app) fleetOperator() (*cloud.Operator, fleetLogin, error) {
-	l, err := loadFleetLogin()
+func (a *app) fleetOperator() (*cloud.Operator, cloud.Login, error) {
+	l, err := cloud.LoadLogin()
 	if err != nil {
 		return nil, l, err
 	}
@@ -163,24 +100,12 @@ func fmtTags(t apiv1.Tags) string {
 	if len(parts) == 0 {
 		return "-"
 	}
-	sortStrings(parts)
+	slices.Sort(parts)
 	return strings.Join(parts, ",")
 }
 
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-}
-
-func fmtTime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format("2006-01-02 15:04:05Z")
-}
+// fmtTime is the one timestamp format of human output: RFC 3339, UTC.
+func fmtTime(t time.Time) string { return cli.Time(t) }
 
 func newFleetLoginCmd(a *app) *cobra.Command {
 	var server, token, caFile string
@@ -202,7 +127,7 @@ the token from stdin, which keeps it out of your shell history.`,
 				}
 				token = strings.TrimSpace(line)
 			}
-			l := fleetLogin{Server: strings.TrimRight(server, "/"), Token: strings.TrimSpace(token)}
+			l := cloud.Login{Server: strings.TrimRight(server, "/"), Token: strings.TrimSpace(token)}
 			if caFile != "" {
 				b, err := os.ReadFile(caFile)
 				if err != nil {
@@ -219,7 +144,7 @@ the token from stdin, which keeps it out of your shell history.`,
 				return err
 			}
 			l.Principal, l.TenantID, l.LoggedIn = who.Principal, who.TenantID, time.Now().UTC()
-			p, err := saveFleetLogin(l)
+			p, err := cloud.SaveLogin(l)
 			if err != nil {
 				return err
 			}
@@ -243,7 +168,7 @@ func newFleetLogoutCmd(a *app) *cobra.Command {
 		Short: "Forget the stored login",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := fleetConfigPath()
+			p, err := cloud.LoginPath()
 			if err != nil {
 				return err
 			}
@@ -340,91 +265,6 @@ func newFleetSubscriptionsCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// resolveSubscription turns a subscription id or name into its id.
-func resolveSubscription(ctx context.Context, op *cloud.Operator, s string) (string, error) {
-	if s == "" {
-		return "", errcode.New(errcode.Usage, "--subscription is required (a name or id; see `arcagent fleet subscriptions list`)")
-	}
-	if isUUIDish(s) {
-		return strings.ToLower(s), nil
-	}
-	subs, err := op.ListSubscriptions(ctx)
-	if err != nil {
-		return "", err
-	}
-	var ids []string
-	for _, x := range subs {
-		if strings.EqualFold(x.DisplayName, s) {
-			ids = append(ids, x.SubID)
-		}
-	}
-	switch len(ids) {
-	case 0:
-		return "", errcode.New(apiv1.CodeNotFound, "no subscription named %q that you can see", s)
-	case 1:
-		return ids[0], nil
-	}
-	return "", errcode.New(errcode.Usage, "%d subscriptions are named %q: give the id instead (%s)", len(ids), s, strings.Join(ids, ", "))
-}
-
-// resolveGroup turns --resource-group (a scope /subscriptions/S/resourceGroups/G
-// or a name) and --subscription into (subscription id, group name).
-func resolveGroup(ctx context.Context, op *cloud.Operator, sub, rg string) (string, string, error) {
-	if rg == "" {
-		return "", "", errcode.New(errcode.Usage, "--resource-group is required")
-	}
-	if strings.HasPrefix(rg, "/") {
-		parts := strings.Split(strings.Trim(rg, "/"), "/")
-		if len(parts) != 4 || !strings.EqualFold(parts[0], "subscriptions") || !strings.EqualFold(parts[2], "resourceGroups") {
-			return "", "", errcode.New(errcode.Usage, "--resource-group %q: give a name or /subscriptions/SUB/resourceGroups/NAME", rg)
-		}
-		return strings.ToLower(parts[1]), parts[3], nil
-	}
-	if sub != "" {
-		id, err := resolveSubscription(ctx, op, sub)
-		return id, rg, err
-	}
-	subs, err := op.ListSubscriptions(ctx)
-	if err != nil {
-		return "", "", errcode.Wrap(errcode.Usage, err, "find resource group %q: pass --subscription", rg)
-	}
-	var found []string
-	for _, s := range subs {
-		gs, err := op.ListResourceGroups(ctx, s.SubID)
-		if err != nil {
-			continue
-		}
-		for _, g := range gs {
-			if strings.EqualFold(g.Name, rg) {
-				found = append(found, s.SubID)
-			}
-		}
-	}
-	switch len(found) {
-	case 0:
-		return "", "", errcode.New(apiv1.CodeNotFound, "no resource group named %q that you can see; pass --subscription", rg)
-	case 1:
-		return found[0], rg, nil
-	}
-	return "", "", errcode.New(errcode.Usage, "resource group %q exists in %d subscriptions: pass --subscription", rg, len(found))
-}
-
-func isUUIDish(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, c := range s {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			if c != '-' {
-				return false
-			}
-		} else if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
-			return false
-		}
-	}
-	return true
-}
-
 func newFleetGroupsCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "groups", Aliases: []string{"group", "resource-groups"}, Short: "Create and list resource groups"}
 	var sub, location string
@@ -438,7 +278,7 @@ func newFleetGroupsCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			id, err := resolveSubscription(cmd.Context(), op, sub)
+			id, err := op.ResolveSubscription(cmd.Context(), sub)
 			if err != nil {
 				return err
 			}
@@ -470,7 +310,7 @@ func newFleetGroupsCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			id, err := resolveSubscription(cmd.Context(), op, lsub)
+			id, err := op.ResolveSubscription(cmd.Context(), lsub)
 			if err != nil {
 				return err
 			}
@@ -493,26 +333,6 @@ func newFleetGroupsCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// resolveScope accepts "/", a scope path, or a subscription name
-// optionally followed by /GROUP ("prod" or "prod/web").
-func resolveScope(ctx context.Context, op *cloud.Operator, s string) (string, error) {
-	if s == "" || strings.HasPrefix(s, "/") {
-		if s == "" {
-			s = "/"
-		}
-		return s, nil
-	}
-	name, rg, _ := strings.Cut(s, "/")
-	id, err := resolveSubscription(ctx, op, name)
-	if err != nil {
-		return "", err
-	}
-	if rg == "" {
-		return "/subscriptions/" + id, nil
-	}
-	return "/subscriptions/" + id + "/resourceGroups/" + rg, nil
-}
-
 func newFleetRolesCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "roles", Aliases: []string{"role"}, Short: "Assign, list and remove roles"}
 	var principal, role, scope string
@@ -532,7 +352,7 @@ id, or the short forms SUBNAME and SUBNAME/RG. Roles: Owner, Reader,
 			if err != nil {
 				return err
 			}
-			sc, err := resolveScope(cmd.Context(), op, scope)
+			sc, err := op.ResolveScope(cmd.Context(), scope)
 			if err != nil {
 				return err
 			}
@@ -562,7 +382,7 @@ id, or the short forms SUBNAME and SUBNAME/RG. Roles: Owner, Reader,
 			}
 			sc := ""
 			if lscope != "" {
-				if sc, err = resolveScope(cmd.Context(), op, lscope); err != nil {
+				if sc, err = op.ResolveScope(cmd.Context(), lscope); err != nil {
 					return err
 				}
 			}
@@ -724,7 +544,7 @@ unique) or /subscriptions/SUB/resourceGroups/RG.`,
 			if err != nil {
 				return err
 			}
-			sid, name, err := resolveGroup(cmd.Context(), op, sub, rg)
+			sid, name, err := op.ResolveGroup(cmd.Context(), sub, rg)
 			if err != nil {
 				return err
 			}
@@ -756,7 +576,7 @@ unique) or /subscriptions/SUB/resourceGroups/RG.`,
 			if err != nil {
 				return err
 			}
-			sid, name, err := resolveListScope(cmd.Context(), op, lsub, lrg)
+			sid, name, err := op.ResolveListScope(cmd.Context(), lsub, lrg)
 			if err != nil {
 				return err
 			}
@@ -800,30 +620,6 @@ unique) or /subscriptions/SUB/resourceGroups/RG.`,
 	return cmd
 }
 
-// resolveMachine finds a machine by id, resource id or (unique) name.
-func resolveMachine(ctx context.Context, op *cloud.Operator, ref string) (apiv1.Machine, error) {
-	if isUUIDish(ref) {
-		return op.GetMachine(ctx, ref)
-	}
-	ms, err := op.ListMachines(ctx, "", "")
-	if err != nil {
-		return apiv1.Machine{}, err
-	}
-	var found []apiv1.Machine
-	for _, m := range ms {
-		if strings.EqualFold(m.Name, ref) || strings.EqualFold(m.ResourceID, ref) {
-			found = append(found, m)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return apiv1.Machine{}, errcode.New(apiv1.CodeNotFound, "no machine %q that you can see", ref)
-	case 1:
-		return op.GetMachine(ctx, found[0].ID)
-	}
-	return apiv1.Machine{}, errcode.New(errcode.Usage, "%d machines are named %q: give the machine id", len(found), ref)
-}
-
 func newFleetMachinesCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "machines", Aliases: []string{"machine"}, Short: "List, show and delete machines"}
 	var sub, rg string
@@ -836,7 +632,7 @@ func newFleetMachinesCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sid, name, err := resolveListScope(cmd.Context(), op, sub, rg)
+			sid, name, err := op.ResolveListScope(cmd.Context(), sub, rg)
 			if err != nil {
 				return err
 			}
@@ -865,7 +661,7 @@ func newFleetMachinesCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, err := resolveMachine(cmd.Context(), op, args[0])
+			m, err := op.ResolveMachine(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -890,22 +686,29 @@ func newFleetMachinesCmd(a *app) *cobra.Command {
 			return w.Flush()
 		},
 	}
+	var yes bool
 	del := &cobra.Command{
-		Use:   "delete ID|NAME|RESOURCE-ID",
+		Use:   "delete ID|NAME|RESOURCE-ID [--yes]",
 		Short: "Delete a machine; its assertions stop working at once",
-		Args:  exactArgs(1),
+		Long: `delete removes the machine resource; the machine's key is refused from then
+on. It asks for confirmation on a terminal; without one (a script, a pipe)
+it refuses unless --yes is given.`,
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			op, _, err := a.fleetOperator()
 			if err != nil {
 				return err
 			}
-			id := args[0]
-			if !isUUIDish(id) {
-				m, err := resolveMachine(cmd.Context(), op, id)
+			id, what := args[0], args[0]
+			if !cloud.IsID(id) {
+				m, err := op.ResolveMachine(cmd.Context(), id)
 				if err != nil {
 					return err
 				}
-				id = m.ID
+				id, what = m.ID, m.Name+" ("+m.ID+")"
+			}
+			if err := a.confirm(cmd, yes, "Delete machine "+what+"? Its identity stops working at once."); err != nil {
+				return err
 			}
 			if err := op.DeleteMachine(cmd.Context(), id); err != nil {
 				return err
@@ -916,20 +719,23 @@ func newFleetMachinesCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
+	del.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking")
 	cmd.AddCommand(list, show, del)
 	return cmd
 }
 
-// resolveListScope turns the optional --subscription and --resource-group
-// filters of a list command into a subscription id and group name ("" for
-// no filter).
-func resolveListScope(ctx context.Context, op *cloud.Operator, sub, rg string) (sid, name string, err error) {
-	switch {
-	case rg != "":
-		return resolveGroup(ctx, op, sub, rg)
-	case sub != "":
-		sid, err = resolveSubscription(ctx, op, sub)
-		return sid, "", err
+// confirm asks question on the terminal unless yes; it fails when the
+// answer is not yes or there is no terminal to ask.
+func (a *app) confirm(cmd *cobra.Command, yes bool, question string) error {
+	if yes {
+		return nil
 	}
-	return "", "", nil
+	ok, err := cli.Confirm(a.stdin, a.stderr, question)
+	if errors.Is(err, cli.ErrNotTerminal) {
+		return errcode.New(errcode.Usage, "%s asks for confirmation and standard input is not a terminal: pass --yes to go ahead without asking", cmd.CommandPath())
+	}
+	if err != nil || !ok {
+		return errcode.New(errcode.Usage, "not confirmed: nothing was changed")
+	}
+	return nil
 }

@@ -11,12 +11,12 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"golang.org/x/term"
 
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/audit"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/buildinfo"
+	"github.com/arcagent/arcagent/internal/cli"
 	"github.com/arcagent/arcagent/releases"
 	"github.com/arcagent/arcagent/reports"
 )
@@ -373,7 +373,7 @@ type progressLine struct {
 
 func (a *app) progress(format string) *progressLine {
 	p := &progressLine{format: format}
-	if f, ok := a.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if cli.IsTerminal(a.stderr) {
 		p.a = a
 	}
 	return p

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -13,7 +14,11 @@ import (
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/loadgen"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/testutil"
 )
+
+// rfc3339 matches the one timestamp format of human output.
+var rfc3339 = regexp.MustCompile(`\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\b`)
 
 func fleetCLI(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
@@ -102,8 +107,21 @@ func TestFleetCommands(t *testing.T) {
 	if reg.Name != "web01" {
 		t.Fatalf("machine name %q", reg.Name)
 	}
-	if out := fleetOK(t, "fleet", "machines", "list", "--resource-group", "web"); !strings.Contains(out, "web01") || !strings.Contains(out, "Connected") {
-		t.Fatalf("machines list: %s", out)
+	if out := fleetOK(t, "fleet", "machines", "list", "--resource-group", "web"); !strings.Contains(out, "web01") || !strings.Contains(out, "Connected") || !rfc3339.MatchString(out) {
+		t.Fatalf("machines list (want RFC 3339 UTC times): %s", out)
+	}
+	// -o json is what -j prints; -o table is the default; anything else is refused.
+	if j, o := fleetOK(t, "fleet", "machines", "list", "-j"), fleetOK(t, "fleet", "machines", "list", "-o", "json"); j != o || !strings.HasPrefix(j, "[") {
+		t.Errorf("-o json printed %q, -j %q", o, j)
+	}
+	if tab := fleetOK(t, "fleet", "machines", "list", "--output", "table"); !strings.HasPrefix(tab, "NAME") {
+		t.Errorf("-o table: %s", tab)
+	}
+	if _, errOut, code := fleetCLI(t, "", "fleet", "machines", "list", "-o", "yaml"); code != errcode.ExitUsage || !strings.Contains(errOut, "table or json") {
+		t.Errorf("-o yaml: %d %s", code, errOut)
+	}
+	if out := fleetOK(t, "fleet", "onboarding", "list"); !rfc3339.MatchString(out) {
+		t.Errorf("onboarding list (want RFC 3339 UTC times): %s", out)
 	}
 	var m apiv1.Machine
 	if err := json.Unmarshal([]byte(fleetOK(t, "fleet", "machines", "show", "web01", "--json")), &m); err != nil || m.ID != reg.MachineID {
@@ -127,7 +145,7 @@ func TestFleetCommands(t *testing.T) {
 	if out := fleetOK(t, "fleet", "machines", "list"); !strings.Contains(out, "web01") {
 		t.Fatalf("alice machines list: %s", out)
 	}
-	_, errOut, code = fleetCLI(t, "", "fleet", "machines", "delete", reg.MachineID)
+	_, errOut, code = fleetCLI(t, "", "fleet", "machines", "delete", reg.MachineID, "--yes")
 	if code != errcode.ExitFailed || !strings.Contains(errOut, "Microsoft.HybridCompute/machines/delete") || !strings.Contains(errOut, "what to do:") {
 		t.Fatalf("alice delete: %d %s", code, errOut)
 	}
@@ -138,7 +156,25 @@ func TestFleetCommands(t *testing.T) {
 	if out := fleetOK(t, "fleet", "onboarding", "list", "--resource-group", "web"); !strings.Contains(out, "Revoked") {
 		t.Fatalf("after revoke: %s", out)
 	}
-	fleetOK(t, "fleet", "machines", "delete", "web01")
+	// Without a terminal, delete refuses without --yes; on a terminal it
+	// asks, and only "y" deletes.
+	if _, errOut, code := fleetCLI(t, "y\n", "fleet", "machines", "delete", "web01"); code != errcode.ExitUsage || !strings.Contains(errOut, "--yes") {
+		t.Fatalf("delete without a terminal: %d %s", code, errOut)
+	}
+	for _, answer := range []string{"n\n", "y\n"} {
+		master, tty := testutil.PTY(t)
+		if _, err := master.WriteString(answer); err != nil {
+			t.Fatal(err)
+		}
+		var out, errb bytes.Buffer
+		code := run([]string{"fleet", "machines", "delete", "web01"}, tty, &out, &errb)
+		if !strings.Contains(errb.String(), "Delete machine web01 ("+reg.MachineID+")? Its identity stops working at once. [y/N] ") {
+			t.Errorf("no prompt: %q", errb.String())
+		}
+		if want := map[string]int{"n\n": errcode.ExitUsage, "y\n": 0}[answer]; code != want {
+			t.Fatalf("answer %q: exit %d, want %d: %s", answer, code, want, errb.String())
+		}
+	}
 	if out := fleetOK(t, "fleet", "machines", "list", "--json"); strings.Contains(out, "web01") {
 		t.Fatalf("machine still listed: %s", out)
 	}

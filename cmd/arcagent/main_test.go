@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/arcagent/arcagent/internal/testutil"
 )
 
 var (
@@ -79,5 +81,53 @@ func TestCompletion(t *testing.T) {
 	out, _, code := runCLI(t, "completion", "bash")
 	if code != 0 || !strings.Contains(out, "arcagent") {
 		t.Errorf("completion bash: code %d", code)
+	}
+}
+
+// TestVersionFlag: --version prints what version prints, -j included.
+func TestVersionFlag(t *testing.T) {
+	for _, tc := range [][2][]string{{{"--version"}, {"version"}}, {{"--version", "-j"}, {"version", "-j"}}} {
+		flag, _, c1 := runCLI(t, tc[0]...)
+		cmd, _, c2 := runCLI(t, tc[1]...)
+		if c1 != 0 || c2 != 0 || flag != cmd || flag == "" {
+			t.Errorf("%v: %d %q; %v: %d %q", tc[0], c1, flag, tc[1], c2, cmd)
+		}
+	}
+}
+
+// TestDidYouMean: a mistyped command, at any level, is a usage error that
+// names the command meant.
+func TestDidYouMean(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"confg"}, `did you mean "config"`},
+		{[]string{"fleet", "machnes"}, `did you mean "machines"`},
+		{[]string{"fleet", "machines", "lst"}, `did you mean "list"`},
+		{[]string{"trust", "lst"}, `did you mean "list"`},
+	} {
+		_, stderr, code := runCLI(t, tc.args...)
+		if code != 2 || !strings.Contains(stderr, "ARC0001") || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+// TestNoColorOffTerminal: /dev/null is a character device but no
+// terminal, so output to it is never coloured.
+func TestNoColorOffTerminal(t *testing.T) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	t.Setenv("NO_COLOR", "")
+	if (&app{stdout: devnull}).color() {
+		t.Error("colour chosen for /dev/null")
+	}
+	_, tty := testutil.PTY(t)
+	if !(&app{stdout: tty}).color() {
+		t.Error("no colour on a terminal")
 	}
 }

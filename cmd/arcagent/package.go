@@ -14,6 +14,7 @@ import (
 
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/cli"
 	"github.com/arcagent/arcagent/signing"
 )
 
@@ -613,7 +614,7 @@ recorded in the trust directory, unless --dry-run.`,
 			if a.json {
 				return a.printJSON(map[string]any{"valid": true, "catalog": c})
 			}
-			fmt.Fprintf(a.stdout, "VALID: catalog %s version %d, %d entries, expires %s\n", c.Name, c.Version, len(c.Entries), c.Expires.UTC().Format("2006-01-02T15:04:05Z"))
+			fmt.Fprintf(a.stdout, "VALID: catalog %s version %d, %d entries, expires %s\n", c.Name, c.Version, len(c.Entries), cli.Time(c.Expires))
 			return nil
 		},
 	}

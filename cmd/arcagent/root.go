@@ -2,20 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/arcagent/arcagent/agent/layout"
-	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/cli"
 )
 
 // app holds the global flags and the process's streams. Every verb gets it.
@@ -41,26 +38,15 @@ func (a *app) warnf(format string, args ...any) {
 }
 
 // printJSON writes v as indented JSON to stdout.
-func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+func (a *app) printJSON(v any) error { return cli.PrintJSON(a.stdout, v) }
 
-// color reports whether output may use ANSI colours.
+// color reports whether output may use ANSI colours: only on a terminal.
 func (a *app) color() bool {
-	if a.noColor || os.Getenv("NO_COLOR") != "" {
-		return false
-	}
-	f, ok := a.stdout.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return !a.noColor && os.Getenv("NO_COLOR") == "" && cli.IsTerminal(a.stdout)
 }
 
 func newRootCmd(a *app) *cobra.Command {
+	var out *cli.Output
 	cmd := &cobra.Command{
 		Use:   "arcagent",
 		Short: "Hybrid server agent and security-posture auditor",
@@ -69,8 +55,6 @@ audits its security posture against Tier 0 and shared-responsibility rules.
 
 Local security controls set with "arcagent config" override anything the
 control plane asks for.`,
-		SilenceErrors: true,
-		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if a.root == "" {
 				a.root = os.Getenv("ARCAGENT_ROOT")
@@ -84,26 +68,28 @@ control plane asks for.`,
 				w = a.stderr
 			}
 			a.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-			return nil
+			if err := out.Resolve(cmd); err != nil {
+				return err
+			}
+			return cli.CheckFlags(cmd)
 		},
 	}
 	cmd.SetIn(a.stdin)
 	cmd.SetOut(a.stdout)
 	cmd.SetErr(a.stderr)
+	cmd.SetGlobalNormalizationFunc(cli.NormalizeOutput)
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&a.root, "root", "", "root prefix for every agent path (also ARCAGENT_ROOT); default /")
-	pf.BoolVarP(&a.json, "json", "j", false, "print machine-readable JSON")
+	out = cli.OutputFlags(pf, &a.json)
 	pf.BoolVar(&a.noColor, "no-color", false, "never colour the output (also NO_COLOR)")
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "print debug logs to stderr")
 	pf.BoolVar(&a.logStderr, "log-stderr", false, "write logs to stderr")
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return errcode.Wrap(errcode.Usage, err, "bad flag")
-	})
 
 	cmd.AddCommand(newVersionCmd(a))
 	for _, add := range extraCommands {
 		cmd.AddCommand(add(a))
 	}
+	cli.Prepare(cmd)
 	return cmd
 }
 
@@ -114,41 +100,9 @@ var extraCommands []func(*app) *cobra.Command
 // run executes the CLI and returns the process exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	cmd := newRootCmd(a)
-	cmd.SetArgs(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := cmd.ExecuteContext(ctx)
-	if err == nil {
-		return errcode.ExitOK
-	}
-	return a.report(err)
-}
-
-// report prints err for the person reading it and returns the exit code.
-func (a *app) report(err error) int {
-	var silent silentError
-	if errors.As(err, &silent) {
-		return silent.code
-	}
-	var ce *errcode.Error
-	if !errors.As(err, &ce) {
-		if isCobraUsage(err) {
-			ce = errcode.Wrap(errcode.Usage, err, "bad usage")
-		}
-	}
-	if ce != nil {
-		if ce.Code == errcode.Usage && !strings.HasPrefix(err.Error(), string(errcode.Usage)) {
-			err = ce
-		}
-		fmt.Fprintf(a.stderr, "error: %s\n", err)
-		if r := ce.Remedy(); r != "" {
-			fmt.Fprintf(a.stderr, "what to do: %s\n", r)
-		}
-		return ce.Exit()
-	}
-	fmt.Fprintf(a.stderr, "error: %s\n", err)
-	return errcode.ExitCode(err)
+	return cli.Run(ctx, newRootCmd(a), args, stderr)
 }
 
 // silentError carries an exit code for a command that already printed its
@@ -156,28 +110,13 @@ func (a *app) report(err error) int {
 type silentError struct{ code int }
 
 func (s silentError) Error() string { return fmt.Sprintf("exit status %d", s.code) }
-
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "requires at most", "invalid argument", "flag needs an argument", "if any flags in the group"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
-}
+func (s silentError) Unwrap() error { return cli.ExitError{Code: s.code} }
 
 // exactArgs is cobra.ExactArgs with the error typed as a usage error.
-func exactArgs(n int) cobra.PositionalArgs { return usageArgs(cobra.ExactArgs(n)) }
+func exactArgs(n int) cobra.PositionalArgs { return cli.ExactArgs(n) }
 
 // rangeArgs is cobra.RangeArgs with the error typed as a usage error.
-func rangeArgs(min, max int) cobra.PositionalArgs { return usageArgs(cobra.RangeArgs(min, max)) }
+func rangeArgs(min, max int) cobra.PositionalArgs { return cli.RangeArgs(min, max) }
 
-func usageArgs(f cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := f(cmd, args); err != nil {
-			return errcode.Wrap(errcode.Usage, err, "%s", cmd.CommandPath())
-		}
-		return nil
-	}
-}
+// usageArgs types a validator's error as a usage error.
+func usageArgs(f cobra.PositionalArgs) cobra.PositionalArgs { return cli.Args(f) }

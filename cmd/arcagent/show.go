@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/arcagent/arcagent/agent/himds"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/cli"
 )
 
 func init() { extraCommands = append(extraCommands, newShowCmd) }
@@ -20,7 +21,7 @@ func init() { extraCommands = append(extraCommands, newShowCmd) }
 func showProps(in himds.Info) map[string]string {
 	hb := ""
 	if in.LastHeartbeat != nil {
-		hb = in.LastHeartbeat.UTC().Format(time.RFC3339)
+		hb = cli.Time(*in.LastHeartbeat)
 	}
 	var svc []string
 	for _, s := range in.Services {
@@ -30,7 +31,7 @@ func showProps(in himds.Info) map[string]string {
 	for k, v := range in.Tags {
 		tags = append(tags, k+"="+v)
 	}
-	sort.Strings(tags)
+	slices.Sort(tags)
 	return map[string]string{
 		"name": in.Name, "machineId": in.MachineID, "resourceId": in.ResourceID, "scope": in.Scope,
 		"subscriptionId": in.SubscriptionID, "resourceGroup": in.ResourceGroup, "tenantId": in.TenantID, "location": in.Location,

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/cli"
 	"github.com/arcagent/arcagent/signing"
 )
 
@@ -124,9 +125,9 @@ func newTrustListCmd(a *app) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tALGORITHM\tKEY ID\tPUBLISHERS\tCATALOGS")
+			fmt.Fprintln(tw, "NAME\tALGORITHM\tKEY ID\tPUBLISHERS\tCATALOGS\tADDED")
 			for _, k := range store.Keys {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.Name, k.Algorithm, k.KeyID, dash(strings.Join(k.Publishers, ",")), dash(strings.Join(k.Catalogs, ",")))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.Name, k.Algorithm, k.KeyID, dash(strings.Join(k.Publishers, ",")), dash(strings.Join(k.Catalogs, ",")), cli.Time(k.Added))
 			}
 			return tw.Flush()
 		},

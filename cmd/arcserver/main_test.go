@@ -144,3 +144,22 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionFlagAndSuggestions(t *testing.T) {
+	for _, tc := range [][2][]string{{{"--version"}, {"version"}}, {{"--version", "-j"}, {"version", "-j"}}} {
+		c1, flag, _ := runCLI(t, tc[0]...)
+		c2, cmd, _ := runCLI(t, tc[1]...)
+		if c1 != 0 || c2 != 0 || flag != cmd || flag == "" {
+			t.Errorf("%v: %d %q; %v: %d %q", tc[0], c1, flag, tc[1], c2, cmd)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{{[]string{"srve"}, `did you mean "serve"`}, {[]string{"keys", "rotat"}, `did you mean "rotate"`}} {
+		code, _, stderr := runCLI(t, tc.args...)
+		if code != errcode.ExitUsage || !strings.Contains(stderr, "ARC0001") || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}

@@ -2,21 +2,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	_ "github.com/arcagent/arcagent/controlplane/apiv1" // registers the ARC02xx codes
-	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/buildinfo"
+	"github.com/arcagent/arcagent/internal/cli"
 )
 
 // app holds global flags and the process's streams.
@@ -27,13 +24,10 @@ type app struct {
 	stderr io.Writer
 }
 
-func (a *app) printJSON(v any) error {
-	enc := json.NewEncoder(a.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+func (a *app) printJSON(v any) error { return cli.PrintJSON(a.stdout, v) }
 
 func newRootCmd(a *app) *cobra.Command {
+	var out *cli.Output
 	cmd := &cobra.Command{
 		Use:   "arcserver",
 		Short: "The arcagent control plane",
@@ -45,17 +39,20 @@ issuer for machine managed identities.
 Start with:
   arcserver init --data /var/lib/arcserver
   arcserver serve --data /var/lib/arcserver --listen 127.0.0.1:8443`,
-		SilenceErrors: true,
-		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.Resolve(cmd); err != nil {
+				return err
+			}
+			return cli.CheckFlags(cmd)
+		},
 	}
 	cmd.SetIn(a.stdin)
 	cmd.SetOut(a.stdout)
 	cmd.SetErr(a.stderr)
-	cmd.PersistentFlags().BoolVarP(&a.json, "json", "j", false, "print machine-readable JSON")
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return errcode.Wrap(errcode.Usage, err, "bad flag")
-	})
+	cmd.SetGlobalNormalizationFunc(cli.NormalizeOutput)
+	out = cli.OutputFlags(cmd.PersistentFlags(), &a.json)
 	cmd.AddCommand(newInitCmd(a), newServeCmd(a), newBackupCmd(a), newKeysCmd(a), newTokensCmd(a), newLoadgenCmd(a), newVersionCmd(a))
+	cli.Prepare(cmd)
 	return cmd
 }
 
@@ -87,43 +84,10 @@ func tuneGC() {
 // run executes the CLI and returns the process exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
-	cmd := newRootCmd(a)
-	cmd.SetArgs(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := cmd.ExecuteContext(ctx)
-	if err == nil {
-		return errcode.ExitOK
-	}
-	var ce *errcode.Error
-	if !errors.As(err, &ce) && isCobraUsage(err) {
-		err = errcode.Wrap(errcode.Usage, err, "bad usage")
-		errors.As(err, &ce)
-	}
-	fmt.Fprintf(stderr, "error: %s\n", err)
-	if ce != nil {
-		if r := ce.Remedy(); r != "" {
-			fmt.Fprintf(stderr, "what to do: %s\n", r)
-		}
-	}
-	return errcode.ExitCode(err)
+	return cli.Run(ctx, newRootCmd(a), args, stderr)
 }
 
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "flag needs an argument", "invalid argument", "required flag"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
-}
-
-func usageArgs(f cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := f(cmd, args); err != nil {
-			return errcode.Wrap(errcode.Usage, err, "%s", cmd.CommandPath())
-		}
-		return nil
-	}
-}
+// usageArgs types a validator's error as a usage error.
+func usageArgs(f cobra.PositionalArgs) cobra.PositionalArgs { return cli.Args(f) }

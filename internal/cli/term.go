@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// IsTerminal reports whether v (a reader or writer of the process, such as
+// os.Stdin or os.Stdout) is a terminal. Anything without a file
+// descriptor, such as a buffer or a pipe read by a test, is not.
+func IsTerminal(v any) bool {
+	f, ok := v.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// ErrNotTerminal is returned by Confirm when there is nobody to ask.
+var ErrNotTerminal = errors.New("standard input is not a terminal")
+
+// Confirm asks question on out and reads a y/N answer from in, which
+// must be a terminal (ErrNotTerminal otherwise: a script must say yes
+// with a flag, never by piping "y"). Only "y" or "yes" confirm.
+func Confirm(in io.Reader, out io.Writer, question string) (bool, error) {
+	if !IsTerminal(in) {
+		return false, ErrNotTerminal
+	}
+	fmt.Fprintf(out, "%s [y/N] ", question)
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && line == "" {
+		fmt.Fprintln(out)
+		return false, nil
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
+}
