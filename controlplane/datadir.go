@@ -14,11 +14,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/rbac"
 	"github.com/arcagent/arcagent/controlplane/store"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // Files in the data directory (mode 0700).
@@ -89,7 +89,7 @@ func Init(ctx context.Context, o InitOptions) (InitResult, error) {
 		data []byte
 		mode fs.FileMode
 	}{{CAKeyFile, caKeyPEM, 0o600}, {CACertFile, caPEM, 0o644}, {TLSKeyFile, keyPEM, 0o600}, {TLSCertFile, crtPEM, 0o644}} {
-		if err := layout.WriteFileAtomic(filepath.Join(dir, f.name), f.data, layout.WriteOptions{Mode: f.mode}); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, atomicfile.WriteOptions{Mode: f.mode}); err != nil {
 			return res, errcode.Wrap(errcode.WriteFailed, err, "write %s", f.name)
 		}
 	}

@@ -12,12 +12,13 @@ import (
 
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // Store reads and writes localconfig.json.
 type Store struct {
 	Path  string
-	Owner layout.Owner
+	Owner atomicfile.Owner
 	Mode  fs.FileMode
 	// LockTimeout bounds the wait for another writer (default 10s).
 	LockTimeout time.Duration
@@ -27,7 +28,7 @@ type Store struct {
 // root:himds 0640 as DESIGN.md §3 says.
 func NewStore(l layout.Layout) *Store {
 	e, _ := layout.Lookup("localconfig")
-	return &Store{Path: l.LocalConfig(), Owner: layout.Owner{User: e.Owner, Group: e.Group}, Mode: e.Mode}
+	return &Store{Path: l.LocalConfig(), Owner: atomicfile.Owner{User: e.Owner, Group: e.Group}, Mode: e.Mode}
 }
 
 // Load reads the settings. A missing file means all defaults. A file that
@@ -59,7 +60,7 @@ func (st *Store) Update(ctx context.Context, fn func(*Settings) error) ([]string
 	}
 	lctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	lock, err := layout.LockFile(lctx, st.Path)
+	lock, err := atomicfile.LockFile(lctx, st.Path)
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) {
 			return nil, errcode.Wrap(errcode.PermissionDenied, err, "cannot lock %s", st.Path)
@@ -87,7 +88,7 @@ func (st *Store) write(s *Settings) error {
 	if mode == 0 {
 		mode = 0o640
 	}
-	if err := layout.WriteFileAtomic(st.Path, data, layout.WriteOptions{Mode: mode, Owner: st.Owner}); err != nil {
+	if err := atomicfile.WriteFile(st.Path, data, atomicfile.WriteOptions{Mode: mode, Owner: st.Owner}); err != nil {
 		return permOr(err, errcode.WriteFailed, "cannot write %s", st.Path)
 	}
 	return nil
@@ -102,7 +103,7 @@ func (st *Store) Reset(ctx context.Context, now time.Time) (string, error) {
 	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	lock, err := layout.LockFile(lctx, st.Path)
+	lock, err := atomicfile.LockFile(lctx, st.Path)
 	if err != nil {
 		return "", permOr(err, errcode.ConfigLocked, "cannot lock %s", st.Path)
 	}

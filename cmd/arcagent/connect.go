@@ -20,6 +20,7 @@ import (
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 	"github.com/arcagent/arcagent/internal/buildinfo"
 )
 
@@ -147,13 +148,13 @@ func ensureAgentDirs(l layout.Layout) error {
 	for _, d := range []struct {
 		prod string
 		mode os.FileMode
-		own  layout.Owner
+		own  atomicfile.Owner
 	}{
-		{layout.StateDir, 0o755, layout.Owner{User: layout.UserRoot, Group: layout.GroupRoot}},
-		{layout.CertsDir, 0o700, layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}},
-		{layout.TokensDir, 0o710, layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}},
-		{layout.LogDir, 0o750, layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}},
-		{layout.RunDir, 0o750, layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}},
+		{layout.StateDir, 0o755, atomicfile.Owner{User: layout.UserRoot, Group: layout.GroupRoot}},
+		{layout.CertsDir, 0o700, atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}},
+		{layout.TokensDir, 0o710, atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}},
+		{layout.LogDir, 0o750, atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}},
+		{layout.RunDir, 0o750, atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}},
 	} {
 		p := l.Path(d.prod)
 		if err := os.MkdirAll(p, d.mode); err != nil {
@@ -162,7 +163,7 @@ func ensureAgentDirs(l layout.Layout) error {
 		if err := os.Chmod(p, d.mode); err != nil {
 			return errcode.Wrap(errcode.WriteFailed, err, "set the mode of %s", p)
 		}
-		if err := layout.Chown(p, d.own); err != nil {
+		if err := atomicfile.Chown(p, d.own); err != nil {
 			return errcode.Wrap(errcode.WriteFailed, err, "set the owner of %s", p)
 		}
 	}
@@ -219,10 +220,10 @@ func runConnect(ctx context.Context, a *app, o connectOptions) error {
 	if err != nil {
 		return err
 	}
-	himdsOwner := layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}
+	himdsOwner := atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}
 	// A key left by a failed connect is replaced: it never registered.
 	_ = os.Remove(l.MachineKey())
-	if err := layout.WriteFileAtomic(l.MachineKey(), keyPEM, layout.WriteOptions{Mode: 0o600, Owner: himdsOwner}); err != nil {
+	if err := atomicfile.WriteFile(l.MachineKey(), keyPEM, atomicfile.WriteOptions{Mode: 0o600, Owner: himdsOwner}); err != nil {
 		return errcode.Wrap(errcode.WriteFailed, err, "store the machine key")
 	}
 	cleanup := func() { _ = os.Remove(l.MachineKey()) }
@@ -242,7 +243,7 @@ func runConnect(ctx context.Context, a *app, o connectOptions) error {
 	}
 	if len(caPEM) > 0 {
 		_ = os.Remove(l.ServerCA())
-		if err := layout.WriteFileAtomic(l.ServerCA(), caPEM, layout.WriteOptions{Mode: 0o644, Owner: himdsOwner}); err != nil {
+		if err := atomicfile.WriteFile(l.ServerCA(), caPEM, atomicfile.WriteOptions{Mode: 0o644, Owner: himdsOwner}); err != nil {
 			cleanup()
 			return errcode.Wrap(errcode.WriteFailed, err, "store the server CA")
 		}

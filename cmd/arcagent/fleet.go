@@ -16,9 +16,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/arcagent/arcagent/agent/cloud"
-	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 func init() { extraCommands = append(extraCommands, newFleetCmd) }
@@ -102,10 +102,10 @@ func saveFleetLogin(l fleetLogin) (string, error) {
 		return "", errcode.Wrap(errcode.WriteFailed, err, "create %s", filepath.Dir(p))
 	}
 	b, _ := json.MarshalIndent(l, "", "  ")
-	if err := layout.WriteFileAtomic(p, append(b, '\n'), layout.WriteOptions{Mode: 0o600}); err != nil {
+	if err := atomicfile.WriteFile(p, append(b, '\n'), atomicfile.WriteOptions{Mode: 0o600}); err != nil {
 		return "", errcode.Wrap(errcode.WriteFailed, err, "save the login")
 	}
-	// An existing file keeps its mode in WriteFileAtomic; a token file
+	// An existing file keeps its mode in atomicfile.WriteFile; a token file
 	// must never be readable by others, whatever it was before.
 	if err := os.Chmod(p, 0o600); err != nil {
 		return "", errcode.Wrap(errcode.WriteFailed, err, "protect %s", p)
