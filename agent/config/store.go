@@ -25,7 +25,7 @@ type Store struct {
 }
 
 // NewStore returns the store for the layout's localconfig.json, written
-// root:himds 0640 as DESIGN.md §3 says.
+// with the owner and mode of its layout entry (root:himds 0640) every time.
 func NewStore(l layout.Layout) *Store {
 	e, _ := layout.Lookup("localconfig")
 	return &Store{Path: l.LocalConfig(), Owner: atomicfile.Owner{User: e.Owner, Group: e.Group}, Mode: e.Mode}
@@ -62,12 +62,16 @@ func (st *Store) Update(ctx context.Context, fn func(*Settings) error) ([]string
 	defer cancel()
 	lock, err := atomicfile.LockFile(lctx, st.Path)
 	if err != nil {
+		if errors.Is(err, atomicfile.ErrUnsafeLock) {
+			return nil, errcode.Wrap(errcode.WriteFailed, err, "cannot lock %s", st.Path)
+		}
 		if errors.Is(err, fs.ErrPermission) {
 			return nil, errcode.Wrap(errcode.PermissionDenied, err, "cannot lock %s", st.Path)
 		}
 		return nil, errcode.Wrap(errcode.ConfigLocked, err, "cannot lock %s", st.Path)
 	}
 	defer lock.Unlock()
+	st.removeStale()
 
 	s, warnings, err := st.Load()
 	if err != nil {
@@ -88,7 +92,10 @@ func (st *Store) write(s *Settings) error {
 	if mode == 0 {
 		mode = 0o640
 	}
-	if err := atomicfile.WriteFile(st.Path, data, atomicfile.WriteOptions{Mode: mode, Owner: st.Owner}); err != nil {
+	// Enforce: the file gets the layout's owner and mode every time, never
+	// those of the file it replaces (nor of a link's target: a symbolic
+	// link at Path is replaced by a regular file).
+	if err := atomicfile.WriteFile(st.Path, data, atomicfile.WriteOptions{Mode: mode, Owner: st.Owner, Enforce: true}); err != nil {
 		return permOr(err, errcode.WriteFailed, "cannot write %s", st.Path)
 	}
 	return nil
@@ -105,9 +112,13 @@ func (st *Store) Reset(ctx context.Context, now time.Time) (string, error) {
 	defer cancel()
 	lock, err := atomicfile.LockFile(lctx, st.Path)
 	if err != nil {
+		if errors.Is(err, atomicfile.ErrUnsafeLock) {
+			return "", errcode.Wrap(errcode.WriteFailed, err, "cannot lock %s", st.Path)
+		}
 		return "", permOr(err, errcode.ConfigLocked, "cannot lock %s", st.Path)
 	}
 	defer lock.Unlock()
+	st.removeStale()
 	aside := ""
 	if _, err := os.Lstat(st.Path); err == nil {
 		aside = fmt.Sprintf("%s.bad-%s", st.Path, now.UTC().Format("20060102T150405Z"))
@@ -116,6 +127,13 @@ func (st *Store) Reset(ctx context.Context, now time.Time) (string, error) {
 		}
 	}
 	return aside, st.write(NewSettings())
+}
+
+// removeStale removes the temporary files of a writer that was killed
+// before it renamed them. The caller holds the lock, so no live writer's
+// file is among them; a failure only leaves litter, so it is not fatal.
+func (st *Store) removeStale() {
+	_ = atomicfile.RemoveStale(st.Path)
 }
 
 func permOr(err error, code errcode.Code, format string, args ...any) error {

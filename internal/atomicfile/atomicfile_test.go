@@ -237,7 +237,7 @@ func TestLockRefusesLink(t *testing.T) {
 		l.Unlock()
 		t.Fatal("a symlinked lock file was accepted")
 	}
-	if !strings.Contains(err.Error(), "symbolic link") {
+	if !errors.Is(err, ErrUnsafeLock) || !strings.Contains(err.Error(), "symbolic link") {
 		t.Errorf("err = %v, want it to name the link", err)
 	}
 	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {

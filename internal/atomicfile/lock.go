@@ -12,6 +12,10 @@ import (
 // lockPoll is how often LockFile retries a lock another process holds.
 const lockPoll = 10 * time.Millisecond
 
+// ErrUnsafeLock marks a lock file that LockFile refuses to use: a symbolic
+// link or not a regular file. Removing it is the fix.
+var ErrUnsafeLock = errors.New("unsafe lock file")
+
 // Lock is an advisory inter-process lock (flock) on a sidecar file
 // "<path>.lock". Writers of a state file that read-modify-write it hold the
 // lock so that two concurrent processes lose no update.
@@ -30,7 +34,7 @@ func LockFile(ctx context.Context, path string) (*Lock, error) {
 	fd, err := openNoFollow(name)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
-			return nil, fmt.Errorf("lock %s: %s is a symbolic link; remove it (arcagent recreates it): %w", path, name, err)
+			return nil, fmt.Errorf("lock %s: %s is a symbolic link; remove it (arcagent recreates it): %w", path, name, ErrUnsafeLock)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, &os.PathError{Op: "open", Path: name, Err: err})
 	}
@@ -42,7 +46,7 @@ func LockFile(ctx context.Context, path string) (*Lock, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("lock %s: %s is not a regular file (%s); remove it (arcagent recreates it)", path, name, fi.Mode().Type())
+		return nil, fmt.Errorf("lock %s: %s is not a regular file (%s); remove it (arcagent recreates it): %w", path, name, fi.Mode().Type(), ErrUnsafeLock)
 	}
 	t := time.NewTicker(lockPoll)
 	defer t.Stop()
