@@ -210,9 +210,24 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	return RunHTTPS(ctx, srv, ln, cert, o.ShutdownTimeout, o.Logger, o.Ready)
 }
 
-// TLSConfig is the server's TLS configuration: TLS 1.2 or later.
+// tls12CipherSuites are the TLS 1.2 suites the server offers: forward
+// secret (ECDHE) and authenticated encryption (AES-GCM, ChaCha20-Poly1305)
+// only, for ECDSA and RSA certificates. No CBC (padding oracles, Lucky13)
+// and no static RSA key exchange. TLS 1.3 suites are all AEAD and are not
+// configurable.
+var tls12CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// TLSConfig is the server's TLS configuration: TLS 1.2 or later, and in
+// TLS 1.2 only ECDHE key exchange with AEAD ciphers.
 func TLSConfig(cert tls.Certificate) *tls.Config {
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tls12CipherSuites, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
 }
 
 // RunHTTPS serves srv over TLS on ln until ctx ends, then shuts down.
