@@ -34,8 +34,19 @@ func errf(code errcode.Code, format string, args ...any) *apiError {
 	return &apiError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
+// forbidden is the 403 for a scope the caller named (in the path, the
+// query or the body): naming it back tells them nothing new.
 func forbidden(perm, scope string) *apiError {
 	return errf(apiv1.CodeForbidden, "permission %s is required at scope %s (or a scope above it)", perm, scope)
+}
+
+// forbiddenHidden is the 403 for a resource the caller named by id whose
+// scope only the server knows: it names neither that scope (the machine's
+// name, its subscription and resource group) nor whether the resource
+// exists, so that it reads the same for a resource outside the caller's
+// scopes and for one that does not exist.
+func forbiddenHidden(perm, what string) *apiError {
+	return errf(apiv1.CodeForbidden, "permission %s is required on %s, which does not exist or lies outside the scopes of your role assignments: ask an Owner of its scope", perm, what)
 }
 
 // writeJSON writes v with status.
