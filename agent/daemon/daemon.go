@@ -139,6 +139,9 @@ type Options struct {
 	Reload func(ctx context.Context) error
 	// ShutdownTimeout bounds the graceful stop (default 10s).
 	ShutdownTimeout time.Duration
+	// Ready, when set, is called once Run handles SIGHUP and serves: the
+	// signal handler is installed before any server or Work starts.
+	Ready func()
 }
 
 // Run serves until ctx is done (SIGTERM/SIGINT in the CLI), then stops the
@@ -152,6 +155,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// First, so that a SIGHUP sent once the service answers is never lost
+	// (nor kills the process, the default action).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	errc := make(chan error, len(o.Servers)+1)
 	var hs []*http.Server
 	for _, s := range o.Servers {
@@ -175,9 +183,9 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}()
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	if o.Ready != nil {
+		o.Ready()
+	}
 	var err error
 loop:
 	for {

@@ -85,18 +85,27 @@ func TestRunServesReloadsAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reloaded := make(chan struct{}, 1)
-	worked := make(chan struct{})
+	reloaded := make(chan struct{}, 2)
+	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Options{
 			Servers: []Server{{Name: "t", Listener: ln, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}},
-			Work:    func(ctx context.Context) error { close(worked); <-ctx.Done(); return nil },
-			Reload:  func(context.Context) error { reloaded <- struct{}{}; return nil },
+			// A SIGHUP as soon as anything runs is handled, not lost (nor
+			// fatal): the handler is installed first.
+			Work: func(ctx context.Context) error {
+				if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+					return err
+				}
+				<-ctx.Done()
+				return nil
+			},
+			Reload: func(context.Context) error { reloaded <- struct{}{}; return nil },
+			Ready:  func() { close(ready) },
 		})
 	}()
-	<-worked
+	<-ready
 	resp, err := http.Get("http://" + ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +115,12 @@ func TestRunServesReloadsAndStops(t *testing.T) {
 	if string(b) != "ok" {
 		t.Fatalf("got %q", b)
 	}
-	time.Sleep(50 * time.Millisecond) // signal.Notify is installed after Work starts
+	select {
+	case <-reloaded:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the SIGHUP sent by Work did not reload")
+	}
+	// Ready came after the handler was installed: no sleep needed.
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sort"
+	"slices"
 	"syscall"
 	"time"
 
@@ -149,7 +149,11 @@ func InfoFromFiles(l layout.Layout, now time.Time) (Info, error) {
 // service's own user.
 func (s *Service) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Info()) })
+	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
+		if s.waitReady(w, r) {
+			writeJSON(w, s.Info())
+		}
+	})
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		if uid, ok := r.Context().Value(peerUIDKey{}).(int); ok && uid != 0 && uid != os.Geteuid() {
 			apiError(w, http.StatusForbidden, "forbidden", "only root or the himds user may reload HIMDS")
@@ -246,6 +250,6 @@ func sortedTagKeys(m map[string]string) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	return keys
 }

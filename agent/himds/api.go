@@ -3,7 +3,6 @@ package himds
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -51,8 +50,23 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// proxyHeaders mark a request relayed by a proxy: a local proxy must not
+// turn HIMDS into a token service for remote clients.
+var proxyHeaders = []string{"X-Forwarded-For", "Forwarded", "Via"}
+
+// proxyHeader returns the first proxy header present in h, or "".
+func proxyHeader(h http.Header) string {
+	for _, k := range proxyHeaders {
+		if _, ok := h[k]; ok {
+			return k
+		}
+	}
+	return ""
+}
+
 // Handler is the local REST API of DESIGN.md §5. Every request must come
-// from a loopback address, carry `Metadata: true` and no X-Forwarded-For.
+// from a loopback address, carry `Metadata: true` and none of the proxy
+// headers X-Forwarded-For, Forwarded and Via.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metadata/instance", s.handleInstance)
@@ -70,8 +84,8 @@ func (s *Service) Handler() http.Handler {
 			apiError(w, http.StatusForbidden, "forbidden", "HIMDS answers requests for localhost, 127.0.0.1 or [::1] only")
 			return
 		}
-		if _, ok := r.Header["X-Forwarded-For"]; ok {
-			apiError(w, http.StatusBadRequest, "invalid_request", "requests through a proxy (X-Forwarded-For) are refused")
+		if h := proxyHeader(r.Header); h != "" {
+			apiError(w, http.StatusBadRequest, "invalid_request", "requests through a proxy ("+h+") are refused")
 			return
 		}
 		if !strings.EqualFold(r.Header.Get("Metadata"), "true") {
@@ -81,6 +95,9 @@ func (s *Service) Handler() http.Handler {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", "GET")
 			apiError(w, http.StatusMethodNotAllowed, "invalid_request", "only GET is allowed")
+			return
+		}
+		if !s.waitReady(w, r) {
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -255,12 +272,7 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
-		path, err := s.ch.issue()
-		if errors.Is(err, errTooManyChallenges) {
-			w.Header().Set("Retry-After", "1")
-			apiError(w, http.StatusTooManyRequests, "too_many_requests", "too many outstanding challenges: retry in a second")
-			return
-		}
+		path, err := s.ch.issue(s.peerOf(r))
 		if err != nil {
 			s.log.Error("cannot create a challenge secret file", "err", err)
 			apiError(w, http.StatusInternalServerError, "server_error", "HIMDS cannot create the challenge file; see its log")

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -91,16 +92,19 @@ func get(c *http.Client, url, auth string) (*http.Response, []byte, error) {
 	return resp, b, err
 }
 
-// BenchmarkCachedTokenVsBareHandler measures, in one run, cached token
-// requests through the whole challenge flow (401 + read the secret file +
+// BenchmarkCachedTokenVsBareHandler measures, in one run, cached tokens
+// through the whole challenge flow (401 + read the secret file +
 // authorised request) at 64 concurrent clients, and a bare net/http handler
-// that writes a fixed JSON body, both on loopback. It reports tokens/s,
-// HIMDS HTTP requests/s (two per token), the bare handler's requests/s, p99
-// latencies and the ratio of HTTP request rates.
+// that writes a fixed JSON body, both on loopback. The figure is tokens/s
+// (a token is two HTTP requests) and token-ratio, tokens/s over the bare
+// handler's requests/s in the same run; it also reports p99 latencies.
 //
 //	go test -run '^$' -bench CachedToken -benchtime 1x ./agent/himds/
 //
 // HIMDS_BENCH_SECONDS sets each measurement's length (default 5).
+// HIMDS_BENCH_FRESH=1 accounts every challenge to a uid of its own, so
+// that none shares a realm and each creates and removes a secret file (the
+// clients of one uid otherwise share their fresh challenge's realm).
 func BenchmarkCachedTokenVsBareHandler(b *testing.B) {
 	d := 5 * time.Second
 	if s := os.Getenv("HIMDS_BENCH_SECONDS"); s != "" {
@@ -124,6 +128,10 @@ func BenchmarkCachedTokenVsBareHandler(b *testing.B) {
 			o.TokensDir = dir
 		}
 	})
+	if os.Getenv("HIMDS_BENCH_FRESH") == "1" {
+		var next atomic.Int64
+		f.svc.lookupPeer = func(cli, srv netip.AddrPort) (int, error) { return int(next.Add(1)), nil }
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = f.svc.Run(ctx) }()
@@ -184,16 +192,13 @@ func BenchmarkCachedTokenVsBareHandler(b *testing.B) {
 			br.p50, br.p99 = max(br.p50, r1.p50), max(br.p99, r1.p99)
 			hr.p50, hr.p99 = max(hr.p50, r2.p50), max(hr.p99, r2.p99)
 		}
-		httpRate := hr.rate * 2
 		b.ReportMetric(hr.rate, "tokens/s")
-		b.ReportMetric(httpRate, "himds-req/s")
-		b.ReportMetric(float64(hr.p99.Microseconds())/1000, "token-p99-ms")
 		b.ReportMetric(br.rate, "bare-req/s")
-		b.ReportMetric(float64(br.p99.Microseconds())/1000, "bare-p99-ms")
-		b.ReportMetric(httpRate/br.rate, "req-ratio")
 		b.ReportMetric(hr.rate/br.rate, "token-ratio")
-		b.Logf("bare: %.0f req/s p50 %s p99 %s; HIMDS: %.0f tokens/s (%.0f req/s) p50 %s p99 %s; ratio %.2f (requests) %.2f (tokens); upstream calls %d",
-			br.rate, br.p50, br.p99, hr.rate, httpRate, hr.p50, hr.p99, httpRate/br.rate, hr.rate/br.rate, f.cp.tokenCalls.Load())
+		b.ReportMetric(float64(hr.p99.Microseconds())/1000, "token-p99-ms")
+		b.ReportMetric(float64(br.p99.Microseconds())/1000, "bare-p99-ms")
+		b.Logf("HIMDS %.0f tokens/s (token p50 %s p99 %s); bare handler %.0f req/s (p50 %s p99 %s); tokens/s ÷ bare req/s = %.2f; upstream calls %d",
+			hr.rate, hr.p50, hr.p99, br.rate, br.p50, br.p99, hr.rate/br.rate, f.cp.tokenCalls.Load())
 	}
 }
 

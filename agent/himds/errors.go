@@ -15,6 +15,7 @@ const (
 	CodeConnectConfig     errcode.Code = "ARC0407"
 	CodeMachineKey        errcode.Code = "ARC0408"
 	CodeServerUnreachable errcode.Code = "ARC0409"
+	CodeUnsafeDir         errcode.Code = "ARC0410"
 )
 
 func init() {
@@ -39,6 +40,8 @@ func init() {
 			Remedy: "check certs/machine.key (himds:himds 0600); if it is lost, run `sudo arcagent disconnect --force-local-only` and connect again"},
 		{Code: CodeServerUnreachable, Exit: errcode.ExitFailed, Title: "the control plane cannot be reached and no cached answer is valid",
 			Remedy: "check the network and proxy (`arcagent config get proxy.url`) and that arcserver runs; HIMDS retries on its own"},
+		{Code: CodeUnsafeDir, Exit: errcode.ExitFailed, Title: "a directory HIMDS relies on has the wrong owner or mode",
+			Remedy: "run the chown or chmod the message names (tokens/ is himds:himds 0710, certs/ 0700, run/ and log/ 0750), or start HIMDS as root once: it repairs them"},
 	} {
 		errcode.Register(i)
 	}

@@ -118,6 +118,10 @@ func newFixture(t testing.TB, mutate func(*Options)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What Run does first, for tests that call the handlers without Run.
+	if err := svc.start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	api := httptest.NewServer(svc.Handler())
 	t.Cleanup(api.Close)
 	return &fixture{l: l, svc: svc, api: api, cp: cp, clock: c}
@@ -183,6 +187,11 @@ func TestRefusals(t *testing.T) {
 		{"Metadata false", "/metadata/instance?api-version=2021-02-01", map[string]string{"Metadata": "false"}, 400, "metadata header"},
 		{"X-Forwarded-For on token", tokenPath, map[string]string{"X-Forwarded-For": "10.0.0.9"}, 400, "X-Forwarded-For"},
 		{"X-Forwarded-For on metadata", "/metadata/instance?api-version=2021-02-01", map[string]string{"X-Forwarded-For": "127.0.0.1"}, 400, "X-Forwarded-For"},
+		{"Forwarded on token", tokenPath, map[string]string{"Forwarded": "for=192.0.2.60;proto=http"}, 400, "(Forwarded)"},
+		{"Forwarded on metadata", "/metadata/instance?api-version=2021-02-01", map[string]string{"Forwarded": "for=127.0.0.1"}, 400, "(Forwarded)"},
+		{"Via on token", tokenPath, map[string]string{"Via": "1.1 squid"}, 400, "(Via)"},
+		{"Via on agentstatus", "/agentstatus", map[string]string{"Via": "1.0 fred"}, 400, "(Via)"},
+		{"empty Via", tokenPath, map[string]string{"Via": ""}, 400, "(Via)"},
 		{"unknown api-version", "/metadata/identity/oauth2/token?api-version=2099-01-01&resource=x", nil, 400, "not supported"},
 		{"no api-version", "/metadata/instance", nil, 400, "api-version is required"},
 		{"no resource", "/metadata/identity/oauth2/token?api-version=2020-06-01", nil, 400, "resource is required"},
@@ -277,31 +286,22 @@ func TestChallengeFlow(t *testing.T) {
 		t.Errorf("reused secret: %d", resp.StatusCode)
 	}
 
-	// The next challenge reuses the used file under a new name: the old
-	// realm is gone (renamed before the new secret is written).
+	// A redeemed secret's file is gone at once, and the next challenge
+	// gets a new file under a new name.
+	if _, err := os.Lstat(realm); !os.IsNotExist(err) {
+		t.Errorf("the redeemed realm %s still exists: %v", realm, err)
+	}
 	used := realm
 	realm = f.challenge(t, tokenPath)
 	if realm == used {
 		t.Fatal("a new challenge got the realm of a used one")
 	}
-	if _, err := os.Stat(used); !os.IsNotExist(err) {
-		t.Errorf("the used realm %s still exists after the next challenge", used)
-	}
-	fi, err = os.Stat(realm)
-	if err != nil || fi.Mode().Perm() != 0o640 {
-		t.Fatalf("reused secret file: %v %v", fi, err)
-	}
 	secret2, _ := os.ReadFile(realm)
 	if len(secret2) != len(secret) || string(secret2) == string(secret) {
-		t.Errorf("the reused file holds %q, want a new secret of the same length", secret2)
+		t.Errorf("the new file holds %q, want a new secret of the same length", secret2)
 	}
 	if resp, _ := f.get(t, tokenPath, map[string]string{"Authorization": "Basic " + string(secret2)}); resp.StatusCode != 200 {
-		t.Errorf("secret in a reused file: %d", resp.StatusCode)
-	}
-	// A used file nobody takes is removed by the next sweep.
-	f.svc.ch.sweep()
-	if _, err := os.Stat(realm); !os.IsNotExist(err) {
-		t.Error("sweep must remove used secret files")
+		t.Errorf("second secret: %d", resp.StatusCode)
 	}
 
 	// An expired secret is refused, and its file is gone after a sweep.
@@ -321,38 +321,6 @@ func TestChallengeFlow(t *testing.T) {
 	f.svc.ch.sweep()
 	if _, err := os.Stat(realm); !os.IsNotExist(err) || f.svc.ch.outstanding() != 0 {
 		t.Error("sweep must remove expired secrets")
-	}
-}
-
-func TestOutstandingChallenges(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.MaxChallenges = 1000 })
-	var realms []string
-	for i := 0; i < 1000; i++ {
-		realms = append(realms, f.challenge(t, tokenPath))
-	}
-	if m, _ := filepath.Glob(filepath.Join(f.l.TokensDir(), "*.key")); len(m) != 1000 {
-		t.Fatalf("%d secret files, want 1000", len(m))
-	}
-	resp, _ := f.get(t, tokenPath, nil)
-	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("challenge 1001: %d, want 429 with Retry-After", resp.StatusCode)
-	}
-	// Every outstanding secret still works, in any order, once.
-	for i := len(realms) - 1; i >= 0; i-- {
-		secret, err := os.ReadFile(realms[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp, body := f.get(t, tokenPath, map[string]string{"Authorization": "Basic " + string(secret)}); resp.StatusCode != 200 {
-			t.Fatalf("secret %d: %d %v", i, resp.StatusCode, body)
-		}
-	}
-	f.svc.ch.sweep()
-	if m, _ := filepath.Glob(filepath.Join(f.l.TokensDir(), "*.key")); len(m) != 0 || f.svc.ch.outstanding() != 0 {
-		t.Errorf("%d files and %d challenges left after a sweep", len(m), f.svc.ch.outstanding())
-	}
-	if n := f.cp.tokenCalls.Load(); n != 1 {
-		t.Errorf("%d calls to the control plane for one resource, want 1 (cache)", n)
 	}
 }
 
@@ -568,6 +536,7 @@ func TestNotConnectedService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	must(t, svc.start(context.Background()))
 	if err := svc.Heartbeat(context.Background()); err != errNotConnected {
 		t.Errorf("heartbeat: %v", err)
 	}
@@ -585,13 +554,84 @@ func TestNotConnectedService(t *testing.T) {
 	if st.Status != StatusNotConnected || !strings.Contains(st.Remedy, "connect") {
 		t.Errorf("agentstatus %+v", st)
 	}
-	if _, err := New(Options{Layout: layout.New(t.TempDir())}); err == nil {
-		t.Error("a missing tokens directory must be an error")
+	svc, err = New(Options{Layout: layout.New(t.TempDir())})
+	if err != nil {
+		t.Fatalf("New does no I/O, yet: %v", err)
+	}
+	if err := svc.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "tokens directory") {
+		t.Errorf("Run with a missing tokens directory: %v, want an error naming it", err)
 	}
 }
 
-// Used secret files are reused or swept while Run runs; none is left once
-// Run returns.
+// New reads and writes nothing: the first load is Run's. A request that
+// arrives before it waits for it instead of being told the machine is not
+// connected, and one that arrives when Run failed gets 503.
+func TestNewDoesNoIO(t *testing.T) {
+	f := newFixture(t, nil) // a connected machine
+	root := t.TempDir()
+	l := layout.New(root)
+	svc, err := New(Options{Layout: l, ReloadEvery: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(root, "*")); len(m) != 0 {
+		t.Fatalf("New created %v", m)
+	}
+	api := httptest.NewServer(svc.Handler())
+	defer api.Close()
+	got := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, api.URL+"/metadata/instance?api-version=2021-02-01", nil)
+		req.Header.Set("Metadata", "true")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- -1
+			return
+		}
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	select {
+	case code := <-got:
+		t.Fatalf("a request before Run was answered %d", code)
+	case <-time.After(50 * time.Millisecond):
+	}
+	// The machine's files appear (connect), then Run loads them.
+	must(t, os.CopyFS(root, os.DirFS(f.l.Root())))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	if code := <-got; code != http.StatusOK {
+		t.Errorf("the request that waited for the first load got %d, want 200", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Run that cannot load: waiting requests get 503.
+	svc, err = New(Options{Layout: layout.New(t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api2 := httptest.NewServer(svc.Handler())
+	defer api2.Close()
+	if err := svc.Run(context.Background()); err == nil {
+		t.Fatal("Run without a tokens directory succeeded")
+	}
+	req, _ := http.NewRequest(http.MethodGet, api2.URL+"/agentstatus", nil)
+	req.Header.Set("Metadata", "true")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("after a failed Run: %d, want 503", resp.StatusCode)
+	}
+}
+
+// Redeemed secrets leave no file behind.
 func TestChallengeRemovalLeavesNoFiles(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())

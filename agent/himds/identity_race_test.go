@@ -55,6 +55,9 @@ func TestReconnectNeverServesThePreviousIdentitysToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := svc.start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	api := httptest.NewServer(svc.Handler())
 	defer api.Close()
 	get := func() string {

@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/cloud"
@@ -39,7 +41,10 @@ type Options struct {
 	ReloadEvery   time.Duration
 	ChallengeTTL  time.Duration
 	MaxChallenges int
-	AgentVersion  string
+	// MaxChallengesPerPeer bounds the challenges of one client uid
+	// (default DefaultMaxChallengesPerPeer).
+	MaxChallengesPerPeer int
+	AgentVersion         string
 	// Listen is the address the local API is served on (for show).
 	Listen string
 }
@@ -53,6 +58,9 @@ type Service struct {
 	ch    *challenges
 	cache *tokenCache
 	kick  chan struct{}
+	// lookupPeer finds the uid owning a client's socket (a seam for tests).
+	lookupPeer func(cli, srv netip.AddrPort) (int, error)
+	peerWarned atomic.Bool
 
 	mu          sync.RWMutex
 	cfg         *AgentConfig
@@ -66,11 +74,17 @@ type Service struct {
 	settings    *config.Settings
 	cfgStamp    string
 	localStamp  string
+
+	// ready is closed by the first successful Reload; requests wait for
+	// it (or for Run to return, closing stopped) rather than answer from
+	// a registration not yet read.
+	ready, stopped         chan struct{}
+	readyOnce, stoppedOnce sync.Once
 }
 
-// New returns a Service and loads its state. A machine that is not
-// connected is not an error: the service serves agent status and waits for
-// `arcagent connect`.
+// New returns a Service. It does no I/O: Run checks the tokens directory
+// and loads the state. A machine that is not connected is not an error:
+// the service serves agent status and waits for `arcagent connect`.
 func New(o Options) (*Service, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -92,19 +106,42 @@ func New(o Options) (*Service, error) {
 	}
 	s := &Service{
 		o: o, log: o.Log, now: o.Now,
-		ch:     newChallenges(o.TokensDir, o.ChallengeTTL, o.MaxChallenges, o.Now, o.Log),
-		cache:  newTokenCache(o.Now),
-		kick:   make(chan struct{}, 1),
-		status: StatusNotConnected,
-	}
-	if fi, err := os.Stat(o.TokensDir); err != nil || !fi.IsDir() {
-		return nil, errcode.New(CodeStateUnreadable, "the tokens directory %s is missing: run `sudo arcagent connect` (it creates it himds:himds 0710) or create it", o.TokensDir)
-	}
-	s.ch.clean()
-	if err := s.Reload(context.Background()); err != nil {
-		return nil, err
+		ch:         newChallenges(o.TokensDir, o.ChallengeTTL, o.MaxChallenges, o.MaxChallengesPerPeer, o.Now, o.Log),
+		cache:      newTokenCache(o.Now),
+		kick:       make(chan struct{}, 1),
+		lookupPeer: lookupPeerUID,
+		status:     StatusNotConnected,
+		ready:      make(chan struct{}), stopped: make(chan struct{}),
 	}
 	return s, nil
+}
+
+// start checks the tokens directory, removes the secret files of an
+// earlier run and loads the state.
+func (s *Service) start(ctx context.Context) error {
+	if fi, err := os.Stat(s.o.TokensDir); err != nil || !fi.IsDir() {
+		return errcode.New(CodeStateUnreadable, "the tokens directory %s is missing: run `sudo arcagent connect` (it creates it himds:himds 0710) or create it", s.o.TokensDir)
+	}
+	s.ch.clean()
+	return s.Reload(ctx)
+}
+
+// waitReady holds a request until the state is loaded. It reports false,
+// having answered, when Run returned first or the client went away.
+func (s *Service) waitReady(w http.ResponseWriter, r *http.Request) bool {
+	select {
+	case <-s.ready:
+		return true
+	default:
+	}
+	select {
+	case <-s.ready:
+		return true
+	case <-s.stopped:
+		apiError(w, http.StatusServiceUnavailable, "service_unavailable", "HIMDS could not load its state; see its log")
+	case <-r.Context().Done():
+	}
+	return false
 }
 
 // stamp identifies a file version for change detection.
@@ -150,6 +187,7 @@ func (s *Service) Reload(ctx context.Context) error {
 	changed := (s.cfg == nil) != (cfg == nil) || (cfg != nil && s.cfg != nil && cfg.MachineID != s.cfg.MachineID)
 	s.cfg, s.machine, s.settings = cfg, m, settings
 	s.cfgStamp, s.localStamp = cfgStamp, localStamp
+	s.readyOnce.Do(func() { close(s.ready) })
 	if changed {
 		s.cache.drop()
 		s.self, s.selfAt, s.lastErr, s.lastAttempt = nil, time.Time{}, "", time.Time{}
@@ -237,12 +275,16 @@ func (s *Service) Kick() {
 	}
 }
 
-// Run runs the heartbeat loop, the challenge sweeper and the reload watch
-// until ctx is done.
+// Run loads the state (the first reload), then runs the heartbeat loop,
+// the challenge sweeper and the reload watch until ctx is done. It returns
+// at once with the error when the state cannot be loaded.
 func (s *Service) Run(ctx context.Context) error {
+	defer s.stoppedOnce.Do(func() { close(s.stopped) })
+	if err := s.start(ctx); err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); s.ch.run(ctx) }()
+	wg.Add(2)
 	go func() { defer wg.Done(); s.watch(ctx) }()
 	go func() { defer wg.Done(); s.heartbeatLoop(ctx) }()
 	wg.Wait()

@@ -22,7 +22,6 @@ type TokenSource interface {
 type cachedToken struct {
 	resp    apiv1.TokenResponse
 	expires time.Time
-	body    []byte // the encoded reply, ready to write
 }
 
 // tokenCache keeps one token per resource until CacheMargin before it

@@ -9,8 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tokensDir is the tokens directory opened once. Secret files are created,
-// renamed and removed relative to it (openat, renameat2, unlinkat) by a
+// tokensDir is the tokens directory opened once. Secret files are created
+// and removed relative to it (openat with O_EXCL|O_NOFOLLOW, unlinkat) by a
 // single name generated here, never a path: nothing walks the path on a
 // request, and nothing lands outside the directory. Every operation holds
 // a read lock, so close never lets an operation run on a reused
@@ -58,28 +58,6 @@ func (d *tokensDir) create(name string, perm uint32) (int, error) {
 	return fd, nil
 }
 
-// rename renames oldname to newname; it never replaces an existing file.
-func (d *tokensDir) rename(oldname, newname string) error {
-	err := d.do(func(dirfd int) error {
-		err := unix.Renameat2(dirfd, oldname, dirfd, newname, unix.RENAME_NOREPLACE)
-		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-			// A file system without RENAME_NOREPLACE: refuse an existing
-			// target by hand (the directory is HIMDS's own, and the names
-			// are random, so the check cannot race with anyone).
-			var st unix.Stat_t
-			if serr := unix.Fstatat(dirfd, newname, &st, unix.AT_SYMLINK_NOFOLLOW); serr == nil {
-				return unix.EEXIST
-			}
-			err = unix.Renameat(dirfd, oldname, dirfd, newname)
-		}
-		return err
-	})
-	if err != nil {
-		return &os.LinkError{Op: "rename", Old: d.path + "/" + oldname, New: d.path + "/" + newname, Err: err}
-	}
-	return nil
-}
-
 // remove unlinks name.
 func (d *tokensDir) remove(name string) error {
 	return d.do(func(dirfd int) error { return unix.Unlinkat(dirfd, name, 0) })
@@ -96,21 +74,6 @@ func (d *tokensDir) same() bool {
 		return false
 	}
 	return opened.Dev == current.Dev && opened.Ino == current.Ino
-}
-
-// openWrite opens an existing file for writing, never through a link
-// and never blocking (on a FIFO someone put there, for instance).
-func (d *tokensDir) openWrite(name string) (int, error) {
-	var fd int
-	err := d.do(func(dirfd int) error {
-		var err error
-		fd, err = unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-		return err
-	})
-	if err != nil {
-		return -1, &os.PathError{Op: "open", Path: d.path + "/" + name, Err: err}
-	}
-	return fd, nil
 }
 
 // close closes the descriptor once no operation uses it.

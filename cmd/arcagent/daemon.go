@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
@@ -85,19 +86,12 @@ func runHIMDS(cmd *cobra.Command, a *app, o himdsOptions) error {
 	if socket == "" {
 		socket = l.AdminSocket()
 	}
+	dirs := daemon.HIMDSDirs(l, tokens)
 	{
-		// Make sure the directories the service user writes exist (with
-		// their owners, when root) before root is given up.
-		for _, d := range []struct {
-			path string
-			mode os.FileMode
-		}{{tokens, 0o710}, {l.RunDir(), 0o750}, {l.LogDir(), 0o750}} {
-			if err := os.MkdirAll(d.path, d.mode); err != nil {
-				return errcode.Wrap(errcode.WriteFailed, err, "create %s", d.path)
-			}
-			if err := atomicfile.Chown(d.path, atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}); err != nil {
-				return errcode.Wrap(errcode.WriteFailed, err, "set the owner of %s", d.path)
-			}
+		// The directories HIMDS relies on exist with their owners and
+		// modes, repaired while the process may still be root.
+		if err := daemon.CheckDirs(dirs, log); err != nil {
+			return errcode.Wrap(himds.CodeUnsafeDir, err, "check HIMDS's directories")
 		}
 		// Files written by a connect that ran before user himds existed
 		// get the owners of the layout, so the service user can read them.
@@ -139,18 +133,28 @@ func runHIMDS(cmd *cobra.Command, a *app, o himdsOptions) error {
 	if err != nil {
 		return err
 	}
-	log.Info("HIMDS serving", "listen", ln.Addr().String(), "admin_socket", socket, "tokens_dir", tokens)
-	if !a.json {
-		fmt.Fprintf(a.stdout, "HIMDS serving http://%s (admin socket %s)\n", ln.Addr(), socket)
-	}
 	err = daemon.Run(ctx, daemon.Options{
 		Log: log,
 		Servers: []daemon.Server{
 			{Name: "local API", Listener: ln, Handler: svc.Handler()},
 			{Name: "admin socket", Listener: adm, Handler: svc.AdminHandler(), ConnContext: himds.AdminConnContext},
 		},
-		Work:   svc.Run,
-		Reload: svc.Reload,
+		Work: svc.Run,
+		Reload: func(ctx context.Context) error {
+			// Checked again on SIGHUP; as the service user only modes of
+			// its own directories can be repaired.
+			if err := daemon.CheckDirs(dirs, log); err != nil {
+				log.Error("a directory HIMDS relies on is unsafe", "err", err)
+				return errcode.Wrap(himds.CodeUnsafeDir, err, "check HIMDS's directories")
+			}
+			return svc.Reload(ctx)
+		},
+		Ready: func() {
+			log.Info("HIMDS serving", "listen", ln.Addr().String(), "admin_socket", socket, "tokens_dir", tokens)
+			if !a.json {
+				fmt.Fprintf(a.stdout, "HIMDS serving http://%s (admin socket %s)\n", ln.Addr(), socket)
+			}
+		},
 	})
 	log.Info("HIMDS stopped")
 	return err
