@@ -15,48 +15,100 @@ import (
 // assertionLeeway is the clock skew tolerated on exp, nbf and iat.
 const assertionLeeway = 30 * time.Second
 
+// Replay cache geometry. An accepted assertion has iat <= now+leeway and
+// exp-iat <= apiv1.MaxAssertionLifetime, and its jti is remembered until
+// exp+leeway, so nothing needs remembering beyond now + replayHorizon.
+// Entries live in a ring of time buckets by that expiry: a bucket whose
+// time has passed is dropped whole (its map freed), so memory follows the
+// rate of assertions over one lifetime, never the total ever accepted.
+const (
+	replayBucket  = 10 * time.Second
+	replayHorizon = apiv1.MaxAssertionLifetime + 2*assertionLeeway
+	replayBuckets = int(replayHorizon/replayBucket) + 2
+	replayShards  = 32
+)
+
 // replayCache remembers the jti of every accepted assertion until it
 // expires, so that an assertion can be used once. It is sharded to keep
-// lock contention low under many concurrent machines.
+// lock contention low under many concurrent machines. Keys are kept as
+// 64-bit seeded hashes: a collision can only refuse a fresh assertion (the
+// machine signs another), never accept a replayed one.
 type replayCache struct {
 	seed   maphash.Seed
-	shards [32]replayShard
+	shards [replayShards]replayShard
 }
 
 type replayShard struct {
-	mu   sync.Mutex
-	seen map[string]int64 // key -> expiry (unix seconds)
-	n    int              // inserts since last sweep
+	mu      sync.Mutex
+	buckets [replayBuckets]replayBucketSet
+}
+
+// replayBucketSet holds the keys that expire within one bucket period:
+// slot is the expiry in seconds divided by the bucket width.
+type replayBucketSet struct {
+	slot int64
+	keys map[uint64]struct{}
 }
 
 func newReplayCache() *replayCache {
-	c := &replayCache{seed: maphash.MakeSeed()}
-	for i := range c.shards {
-		c.shards[i].seen = map[string]int64{}
-	}
-	return c
+	return &replayCache{seed: maphash.MakeSeed()}
 }
 
-// remember records key until exp and reports false if it was already there.
+func replaySlot(t time.Time) int64 { return t.Unix() / int64(replayBucket/time.Second) }
+
+// remember records key until exp (plus the clock leeway) and reports false
+// if it was already there, or if exp lies beyond what the cache can hold
+// (which verifyAssertion's lifetime checks rule out: fail closed).
 func (c *replayCache) remember(key string, exp, now time.Time) bool {
-	sh := &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	nowS := now.Unix()
-	if e, ok := sh.seen[key]; ok && e >= nowS {
+	h := maphash.String(c.seed, key)
+	sh := &c.shards[h%replayShards]
+	nowSlot, slot := replaySlot(now), replaySlot(exp.Add(assertionLeeway))
+	if slot >= nowSlot+int64(replayBuckets) {
 		return false
 	}
-	sh.seen[key] = exp.Add(assertionLeeway).Unix()
-	sh.n++
-	if sh.n >= 4096 { // sweep expired entries now and then
-		sh.n = 0
-		for k, e := range sh.seen {
-			if e < nowS {
-				delete(sh.seen, k)
-			}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for i := range sh.buckets {
+		b := &sh.buckets[i]
+		if b.keys == nil {
+			continue
+		}
+		if b.slot < nowSlot { // expired: drop the whole bucket
+			b.keys = nil
+			continue
+		}
+		if _, ok := b.keys[h]; ok {
+			return false
 		}
 	}
+	if slot < nowSlot {
+		return true // already expired: the exp check refuses it from now on
+	}
+	b := &sh.buckets[slot%int64(replayBuckets)]
+	switch {
+	case b.keys == nil:
+		b.slot, b.keys = slot, make(map[uint64]struct{})
+	case b.slot != slot:
+		// A live bucket from another slot: only a clock stepped back
+		// by more than the horizon gets here. Refuse rather than forget.
+		return false
+	}
+	b.keys[h] = struct{}{}
 	return true
+}
+
+// len is the number of keys remembered (for tests and benchmarks).
+func (c *replayCache) len() int {
+	n := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		for _, b := range sh.buckets {
+			n += len(b.keys)
+		}
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 // machineClaims are the claims of a machine assertion.

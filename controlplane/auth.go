@@ -33,6 +33,26 @@ func (p *principal) require(perm, scope string) error {
 	return forbidden(perm, scope)
 }
 
+// requireHidden checks perm on a resource the caller named by id (what),
+// given the store lookup's error and the resource's scope. A caller without
+// perm gets the same 403 whether the resource lies outside their scopes or
+// does not exist (forbiddenHidden); only a caller holding perm on the whole
+// tenant learns that it does not exist (404).
+func (p *principal) requireHidden(lookupErr error, perm, scope, what string) error {
+	switch {
+	case errors.Is(lookupErr, store.ErrNotFound):
+		if p.can(perm, rbac.TenantScope) {
+			return errf(apiv1.CodeNotFound, "%s does not exist", what)
+		}
+		return forbiddenHidden(perm, what)
+	case lookupErr != nil:
+		return lookupErr
+	case !p.can(perm, scope):
+		return forbiddenHidden(perm, what)
+	}
+	return nil
+}
+
 func bearer(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	if len(h) < 7 || !strings.EqualFold(h[:7], "Bearer ") {

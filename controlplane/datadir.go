@@ -14,11 +14,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/rbac"
 	"github.com/arcagent/arcagent/controlplane/store"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // Files in the data directory (mode 0700).
@@ -89,7 +89,7 @@ func Init(ctx context.Context, o InitOptions) (InitResult, error) {
 		data []byte
 		mode fs.FileMode
 	}{{CAKeyFile, caKeyPEM, 0o600}, {CACertFile, caPEM, 0o644}, {TLSKeyFile, keyPEM, 0o600}, {TLSCertFile, crtPEM, 0o644}} {
-		if err := layout.WriteFileAtomic(filepath.Join(dir, f.name), f.data, layout.WriteOptions{Mode: f.mode}); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, atomicfile.WriteOptions{Mode: f.mode}); err != nil {
 			return res, errcode.Wrap(errcode.WriteFailed, err, "write %s", f.name)
 		}
 	}
@@ -210,9 +210,24 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	return RunHTTPS(ctx, srv, ln, cert, o.ShutdownTimeout, o.Logger, o.Ready)
 }
 
-// TLSConfig is the server's TLS configuration: TLS 1.2 or later.
+// tls12CipherSuites are the TLS 1.2 suites the server offers: forward
+// secret (ECDHE) and authenticated encryption (AES-GCM, ChaCha20-Poly1305)
+// only, for ECDSA and RSA certificates. No CBC (padding oracles, Lucky13)
+// and no static RSA key exchange. TLS 1.3 suites are all AEAD and are not
+// configurable.
+var tls12CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// TLSConfig is the server's TLS configuration: TLS 1.2 or later, and in
+// TLS 1.2 only ECDHE key exchange with AEAD ciphers.
 func TLSConfig(cert tls.Certificate) *tls.Config {
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tls12CipherSuites, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
 }
 
 // RunHTTPS serves srv over TLS on ln until ctx ends, then shuts down.

@@ -112,6 +112,9 @@ func FuzzDecodeRequests(f *testing.F) {
 	f.Add(uint8(3), []byte(`{"expiresIn":"99999999999999d"}`))
 	f.Add(uint8(2), []byte(`{} []`))
 	f.Add(uint8(1), []byte("\xff\xfe"))
+	f.Add(uint8(4), []byte(`{"displayName":"a","displayName":"b"}`))
+	f.Add(uint8(6), []byte(`{"principal":"a","role":"Reader","Scope":"/"}`))
+	f.Add(uint8(0), []byte(`{"publicKey":"x","inventory":{"hostname":"h","HOSTNAME":"i"}}`))
 	f.Fuzz(func(t *testing.T, kind uint8, data []byte) {
 		err := decodeTargets[int(kind)%len(decodeTargets)](data)
 		var ae *apiError

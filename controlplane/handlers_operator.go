@@ -159,10 +159,7 @@ func (s *Server) handleCreateRoleAssignment(w http.ResponseWriter, r *http.Reque
 func (s *Server) handleDeleteRoleAssignment(w http.ResponseWriter, r *http.Request, p *principal) error {
 	id := r.PathValue("id")
 	a, err := s.st.RoleAssignment(r.Context(), id)
-	if err != nil {
-		return storeErr(err, "role assignment "+id)
-	}
-	if err := p.require(rbac.RoleAssignmentsDelete, a.Scope); err != nil {
+	if err = p.requireHidden(err, rbac.RoleAssignmentsDelete, a.Scope, "role assignment "+id); err != nil {
 		return err
 	}
 	if a.Role == rbac.Owner && a.Scope == rbac.TenantScope {
@@ -539,10 +536,7 @@ func (s *Server) handleListOnboarding(w http.ResponseWriter, r *http.Request, p 
 func (s *Server) handleRevokeOnboarding(w http.ResponseWriter, r *http.Request, p *principal) error {
 	id := r.PathValue("id")
 	c, err := s.st.Onboarding(r.Context(), id)
-	if err != nil {
-		return storeErr(err, "onboarding credential "+id)
-	}
-	if err := p.require(rbac.OnboardingDelete, rbac.ResourceGroupScope(c.SubscriptionID, c.ResourceGroup)); err != nil {
+	if err = p.requireHidden(err, rbac.OnboardingDelete, rbac.ResourceGroupScope(c.SubscriptionID, c.ResourceGroup), "onboarding credential "+id); err != nil {
 		return err
 	}
 	if err := s.st.RevokeOnboarding(r.Context(), id, s.now().UTC()); err != nil {
@@ -624,10 +618,10 @@ func (s *Server) loadMachine(r *http.Request, p *principal, perm string) (store.
 		return store.Machine{}, errf(apiv1.CodeNotFound, "machine %q does not exist (machine ids are UUIDs: see `arcagent fleet machines list`)", id)
 	}
 	m, err := s.st.Machine(r.Context(), id)
-	if err != nil {
-		return m, storeErr(err, "machine "+id)
+	if err = p.requireHidden(err, perm, m.ResourceID, "machine "+id); err != nil {
+		return store.Machine{}, err
 	}
-	return m, p.require(perm, m.ResourceID)
+	return m, nil
 }
 
 func (s *Server) handleGetMachine(w http.ResponseWriter, r *http.Request, p *principal) error {

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/strictjson"
 )
 
 // Body limits.
@@ -32,8 +34,19 @@ func errf(code errcode.Code, format string, args ...any) *apiError {
 	return &apiError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
+// forbidden is the 403 for a scope the caller named (in the path, the
+// query or the body): naming it back tells them nothing new.
 func forbidden(perm, scope string) *apiError {
 	return errf(apiv1.CodeForbidden, "permission %s is required at scope %s (or a scope above it)", perm, scope)
+}
+
+// forbiddenHidden is the 403 for a resource the caller named by id whose
+// scope only the server knows: it names neither that scope (the machine's
+// name, its subscription and resource group) nor whether the resource
+// exists, so that it reads the same for a resource outside the caller's
+// scopes and for one that does not exist.
+func forbiddenHidden(perm, what string) *apiError {
+	return errf(apiv1.CodeForbidden, "permission %s is required on %s, which does not exist or lies outside the scopes of your role assignments: ask an Owner of its scope", perm, what)
 }
 
 // writeJSON writes v with status.
@@ -80,37 +93,38 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, dst any) er
 }
 
 // DecodeStrict decodes exactly one JSON value from rd into dst, refusing
-// unknown fields, trailing data and bodies over limit bytes. Its errors are
-// worded for the API caller.
+// unknown fields, trailing data, bodies over limit bytes, duplicate keys
+// and keys that match a field only in another case (encoding/json would
+// take {"Scope":…} for "scope", and the last of two equal keys). Its errors
+// are worded for the API caller.
 func DecodeStrict(rd io.Reader, limit int64, dst any) error {
-	rd = io.LimitReader(rd, limit+1)
-	cr := &countReader{r: rd}
-	dec := json.NewDecoder(cr)
+	data, err := io.ReadAll(io.LimitReader(rd, limit+1))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe) || int64(len(data)) > limit:
+		return errf(apiv1.CodeTooLarge, "the request body is larger than the limit of %d bytes", limit)
+	case err != nil:
+		return errf(apiv1.CodeBadRequest, "the request body cannot be read: %s", err.Error())
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return jsonError(err, cr.n, limit)
+		return jsonError(err, int64(len(data)), limit)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		if cr.n > limit {
-			return errf(apiv1.CodeTooLarge, "the request body is larger than the limit of %d bytes", limit)
-		}
 		return errf(apiv1.CodeBadRequest, "the request body has data after the JSON value: send exactly one JSON object")
 	}
-	if cr.n > limit {
-		return errf(apiv1.CodeTooLarge, "the request body is larger than the limit of %d bytes", limit)
+	if err := strictjson.Check(data, dst); err != nil {
+		var se *strictjson.Error
+		if errors.As(err, &se) && errors.Is(err, strictjson.ErrCaseMismatch) {
+			return errf(apiv1.CodeBadRequest, "the request body's %s; see docs/controlplane.md for the fields", se.Error())
+		}
+		if errors.As(err, &se) {
+			return errf(apiv1.CodeBadRequest, "the request body's %s: send each field once", se.Error())
+		}
+		return errf(apiv1.CodeBadRequest, "the request body cannot be read as JSON: %s", err.Error())
 	}
 	return nil
-}
-
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 func jsonError(err error, read, limit int64) error {

@@ -2,6 +2,7 @@ package controlplane_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -231,5 +232,79 @@ func TestOperatorAuthentication(t *testing.T) {
 		if a.Role == rbac.Owner && a.Scope == "/" {
 			wantCode(t, e.owner.DeleteRoleAssignment(context.Background(), a.ID), http.StatusConflict, apiv1.CodeConflict, "last Owner")
 		}
+	}
+}
+
+// TestForbiddenHidesResource checks that the 403 for a resource named by
+// id outside the caller's scopes names neither the resource's scope (machine
+// name, subscription, resource group) nor tells it apart from a resource
+// that does not exist; an Owner of the tenant still gets 404 for the latter.
+func TestForbiddenHidesResource(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	sub := e.scope("payroll-sub", "public-rg", "payroll-rg")
+	hidden := e.mustRegister(sub, "payroll-rg", "payroll-db-01")
+	ra, err := e.owner.AssignRole(ctx, apiv1.CreateRoleAssignmentRequest{Principal: "payroll-admin", Role: rbac.Reader, Scope: rbac.ResourceGroupScope(sub, "payroll-rg")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := e.onboarding(sub, "payroll-rg", 1, "1h")
+	// A full administrator of the sibling group, with every permission
+	// there but none on payroll-rg.
+	if _, err := e.owner.AssignRole(ctx, apiv1.CreateRoleAssignmentRequest{Principal: "neighbour", Role: rbac.Owner, Scope: rbac.ResourceGroupScope(sub, "public-rg")}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := e.owner.CreateAPIToken(ctx, apiv1.CreateAPITokenRequest{Principal: "neighbour"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownerTok, err := e.owner.CreateAPIToken(ctx, apiv1.CreateAPITokenRequest{Principal: "owner"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const missing = "3f1c2b4e-9d8a-4c7b-8e6f-5a4b3c2d1e0f"
+	secrets := []string{"payroll", sub, hidden.reg.ResourceID, "payroll-db-01"}
+	tests := []struct {
+		name, method, path, missingPath, body string
+	}{
+		{"read a machine", "GET", "/v1/machines/" + hidden.reg.MachineID, "/v1/machines/" + missing, ""},
+		{"tag a machine", "PATCH", "/v1/machines/" + hidden.reg.MachineID, "/v1/machines/" + missing, `{"tags":{"a":"b"}}`},
+		{"delete a machine", "DELETE", "/v1/machines/" + hidden.reg.MachineID, "/v1/machines/" + missing, ""},
+		{"delete a role assignment", "DELETE", "/v1/roleAssignments/" + ra.ID, "/v1/roleAssignments/" + missing, ""},
+		{"revoke an onboarding credential", "DELETE", "/v1/onboardingCredentials/" + cred.ID, "/v1/onboardingCredentials/" + missing, ""},
+	}
+	send := func(method, path, auth, body string) (int, apiv1.Error) {
+		var rd io.Reader
+		ct := ""
+		if body != "" {
+			rd, ct = strings.NewReader(body), "application/json"
+		}
+		status, _, ae, _ := e.raw(method, path, auth, ct, rd)
+		return status, ae
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, ae := send(tc.method, tc.path, tok.Token, tc.body)
+			if status != http.StatusForbidden || ae.Code != string(apiv1.CodeForbidden) {
+				t.Fatalf("existing resource: got %d %s %q, want 403", status, ae.Code, ae.Message)
+			}
+			for _, s := range secrets {
+				if strings.Contains(ae.Message, s) {
+					t.Errorf("403 message %q reveals %q", ae.Message, s)
+				}
+			}
+			mStatus, mae := send(tc.method, tc.missingPath, tok.Token, tc.body)
+			id := tc.path[strings.LastIndex(tc.path, "/")+1:]
+			if mStatus != status || mae.Code != ae.Code || strings.ReplaceAll(mae.Message, missing, id) != ae.Message {
+				t.Errorf("a missing resource answers %d %s %q; an existing one %d %s %q: they must not differ", mStatus, mae.Code, mae.Message, status, ae.Code, ae.Message)
+			}
+			if oStatus, oae := send(tc.method, tc.missingPath, ownerTok.Token, tc.body); oStatus != http.StatusNotFound {
+				t.Errorf("tenant Owner, missing resource: got %d %s %q, want 404", oStatus, oae.Code, oae.Message)
+			}
+		})
+	}
+	// The hidden resources are untouched.
+	if _, err := e.owner.GetMachine(ctx, hidden.reg.MachineID); err != nil {
+		t.Errorf("machine gone: %v", err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // maxCachedBody bounds one cached response.
@@ -121,7 +121,7 @@ func (t *cacheTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	data, err := json.Marshal(ne)
 	if err == nil {
 		if err = os.MkdirAll(t.dir, 0o700); err == nil {
-			err = layout.WriteFileAtomic(p, data, layout.WriteOptions{Mode: 0o600})
+			err = atomicfile.WriteFile(p, data, atomicfile.WriteOptions{Mode: 0o600})
 		}
 	}
 	if err != nil {

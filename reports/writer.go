@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // Writer renders a report in one format.
@@ -149,7 +149,7 @@ func WriteAll(r *Report, outs []Output, stdout io.Writer, opts Options) error {
 			continue
 		}
 		plain, _ := New(o.Format, Options{})
-		err = layout.WriteAtomic(o.File, layout.WriteOptions{Mode: 0o644}, func(w io.Writer) error {
+		err = atomicfile.Write(o.File, atomicfile.WriteOptions{Mode: 0o644}, func(w io.Writer) error {
 			return plain.Write(w, r)
 		})
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // BuildEpoch is the timestamp of every entry of a built package, so that
@@ -132,7 +132,7 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 
 	h := sha256.New()
 	var size int64
-	err = layout.WriteAtomic(out, layout.WriteOptions{Mode: 0o644}, func(w io.Writer) error {
+	err = atomicfile.Write(out, atomicfile.WriteOptions{Mode: 0o644}, func(w io.Writer) error {
 		cw := &countWriter{w: io.MultiWriter(w, h)}
 		zw := zip.NewWriter(cw)
 		for _, e := range entries {

@@ -17,6 +17,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // CatalogPayloadType is the DSSE payload type of a signed catalog.
@@ -198,7 +199,7 @@ func VerifyCatalog(ctx context.Context, envelope []byte, o CatalogOptions) (*Cat
 		return nil, fmt.Errorf("create %s: %w", o.StateDir, err)
 	}
 	statePath := CatalogStatePath(o.StateDir, c.Name)
-	lock, err := layout.LockFile(ctx, statePath)
+	lock, err := atomicfile.LockFile(ctx, statePath)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +227,7 @@ func VerifyCatalog(ctx context.Context, envelope []byte, o CatalogOptions) (*Cat
 	if err != nil {
 		return nil, err
 	}
-	if err := layout.WriteFileAtomic(statePath, append(data, '\n'), layout.WriteOptions{Mode: 0o644, Owner: layout.Owner{User: layout.UserRoot, Group: layout.GroupRoot}}); err != nil {
+	if err := atomicfile.WriteFile(statePath, append(data, '\n'), atomicfile.WriteOptions{Mode: 0o644, Owner: atomicfile.Owner{User: layout.UserRoot, Group: layout.GroupRoot}}); err != nil {
 		return nil, fmt.Errorf("record the trusted catalog version: %w", err)
 	}
 	return c, nil

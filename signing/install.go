@@ -16,6 +16,7 @@ import (
 
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // Install records live beside the extension trees, in a hidden directory of
@@ -122,7 +123,7 @@ func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
 	}
 	name := res.Package.Name()
 	dest := filepath.Join(o.ExtensionsDir, name)
-	lock, err := layout.LockFile(ctx, filepath.Join(recRoot, name))
+	lock, err := atomicfile.LockFile(ctx, filepath.Join(recRoot, name))
 	if err != nil {
 		return nil, err
 	}
@@ -163,11 +164,11 @@ func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	wo := layout.WriteOptions{Mode: 0o600, Owner: layout.Owner{User: layout.UserRoot, Group: layout.GroupRoot}}
-	if err := layout.WriteFileAtomic(filepath.Join(recDir, RecordEnvelope), env, wo); err != nil {
+	wo := atomicfile.WriteOptions{Mode: 0o600, Owner: atomicfile.Owner{User: layout.UserRoot, Group: layout.GroupRoot}}
+	if err := atomicfile.WriteFile(filepath.Join(recDir, RecordEnvelope), env, wo); err != nil {
 		return nil, err
 	}
-	if err := layout.WriteFileAtomic(filepath.Join(recDir, RecordManifest), append(data, '\n'), wo); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(recDir, RecordManifest), append(data, '\n'), wo); err != nil {
 		return nil, err
 	}
 	if exists {
@@ -179,7 +180,7 @@ func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
 	if err := os.Rename(tree, dest); err != nil {
 		return nil, fmt.Errorf("move the extracted tree to %s: %w", dest, err)
 	}
-	if err := layout.SyncDir(o.ExtensionsDir); err != nil {
+	if err := atomicfile.SyncDir(o.ExtensionsDir); err != nil {
 		return nil, err
 	}
 	logger(o.Logger).Info("extension installed", "name", name, "dir", dest, "signer", res.Signer, "files", len(files))

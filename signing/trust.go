@@ -18,6 +18,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // Trust-store file names. A key entry is "<name>.key.json"; catalog state
@@ -271,10 +272,10 @@ func AddTrustedKey(ctx context.Context, dir string, o AddKeyOptions, opts ...Tru
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create trust store %s: %w", dir, err)
 	}
-	if err := layout.Chown(dir, layout.Owner{User: layout.UserRoot, Group: layout.GroupRoot}); err != nil {
+	if err := atomicfile.Chown(dir, atomicfile.Owner{User: layout.UserRoot, Group: layout.GroupRoot}); err != nil {
 		return nil, err
 	}
-	lock, err := layout.LockFile(ctx, filepath.Join(dir, trustLockName))
+	lock, err := atomicfile.LockFile(ctx, filepath.Join(dir, trustLockName))
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +297,7 @@ func AddTrustedKey(ctx context.Context, dir string, o AddKeyOptions, opts ...Tru
 		return nil, err
 	}
 	path := filepath.Join(dir, k.Name+trustKeySuffix)
-	if err := layout.WriteFileAtomic(path, append(data, '\n'), layout.WriteOptions{Mode: 0o644, Owner: layout.Owner{User: layout.UserRoot, Group: layout.GroupRoot}}); err != nil {
+	if err := atomicfile.WriteFile(path, append(data, '\n'), atomicfile.WriteOptions{Mode: 0o644, Owner: atomicfile.Owner{User: layout.UserRoot, Group: layout.GroupRoot}}); err != nil {
 		return nil, fmt.Errorf("write trust entry: %w", err)
 	}
 	return k, nil
@@ -310,7 +311,7 @@ func RemoveTrustedKey(ctx context.Context, dir, name string, opts ...TrustOption
 	if _, err := os.Stat(dir); err != nil {
 		return fail(CodeTrustKeyUnknown, ErrTrustKeyUnknown, nil, "no trust entry called %q (the trust store %s does not exist)", name, dir)
 	}
-	lock, err := layout.LockFile(ctx, filepath.Join(dir, trustLockName))
+	lock, err := atomicfile.LockFile(ctx, filepath.Join(dir, trustLockName))
 	if err != nil {
 		return err
 	}
@@ -325,7 +326,7 @@ func RemoveTrustedKey(ctx context.Context, dir, name string, opts ...TrustOption
 	if err := os.Remove(filepath.Join(dir, name+trustKeySuffix)); err != nil {
 		return fmt.Errorf("remove trust entry %s: %w", name, err)
 	}
-	return layout.SyncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 func appendUniqueFold(list []string, v string) []string {

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // Login is what `arcagent fleet login` stores: an operator's server, API
@@ -68,13 +68,10 @@ func SaveLogin(l Login) (string, error) {
 		return "", errcode.Wrap(errcode.WriteFailed, err, "create %s", filepath.Dir(p))
 	}
 	b, _ := json.MarshalIndent(l, "", "  ")
-	if err := layout.WriteFileAtomic(p, append(b, '\n'), layout.WriteOptions{Mode: 0o600}); err != nil {
+	// Enforce: a token file must never be readable by others, whatever
+	// mode an earlier file had.
+	if err := atomicfile.WriteFile(p, append(b, '\n'), atomicfile.WriteOptions{Mode: 0o600, Enforce: true}); err != nil {
 		return "", errcode.Wrap(errcode.WriteFailed, err, "save the login")
-	}
-	// An existing file keeps its mode in WriteFileAtomic; a token file
-	// must never be readable by others, whatever it was before.
-	if err := os.Chmod(p, 0o600); err != nil {
-		return "", errcode.Wrap(errcode.WriteFailed, err, "protect %s", p)
 	}
 	return p, nil
 }

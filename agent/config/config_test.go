@@ -340,6 +340,9 @@ func TestParseFile(t *testing.T) {
 		{"bad value", `{"guestconfiguration.agent.cpulimit": 500}`, errcode.ConfigCorrupt, nil},
 		{"wrong type", `{"incomingconnections.enabled": 1}`, errcode.ConfigCorrupt, nil},
 		{"duplicate in different case", `{"config.mode": "full", "Config.Mode": "monitor"}`, errcode.ConfigCorrupt, nil},
+		{"duplicate key", `{"incomingconnections.enabled": false, "incomingconnections.enabled": true}`, errcode.ConfigCorrupt, nil},
+		{"duplicate unknown key", `{"future.setting": 1, "future.setting": 2}`, errcode.ConfigCorrupt, nil},
+		{"duplicate nested key", `{"future.setting": {"x": 1, "x": 2}}`, errcode.ConfigCorrupt, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -355,6 +358,20 @@ func TestParseFile(t *testing.T) {
 			}
 			tt.check(t, s, warnings)
 		})
+	}
+}
+
+// A duplicate key is refused with an error that names the key, whichever
+// of its values encoding/json would have kept.
+func TestParseFileDuplicateKeyNamed(t *testing.T) {
+	for data, want := range map[string]string{
+		`{"extensions.blocklist": [], "config.mode": "full", "extensions.blocklist": ["Evil/Ext"]}`: `has the key "extensions.blocklist" twice`,
+		`{"future.setting": {"x": 1, "x": 2}}`:                                                      `has the key "x" twice in future.setting`,
+	} {
+		_, _, err := ParseFile("/x/localconfig.json", []byte(data))
+		if codeOf(err) != errcode.ConfigCorrupt || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "config clear --all") {
+			t.Errorf("ParseFile(%s) = %v, want ARC0015 with %q and the remedy", data, err, want)
+		}
 	}
 }
 

@@ -32,6 +32,7 @@ func FuzzParseFile(f *testing.F) {
 		`{"extensions.allowlist": ["A/B", "c/d"], "incomingconnections.ports": [22]}`,
 		`{"config.mode": "monitor", "x.y": {"nested": [1, 2]}}`,
 		`{"guestconfiguration.agent.cpulimit": 1e2}`, `{"proxy.url": "http://u:p@h:1"}`,
+		`{"config.mode": "full", "config.mode": "monitor"}`, `{"x.y": {"a": 1, "a": 2}}`,
 	} {
 		f.Add([]byte(s))
 	}

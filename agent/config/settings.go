@@ -3,12 +3,14 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/strictjson"
 )
 
 // Settings is the content of localconfig.json: the configured value of each
@@ -45,12 +47,25 @@ func ParseFile(path string, data []byte) (*Settings, []string, error) {
 	if raw == nil {
 		return nil, nil, errcode.New(errcode.ConfigCorrupt, "%s holds null instead of a JSON object", path)
 	}
+	// encoding/json keeps the last of two equal keys without a word: a
+	// file that sets a control twice is refused instead, whichever wins.
+	if err := strictjson.Check(data, nil); err != nil {
+		var se *strictjson.Error
+		if errors.As(err, &se) {
+			where := ""
+			if se.Path != "" {
+				where = " in " + se.Path
+			}
+			return nil, nil, errcode.Wrap(errcode.ConfigCorrupt, err, "%s has the key %q twice%s: edit the file to keep one, or run 'arcagent config clear --all'", path, se.Key, where)
+		}
+		return nil, nil, errcode.Wrap(errcode.ConfigCorrupt, err, "%s is not a valid JSON object", path)
+	}
 	var warnings []string
 	keys := make([]string, 0, len(raw))
 	for k := range raw {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	for _, k := range keys {
 		p, ok := Lookup(k)
 		if !ok {
@@ -165,7 +180,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	for x := range m {
 		k = append(k, x)
 	}
-	sort.Strings(k)
+	slices.Sort(k)
 	return k
 }
 

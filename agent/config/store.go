@@ -12,22 +12,23 @@ import (
 
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // Store reads and writes localconfig.json.
 type Store struct {
 	Path  string
-	Owner layout.Owner
+	Owner atomicfile.Owner
 	Mode  fs.FileMode
 	// LockTimeout bounds the wait for another writer (default 10s).
 	LockTimeout time.Duration
 }
 
 // NewStore returns the store for the layout's localconfig.json, written
-// root:himds 0640 as DESIGN.md §3 says.
+// with the owner and mode of its layout entry (root:himds 0640) every time.
 func NewStore(l layout.Layout) *Store {
 	e, _ := layout.Lookup("localconfig")
-	return &Store{Path: l.LocalConfig(), Owner: layout.Owner{User: e.Owner, Group: e.Group}, Mode: e.Mode}
+	return &Store{Path: l.LocalConfig(), Owner: atomicfile.Owner{User: e.Owner, Group: e.Group}, Mode: e.Mode}
 }
 
 // Load reads the settings. A missing file means all defaults. A file that
@@ -59,14 +60,18 @@ func (st *Store) Update(ctx context.Context, fn func(*Settings) error) ([]string
 	}
 	lctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	lock, err := layout.LockFile(lctx, st.Path)
+	lock, err := atomicfile.LockFile(lctx, st.Path)
 	if err != nil {
+		if errors.Is(err, atomicfile.ErrUnsafeLock) {
+			return nil, errcode.Wrap(errcode.WriteFailed, err, "cannot lock %s", st.Path)
+		}
 		if errors.Is(err, fs.ErrPermission) {
 			return nil, errcode.Wrap(errcode.PermissionDenied, err, "cannot lock %s", st.Path)
 		}
 		return nil, errcode.Wrap(errcode.ConfigLocked, err, "cannot lock %s", st.Path)
 	}
 	defer lock.Unlock()
+	st.removeStale()
 
 	s, warnings, err := st.Load()
 	if err != nil {
@@ -87,7 +92,10 @@ func (st *Store) write(s *Settings) error {
 	if mode == 0 {
 		mode = 0o640
 	}
-	if err := layout.WriteFileAtomic(st.Path, data, layout.WriteOptions{Mode: mode, Owner: st.Owner}); err != nil {
+	// Enforce: the file gets the layout's owner and mode every time, never
+	// those of the file it replaces (nor of a link's target: a symbolic
+	// link at Path is replaced by a regular file).
+	if err := atomicfile.WriteFile(st.Path, data, atomicfile.WriteOptions{Mode: mode, Owner: st.Owner, Enforce: true}); err != nil {
 		return permOr(err, errcode.WriteFailed, "cannot write %s", st.Path)
 	}
 	return nil
@@ -102,11 +110,15 @@ func (st *Store) Reset(ctx context.Context, now time.Time) (string, error) {
 	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	lock, err := layout.LockFile(lctx, st.Path)
+	lock, err := atomicfile.LockFile(lctx, st.Path)
 	if err != nil {
+		if errors.Is(err, atomicfile.ErrUnsafeLock) {
+			return "", errcode.Wrap(errcode.WriteFailed, err, "cannot lock %s", st.Path)
+		}
 		return "", permOr(err, errcode.ConfigLocked, "cannot lock %s", st.Path)
 	}
 	defer lock.Unlock()
+	st.removeStale()
 	aside := ""
 	if _, err := os.Lstat(st.Path); err == nil {
 		aside = fmt.Sprintf("%s.bad-%s", st.Path, now.UTC().Format("20060102T150405Z"))
@@ -115,6 +127,13 @@ func (st *Store) Reset(ctx context.Context, now time.Time) (string, error) {
 		}
 	}
 	return aside, st.write(NewSettings())
+}
+
+// removeStale removes the temporary files of a writer that was killed
+// before it renamed them. The caller holds the lock, so no live writer's
+// file is among them; a failure only leaves litter, so it is not fatal.
+func (st *Store) removeStale() {
+	_ = atomicfile.RemoveStale(st.Path)
 }
 
 func permOr(err error, code errcode.Code, format string, args ...any) error {

@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // ListenLoopback listens on addr, which must be a loopback IP address and
@@ -46,7 +46,7 @@ func ListenLoopback(ctx context.Context, addr string) (net.Listener, error) {
 // ListenUnix listens on a unix socket at path with the given mode and
 // owner, replacing a stale socket left by an earlier run (but never a file
 // that is not a socket).
-func ListenUnix(ctx context.Context, path string, mode fs.FileMode, owner layout.Owner) (net.Listener, error) {
+func ListenUnix(ctx context.Context, path string, mode fs.FileMode, owner atomicfile.Owner) (net.Listener, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&fs.ModeSocket == 0 {
 			return nil, fmt.Errorf("%s exists and is not a socket: remove it by hand", path)
@@ -71,7 +71,7 @@ func ListenUnix(ctx context.Context, path string, mode fs.FileMode, owner layout
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	// Lchown never follows a link.
-	if err := layout.Chown(path, owner); err != nil {
+	if err := atomicfile.Chown(path, owner); err != nil {
 		ln.Close()
 		return nil, err
 	}

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 func TestListenLoopback(t *testing.T) {
@@ -49,7 +49,7 @@ func TestListenLoopback(t *testing.T) {
 func TestListenUnix(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "run", "a.sock")
-	ln, err := ListenUnix(context.Background(), sock, 0o660, layout.Owner{})
+	ln, err := ListenUnix(context.Background(), sock, 0o660, atomicfile.Owner{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,13 +58,13 @@ func TestListenUnix(t *testing.T) {
 		t.Fatalf("socket %v %v", fi.Mode(), err)
 	}
 	// A live socket is not taken over.
-	if _, err := ListenUnix(context.Background(), sock, 0o660, layout.Owner{}); err == nil || !strings.Contains(err.Error(), "another process") {
+	if _, err := ListenUnix(context.Background(), sock, 0o660, atomicfile.Owner{}); err == nil || !strings.Contains(err.Error(), "another process") {
 		t.Errorf("second listener: %v", err)
 	}
 	// A stale one is replaced.
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
-	ln, err = ListenUnix(context.Background(), sock, 0o660, layout.Owner{})
+	ln, err = ListenUnix(context.Background(), sock, 0o660, atomicfile.Owner{})
 	if err != nil {
 		t.Fatalf("stale socket: %v", err)
 	}
@@ -72,7 +72,7 @@ func TestListenUnix(t *testing.T) {
 	// A regular file is never removed.
 	plain := filepath.Join(dir, "plain")
 	_ = os.WriteFile(plain, []byte("x"), 0o600)
-	if _, err := ListenUnix(context.Background(), plain, 0o660, layout.Owner{}); err == nil {
+	if _, err := ListenUnix(context.Background(), plain, 0o660, atomicfile.Owner{}); err == nil {
 		t.Error("a regular file was replaced by a socket")
 	}
 	if _, err := os.Stat(plain); err != nil {

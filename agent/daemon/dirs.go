@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,7 +19,7 @@ import (
 // must have.
 type Dir struct {
 	Path  string
-	Owner layout.Owner
+	Owner atomicfile.Owner
 	Mode  fs.FileMode
 	// Create makes a missing directory; otherwise a missing one is left
 	// alone (nothing is in it to protect yet).
@@ -31,13 +33,13 @@ func HIMDSDirs(l layout.Layout, tokensDir string) []Dir {
 	if tokensDir == "" {
 		tokensDir = l.TokensDir()
 	}
-	himds := layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}
-	entry := func(id string) (layout.Owner, fs.FileMode) {
+	himds := atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}
+	entry := func(id string) (atomicfile.Owner, fs.FileMode) {
 		e, ok := layout.Lookup(id)
 		if !ok {
 			panic("layout has no entry " + id)
 		}
-		return layout.Owner{User: e.Owner, Group: e.Group}, e.Mode
+		return atomicfile.Owner{User: e.Owner, Group: e.Group}, e.Mode
 	}
 	tokOwner, tokMode := entry("tokens-dir")
 	certOwner, certMode := entry("certs-dir")
@@ -72,7 +74,12 @@ func CheckDirs(dirs []Dir, log *slog.Logger) error {
 func checkDir(d Dir, log *slog.Logger) error {
 	if d.Create {
 		if _, err := os.Lstat(d.Path); errors.Is(err, fs.ErrNotExist) {
-			if err := os.MkdirAll(d.Path, d.Mode); err != nil {
+			// Parents get the ordinary 0755; only the directory itself
+			// gets its restrictive mode (MkdirAll would give it to all).
+			if err := os.MkdirAll(filepath.Dir(d.Path), 0o755); err != nil {
+				return fmt.Errorf("create %s: %w", filepath.Dir(d.Path), err)
+			}
+			if err := os.Mkdir(d.Path, d.Mode); err != nil && !errors.Is(err, fs.ErrExist) {
 				return fmt.Errorf("create %s: %w", d.Path, err)
 			}
 		}
@@ -131,7 +138,7 @@ func checkDir(d Dir, log *slog.Logger) error {
 // user and group (each -1 when it does not exist on this host); otherwise
 // the process's own user, which must own what it relies on (the service
 // user under systemd, the developer in a tree under --root).
-func wantOwner(o layout.Owner, euid int) (uid, gid int, name string) {
+func wantOwner(o atomicfile.Owner, euid int) (uid, gid int, name string) {
 	if euid != 0 {
 		name = strconv.Itoa(euid)
 		if u, err := user.LookupId(name); err == nil {
@@ -139,7 +146,7 @@ func wantOwner(o layout.Owner, euid int) (uid, gid int, name string) {
 		}
 		return euid, -1, name
 	}
-	uid, gid = layout.ResolveOwner(o)
+	uid, gid = atomicfile.ResolveOwner(o)
 	switch {
 	case uid >= 0 && gid >= 0:
 		name = o.User + ":" + o.Group

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // Loose directories under a temporary root are repaired at start: modes
@@ -32,7 +33,7 @@ func TestCheckDirsRepairs(t *testing.T) {
 	}
 	wantUID, wantGID := os.Geteuid(), -1
 	if os.Geteuid() == 0 {
-		wantUID, wantGID = layout.ResolveOwner(layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS})
+		wantUID, wantGID = atomicfile.ResolveOwner(atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS})
 		for _, d := range dirs { // someone else's
 			if err := os.Chown(d.Path, 65534, 65534); err != nil {
 				t.Fatal(err)
@@ -70,6 +71,11 @@ func TestCheckDirsRepairs(t *testing.T) {
 	}
 	if _, err := os.Stat(l2.CertsDir()); err == nil {
 		t.Error("certs/ was created")
+	}
+	// Parents made on the way are 0755, never the leaf's 0710: the service
+	// user must be able to reach its directories through them.
+	if fi, err := os.Stat(l2.Path(layout.StateDir)); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("%s created as %v, %v, want 0755", l2.Path(layout.StateDir), fi.Mode(), err)
 	}
 	// Right already: nothing to say.
 	logs.Reset()
@@ -112,7 +118,7 @@ func TestCheckDirsRefusesNonDirectories(t *testing.T) {
 // that fixes it.
 func TestCheckDirsRefusesWhatItCannotRepair(t *testing.T) {
 	if dir := os.Getenv("DAEMON_TEST_CHECK_DIR"); dir != "" {
-		err := CheckDirs([]Dir{{Path: dir, Owner: layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}, Mode: 0o710}}, nil)
+		err := CheckDirs([]Dir{{Path: dir, Owner: atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}, Mode: 0o710}}, nil)
 		fmt.Println("error:", err)
 		os.Exit(0)
 	}

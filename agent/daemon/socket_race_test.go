@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // The owner of the run directory (user himds) races ListenUnix, renaming a
@@ -34,7 +34,7 @@ func TestListenUnixNeverChmodsThroughASymlink(t *testing.T) {
 				}
 			}
 		}()
-		ln, err := ListenUnix(context.Background(), sock, 0o660, layout.Owner{})
+		ln, err := ListenUnix(context.Background(), sock, 0o660, atomicfile.Owner{})
 		stop.Store(true)
 		<-done
 		if ln != nil {
@@ -47,7 +47,7 @@ func TestListenUnixNeverChmodsThroughASymlink(t *testing.T) {
 		}
 	}
 	// And the socket itself has its mode.
-	ln, err := ListenUnix(context.Background(), sock, 0o660, layout.Owner{})
+	ln, err := ListenUnix(context.Background(), sock, 0o660, atomicfile.Owner{})
 	if err != nil {
 		t.Fatal(err)
 	}

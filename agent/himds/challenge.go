@@ -14,8 +14,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/arcagent/arcagent/agent/layout"
 	"golang.org/x/sys/unix"
+
+	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // Challenge limits.
@@ -122,7 +124,7 @@ func newChallenges(dir string, ttl time.Duration, max, perPeer int, now func() t
 	c := &challenges{dir: dir, ttl: ttl, max: max, perPeer: perPeer, now: now, log: log,
 		pending: map[[32]byte]*challenge{}, peers: map[int][]*challenge{}, uid: -1, gid: -1}
 	if os.Geteuid() == 0 {
-		c.uid, c.gid = layout.ResolveOwner(layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS})
+		c.uid, c.gid = atomicfile.ResolveOwner(atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS})
 	}
 	return c
 }

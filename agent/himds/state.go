@@ -17,6 +17,7 @@ import (
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // Local statuses. Connected, Disconnected and Expired match the control
@@ -92,7 +93,7 @@ func WriteAgentConfig(l layout.Layout, c *AgentConfig) error {
 		return fmt.Errorf("encode agentconfig.json: %w", err)
 	}
 	e, _ := layout.Lookup("agentconfig")
-	if err := layout.WriteFileAtomic(l.AgentConfig(), append(b, '\n'), layout.WriteOptions{Mode: e.Mode, Owner: layout.Owner{User: e.Owner, Group: e.Group}}); err != nil {
+	if err := atomicfile.WriteFile(l.AgentConfig(), append(b, '\n'), atomicfile.WriteOptions{Mode: e.Mode, Owner: atomicfile.Owner{User: e.Owner, Group: e.Group}}); err != nil {
 		return errcode.Wrap(errcode.WriteFailed, err, "write the registration")
 	}
 	return nil
@@ -133,7 +134,7 @@ func WriteStatus(l layout.Layout, s *StatusFile) error {
 	if err != nil {
 		return fmt.Errorf("encode status.json: %w", err)
 	}
-	return layout.WriteFileAtomic(l.HIMDSStatus(), append(b, '\n'), layout.WriteOptions{Mode: 0o640, Owner: layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}})
+	return atomicfile.WriteFile(l.HIMDSStatus(), append(b, '\n'), atomicfile.WriteOptions{Mode: 0o640, Owner: atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}})
 }
 
 // StatusAt computes the status from the last successful heartbeat exactly

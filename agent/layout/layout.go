@@ -1,7 +1,7 @@
 // Package layout is the one place where arcagent's on-disk layout is
 // written down: every well-known path, its owner, group and mode (DESIGN.md
-// §3), the service identities, and the atomic-write helper that every state
-// file in the project uses. All paths are taken relative to a root prefix so
+// §3) and the service identities. Atomic writes and file locks live in
+// internal/atomicfile. All paths are taken relative to a root prefix so
 // that tests and unprivileged development can use a temporary tree.
 package layout
 

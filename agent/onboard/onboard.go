@@ -27,6 +27,7 @@ import (
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 	"github.com/arcagent/arcagent/internal/buildinfo"
 )
 
@@ -95,10 +96,10 @@ func Connect(ctx context.Context, o Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	himdsOwner := layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}
+	himdsOwner := atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}
 	// A key left by a failed connect is replaced: it never registered.
 	_ = os.Remove(l.MachineKey())
-	if err := layout.WriteFileAtomic(l.MachineKey(), keyPEM, layout.WriteOptions{Mode: 0o600, Owner: himdsOwner}); err != nil {
+	if err := atomicfile.WriteFile(l.MachineKey(), keyPEM, atomicfile.WriteOptions{Mode: 0o600, Owner: himdsOwner}); err != nil {
 		return nil, errcode.Wrap(errcode.WriteFailed, err, "store the machine key")
 	}
 	undo = append(undo, func() { _ = os.Remove(l.MachineKey()) })
@@ -122,7 +123,7 @@ func Connect(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	if len(o.CAPEM) > 0 {
 		_ = os.Remove(l.ServerCA())
-		if err := layout.WriteFileAtomic(l.ServerCA(), o.CAPEM, layout.WriteOptions{Mode: 0o644, Owner: himdsOwner}); err != nil {
+		if err := atomicfile.WriteFile(l.ServerCA(), o.CAPEM, atomicfile.WriteOptions{Mode: 0o644, Owner: himdsOwner}); err != nil {
 			return nil, errcode.Wrap(errcode.WriteFailed, err, "store the server CA")
 		}
 		undo = append(undo, func() { _ = os.Remove(l.ServerCA()) })
@@ -187,13 +188,13 @@ func RequireRoot(l layout.Layout) error {
 // EnsureDirs creates the directories HIMDS uses, with their modes and
 // owners.
 func EnsureDirs(l layout.Layout) error {
-	himdsOwner := layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}
+	himdsOwner := atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}
 	for _, d := range []struct {
 		prod string
 		mode os.FileMode
-		own  layout.Owner
+		own  atomicfile.Owner
 	}{
-		{layout.StateDir, 0o755, layout.Owner{User: layout.UserRoot, Group: layout.GroupRoot}},
+		{layout.StateDir, 0o755, atomicfile.Owner{User: layout.UserRoot, Group: layout.GroupRoot}},
 		{layout.CertsDir, 0o700, himdsOwner},
 		{layout.TokensDir, 0o710, himdsOwner},
 		{layout.LogDir, 0o750, himdsOwner},
@@ -206,7 +207,7 @@ func EnsureDirs(l layout.Layout) error {
 		if err := os.Chmod(p, d.mode); err != nil {
 			return errcode.Wrap(errcode.WriteFailed, err, "set the mode of %s", p)
 		}
-		if err := layout.Chown(p, d.own); err != nil {
+		if err := atomicfile.Chown(p, d.own); err != nil {
 			return errcode.Wrap(errcode.WriteFailed, err, "set the owner of %s", p)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/arcagent/arcagent/agent/himds"
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 	"github.com/arcagent/arcagent/internal/buildinfo"
 )
 
@@ -94,16 +95,16 @@ func runHIMDS(cmd *cobra.Command, a *app, o himdsOptions) error {
 		}
 		// Files written by a connect that ran before user himds existed
 		// get the owners of the layout, so the service user can read them.
-		himdsOwner := layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}
+		himdsOwner := atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}
 		for _, f := range []struct {
 			path  string
-			owner layout.Owner
+			owner atomicfile.Owner
 		}{{l.CertsDir(), himdsOwner}, {l.MachineKey(), himdsOwner}, {l.ServerCA(), himdsOwner},
-			{l.AgentConfig(), layout.Owner{User: layout.UserRoot, Group: layout.GroupHIMDS}}} {
+			{l.AgentConfig(), atomicfile.Owner{User: layout.UserRoot, Group: layout.GroupHIMDS}}} {
 			if _, err := os.Lstat(f.path); err != nil {
 				continue
 			}
-			if err := layout.Chown(f.path, f.owner); err != nil {
+			if err := atomicfile.Chown(f.path, f.owner); err != nil {
 				return errcode.Wrap(errcode.WriteFailed, err, "set the owner of %s", f.path)
 			}
 		}
@@ -113,7 +114,7 @@ func runHIMDS(cmd *cobra.Command, a *app, o himdsOptions) error {
 		return errcode.Wrap(himds.CodeListen, err, "start HIMDS")
 	}
 	defer ln.Close()
-	adm, err := daemon.ListenUnix(ctx, socket, 0o660, layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS})
+	adm, err := daemon.ListenUnix(ctx, socket, 0o660, atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS})
 	if err != nil {
 		return errcode.Wrap(himds.CodeListen, err, "start the admin socket")
 	}

@@ -12,9 +12,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/audit"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 	"github.com/arcagent/arcagent/internal/buildinfo"
 	"github.com/arcagent/arcagent/internal/cli"
 	"github.com/arcagent/arcagent/releases"
@@ -345,7 +345,7 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 			writers[i], _ = releases.NewWriter(o.Format, a.stdout, releases.WriterOptions{All: f.all})
 			return open(i + 1)
 		}
-		return layout.WriteAtomic(o.File, layout.WriteOptions{Mode: 0o644}, func(w io.Writer) error {
+		return atomicfile.Write(o.File, atomicfile.WriteOptions{Mode: 0o644}, func(w io.Writer) error {
 			writers[i], _ = releases.NewWriter(o.Format, w, releases.WriterOptions{All: f.all})
 			return open(i + 1)
 		})

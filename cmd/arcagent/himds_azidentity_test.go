@@ -22,6 +22,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 const (
@@ -133,15 +134,15 @@ func ensureRealTokensDir(t *testing.T) string {
 	for _, d := range []struct {
 		path  string
 		mode  os.FileMode
-		owner layout.Owner
-	}{{"/var/opt", 0o755, layout.Owner{}}, {layout.StateDir, 0o755, layout.Owner{}},
-		{layout.TokensDir, 0o710, layout.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}}} {
+		owner atomicfile.Owner
+	}{{"/var/opt", 0o755, atomicfile.Owner{}}, {layout.StateDir, 0o755, atomicfile.Owner{}},
+		{layout.TokensDir, 0o710, atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}}} {
 		if _, err := os.Stat(d.path); errors.Is(err, fs.ErrNotExist) {
 			if err := os.Mkdir(d.path, d.mode); err != nil {
 				t.Fatal(err)
 			}
 			made = append(made, d.path)
-			if err := layout.Chown(d.path, d.owner); err != nil {
+			if err := atomicfile.Chown(d.path, d.owner); err != nil {
 				t.Fatal(err)
 			}
 		}

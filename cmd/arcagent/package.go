@@ -12,8 +12,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/spf13/cobra"
 
-	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/atomicfile"
 	"github.com/arcagent/arcagent/internal/cli"
 	"github.com/arcagent/arcagent/signing"
 )
@@ -113,10 +113,10 @@ ARCAGENT_KEY_PASSWORD is set, the private key is encrypted with it.`,
 			if err != nil {
 				return err
 			}
-			if err := layout.WriteFileAtomic(privPath, kp.PrivatePEM, layout.WriteOptions{Mode: 0o600}); err != nil {
+			if err := atomicfile.WriteFile(privPath, kp.PrivatePEM, atomicfile.WriteOptions{Mode: 0o600}); err != nil {
 				return errcode.Wrap(errcode.WriteFailed, err, "write private key")
 			}
-			if err := layout.WriteFileAtomic(pubPath, kp.PublicPEM, layout.WriteOptions{Mode: 0o644}); err != nil {
+			if err := atomicfile.WriteFile(pubPath, kp.PublicPEM, atomicfile.WriteOptions{Mode: 0o644}); err != nil {
 				return errcode.Wrap(errcode.WriteFailed, err, "write public key")
 			}
 			if !kp.Encrypted {
@@ -242,7 +242,7 @@ with ARCAGENT_KEY_PASSWORD.`,
 			if out == "" {
 				out = pkgPath + signing.SignatureSuffix
 			}
-			if err := layout.WriteFileAtomic(out, env, layout.WriteOptions{Mode: 0o644}); err != nil {
+			if err := atomicfile.WriteFile(out, env, atomicfile.WriteOptions{Mode: 0o644}); err != nil {
 				return errcode.Wrap(errcode.WriteFailed, err, "write signature")
 			}
 			a.log.Info("package signed", "package", p.Name(), "signature", out)
@@ -570,7 +570,7 @@ func newCatalogCmd(a *app) *cobra.Command {
 			if out == "" {
 				out = args[0] + signing.SignatureSuffix
 			}
-			if err := layout.WriteFileAtomic(out, env, layout.WriteOptions{Mode: 0o644}); err != nil {
+			if err := atomicfile.WriteFile(out, env, atomicfile.WriteOptions{Mode: 0o644}); err != nil {
 				return errcode.Wrap(errcode.WriteFailed, err, "write signed catalog")
 			}
 			if a.json {

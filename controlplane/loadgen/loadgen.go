@@ -17,13 +17,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/arcagent/arcagent/agent/cloud"
 	"github.com/arcagent/arcagent/controlplane"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 )
@@ -116,8 +116,8 @@ func httpClient(caPEM []byte, conns int, h2 bool) (*http.Client, error) {
 
 // Fleet is a set of registered simulated machines.
 type Fleet struct {
-	Machines []*cloud.Machine
-	client   *cloud.Client
+	Machines []*Machine
+	client   *client
 }
 
 // Setup creates a subscription, a resource group and an onboarding
@@ -128,24 +128,23 @@ func Setup(ctx context.Context, cfg Config) (*Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := cloud.New(cfg.ServerURL, cloud.Options{HTTPClient: hc, UserAgent: "arcserver-loadgen"})
+	c, err := newClient(cfg.ServerURL, hc)
 	if err != nil {
 		return nil, err
 	}
-	op := c.Operator(cfg.Token)
-	sub, err := op.CreateSubscription(ctx, apiv1.CreateSubscriptionRequest{DisplayName: fmt.Sprintf("loadgen-%d", time.Now().UnixNano())})
-	if err != nil {
+	var sub apiv1.Subscription
+	if err := c.call(ctx, http.MethodPost, "/v1/subscriptions", cfg.Token, apiv1.CreateSubscriptionRequest{DisplayName: fmt.Sprintf("loadgen-%d", time.Now().UnixNano())}, &sub); err != nil {
 		return nil, fmt.Errorf("create the load-test subscription: %w", err)
 	}
-	if _, err := op.CreateResourceGroup(ctx, sub.SubID, apiv1.CreateResourceGroupRequest{Name: "loadgen"}); err != nil {
+	if err := c.call(ctx, http.MethodPost, "/v1/subscriptions/"+url.PathEscape(sub.SubID)+"/resourceGroups", cfg.Token, apiv1.CreateResourceGroupRequest{Name: "loadgen"}, nil); err != nil {
 		return nil, fmt.Errorf("create the load-test resource group: %w", err)
 	}
-	cred, err := op.CreateOnboarding(ctx, apiv1.CreateOnboardingRequest{SubscriptionID: sub.SubID, ResourceGroup: "loadgen", ExpiresIn: "1h", Uses: min(cfg.Machines, 10000)})
-	if err != nil {
+	var cred apiv1.OnboardingCredential
+	if err := c.call(ctx, http.MethodPost, "/v1/onboardingCredentials", cfg.Token, apiv1.CreateOnboardingRequest{SubscriptionID: sub.SubID, ResourceGroup: "loadgen", ExpiresIn: "1h", Uses: min(cfg.Machines, 10000)}, &cred); err != nil {
 		return nil, fmt.Errorf("create the load-test onboarding credential: %w", err)
 	}
 	cfg.Progress("registering %d machines in %s", cfg.Machines, sub.ID+"/resourceGroups/loadgen")
-	f := &Fleet{Machines: make([]*cloud.Machine, cfg.Machines), client: c}
+	f := &Fleet{Machines: make([]*Machine, cfg.Machines), client: c}
 	var next atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -159,15 +158,10 @@ func Setup(ctx context.Context, cfg Config) (*Fleet, error) {
 				if i >= cfg.Machines || ctx.Err() != nil {
 					return
 				}
-				key, err := cloud.GenerateKey()
+				m, err := c.register(ctx, cred.Secret, fmt.Sprintf("sim-%06d", i))
 				if err == nil {
-					var reg apiv1.Registration
-					reg, err = c.Register(ctx, cred.Secret, key, apiv1.RegisterRequest{Name: fmt.Sprintf("sim-%06d", i),
-						Inventory: apiv1.Inventory{Hostname: fmt.Sprintf("sim-%06d", i), OSType: "linux", AgentVersion: "0.0.0-loadgen"}})
-					if err == nil {
-						f.Machines[i] = c.Machine(reg.MachineID, reg.Audience, key)
-						continue
-					}
+					f.Machines[i] = m
+					continue
 				}
 				once.Do(func() { firstErr = err })
 				return
@@ -227,7 +221,7 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 		res.PerSecond = float64(len(lat)) / res.Elapsed.Seconds()
 	}
 	if len(lat) > 0 {
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		slices.Sort(lat)
 		pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 		res.P50, res.P90, res.P99, res.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
 	}
@@ -245,7 +239,7 @@ func (f *Fleet) presign(workers, total int) ([][]string, error) {
 		pre[w] = make([]string, 0, k)
 		for j := 0; j < k; j++ {
 			m := f.Machines[(w+j*workers)%len(f.Machines)]
-			a, err := cloud.SignAssertion(m.Key, m.ID, m.Audience, now, apiv1.MaxAssertionLifetime)
+			a, err := m.assertion(now, apiv1.MaxAssertionLifetime)
 			if err != nil {
 				return nil, err
 			}
@@ -274,14 +268,12 @@ func (f *Fleet) run(ctx context.Context, workers, n int, pre [][]string) ([]time
 					break
 				}
 				m := f.Machines[i%len(f.Machines)]
+				a := ""
 				if pre != nil && k < len(pre[w]) {
-					a := pre[w][k]
-					mm := *m
-					mm.Assert = func() (string, error) { return a, nil }
-					m = &mm
+					a = pre[w][k]
 				}
 				t0 := time.Now()
-				_, err := m.Heartbeat(ctx, apiv1.HeartbeatRequest{})
+				err := f.client.heartbeat(ctx, m, a)
 				d := time.Since(t0)
 				if err != nil {
 					if ctx.Err() != nil {

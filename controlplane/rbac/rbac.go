@@ -8,7 +8,7 @@ package rbac
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -239,6 +239,6 @@ func AllPermissions() []string {
 	p := []string{SubscriptionsRead, SubscriptionsWrite, ResourceGroupsRead, ResourceGroupsWrite, MachinesRead, MachinesWrite, MachinesDelete,
 		ExtensionsRead, ExtensionsWrite, OnboardingRead, OnboardingWrite, OnboardingDelete, GuestConfigRead, GuestConfigWrite,
 		RoleAssignmentsRead, RoleAssignmentsWrite, RoleAssignmentsDelete, APITokensRead, APITokensWrite, APITokensDelete}
-	sort.Strings(p)
+	slices.Sort(p)
 	return p
 }

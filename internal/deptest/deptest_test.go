@@ -1,0 +1,152 @@
+package deptest
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestModuleDependencies enforces Rules on the whole module.
+func TestModuleDependencies(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	statSources(t, root)
+	pkgs, err := List(context.Background(), root, "./...")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The rules must see the packages they are about, or they check nothing.
+	for _, want := range []string{Module + "/agent/himds", Module + "/controlplane", Module + "/reports"} {
+		if !slices.ContainsFunc(pkgs, func(p Package) bool { return p.ImportPath == want }) {
+			t.Fatalf("go list did not report %s", want)
+		}
+	}
+	for _, v := range Check(pkgs, Rules) {
+		t.Error(v)
+	}
+}
+
+// statSources stats every directory and Go file of the module. The go
+// command caches a passing test by the files the test process itself opens
+// and stats, not by what `go list` reads in a subprocess; without this a
+// new forbidden import could pass from the cache.
+func statSources(t *testing.T, root string) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || strings.HasSuffix(p, ".go") || d.Name() == "go.mod" {
+			_, err = os.Stat(p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMatch(t *testing.T) {
+	tests := []struct {
+		pattern, path string
+		want          bool
+	}{
+		{"a/b/...", "a/b", true},
+		{"a/b/...", "a/b/c/d", true},
+		{"a/b/...", "a/bc", false},
+		{"a/b", "a/b", true},
+		{"a/b", "a/b/c", false},
+	}
+	for _, tt := range tests {
+		if got := Match(tt.pattern, tt.path); got != tt.want {
+			t.Errorf("Match(%q, %q) = %v, want %v", tt.pattern, tt.path, got, tt.want)
+		}
+	}
+}
+
+// TestCheckSynthetic proves the checker catches what the rules forbid, on
+// a made-up graph: an agent package that reaches the control plane through
+// another agent package is reported with the chain, while the wire types
+// are allowed.
+func TestCheckSynthetic(t *testing.T) {
+	const (
+		himds  = Module + "/agent/himds"
+		cloud  = Module + "/agent/cloud"
+		cp     = Module + "/controlplane"
+		apiv1  = Module + "/controlplane/apiv1"
+		store  = Module + "/controlplane/store"
+		report = Module + "/reports"
+		audit  = Module + "/audit"
+	)
+	tests := []struct {
+		name string
+		pkgs []Package
+		want []string // "pkg -> dep: chain"
+	}{
+		{"clean", []Package{
+			{ImportPath: himds, Imports: []string{cloud}, Deps: []string{apiv1, cloud, "fmt"}},
+			{ImportPath: cloud, Imports: []string{apiv1}, Deps: []string{apiv1}},
+			{ImportPath: cp, Imports: []string{apiv1, store}, Deps: []string{apiv1, store, "modernc.org/sqlite"}},
+		}, nil},
+		{"agent imports the control plane", []Package{
+			{ImportPath: himds, Imports: []string{cloud}, Deps: []string{apiv1, cloud, cp, store, "modernc.org/sqlite"}},
+			{ImportPath: cloud, Imports: []string{apiv1, cp}, Deps: []string{apiv1, cp, store, "modernc.org/sqlite"}},
+			{ImportPath: cp, Imports: []string{apiv1, store}, Deps: []string{apiv1, store, "modernc.org/sqlite"}},
+			{ImportPath: store, Imports: []string{"modernc.org/sqlite"}, Deps: []string{"modernc.org/sqlite"}},
+		}, []string{
+			cloud + " -> " + cp + ": " + cloud + " -> " + cp,
+			cloud + " -> " + store + ": " + cloud + " -> " + cp + " -> " + store,
+			cloud + " -> modernc.org/sqlite: " + cloud + " -> " + cp + " -> " + store + " -> modernc.org/sqlite",
+			himds + " -> " + cp + ": " + himds + " -> " + cloud + " -> " + cp,
+			himds + " -> " + store + ": " + himds + " -> " + cloud + " -> " + cp + " -> " + store,
+			himds + " -> modernc.org/sqlite: " + himds + " -> " + cloud + " -> " + cp + " -> " + store + " -> modernc.org/sqlite",
+		}},
+		{"agent imports cel-go", []Package{
+			{ImportPath: Module + "/agent/config", Imports: []string{"github.com/google/cel-go/cel"}, Deps: []string{"github.com/google/cel-go/cel"}},
+		}, []string{Module + "/agent/config -> github.com/google/cel-go/cel: " + Module + "/agent/config -> github.com/google/cel-go/cel"}},
+		{"control plane imports the agent", []Package{
+			{ImportPath: cp + "/loadgen", Imports: []string{cloud}, Deps: []string{apiv1, cloud}},
+		}, []string{cp + "/loadgen -> " + cloud + ": " + cp + "/loadgen -> " + cloud}},
+		{"reports import the audit engine", []Package{
+			{ImportPath: report, Imports: []string{audit}, Deps: []string{audit}},
+		}, []string{report + " -> " + audit + ": " + report + " -> " + audit}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, v := range Check(tt.pkgs, Rules) {
+				got = append(got, v.Package+" -> "+v.Dep+": "+strings.Join(v.Chain, " -> "))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("violations:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestDecode(t *testing.T) {
+	pkgs, err := Decode(strings.NewReader(`{"ImportPath":"a","Imports":["b"],"Deps":["b"]}
+{"ImportPath":"b","Standard":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pkgs) != 2 || pkgs[0].ImportPath != "a" || pkgs[0].Deps[0] != "b" || !pkgs[1].Standard {
+		t.Errorf("got %+v", pkgs)
+	}
+	if _, err := Decode(strings.NewReader(`{"ImportPath":`)); err == nil {
+		t.Error("truncated output was accepted")
+	}
+}
