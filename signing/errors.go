@@ -16,21 +16,16 @@ const (
 	CodeStatementMismatch   errcode.Code = "ARC0102" // statement names another package than requested
 	CodeDigestMismatch      errcode.Code = "ARC0103" // size or sha256 of the bytes differ from the subject
 	CodeMalformedEnvelope   errcode.Code = "ARC0104" // envelope or statement cannot be parsed
-	CodeUnsafeArchive       errcode.Code = "ARC0105" // the zip breaks an extraction rule
 	CodeTrustInsecure       errcode.Code = "ARC0106" // trust store writable by others or not owned by root
 	CodeTrustCorrupt        errcode.Code = "ARC0107" // trust store cannot be read or parsed
 	CodeTrustKeyUnknown     errcode.Code = "ARC0108" // no trust entry of that name / name taken
 	CodeBadKey              errcode.Code = "ARC0109" // key file unreadable, wrong type or algorithm
 	CodeKeyPassword         errcode.Code = "ARC0110" // encrypted key without (or with a wrong) passphrase
-	CodeBadHandlerManifest  errcode.Code = "ARC0111" // HandlerManifest.json missing or invalid
 	CodeBadPackageName      errcode.Code = "ARC0112" // publisher, type or version not acceptable
 	CodeCatalogRollback     errcode.Code = "ARC0113" // catalog older than the last trusted one
 	CodeCatalogExpired      errcode.Code = "ARC0114" // catalog past its expiry (freeze)
 	CodeCatalogThreshold    errcode.Code = "ARC0115" // too few trusted catalog signatures
 	CodeCatalogMalformed    errcode.Code = "ARC0116" // catalog document invalid
-	CodeTreeTampered        errcode.Code = "ARC0117" // installed files differ from the install record
-	CodeInstallRecord       errcode.Code = "ARC0118" // install record missing or unreadable
-	CodeAlreadyInstalled    errcode.Code = "ARC0119" // destination exists
 	CodeNoTrustedKeys       errcode.Code = "ARC0120" // trust store empty for the purpose
 	CodeFileAccess          errcode.Code = "ARC0121" // a named input file cannot be read
 )
@@ -47,8 +42,6 @@ func init() {
 			Remedy: "the file was changed or truncated after signing; download it again and do not install this copy"},
 		{Code: CodeMalformedEnvelope, Exit: errcode.ExitFindings, Title: "signature envelope is malformed",
 			Remedy: "the .sig.json file is not a DSSE envelope with an arcagent in-toto statement; fetch it again or re-sign with `arcagent package sign`"},
-		{Code: CodeUnsafeArchive, Exit: errcode.ExitFindings, Title: "archive refused by the extraction rules",
-			Remedy: "the zip holds unsafe paths, links, device files or is too large; rebuild it with `arcagent package build` and do not install this copy"},
 		{Code: CodeTrustInsecure, Exit: errcode.ExitFailed, Title: "trust store is not protected",
 			Remedy: "make the trust directory and every file in it owned by root and not writable by group or others: `chown -R root:root DIR && chmod 0755 DIR && chmod 0644 DIR/*`"},
 		{Code: CodeTrustCorrupt, Exit: errcode.ExitFailed, Title: "trust store cannot be read",
@@ -59,8 +52,6 @@ func init() {
 			Remedy: "give a PEM file made by `arcagent package keygen` (ECDSA P-256 or Ed25519): the .pub file to verify and trust, the .key file to sign"},
 		{Code: CodeKeyPassword, Exit: errcode.ExitUsage, Title: "private key passphrase missing or wrong",
 			Remedy: "set ARCAGENT_KEY_PASSWORD to the passphrase the key was generated with"},
-		{Code: CodeBadHandlerManifest, Exit: errcode.ExitUsage, Title: "HandlerManifest.json missing or invalid",
-			Remedy: "put a HandlerManifest.json in the Azure VM extension handler format at the root of the directory; see docs/signing.md"},
 		{Code: CodeBadPackageName, Exit: errcode.ExitUsage, Title: "invalid publisher, type or version",
 			Remedy: "publisher: letters, digits and dots (Contoso.Monitoring); type: letters, digits and _ (StatusReporter); version: 1 to 4 dot-separated numbers (1.0.0)"},
 		{Code: CodeCatalogRollback, Exit: errcode.ExitFindings, Title: "catalog rollback refused",
@@ -71,12 +62,6 @@ func init() {
 			Remedy: "too few trusted catalog keys signed it; add the missing signatures, or trust the right keys with `arcagent trust add NAME --key PUB --catalog NAME`"},
 		{Code: CodeCatalogMalformed, Exit: errcode.ExitFindings, Title: "catalog document invalid",
 			Remedy: "the catalog is not a valid arcagent catalog (name, version, expires, entries); fetch it again"},
-		{Code: CodeTreeTampered, Exit: errcode.ExitFindings, Title: "installed files differ from the install record",
-			Remedy: "files were changed after installation; reinstall the extension from its signed package and find out who changed them"},
-		{Code: CodeInstallRecord, Exit: errcode.ExitFailed, Title: "install record missing or unreadable",
-			Remedy: "the extension was not installed by arcagent or its record was removed; reinstall it with `arcagent package install`"},
-		{Code: CodeAlreadyInstalled, Exit: errcode.ExitUsage, Title: "extension already installed",
-			Remedy: "remove the installed version first, or pass --replace"},
 		{Code: CodeNoTrustedKeys, Exit: errcode.ExitFindings, Title: "no trusted key",
 			Remedy: "add the publisher's public key with `arcagent trust add NAME --key PUB --publisher P`, or verify with --key PUB"},
 		{Code: CodeFileAccess, Exit: errcode.ExitUsage, Title: "input file cannot be read",
@@ -94,22 +79,17 @@ var (
 	ErrStatementMismatch   = errors.New("signed statement does not match the request")
 	ErrDigestMismatch      = errors.New("package bytes do not match the signed digest")
 	ErrMalformedEnvelope   = errors.New("malformed signature envelope")
-	ErrUnsafeArchive       = errors.New("unsafe archive")
 	ErrTrustInsecure       = errors.New("trust store is not protected")
 	ErrTrustCorrupt        = errors.New("trust store is corrupt")
 	ErrTrustKeyUnknown     = errors.New("no such trust entry")
 	ErrTrustKeyExists      = errors.New("trust entry exists")
 	ErrBadKey              = errors.New("unusable key")
 	ErrKeyPassword         = errors.New("key passphrase missing or wrong")
-	ErrBadHandlerManifest  = errors.New("invalid HandlerManifest.json")
 	ErrBadPackageName      = errors.New("invalid package name")
 	ErrCatalogRollback     = errors.New("catalog rollback")
 	ErrCatalogExpired      = errors.New("catalog expired")
 	ErrCatalogThreshold    = errors.New("catalog signature threshold not met")
 	ErrCatalogMalformed    = errors.New("malformed catalog")
-	ErrTreeTampered        = errors.New("installed files were changed")
-	ErrInstallRecord       = errors.New("install record missing or unreadable")
-	ErrAlreadyInstalled    = errors.New("already installed")
 	ErrNoTrustedKeys       = errors.New("no trusted keys")
 )
 
@@ -176,22 +156,6 @@ func (e *ThresholdError) Error() string {
 
 // Is makes errors.Is(err, ErrCatalogThreshold) true.
 func (e *ThresholdError) Is(target error) bool { return target == ErrCatalogThreshold }
-
-// UnsafeEntryError names the archive entry that broke an extraction rule.
-type UnsafeEntryError struct {
-	Entry  string
-	Reason string
-}
-
-func (e *UnsafeEntryError) Error() string {
-	if e.Entry == "" {
-		return e.Reason
-	}
-	return fmt.Sprintf("entry %q: %s", e.Entry, e.Reason)
-}
-
-// Is makes errors.Is(err, ErrUnsafeArchive) true.
-func (e *UnsafeEntryError) Is(target error) bool { return target == ErrUnsafeArchive }
 
 // TrustError names the trust-store path that is insecure or corrupt.
 type TrustError struct {

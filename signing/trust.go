@@ -76,6 +76,18 @@ func (k *TrustedKey) Verifier() signature.Verifier { return k.verifier }
 // PublicKeyValue returns the parsed public key.
 func (k *TrustedKey) PublicKeyValue() crypto.PublicKey { return k.pub }
 
+// NewTrustedKey returns an in-memory trust entry for a PEM public key that
+// may sign for publishers and catalogs, as LoadTrustStore would load it. It
+// writes nothing: an extension manager or a test builds a TrustStore from
+// such entries.
+func NewTrustedKey(name string, publicKeyPEM []byte, publishers, catalogs []string) (*TrustedKey, error) {
+	k := &TrustedKey{Name: name, PublicKey: string(publicKeyPEM), Publishers: publishers, Catalogs: catalogs}
+	if err := k.load(); err != nil {
+		return nil, fail(CodeBadKey, ErrBadKey, err, "trust entry %q", name)
+	}
+	return k, nil
+}
+
 // load parses PublicKey and checks that KeyID matches it.
 func (k *TrustedKey) load() error {
 	if !trustNameRE.MatchString(k.Name) {

@@ -51,6 +51,10 @@ type VerifyOptions struct {
 	Expect Expectation
 	// Logger receives debug records (nil: discard). Secrets are never logged.
 	Logger *slog.Logger
+	// Copy, when set, receives the package bytes as they are hashed, so a
+	// caller (the installer) can keep exactly the bytes that were verified
+	// without reading the file a second time.
+	Copy io.Writer
 }
 
 // Result is a successful verification.
@@ -70,16 +74,11 @@ type Result struct {
 // bytes on disk equal the subject. The package is read once, in fixed-size
 // chunks: memory does not depend on its size.
 func VerifyPackage(ctx context.Context, opts VerifyOptions) (*Result, error) {
-	return verifyPackage(ctx, opts, nil)
-}
-
-func verifyPackage(ctx context.Context, opts VerifyOptions, tee io.Writer) (*Result, error) {
 	env := opts.Envelope
 	if env == nil {
 		var err error
-		env, err = readSmallFile(opts.Package+SignatureSuffix, maxEnvelopeSize)
-		if err != nil {
-			return nil, fail(CodeFileAccess, ErrMalformedEnvelope, err, "read signature %s", opts.Package+SignatureSuffix)
+		if env, err = ReadEnvelopeFile(opts.Package + SignatureSuffix); err != nil {
+			return nil, err
 		}
 	}
 	keys, err := verificationKeys(opts)
@@ -91,7 +90,7 @@ func verifyPackage(ctx context.Context, opts VerifyOptions, tee io.Writer) (*Res
 		return nil, err
 	}
 	logger(opts.Logger).Debug("envelope verified", "signer", signer.Name, "package", st.Package().Name())
-	sum, size, err := checkFile(ctx, opts.Package, st, tee)
+	sum, size, err := checkFile(ctx, opts.Package, st, opts.Copy)
 	if err != nil {
 		return nil, err
 	}
@@ -278,14 +277,22 @@ func HashFile(ctx context.Context, path string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// SignPackage hashes the package at path and returns a DSSE envelope over
-// the in-toto statement for p. The package must be a zip with a valid
-// HandlerManifest.json.
+// ReadEnvelopeFile reads a DSSE envelope file of at most 1 MiB (a larger
+// file is not an envelope).
+func ReadEnvelopeFile(path string) ([]byte, error) {
+	env, err := readSmallFile(path, maxEnvelopeSize)
+	if err != nil {
+		return nil, fail(CodeFileAccess, ErrMalformedEnvelope, err, "read signature %s", path)
+	}
+	return env, nil
+}
+
+// SignPackage hashes the file at path and returns a DSSE envelope over the
+// in-toto statement for p. It signs any file: checking that the file is a
+// well-formed extension package is the caller's job (extensions.SignPackage
+// does both).
 func SignPackage(ctx context.Context, path string, p Package, signer signature.Signer) ([]byte, *Statement, error) {
 	if err := p.Validate(); err != nil {
-		return nil, nil, err
-	}
-	if _, err := ReadPackageManifest(path); err != nil {
 		return nil, nil, err
 	}
 	sum, size, err := HashFile(ctx, path)

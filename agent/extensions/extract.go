@@ -1,4 +1,4 @@
-package signing
+package extensions
 
 import (
 	"archive/zip"
@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/arcagent/arcagent/signing"
 )
 
 // Limits bound what Extract accepts. Zero fields take the DefaultLimits value.
@@ -113,12 +115,12 @@ func Extract(ctx context.Context, zipPath, dest string, lim Limits) ([]FileRecor
 	}
 	f, err := os.Open(zipPath)
 	if err != nil {
-		return nil, fail(CodeFileAccess, ErrUnsafeArchive, err, "open archive")
+		return nil, fail(signing.CodeFileAccess, ErrUnsafeArchive, err, "open archive")
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fail(CodeFileAccess, ErrUnsafeArchive, err, "inspect archive")
+		return nil, fail(signing.CodeFileAccess, ErrUnsafeArchive, err, "inspect archive")
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".extract-*")
 	if err != nil {

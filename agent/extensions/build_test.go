@@ -1,4 +1,4 @@
-package signing
+package extensions
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/arcagent/arcagent/signing"
 )
 
 func TestBuildIsReproducible(t *testing.T) {
@@ -29,7 +31,7 @@ func TestBuildIsReproducible(t *testing.T) {
 		if filepath.Base(res.Path) != "Contoso.Monitoring.StatusReporter-1.0.0.zip" || res.Files != 3 {
 			t.Fatalf("result %+v", res)
 		}
-		sum, _, _ := HashFile(ctx, res.Path)
+		sum, _, _ := signing.HashFile(ctx, res.Path)
 		if sum != res.SHA256 {
 			t.Fatal("reported sha256 differs from the file's")
 		}
@@ -48,7 +50,7 @@ func TestBuildRefusesBadInput(t *testing.T) {
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, dir string)
-		pkg   Package
+		pkg   signing.Package
 		want  error
 	}{
 		{"no manifest", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, HandlerManifestName)) }, testPkg, ErrBadHandlerManifest},
@@ -65,8 +67,8 @@ func TestBuildRefusesBadInput(t *testing.T) {
 		{"handler environment", func(t *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, "HandlerEnvironment.json"), []byte("[]"), 0o644)
 		}, testPkg, ErrBadHandlerManifest},
-		{"bad version", func(*testing.T, string) {}, Package{Publisher: "Contoso", Type: "X", Version: "1.0-beta"}, ErrBadPackageName},
-		{"type with dot", func(*testing.T, string) {}, Package{Publisher: "Contoso", Type: "X.Y", Version: "1.0"}, ErrBadPackageName},
+		{"bad version", func(*testing.T, string) {}, signing.Package{Publisher: "Contoso", Type: "X", Version: "1.0-beta"}, signing.ErrBadPackageName},
+		{"type with dot", func(*testing.T, string) {}, signing.Package{Publisher: "Contoso", Type: "X.Y", Version: "1.0"}, signing.ErrBadPackageName},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package signing
+package extensions
 
 import (
 	"archive/zip"
@@ -15,7 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sigstore/sigstore/pkg/signature"
+
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/signing"
 )
 
 // BuildEpoch is the timestamp of every entry of a built package, so that
@@ -24,9 +27,9 @@ var BuildEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // BuildOptions says what to package.
 type BuildOptions struct {
-	Dir     string  // extension directory with HandlerManifest.json at its root
-	Package Package // publisher, type, version
-	OutDir  string  // where <P>.<T>-<V>.zip is written ("" = current directory)
+	Dir     string          // extension directory with HandlerManifest.json at its root
+	Package signing.Package // publisher, type, version
+	OutDir  string          // where <P>.<T>-<V>.zip is written ("" = current directory)
 }
 
 // BuildResult describes a built package.
@@ -77,7 +80,7 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		if d.IsDir() && d.Name() == ".git" {
 			return filepath.SkipDir
 		}
-		if abs, _ := filepath.Abs(p); abs == outAbs || abs == outAbs+SignatureSuffix {
+		if abs, _ := filepath.Abs(p); abs == outAbs || abs == outAbs+signing.SignatureSuffix {
 			return nil
 		}
 		if isRuntimePath(rel) {
@@ -104,7 +107,7 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		if errors.As(err, &ce) {
 			return nil, err
 		}
-		return nil, fail(CodeFileAccess, ErrBadHandlerManifest, err, "read %s", o.Dir)
+		return nil, fail(signing.CodeFileAccess, ErrBadHandlerManifest, err, "read %s", o.Dir)
 	}
 	byName := map[string]buildEntry{}
 	for _, e := range entries {
@@ -198,4 +201,17 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// SignPackage checks that the zip at path is an extension package (a valid
+// HandlerManifest.json at its root whose commands name files of the zip)
+// and only then signs it with signing.SignPackage.
+func SignPackage(ctx context.Context, path string, p signing.Package, signer signature.Signer) ([]byte, *signing.Statement, error) {
+	if err := p.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if _, err := ReadPackageManifest(path); err != nil {
+		return nil, nil, err
+	}
+	return signing.SignPackage(ctx, path, p, signer)
 }
