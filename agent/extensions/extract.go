@@ -327,9 +327,12 @@ func planExtraction(r io.ReaderAt, size int64, lim Limits) ([]planned, error) {
 	if len(zr.File) > lim.MaxEntries {
 		return nil, unsafeErr("", "archive has %d entries, more than the limit of %d", len(zr.File), lim.MaxEntries)
 	}
+	if err := checkOverlaps(r, size, zr.File); err != nil {
+		return nil, err
+	}
 	var plan []planned
 	seen := map[string]string{} // lower-case name → type
-	var total, compressed uint64
+	var total uint64
 	for _, f := range zr.File {
 		name, isDir, err := checkName(f.Name, lim)
 		if err != nil {
@@ -370,7 +373,6 @@ func planExtraction(r io.ReaderAt, size int64, lim Limits) ([]planned, error) {
 			return nil, unsafeErr(f.Name, "%d bytes uncompressed, more than the per-file limit of %d", u, lim.MaxFileSize)
 		}
 		total += u
-		compressed += f.CompressedSize64
 		if total > uint64(lim.MaxTotalSize) {
 			return nil, unsafeErr(f.Name, "archive expands to more than the total limit of %d bytes", lim.MaxTotalSize)
 		}
@@ -379,8 +381,11 @@ func planExtraction(r io.ReaderAt, size int64, lim Limits) ([]planned, error) {
 		}
 		plan = append(plan, p)
 	}
-	if total > uint64(lim.RatioFloor) && (compressed == 0 || total/compressed > uint64(lim.MaxRatio)) {
-		return nil, unsafeErr("", "archive compression ratio over %d:1 (zip bomb?)", lim.MaxRatio)
+	// The whole archive's ratio is taken against its size on disk, not the
+	// sum of the entries' compressed sizes, which entries sharing bytes
+	// would inflate.
+	if total > uint64(lim.RatioFloor) && (size <= 0 || total/uint64(size) > uint64(lim.MaxRatio)) {
+		return nil, unsafeErr("", "archive expands to %d bytes from %d, a ratio over %d:1 (zip bomb?)", total, size, lim.MaxRatio)
 	}
 	// No entry may live under a file or a link: writes never pass through
 	// a link, whatever order the entries come in.
