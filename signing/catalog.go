@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature"
-	"github.com/sigstore/sigstore/pkg/signature/dsse"
 
 	"github.com/arcagent/arcagent/agent/layout"
 )
@@ -141,7 +140,8 @@ func VerifyCatalog(ctx context.Context, envelope []byte, o CatalogOptions) (*Cat
 	if threshold <= 0 {
 		threshold = 1
 	}
-	if _, _, err := ParseEnvelope(envelope, CatalogPayloadType); err != nil {
+	env, payload, err := ParseEnvelope(envelope, CatalogPayloadType)
+	if err != nil {
 		return nil, err
 	}
 	var keys []*TrustedKey
@@ -157,22 +157,15 @@ func VerifyCatalog(ctx context.Context, envelope []byte, o CatalogOptions) (*Cat
 	if len(keys) < threshold {
 		return nil, fail(CodeCatalogThreshold, ErrCatalogThreshold, &ThresholdError{Catalog: o.Name, Threshold: threshold, Trusted: len(keys)}, "cannot verify the catalog")
 	}
-	verifiers := make([]signature.Verifier, 0, len(keys))
+	// Count distinct trusted keys with a valid signature; keyids are hints
+	// and are not looked at (see signedBy).
+	valid := 0
 	for _, k := range keys {
-		verifiers = append(verifiers, k.verifier)
-	}
-	var payload []byte
-	mv := dsse.WrapMultiVerifierWithOpts(CatalogPayloadType, threshold, verifiers, dsse.WithDecodedPayload(&payload))
-	if mv == nil {
-		return nil, fail(CodeBadKey, ErrBadKey, nil, "cannot use the catalog keys")
-	}
-	if err := mv.VerifySignature(bytes.NewReader(envelope), nil); err != nil {
-		valid := 0
-		for _, v := range verifiers {
-			if dsse.WrapVerifier(v, dsse.WithExpectedPayloadType(CatalogPayloadType)).VerifySignature(bytes.NewReader(envelope), nil) == nil {
-				valid++
-			}
+		if signedBy(env, payload, k) {
+			valid++
 		}
+	}
+	if valid < threshold {
 		return nil, fail(CodeCatalogThreshold, ErrCatalogThreshold, &ThresholdError{Catalog: o.Name, Threshold: threshold, Valid: valid, Trusted: len(keys)}, "catalog refused")
 	}
 	c, err := ParseCatalog(payload)

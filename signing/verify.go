@@ -134,28 +134,18 @@ func VerifyEnvelope(ctx context.Context, envelope []byte, keys []*TrustedKey, ex
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	if _, _, err := ParseEnvelope(envelope, PayloadType); err != nil {
+	env, payload, err := ParseEnvelope(envelope, PayloadType)
+	if err != nil {
 		return nil, nil, err
 	}
 	if len(keys) == 0 {
 		return nil, nil, fail(CodeNoTrustedKeys, ErrNoTrustedKeys, nil, "the trust store holds no keys, so nothing can be verified")
 	}
 	var signers []*TrustedKey
-	var payload []byte
 	for _, k := range keys {
-		if k == nil || k.verifier == nil {
-			continue
+		if signedBy(env, payload, k) {
+			signers = append(signers, k)
 		}
-		var p []byte
-		v := dsse.WrapVerifier(k.verifier, dsse.WithExpectedPayloadType(PayloadType), dsse.WithDecodedPayload(&p))
-		if err := v.VerifySignature(bytes.NewReader(envelope), nil); err != nil {
-			continue
-		}
-		if payload != nil && !bytes.Equal(payload, p) {
-			return nil, nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, nil, "keys verified different payloads")
-		}
-		payload = p
-		signers = append(signers, k)
 	}
 	if len(signers) == 0 {
 		return nil, nil, fail(CodeBadSignature, ErrUntrustedSigner, nil, "the envelope is not signed by any of the %d trusted key(s), or the signature is invalid", len(keys))
@@ -194,6 +184,34 @@ func VerifyEnvelope(ctx context.Context, envelope []byte, keys []*TrustedKey, ex
 		return nil, nil, fail(CodeStatementMismatch, ErrStatementMismatch, nil, "the signed statement is for %s: %s", got.Name(), strings.Join(diffs, "; "))
 	}
 	return st, signer, nil
+}
+
+// signedBy reports whether one of the envelope's signatures is a valid
+// signature by k over the DSSE pre-authentication encoding of its payload.
+// The signatures' keyid fields are not looked at: a keyid is an
+// unauthenticated hint (the DSSE specification says so), and trust comes
+// only from the signature verifying with a trusted key.
+func signedBy(env *Envelope, payload []byte, k *TrustedKey) bool {
+	if k == nil || k.verifier == nil {
+		return false
+	}
+	pae := preAuthEncoding(env.PayloadType, payload)
+	for _, s := range env.Signatures {
+		sig, err := b64(s.Sig)
+		if err != nil {
+			continue
+		}
+		if k.verifier.VerifySignature(bytes.NewReader(sig), bytes.NewReader(pae)) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// preAuthEncoding is DSSE's PAE: "DSSEv1" SP LEN(type) SP type SP LEN(body)
+// SP body, lengths in ASCII decimal.
+func preAuthEncoding(payloadType string, body []byte) []byte {
+	return fmt.Appendf(nil, "DSSEv1 %d %s %d %s", len(payloadType), payloadType, len(body), body)
 }
 
 // checkFile is step 4: size, then sha256 of the bytes, read once. Bytes are
