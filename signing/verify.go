@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
@@ -256,9 +257,16 @@ func checkFile(ctx context.Context, path string, st *Statement, tee io.Writer) (
 	return sum, n, nil
 }
 
-// copyCtx copies with a fixed buffer and stops when ctx is done.
+// hashBufs holds the read buffers of copyCtx. Hashing is called once per
+// installed file by tamper checks, so allocating a buffer per call made an
+// audit of many small extensions spend most of its time allocating.
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, hashBufSize); return &b }}
+
+// copyCtx copies with a fixed, pooled buffer and stops when ctx is done.
 func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
-	buf := make([]byte, hashBufSize)
+	bp := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(bp)
+	buf := *bp
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
