@@ -128,7 +128,7 @@ func LoadCatalogState(stateDir, name string) (*CatalogState, error) {
 }
 
 // VerifyCatalog verifies a catalog envelope: at least Threshold distinct
-// keys trusted for the catalog signed it (sigstore's WrapMultiVerifier),
+// keys trusted for the catalog signed it (keyids are hints, see signedBy),
 // it is the catalog asked for, it has not expired (*ExpiredError), and its
 // version is not lower than the last trusted one (*RollbackError). The
 // version is then persisted atomically, under a lock.
