@@ -8,6 +8,7 @@ import (
 	"github.com/arcagent/arcagent/agent/config"
 	"github.com/arcagent/arcagent/agent/extensions"
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/signing"
 )
 
@@ -58,7 +59,7 @@ func (c *collector) extensionFact(ctx context.Context, dir, name string, store *
 	if data, err := os.ReadFile(filepath.Join(dir, name, "HandlerManifest.json")); err == nil {
 		x.Manifest.Present = true
 		if _, err := extensions.ParseHandlerManifest(data); err != nil {
-			x.Manifest.Error = err.Error()
+			x.Manifest.Error = errcode.Format(err)
 		} else {
 			x.Manifest.Valid = true
 		}
@@ -69,17 +70,17 @@ func (c *collector) extensionFact(ctx context.Context, dir, name string, store *
 	x.Tamper.Changed = []string{}
 	switch {
 	case recErr != nil:
-		x.Signature.Reason = "no install record: the extension was not installed from a verified package (" + recErr.Error() + ")"
+		x.Signature.Reason = "no install record: the extension was not installed from a verified package (" + errcode.Format(recErr) + ")"
 		x.Tamper.Reason = "no install record to compare the files with"
 	default:
 		x.Signature.Present = true
 		switch {
 		case trustErr != nil:
-			x.Signature.Reason = "the trust store was refused: " + trustErr.Error()
+			x.Signature.Reason = "the trust store was refused: " + errcode.Format(trustErr)
 		default:
 			res, err := extensions.VerifyRecord(ctx, store, rec, env)
 			if err != nil {
-				x.Signature.Reason = err.Error()
+				x.Signature.Reason = errcode.Format(err)
 			} else {
 				x.Signature.Verified = true
 				x.Signature.Signer = res.Signer
@@ -88,7 +89,7 @@ func (c *collector) extensionFact(ctx context.Context, dir, name string, store *
 		}
 		rep, err := extensions.CompareTree(ctx, filepath.Join(dir, name), rec.Files)
 		if err != nil {
-			x.Tamper.Reason = err.Error()
+			x.Tamper.Reason = errcode.Format(err)
 			c.errorf("extensions", layout.ExtensionsDir+"/"+name, "tamper check: %v", err)
 		} else {
 			x.Tamper.Checked = true

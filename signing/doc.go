@@ -6,8 +6,7 @@
 // and freeze protection. Extension packages themselves (build, extraction,
 // install records, HandlerManifest.json) live in agent/extensions.
 //
-// Every error a caller may need to tell apart is a sentinel (ErrUntrustedSigner,
-// ErrCatalogRollback, …) reachable with errors.Is, wrapped in an
-// *errcode.Error that carries a stable code (ARC0100–ARC0199) and an exit
-// status for the CLI.
+// Every error is an *errcode.Error with a stable code (ARC0100–ARC0199)
+// and an exit status for the CLI. Callers tell errors apart by their code,
+// errcode.Is(err, CodeCatalogRollback), never by their text.
 package signing

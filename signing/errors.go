@@ -1,7 +1,6 @@
 package signing
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -71,43 +70,23 @@ func init() {
 	}
 }
 
-// Sentinel errors. Every error returned by this package that belongs to one
-// of these classes matches it with errors.Is.
-var (
-	ErrUntrustedSigner     = errors.New("no trusted key made a valid signature")
-	ErrPublisherNotAllowed = errors.New("signing key is not allowed for this publisher")
-	ErrStatementMismatch   = errors.New("signed statement does not match the request")
-	ErrDigestMismatch      = errors.New("package bytes do not match the signed digest")
-	ErrMalformedEnvelope   = errors.New("malformed signature envelope")
-	ErrTrustInsecure       = errors.New("trust store is not protected")
-	ErrTrustCorrupt        = errors.New("trust store is corrupt")
-	ErrTrustKeyUnknown     = errors.New("no such trust entry")
-	ErrTrustKeyExists      = errors.New("trust entry exists")
-	ErrBadKey              = errors.New("unusable key")
-	ErrKeyPassword         = errors.New("key passphrase missing or wrong")
-	ErrBadPackageName      = errors.New("invalid package name")
-	ErrCatalogRollback     = errors.New("catalog rollback")
-	ErrCatalogExpired      = errors.New("catalog expired")
-	ErrCatalogThreshold    = errors.New("catalog signature threshold not met")
-	ErrCatalogMalformed    = errors.New("malformed catalog")
-	ErrNoTrustedKeys       = errors.New("no trusted keys")
-)
-
-// Error is the error type of this package: an *errcode.Error whose Kind is
-// one of the Err… sentinels (for errors.Is), with a stable code, a message
-// worded for the reader and an optional cause. The CLI prints its code's
-// remedy and exits with the code's status.
+// Error is the error type of this package: an *errcode.Error with a
+// stable code, a message worded for the reader and an optional cause
+// (one of the typed errors below when there is more to say). Callers match
+// on the code: errcode.Is(err, CodeCatalogRollback) or
+// errors.Is(err, CodeCatalogRollback). The CLI prints the code, the message
+// and the code's remedy, and exits with the code's status.
 type Error = errcode.Error
 
-// fail builds the error this package returns: code c, class kind, an
-// optional cause and a message.
-func fail(c errcode.Code, kind, cause error, format string, args ...any) error {
-	return &errcode.Error{Code: c, Kind: kind, Message: fmt.Sprintf(format, args...), Err: cause}
+// fail builds the error this package returns: code c, an optional cause
+// and a message.
+func fail(c errcode.Code, cause error, format string, args ...any) error {
+	return &errcode.Error{Code: c, Message: fmt.Sprintf(format, args...), Err: cause}
 }
 
 // RollbackError reports a catalog whose version is lower than the last
-// trusted one (or equal to it with different content). It matches
-// ErrCatalogRollback with errors.Is.
+// trusted one (or equal to it with different content). It is the cause
+// of an ARC0113 error.
 type RollbackError struct {
 	Catalog string
 	Trusted int64 // last trusted version
@@ -123,11 +102,8 @@ func (e *RollbackError) Error() string {
 	return fmt.Sprintf("catalog %q version %d is older than the last trusted version %d (rollback)", e.Catalog, e.Offered, e.Trusted)
 }
 
-// Is makes errors.Is(err, ErrCatalogRollback) true.
-func (e *RollbackError) Is(target error) bool { return target == ErrCatalogRollback }
-
 // ExpiredError reports a catalog past its expiry (a freeze attack or a stale
-// mirror). It matches ErrCatalogExpired with errors.Is.
+// mirror). It is the cause of an ARC0114 error.
 type ExpiredError struct {
 	Catalog string
 	Version int64
@@ -138,9 +114,6 @@ type ExpiredError struct {
 func (e *ExpiredError) Error() string {
 	return fmt.Sprintf("catalog %q version %d expired at %s (now %s): refusing a frozen catalog", e.Catalog, e.Version, e.Expires.UTC().Format(time.RFC3339), e.Now.UTC().Format(time.RFC3339))
 }
-
-// Is makes errors.Is(err, ErrCatalogExpired) true.
-func (e *ExpiredError) Is(target error) bool { return target == ErrCatalogExpired }
 
 // ThresholdError reports a catalog signed by fewer trusted keys than required.
 type ThresholdError struct {
@@ -154,17 +127,11 @@ func (e *ThresholdError) Error() string {
 	return fmt.Sprintf("catalog %q has %d valid signature(s) from trusted keys, %d required (%d key(s) trusted for it)", e.Catalog, e.Valid, e.Threshold, e.Trusted)
 }
 
-// Is makes errors.Is(err, ErrCatalogThreshold) true.
-func (e *ThresholdError) Is(target error) bool { return target == ErrCatalogThreshold }
-
 // TrustError names the trust-store path that is insecure or corrupt.
 type TrustError struct {
 	Path   string
 	Reason string
-	Kind   error // ErrTrustInsecure or ErrTrustCorrupt
+	Code   errcode.Code // CodeTrustInsecure or CodeTrustCorrupt
 }
 
 func (e *TrustError) Error() string { return fmt.Sprintf("%s: %s", e.Path, e.Reason) }
-
-// Is matches the kind (ErrTrustInsecure or ErrTrustCorrupt).
-func (e *TrustError) Is(target error) bool { return target == e.Kind }

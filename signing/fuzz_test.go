@@ -31,7 +31,7 @@ func FuzzParseEnvelope(f *testing.F) {
 		_, payload, err := ParseEnvelope(data, PayloadType)
 		if err == nil {
 			_, _ = ParseStatement(payload)
-		} else if !errors.Is(err, ErrMalformedEnvelope) {
+		} else if !errors.Is(err, CodeMalformedEnvelope) {
 			t.Fatalf("unexpected error class: %v", err)
 		}
 		st, k, err := VerifyEnvelope(ctx, data, fx.store.Keys, Expectation{})
@@ -199,10 +199,10 @@ func TestCatalogFuzzSeeds(t *testing.T) {
 	store, stateDir, now, seeds := catalogFuzzSetup(t)
 	want := map[string]error{
 		"valid": nil, "valid-same-version": nil, "keyid-of-nobody": nil,
-		"expired": ErrCatalogExpired, "rollback": ErrCatalogRollback, "same-version-other": ErrCatalogRollback,
-		"bad-signature": ErrCatalogThreshold, "untrusted-signer": ErrCatalogThreshold, "other-catalog": ErrCatalogMalformed,
-		"truncated": ErrMalformedEnvelope, "not-json": ErrMalformedEnvelope, "empty-signatures": ErrMalformedEnvelope,
-		"payload-not-a-catalog": ErrCatalogThreshold,
+		"expired": CodeCatalogExpired, "rollback": CodeCatalogRollback, "same-version-other": CodeCatalogRollback,
+		"bad-signature": CodeCatalogThreshold, "untrusted-signer": CodeCatalogThreshold, "other-catalog": CodeCatalogMalformed,
+		"truncated": CodeMalformedEnvelope, "not-json": CodeMalformedEnvelope, "empty-signatures": CodeMalformedEnvelope,
+		"payload-not-a-catalog": CodeCatalogThreshold,
 	}
 	if len(want) != len(seeds) {
 		t.Fatalf("%d seeds, %d expectations", len(seeds), len(want))

@@ -69,7 +69,7 @@ func TestKeyIDIsAHint(t *testing.T) {
 		}
 		env = setKeyIDs(t, env, orig.Signatures[0].KeyID)
 		_, err = VerifyPackage(ctx, VerifyOptions{Package: f.pkgPath, Envelope: env, Trust: f.store, Expect: expect})
-		if !errors.Is(err, ErrUntrustedSigner) {
+		if !errors.Is(err, CodeBadSignature) {
 			t.Fatalf("err = %v, want the untrusted-signer error", err)
 		}
 	})
@@ -111,7 +111,7 @@ func TestCatalogKeyIDIsAHint(t *testing.T) {
 	json.Unmarshal(one, &e)
 	e.Signatures[0].KeyID, e.Signatures[1].KeyID = "a", "b"
 	one, _ = json.Marshal(e)
-	if _, err := VerifyCatalog(ctx, one, CatalogOptions{Name: "extensions", Threshold: 2, Trust: store, StateDir: t.TempDir(), Now: now}); !errors.Is(err, ErrCatalogThreshold) {
+	if _, err := VerifyCatalog(ctx, one, CatalogOptions{Name: "extensions", Threshold: 2, Trust: store, StateDir: t.TempDir(), Now: now}); !errors.Is(err, CodeCatalogThreshold) {
 		t.Fatalf("one key counted twice: err = %v", err)
 	}
 }

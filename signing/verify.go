@@ -107,7 +107,7 @@ func verificationKeys(opts VerifyOptions) ([]*TrustedKey, error) {
 		return []*TrustedKey{k}, nil
 	}
 	if opts.Trust == nil {
-		return nil, fail(CodeNoTrustedKeys, ErrNoTrustedKeys, nil, "no trust store and no key given")
+		return nil, fail(CodeNoTrustedKeys, nil, "no trust store and no key given")
 	}
 	return opts.Trust.Keys, nil
 }
@@ -140,7 +140,7 @@ func VerifyEnvelope(ctx context.Context, envelope []byte, keys []*TrustedKey, ex
 		return nil, nil, err
 	}
 	if len(keys) == 0 {
-		return nil, nil, fail(CodeNoTrustedKeys, ErrNoTrustedKeys, nil, "the trust store holds no keys, so nothing can be verified")
+		return nil, nil, fail(CodeNoTrustedKeys, nil, "the trust store holds no keys, so nothing can be verified")
 	}
 	var signers []*TrustedKey
 	for _, k := range keys {
@@ -149,7 +149,7 @@ func VerifyEnvelope(ctx context.Context, envelope []byte, keys []*TrustedKey, ex
 		}
 	}
 	if len(signers) == 0 {
-		return nil, nil, fail(CodeBadSignature, ErrUntrustedSigner, nil, "the envelope is not signed by any of the %d trusted key(s), or the signature is invalid", len(keys))
+		return nil, nil, fail(CodeBadSignature, nil, "the envelope is not signed by any of the %d trusted key(s), or the signature is invalid", len(keys))
 	}
 	st, err := ParseStatement(payload)
 	if err != nil {
@@ -168,7 +168,7 @@ func VerifyEnvelope(ctx context.Context, envelope []byte, keys []*TrustedKey, ex
 		for _, k := range signers {
 			names = append(names, fmt.Sprintf("%q (may sign for %s)", k.Name, strings.Join(k.Publishers, ", ")))
 		}
-		return nil, nil, fail(CodePublisherNotAllowed, ErrPublisherNotAllowed, nil, "signed by trusted key %s, which is not allowed to sign for publisher %q", strings.Join(names, ", "), pub)
+		return nil, nil, fail(CodePublisherNotAllowed, nil, "signed by trusted key %s, which is not allowed to sign for publisher %q", strings.Join(names, ", "), pub)
 	}
 	got := st.Package()
 	var diffs []string
@@ -182,7 +182,7 @@ func VerifyEnvelope(ctx context.Context, envelope []byte, keys []*TrustedKey, ex
 		diffs = append(diffs, fmt.Sprintf("version %q, not %q", got.Version, expect.Version))
 	}
 	if len(diffs) > 0 {
-		return nil, nil, fail(CodeStatementMismatch, ErrStatementMismatch, nil, "the signed statement is for %s: %s", got.Name(), strings.Join(diffs, "; "))
+		return nil, nil, fail(CodeStatementMismatch, nil, "the signed statement is for %s: %s", got.Name(), strings.Join(diffs, "; "))
 	}
 	return st, signer, nil
 }
@@ -220,23 +220,23 @@ func preAuthEncoding(payloadType string, body []byte) []byte {
 func checkFile(ctx context.Context, path string, st *Statement, tee io.Writer) (string, int64, error) {
 	// Refuse a FIFO or device before opening it: opening one could block.
 	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		return "", 0, fail(CodeFileAccess, ErrDigestMismatch, nil, "%s is not a regular file", path)
+		return "", 0, fail(CodeFileAccess, nil, "%s is not a regular file", path)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return "", 0, fail(CodeFileAccess, ErrDigestMismatch, err, "open package")
+		return "", 0, fail(CodeFileAccess, err, "open package")
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return "", 0, fail(CodeFileAccess, ErrDigestMismatch, err, "inspect package")
+		return "", 0, fail(CodeFileAccess, err, "inspect package")
 	}
 	if !fi.Mode().IsRegular() {
-		return "", 0, fail(CodeFileAccess, ErrDigestMismatch, nil, "%s is not a regular file", path)
+		return "", 0, fail(CodeFileAccess, nil, "%s is not a regular file", path)
 	}
 	want := st.Predicate.Size
 	if fi.Size() != want {
-		return "", 0, fail(CodeDigestMismatch, ErrDigestMismatch, nil, "%s is %d bytes, the signed package is %d bytes", filepath.Base(path), fi.Size(), want)
+		return "", 0, fail(CodeDigestMismatch, nil, "%s is %d bytes, the signed package is %d bytes", filepath.Base(path), fi.Size(), want)
 	}
 	h := sha256.New()
 	var w io.Writer = h
@@ -248,11 +248,11 @@ func checkFile(ctx context.Context, path string, st *Statement, tee io.Writer) (
 		return "", 0, fmt.Errorf("read package %s: %w", path, err)
 	}
 	if n != want {
-		return "", 0, fail(CodeDigestMismatch, ErrDigestMismatch, nil, "%s changed while it was read (%d bytes read, %d signed)", filepath.Base(path), n, want)
+		return "", 0, fail(CodeDigestMismatch, nil, "%s changed while it was read (%d bytes read, %d signed)", filepath.Base(path), n, want)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if sum != st.SHA256() {
-		return "", 0, fail(CodeDigestMismatch, ErrDigestMismatch, nil, "sha256 of %s is %s, the signed digest is %s", filepath.Base(path), sum, st.SHA256())
+		return "", 0, fail(CodeDigestMismatch, nil, "sha256 of %s is %s, the signed digest is %s", filepath.Base(path), sum, st.SHA256())
 	}
 	return sum, n, nil
 }
@@ -308,7 +308,7 @@ func HashFile(ctx context.Context, path string) (string, int64, error) {
 func ReadEnvelopeFile(path string) ([]byte, error) {
 	env, err := readSmallFile(path, maxEnvelopeSize)
 	if err != nil {
-		return nil, fail(CodeFileAccess, ErrMalformedEnvelope, err, "read signature %s", path)
+		return nil, fail(CodeFileAccess, err, "read signature %s", path)
 	}
 	return env, nil
 }
@@ -323,7 +323,7 @@ func SignPackage(ctx context.Context, path string, p Package, signer signature.S
 	}
 	sum, size, err := HashFile(ctx, path)
 	if err != nil {
-		return nil, nil, fail(CodeFileAccess, ErrDigestMismatch, err, "read package")
+		return nil, nil, fail(CodeFileAccess, err, "read package")
 	}
 	st := NewStatement(p, sum, size)
 	env, err := signStatement(st, signer)
@@ -341,7 +341,7 @@ func signStatement(st *Statement, signers ...signature.Signer) ([]byte, error) {
 func signPayload(payloadType string, payload []byte, signers ...signature.Signer) ([]byte, error) {
 	ws := dsse.WrapMultiSigner(payloadType, signers...)
 	if ws == nil {
-		return nil, fail(CodeBadKey, ErrBadKey, nil, "cannot use the signing key")
+		return nil, fail(CodeBadKey, nil, "cannot use the signing key")
 	}
 	env, err := ws.SignMessage(bytes.NewReader(payload))
 	if err != nil {
@@ -355,12 +355,12 @@ func ParsePackageFileName(name string) (Package, error) {
 	base := strings.TrimSuffix(filepath.Base(name), ".zip")
 	i := strings.LastIndex(base, "-")
 	if i < 0 {
-		return Package{}, fail(CodeBadPackageName, ErrBadPackageName, nil, "%q is not named <Publisher>.<Type>-<Version>.zip", filepath.Base(name))
+		return Package{}, fail(CodeBadPackageName, nil, "%q is not named <Publisher>.<Type>-<Version>.zip", filepath.Base(name))
 	}
 	rest := base[:i]
 	j := strings.LastIndex(rest, ".")
 	if j < 0 {
-		return Package{}, fail(CodeBadPackageName, ErrBadPackageName, nil, "%q is not named <Publisher>.<Type>-<Version>.zip", filepath.Base(name))
+		return Package{}, fail(CodeBadPackageName, nil, "%q is not named <Publisher>.<Type>-<Version>.zip", filepath.Base(name))
 	}
 	p := Package{Publisher: rest[:j], Type: rest[j+1:], Version: base[i+1:]}
 	if err := p.Validate(); err != nil {

@@ -2,6 +2,7 @@ package extensions
 
 import (
 	"archive/zip"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -84,7 +85,7 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 			return nil
 		}
 		if isRuntimePath(rel) {
-			return fail(CodeBadHandlerManifest, ErrBadHandlerManifest, nil, "%s is written at run time by the extension manager or the extension (%s); remove it from %s", rel, strings.Join(RuntimePaths, ", "), o.Dir)
+			return fail(CodeBadHandlerManifest, nil, "%s is written at run time by the extension manager or the extension (%s); remove it from %s", rel, strings.Join(RuntimePaths, ", "), o.Dir)
 		}
 		info, err := d.Info()
 		if err != nil {
@@ -92,13 +93,13 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		}
 		switch {
 		case info.Mode()&fs.ModeSymlink != 0:
-			return fail(CodeBadHandlerManifest, ErrUnsafeArchive, nil, "%s is a symbolic link: packages hold regular files only (copy the target in)", rel)
+			return fail(CodeBadHandlerManifest, nil, "%s is a symbolic link: packages hold regular files only (copy the target in)", rel)
 		case info.IsDir():
 			entries = append(entries, buildEntry{rel: rel + "/", abs: p, dir: true})
 		case info.Mode().IsRegular():
 			entries = append(entries, buildEntry{rel: rel, abs: p, exec: info.Mode().Perm()&0o111 != 0})
 		default:
-			return fail(CodeBadHandlerManifest, ErrUnsafeArchive, nil, "%s is not a regular file (device, pipe or socket)", rel)
+			return fail(CodeBadHandlerManifest, nil, "%s is not a regular file (device, pipe or socket)", rel)
 		}
 		return nil
 	})
@@ -107,7 +108,7 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		if errors.As(err, &ce) {
 			return nil, err
 		}
-		return nil, fail(signing.CodeFileAccess, ErrBadHandlerManifest, err, "read %s", o.Dir)
+		return nil, fail(signing.CodeFileAccess, err, "read %s", o.Dir)
 	}
 	byName := map[string]buildEntry{}
 	for _, e := range entries {
@@ -115,11 +116,11 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	}
 	mfEntry, ok := byName[HandlerManifestName]
 	if !ok {
-		return nil, fail(CodeBadHandlerManifest, ErrBadHandlerManifest, nil, "%s has no %s at its root", o.Dir, HandlerManifestName)
+		return nil, fail(CodeBadHandlerManifest, nil, "%s has no %s at its root", o.Dir, HandlerManifestName)
 	}
 	data, err := readSmallFile(mfEntry.abs, maxHandlerManifest)
 	if err != nil {
-		return nil, fail(CodeBadHandlerManifest, ErrBadHandlerManifest, err, "read %s", HandlerManifestName)
+		return nil, fail(CodeBadHandlerManifest, err, "read %s", HandlerManifestName)
 	}
 	hm, err := ParseHandlerManifest(data)
 	if err != nil {
@@ -131,7 +132,7 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	}); err != nil {
 		return nil, err
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].rel < entries[j].rel })
+	slices.SortFunc(entries, func(a, b buildEntry) int { return cmp.Compare(a.rel, b.rel) })
 
 	h := sha256.New()
 	var size int64

@@ -1,7 +1,6 @@
 package extensions
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/arcagent/arcagent/errcode"
@@ -34,23 +33,14 @@ func init() {
 	}
 }
 
-// Sentinel errors. Every error returned by this package that belongs to one
-// of these classes matches it with errors.Is.
-var (
-	ErrUnsafeArchive      = errors.New("unsafe archive")
-	ErrBadHandlerManifest = errors.New("invalid HandlerManifest.json")
-	ErrTreeTampered       = errors.New("installed files were changed")
-	ErrInstallRecord      = errors.New("install record missing or unreadable")
-	ErrAlreadyInstalled   = errors.New("already installed")
-)
-
-// fail builds the error this package returns: code c, class kind, an
-// optional cause and a message.
-func fail(c errcode.Code, kind, cause error, format string, args ...any) error {
-	return &errcode.Error{Code: c, Kind: kind, Message: fmt.Sprintf(format, args...), Err: cause}
+// fail builds the error this package returns: code c, an optional cause
+// and a message. Callers match on the code with errcode.Is or errors.Is.
+func fail(c errcode.Code, cause error, format string, args ...any) error {
+	return &errcode.Error{Code: c, Message: fmt.Sprintf(format, args...), Err: cause}
 }
 
-// UnsafeEntryError names the archive entry that broke an extraction rule.
+// UnsafeEntryError names the archive entry that broke an extraction rule;
+// it is the cause of an ARC0105 error.
 type UnsafeEntryError struct {
 	Entry  string
 	Reason string
@@ -62,6 +52,3 @@ func (e *UnsafeEntryError) Error() string {
 	}
 	return fmt.Sprintf("entry %q: %s", e.Entry, e.Reason)
 }
-
-// Is makes errors.Is(err, ErrUnsafeArchive) true.
-func (e *UnsafeEntryError) Is(target error) bool { return target == ErrUnsafeArchive }

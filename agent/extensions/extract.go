@@ -2,6 +2,7 @@ package extensions
 
 import (
 	"archive/zip"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,7 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -102,7 +103,7 @@ type planned struct {
 }
 
 func unsafeErr(entry, format string, args ...any) error {
-	return fail(CodeUnsafeArchive, ErrUnsafeArchive, &UnsafeEntryError{Entry: entry, Reason: fmt.Sprintf(format, args...)}, "archive refused")
+	return fail(CodeUnsafeArchive, &UnsafeEntryError{Entry: entry, Reason: fmt.Sprintf(format, args...)}, "archive refused")
 }
 
 // Extract extracts the zip at zipPath into dest, which must not exist. It
@@ -111,16 +112,16 @@ func unsafeErr(entry, format string, args ...any) error {
 // or not at all. It returns the records of every path in the tree, sorted.
 func Extract(ctx context.Context, zipPath, dest string, lim Limits) ([]FileRecord, error) {
 	if _, err := os.Lstat(dest); err == nil {
-		return nil, fail(CodeAlreadyInstalled, ErrAlreadyInstalled, nil, "%s exists", dest)
+		return nil, fail(CodeAlreadyInstalled, nil, "%s exists", dest)
 	}
 	f, err := os.Open(zipPath)
 	if err != nil {
-		return nil, fail(signing.CodeFileAccess, ErrUnsafeArchive, err, "open archive")
+		return nil, fail(signing.CodeFileAccess, err, "open archive")
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fail(signing.CodeFileAccess, ErrUnsafeArchive, err, "inspect archive")
+		return nil, fail(signing.CodeFileAccess, err, "inspect archive")
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".extract-*")
 	if err != nil {
@@ -220,7 +221,7 @@ func ExtractReader(ctx context.Context, r io.ReaderAt, size int64, dir string, l
 	for _, r := range recs {
 		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	slices.SortFunc(out, func(a, b FileRecord) int { return cmp.Compare(a.Path, b.Path) })
 	return out, nil
 }
 

@@ -12,7 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -139,7 +139,7 @@ func listTree(t *testing.T, dir string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
@@ -160,8 +160,8 @@ func TestExtractRefusesHostileArchives(t *testing.T) {
 			before := listTree(t, top)
 			dest := filepath.Join(work, "target")
 			_, err := Extract(ctx, zipPath, dest, Limits{})
-			if !errors.Is(err, ErrUnsafeArchive) {
-				t.Fatalf("err = %v, want ErrUnsafeArchive", err)
+			if !errors.Is(err, CodeUnsafeArchive) {
+				t.Fatalf("err = %v, want CodeUnsafeArchive", err)
 			}
 			t.Logf("refused: %v", err)
 			if after := listTree(t, top); fmt.Sprint(after) != fmt.Sprint(before) {
@@ -200,8 +200,8 @@ func TestExtractLimits(t *testing.T) {
 			if tc.ok != (err == nil) {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}
-			if !tc.ok && !errors.Is(err, ErrUnsafeArchive) {
-				t.Fatalf("err = %v, want ErrUnsafeArchive", err)
+			if !tc.ok && !errors.Is(err, CodeUnsafeArchive) {
+				t.Fatalf("err = %v, want CodeUnsafeArchive", err)
 			}
 		})
 	}
@@ -218,7 +218,7 @@ func TestExtractKeepsOnlyExecBitAndInTreeLinks(t *testing.T) {
 	})
 	_ = data
 	// "top" points at the tree's parent: it must be refused on its own.
-	if _, err := ExtractReader(context.Background(), bytes.NewReader(data), int64(len(data)), t.TempDir(), Limits{}); !errors.Is(err, ErrUnsafeArchive) {
+	if _, err := ExtractReader(context.Background(), bytes.NewReader(data), int64(len(data)), t.TempDir(), Limits{}); !errors.Is(err, CodeUnsafeArchive) {
 		t.Fatalf("link to .. accepted: %v", err)
 	}
 	data = makeZip(t, []zipEntry{
@@ -267,7 +267,7 @@ func TestExtractRefusesExistingDest(t *testing.T) {
 	dir := t.TempDir()
 	zp := filepath.Join(dir, "p.zip")
 	os.WriteFile(zp, makeZip(t, []zipEntry{{name: "a"}}), 0o644)
-	if _, err := Extract(context.Background(), zp, dir, Limits{}); !errors.Is(err, ErrAlreadyInstalled) {
+	if _, err := Extract(context.Background(), zp, dir, Limits{}); !errors.Is(err, CodeAlreadyInstalled) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -377,7 +377,7 @@ func TestExtractRefusesEntryPastEnd(t *testing.T) {
 	cd := bytes.LastIndex(archive, []byte("PK\x01\x02"))
 	binary.LittleEndian.PutUint32(archive[cd+20:], 1<<30)
 	_, err := ExtractReader(context.Background(), bytes.NewReader(archive), int64(len(archive)), t.TempDir(), DefaultLimits())
-	if !errors.Is(err, ErrUnsafeArchive) {
+	if !errors.Is(err, CodeUnsafeArchive) {
 		t.Fatalf("err = %v, want an unsafe archive", err)
 	}
 }

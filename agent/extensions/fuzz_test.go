@@ -24,7 +24,7 @@ func FuzzParseHandlerManifest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		hm, err := ParseHandlerManifest(data)
 		if err != nil {
-			if !errors.Is(err, ErrBadHandlerManifest) {
+			if !errors.Is(err, CodeBadHandlerManifest) {
 				t.Fatalf("unexpected error class: %v", err)
 			}
 			return
@@ -84,7 +84,7 @@ func FuzzExtract(f *testing.F) {
 					t.Fatalf("recorded %s not on disk", r.Path)
 				}
 			}
-		} else if !errors.Is(err, ErrUnsafeArchive) && !strings.Contains(err.Error(), "create") {
+		} else if !errors.Is(err, CodeUnsafeArchive) && !strings.Contains(err.Error(), "create") {
 			t.Fatalf("unexpected error class: %v", err)
 		}
 	})

@@ -1,6 +1,7 @@
 package extensions
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -131,7 +132,7 @@ func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
 	_, statErr := os.Lstat(dest)
 	exists := statErr == nil
 	if exists && !o.Replace {
-		return nil, fail(CodeAlreadyInstalled, ErrAlreadyInstalled, nil, "%s is already installed in %s", name, dest)
+		return nil, fail(CodeAlreadyInstalled, nil, "%s is already installed in %s", name, dest)
 	}
 
 	tree := filepath.Join(staging, "tree")
@@ -193,18 +194,18 @@ func ReadInstallRecord(extensionsDir, name string) (*InstallRecord, []byte, erro
 	dir := RecordDir(extensionsDir, name)
 	data, err := readSmallFile(filepath.Join(dir, RecordManifest), maxRecordSize)
 	if err != nil {
-		return nil, nil, fail(CodeInstallRecord, ErrInstallRecord, err, "no install record for %s in %s", name, dir)
+		return nil, nil, fail(CodeInstallRecord, err, "no install record for %s in %s", name, dir)
 	}
 	var rec InstallRecord
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, nil, fail(CodeInstallRecord, ErrInstallRecord, err, "install record %s is corrupt", filepath.Join(dir, RecordManifest))
+		return nil, nil, fail(CodeInstallRecord, err, "install record %s is corrupt", filepath.Join(dir, RecordManifest))
 	}
 	if rec.Schema != InstallRecordV1 || rec.Name != name {
-		return nil, nil, fail(CodeInstallRecord, ErrInstallRecord, nil, "install record %s is not a v1 record for %s", filepath.Join(dir, RecordManifest), name)
+		return nil, nil, fail(CodeInstallRecord, nil, "install record %s is not a v1 record for %s", filepath.Join(dir, RecordManifest), name)
 	}
 	env, err := readSmallFile(filepath.Join(dir, RecordEnvelope), maxEnvelopeSize)
 	if err != nil {
-		return nil, nil, fail(CodeInstallRecord, ErrInstallRecord, err, "no recorded envelope for %s", name)
+		return nil, nil, fail(CodeInstallRecord, err, "no recorded envelope for %s", name)
 	}
 	return &rec, env, nil
 }
@@ -231,7 +232,7 @@ func ListInstalled(extensionsDir string) ([]string, error) {
 	for n := range set {
 		out = append(out, n)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out, nil
 }
 
@@ -259,18 +260,18 @@ type TreeReport struct {
 // Clean reports whether the tree matches its record.
 func (r *TreeReport) Clean() bool { return len(r.Changes) == 0 }
 
-// Err returns an ErrTreeTampered error (ARC0117) listing the changes, or nil.
+// Err returns an CodeTreeTampered error (ARC0117) listing the changes, or nil.
 func (r *TreeReport) Err() error {
 	if r.Clean() {
 		return nil
 	}
-	return fail(CodeTreeTampered, ErrTreeTampered, nil, "%s: %d path(s) differ from the install record", r.Dir, len(r.Changes))
+	return fail(CodeTreeTampered, nil, "%s: %d path(s) differ from the install record", r.Dir, len(r.Changes))
 }
 
 // CheckTree compares an installed tree (<ExtensionsDir>/<name>) with the
 // install record beside it and lists changed, missing and added paths.
 // Paths under RuntimePaths are ignored. A missing record is an error
-// (ErrInstallRecord); differences are not errors, see TreeReport.Err.
+// (CodeInstallRecord); differences are not errors, see TreeReport.Err.
 func CheckTree(ctx context.Context, dir string) (*TreeReport, error) {
 	dir = filepath.Clean(dir)
 	name := filepath.Base(dir)
@@ -310,7 +311,7 @@ func CompareTree(ctx context.Context, dir string, files []FileRecord) (*TreeRepo
 	for p := range want {
 		paths = append(paths, p)
 	}
-	sort.Strings(paths)
+	slices.Sort(paths)
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -348,7 +349,7 @@ func CompareTree(ctx context.Context, dir string, files []FileRecord) (*TreeRepo
 	if err != nil {
 		return nil, err
 	}
-	sort.SliceStable(rep.Changes, func(i, j int) bool { return rep.Changes[i].Path < rep.Changes[j].Path })
+	slices.SortStableFunc(rep.Changes, func(a, b Change) int { return cmp.Compare(a.Path, b.Path) })
 	return rep, nil
 }
 
@@ -450,10 +451,10 @@ func VerifyRecord(ctx context.Context, store *signing.TrustStore, rec *InstallRe
 		return nil, err
 	}
 	if st.SHA256() != rec.PackageSHA256 || st.Predicate.Size != rec.PackageSize {
-		return nil, fail(signing.CodeDigestMismatch, signing.ErrDigestMismatch, nil, "the recorded envelope signs sha256 %s (%d bytes), the record says %s (%d bytes)", st.SHA256(), st.Predicate.Size, rec.PackageSHA256, rec.PackageSize)
+		return nil, fail(signing.CodeDigestMismatch, nil, "the recorded envelope signs sha256 %s (%d bytes), the record says %s (%d bytes)", st.SHA256(), st.Predicate.Size, rec.PackageSHA256, rec.PackageSize)
 	}
 	if st.Package().Name() != rec.Name {
-		return nil, fail(signing.CodeStatementMismatch, signing.ErrStatementMismatch, nil, "the recorded envelope is for %s, the record for %s", st.Package().Name(), rec.Name)
+		return nil, fail(signing.CodeStatementMismatch, nil, "the recorded envelope is for %s, the record for %s", st.Package().Name(), rec.Name)
 	}
 	return &signing.Result{Statement: st, Package: st.Package(), Signer: signer.Name, KeyID: signer.KeyID, SHA256: st.SHA256(), Size: st.Predicate.Size}, nil
 }
@@ -472,7 +473,7 @@ func CheckInstalled(ctx context.Context, store *signing.TrustStore, extensionsDi
 func checkInstalled(ctx context.Context, store *signing.TrustStore, extensionsDir, name string, checkTree bool) (*Verdict, error) {
 	v := &Verdict{Name: name, Dir: filepath.Join(extensionsDir, name)}
 	invalid := func(err error) (*Verdict, error) {
-		v.Valid, v.Reason = false, err.Error()
+		v.Valid, v.Reason = false, errcode.Format(err)
 		var ce *errcode.Error
 		if errors.As(err, &ce) {
 			v.Code = ce.Code
@@ -481,7 +482,7 @@ func checkInstalled(ctx context.Context, store *signing.TrustStore, extensionsDi
 		return v, err
 	}
 	if path.Base(name) != name || strings.HasPrefix(name, ".") {
-		return invalid(fail(CodeInstallRecord, ErrInstallRecord, nil, "%q is not an extension name", name))
+		return invalid(fail(CodeInstallRecord, nil, "%q is not an extension name", name))
 	}
 	rec, env, err := ReadInstallRecord(extensionsDir, name)
 	if err != nil {
@@ -562,7 +563,7 @@ func Check(ctx context.Context, o CheckOptions) (*Verdict, error) {
 	}
 	v := &Verdict{Name: name, Dir: dir, Valid: rep.Clean(), Changes: rep.Changes, Reason: "files match the install record"}
 	if err := rep.Err(); err != nil {
-		v.Code, v.Reason = CodeTreeTampered, err.Error()
+		v.Code, v.Reason = CodeTreeTampered, errcode.Format(err)
 		var ce *errcode.Error
 		if errors.As(err, &ce) {
 			v.Remedy = ce.Remedy()

@@ -60,7 +60,7 @@ func TestInstallWritesTreeAndRecord(t *testing.T) {
 	}
 	// A second install needs Replace.
 	_, err = Install(context.Background(), InstallOptions{Package: f.pkgPath, Trust: f.store, ExtensionsDir: extDir})
-	if !errors.Is(err, ErrAlreadyInstalled) {
+	if !errors.Is(err, CodeAlreadyInstalled) {
 		t.Fatalf("second install: %v", err)
 	}
 	if _, err := Install(context.Background(), InstallOptions{Package: f.pkgPath, Trust: f.store, ExtensionsDir: extDir, Replace: true}); err != nil {
@@ -75,7 +75,7 @@ func TestInstallRefusesBeforeExtracting(t *testing.T) {
 	data[40] ^= 0xff
 	os.WriteFile(f.pkgPath, data, 0o644)
 	_, err := Install(context.Background(), InstallOptions{Package: f.pkgPath, Trust: f.store, ExtensionsDir: extDir})
-	if !errors.Is(err, signing.ErrDigestMismatch) {
+	if !errors.Is(err, signing.CodeDigestMismatch) {
 		t.Fatalf("err = %v", err)
 	}
 	names, _ := ListInstalled(extDir)
@@ -132,7 +132,7 @@ func TestCheckTreeDetectsTampering(t *testing.T) {
 					t.Fatalf("change %d = %+v, want %+v", i, rep.Changes[i], w)
 				}
 			}
-			if (rep.Err() == nil) != (len(tc.want) == 0) || rep.Err() != nil && !errors.Is(rep.Err(), ErrTreeTampered) {
+			if (rep.Err() == nil) != (len(tc.want) == 0) || rep.Err() != nil && !errors.Is(rep.Err(), CodeTreeTampered) {
 				t.Fatalf("Err() = %v", rep.Err())
 			}
 		})
@@ -142,7 +142,7 @@ func TestCheckTreeDetectsTampering(t *testing.T) {
 func TestCheckTreeWithoutRecord(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "Contoso.X-1.0")
 	os.Mkdir(dir, 0o700)
-	if _, err := CheckTree(context.Background(), dir); !errors.Is(err, ErrInstallRecord) {
+	if _, err := CheckTree(context.Background(), dir); !errors.Is(err, CodeInstallRecord) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -255,11 +255,11 @@ func TestCheck(t *testing.T) {
 		{"record missing", false, func(t *testing.T, f *fixture, extDir string) *signing.TrustStore {
 			os.RemoveAll(RecordDir(extDir, name))
 			return f.store
-		}, "", CodeInstallRecord, ErrInstallRecord},
+		}, "", CodeInstallRecord, CodeInstallRecord},
 		{"record missing, tree only", true, func(t *testing.T, f *fixture, extDir string) *signing.TrustStore {
 			os.RemoveAll(RecordDir(extDir, name))
 			return nil
-		}, "", CodeInstallRecord, ErrInstallRecord},
+		}, "", CodeInstallRecord, CodeInstallRecord},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

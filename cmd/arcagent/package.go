@@ -47,8 +47,7 @@ func mapPermissionErrors(cmd *cobra.Command) {
 	run := cmd.RunE
 	cmd.RunE = func(c *cobra.Command, args []string) error {
 		err := run(c, args)
-		var ce *errcode.Error
-		if err != nil && !errors.As(err, &ce) && errors.Is(err, fs.ErrPermission) {
+		if _, coded := errcode.CodeOf(err); err != nil && !coded && errors.Is(err, fs.ErrPermission) {
 			return errcode.Wrap(errcode.PermissionDenied, err, "%s", c.CommandPath())
 		}
 		return err
@@ -285,11 +284,11 @@ type verdict struct {
 // (a negative verdict) and returns the silent exit; other errors (bad usage,
 // cannot complete) are returned as they are.
 func (a *app) invalidOrErr(err error, v verdict) error {
-	var ce *errcode.Error
-	if !errors.As(err, &ce) || ce.Exit() != errcode.ExitFindings {
+	code, coded := errcode.CodeOf(err)
+	if !coded || errcode.ExitCode(err) != errcode.ExitFindings {
 		return err
 	}
-	v.Valid, v.Code, v.Reason, v.Remedy = false, ce.Code, ce.Error(), ce.Remedy()
+	v.Valid, v.Code, v.Reason, v.Remedy = false, code, errcode.Format(err), errcode.RemedyOf(err)
 	if a.json {
 		if perr := a.printJSON(v); perr != nil {
 			return perr

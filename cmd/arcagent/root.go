@@ -131,23 +131,14 @@ func (a *app) report(err error) int {
 	if errors.As(err, &silent) {
 		return silent.code
 	}
-	var ce *errcode.Error
-	if !errors.As(err, &ce) {
-		if isCobraUsage(err) {
-			ce = errcode.Wrap(errcode.Usage, err, "bad usage")
-		}
+	if _, coded := errcode.CodeOf(err); !coded && isCobraUsage(err) {
+		err = errcode.Wrap(errcode.Usage, err, "bad usage")
 	}
-	if ce != nil {
-		if ce.Code == errcode.Usage && !strings.HasPrefix(err.Error(), string(errcode.Usage)) {
-			err = ce
-		}
-		fmt.Fprintf(a.stderr, "error: %s\n", err)
-		if r := ce.Remedy(); r != "" {
-			fmt.Fprintf(a.stderr, "what to do: %s\n", r)
-		}
-		return ce.Exit()
+	// "ARCxxxx: message", then what to do.
+	fmt.Fprintf(a.stderr, "error: %s\n", errcode.Format(err))
+	if r := errcode.RemedyOf(err); r != "" {
+		fmt.Fprintf(a.stderr, "what to do: %s\n", r)
 	}
-	fmt.Fprintf(a.stderr, "error: %s\n", err)
 	return errcode.ExitCode(err)
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -95,16 +94,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil {
 		return errcode.ExitOK
 	}
-	var ce *errcode.Error
-	if !errors.As(err, &ce) && isCobraUsage(err) {
+	if _, coded := errcode.CodeOf(err); !coded && isCobraUsage(err) {
 		err = errcode.Wrap(errcode.Usage, err, "bad usage")
-		errors.As(err, &ce)
 	}
-	fmt.Fprintf(stderr, "error: %s\n", err)
-	if ce != nil {
-		if r := ce.Remedy(); r != "" {
-			fmt.Fprintf(stderr, "what to do: %s\n", r)
-		}
+	// "ARCxxxx: message", then what to do.
+	fmt.Fprintf(stderr, "error: %s\n", errcode.Format(err))
+	if r := errcode.RemedyOf(err); r != "" {
+		fmt.Fprintf(stderr, "what to do: %s\n", r)
 	}
 	return errcode.ExitCode(err)
 }
