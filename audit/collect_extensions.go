@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 
 	"github.com/arcagent/arcagent/agent/config"
+	"github.com/arcagent/arcagent/agent/extensions"
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/signing"
 )
 
@@ -18,7 +20,7 @@ func (c *collector) collectExtensions(ctx context.Context) {
 	ef := &c.facts.Extensions
 	ef.Installed = []ExtensionFact{}
 	dir := c.l.ExtensionsDir()
-	names, err := signing.ListInstalled(dir)
+	names, err := extensions.ListInstalled(dir)
 	if err != nil {
 		c.errorf("extensions", layout.ExtensionsDir, "%v", err)
 		ef.Reason, ef.Error = "the extensions directory cannot be read: "+err.Error(), true
@@ -43,7 +45,7 @@ func (c *collector) collectExtensions(ctx context.Context) {
 
 func (c *collector) extensionFact(ctx context.Context, dir, name string, store *signing.TrustStore, trustErr error) ExtensionFact {
 	x := ExtensionFact{Path: layout.Rel(layout.ExtensionsDir + "/" + name)}
-	rec, env, recErr := signing.ReadInstallRecord(dir, name)
+	rec, env, recErr := extensions.ReadInstallRecord(dir, name)
 	if recErr == nil {
 		x.Publisher, x.Type, x.Version = rec.Package.Publisher, rec.Package.Type, rec.Package.Version
 	} else if p, err := signing.ParsePackageFileName(name + ".zip"); err == nil {
@@ -56,8 +58,8 @@ func (c *collector) extensionFact(ctx context.Context, dir, name string, store *
 
 	if data, err := os.ReadFile(filepath.Join(dir, name, "HandlerManifest.json")); err == nil {
 		x.Manifest.Present = true
-		if _, err := signing.ParseHandlerManifest(data); err != nil {
-			x.Manifest.Error = err.Error()
+		if _, err := extensions.ParseHandlerManifest(data); err != nil {
+			x.Manifest.Error = errcode.Format(err)
 		} else {
 			x.Manifest.Valid = true
 		}
@@ -68,26 +70,26 @@ func (c *collector) extensionFact(ctx context.Context, dir, name string, store *
 	x.Tamper.Changed = []string{}
 	switch {
 	case recErr != nil:
-		x.Signature.Reason = "no install record: the extension was not installed from a verified package (" + recErr.Error() + ")"
+		x.Signature.Reason = "no install record: the extension was not installed from a verified package (" + errcode.Format(recErr) + ")"
 		x.Tamper.Reason = "no install record to compare the files with"
 	default:
 		x.Signature.Present = true
 		switch {
 		case trustErr != nil:
-			x.Signature.Reason = "the trust store was refused: " + trustErr.Error()
+			x.Signature.Reason = "the trust store was refused: " + errcode.Format(trustErr)
 		default:
-			res, err := signing.VerifyRecord(ctx, store, rec, env)
+			res, err := extensions.VerifyRecord(ctx, store, rec, env)
 			if err != nil {
-				x.Signature.Reason = err.Error()
+				x.Signature.Reason = errcode.Format(err)
 			} else {
 				x.Signature.Verified = true
 				x.Signature.Signer = res.Signer
 				x.Signature.Reason = "signed by trusted key " + res.Signer + " for publisher " + rec.Package.Publisher
 			}
 		}
-		rep, err := signing.CompareTree(ctx, filepath.Join(dir, name), rec.Files)
+		rep, err := extensions.CompareTree(ctx, filepath.Join(dir, name), rec.Files)
 		if err != nil {
-			x.Tamper.Reason = err.Error()
+			x.Tamper.Reason = errcode.Format(err)
 			c.errorf("extensions", layout.ExtensionsDir+"/"+name, "tamper check: %v", err)
 		} else {
 			x.Tamper.Checked = true

@@ -35,8 +35,7 @@ func Classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	var ce *errcode.Error
-	if errors.As(err, &ce) {
+	if _, coded := errcode.CodeOf(err); coded {
 		return err
 	}
 	var le *rules.LoadError

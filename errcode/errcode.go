@@ -4,9 +4,10 @@
 package errcode
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 )
 
 // Process exit codes shared by every command.
@@ -86,18 +87,22 @@ func All() []Info {
 	for _, i := range registry {
 		out = append(out, i)
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Code < out[b].Code })
+	slices.SortFunc(out, func(a, b Info) int { return cmp.Compare(a.Code, b.Code) })
 	return out
 }
 
+// Error makes a Code usable as an errors.Is target: errors.Is(err, code)
+// is true when an *Error in err's chain has that code.
+func (c Code) Error() string { return string(c) }
+
 // Error is an error with a stable code. Message says what went wrong in
-// this instance; the code's remedy says what to do. Kind, when set, is the
-// class of the error (a package's sentinel, for errors.Is); Err is the
-// cause.
+// this instance; the code's remedy says what to do; Err is the cause.
+// Error() is the message and the cause, without the code: the CLI prints
+// the code in front (see Format), and callers match on the code with Is,
+// never on the text.
 type Error struct {
 	Code    Code
 	Message string
-	Kind    error
 	Err     error
 }
 
@@ -111,23 +116,105 @@ func Wrap(c Code, err error, format string, args ...any) *Error {
 	return &Error{Code: c, Message: fmt.Sprintf(format, args...), Err: err}
 }
 
+// Error is the message, then the cause.
 func (e *Error) Error() string {
-	msg := e.Message
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
+	switch {
+	case e.Err == nil:
+		return e.Message
+	case e.Message == "":
+		return e.Err.Error()
 	}
-	return fmt.Sprintf("%s: %s", e.Code, msg)
+	return e.Message + ": " + e.Err.Error()
 }
 
-// Unwrap exposes the class and the cause to errors.Is and errors.As.
-func (e *Error) Unwrap() []error {
-	out := make([]error, 0, 2)
-	for _, x := range []error{e.Kind, e.Err} {
-		if x != nil {
-			out = append(out, x)
+// Unwrap exposes the cause to errors.Is and errors.As.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is matches a target of the same code: a Code, or an *Error (whose
+// message is ignored), so errors.Is(err, errcode.New(c, "")) and
+// errors.Is(err, c) both ask "does err carry code c?".
+func (e *Error) Is(target error) bool {
+	switch t := target.(type) {
+	case Code:
+		return e.Code == t
+	case *Error:
+		return t != nil && e.Code == t.Code
+	}
+	return false
+}
+
+// ErrorCode is the code; it makes *Error a Coder.
+func (e *Error) ErrorCode() Code { return e.Code }
+
+// Coder is an error that carries a stable code. *Error is one; a package
+// may give its own error type an ErrorCode method to be one too.
+type Coder interface {
+	error
+	ErrorCode() Code
+}
+
+// Is reports whether any error in err's chain carries code c.
+func Is(err error, c Code) bool {
+	found := false
+	walk(err, func(e error) bool {
+		if ce, ok := e.(Coder); ok && ce.ErrorCode() == c {
+			found = true
+		}
+		return !found
+	})
+	return found
+}
+
+// CodeOf returns the code of the first error in err's chain that carries
+// one.
+func CodeOf(err error) (Code, bool) {
+	var c Coder
+	if errors.As(err, &c) {
+		return c.ErrorCode(), true
+	}
+	return "", false
+}
+
+// Format is err as the CLI prints it: "ARCxxxx: message" when err carries a
+// code, err.Error() otherwise.
+func Format(err error) string {
+	if err == nil {
+		return ""
+	}
+	if c, ok := CodeOf(err); ok {
+		return string(c) + ": " + err.Error()
+	}
+	return err.Error()
+}
+
+// RemedyOf is the remedy of err's code, or "".
+func RemedyOf(err error) string {
+	if c, ok := CodeOf(err); ok {
+		return registry[c].Remedy
+	}
+	return ""
+}
+
+// walk calls f on err and every error it wraps, depth first, until f
+// returns false.
+func walk(err error, f func(error) bool) bool {
+	if err == nil {
+		return true
+	}
+	if !f(err) {
+		return false
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return walk(u.Unwrap(), f)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if !walk(e, f) {
+				return false
+			}
 		}
 	}
-	return out
+	return true
 }
 
 // Remedy is what the reader should do next.
@@ -146,15 +233,18 @@ func (e *Error) Exit() int {
 	return ExitFailed
 }
 
-// ExitCode returns the process exit code for any error: the code's exit
-// status for an *Error anywhere in the chain, ExitFailed otherwise.
+// ExitCode returns the process exit code for any error: the exit status of
+// the first code in the chain (an *Error or another Coder), ExitFailed
+// otherwise.
 func ExitCode(err error) int {
 	if err == nil {
 		return ExitOK
 	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Exit()
+	if c, ok := CodeOf(err); ok {
+		if i, ok := registry[c]; ok {
+			return i.Exit
+		}
+		return ExitFailed
 	}
 	var x interface{ ExitCode() int }
 	if errors.As(err, &x) {

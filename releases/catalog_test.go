@@ -106,7 +106,7 @@ func TestCatalogSource(t *testing.T) {
 	po := tc.write(t, old, catalogOf(1, future))
 	_, err = OpenCatalog(ctx, tc.options(po, "releases"))
 	wantCode(t, err, signing.CodeCatalogRollback, "catalog "+po)
-	if !errors.Is(err, signing.ErrCatalogRollback) {
+	if !errors.Is(err, signing.CodeCatalogRollback) {
 		t.Errorf("not a rollback: %v", err)
 	}
 
@@ -116,7 +116,7 @@ func TestCatalogSource(t *testing.T) {
 	pe := tc.write(t, exp, catalogOf(3, time.Now().Add(-time.Hour)))
 	_, err = OpenCatalog(ctx, tc.options(pe, "releases"))
 	wantCode(t, err, signing.CodeCatalogExpired, "catalog "+pe)
-	if !errors.Is(err, signing.ErrCatalogExpired) {
+	if !errors.Is(err, signing.CodeCatalogExpired) {
 		t.Errorf("not expired: %v", err)
 	}
 

@@ -242,9 +242,8 @@ func TestCheckErrors(t *testing.T) {
 	if _, err := NewWriter("html", nil, WriterOptions{}); !isCode(err, CodeBadOutput) {
 		t.Errorf("unknown writer: %v", err)
 	}
-	var ce *errcode.Error
-	if errors.As(err, &ce) && ce.Exit() != errcode.ExitUsage {
-		t.Errorf("exit %d", ce.Exit())
+	if got := errcode.ExitCode(err); got != errcode.ExitUsage {
+		t.Errorf("exit %d", got)
 	}
 }
 

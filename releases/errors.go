@@ -67,8 +67,8 @@ var (
 
 // Error is the error type of this package: a stable code, the source it
 // concerns, a message worded for the reader and an optional cause.
-// errors.As converts it to an *errcode.Error, so the CLI prints the code's
-// remedy and exits with its status.
+// It is an errcode.Coder, so the CLI prints the code's remedy and exits with
+// its status.
 type Error struct {
 	Code   errcode.Code
 	Source string // the source, e.g. "GitHub api.github.com repository o/r"
@@ -77,9 +77,10 @@ type Error struct {
 	Cause  error
 }
 
-// Error is the code, the source, the message and the cause.
+// Error is the source, the message and the cause; the CLI prints the code
+// in front (errcode.Format).
 func (e *Error) Error() string {
-	s := string(e.Code) + ": "
+	s := ""
 	if e.Source != "" {
 		s += e.Source + ": "
 	}
@@ -101,18 +102,10 @@ func (e *Error) Unwrap() []error {
 	return out
 }
 
-// As lets errors.As find the *errcode.Error of this error.
-func (e *Error) As(target any) bool {
-	if p, ok := target.(**errcode.Error); ok {
-		msg := e.Msg
-		if e.Source != "" {
-			msg = e.Source + ": " + msg
-		}
-		*p = &errcode.Error{Code: e.Code, Message: msg, Err: e.Cause}
-		return true
-	}
-	return false
-}
+// ErrorCode makes *Error an errcode.Coder: the CLI finds its code, remedy
+// and exit status, and errcode.Is matches it, without converting it to
+// another type (which lost its class).
+func (e *Error) ErrorCode() errcode.Code { return e.Code }
 
 func newErr(code errcode.Code, kind error, source string, cause error, format string, args ...any) *Error {
 	return &Error{Code: code, Kind: kind, Source: source, Cause: cause, Msg: fmt.Sprintf(format, args...)}

@@ -2,7 +2,6 @@ package releases
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 
@@ -19,8 +18,7 @@ func jsonOf(t testing.TB, v any) string {
 }
 
 func isCode(err error, c errcode.Code) bool {
-	var ce *errcode.Error
-	return errors.As(err, &ce) && ce.Code == c
+	return errcode.Is(err, c)
 }
 
 // wantCode checks that err carries code c and mentions want.

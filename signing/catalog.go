@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature"
-	"github.com/sigstore/sigstore/pkg/signature/dsse"
 
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/internal/atomicfile"
@@ -48,26 +47,26 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return nil, fail(CodeCatalogMalformed, ErrCatalogMalformed, err, "catalog is not valid JSON")
+		return nil, fail(CodeCatalogMalformed, err, "catalog is not valid JSON")
 	}
 	if dec.More() {
-		return nil, fail(CodeCatalogMalformed, ErrCatalogMalformed, nil, "catalog has trailing data")
+		return nil, fail(CodeCatalogMalformed, nil, "catalog has trailing data")
 	}
 	switch {
 	case !catalogNameRE.MatchString(c.Name):
-		return nil, fail(CodeCatalogMalformed, ErrCatalogMalformed, nil, "catalog name %q is not valid", c.Name)
+		return nil, fail(CodeCatalogMalformed, nil, "catalog name %q is not valid", c.Name)
 	case c.Version <= 0:
-		return nil, fail(CodeCatalogMalformed, ErrCatalogMalformed, nil, "catalog version must be a positive integer")
+		return nil, fail(CodeCatalogMalformed, nil, "catalog version must be a positive integer")
 	case c.Expires.IsZero():
-		return nil, fail(CodeCatalogMalformed, ErrCatalogMalformed, nil, "catalog has no expires time")
+		return nil, fail(CodeCatalogMalformed, nil, "catalog has no expires time")
 	}
 	for i, e := range c.Entries {
 		if e.Name == "" || e.Version == "" {
-			return nil, fail(CodeCatalogMalformed, ErrCatalogMalformed, nil, "catalog entry %d has no name or version", i)
+			return nil, fail(CodeCatalogMalformed, nil, "catalog entry %d has no name or version", i)
 		}
 		if e.SHA256 != "" {
 			if b, err := hex.DecodeString(e.SHA256); err != nil || len(b) != 32 {
-				return nil, fail(CodeCatalogMalformed, ErrCatalogMalformed, nil, "catalog entry %d (%s) has an invalid sha256", i, e.Name)
+				return nil, fail(CodeCatalogMalformed, nil, "catalog entry %d (%s) has an invalid sha256", i, e.Name)
 			}
 		}
 	}
@@ -120,29 +119,30 @@ func LoadCatalogState(stateDir, name string) (*CatalogState, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, trustErr(ErrTrustCorrupt, p, "cannot read catalog state: "+err.Error())
+		return nil, trustErr(CodeTrustCorrupt, p, "cannot read catalog state: "+err.Error())
 	}
 	var st CatalogState
 	if err := json.Unmarshal(data, &st); err != nil || st.Name != name {
-		return nil, trustErr(ErrTrustCorrupt, p, "catalog state is corrupt; it must not be deleted to get past a rollback check")
+		return nil, trustErr(CodeTrustCorrupt, p, "catalog state is corrupt; it must not be deleted to get past a rollback check")
 	}
 	return &st, nil
 }
 
 // VerifyCatalog verifies a catalog envelope: at least Threshold distinct
-// keys trusted for the catalog signed it (sigstore's WrapMultiVerifier),
+// keys trusted for the catalog signed it (keyids are hints, see signedBy),
 // it is the catalog asked for, it has not expired (*ExpiredError), and its
 // version is not lower than the last trusted one (*RollbackError). The
 // version is then persisted atomically, under a lock.
 func VerifyCatalog(ctx context.Context, envelope []byte, o CatalogOptions) (*Catalog, error) {
 	if !catalogNameRE.MatchString(o.Name) {
-		return nil, fail(CodeCatalogMalformed, ErrCatalogMalformed, nil, "catalog name %q is not valid", o.Name)
+		return nil, fail(CodeCatalogMalformed, nil, "catalog name %q is not valid", o.Name)
 	}
 	threshold := o.Threshold
 	if threshold <= 0 {
 		threshold = 1
 	}
-	if _, _, err := ParseEnvelope(envelope, CatalogPayloadType); err != nil {
+	env, payload, err := ParseEnvelope(envelope, CatalogPayloadType)
+	if err != nil {
 		return nil, err
 	}
 	var keys []*TrustedKey
@@ -156,39 +156,32 @@ func VerifyCatalog(ctx context.Context, envelope []byte, o CatalogOptions) (*Cat
 		}
 	}
 	if len(keys) < threshold {
-		return nil, fail(CodeCatalogThreshold, ErrCatalogThreshold, &ThresholdError{Catalog: o.Name, Threshold: threshold, Trusted: len(keys)}, "cannot verify the catalog")
+		return nil, fail(CodeCatalogThreshold, &ThresholdError{Catalog: o.Name, Threshold: threshold, Trusted: len(keys)}, "cannot verify the catalog")
 	}
-	verifiers := make([]signature.Verifier, 0, len(keys))
+	// Count distinct trusted keys with a valid signature; keyids are hints
+	// and are not looked at (see signedBy).
+	valid := 0
 	for _, k := range keys {
-		verifiers = append(verifiers, k.verifier)
-	}
-	var payload []byte
-	mv := dsse.WrapMultiVerifierWithOpts(CatalogPayloadType, threshold, verifiers, dsse.WithDecodedPayload(&payload))
-	if mv == nil {
-		return nil, fail(CodeBadKey, ErrBadKey, nil, "cannot use the catalog keys")
-	}
-	if err := mv.VerifySignature(bytes.NewReader(envelope), nil); err != nil {
-		valid := 0
-		for _, v := range verifiers {
-			if dsse.WrapVerifier(v, dsse.WithExpectedPayloadType(CatalogPayloadType)).VerifySignature(bytes.NewReader(envelope), nil) == nil {
-				valid++
-			}
+		if signedBy(env, payload, k) {
+			valid++
 		}
-		return nil, fail(CodeCatalogThreshold, ErrCatalogThreshold, &ThresholdError{Catalog: o.Name, Threshold: threshold, Valid: valid, Trusted: len(keys)}, "catalog refused")
+	}
+	if valid < threshold {
+		return nil, fail(CodeCatalogThreshold, &ThresholdError{Catalog: o.Name, Threshold: threshold, Valid: valid, Trusted: len(keys)}, "catalog refused")
 	}
 	c, err := ParseCatalog(payload)
 	if err != nil {
 		return nil, err
 	}
 	if c.Name != o.Name {
-		return nil, fail(CodeCatalogMalformed, ErrCatalogMalformed, nil, "the signed catalog is %q, not the %q catalog asked for", c.Name, o.Name)
+		return nil, fail(CodeCatalogMalformed, nil, "the signed catalog is %q, not the %q catalog asked for", c.Name, o.Name)
 	}
 	now := o.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
 	if !now.Before(c.Expires) {
-		return nil, fail(CodeCatalogExpired, ErrCatalogExpired, &ExpiredError{Catalog: c.Name, Version: c.Version, Expires: c.Expires, Now: now}, "catalog refused")
+		return nil, fail(CodeCatalogExpired, &ExpiredError{Catalog: c.Name, Version: c.Version, Expires: c.Expires, Now: now}, "catalog refused")
 	}
 	sum := sha256.Sum256(payload)
 	digest := hex.EncodeToString(sum[:])
@@ -210,10 +203,10 @@ func VerifyCatalog(ctx context.Context, envelope []byte, o CatalogOptions) (*Cat
 	}
 	if prev != nil {
 		if c.Version < prev.Version {
-			return nil, fail(CodeCatalogRollback, ErrCatalogRollback, &RollbackError{Catalog: c.Name, Trusted: prev.Version, Offered: c.Version}, "catalog refused")
+			return nil, fail(CodeCatalogRollback, &RollbackError{Catalog: c.Name, Trusted: prev.Version, Offered: c.Version}, "catalog refused")
 		}
 		if c.Version == prev.Version && digest != prev.SHA256 {
-			return nil, fail(CodeCatalogRollback, ErrCatalogRollback, &RollbackError{Catalog: c.Name, Trusted: prev.Version, Offered: c.Version, SameVersion: true}, "catalog refused")
+			return nil, fail(CodeCatalogRollback, &RollbackError{Catalog: c.Name, Trusted: prev.Version, Offered: c.Version, SameVersion: true}, "catalog refused")
 		}
 		if c.Version == prev.Version {
 			return c, nil

@@ -30,14 +30,14 @@ func TestVerifyCatalog(t *testing.T) {
 		{"valid 3 of 3", []step{{version: 1, signers: []int{0, 1, 2}, threshold: 3}}},
 		{"newer accepted", []step{{version: 1, signers: []int{0}}, {version: 2, signers: []int{1}}}},
 		{"same version re-fetched", []step{{version: 4, signers: []int{0}}, {version: 4, signers: []int{0}}}},
-		{"rollback", []step{{version: 5, signers: []int{0}}, {version: 4, signers: []int{0}, wantErr: ErrCatalogRollback}}},
-		{"same version other content", []step{{version: 5, signers: []int{0}}, {version: 5, signers: []int{0}, expires: now.Add(48 * time.Hour), wantErr: ErrCatalogRollback}}},
-		{"freeze", []step{{version: 1, signers: []int{0}, expires: now.Add(-time.Second), wantErr: ErrCatalogExpired}}},
-		{"threshold not met", []step{{version: 1, signers: []int{0}, threshold: 2, wantErr: ErrCatalogThreshold}}},
-		{"threshold over trusted keys", []step{{version: 1, signers: []int{0, 1, 2}, threshold: 4, wantErr: ErrCatalogThreshold}}},
-		{"signed by a key not trusted for catalogs", []step{{version: 1, signers: []int{3}, wantErr: ErrCatalogThreshold}}},
-		{"other catalog name", []step{{version: 1, signers: []int{0}, name: "agent", wantErr: ErrCatalogMalformed}}},
-		{"rollback after refused newer", []step{{version: 3, signers: []int{0}}, {version: 9, signers: []int{0}, expires: now.Add(-time.Hour), wantErr: ErrCatalogExpired}, {version: 2, signers: []int{0}, wantErr: ErrCatalogRollback}}},
+		{"rollback", []step{{version: 5, signers: []int{0}}, {version: 4, signers: []int{0}, wantErr: CodeCatalogRollback}}},
+		{"same version other content", []step{{version: 5, signers: []int{0}}, {version: 5, signers: []int{0}, expires: now.Add(48 * time.Hour), wantErr: CodeCatalogRollback}}},
+		{"freeze", []step{{version: 1, signers: []int{0}, expires: now.Add(-time.Second), wantErr: CodeCatalogExpired}}},
+		{"threshold not met", []step{{version: 1, signers: []int{0}, threshold: 2, wantErr: CodeCatalogThreshold}}},
+		{"threshold over trusted keys", []step{{version: 1, signers: []int{0, 1, 2}, threshold: 4, wantErr: CodeCatalogThreshold}}},
+		{"signed by a key not trusted for catalogs", []step{{version: 1, signers: []int{3}, wantErr: CodeCatalogThreshold}}},
+		{"other catalog name", []step{{version: 1, signers: []int{0}, name: "agent", wantErr: CodeCatalogMalformed}}},
+		{"rollback after refused newer", []step{{version: 3, signers: []int{0}}, {version: 9, signers: []int{0}, expires: now.Add(-time.Hour), wantErr: CodeCatalogExpired}, {version: 2, signers: []int{0}, wantErr: CodeCatalogRollback}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,13 +104,16 @@ func TestVerifyCatalog(t *testing.T) {
 }
 
 func TestCatalogTypedErrors(t *testing.T) {
+	// The typed errors are the causes of coded errors: errors.As finds
+	// them, and the code says which class the error is.
 	var re *RollbackError
-	err := error(&RollbackError{Catalog: "x", Trusted: 5, Offered: 4})
-	if !errors.As(err, &re) || !errors.Is(err, ErrCatalogRollback) || errors.Is(err, ErrCatalogExpired) {
+	err := fail(CodeCatalogRollback, &RollbackError{Catalog: "x", Trusted: 5, Offered: 4}, "catalog refused")
+	if !errors.As(err, &re) || re.Trusted != 5 || !errors.Is(err, CodeCatalogRollback) || errors.Is(err, CodeCatalogExpired) {
 		t.Fatal("RollbackError does not match as documented")
 	}
-	err = &ExpiredError{Catalog: "x"}
-	if !errors.Is(err, ErrCatalogExpired) || errors.Is(err, ErrCatalogRollback) {
+	var ee *ExpiredError
+	err = fail(CodeCatalogExpired, &ExpiredError{Catalog: "x"}, "catalog refused")
+	if !errors.As(err, &ee) || !errors.Is(err, CodeCatalogExpired) || errors.Is(err, CodeCatalogRollback) {
 		t.Fatal("ExpiredError does not match as documented")
 	}
 }
@@ -120,7 +123,7 @@ func TestCatalogStateCorruptRefused(t *testing.T) {
 	if err := os.WriteFile(CatalogStatePath(dir, "extensions"), []byte("{"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadCatalogState(dir, "extensions"); !errors.Is(err, ErrTrustCorrupt) {
+	if _, err := LoadCatalogState(dir, "extensions"); !errors.Is(err, CodeTrustCorrupt) {
 		t.Fatalf("err = %v", err)
 	}
 }

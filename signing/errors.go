@@ -1,7 +1,6 @@
 package signing
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -16,21 +15,16 @@ const (
 	CodeStatementMismatch   errcode.Code = "ARC0102" // statement names another package than requested
 	CodeDigestMismatch      errcode.Code = "ARC0103" // size or sha256 of the bytes differ from the subject
 	CodeMalformedEnvelope   errcode.Code = "ARC0104" // envelope or statement cannot be parsed
-	CodeUnsafeArchive       errcode.Code = "ARC0105" // the zip breaks an extraction rule
 	CodeTrustInsecure       errcode.Code = "ARC0106" // trust store writable by others or not owned by root
 	CodeTrustCorrupt        errcode.Code = "ARC0107" // trust store cannot be read or parsed
 	CodeTrustKeyUnknown     errcode.Code = "ARC0108" // no trust entry of that name / name taken
 	CodeBadKey              errcode.Code = "ARC0109" // key file unreadable, wrong type or algorithm
 	CodeKeyPassword         errcode.Code = "ARC0110" // encrypted key without (or with a wrong) passphrase
-	CodeBadHandlerManifest  errcode.Code = "ARC0111" // HandlerManifest.json missing or invalid
 	CodeBadPackageName      errcode.Code = "ARC0112" // publisher, type or version not acceptable
 	CodeCatalogRollback     errcode.Code = "ARC0113" // catalog older than the last trusted one
 	CodeCatalogExpired      errcode.Code = "ARC0114" // catalog past its expiry (freeze)
 	CodeCatalogThreshold    errcode.Code = "ARC0115" // too few trusted catalog signatures
 	CodeCatalogMalformed    errcode.Code = "ARC0116" // catalog document invalid
-	CodeTreeTampered        errcode.Code = "ARC0117" // installed files differ from the install record
-	CodeInstallRecord       errcode.Code = "ARC0118" // install record missing or unreadable
-	CodeAlreadyInstalled    errcode.Code = "ARC0119" // destination exists
 	CodeNoTrustedKeys       errcode.Code = "ARC0120" // trust store empty for the purpose
 	CodeFileAccess          errcode.Code = "ARC0121" // a named input file cannot be read
 )
@@ -47,8 +41,6 @@ func init() {
 			Remedy: "the file was changed or truncated after signing; download it again and do not install this copy"},
 		{Code: CodeMalformedEnvelope, Exit: errcode.ExitFindings, Title: "signature envelope is malformed",
 			Remedy: "the .sig.json file is not a DSSE envelope with an arcagent in-toto statement; fetch it again or re-sign with `arcagent package sign`"},
-		{Code: CodeUnsafeArchive, Exit: errcode.ExitFindings, Title: "archive refused by the extraction rules",
-			Remedy: "the zip holds unsafe paths, links, device files or is too large; rebuild it with `arcagent package build` and do not install this copy"},
 		{Code: CodeTrustInsecure, Exit: errcode.ExitFailed, Title: "trust store is not protected",
 			Remedy: "make the trust directory and every file in it owned by root and not writable by group or others: `chown -R root:root DIR && chmod 0755 DIR && chmod 0644 DIR/*`"},
 		{Code: CodeTrustCorrupt, Exit: errcode.ExitFailed, Title: "trust store cannot be read",
@@ -59,8 +51,6 @@ func init() {
 			Remedy: "give a PEM file made by `arcagent package keygen` (ECDSA P-256 or Ed25519): the .pub file to verify and trust, the .key file to sign"},
 		{Code: CodeKeyPassword, Exit: errcode.ExitUsage, Title: "private key passphrase missing or wrong",
 			Remedy: "set ARCAGENT_KEY_PASSWORD to the passphrase the key was generated with"},
-		{Code: CodeBadHandlerManifest, Exit: errcode.ExitUsage, Title: "HandlerManifest.json missing or invalid",
-			Remedy: "put a HandlerManifest.json in the Azure VM extension handler format at the root of the directory; see docs/signing.md"},
 		{Code: CodeBadPackageName, Exit: errcode.ExitUsage, Title: "invalid publisher, type or version",
 			Remedy: "publisher: letters, digits and dots (Contoso.Monitoring); type: letters, digits and _ (StatusReporter); version: 1 to 4 dot-separated numbers (1.0.0)"},
 		{Code: CodeCatalogRollback, Exit: errcode.ExitFindings, Title: "catalog rollback refused",
@@ -71,12 +61,6 @@ func init() {
 			Remedy: "too few trusted catalog keys signed it; add the missing signatures, or trust the right keys with `arcagent trust add NAME --key PUB --catalog NAME`"},
 		{Code: CodeCatalogMalformed, Exit: errcode.ExitFindings, Title: "catalog document invalid",
 			Remedy: "the catalog is not a valid arcagent catalog (name, version, expires, entries); fetch it again"},
-		{Code: CodeTreeTampered, Exit: errcode.ExitFindings, Title: "installed files differ from the install record",
-			Remedy: "files were changed after installation; reinstall the extension from its signed package and find out who changed them"},
-		{Code: CodeInstallRecord, Exit: errcode.ExitFailed, Title: "install record missing or unreadable",
-			Remedy: "the extension was not installed by arcagent or its record was removed; reinstall it with `arcagent package install`"},
-		{Code: CodeAlreadyInstalled, Exit: errcode.ExitUsage, Title: "extension already installed",
-			Remedy: "remove the installed version first, or pass --replace"},
 		{Code: CodeNoTrustedKeys, Exit: errcode.ExitFindings, Title: "no trusted key",
 			Remedy: "add the publisher's public key with `arcagent trust add NAME --key PUB --publisher P`, or verify with --key PUB"},
 		{Code: CodeFileAccess, Exit: errcode.ExitUsage, Title: "input file cannot be read",
@@ -86,48 +70,23 @@ func init() {
 	}
 }
 
-// Sentinel errors. Every error returned by this package that belongs to one
-// of these classes matches it with errors.Is.
-var (
-	ErrUntrustedSigner     = errors.New("no trusted key made a valid signature")
-	ErrPublisherNotAllowed = errors.New("signing key is not allowed for this publisher")
-	ErrStatementMismatch   = errors.New("signed statement does not match the request")
-	ErrDigestMismatch      = errors.New("package bytes do not match the signed digest")
-	ErrMalformedEnvelope   = errors.New("malformed signature envelope")
-	ErrUnsafeArchive       = errors.New("unsafe archive")
-	ErrTrustInsecure       = errors.New("trust store is not protected")
-	ErrTrustCorrupt        = errors.New("trust store is corrupt")
-	ErrTrustKeyUnknown     = errors.New("no such trust entry")
-	ErrTrustKeyExists      = errors.New("trust entry exists")
-	ErrBadKey              = errors.New("unusable key")
-	ErrKeyPassword         = errors.New("key passphrase missing or wrong")
-	ErrBadHandlerManifest  = errors.New("invalid HandlerManifest.json")
-	ErrBadPackageName      = errors.New("invalid package name")
-	ErrCatalogRollback     = errors.New("catalog rollback")
-	ErrCatalogExpired      = errors.New("catalog expired")
-	ErrCatalogThreshold    = errors.New("catalog signature threshold not met")
-	ErrCatalogMalformed    = errors.New("malformed catalog")
-	ErrTreeTampered        = errors.New("installed files were changed")
-	ErrInstallRecord       = errors.New("install record missing or unreadable")
-	ErrAlreadyInstalled    = errors.New("already installed")
-	ErrNoTrustedKeys       = errors.New("no trusted keys")
-)
-
-// Error is the error type of this package: an *errcode.Error whose Kind is
-// one of the Err… sentinels (for errors.Is), with a stable code, a message
-// worded for the reader and an optional cause. The CLI prints its code's
-// remedy and exits with the code's status.
+// Error is the error type of this package: an *errcode.Error with a
+// stable code, a message worded for the reader and an optional cause
+// (one of the typed errors below when there is more to say). Callers match
+// on the code: errcode.Is(err, CodeCatalogRollback) or
+// errors.Is(err, CodeCatalogRollback). The CLI prints the code, the message
+// and the code's remedy, and exits with the code's status.
 type Error = errcode.Error
 
-// fail builds the error this package returns: code c, class kind, an
-// optional cause and a message.
-func fail(c errcode.Code, kind, cause error, format string, args ...any) error {
-	return &errcode.Error{Code: c, Kind: kind, Message: fmt.Sprintf(format, args...), Err: cause}
+// fail builds the error this package returns: code c, an optional cause
+// and a message.
+func fail(c errcode.Code, cause error, format string, args ...any) error {
+	return &errcode.Error{Code: c, Message: fmt.Sprintf(format, args...), Err: cause}
 }
 
 // RollbackError reports a catalog whose version is lower than the last
-// trusted one (or equal to it with different content). It matches
-// ErrCatalogRollback with errors.Is.
+// trusted one (or equal to it with different content). It is the cause
+// of an ARC0113 error.
 type RollbackError struct {
 	Catalog string
 	Trusted int64 // last trusted version
@@ -143,11 +102,8 @@ func (e *RollbackError) Error() string {
 	return fmt.Sprintf("catalog %q version %d is older than the last trusted version %d (rollback)", e.Catalog, e.Offered, e.Trusted)
 }
 
-// Is makes errors.Is(err, ErrCatalogRollback) true.
-func (e *RollbackError) Is(target error) bool { return target == ErrCatalogRollback }
-
 // ExpiredError reports a catalog past its expiry (a freeze attack or a stale
-// mirror). It matches ErrCatalogExpired with errors.Is.
+// mirror). It is the cause of an ARC0114 error.
 type ExpiredError struct {
 	Catalog string
 	Version int64
@@ -158,9 +114,6 @@ type ExpiredError struct {
 func (e *ExpiredError) Error() string {
 	return fmt.Sprintf("catalog %q version %d expired at %s (now %s): refusing a frozen catalog", e.Catalog, e.Version, e.Expires.UTC().Format(time.RFC3339), e.Now.UTC().Format(time.RFC3339))
 }
-
-// Is makes errors.Is(err, ErrCatalogExpired) true.
-func (e *ExpiredError) Is(target error) bool { return target == ErrCatalogExpired }
 
 // ThresholdError reports a catalog signed by fewer trusted keys than required.
 type ThresholdError struct {
@@ -174,33 +127,11 @@ func (e *ThresholdError) Error() string {
 	return fmt.Sprintf("catalog %q has %d valid signature(s) from trusted keys, %d required (%d key(s) trusted for it)", e.Catalog, e.Valid, e.Threshold, e.Trusted)
 }
 
-// Is makes errors.Is(err, ErrCatalogThreshold) true.
-func (e *ThresholdError) Is(target error) bool { return target == ErrCatalogThreshold }
-
-// UnsafeEntryError names the archive entry that broke an extraction rule.
-type UnsafeEntryError struct {
-	Entry  string
-	Reason string
-}
-
-func (e *UnsafeEntryError) Error() string {
-	if e.Entry == "" {
-		return e.Reason
-	}
-	return fmt.Sprintf("entry %q: %s", e.Entry, e.Reason)
-}
-
-// Is makes errors.Is(err, ErrUnsafeArchive) true.
-func (e *UnsafeEntryError) Is(target error) bool { return target == ErrUnsafeArchive }
-
 // TrustError names the trust-store path that is insecure or corrupt.
 type TrustError struct {
 	Path   string
 	Reason string
-	Kind   error // ErrTrustInsecure or ErrTrustCorrupt
+	Code   errcode.Code // CodeTrustInsecure or CodeTrustCorrupt
 }
 
 func (e *TrustError) Error() string { return fmt.Sprintf("%s: %s", e.Path, e.Reason) }
-
-// Is matches the kind (ErrTrustInsecure or ErrTrustCorrupt).
-func (e *TrustError) Is(target error) bool { return target == e.Kind }

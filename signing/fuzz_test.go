@@ -3,11 +3,15 @@ package signing
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/arcagent/arcagent/errcode"
 )
 
 // FuzzParseEnvelope feeds untrusted envelope bytes through parsing and full
@@ -27,7 +31,7 @@ func FuzzParseEnvelope(f *testing.F) {
 		_, payload, err := ParseEnvelope(data, PayloadType)
 		if err == nil {
 			_, _ = ParseStatement(payload)
-		} else if !errors.Is(err, ErrMalformedEnvelope) {
+		} else if !errors.Is(err, CodeMalformedEnvelope) {
 			t.Fatalf("unexpected error class: %v", err)
 		}
 		st, k, err := VerifyEnvelope(ctx, data, fx.store.Keys, Expectation{})
@@ -51,82 +55,162 @@ func FuzzParseStatement(f *testing.F) {
 	})
 }
 
-// FuzzParseHandlerManifest fuzzes HandlerManifest.json parsing.
-func FuzzParseHandlerManifest(f *testing.F) {
-	f.Add([]byte(testManifest))
-	for _, p := range []string{"../examples/extensions/status-reporter/HandlerManifest.json", "../examples/extensions/script-runner/HandlerManifest.json"} {
-		if data, err := os.ReadFile(p); err == nil {
-			f.Add(data)
+// catalogFuzzSetup is a trust store with two catalog keys, a state
+// directory whose last trusted "extensions" catalog is version 5, and seed
+// envelopes: valid, expired, rollback, same version with other content,
+// bad signatures, an untrusted signer, another catalog's name, a keyid
+// naming nobody, truncated.
+func catalogFuzzSetup(f testing.TB) (store *TrustStore, stateDir string, now time.Time, seeds map[string][]byte) {
+	ctx := context.Background()
+	now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	trustDir := f.TempDir()
+	k0, k1, untrusted := newTestKey(f, AlgECDSAP256), newTestKey(f, AlgEd25519), newTestKey(f, AlgECDSAP256)
+	for i, k := range []testKey{k0, k1} {
+		if _, err := AddTrustedKey(ctx, trustDir, AddKeyOptions{Name: []string{"k0", "k1"}[i], PublicKeyPEM: k.pubPEM, Catalogs: []string{"extensions"}}, trustOpts()...); err != nil {
+			f.Fatal(err)
 		}
 	}
-	f.Add([]byte(`[{"version":"1.0","handlerManifest":{}}]`))
-	f.Add([]byte(`[{"version":1.0,"handlerManifest":null}]`))
-	f.Add([]byte(`[]`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		hm, err := ParseHandlerManifest(data)
+	store, err := LoadTrustStore(trustDir, trustOpts()...)
+	if err != nil {
+		f.Fatal(err)
+	}
+	sha := strings.Repeat("ab", 32)
+	cat := func(name string, version int64, expires time.Time) *Catalog {
+		return &Catalog{Name: name, Version: version, Expires: expires, Entries: []CatalogEntry{{Name: "Contoso.Monitoring.StatusReporter", Version: "1.0.0", SHA256: sha, Size: 1702}}}
+	}
+	sign := func(c *Catalog, keys ...testKey) []byte {
+		var s []signature.Signer
+		for _, k := range keys {
+			s = append(s, k.signer)
+		}
+		env, err := SignCatalog(c, s...)
 		if err != nil {
-			if !errors.Is(err, ErrBadHandlerManifest) {
-				t.Fatalf("unexpected error class: %v", err)
+			f.Fatal(err)
+		}
+		return env
+	}
+	stateDir = f.TempDir()
+	v5 := sign(cat("extensions", 5, now.Add(24*time.Hour)), k0)
+	if _, err := VerifyCatalog(ctx, v5, CatalogOptions{Name: "extensions", Trust: store, StateDir: stateDir, Now: now}); err != nil {
+		f.Fatal(err)
+	}
+	badSig := bytes.Clone(sign(cat("extensions", 6, now.Add(time.Hour)), k0))
+	if i := bytes.Index(badSig, []byte(`"sig":"`)); i >= 0 {
+		badSig[i+8] ^= 0x01
+	}
+	seeds = map[string][]byte{
+		"valid":                 sign(cat("extensions", 6, now.Add(time.Hour)), k0, k1),
+		"valid-same-version":    v5,
+		"expired":               sign(cat("extensions", 7, now.Add(-time.Second)), k0),
+		"rollback":              sign(cat("extensions", 2, now.Add(time.Hour)), k0),
+		"same-version-other":    sign(cat("extensions", 5, now.Add(48*time.Hour)), k0),
+		"bad-signature":         badSig,
+		"untrusted-signer":      sign(cat("extensions", 8, now.Add(time.Hour)), untrusted),
+		"other-catalog":         sign(cat("agent", 9, now.Add(time.Hour)), k0),
+		"truncated":             v5[:len(v5)/2],
+		"not-json":              []byte("catalog"),
+		"empty-signatures":      []byte(`{"payloadType":"application/vnd.arcagent.catalog+json","payload":"e30=","signatures":[]}`),
+		"payload-not-a-catalog": []byte(`{"payloadType":"application/vnd.arcagent.catalog+json","payload":"e30=","signatures":[{"sig":"AAAA"}]}`),
+	}
+	var e Envelope
+	if err := json.Unmarshal(seeds["valid"], &e); err == nil {
+		e.Signatures[0].KeyID = "nobody"
+		seeds["keyid-of-nobody"], _ = json.Marshal(e)
+	}
+	return store, stateDir, now, seeds
+}
+
+// FuzzVerifyCatalog feeds downloaded catalog envelopes through the whole
+// verification. It must never panic, never change the recorded state of a
+// dry run, and accept only a catalog signed by a trusted catalog key, of
+// the name asked for, not expired, and not older than the last trusted one.
+func FuzzVerifyCatalog(f *testing.F) {
+	store, stateDir, now, seeds := catalogFuzzSetup(f)
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	before, err := LoadCatalogState(stateDir, "extensions")
+	if err != nil || before == nil {
+		f.Fatalf("state: %v", err)
+	}
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := VerifyCatalog(ctx, data, CatalogOptions{Name: "extensions", Trust: store, StateDir: stateDir, Now: now, NoPersist: true})
+		if after, _ := LoadCatalogState(stateDir, "extensions"); after == nil || *after != *before {
+			t.Fatalf("a dry run changed the catalog state: %+v", after)
+		}
+		if err != nil {
+			var ce *errcode.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error without a code: %v", err)
 			}
 			return
 		}
-		for name, c := range hm.Commands() {
-			if strings.TrimSpace(c) == "" || strings.ContainsAny(c, "\n\r\x00") {
-				t.Fatalf("accepted bad %s %q", name, c)
-			}
+		env, payload, perr := ParseEnvelope(data, CatalogPayloadType)
+		if perr != nil {
+			t.Fatalf("accepted an envelope that does not parse: %v", perr)
 		}
-		_ = hm.CheckCommandFiles(func(string) (bool, bool) { return true, true })
+		signed := false
+		for _, k := range store.ForCatalog("extensions") {
+			signed = signed || signedBy(env, payload, k)
+		}
+		switch {
+		case !signed:
+			t.Fatal("accepted a catalog no trusted key signed")
+		case c.Name != "extensions":
+			t.Fatalf("accepted catalog %q", c.Name)
+		case !now.Before(c.Expires):
+			t.Fatalf("accepted a catalog expired at %s", c.Expires)
+		case c.Version < before.Version:
+			t.Fatalf("accepted version %d after %d (rollback)", c.Version, before.Version)
+		}
 	})
 }
 
-// FuzzExtract extracts arbitrary bytes as a zip with small limits. Whatever
-// happens, nothing may appear outside the target directory and every link
-// in it must resolve inside it.
-func FuzzExtract(f *testing.F) {
-	for name, data := range hostileCorpus(f) {
-		if name == "zip-bomb" || name == "many-tiny-entries" {
-			continue
-		}
-		f.Add(data)
-	}
-	f.Add(makeZip(f, []zipEntry{{name: "a/b.txt", body: []byte("hi")}, {name: "l", mode: 0o777 | os.ModeSymlink, body: []byte("a/b.txt")}}))
-	if fx := newFixture(f); fx != nil {
-		if data, err := os.ReadFile(fx.pkgPath); err == nil {
-			f.Add(data)
+// FuzzParseCatalog fuzzes the catalog document parser directly.
+func FuzzParseCatalog(f *testing.F) {
+	_, _, _, seeds := catalogFuzzSetup(f)
+	for _, s := range seeds {
+		if _, payload, err := ParseEnvelope(s, CatalogPayloadType); err == nil {
+			f.Add(payload)
 		}
 	}
-	lim := Limits{MaxEntries: 64, MaxFileSize: 1 << 20, MaxTotalSize: 2 << 20, MaxDepth: 8}
+	f.Add([]byte(`{"name":"extensions","version":1,"expires":"2030-01-01T00:00:00Z","entries":[],"extra":1}`))
+	f.Add([]byte(`{"name":"extensions","version":-1,"expires":"2030-01-01T00:00:00Z"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		top := t.TempDir()
-		dir := filepath.Join(top, "target")
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			t.Fatal(err)
+		c, err := ParseCatalog(data)
+		if err != nil {
+			return
 		}
-		recs, err := ExtractReader(context.Background(), bytes.NewReader(data), int64(len(data)), dir, lim)
-		ents, _ := os.ReadDir(top)
-		if len(ents) != 1 || ents[0].Name() != "target" {
-			t.Fatalf("wrote outside the target: %v", ents)
+		if c.Version <= 0 || c.Expires.IsZero() || !catalogNameRE.MatchString(c.Name) {
+			t.Fatalf("accepted an invalid catalog: %+v", c)
 		}
-		realDir, _ := filepath.EvalSymlinks(dir)
-		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, _ error) error {
-			if d != nil && d.Type()&os.ModeSymlink != 0 {
-				if r, err := filepath.EvalSymlinks(p); err == nil && r != realDir && !strings.HasPrefix(r, realDir+string(filepath.Separator)) {
-					t.Fatalf("link %s resolves outside the tree to %s", p, r)
-				}
+		for _, e := range c.Entries {
+			if e.Name == "" || e.Version == "" {
+				t.Fatalf("accepted an entry without name or version: %+v", e)
 			}
-			if d != nil && d.Type()&(os.ModeDevice|os.ModeNamedPipe|os.ModeSocket|os.ModeSetuid|os.ModeSetgid) != 0 {
-				t.Fatalf("special file %s extracted", p)
-			}
-			return nil
-		})
-		if err == nil {
-			for _, r := range recs {
-				if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(r.Path))); err != nil {
-					t.Fatalf("recorded %s not on disk", r.Path)
-				}
-			}
-		} else if !errors.Is(err, ErrUnsafeArchive) && !strings.Contains(err.Error(), "create") {
-			t.Fatalf("unexpected error class: %v", err)
 		}
 	})
+}
+
+// TestCatalogFuzzSeeds checks that each seed of FuzzVerifyCatalog reaches
+// the verdict it was made for, so the corpus covers every refusal.
+func TestCatalogFuzzSeeds(t *testing.T) {
+	store, stateDir, now, seeds := catalogFuzzSetup(t)
+	want := map[string]error{
+		"valid": nil, "valid-same-version": nil, "keyid-of-nobody": nil,
+		"expired": CodeCatalogExpired, "rollback": CodeCatalogRollback, "same-version-other": CodeCatalogRollback,
+		"bad-signature": CodeCatalogThreshold, "untrusted-signer": CodeCatalogThreshold, "other-catalog": CodeCatalogMalformed,
+		"truncated": CodeMalformedEnvelope, "not-json": CodeMalformedEnvelope, "empty-signatures": CodeMalformedEnvelope,
+		"payload-not-a-catalog": CodeCatalogThreshold,
+	}
+	if len(want) != len(seeds) {
+		t.Fatalf("%d seeds, %d expectations", len(seeds), len(want))
+	}
+	for name, data := range seeds {
+		_, err := VerifyCatalog(context.Background(), data, CatalogOptions{Name: "extensions", Trust: store, StateDir: stateDir, Now: now, NoPersist: true})
+		if w := want[name]; (w == nil) != (err == nil) || (w != nil && !errors.Is(err, w)) {
+			t.Errorf("seed %s: err = %v, want %v", name, err, w)
+		}
+	}
 }

@@ -53,31 +53,6 @@ func trustOpts() []TrustOption {
 	return []TrustOption{AllowNonRootOwner(nil)}
 }
 
-// writeExtension writes a minimal extension directory.
-func writeExtension(t testing.TB, dir string) {
-	t.Helper()
-	files := map[string]struct {
-		body string
-		mode os.FileMode
-	}{
-		"HandlerManifest.json": {testManifest, 0o644},
-		"bin/handler.sh":       {"#!/bin/sh\necho \"$1\"\n", 0o755},
-		"README.txt":           {"status reporter\n", 0o600},
-	}
-	for name, f := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(f.body), f.mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, f.mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // fixture is a built and signed package with a trust store trusting its key.
 type fixture struct {
 	dir      string
@@ -92,22 +67,22 @@ func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	root := t.TempDir()
-	src := filepath.Join(root, "src")
-	writeExtension(t, src)
-	out := filepath.Join(root, "out")
-	if err := os.Mkdir(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	res, err := BuildPackage(ctx, BuildOptions{Dir: src, Package: testPkg, OutDir: out})
-	if err != nil {
+	// A package as package build makes it; signing signs any bytes, so the
+	// zip is written directly (building belongs to agent/extensions).
+	pkgPath := filepath.Join(root, testPkg.FileName())
+	zipBytes := makeZip(t, []zipEntry{
+		{name: "HandlerManifest.json", body: []byte(testManifest), method: zip.Deflate},
+		{name: "bin/handler.sh", mode: 0o755, body: []byte("#!/bin/sh\necho \"$1\"\n"), method: zip.Deflate},
+	})
+	if err := os.WriteFile(pkgPath, zipBytes, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	key := newTestKey(t, AlgECDSAP256)
-	env, _, err := SignPackage(ctx, res.Path, testPkg, key.signer)
+	env, _, err := SignPackage(ctx, pkgPath, testPkg, key.signer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(res.Path+SignatureSuffix, env, 0o644); err != nil {
+	if err := os.WriteFile(pkgPath+SignatureSuffix, env, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	trustDir := filepath.Join(root, "trust")
@@ -118,7 +93,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{dir: root, pkgPath: res.Path, envelope: env, key: key, store: store, trustDir: trustDir}
+	return &fixture{dir: root, pkgPath: pkgPath, envelope: env, key: key, store: store, trustDir: trustDir}
 }
 
 // zipEntry describes one entry of a hand-made archive.

@@ -41,7 +41,7 @@ func ParseAlgorithm(s string) (Algorithm, error) {
 	case "ed25519":
 		return AlgEd25519, nil
 	}
-	return "", fail(CodeBadKey, ErrBadKey, nil, "unknown key algorithm %q: use ecdsa-p256 or ed25519", s)
+	return "", fail(CodeBadKey, nil, "unknown key algorithm %q: use ecdsa-p256 or ed25519", s)
 }
 
 // KeyPair is a freshly generated key pair, PEM encoded.
@@ -66,7 +66,7 @@ func GenerateKey(alg Algorithm, password []byte) (*KeyPair, error) {
 	case AlgEd25519:
 		_, priv, err = ed25519.GenerateKey(rand.Reader)
 	default:
-		return nil, fail(CodeBadKey, ErrBadKey, nil, "unknown key algorithm %q", alg)
+		return nil, fail(CodeBadKey, nil, "unknown key algorithm %q", alg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("generate %s key: %w", alg, err)
@@ -99,7 +99,7 @@ func GenerateKey(alg Algorithm, password []byte) (*KeyPair, error) {
 func KeyID(pub crypto.PublicKey) (string, error) {
 	der, err := cryptoutils.MarshalPublicKeyToDER(pub)
 	if err != nil {
-		return "", fail(CodeBadKey, ErrBadKey, err, "encode public key")
+		return "", fail(CodeBadKey, err, "encode public key")
 	}
 	sum := sha256.Sum256(der)
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
@@ -110,20 +110,20 @@ func checkAlgorithm(pub crypto.PublicKey) (Algorithm, error) {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() {
-			return "", fail(CodeBadKey, ErrBadKey, nil, "ECDSA key on curve %s: only P-256 is accepted", k.Curve.Params().Name)
+			return "", fail(CodeBadKey, nil, "ECDSA key on curve %s: only P-256 is accepted", k.Curve.Params().Name)
 		}
 		return AlgECDSAP256, nil
 	case ed25519.PublicKey:
 		return AlgEd25519, nil
 	}
-	return "", fail(CodeBadKey, ErrBadKey, nil, "key type %T is not accepted: use ECDSA P-256 or Ed25519", pub)
+	return "", fail(CodeBadKey, nil, "key type %T is not accepted: use ECDSA P-256 or Ed25519", pub)
 }
 
 // ParsePublicKey parses a PEM public key and checks its algorithm.
 func ParsePublicKey(pemBytes []byte) (crypto.PublicKey, Algorithm, error) {
 	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pemBytes)
 	if err != nil {
-		return nil, "", fail(CodeBadKey, ErrBadKey, err, "not a PEM public key")
+		return nil, "", fail(CodeBadKey, err, "not a PEM public key")
 	}
 	alg, err := checkAlgorithm(pub)
 	if err != nil {
@@ -136,7 +136,7 @@ func ParsePublicKey(pemBytes []byte) (crypto.PublicKey, Algorithm, error) {
 func LoadPublicKeyFile(path string) (crypto.PublicKey, Algorithm, error) {
 	data, err := readSmallFile(path, maxKeyFile)
 	if err != nil {
-		return nil, "", fail(CodeBadKey, ErrBadKey, err, "read public key %s", path)
+		return nil, "", fail(CodeBadKey, err, "read public key %s", path)
 	}
 	pub, alg, err := ParsePublicKey(data)
 	if err != nil {
@@ -152,18 +152,18 @@ func NewVerifier(pub crypto.PublicKey) (signature.Verifier, error) {
 	}
 	v, err := signature.LoadVerifier(pub, crypto.SHA256)
 	if err != nil {
-		return nil, fail(CodeBadKey, ErrBadKey, err, "load verifier")
+		return nil, fail(CodeBadKey, err, "load verifier")
 	}
 	return v, nil
 }
 
 // LoadSigner reads a PEM private key. An encrypted key is decrypted with
-// password; a nil password for an encrypted key fails with ErrKeyPassword.
+// password; a nil password for an encrypted key fails with CodeKeyPassword.
 // The password is never logged or kept.
 func LoadSigner(path string, password []byte) (signature.Signer, error) {
 	data, err := readSmallFile(path, maxKeyFile)
 	if err != nil {
-		return nil, fail(CodeBadKey, ErrBadKey, err, "read private key %s", path)
+		return nil, fail(CodeBadKey, err, "read private key %s", path)
 	}
 	return ParseSigner(data, password)
 }
@@ -172,7 +172,7 @@ func LoadSigner(path string, password []byte) (signature.Signer, error) {
 func ParseSigner(pemBytes []byte, password []byte) (signature.Signer, error) {
 	encrypted := strings.Contains(string(pemBytes), "ENCRYPTED")
 	if encrypted && len(password) == 0 {
-		return nil, fail(CodeKeyPassword, ErrKeyPassword, nil, "the private key is encrypted and %s is not set", PasswordEnv)
+		return nil, fail(CodeKeyPassword, nil, "the private key is encrypted and %s is not set", PasswordEnv)
 	}
 	var pf cryptoutils.PassFunc
 	if len(password) > 0 {
@@ -181,20 +181,20 @@ func ParseSigner(pemBytes []byte, password []byte) (signature.Signer, error) {
 	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(pemBytes, pf)
 	if err != nil {
 		if encrypted {
-			return nil, fail(CodeKeyPassword, ErrKeyPassword, nil, "cannot decrypt the private key: wrong passphrase in %s", PasswordEnv)
+			return nil, fail(CodeKeyPassword, nil, "cannot decrypt the private key: wrong passphrase in %s", PasswordEnv)
 		}
-		return nil, fail(CodeBadKey, ErrBadKey, err, "not a PEM private key")
+		return nil, fail(CodeBadKey, err, "not a PEM private key")
 	}
 	cs, ok := priv.(crypto.Signer)
 	if !ok {
-		return nil, fail(CodeBadKey, ErrBadKey, nil, "key type %T cannot sign", priv)
+		return nil, fail(CodeBadKey, nil, "key type %T cannot sign", priv)
 	}
 	if _, err := checkAlgorithm(cs.Public()); err != nil {
 		return nil, err
 	}
 	s, err := signature.LoadSigner(priv, crypto.SHA256)
 	if err != nil {
-		return nil, fail(CodeBadKey, ErrBadKey, err, "load signer")
+		return nil, fail(CodeBadKey, err, "load signer")
 	}
 	return s, nil
 }

@@ -45,11 +45,11 @@ var (
 func (p Package) Validate() error {
 	switch {
 	case len(p.Publisher) > 128 || !publisherRE.MatchString(p.Publisher):
-		return fail(CodeBadPackageName, ErrBadPackageName, nil, "publisher %q: use letters and digits separated by dots", p.Publisher)
+		return fail(CodeBadPackageName, nil, "publisher %q: use letters and digits separated by dots", p.Publisher)
 	case len(p.Type) > 64 || !typeRE.MatchString(p.Type):
-		return fail(CodeBadPackageName, ErrBadPackageName, nil, "type %q: use letters, digits and _", p.Type)
+		return fail(CodeBadPackageName, nil, "type %q: use letters, digits and _", p.Type)
 	case !versionRE.MatchString(p.Version):
-		return fail(CodeBadPackageName, ErrBadPackageName, nil, "version %q: use 1 to 4 dot-separated numbers", p.Version)
+		return fail(CodeBadPackageName, nil, "version %q: use 1 to 4 dot-separated numbers", p.Version)
 	}
 	return nil
 }
@@ -110,33 +110,33 @@ func ParseStatement(data []byte) (*Statement, error) {
 	var s Statement
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&s); err != nil {
-		return nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, err, "statement is not valid JSON")
+		return nil, fail(CodeMalformedEnvelope, err, "statement is not valid JSON")
 	}
 	if dec.More() {
-		return nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, nil, "statement has trailing data")
+		return nil, fail(CodeMalformedEnvelope, nil, "statement has trailing data")
 	}
 	if s.Type != StatementType {
-		return nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, nil, "statement _type is %q, want %q", s.Type, StatementType)
+		return nil, fail(CodeMalformedEnvelope, nil, "statement _type is %q, want %q", s.Type, StatementType)
 	}
 	if s.PredicateType != PredicateType {
-		return nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, nil, "predicateType is %q, want %q", s.PredicateType, PredicateType)
+		return nil, fail(CodeMalformedEnvelope, nil, "predicateType is %q, want %q", s.PredicateType, PredicateType)
 	}
 	if len(s.Subject) != 1 {
-		return nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, nil, "statement has %d subjects, want exactly 1", len(s.Subject))
+		return nil, fail(CodeMalformedEnvelope, nil, "statement has %d subjects, want exactly 1", len(s.Subject))
 	}
 	p := s.Package()
 	if err := p.Validate(); err != nil {
-		return nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, err, "statement predicate")
+		return nil, fail(CodeMalformedEnvelope, err, "statement predicate")
 	}
 	if s.Subject[0].Name != p.FileName() {
-		return nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, nil, "subject name %q does not match the predicate (%s)", s.Subject[0].Name, p.FileName())
+		return nil, fail(CodeMalformedEnvelope, nil, "subject name %q does not match the predicate (%s)", s.Subject[0].Name, p.FileName())
 	}
 	d := s.Subject[0].Digest["sha256"]
 	if b, err := hex.DecodeString(d); err != nil || len(b) != 32 || strings.ToLower(d) != d {
-		return nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, nil, "subject has no valid lowercase hex sha256 digest")
+		return nil, fail(CodeMalformedEnvelope, nil, "subject has no valid lowercase hex sha256 digest")
 	}
 	if s.Predicate.Size < 0 {
-		return nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, nil, "predicate size is negative")
+		return nil, fail(CodeMalformedEnvelope, nil, "predicate size is negative")
 	}
 	return &s, nil
 }
@@ -160,29 +160,29 @@ type EnvelopeSignature struct {
 // verifiers.
 func ParseEnvelope(data []byte, payloadType string) (*Envelope, []byte, error) {
 	if len(data) > maxEnvelopeSize {
-		return nil, nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, nil, "envelope is larger than %d bytes", maxEnvelopeSize)
+		return nil, nil, fail(CodeMalformedEnvelope, nil, "envelope is larger than %d bytes", maxEnvelopeSize)
 	}
 	var env Envelope
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&env); err != nil {
-		return nil, nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, err, "envelope is not valid JSON (truncated?)")
+		return nil, nil, fail(CodeMalformedEnvelope, err, "envelope is not valid JSON (truncated?)")
 	}
 	if dec.More() {
-		return nil, nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, nil, "envelope has trailing data")
+		return nil, nil, fail(CodeMalformedEnvelope, nil, "envelope has trailing data")
 	}
 	if env.PayloadType != payloadType {
-		return nil, nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, nil, "payloadType is %q, want %q", env.PayloadType, payloadType)
+		return nil, nil, fail(CodeMalformedEnvelope, nil, "payloadType is %q, want %q", env.PayloadType, payloadType)
 	}
 	payload, err := b64(env.Payload)
 	if err != nil || len(payload) == 0 {
-		return nil, nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, err, "payload is empty or not base64")
+		return nil, nil, fail(CodeMalformedEnvelope, err, "payload is empty or not base64")
 	}
 	if len(env.Signatures) == 0 || len(env.Signatures) > maxSignatures {
-		return nil, nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, nil, "envelope has %d signatures, want 1 to %d", len(env.Signatures), maxSignatures)
+		return nil, nil, fail(CodeMalformedEnvelope, nil, "envelope has %d signatures, want 1 to %d", len(env.Signatures), maxSignatures)
 	}
 	for i, s := range env.Signatures {
 		if b, err := b64(s.Sig); err != nil || len(b) == 0 {
-			return nil, nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, err, "signature %d is empty or not base64", i)
+			return nil, nil, fail(CodeMalformedEnvelope, err, "signature %d is empty or not base64", i)
 		}
 	}
 	return &env, payload, nil

@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"encoding/json"
@@ -10,7 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
@@ -76,6 +78,18 @@ func (k *TrustedKey) Verifier() signature.Verifier { return k.verifier }
 
 // PublicKeyValue returns the parsed public key.
 func (k *TrustedKey) PublicKeyValue() crypto.PublicKey { return k.pub }
+
+// NewTrustedKey returns an in-memory trust entry for a PEM public key that
+// may sign for publishers and catalogs, as LoadTrustStore would load it. It
+// writes nothing: an extension manager or a test builds a TrustStore from
+// such entries.
+func NewTrustedKey(name string, publicKeyPEM []byte, publishers, catalogs []string) (*TrustedKey, error) {
+	k := &TrustedKey{Name: name, PublicKey: string(publicKeyPEM), Publishers: publishers, Catalogs: catalogs}
+	if err := k.load(); err != nil {
+		return nil, fail(CodeBadKey, err, "trust entry %q", name)
+	}
+	return k, nil
+}
 
 // load parses PublicKey and checks that KeyID matches it.
 func (k *TrustedKey) load() error {
@@ -142,9 +156,9 @@ func AllowNonRootOwner(warn func(msg string)) TrustOption {
 
 // LoadTrustStore reads the trust store in dir. A missing directory is an
 // empty store (which trusts nothing). It fails with a *TrustError matching
-// ErrTrustInsecure when the directory or a file in it is a symlink, is
+// CodeTrustInsecure when the directory or a file in it is a symlink, is
 // group- or world-writable, or is not owned by root (unless
-// AllowNonRootOwner), and with one matching ErrTrustCorrupt when an entry
+// AllowNonRootOwner), and with one matching CodeTrustCorrupt when an entry
 // cannot be read or parsed. Both are wrapped in an *errcode.Error
 // (ARC0106, ARC0107).
 func LoadTrustStore(dir string, opts ...TrustOption) (*TrustStore, error) {
@@ -158,20 +172,20 @@ func LoadTrustStore(dir string, opts ...TrustOption) (*TrustStore, error) {
 		return store, nil
 	}
 	if err != nil {
-		return nil, trustErr(ErrTrustCorrupt, dir, err.Error())
+		return nil, trustErr(CodeTrustCorrupt, dir, err.Error())
 	}
 	if err := checkTrustPath(dir, fi, true, &cfg); err != nil {
 		return nil, err
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, trustErr(ErrTrustCorrupt, dir, "cannot list the directory: "+err.Error())
+		return nil, trustErr(CodeTrustCorrupt, dir, "cannot list the directory: "+err.Error())
 	}
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
 		fi, err := os.Lstat(p)
 		if err != nil {
-			return nil, trustErr(ErrTrustCorrupt, p, err.Error())
+			return nil, trustErr(CodeTrustCorrupt, p, err.Error())
 		}
 		if err := checkTrustPath(p, fi, false, &cfg); err != nil {
 			return nil, err
@@ -181,47 +195,47 @@ func LoadTrustStore(dir string, opts ...TrustOption) (*TrustStore, error) {
 		}
 		data, err := readSmallFile(p, maxTrustFile)
 		if err != nil {
-			return nil, trustErr(ErrTrustCorrupt, p, "cannot read: "+err.Error())
+			return nil, trustErr(CodeTrustCorrupt, p, "cannot read: "+err.Error())
 		}
 		var k TrustedKey
 		if err := json.Unmarshal(data, &k); err != nil {
-			return nil, trustErr(ErrTrustCorrupt, p, "not a trust entry: "+err.Error())
+			return nil, trustErr(CodeTrustCorrupt, p, "not a trust entry: "+err.Error())
 		}
 		if err := k.load(); err != nil {
-			return nil, trustErr(ErrTrustCorrupt, p, err.Error())
+			return nil, trustErr(CodeTrustCorrupt, p, err.Error())
 		}
 		if k.Name+trustKeySuffix != e.Name() {
-			return nil, trustErr(ErrTrustCorrupt, p, fmt.Sprintf("entry is named %q but the file is %s", k.Name, e.Name()))
+			return nil, trustErr(CodeTrustCorrupt, p, fmt.Sprintf("entry is named %q but the file is %s", k.Name, e.Name()))
 		}
 		store.Keys = append(store.Keys, &k)
 	}
-	sort.Slice(store.Keys, func(i, j int) bool { return store.Keys[i].Name < store.Keys[j].Name })
+	slices.SortFunc(store.Keys, func(a, b *TrustedKey) int { return cmp.Compare(a.Name, b.Name) })
 	return store, nil
 }
 
-func trustErr(kind error, path, reason string) error {
-	te := &TrustError{Path: path, Reason: reason, Kind: kind}
-	if kind == ErrTrustInsecure {
-		return fail(CodeTrustInsecure, ErrTrustInsecure, te, "refusing the trust store")
+func trustErr(code errcode.Code, path, reason string) error {
+	te := &TrustError{Path: path, Reason: reason, Code: code}
+	if code == CodeTrustInsecure {
+		return fail(CodeTrustInsecure, te, "refusing the trust store")
 	}
-	return fail(CodeTrustCorrupt, ErrTrustCorrupt, te, "cannot use the trust store")
+	return fail(CodeTrustCorrupt, te, "cannot use the trust store")
 }
 
 // checkTrustPath applies the ownership and mode rules to one path.
 func checkTrustPath(p string, fi fs.FileInfo, isDir bool, cfg *trustConfig) error {
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
-		return trustErr(ErrTrustInsecure, p, "is a symbolic link; the trust store must hold real files")
+		return trustErr(CodeTrustInsecure, p, "is a symbolic link; the trust store must hold real files")
 	case isDir && !fi.IsDir():
-		return trustErr(ErrTrustInsecure, p, "is not a directory")
+		return trustErr(CodeTrustInsecure, p, "is not a directory")
 	case !isDir && !fi.Mode().IsRegular():
-		return trustErr(ErrTrustInsecure, p, "is not a regular file")
+		return trustErr(CodeTrustInsecure, p, "is not a regular file")
 	case fi.Mode().Perm()&0o022 != 0:
-		return trustErr(ErrTrustInsecure, p, fmt.Sprintf("mode %04o is group- or world-writable", fi.Mode().Perm()))
+		return trustErr(CodeTrustInsecure, p, fmt.Sprintf("mode %04o is group- or world-writable", fi.Mode().Perm()))
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
 		if !cfg.allowForeignOwner {
-			return trustErr(ErrTrustInsecure, p, fmt.Sprintf("is owned by uid %d, not root", st.Uid))
+			return trustErr(CodeTrustInsecure, p, fmt.Sprintf("is owned by uid %d, not root", st.Uid))
 		}
 		if cfg.warn != nil && isDir {
 			cfg.warn(fmt.Sprintf("trust store %s is owned by uid %d, not root: ownership check skipped (not running as root under --root)", p, st.Uid))
@@ -242,13 +256,13 @@ type AddKeyOptions struct {
 // AddTrustedKey adds an entry to the trust store in dir, creating the
 // directory (0755) when missing. The entry file is written atomically
 // (0644, root:root when running as root). It refuses a taken name
-// (ErrTrustKeyExists) and a key already trusted under another name.
+// (CodeTrustKeyUnknown) and a key already trusted under another name.
 func AddTrustedKey(ctx context.Context, dir string, o AddKeyOptions, opts ...TrustOption) (*TrustedKey, error) {
 	if !trustNameRE.MatchString(o.Name) {
-		return nil, fail(CodeTrustKeyUnknown, ErrTrustKeyUnknown, nil, "trust entry name %q: use letters, digits, '.', '_' and '-' (at most 64)", o.Name)
+		return nil, fail(CodeTrustKeyUnknown, nil, "trust entry name %q: use letters, digits, '.', '_' and '-' (at most 64)", o.Name)
 	}
 	if len(o.Publishers) == 0 && len(o.Catalogs) == 0 {
-		return nil, fail(CodeTrustKeyUnknown, ErrTrustKeyUnknown, nil, "a trust entry must name at least one --publisher or --catalog it may sign")
+		return nil, fail(CodeTrustKeyUnknown, nil, "a trust entry must name at least one --publisher or --catalog it may sign")
 	}
 	k := &TrustedKey{Name: o.Name, PublicKey: string(o.PublicKeyPEM), Added: o.Now}
 	if k.Added.IsZero() {
@@ -256,13 +270,13 @@ func AddTrustedKey(ctx context.Context, dir string, o AddKeyOptions, opts ...Tru
 	}
 	for _, p := range o.Publishers {
 		if len(p) > 128 || !publisherRE.MatchString(p) {
-			return nil, fail(CodeBadPackageName, ErrBadPackageName, nil, "publisher %q: use letters and digits separated by dots", p)
+			return nil, fail(CodeBadPackageName, nil, "publisher %q: use letters and digits separated by dots", p)
 		}
 		k.Publishers = appendUniqueFold(k.Publishers, p)
 	}
 	for _, c := range o.Catalogs {
 		if !catalogNameRE.MatchString(c) {
-			return nil, fail(CodeBadPackageName, ErrBadPackageName, nil, "catalog name %q: use lower-case letters, digits, '.', '_' and '-'", c)
+			return nil, fail(CodeBadPackageName, nil, "catalog name %q: use lower-case letters, digits, '.', '_' and '-'", c)
 		}
 		k.Catalogs = appendUniqueFold(k.Catalogs, c)
 	}
@@ -285,11 +299,11 @@ func AddTrustedKey(ctx context.Context, dir string, o AddKeyOptions, opts ...Tru
 		return nil, err
 	}
 	if _, taken := store.Get(k.Name); taken {
-		return nil, fail(CodeTrustKeyUnknown, ErrTrustKeyExists, nil, "trust entry %q exists; remove it first with `arcagent trust remove %s`", k.Name, k.Name)
+		return nil, fail(CodeTrustKeyUnknown, nil, "trust entry %q exists; remove it first with `arcagent trust remove %s`", k.Name, k.Name)
 	}
 	for _, other := range store.Keys {
 		if other.KeyID == k.KeyID {
-			return nil, fail(CodeTrustKeyUnknown, ErrTrustKeyExists, nil, "this key is already trusted as %q; remove that entry first to change what it may sign", other.Name)
+			return nil, fail(CodeTrustKeyUnknown, nil, "this key is already trusted as %q; remove that entry first to change what it may sign", other.Name)
 		}
 	}
 	data, err := json.MarshalIndent(k, "", "  ")
@@ -306,10 +320,10 @@ func AddTrustedKey(ctx context.Context, dir string, o AddKeyOptions, opts ...Tru
 // RemoveTrustedKey deletes the entry called name.
 func RemoveTrustedKey(ctx context.Context, dir, name string, opts ...TrustOption) error {
 	if !trustNameRE.MatchString(name) {
-		return fail(CodeTrustKeyUnknown, ErrTrustKeyUnknown, nil, "no trust entry called %q", name)
+		return fail(CodeTrustKeyUnknown, nil, "no trust entry called %q", name)
 	}
 	if _, err := os.Stat(dir); err != nil {
-		return fail(CodeTrustKeyUnknown, ErrTrustKeyUnknown, nil, "no trust entry called %q (the trust store %s does not exist)", name, dir)
+		return fail(CodeTrustKeyUnknown, nil, "no trust entry called %q (the trust store %s does not exist)", name, dir)
 	}
 	lock, err := atomicfile.LockFile(ctx, filepath.Join(dir, trustLockName))
 	if err != nil {
@@ -321,7 +335,7 @@ func RemoveTrustedKey(ctx context.Context, dir, name string, opts ...TrustOption
 		return err
 	}
 	if _, ok := store.Get(name); !ok {
-		return fail(CodeTrustKeyUnknown, ErrTrustKeyUnknown, nil, "no trust entry called %q", name)
+		return fail(CodeTrustKeyUnknown, nil, "no trust entry called %q", name)
 	}
 	if err := os.Remove(filepath.Join(dir, name+trustKeySuffix)); err != nil {
 		return fmt.Errorf("remove trust entry %s: %w", name, err)

@@ -24,12 +24,12 @@ func TestTrustStoreAddListRemove(t *testing.T) {
 		opts AddKeyOptions
 		want error
 	}{
-		{"name taken", AddKeyOptions{Name: "contoso", PublicKeyPEM: newTestKey(t, AlgEd25519).pubPEM, Publishers: []string{"X"}}, ErrTrustKeyExists},
-		{"key trusted under another name", AddKeyOptions{Name: "again", PublicKeyPEM: k1.pubPEM, Publishers: []string{"X"}}, ErrTrustKeyExists},
-		{"nothing allowed", AddKeyOptions{Name: "idle", PublicKeyPEM: newTestKey(t, AlgEd25519).pubPEM}, ErrTrustKeyUnknown},
-		{"bad name", AddKeyOptions{Name: "../evil", PublicKeyPEM: k1.pubPEM, Publishers: []string{"X"}}, ErrTrustKeyUnknown},
-		{"bad publisher", AddKeyOptions{Name: "p", PublicKeyPEM: newTestKey(t, AlgEd25519).pubPEM, Publishers: []string{"a b"}}, ErrBadPackageName},
-		{"not a key", AddKeyOptions{Name: "junk", PublicKeyPEM: []byte("hello"), Publishers: []string{"X"}}, ErrBadKey},
+		{"name taken", AddKeyOptions{Name: "contoso", PublicKeyPEM: newTestKey(t, AlgEd25519).pubPEM, Publishers: []string{"X"}}, CodeTrustKeyUnknown},
+		{"key trusted under another name", AddKeyOptions{Name: "again", PublicKeyPEM: k1.pubPEM, Publishers: []string{"X"}}, CodeTrustKeyUnknown},
+		{"nothing allowed", AddKeyOptions{Name: "idle", PublicKeyPEM: newTestKey(t, AlgEd25519).pubPEM}, CodeTrustKeyUnknown},
+		{"bad name", AddKeyOptions{Name: "../evil", PublicKeyPEM: k1.pubPEM, Publishers: []string{"X"}}, CodeTrustKeyUnknown},
+		{"bad publisher", AddKeyOptions{Name: "p", PublicKeyPEM: newTestKey(t, AlgEd25519).pubPEM, Publishers: []string{"a b"}}, CodeBadPackageName},
+		{"not a key", AddKeyOptions{Name: "junk", PublicKeyPEM: []byte("hello"), Publishers: []string{"X"}}, CodeBadKey},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := AddTrustedKey(ctx, dir, tc.opts, trustOpts()...); !errors.Is(err, tc.want) {
@@ -54,7 +54,7 @@ func TestTrustStoreAddListRemove(t *testing.T) {
 	if err := RemoveTrustedKey(ctx, dir, "contoso", trustOpts()...); err != nil {
 		t.Fatal(err)
 	}
-	if err := RemoveTrustedKey(ctx, dir, "contoso", trustOpts()...); !errors.Is(err, ErrTrustKeyUnknown) {
+	if err := RemoveTrustedKey(ctx, dir, "contoso", trustOpts()...); !errors.Is(err, CodeTrustKeyUnknown) {
 		t.Fatalf("second remove: %v", err)
 	}
 	store, _ = LoadTrustStore(dir, trustOpts()...)
@@ -72,34 +72,34 @@ func TestTrustStoreRefusedWhenInsecure(t *testing.T) {
 		opts     func() []TrustOption
 		want     error
 	}{
-		{"world-writable directory", false, func(t *testing.T, dir string) { chmod(t, dir, 0o777) }, trustOpts, ErrTrustInsecure},
-		{"group-writable entry", false, func(t *testing.T, dir string) { chmod(t, filepath.Join(dir, "k.key.json"), 0o664) }, trustOpts, ErrTrustInsecure},
+		{"world-writable directory", false, func(t *testing.T, dir string) { chmod(t, dir, 0o777) }, trustOpts, CodeTrustInsecure},
+		{"group-writable entry", false, func(t *testing.T, dir string) { chmod(t, filepath.Join(dir, "k.key.json"), 0o664) }, trustOpts, CodeTrustInsecure},
 		{"world-writable stray file", false, func(t *testing.T, dir string) {
 			if err := os.WriteFile(filepath.Join(dir, "notes"), nil, 0o666); err != nil {
 				t.Fatal(err)
 			}
 			chmod(t, filepath.Join(dir, "notes"), 0o666)
-		}, trustOpts, ErrTrustInsecure},
+		}, trustOpts, CodeTrustInsecure},
 		{"symlinked entry", false, func(t *testing.T, dir string) {
 			if err := os.Symlink("k.key.json", filepath.Join(dir, "l.key.json")); err != nil {
 				t.Fatal(err)
 			}
-		}, trustOpts, ErrTrustInsecure},
+		}, trustOpts, CodeTrustInsecure},
 		{"corrupt entry", false, func(t *testing.T, dir string) {
 			if err := os.WriteFile(filepath.Join(dir, "k.key.json"), []byte("{"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, trustOpts, ErrTrustCorrupt},
+		}, trustOpts, CodeTrustCorrupt},
 		{"entry named for another file", false, func(t *testing.T, dir string) {
 			if err := os.Rename(filepath.Join(dir, "k.key.json"), filepath.Join(dir, "z.key.json")); err != nil {
 				t.Fatal(err)
 			}
-		}, trustOpts, ErrTrustCorrupt},
+		}, trustOpts, CodeTrustCorrupt},
 		{"entry not owned by root", true, func(t *testing.T, dir string) {
 			if err := os.Chown(filepath.Join(dir, "k.key.json"), 1000, 1000); err != nil {
 				t.Fatal(err)
 			}
-		}, func() []TrustOption { return nil }, ErrTrustInsecure},
+		}, func() []TrustOption { return nil }, CodeTrustInsecure},
 		{"directory not owned by root, allowed under --root", true, func(t *testing.T, dir string) {
 			if err := os.Chown(dir, 1000, 1000); err != nil {
 				t.Fatal(err)
@@ -120,7 +120,7 @@ func TestTrustStoreRefusedWhenInsecure(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
-			if tc.want == ErrTrustInsecure && !strings.Contains(err.Error(), dir) {
+			if tc.want == CodeTrustInsecure && !strings.Contains(err.Error(), dir) {
 				t.Fatalf("error does not name the path: %v", err)
 			}
 		})

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
@@ -51,6 +52,10 @@ type VerifyOptions struct {
 	Expect Expectation
 	// Logger receives debug records (nil: discard). Secrets are never logged.
 	Logger *slog.Logger
+	// Copy, when set, receives the package bytes as they are hashed, so a
+	// caller (the installer) can keep exactly the bytes that were verified
+	// without reading the file a second time.
+	Copy io.Writer
 }
 
 // Result is a successful verification.
@@ -70,16 +75,11 @@ type Result struct {
 // bytes on disk equal the subject. The package is read once, in fixed-size
 // chunks: memory does not depend on its size.
 func VerifyPackage(ctx context.Context, opts VerifyOptions) (*Result, error) {
-	return verifyPackage(ctx, opts, nil)
-}
-
-func verifyPackage(ctx context.Context, opts VerifyOptions, tee io.Writer) (*Result, error) {
 	env := opts.Envelope
 	if env == nil {
 		var err error
-		env, err = readSmallFile(opts.Package+SignatureSuffix, maxEnvelopeSize)
-		if err != nil {
-			return nil, fail(CodeFileAccess, ErrMalformedEnvelope, err, "read signature %s", opts.Package+SignatureSuffix)
+		if env, err = ReadEnvelopeFile(opts.Package + SignatureSuffix); err != nil {
+			return nil, err
 		}
 	}
 	keys, err := verificationKeys(opts)
@@ -91,7 +91,7 @@ func verifyPackage(ctx context.Context, opts VerifyOptions, tee io.Writer) (*Res
 		return nil, err
 	}
 	logger(opts.Logger).Debug("envelope verified", "signer", signer.Name, "package", st.Package().Name())
-	sum, size, err := checkFile(ctx, opts.Package, st, tee)
+	sum, size, err := checkFile(ctx, opts.Package, st, opts.Copy)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func verificationKeys(opts VerifyOptions) ([]*TrustedKey, error) {
 		return []*TrustedKey{k}, nil
 	}
 	if opts.Trust == nil {
-		return nil, fail(CodeNoTrustedKeys, ErrNoTrustedKeys, nil, "no trust store and no key given")
+		return nil, fail(CodeNoTrustedKeys, nil, "no trust store and no key given")
 	}
 	return opts.Trust.Keys, nil
 }
@@ -135,31 +135,21 @@ func VerifyEnvelope(ctx context.Context, envelope []byte, keys []*TrustedKey, ex
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	if _, _, err := ParseEnvelope(envelope, PayloadType); err != nil {
+	env, payload, err := ParseEnvelope(envelope, PayloadType)
+	if err != nil {
 		return nil, nil, err
 	}
 	if len(keys) == 0 {
-		return nil, nil, fail(CodeNoTrustedKeys, ErrNoTrustedKeys, nil, "the trust store holds no keys, so nothing can be verified")
+		return nil, nil, fail(CodeNoTrustedKeys, nil, "the trust store holds no keys, so nothing can be verified")
 	}
 	var signers []*TrustedKey
-	var payload []byte
 	for _, k := range keys {
-		if k == nil || k.verifier == nil {
-			continue
+		if signedBy(env, payload, k) {
+			signers = append(signers, k)
 		}
-		var p []byte
-		v := dsse.WrapVerifier(k.verifier, dsse.WithExpectedPayloadType(PayloadType), dsse.WithDecodedPayload(&p))
-		if err := v.VerifySignature(bytes.NewReader(envelope), nil); err != nil {
-			continue
-		}
-		if payload != nil && !bytes.Equal(payload, p) {
-			return nil, nil, fail(CodeMalformedEnvelope, ErrMalformedEnvelope, nil, "keys verified different payloads")
-		}
-		payload = p
-		signers = append(signers, k)
 	}
 	if len(signers) == 0 {
-		return nil, nil, fail(CodeBadSignature, ErrUntrustedSigner, nil, "the envelope is not signed by any of the %d trusted key(s), or the signature is invalid", len(keys))
+		return nil, nil, fail(CodeBadSignature, nil, "the envelope is not signed by any of the %d trusted key(s), or the signature is invalid", len(keys))
 	}
 	st, err := ParseStatement(payload)
 	if err != nil {
@@ -178,7 +168,7 @@ func VerifyEnvelope(ctx context.Context, envelope []byte, keys []*TrustedKey, ex
 		for _, k := range signers {
 			names = append(names, fmt.Sprintf("%q (may sign for %s)", k.Name, strings.Join(k.Publishers, ", ")))
 		}
-		return nil, nil, fail(CodePublisherNotAllowed, ErrPublisherNotAllowed, nil, "signed by trusted key %s, which is not allowed to sign for publisher %q", strings.Join(names, ", "), pub)
+		return nil, nil, fail(CodePublisherNotAllowed, nil, "signed by trusted key %s, which is not allowed to sign for publisher %q", strings.Join(names, ", "), pub)
 	}
 	got := st.Package()
 	var diffs []string
@@ -192,9 +182,37 @@ func VerifyEnvelope(ctx context.Context, envelope []byte, keys []*TrustedKey, ex
 		diffs = append(diffs, fmt.Sprintf("version %q, not %q", got.Version, expect.Version))
 	}
 	if len(diffs) > 0 {
-		return nil, nil, fail(CodeStatementMismatch, ErrStatementMismatch, nil, "the signed statement is for %s: %s", got.Name(), strings.Join(diffs, "; "))
+		return nil, nil, fail(CodeStatementMismatch, nil, "the signed statement is for %s: %s", got.Name(), strings.Join(diffs, "; "))
 	}
 	return st, signer, nil
+}
+
+// signedBy reports whether one of the envelope's signatures is a valid
+// signature by k over the DSSE pre-authentication encoding of its payload.
+// The signatures' keyid fields are not looked at: a keyid is an
+// unauthenticated hint (the DSSE specification says so), and trust comes
+// only from the signature verifying with a trusted key.
+func signedBy(env *Envelope, payload []byte, k *TrustedKey) bool {
+	if k == nil || k.verifier == nil {
+		return false
+	}
+	pae := preAuthEncoding(env.PayloadType, payload)
+	for _, s := range env.Signatures {
+		sig, err := b64(s.Sig)
+		if err != nil {
+			continue
+		}
+		if k.verifier.VerifySignature(bytes.NewReader(sig), bytes.NewReader(pae)) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// preAuthEncoding is DSSE's PAE: "DSSEv1" SP LEN(type) SP type SP LEN(body)
+// SP body, lengths in ASCII decimal.
+func preAuthEncoding(payloadType string, body []byte) []byte {
+	return fmt.Appendf(nil, "DSSEv1 %d %s %d %s", len(payloadType), payloadType, len(body), body)
 }
 
 // checkFile is step 4: size, then sha256 of the bytes, read once. Bytes are
@@ -202,23 +220,23 @@ func VerifyEnvelope(ctx context.Context, envelope []byte, keys []*TrustedKey, ex
 func checkFile(ctx context.Context, path string, st *Statement, tee io.Writer) (string, int64, error) {
 	// Refuse a FIFO or device before opening it: opening one could block.
 	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		return "", 0, fail(CodeFileAccess, ErrDigestMismatch, nil, "%s is not a regular file", path)
+		return "", 0, fail(CodeFileAccess, nil, "%s is not a regular file", path)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return "", 0, fail(CodeFileAccess, ErrDigestMismatch, err, "open package")
+		return "", 0, fail(CodeFileAccess, err, "open package")
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return "", 0, fail(CodeFileAccess, ErrDigestMismatch, err, "inspect package")
+		return "", 0, fail(CodeFileAccess, err, "inspect package")
 	}
 	if !fi.Mode().IsRegular() {
-		return "", 0, fail(CodeFileAccess, ErrDigestMismatch, nil, "%s is not a regular file", path)
+		return "", 0, fail(CodeFileAccess, nil, "%s is not a regular file", path)
 	}
 	want := st.Predicate.Size
 	if fi.Size() != want {
-		return "", 0, fail(CodeDigestMismatch, ErrDigestMismatch, nil, "%s is %d bytes, the signed package is %d bytes", filepath.Base(path), fi.Size(), want)
+		return "", 0, fail(CodeDigestMismatch, nil, "%s is %d bytes, the signed package is %d bytes", filepath.Base(path), fi.Size(), want)
 	}
 	h := sha256.New()
 	var w io.Writer = h
@@ -230,18 +248,25 @@ func checkFile(ctx context.Context, path string, st *Statement, tee io.Writer) (
 		return "", 0, fmt.Errorf("read package %s: %w", path, err)
 	}
 	if n != want {
-		return "", 0, fail(CodeDigestMismatch, ErrDigestMismatch, nil, "%s changed while it was read (%d bytes read, %d signed)", filepath.Base(path), n, want)
+		return "", 0, fail(CodeDigestMismatch, nil, "%s changed while it was read (%d bytes read, %d signed)", filepath.Base(path), n, want)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	if sum != st.SHA256() {
-		return "", 0, fail(CodeDigestMismatch, ErrDigestMismatch, nil, "sha256 of %s is %s, the signed digest is %s", filepath.Base(path), sum, st.SHA256())
+		return "", 0, fail(CodeDigestMismatch, nil, "sha256 of %s is %s, the signed digest is %s", filepath.Base(path), sum, st.SHA256())
 	}
 	return sum, n, nil
 }
 
-// copyCtx copies with a fixed buffer and stops when ctx is done.
+// hashBufs holds the read buffers of copyCtx. Hashing is called once per
+// installed file by tamper checks, so allocating a buffer per call made an
+// audit of many small extensions spend most of its time allocating.
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, hashBufSize); return &b }}
+
+// copyCtx copies with a fixed, pooled buffer and stops when ctx is done.
 func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
-	buf := make([]byte, hashBufSize)
+	bp := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(bp)
+	buf := *bp
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
@@ -278,19 +303,27 @@ func HashFile(ctx context.Context, path string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// SignPackage hashes the package at path and returns a DSSE envelope over
-// the in-toto statement for p. The package must be a zip with a valid
-// HandlerManifest.json.
+// ReadEnvelopeFile reads a DSSE envelope file of at most 1 MiB (a larger
+// file is not an envelope).
+func ReadEnvelopeFile(path string) ([]byte, error) {
+	env, err := readSmallFile(path, maxEnvelopeSize)
+	if err != nil {
+		return nil, fail(CodeFileAccess, err, "read signature %s", path)
+	}
+	return env, nil
+}
+
+// SignPackage hashes the file at path and returns a DSSE envelope over the
+// in-toto statement for p. It signs any file: checking that the file is a
+// well-formed extension package is the caller's job (extensions.SignPackage
+// does both).
 func SignPackage(ctx context.Context, path string, p Package, signer signature.Signer) ([]byte, *Statement, error) {
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if _, err := ReadPackageManifest(path); err != nil {
-		return nil, nil, err
-	}
 	sum, size, err := HashFile(ctx, path)
 	if err != nil {
-		return nil, nil, fail(CodeFileAccess, ErrDigestMismatch, err, "read package")
+		return nil, nil, fail(CodeFileAccess, err, "read package")
 	}
 	st := NewStatement(p, sum, size)
 	env, err := signStatement(st, signer)
@@ -308,7 +341,7 @@ func signStatement(st *Statement, signers ...signature.Signer) ([]byte, error) {
 func signPayload(payloadType string, payload []byte, signers ...signature.Signer) ([]byte, error) {
 	ws := dsse.WrapMultiSigner(payloadType, signers...)
 	if ws == nil {
-		return nil, fail(CodeBadKey, ErrBadKey, nil, "cannot use the signing key")
+		return nil, fail(CodeBadKey, nil, "cannot use the signing key")
 	}
 	env, err := ws.SignMessage(bytes.NewReader(payload))
 	if err != nil {
@@ -322,12 +355,12 @@ func ParsePackageFileName(name string) (Package, error) {
 	base := strings.TrimSuffix(filepath.Base(name), ".zip")
 	i := strings.LastIndex(base, "-")
 	if i < 0 {
-		return Package{}, fail(CodeBadPackageName, ErrBadPackageName, nil, "%q is not named <Publisher>.<Type>-<Version>.zip", filepath.Base(name))
+		return Package{}, fail(CodeBadPackageName, nil, "%q is not named <Publisher>.<Type>-<Version>.zip", filepath.Base(name))
 	}
 	rest := base[:i]
 	j := strings.LastIndex(rest, ".")
 	if j < 0 {
-		return Package{}, fail(CodeBadPackageName, ErrBadPackageName, nil, "%q is not named <Publisher>.<Type>-<Version>.zip", filepath.Base(name))
+		return Package{}, fail(CodeBadPackageName, nil, "%q is not named <Publisher>.<Type>-<Version>.zip", filepath.Base(name))
 	}
 	p := Package{Publisher: rest[:j], Type: rest[j+1:], Version: base[i+1:]}
 	if err := p.Validate(); err != nil {

@@ -56,7 +56,7 @@ func TestVerifyPackage(t *testing.T) {
 				}
 				return VerifyOptions{Package: f.pkgPath, Trust: f.store}
 			},
-			wantErr: ErrDigestMismatch, wantCode: CodeDigestMismatch,
+			wantErr: CodeDigestMismatch, wantCode: CodeDigestMismatch,
 		},
 		{
 			name: "truncated package",
@@ -66,7 +66,7 @@ func TestVerifyPackage(t *testing.T) {
 				}
 				return VerifyOptions{Package: f.pkgPath, Trust: f.store}
 			},
-			wantErr: ErrDigestMismatch, wantCode: CodeDigestMismatch,
+			wantErr: CodeDigestMismatch, wantCode: CodeDigestMismatch,
 		},
 		{
 			name: "signature by an untrusted key",
@@ -78,7 +78,7 @@ func TestVerifyPackage(t *testing.T) {
 				}
 				return VerifyOptions{Package: f.pkgPath, Envelope: env, Trust: f.store}
 			},
-			wantErr: ErrUntrustedSigner, wantCode: CodeBadSignature,
+			wantErr: CodeBadSignature, wantCode: CodeBadSignature,
 		},
 		{
 			name: "trusted key signing for a publisher it is not allowed",
@@ -90,28 +90,28 @@ func TestVerifyPackage(t *testing.T) {
 				}
 				return VerifyOptions{Package: f.pkgPath, Envelope: env, Trust: f.store}
 			},
-			wantErr: ErrPublisherNotAllowed, wantCode: CodePublisherNotAllowed,
+			wantErr: CodePublisherNotAllowed, wantCode: CodePublisherNotAllowed,
 		},
 		{
 			name: "statement for another version than requested",
 			mutate: func(t *testing.T, f *fixture) VerifyOptions {
 				return VerifyOptions{Package: f.pkgPath, Trust: f.store, Expect: Expectation{Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.0.1"}}
 			},
-			wantErr: ErrStatementMismatch, wantCode: CodeStatementMismatch,
+			wantErr: CodeStatementMismatch, wantCode: CodeStatementMismatch,
 		},
 		{
 			name: "statement for another type than requested",
 			mutate: func(t *testing.T, f *fixture) VerifyOptions {
 				return VerifyOptions{Package: f.pkgPath, Trust: f.store, Expect: Expectation{Type: "CustomScript"}}
 			},
-			wantErr: ErrStatementMismatch, wantCode: CodeStatementMismatch,
+			wantErr: CodeStatementMismatch, wantCode: CodeStatementMismatch,
 		},
 		{
 			name: "truncated envelope",
 			mutate: func(t *testing.T, f *fixture) VerifyOptions {
 				return VerifyOptions{Package: f.pkgPath, Envelope: f.envelope[:len(f.envelope)/2], Trust: f.store}
 			},
-			wantErr: ErrMalformedEnvelope, wantCode: CodeMalformedEnvelope,
+			wantErr: CodeMalformedEnvelope, wantCode: CodeMalformedEnvelope,
 		},
 		{
 			name: "payload swapped under a valid signature",
@@ -126,7 +126,7 @@ func TestVerifyPackage(t *testing.T) {
 				data, _ := json.Marshal(env)
 				return VerifyOptions{Package: f.pkgPath, Envelope: data, Trust: f.store}
 			},
-			wantErr: ErrUntrustedSigner, wantCode: CodeBadSignature,
+			wantErr: CodeBadSignature, wantCode: CodeBadSignature,
 		},
 		{
 			name: "wrong payload type",
@@ -137,14 +137,14 @@ func TestVerifyPackage(t *testing.T) {
 				data, _ := json.Marshal(env)
 				return VerifyOptions{Package: f.pkgPath, Envelope: data, Trust: f.store}
 			},
-			wantErr: ErrMalformedEnvelope, wantCode: CodeMalformedEnvelope,
+			wantErr: CodeMalformedEnvelope, wantCode: CodeMalformedEnvelope,
 		},
 		{
 			name: "empty trust store",
 			mutate: func(t *testing.T, f *fixture) VerifyOptions {
 				return VerifyOptions{Package: f.pkgPath, Trust: &TrustStore{}}
 			},
-			wantErr: ErrNoTrustedKeys, wantCode: CodeNoTrustedKeys,
+			wantErr: CodeNoTrustedKeys, wantCode: CodeNoTrustedKeys,
 		},
 	}
 	for _, tc := range tests {
@@ -188,8 +188,8 @@ func TestSignerAlgorithmsAndPasswords(t *testing.T) {
 		{"ed25519 plain", AlgEd25519, "", "", nil},
 		{"ecdsa encrypted", AlgECDSAP256, "s3cret", "s3cret", nil},
 		{"ed25519 encrypted", AlgEd25519, "s3cret", "s3cret", nil},
-		{"encrypted without passphrase", AlgECDSAP256, "s3cret", "", ErrKeyPassword},
-		{"encrypted with wrong passphrase", AlgEd25519, "s3cret", "wrong", ErrKeyPassword},
+		{"encrypted without passphrase", AlgECDSAP256, "s3cret", "", CodeKeyPassword},
+		{"encrypted with wrong passphrase", AlgEd25519, "s3cret", "wrong", CodeKeyPassword},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			kp, err := GenerateKey(tc.alg, []byte(tc.password))
@@ -300,10 +300,10 @@ func TestVerifyOrder(t *testing.T) {
 		expect Expectation
 		want   error
 	}{
-		{"bad envelope first", f.envelope[:10], missing, wrongVersion, ErrMalformedEnvelope},
-		{"untrusted signer before statement and bytes", untrusted, missing, wrongVersion, ErrUntrustedSigner},
-		{"publisher before statement and bytes", wrongPublisher, missing, wrongVersion, ErrPublisherNotAllowed},
-		{"statement before bytes", f.envelope, missing, wrongVersion, ErrStatementMismatch},
+		{"bad envelope first", f.envelope[:10], missing, wrongVersion, CodeMalformedEnvelope},
+		{"untrusted signer before statement and bytes", untrusted, missing, wrongVersion, CodeBadSignature},
+		{"publisher before statement and bytes", wrongPublisher, missing, wrongVersion, CodePublisherNotAllowed},
+		{"statement before bytes", f.envelope, missing, wrongVersion, CodeStatementMismatch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := VerifyPackage(ctx, VerifyOptions{Package: tc.pkg, Envelope: tc.env, Trust: f.store, Expect: tc.expect})

@@ -12,6 +12,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/spf13/cobra"
 
+	"github.com/arcagent/arcagent/agent/extensions"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/atomicfile"
 	"github.com/arcagent/arcagent/internal/cli"
@@ -47,8 +48,7 @@ func mapPermissionErrors(cmd *cobra.Command) {
 	run := cmd.RunE
 	cmd.RunE = func(c *cobra.Command, args []string) error {
 		err := run(c, args)
-		var ce *errcode.Error
-		if err != nil && !errors.As(err, &ce) && errors.Is(err, fs.ErrPermission) {
+		if _, coded := errcode.CodeOf(err); err != nil && !coded && errors.Is(err, fs.ErrPermission) {
 			return errcode.Wrap(errcode.PermissionDenied, err, "%s", c.CommandPath())
 		}
 		return err
@@ -175,7 +175,7 @@ func newPackageBuildCmd(a *app) *cobra.Command {
 					return errcode.Wrap(errcode.WriteFailed, err, "create %s", o.out)
 				}
 			}
-			res, err := signing.BuildPackage(cmd.Context(), signing.BuildOptions{Dir: args[0], Package: o.pkg(), OutDir: o.out})
+			res, err := extensions.BuildPackage(cmd.Context(), extensions.BuildOptions{Dir: args[0], Package: o.pkg(), OutDir: o.out})
 			if err != nil {
 				return err
 			}
@@ -234,7 +234,7 @@ with ARCAGENT_KEY_PASSWORD.`,
 			if err != nil {
 				return err
 			}
-			env, st, err := signing.SignPackage(cmd.Context(), pkgPath, p, signer)
+			env, st, err := extensions.SignPackage(cmd.Context(), pkgPath, p, signer)
 			if err != nil {
 				return err
 			}
@@ -268,28 +268,28 @@ type verifyOptions struct {
 
 // verdict is the printed result of verify, install and check.
 type verdict struct {
-	Valid   bool             `json:"valid"`
-	Package string           `json:"package,omitempty"`
-	Signer  string           `json:"signer,omitempty"`
-	KeyID   string           `json:"keyId,omitempty"`
-	SHA256  string           `json:"sha256,omitempty"`
-	Size    int64            `json:"size,omitempty"`
-	Dir     string           `json:"dir,omitempty"`
-	Code    errcode.Code     `json:"code,omitempty"`
-	Reason  string           `json:"reason,omitempty"`
-	Remedy  string           `json:"remedy,omitempty"`
-	Changes []signing.Change `json:"changes,omitempty"`
+	Valid   bool                `json:"valid"`
+	Package string              `json:"package,omitempty"`
+	Signer  string              `json:"signer,omitempty"`
+	KeyID   string              `json:"keyId,omitempty"`
+	SHA256  string              `json:"sha256,omitempty"`
+	Size    int64               `json:"size,omitempty"`
+	Dir     string              `json:"dir,omitempty"`
+	Code    errcode.Code        `json:"code,omitempty"`
+	Reason  string              `json:"reason,omitempty"`
+	Remedy  string              `json:"remedy,omitempty"`
+	Changes []extensions.Change `json:"changes,omitempty"`
 }
 
 // invalidOrErr prints an INVALID verdict for errors whose exit status is 1
 // (a negative verdict) and returns the silent exit; other errors (bad usage,
 // cannot complete) are returned as they are.
 func (a *app) invalidOrErr(err error, v verdict) error {
-	var ce *errcode.Error
-	if !errors.As(err, &ce) || ce.Exit() != errcode.ExitFindings {
+	code, coded := errcode.CodeOf(err)
+	if !coded || errcode.ExitCode(err) != errcode.ExitFindings {
 		return err
 	}
-	v.Valid, v.Code, v.Reason, v.Remedy = false, ce.Code, ce.Error(), ce.Remedy()
+	v.Valid, v.Code, v.Reason, v.Remedy = false, code, errcode.Format(err), errcode.RemedyOf(err)
 	if a.json {
 		if perr := a.printJSON(v); perr != nil {
 			return perr
@@ -404,7 +404,7 @@ sha256, plus the envelope, in /var/lib/waagent/.arcagent/<name>/.
 			if err != nil {
 				return err
 			}
-			res, err := signing.Install(cmd.Context(), signing.InstallOptions{
+			res, err := extensions.Install(cmd.Context(), extensions.InstallOptions{
 				Package: args[0], Envelope: env, Trust: store, Expect: o.expect(),
 				ExtensionsDir: a.layout().ExtensionsDir(), Replace: o.replace, Logger: a.log,
 			})
@@ -456,50 +456,25 @@ Exit status: 0 intact, 1 tampered or no longer trusted, 2 bad usage,
 			if abs, err := filepath.Abs(dir); err == nil {
 				dir = abs
 			}
-			extDir, name := filepath.Dir(dir), filepath.Base(dir)
-			var v verdict
-			if o.treeOnly {
-				rep, err := signing.CheckTree(cmd.Context(), dir)
-				if err != nil {
+			co := extensions.CheckOptions{Dir: dir, TreeOnly: o.treeOnly}
+			if !o.treeOnly {
+				var err error
+				if co.Trust, err = a.loadTrust(""); err != nil {
 					return err
 				}
-				v = verdict{Valid: rep.Clean(), Package: name, Dir: dir, Changes: rep.Changes}
-				if err := rep.Err(); err != nil {
-					v.Code, v.Reason = signing.CodeTreeTampered, err.Error()
-				} else {
-					v.Reason = "files match the install record"
-				}
-			} else {
-				store, err := a.loadTrust("")
-				if err != nil {
-					return err
-				}
-				r := signing.CheckInstalled(cmd.Context(), store, extDir, name, true)
-				v = verdict{Valid: r.Valid, Package: name, Dir: dir, Signer: r.Signer, KeyID: r.KeyID, SHA256: r.SHA256, Code: r.Code, Reason: r.Reason, Changes: r.Changes}
-				if !r.Valid {
-					if info, ok := errcode.Lookup(r.Code); ok && info.Exit != errcode.ExitFindings {
-						return errcode.New(r.Code, "%s", strings.TrimPrefix(r.Reason, string(r.Code)+": "))
-					}
-				}
 			}
-			if !v.Valid {
-				if info, ok := errcode.Lookup(v.Code); ok {
-					v.Remedy = info.Remedy
-				}
+			r, err := extensions.Check(cmd.Context(), co)
+			if err != nil {
+				return err
 			}
+			name := r.Name
+			v := verdict{Valid: r.Valid, Package: name, Dir: r.Dir, Signer: r.Signer, KeyID: r.KeyID, SHA256: r.SHA256, Code: r.Code, Reason: r.Reason, Remedy: r.Remedy, Changes: r.Changes}
 			if a.json {
 				if err := a.printJSON(v); err != nil {
 					return err
 				}
 			} else {
-				state := "OK"
-				if !v.Valid {
-					state = "TAMPERED"
-					if v.Code != signing.CodeTreeTampered {
-						state = "INVALID"
-					}
-				}
-				fmt.Fprintf(a.stdout, "%s: %s: %s\n", state, name, v.Reason)
+				fmt.Fprintf(a.stdout, "%s: %s: %s\n", r.State(), name, v.Reason)
 				for _, c := range v.Changes {
 					fmt.Fprintf(a.stdout, "  %-8s %s", c.Kind, c.Path)
 					if c.Detail != "" {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -307,4 +308,30 @@ func TestPackageCatalog(t *testing.T) {
 		}
 	}
 	mustRun(t, 2, "--root", root, "package", "catalog", "verify", tests[0].env)
+}
+
+// TestErrorOutputFormat: the CLI prints "error: ARCxxxx: message" once and
+// then what to do, for errcode errors (signing) and for another package's
+// coded error type (releases), whose Error() no longer carries the code.
+func TestErrorOutputFormat(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		code string
+	}{
+		{"signing", []string{"package", "verify", filepath.Join(dir, "Contoso.X-1.0.zip")}, "ARC0121"},
+		{"releases", []string{"fleet", "currency", "--inventory", filepath.Join(dir, "none.json"), "--github-repo", "arc/agent", "--github-url", "http://127.0.0.1:1/"}, "ARC0310"},
+		{"usage", []string{"package", "verify"}, "ARC0001"},
+	}
+	line := regexp.MustCompile(`^error: (ARC\d{4}): \S`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, _ := runCLI(t, append([]string{"--root", dir}, tt.args...)...)
+			m := line.FindStringSubmatch(stderr)
+			if m == nil || m[1] != tt.code || strings.Count(stderr, tt.code) != 1 || !strings.Contains(stderr, "\nwhat to do: ") {
+				t.Fatalf("stderr %q: want one \"error: %s: message\" line and a remedy", stderr, tt.code)
+			}
+		})
+	}
 }

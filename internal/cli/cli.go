@@ -217,17 +217,13 @@ func Report(stderr io.Writer, err error) int {
 		return silent.Code
 	}
 	ce := Classify(err)
-	msg := err.Error()
-	prefix := string(ce.Code) + ": "
-	if !strings.HasPrefix(msg, prefix) {
-		msg = prefix + strings.Replace(msg, prefix, "", 1)
-	}
-	fmt.Fprintf(stderr, "error: %s\n", msg)
+	// The code comes first; Error() of a coded error never carries it.
+	fmt.Fprintf(stderr, "error: %s: %s\n", ce.Code, err.Error())
 	if r := ce.Remedy(); r != "" {
 		fmt.Fprintf(stderr, "what to do: %s\n", r)
 	}
 	var x interface{ ExitCode() int }
-	if !errors.As(err, new(*errcode.Error)) && errors.As(err, &x) {
+	if _, coded := errcode.CodeOf(err); !coded && errors.As(err, &x) {
 		return x.ExitCode()
 	}
 	return ce.Exit()
@@ -239,11 +235,11 @@ func Report(stderr io.Writer, err error) int {
 // permission error; errcode.Internal for
 // anything else (an uncoded error is a bug to report).
 func Classify(err error) *errcode.Error {
-	var ce *errcode.Error
 	var ue *UsageError
+	if c, ok := errcode.CodeOf(err); ok {
+		return &errcode.Error{Code: c, Err: err}
+	}
 	switch {
-	case errors.As(err, &ce):
-		return ce
 	case errors.As(err, &ue):
 		return errcode.Wrap(errcode.Usage, err, "bad usage")
 	case errors.Is(err, context.Canceled):

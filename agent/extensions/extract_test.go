@@ -1,18 +1,22 @@
-package signing
+package extensions
 
 import (
 	"archive/zip"
 	"bytes"
 	"compress/flate"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/arcagent/arcagent/errcode"
 )
 
 // hostileCorpus returns archives that must all be refused.
@@ -49,6 +53,7 @@ func hostileCorpus(t testing.TB) map[string][]byte {
 		"encrypted":             encryptedEntry(t),
 		"many-tiny-entries":     manyEntries(t, 100_000),
 	}
+	c["overlapping-entries"], _ = overlappingZip(t, 50, 64<<10)
 	return c
 }
 
@@ -134,7 +139,7 @@ func listTree(t *testing.T, dir string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
@@ -155,8 +160,8 @@ func TestExtractRefusesHostileArchives(t *testing.T) {
 			before := listTree(t, top)
 			dest := filepath.Join(work, "target")
 			_, err := Extract(ctx, zipPath, dest, Limits{})
-			if !errors.Is(err, ErrUnsafeArchive) {
-				t.Fatalf("err = %v, want ErrUnsafeArchive", err)
+			if !errors.Is(err, CodeUnsafeArchive) {
+				t.Fatalf("err = %v, want CodeUnsafeArchive", err)
 			}
 			t.Logf("refused: %v", err)
 			if after := listTree(t, top); fmt.Sprint(after) != fmt.Sprint(before) {
@@ -195,8 +200,8 @@ func TestExtractLimits(t *testing.T) {
 			if tc.ok != (err == nil) {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}
-			if !tc.ok && !errors.Is(err, ErrUnsafeArchive) {
-				t.Fatalf("err = %v, want ErrUnsafeArchive", err)
+			if !tc.ok && !errors.Is(err, CodeUnsafeArchive) {
+				t.Fatalf("err = %v, want CodeUnsafeArchive", err)
 			}
 		})
 	}
@@ -213,7 +218,7 @@ func TestExtractKeepsOnlyExecBitAndInTreeLinks(t *testing.T) {
 	})
 	_ = data
 	// "top" points at the tree's parent: it must be refused on its own.
-	if _, err := ExtractReader(context.Background(), bytes.NewReader(data), int64(len(data)), t.TempDir(), Limits{}); !errors.Is(err, ErrUnsafeArchive) {
+	if _, err := ExtractReader(context.Background(), bytes.NewReader(data), int64(len(data)), t.TempDir(), Limits{}); !errors.Is(err, CodeUnsafeArchive) {
 		t.Fatalf("link to .. accepted: %v", err)
 	}
 	data = makeZip(t, []zipEntry{
@@ -262,7 +267,117 @@ func TestExtractRefusesExistingDest(t *testing.T) {
 	dir := t.TempDir()
 	zp := filepath.Join(dir, "p.zip")
 	os.WriteFile(zp, makeZip(t, []zipEntry{{name: "a"}}), 0o644)
-	if _, err := Extract(context.Background(), zp, dir, Limits{}); !errors.Is(err, ErrAlreadyInstalled) {
+	if _, err := Extract(context.Background(), zp, dir, Limits{}); !errors.Is(err, CodeAlreadyInstalled) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// overlappingZip builds by hand an archive whose n central-directory
+// entries all point at one local header and one deflate stream of size
+// bytes: each entry alone has a modest ratio, but the archive expands to
+// n*size bytes from one stream (the overlapping-entry zip bomb).
+func overlappingZip(t testing.TB, n, size int) (archive []byte, entryRatio int64) {
+	t.Helper()
+	data := make([]byte, size)
+	r := uint32(1)
+	for i := range data {
+		r = r*1103515245 + 12345
+		if i%32 == 0 {
+			data[i] = byte(r >> 16) // a random byte every 32: ratio well under 200:1
+		}
+	}
+	var comp bytes.Buffer
+	fw, _ := flate.NewWriter(&comp, flate.BestCompression)
+	fw.Write(data)
+	fw.Close()
+	crc := crc32.ChecksumIEEE(data)
+	le := binary.LittleEndian
+	var buf bytes.Buffer
+	w := func(v any) { binary.Write(&buf, le, v) }
+	// One local header and its data at offset 0.
+	w(uint32(0x04034b50))
+	w(uint16(20))
+	w(uint16(0))
+	w(uint16(8))
+	w(uint16(0))
+	w(uint16(0x21))
+	w(crc)
+	w(uint32(comp.Len()))
+	w(uint32(size))
+	w(uint16(1))
+	w(uint16(0))
+	buf.WriteString("a")
+	buf.Write(comp.Bytes())
+	cdStart := buf.Len()
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("f%04d", i)
+		w(uint32(0x02014b50))
+		w(uint16(0x031e))
+		w(uint16(20))
+		w(uint16(0))
+		w(uint16(8))
+		w(uint16(0))
+		w(uint16(0x21))
+		w(crc)
+		w(uint32(comp.Len()))
+		w(uint32(size))
+		w(uint16(len(name)))
+		w(uint16(0))
+		w(uint16(0))
+		w(uint16(0))
+		w(uint16(0))
+		w(uint32(0o100644 << 16))
+		w(uint32(0)) // every entry's local header is the one at offset 0
+		buf.WriteString(name)
+	}
+	cdSize := buf.Len() - cdStart
+	w(uint32(0x06054b50))
+	w(uint16(0))
+	w(uint16(0))
+	w(uint16(n))
+	w(uint16(n))
+	w(uint32(cdSize))
+	w(uint32(cdStart))
+	w(uint16(0))
+	return buf.Bytes(), int64(size / comp.Len())
+}
+
+func TestExtractRefusesOverlappingEntries(t *testing.T) {
+	const n, size = 600, 900 << 10
+	archive, ratio := overlappingZip(t, n, size)
+	lim := DefaultLimits()
+	if ratio >= lim.MaxRatio {
+		t.Fatalf("test archive: entry ratio %d:1 is not under the limit; the test would not isolate the overlap", ratio)
+	}
+	if int64(n*size) > lim.MaxTotalSize {
+		t.Fatal("test archive: total over the limit; the test would not isolate the overlap")
+	}
+	zr, err := zip.NewReader(bytes.NewReader(archive), int64(len(archive)))
+	if err != nil || len(zr.File) != n {
+		t.Fatalf("the hand-made archive does not parse as %d entries: %v", n, err)
+	}
+	dir := t.TempDir()
+	_, err = ExtractReader(context.Background(), bytes.NewReader(archive), int64(len(archive)), dir, lim)
+	var ce *errcode.Error
+	if !errors.As(err, &ce) || ce.Code != CodeUnsafeArchive || !strings.Contains(err.Error(), "overlap") {
+		t.Fatalf("%d KB archive expanding to %d MB: err = %v, want ARC0105 naming the overlap", len(archive)>>10, n*size>>20, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("wrote %d entries before refusing", len(ents))
+	}
+}
+
+// TestExtractRefusesEntryPastEnd: an entry whose declared compressed size
+// runs past the end of the file would make the archive look less compressed
+// than it is on disk; it is refused.
+func TestExtractRefusesEntryPastEnd(t *testing.T) {
+	archive, _ := overlappingZip(t, 1, 64<<10)
+	// Declare a compressed size far larger than the file in the central
+	// directory (offset 20 of the record that follows the local entry).
+	cd := bytes.LastIndex(archive, []byte("PK\x01\x02"))
+	binary.LittleEndian.PutUint32(archive[cd+20:], 1<<30)
+	_, err := ExtractReader(context.Background(), bytes.NewReader(archive), int64(len(archive)), t.TempDir(), DefaultLimits())
+	if !errors.Is(err, CodeUnsafeArchive) {
+		t.Fatalf("err = %v, want an unsafe archive", err)
 	}
 }

@@ -1,6 +1,7 @@
-package signing
+package extensions
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,13 +11,14 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/atomicfile"
+	"github.com/arcagent/arcagent/signing"
 )
 
 // Install records live beside the extension trees, in a hidden directory of
@@ -41,16 +43,16 @@ var RuntimePaths = []string{"HandlerEnvironment.json", "config", "status", "hear
 
 // InstallRecord is the manifest written beside an installed tree.
 type InstallRecord struct {
-	Schema        string       `json:"schema"`
-	Name          string       `json:"name"` // <Publisher>.<Type>-<Version>
-	Package       Package      `json:"package"`
-	PackageFile   string       `json:"packageFile"`
-	PackageSHA256 string       `json:"packageSha256"`
-	PackageSize   int64        `json:"packageSize"`
-	Signer        string       `json:"signer"` // trust entry name at install time
-	KeyID         string       `json:"keyId"`
-	InstalledAt   time.Time    `json:"installedAt"`
-	Files         []FileRecord `json:"files"`
+	Schema        string          `json:"schema"`
+	Name          string          `json:"name"` // <Publisher>.<Type>-<Version>
+	Package       signing.Package `json:"package"`
+	PackageFile   string          `json:"packageFile"`
+	PackageSHA256 string          `json:"packageSha256"`
+	PackageSize   int64           `json:"packageSize"`
+	Signer        string          `json:"signer"` // trust entry name at install time
+	KeyID         string          `json:"keyId"`
+	InstalledAt   time.Time       `json:"installedAt"`
+	Files         []FileRecord    `json:"files"`
 }
 
 // RecordDir is the directory holding the install record of name.
@@ -62,9 +64,9 @@ func RecordDir(extensionsDir, name string) string {
 type InstallOptions struct {
 	Package       string // path of the zip
 	Envelope      []byte // nil: read Package+".sig.json"
-	Trust         *TrustStore
-	Expect        Expectation // what the control plane asked for
-	ExtensionsDir string      // layout.ExtensionsDir()
+	Trust         *signing.TrustStore
+	Expect        signing.Expectation // what the control plane asked for
+	ExtensionsDir string              // layout.ExtensionsDir()
 	Limits        Limits
 	Replace       bool // replace an installed tree of the same name
 	Logger        *slog.Logger
@@ -73,10 +75,10 @@ type InstallOptions struct {
 
 // InstallResult describes an installed extension.
 type InstallResult struct {
-	Dir       string         `json:"dir"`
-	RecordDir string         `json:"recordDir"`
-	Record    *InstallRecord `json:"record"`
-	Verified  *Result        `json:"verified"`
+	Dir       string          `json:"dir"`
+	RecordDir string          `json:"recordDir"`
+	Record    *InstallRecord  `json:"record"`
+	Verified  *signing.Result `json:"verified"`
 }
 
 // Install verifies a package (VerifyPackage, against opts.Trust), and only
@@ -92,8 +94,8 @@ func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
 	env := o.Envelope
 	if env == nil {
 		var err error
-		if env, err = readSmallFile(o.Package+SignatureSuffix, maxEnvelopeSize); err != nil {
-			return nil, fail(CodeFileAccess, ErrMalformedEnvelope, err, "read signature %s", o.Package+SignatureSuffix)
+		if env, err = signing.ReadEnvelopeFile(o.Package + signing.SignatureSuffix); err != nil {
+			return nil, err
 		}
 	}
 	if err := os.MkdirAll(o.ExtensionsDir, 0o755); err != nil {
@@ -114,7 +116,7 @@ func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create staging copy: %w", err)
 	}
-	res, err := verifyPackage(ctx, VerifyOptions{Package: o.Package, Envelope: env, Trust: o.Trust, Expect: o.Expect, Logger: o.Logger}, cp)
+	res, err := signing.VerifyPackage(ctx, signing.VerifyOptions{Package: o.Package, Envelope: env, Trust: o.Trust, Expect: o.Expect, Logger: o.Logger, Copy: cp})
 	if cerr := cp.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("write staging copy: %w", cerr)
 	}
@@ -131,7 +133,7 @@ func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
 	_, statErr := os.Lstat(dest)
 	exists := statErr == nil
 	if exists && !o.Replace {
-		return nil, fail(CodeAlreadyInstalled, ErrAlreadyInstalled, nil, "%s is already installed in %s", name, dest)
+		return nil, fail(CodeAlreadyInstalled, nil, "%s is already installed in %s", name, dest)
 	}
 
 	tree := filepath.Join(staging, "tree")
@@ -193,18 +195,18 @@ func ReadInstallRecord(extensionsDir, name string) (*InstallRecord, []byte, erro
 	dir := RecordDir(extensionsDir, name)
 	data, err := readSmallFile(filepath.Join(dir, RecordManifest), maxRecordSize)
 	if err != nil {
-		return nil, nil, fail(CodeInstallRecord, ErrInstallRecord, err, "no install record for %s in %s", name, dir)
+		return nil, nil, fail(CodeInstallRecord, err, "no install record for %s in %s", name, dir)
 	}
 	var rec InstallRecord
 	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, nil, fail(CodeInstallRecord, ErrInstallRecord, err, "install record %s is corrupt", filepath.Join(dir, RecordManifest))
+		return nil, nil, fail(CodeInstallRecord, err, "install record %s is corrupt", filepath.Join(dir, RecordManifest))
 	}
 	if rec.Schema != InstallRecordV1 || rec.Name != name {
-		return nil, nil, fail(CodeInstallRecord, ErrInstallRecord, nil, "install record %s is not a v1 record for %s", filepath.Join(dir, RecordManifest), name)
+		return nil, nil, fail(CodeInstallRecord, nil, "install record %s is not a v1 record for %s", filepath.Join(dir, RecordManifest), name)
 	}
 	env, err := readSmallFile(filepath.Join(dir, RecordEnvelope), maxEnvelopeSize)
 	if err != nil {
-		return nil, nil, fail(CodeInstallRecord, ErrInstallRecord, err, "no recorded envelope for %s", name)
+		return nil, nil, fail(CodeInstallRecord, err, "no recorded envelope for %s", name)
 	}
 	return &rec, env, nil
 }
@@ -231,7 +233,7 @@ func ListInstalled(extensionsDir string) ([]string, error) {
 	for n := range set {
 		out = append(out, n)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out, nil
 }
 
@@ -259,18 +261,18 @@ type TreeReport struct {
 // Clean reports whether the tree matches its record.
 func (r *TreeReport) Clean() bool { return len(r.Changes) == 0 }
 
-// Err returns an ErrTreeTampered error (ARC0117) listing the changes, or nil.
+// Err returns an CodeTreeTampered error (ARC0117) listing the changes, or nil.
 func (r *TreeReport) Err() error {
 	if r.Clean() {
 		return nil
 	}
-	return fail(CodeTreeTampered, ErrTreeTampered, nil, "%s: %d path(s) differ from the install record", r.Dir, len(r.Changes))
+	return fail(CodeTreeTampered, nil, "%s: %d path(s) differ from the install record", r.Dir, len(r.Changes))
 }
 
 // CheckTree compares an installed tree (<ExtensionsDir>/<name>) with the
 // install record beside it and lists changed, missing and added paths.
 // Paths under RuntimePaths are ignored. A missing record is an error
-// (ErrInstallRecord); differences are not errors, see TreeReport.Err.
+// (CodeInstallRecord); differences are not errors, see TreeReport.Err.
 func CheckTree(ctx context.Context, dir string) (*TreeReport, error) {
 	dir = filepath.Clean(dir)
 	name := filepath.Base(dir)
@@ -310,7 +312,7 @@ func CompareTree(ctx context.Context, dir string, files []FileRecord) (*TreeRepo
 	for p := range want {
 		paths = append(paths, p)
 	}
-	sort.Strings(paths)
+	slices.Sort(paths)
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -348,7 +350,7 @@ func CompareTree(ctx context.Context, dir string, files []FileRecord) (*TreeRepo
 	if err != nil {
 		return nil, err
 	}
-	sort.SliceStable(rep.Changes, func(i, j int) bool { return rep.Changes[i].Path < rep.Changes[j].Path })
+	slices.SortStableFunc(rep.Changes, func(a, b Change) int { return cmp.Compare(a.Path, b.Path) })
 	return rep, nil
 }
 
@@ -404,7 +406,7 @@ func compareOne(ctx context.Context, abs string, want FileRecord) *Change {
 			c.Detail = fmt.Sprintf("size %d, recorded %d", fi.Size(), want.Size)
 			return c
 		}
-		sum, _, err := HashFile(ctx, abs)
+		sum, _, err := hashFile(ctx, abs)
 		if err != nil {
 			c.Detail = "cannot be read: " + err.Error()
 			return c
@@ -417,59 +419,71 @@ func compareOne(ctx context.Context, abs string, want FileRecord) *Change {
 	return nil
 }
 
+// hashFile hashes one installed file; benchmarks swap it to compare.
+var hashFile = signing.HashFile
+
 // Verdict is the answer for one installed extension.
 type Verdict struct {
-	Name    string       `json:"name"`
-	Dir     string       `json:"dir"`
-	Valid   bool         `json:"valid"`
-	Reason  string       `json:"reason"`
-	Code    errcode.Code `json:"code,omitempty"` // set when not valid
-	Signer  string       `json:"signer,omitempty"`
-	KeyID   string       `json:"keyId,omitempty"`
-	Package Package      `json:"package"`
-	SHA256  string       `json:"sha256,omitempty"`
-	Changes []Change     `json:"changes,omitempty"`
+	Name    string          `json:"name"`
+	Dir     string          `json:"dir"`
+	Valid   bool            `json:"valid"`
+	Reason  string          `json:"reason"`
+	Code    errcode.Code    `json:"code,omitempty"` // set when not valid
+	Signer  string          `json:"signer,omitempty"`
+	KeyID   string          `json:"keyId,omitempty"`
+	Package signing.Package `json:"package"`
+	SHA256  string          `json:"sha256,omitempty"`
+	Changes []Change        `json:"changes,omitempty"`
+	Remedy  string          `json:"remedy,omitempty"` // what to do, when not valid
 }
 
 // VerifyRecord checks a recorded envelope against the trust store without
 // the package file: signature by a trusted key allowed for the publisher,
 // statement equal to the record's publisher/type/version, subject digest
 // and size equal to the recorded package digest and size.
-func VerifyRecord(ctx context.Context, store *TrustStore, rec *InstallRecord, envelope []byte) (*Result, error) {
-	var keys []*TrustedKey
+func VerifyRecord(ctx context.Context, store *signing.TrustStore, rec *InstallRecord, envelope []byte) (*signing.Result, error) {
+	var keys []*signing.TrustedKey
 	if store != nil {
 		keys = store.Keys
 	}
-	exp := Expectation{Publisher: rec.Package.Publisher, Type: rec.Package.Type, Version: rec.Package.Version}
-	st, signer, err := VerifyEnvelope(ctx, envelope, keys, exp)
+	exp := signing.Expectation{Publisher: rec.Package.Publisher, Type: rec.Package.Type, Version: rec.Package.Version}
+	st, signer, err := signing.VerifyEnvelope(ctx, envelope, keys, exp)
 	if err != nil {
 		return nil, err
 	}
 	if st.SHA256() != rec.PackageSHA256 || st.Predicate.Size != rec.PackageSize {
-		return nil, fail(CodeDigestMismatch, ErrDigestMismatch, nil, "the recorded envelope signs sha256 %s (%d bytes), the record says %s (%d bytes)", st.SHA256(), st.Predicate.Size, rec.PackageSHA256, rec.PackageSize)
+		return nil, fail(signing.CodeDigestMismatch, nil, "the recorded envelope signs sha256 %s (%d bytes), the record says %s (%d bytes)", st.SHA256(), st.Predicate.Size, rec.PackageSHA256, rec.PackageSize)
 	}
 	if st.Package().Name() != rec.Name {
-		return nil, fail(CodeStatementMismatch, ErrStatementMismatch, nil, "the recorded envelope is for %s, the record for %s", st.Package().Name(), rec.Name)
+		return nil, fail(signing.CodeStatementMismatch, nil, "the recorded envelope is for %s, the record for %s", st.Package().Name(), rec.Name)
 	}
-	return &Result{Statement: st, Package: st.Package(), Signer: signer.Name, KeyID: signer.KeyID, SHA256: st.SHA256(), Size: st.Predicate.Size}, nil
+	return &signing.Result{Statement: st, Package: st.Package(), Signer: signer.Name, KeyID: signer.KeyID, SHA256: st.SHA256(), Size: st.Predicate.Size}, nil
 }
 
 // CheckInstalled gives the verdict on an installed extension: its recorded
 // envelope verified against store (VerifyRecord) and, when checkTree is
 // set, its files compared with the record (CheckTree). It fails closed:
 // any error becomes an invalid verdict with the error's code and message.
-func CheckInstalled(ctx context.Context, store *TrustStore, extensionsDir, name string, checkTree bool) *Verdict {
+func CheckInstalled(ctx context.Context, store *signing.TrustStore, extensionsDir, name string, checkTree bool) *Verdict {
+	v, _ := checkInstalled(ctx, store, extensionsDir, name, checkTree)
+	return v
+}
+
+// checkInstalled is CheckInstalled that also returns the error that made
+// the verdict invalid.
+func checkInstalled(ctx context.Context, store *signing.TrustStore, extensionsDir, name string, checkTree bool) (*Verdict, error) {
 	v := &Verdict{Name: name, Dir: filepath.Join(extensionsDir, name)}
-	invalid := func(err error) *Verdict {
-		v.Valid, v.Reason = false, err.Error()
+	invalid := func(err error) (*Verdict, error) {
+		v.Valid, v.Reason = false, errcode.Format(err)
 		var ce *errcode.Error
 		if errors.As(err, &ce) {
 			v.Code = ce.Code
+			v.Remedy = ce.Remedy()
 		}
-		return v
+		return v, err
 	}
 	if path.Base(name) != name || strings.HasPrefix(name, ".") {
-		return invalid(fail(CodeInstallRecord, ErrInstallRecord, nil, "%q is not an extension name", name))
+		return invalid(fail(CodeInstallRecord, nil, "%q is not an extension name", name))
 	}
 	rec, env, err := ReadInstallRecord(extensionsDir, name)
 	if err != nil {
@@ -496,5 +510,65 @@ func CheckInstalled(ctx context.Context, store *TrustStore, extensionsDir, name 
 	if checkTree {
 		v.Reason += "; files match the install record"
 	}
-	return v
+	return v, nil
+}
+
+// Verdict states, as `package check` prints them.
+const (
+	StateOK       = "OK"
+	StateTampered = "TAMPERED"
+	StateInvalid  = "INVALID"
+)
+
+// State is OK for a valid verdict, TAMPERED when only the files differ
+// from the record, INVALID otherwise.
+func (v *Verdict) State() string {
+	switch {
+	case v.Valid:
+		return StateOK
+	case v.Code == CodeTreeTampered:
+		return StateTampered
+	}
+	return StateInvalid
+}
+
+// CheckOptions says which installed extension to check and how.
+type CheckOptions struct {
+	// Dir is the extension's directory, <ExtensionsDir>/<Publisher.Type-Version>.
+	Dir string
+	// Trust verifies the recorded envelope; unused with TreeOnly.
+	Trust *signing.TrustStore
+	// TreeOnly compares the files with the install record and does not
+	// verify the recorded signature.
+	TreeOnly bool
+}
+
+// Check decides on an installed extension, failing closed. The verdict is
+// invalid (a finding) when the signature is no longer trusted or the files
+// differ from the install record. An error is returned, and no verdict,
+// when the check could not be made: the record is missing or unreadable, or
+// the input is bad (errors whose exit status is not errcode.ExitFindings).
+func Check(ctx context.Context, o CheckOptions) (*Verdict, error) {
+	dir := filepath.Clean(o.Dir)
+	extDir, name := filepath.Dir(dir), filepath.Base(dir)
+	if !o.TreeOnly {
+		v, err := checkInstalled(ctx, o.Trust, extDir, name, true)
+		if err != nil && errcode.ExitCode(err) != errcode.ExitFindings {
+			return nil, err
+		}
+		return v, nil
+	}
+	rep, err := CheckTree(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	v := &Verdict{Name: name, Dir: dir, Valid: rep.Clean(), Changes: rep.Changes, Reason: "files match the install record"}
+	if err := rep.Err(); err != nil {
+		v.Code, v.Reason = CodeTreeTampered, errcode.Format(err)
+		var ce *errcode.Error
+		if errors.As(err, &ce) {
+			v.Remedy = ce.Remedy()
+		}
+	}
+	return v, nil
 }

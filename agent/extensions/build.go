@@ -1,7 +1,8 @@
-package signing
+package extensions
 
 import (
 	"archive/zip"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,11 +12,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/arcagent/arcagent/internal/atomicfile"
+	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/arcagent/arcagent/signing"
 )
 
 // BuildEpoch is the timestamp of every entry of a built package, so that
@@ -24,9 +28,9 @@ var BuildEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // BuildOptions says what to package.
 type BuildOptions struct {
-	Dir     string  // extension directory with HandlerManifest.json at its root
-	Package Package // publisher, type, version
-	OutDir  string  // where <P>.<T>-<V>.zip is written ("" = current directory)
+	Dir     string          // extension directory with HandlerManifest.json at its root
+	Package signing.Package // publisher, type, version
+	OutDir  string          // where <P>.<T>-<V>.zip is written ("" = current directory)
 }
 
 // BuildResult describes a built package.
@@ -77,11 +81,11 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		if d.IsDir() && d.Name() == ".git" {
 			return filepath.SkipDir
 		}
-		if abs, _ := filepath.Abs(p); abs == outAbs || abs == outAbs+SignatureSuffix {
+		if abs, _ := filepath.Abs(p); abs == outAbs || abs == outAbs+signing.SignatureSuffix {
 			return nil
 		}
 		if isRuntimePath(rel) {
-			return fail(CodeBadHandlerManifest, ErrBadHandlerManifest, nil, "%s is written at run time by the extension manager or the extension (%s); remove it from %s", rel, strings.Join(RuntimePaths, ", "), o.Dir)
+			return fail(CodeBadHandlerManifest, nil, "%s is written at run time by the extension manager or the extension (%s); remove it from %s", rel, strings.Join(RuntimePaths, ", "), o.Dir)
 		}
 		info, err := d.Info()
 		if err != nil {
@@ -89,13 +93,13 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		}
 		switch {
 		case info.Mode()&fs.ModeSymlink != 0:
-			return fail(CodeBadHandlerManifest, ErrUnsafeArchive, nil, "%s is a symbolic link: packages hold regular files only (copy the target in)", rel)
+			return fail(CodeBadHandlerManifest, nil, "%s is a symbolic link: packages hold regular files only (copy the target in)", rel)
 		case info.IsDir():
 			entries = append(entries, buildEntry{rel: rel + "/", abs: p, dir: true})
 		case info.Mode().IsRegular():
 			entries = append(entries, buildEntry{rel: rel, abs: p, exec: info.Mode().Perm()&0o111 != 0})
 		default:
-			return fail(CodeBadHandlerManifest, ErrUnsafeArchive, nil, "%s is not a regular file (device, pipe or socket)", rel)
+			return fail(CodeBadHandlerManifest, nil, "%s is not a regular file (device, pipe or socket)", rel)
 		}
 		return nil
 	})
@@ -104,7 +108,7 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 		if errors.As(err, &ce) {
 			return nil, err
 		}
-		return nil, fail(CodeFileAccess, ErrBadHandlerManifest, err, "read %s", o.Dir)
+		return nil, fail(signing.CodeFileAccess, err, "read %s", o.Dir)
 	}
 	byName := map[string]buildEntry{}
 	for _, e := range entries {
@@ -112,11 +116,11 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	}
 	mfEntry, ok := byName[HandlerManifestName]
 	if !ok {
-		return nil, fail(CodeBadHandlerManifest, ErrBadHandlerManifest, nil, "%s has no %s at its root", o.Dir, HandlerManifestName)
+		return nil, fail(CodeBadHandlerManifest, nil, "%s has no %s at its root", o.Dir, HandlerManifestName)
 	}
 	data, err := readSmallFile(mfEntry.abs, maxHandlerManifest)
 	if err != nil {
-		return nil, fail(CodeBadHandlerManifest, ErrBadHandlerManifest, err, "read %s", HandlerManifestName)
+		return nil, fail(CodeBadHandlerManifest, err, "read %s", HandlerManifestName)
 	}
 	hm, err := ParseHandlerManifest(data)
 	if err != nil {
@@ -128,7 +132,7 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	}); err != nil {
 		return nil, err
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].rel < entries[j].rel })
+	slices.SortFunc(entries, func(a, b buildEntry) int { return cmp.Compare(a.rel, b.rel) })
 
 	h := sha256.New()
 	var size int64
@@ -198,4 +202,17 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// SignPackage checks that the zip at path is an extension package (a valid
+// HandlerManifest.json at its root whose commands name files of the zip)
+// and only then signs it with signing.SignPackage.
+func SignPackage(ctx context.Context, path string, p signing.Package, signer signature.Signer) ([]byte, *signing.Statement, error) {
+	if err := p.Validate(); err != nil {
+		return nil, nil, err
+	}
+	if _, err := ReadPackageManifest(path); err != nil {
+		return nil, nil, err
+	}
+	return signing.SignPackage(ctx, path, p, signer)
 }

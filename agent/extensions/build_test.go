@@ -1,4 +1,4 @@
-package signing
+package extensions
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/arcagent/arcagent/signing"
 )
 
 func TestBuildIsReproducible(t *testing.T) {
@@ -29,7 +31,7 @@ func TestBuildIsReproducible(t *testing.T) {
 		if filepath.Base(res.Path) != "Contoso.Monitoring.StatusReporter-1.0.0.zip" || res.Files != 3 {
 			t.Fatalf("result %+v", res)
 		}
-		sum, _, _ := HashFile(ctx, res.Path)
+		sum, _, _ := signing.HashFile(ctx, res.Path)
 		if sum != res.SHA256 {
 			t.Fatal("reported sha256 differs from the file's")
 		}
@@ -48,25 +50,25 @@ func TestBuildRefusesBadInput(t *testing.T) {
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, dir string)
-		pkg   Package
+		pkg   signing.Package
 		want  error
 	}{
-		{"no manifest", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, HandlerManifestName)) }, testPkg, ErrBadHandlerManifest},
+		{"no manifest", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, HandlerManifestName)) }, testPkg, CodeBadHandlerManifest},
 		{"manifest not json", func(t *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, HandlerManifestName), []byte("{"), 0o644)
-		}, testPkg, ErrBadHandlerManifest},
-		{"command file missing", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "bin/handler.sh")) }, testPkg, ErrBadHandlerManifest},
-		{"command not executable", func(t *testing.T, dir string) { os.Chmod(filepath.Join(dir, "bin/handler.sh"), 0o644) }, testPkg, ErrBadHandlerManifest},
-		{"symlink in tree", func(t *testing.T, dir string) { os.Symlink("/etc/passwd", filepath.Join(dir, "passwd")) }, testPkg, ErrUnsafeArchive},
+		}, testPkg, CodeBadHandlerManifest},
+		{"command file missing", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "bin/handler.sh")) }, testPkg, CodeBadHandlerManifest},
+		{"command not executable", func(t *testing.T, dir string) { os.Chmod(filepath.Join(dir, "bin/handler.sh"), 0o644) }, testPkg, CodeBadHandlerManifest},
+		{"symlink in tree", func(t *testing.T, dir string) { os.Symlink("/etc/passwd", filepath.Join(dir, "passwd")) }, testPkg, CodeBadHandlerManifest},
 		{"runtime status folder", func(t *testing.T, dir string) {
 			os.MkdirAll(filepath.Join(dir, "status"), 0o755)
 			os.WriteFile(filepath.Join(dir, "status/0.status"), []byte("[]"), 0o644)
-		}, testPkg, ErrBadHandlerManifest},
+		}, testPkg, CodeBadHandlerManifest},
 		{"handler environment", func(t *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, "HandlerEnvironment.json"), []byte("[]"), 0o644)
-		}, testPkg, ErrBadHandlerManifest},
-		{"bad version", func(*testing.T, string) {}, Package{Publisher: "Contoso", Type: "X", Version: "1.0-beta"}, ErrBadPackageName},
-		{"type with dot", func(*testing.T, string) {}, Package{Publisher: "Contoso", Type: "X.Y", Version: "1.0"}, ErrBadPackageName},
+		}, testPkg, CodeBadHandlerManifest},
+		{"bad version", func(*testing.T, string) {}, signing.Package{Publisher: "Contoso", Type: "X", Version: "1.0-beta"}, signing.CodeBadPackageName},
+		{"type with dot", func(*testing.T, string) {}, signing.Package{Publisher: "Contoso", Type: "X.Y", Version: "1.0"}, signing.CodeBadPackageName},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,7 +113,7 @@ func TestParseHandlerManifest(t *testing.T) {
 			if tc.ok != (err == nil) {
 				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
 			}
-			if err != nil && !errors.Is(err, ErrBadHandlerManifest) {
+			if err != nil && !errors.Is(err, CodeBadHandlerManifest) {
 				t.Fatalf("err = %v", err)
 			}
 			if tc.ok && hm.HandlerManifest.EnableCommand != "a/e.sh" {

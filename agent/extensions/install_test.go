@@ -1,4 +1,4 @@
-package signing
+package extensions
 
 import (
 	"context"
@@ -6,13 +6,16 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/signing"
 )
 
 func installFixture(t *testing.T) (*fixture, *InstallResult, string) {
 	t.Helper()
 	f := newFixture(t)
 	extDir := filepath.Join(f.dir, "var/lib/waagent")
-	res, err := Install(context.Background(), InstallOptions{Package: f.pkgPath, Trust: f.store, Expect: Expectation{Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.0.0"}, ExtensionsDir: extDir})
+	res, err := Install(context.Background(), InstallOptions{Package: f.pkgPath, Trust: f.store, Expect: signing.Expectation{Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.0.0"}, ExtensionsDir: extDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +60,7 @@ func TestInstallWritesTreeAndRecord(t *testing.T) {
 	}
 	// A second install needs Replace.
 	_, err = Install(context.Background(), InstallOptions{Package: f.pkgPath, Trust: f.store, ExtensionsDir: extDir})
-	if !errors.Is(err, ErrAlreadyInstalled) {
+	if !errors.Is(err, CodeAlreadyInstalled) {
 		t.Fatalf("second install: %v", err)
 	}
 	if _, err := Install(context.Background(), InstallOptions{Package: f.pkgPath, Trust: f.store, ExtensionsDir: extDir, Replace: true}); err != nil {
@@ -72,7 +75,7 @@ func TestInstallRefusesBeforeExtracting(t *testing.T) {
 	data[40] ^= 0xff
 	os.WriteFile(f.pkgPath, data, 0o644)
 	_, err := Install(context.Background(), InstallOptions{Package: f.pkgPath, Trust: f.store, ExtensionsDir: extDir})
-	if !errors.Is(err, ErrDigestMismatch) {
+	if !errors.Is(err, signing.CodeDigestMismatch) {
 		t.Fatalf("err = %v", err)
 	}
 	names, _ := ListInstalled(extDir)
@@ -129,7 +132,7 @@ func TestCheckTreeDetectsTampering(t *testing.T) {
 					t.Fatalf("change %d = %+v, want %+v", i, rep.Changes[i], w)
 				}
 			}
-			if (rep.Err() == nil) != (len(tc.want) == 0) || rep.Err() != nil && !errors.Is(rep.Err(), ErrTreeTampered) {
+			if (rep.Err() == nil) != (len(tc.want) == 0) || rep.Err() != nil && !errors.Is(rep.Err(), CodeTreeTampered) {
 				t.Fatalf("Err() = %v", rep.Err())
 			}
 		})
@@ -139,7 +142,7 @@ func TestCheckTreeDetectsTampering(t *testing.T) {
 func TestCheckTreeWithoutRecord(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "Contoso.X-1.0")
 	os.Mkdir(dir, 0o700)
-	if _, err := CheckTree(context.Background(), dir); !errors.Is(err, ErrInstallRecord) {
+	if _, err := CheckTree(context.Background(), dir); !errors.Is(err, CodeInstallRecord) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -149,42 +152,42 @@ func TestCheckInstalled(t *testing.T) {
 	name := testPkg.Name()
 	tests := []struct {
 		name      string
-		change    func(t *testing.T, f *fixture, extDir string) *TrustStore
+		change    func(t *testing.T, f *fixture, extDir string) *signing.TrustStore
 		checkTree bool
 		valid     bool
 		code      string
 	}{
-		{"valid", func(t *testing.T, f *fixture, _ string) *TrustStore { return f.store }, true, true, ""},
-		{"key no longer trusted", func(t *testing.T, f *fixture, _ string) *TrustStore {
-			if err := RemoveTrustedKey(ctx, f.trustDir, "contoso", trustOpts()...); err != nil {
+		{"valid", func(t *testing.T, f *fixture, _ string) *signing.TrustStore { return f.store }, true, true, ""},
+		{"key no longer trusted", func(t *testing.T, f *fixture, _ string) *signing.TrustStore {
+			if err := signing.RemoveTrustedKey(ctx, f.trustDir, "contoso", trustOpts()...); err != nil {
 				t.Fatal(err)
 			}
-			s, _ := LoadTrustStore(f.trustDir, trustOpts()...)
-			s.Keys = append(s.Keys, mustDirectKey(t, newTestKey(t, AlgEd25519).pubPEM, "other", "Contoso.Monitoring"))
+			s, _ := signing.LoadTrustStore(f.trustDir, trustOpts()...)
+			s.Keys = append(s.Keys, mustDirectKey(t, newTestKey(t, signing.AlgEd25519).pubPEM, "other", "Contoso.Monitoring"))
 			return s
-		}, false, false, string(CodeBadSignature)},
-		{"key no longer allowed for the publisher", func(t *testing.T, f *fixture, _ string) *TrustStore {
+		}, false, false, string(signing.CodeBadSignature)},
+		{"key no longer allowed for the publisher", func(t *testing.T, f *fixture, _ string) *signing.TrustStore {
 			f.store.Keys[0].Publishers = []string{"Fabrikam"}
 			return f.store
-		}, false, false, string(CodePublisherNotAllowed)},
-		{"recorded envelope truncated", func(t *testing.T, f *fixture, extDir string) *TrustStore {
+		}, false, false, string(signing.CodePublisherNotAllowed)},
+		{"recorded envelope truncated", func(t *testing.T, f *fixture, extDir string) *signing.TrustStore {
 			p := filepath.Join(RecordDir(extDir, name), RecordEnvelope)
 			os.WriteFile(p, f.envelope[:20], 0o600)
 			return f.store
-		}, false, false, string(CodeMalformedEnvelope)},
-		{"record digest edited", func(t *testing.T, f *fixture, extDir string) *TrustStore {
+		}, false, false, string(signing.CodeMalformedEnvelope)},
+		{"record digest edited", func(t *testing.T, f *fixture, extDir string) *signing.TrustStore {
 			p := filepath.Join(RecordDir(extDir, name), RecordManifest)
 			data, _ := os.ReadFile(p)
 			rec, _, _ := ReadInstallRecord(extDir, name)
 			data = []byte(replaceOnce(string(data), rec.PackageSHA256, "00"+rec.PackageSHA256[2:]))
 			os.WriteFile(p, data, 0o600)
 			return f.store
-		}, false, false, string(CodeDigestMismatch)},
-		{"tree tampered", func(t *testing.T, f *fixture, extDir string) *TrustStore {
+		}, false, false, string(signing.CodeDigestMismatch)},
+		{"tree tampered", func(t *testing.T, f *fixture, extDir string) *signing.TrustStore {
 			os.WriteFile(filepath.Join(extDir, name, "bin/handler.sh"), []byte("evil"), 0o755)
 			return f.store
 		}, true, false, string(CodeTreeTampered)},
-		{"record missing", func(t *testing.T, f *fixture, extDir string) *TrustStore {
+		{"record missing", func(t *testing.T, f *fixture, extDir string) *signing.TrustStore {
 			os.RemoveAll(RecordDir(extDir, name))
 			return f.store
 		}, false, false, string(CodeInstallRecord)},
@@ -204,17 +207,12 @@ func TestCheckInstalled(t *testing.T) {
 	}
 }
 
-func mustDirectKey(t *testing.T, pemBytes []byte, name string, publishers ...string) *TrustedKey {
+func mustDirectKey(t *testing.T, pemBytes []byte, name string, publishers ...string) *signing.TrustedKey {
 	t.Helper()
-	pub, _, err := ParsePublicKey(pemBytes)
+	k, err := signing.NewTrustedKey(name, pemBytes, publishers, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := DirectKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.Name, k.Publishers, k.anyPublisher = name, publishers, false
 	return k
 }
 
@@ -225,4 +223,65 @@ func replaceOnce(s, old, new string) string {
 		}
 	}
 	return s
+}
+
+// TestCheck is the decision of `package check`: findings are invalid
+// verdicts, a check that cannot be made is an error.
+func TestCheck(t *testing.T) {
+	ctx := context.Background()
+	name := testPkg.Name()
+	tests := []struct {
+		name     string
+		treeOnly bool
+		change   func(t *testing.T, f *fixture, extDir string) *signing.TrustStore
+		state    string
+		code     errcode.Code // of the verdict, or of the error when errClass is set
+		errClass error
+	}{
+		{"intact", false, func(t *testing.T, f *fixture, _ string) *signing.TrustStore { return f.store }, StateOK, "", nil},
+		{"intact, tree only", true, func(t *testing.T, f *fixture, _ string) *signing.TrustStore { return nil }, StateOK, "", nil},
+		{"tampered", false, func(t *testing.T, f *fixture, extDir string) *signing.TrustStore {
+			os.WriteFile(filepath.Join(extDir, name, "bin/handler.sh"), []byte("evil"), 0o755)
+			return f.store
+		}, StateTampered, CodeTreeTampered, nil},
+		{"tampered, tree only", true, func(t *testing.T, f *fixture, extDir string) *signing.TrustStore {
+			os.Remove(filepath.Join(extDir, name, "README.txt"))
+			return nil
+		}, StateTampered, CodeTreeTampered, nil},
+		{"publisher no longer allowed", false, func(t *testing.T, f *fixture, _ string) *signing.TrustStore {
+			f.store.Keys[0].Publishers = []string{"Fabrikam"}
+			return f.store
+		}, StateInvalid, signing.CodePublisherNotAllowed, nil},
+		{"record missing", false, func(t *testing.T, f *fixture, extDir string) *signing.TrustStore {
+			os.RemoveAll(RecordDir(extDir, name))
+			return f.store
+		}, "", CodeInstallRecord, CodeInstallRecord},
+		{"record missing, tree only", true, func(t *testing.T, f *fixture, extDir string) *signing.TrustStore {
+			os.RemoveAll(RecordDir(extDir, name))
+			return nil
+		}, "", CodeInstallRecord, CodeInstallRecord},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, _, extDir := installFixture(t)
+			store := tc.change(t, f, extDir)
+			v, err := Check(ctx, CheckOptions{Dir: filepath.Join(extDir, name), Trust: store, TreeOnly: tc.treeOnly})
+			if tc.errClass != nil {
+				var ce *errcode.Error
+				if v != nil || !errors.Is(err, tc.errClass) || !errors.As(err, &ce) || ce.Code != tc.code {
+					t.Fatalf("Check = %+v, %v; want an error %s", v, err, tc.code)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.State() != tc.state || v.Code != tc.code || v.Name != name || v.Reason == "" {
+				t.Fatalf("verdict %+v (state %s), want %s %s", v, v.State(), tc.state, tc.code)
+			}
+			if v.Valid != (tc.state == StateOK) || (!v.Valid && v.Remedy == "") {
+				t.Fatalf("verdict %+v: valid or remedy wrong", v)
+			}
+		})
+	}
 }

@@ -1,4 +1,4 @@
-package signing
+package extensions
 
 import (
 	"archive/zip"

@@ -1,9 +1,10 @@
-package signing_test
+package extensions_test
 
 import (
 	"context"
 	"fmt"
 
+	"github.com/arcagent/arcagent/agent/extensions"
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/signing"
 )
@@ -18,13 +19,13 @@ func ExampleCheckInstalled() {
 		fmt.Println("trust store refused:", err) // itself a finding
 		return
 	}
-	names, err := signing.ListInstalled(l.ExtensionsDir())
+	names, err := extensions.ListInstalled(l.ExtensionsDir())
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	for _, n := range names {
-		v := signing.CheckInstalled(ctx, store, l.ExtensionsDir(), n, true)
+		v := extensions.CheckInstalled(ctx, store, l.ExtensionsDir(), n, true)
 		fmt.Println(n, v.Valid, v.Code, v.Reason, len(v.Changes))
 	}
 }
@@ -39,7 +40,7 @@ func ExampleInstall() {
 		fmt.Println(err)
 		return
 	}
-	res, err := signing.Install(ctx, signing.InstallOptions{
+	res, err := extensions.Install(ctx, extensions.InstallOptions{
 		Package:       "/var/lib/GuestConfig/downloads/Contoso.Monitoring.StatusReporter-1.0.0.zip",
 		Trust:         store,
 		Expect:        signing.Expectation{Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.0.0"},

@@ -1,7 +1,8 @@
-package signing
+package extensions
 
 import (
 	"archive/zip"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,9 +13,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/arcagent/arcagent/signing"
 )
 
 // Limits bound what Extract accepts. Zero fields take the DefaultLimits value.
@@ -100,7 +103,7 @@ type planned struct {
 }
 
 func unsafeErr(entry, format string, args ...any) error {
-	return fail(CodeUnsafeArchive, ErrUnsafeArchive, &UnsafeEntryError{Entry: entry, Reason: fmt.Sprintf(format, args...)}, "archive refused")
+	return fail(CodeUnsafeArchive, &UnsafeEntryError{Entry: entry, Reason: fmt.Sprintf(format, args...)}, "archive refused")
 }
 
 // Extract extracts the zip at zipPath into dest, which must not exist. It
@@ -109,16 +112,16 @@ func unsafeErr(entry, format string, args ...any) error {
 // or not at all. It returns the records of every path in the tree, sorted.
 func Extract(ctx context.Context, zipPath, dest string, lim Limits) ([]FileRecord, error) {
 	if _, err := os.Lstat(dest); err == nil {
-		return nil, fail(CodeAlreadyInstalled, ErrAlreadyInstalled, nil, "%s exists", dest)
+		return nil, fail(CodeAlreadyInstalled, nil, "%s exists", dest)
 	}
 	f, err := os.Open(zipPath)
 	if err != nil {
-		return nil, fail(CodeFileAccess, ErrUnsafeArchive, err, "open archive")
+		return nil, fail(signing.CodeFileAccess, err, "open archive")
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fail(CodeFileAccess, ErrUnsafeArchive, err, "inspect archive")
+		return nil, fail(signing.CodeFileAccess, err, "inspect archive")
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".extract-*")
 	if err != nil {
@@ -218,7 +221,7 @@ func ExtractReader(ctx context.Context, r io.ReaderAt, size int64, dir string, l
 	for _, r := range recs {
 		out = append(out, r)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	slices.SortFunc(out, func(a, b FileRecord) int { return cmp.Compare(a.Path, b.Path) })
 	return out, nil
 }
 
@@ -325,9 +328,12 @@ func planExtraction(r io.ReaderAt, size int64, lim Limits) ([]planned, error) {
 	if len(zr.File) > lim.MaxEntries {
 		return nil, unsafeErr("", "archive has %d entries, more than the limit of %d", len(zr.File), lim.MaxEntries)
 	}
+	if err := checkOverlaps(r, size, zr.File); err != nil {
+		return nil, err
+	}
 	var plan []planned
 	seen := map[string]string{} // lower-case name → type
-	var total, compressed uint64
+	var total uint64
 	for _, f := range zr.File {
 		name, isDir, err := checkName(f.Name, lim)
 		if err != nil {
@@ -368,7 +374,6 @@ func planExtraction(r io.ReaderAt, size int64, lim Limits) ([]planned, error) {
 			return nil, unsafeErr(f.Name, "%d bytes uncompressed, more than the per-file limit of %d", u, lim.MaxFileSize)
 		}
 		total += u
-		compressed += f.CompressedSize64
 		if total > uint64(lim.MaxTotalSize) {
 			return nil, unsafeErr(f.Name, "archive expands to more than the total limit of %d bytes", lim.MaxTotalSize)
 		}
@@ -377,8 +382,11 @@ func planExtraction(r io.ReaderAt, size int64, lim Limits) ([]planned, error) {
 		}
 		plan = append(plan, p)
 	}
-	if total > uint64(lim.RatioFloor) && (compressed == 0 || total/compressed > uint64(lim.MaxRatio)) {
-		return nil, unsafeErr("", "archive compression ratio over %d:1 (zip bomb?)", lim.MaxRatio)
+	// The whole archive's ratio is taken against its size on disk, not the
+	// sum of the entries' compressed sizes, which entries sharing bytes
+	// would inflate.
+	if total > uint64(lim.RatioFloor) && (size <= 0 || total/uint64(size) > uint64(lim.MaxRatio)) {
+		return nil, unsafeErr("", "archive expands to %d bytes from %d, a ratio over %d:1 (zip bomb?)", total, size, lim.MaxRatio)
 	}
 	// No entry may live under a file or a link: writes never pass through
 	// a link, whatever order the entries come in.

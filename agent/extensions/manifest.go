@@ -1,4 +1,4 @@
-package signing
+package extensions
 
 import (
 	"archive/zip"
@@ -59,7 +59,7 @@ func (h *HandlerManifest) Commands() map[string]string {
 // Commands are checked for form only (see CheckCommandFiles).
 func ParseHandlerManifest(data []byte) (*HandlerManifest, error) {
 	bad := func(format string, args ...any) error {
-		return fail(CodeBadHandlerManifest, ErrBadHandlerManifest, nil, format, args...)
+		return fail(CodeBadHandlerManifest, nil, format, args...)
 	}
 	if len(data) > maxHandlerManifest {
 		return nil, bad("%s is larger than %d bytes", HandlerManifestName, maxHandlerManifest)
@@ -67,7 +67,7 @@ func ParseHandlerManifest(data []byte) (*HandlerManifest, error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // BOM written by some Windows editors
 	var raw []json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fail(CodeBadHandlerManifest, ErrBadHandlerManifest, err, "%s must be a JSON array holding one handler object", HandlerManifestName)
+		return nil, fail(CodeBadHandlerManifest, err, "%s must be a JSON array holding one handler object", HandlerManifestName)
 	}
 	if len(raw) != 1 {
 		return nil, bad("%s holds %d handler objects, want exactly 1", HandlerManifestName, len(raw))
@@ -77,7 +77,7 @@ func ParseHandlerManifest(data []byte) (*HandlerManifest, error) {
 		HandlerManifest *json.RawMessage `json:"handlerManifest"`
 	}
 	if err := json.Unmarshal(raw[0], &probe); err != nil {
-		return nil, fail(CodeBadHandlerManifest, ErrBadHandlerManifest, err, "%s: the handler object is not valid", HandlerManifestName)
+		return nil, fail(CodeBadHandlerManifest, err, "%s: the handler object is not valid", HandlerManifestName)
 	}
 	if probe.HandlerManifest == nil {
 		return nil, bad("%s has no \"handlerManifest\" object", HandlerManifestName)
@@ -99,7 +99,7 @@ func ParseHandlerManifest(data []byte) (*HandlerManifest, error) {
 	var hm HandlerManifest
 	var cmds HandlerCommands
 	if err := json.Unmarshal(*probe.HandlerManifest, &cmds); err != nil {
-		return nil, fail(CodeBadHandlerManifest, ErrBadHandlerManifest, err, "%s: handlerManifest has a field of the wrong type", HandlerManifestName)
+		return nil, fail(CodeBadHandlerManifest, err, "%s: handlerManifest has a field of the wrong type", HandlerManifestName)
 	}
 	hm.Version = json.Number("1.0")
 	hm.HandlerManifest = cmds
@@ -152,14 +152,14 @@ func (h *HandlerManifest) CheckCommandFiles(exists func(p string) (ok, exec bool
 			continue
 		}
 		if prog == ".." || strings.HasPrefix(prog, "../") {
-			return fail(CodeBadHandlerManifest, ErrBadHandlerManifest, nil, "%s: %s runs %s, which is outside the package", HandlerManifestName, name, prog)
+			return fail(CodeBadHandlerManifest, nil, "%s: %s runs %s, which is outside the package", HandlerManifestName, name, prog)
 		}
 		ok, exec := exists(prog)
 		if !ok {
-			return fail(CodeBadHandlerManifest, ErrBadHandlerManifest, nil, "%s: %s runs %s, which is not a file of the package", HandlerManifestName, name, prog)
+			return fail(CodeBadHandlerManifest, nil, "%s: %s runs %s, which is not a file of the package", HandlerManifestName, name, prog)
 		}
 		if !exec {
-			return fail(CodeBadHandlerManifest, ErrBadHandlerManifest, nil, "%s: %s runs %s, which is not executable (chmod +x it)", HandlerManifestName, name, prog)
+			return fail(CodeBadHandlerManifest, nil, "%s: %s runs %s, which is not executable (chmod +x it)", HandlerManifestName, name, prog)
 		}
 	}
 	return nil
@@ -170,7 +170,7 @@ func (h *HandlerManifest) CheckCommandFiles(exists func(p string) (ok, exec bool
 func ReadPackageManifest(zipPath string) (*HandlerManifest, error) {
 	zr, err := zip.OpenReader(zipPath)
 	if err != nil && err != zip.ErrInsecurePath {
-		return nil, fail(CodeBadHandlerManifest, ErrBadHandlerManifest, err, "%s is not a zip archive", zipPath)
+		return nil, fail(CodeBadHandlerManifest, err, "%s is not a zip archive", zipPath)
 	}
 	defer zr.Close()
 	files := map[string]*zip.File{}
@@ -179,19 +179,19 @@ func ReadPackageManifest(zipPath string) (*HandlerManifest, error) {
 	}
 	mf, ok := files[HandlerManifestName]
 	if !ok {
-		return nil, fail(CodeBadHandlerManifest, ErrBadHandlerManifest, nil, "%s has no %s at its root", zipPath, HandlerManifestName)
+		return nil, fail(CodeBadHandlerManifest, nil, "%s has no %s at its root", zipPath, HandlerManifestName)
 	}
 	if mf.UncompressedSize64 > maxHandlerManifest {
-		return nil, fail(CodeBadHandlerManifest, ErrBadHandlerManifest, nil, "%s is larger than %d bytes", HandlerManifestName, maxHandlerManifest)
+		return nil, fail(CodeBadHandlerManifest, nil, "%s is larger than %d bytes", HandlerManifestName, maxHandlerManifest)
 	}
 	rc, err := mf.Open()
 	if err != nil {
-		return nil, fail(CodeBadHandlerManifest, ErrBadHandlerManifest, err, "open %s", HandlerManifestName)
+		return nil, fail(CodeBadHandlerManifest, err, "open %s", HandlerManifestName)
 	}
 	defer rc.Close()
 	data, err := io.ReadAll(io.LimitReader(rc, maxHandlerManifest+1))
 	if err != nil {
-		return nil, fail(CodeBadHandlerManifest, ErrBadHandlerManifest, err, "read %s", HandlerManifestName)
+		return nil, fail(CodeBadHandlerManifest, err, "read %s", HandlerManifestName)
 	}
 	hm, err := ParseHandlerManifest(data)
 	if err != nil {
