@@ -7,9 +7,11 @@
 // package signing (threshold, rollback and freeze refused). Versions are
 // compared with Masterminds/semver, four-part agent builds folded onto
 // semver (ParseVersion). A Policy says which versions are current, behind
-// or unsupported; Collector fills the audit engine's facts.releases; and
-// Check streams a fleet inventory (JSON or CSV) through the policy to the
-// currency writers (table, JSON, CSV, Markdown, SARIF).
+// or unsupported (Currency, the data of the audit's currency rules, which
+// package audit/releasefacts turns into audit facts); and Check streams a
+// fleet inventory (JSON or CSV) through the policy to the currency writers,
+// which write through package reports (table, JSON, CSV, Markdown, SARIF,
+// JUnit, HTML). This package does not import the audit engine.
 package releases
 
 import (

@@ -15,6 +15,7 @@ import (
 
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/audit"
+	"github.com/arcagent/arcagent/audit/releasefacts"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/buildinfo"
 	"github.com/arcagent/arcagent/releases"
@@ -239,7 +240,7 @@ func (f *releaseFlags) collector(ctx context.Context, a *app) (audit.ReleasesCol
 	if err != nil {
 		return nil, err
 	}
-	return &releases.Collector{Checker: c}, nil
+	return &releasefacts.Collector{Checker: c}, nil
 }
 
 type fleetCurrencyFlags struct {

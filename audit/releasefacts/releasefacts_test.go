@@ -1,15 +1,69 @@
-package releases
+package releasefacts
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/arcagent/arcagent/audit"
 	"github.com/arcagent/arcagent/audit/fixture"
+	"github.com/arcagent/arcagent/errcode"
+	. "github.com/arcagent/arcagent/releases"
 	"github.com/arcagent/arcagent/reports"
 	"github.com/arcagent/arcagent/rules"
 )
+
+type fakeSource struct {
+	rels map[string][]Release
+	err  error
+}
+
+func (f *fakeSource) String() string { return "fake source" }
+
+func (f *fakeSource) Releases(_ context.Context, p string) ([]Release, error) {
+	if r, ok := f.rels[p]; ok {
+		return r, nil
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	return nil, ErrUnknownProduct
+}
+
+func day(s string) time.Time {
+	t, err := time.Parse("2006-01-02", s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+var testNow = day("2026-06-01")
+
+var testReleases = []Release{
+	{Version: "v1.0.0", Published: day("2025-01-01")},
+	{Version: "v1.1.0", Published: day("2025-05-01")},
+	{Version: "v1.2.0", Published: day("2025-08-01")},
+	{Version: "v1.3.0", Published: day("2026-01-01")},
+}
+
+func testSource() *fakeSource {
+	return &fakeSource{rels: map[string][]Release{
+		AgentProduct: {
+			{Version: "1.27.02100.100", Published: day("2025-03-01")},
+			{Version: "1.28.02260.736", Published: day("2025-09-01")},
+			{Version: "1.29.02300.1", Published: day("2026-02-01")},
+		},
+		"Contoso.Monitoring.StatusReporter": testReleases,
+	}}
+}
+
+func isCode(err error, c errcode.Code) bool {
+	var ce *errcode.Error
+	return errors.As(err, &ce) && ce.Code == c
+}
 
 func TestCollectReleases(t *testing.T) {
 	f := &audit.Facts{}
@@ -33,7 +87,7 @@ func TestCollectReleases(t *testing.T) {
 	// A source that fails is an error (the rules then yield error).
 	src := testSource()
 	delete(src.rels, AgentProduct)
-	src.err = newErr(CodeUnreachable, ErrUnreachable, "fake", nil, "down")
+	src.err = errcode.New(CodeUnreachable, "fake source down")
 	if _, err := (&Collector{Checker: &Checker{Source: src}}).CollectReleases(context.Background(), f); !isCode(err, CodeUnreachable) {
 		t.Errorf("failing source: %v", err)
 	}
