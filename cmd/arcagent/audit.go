@@ -227,7 +227,7 @@ func newRulesCmd(a *app) *cobra.Command {
 			for _, r := range rs {
 				rows = append(rows, []string{r.ID, string(r.Severity), strings.Join(r.Profiles, ","), r.Title})
 			}
-			return renderTable(a, []string{"ID", "Severity", "Profiles", "Title"}, rows)
+			return a.printTable([]string{"ID", "SEVERITY", "PROFILES", "TITLE"}, rows, "TITLE")
 		},
 	}
 	show := &cobra.Command{

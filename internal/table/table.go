@@ -169,8 +169,9 @@ func Append(b *strings.Builder, header []string, rows [][]string, o Options) {
 	}
 }
 
-// Wrap breaks s into lines of at most width characters, at spaces where
-// it can and inside words longer than a line.
+// Wrap breaks s into lines of at most width characters: at spaces where
+// it can, then after the commas of a list, and inside words longer than a
+// line.
 func Wrap(s string, width int) []string {
 	if width <= 0 || utf8.RuneCountInString(s) <= width {
 		return []string{s}
@@ -194,9 +195,16 @@ func Wrap(s string, width int) []string {
 			case len(cur) > 0:
 				out = append(out, string(cur))
 				cur = cur[:0]
-			default: // a word longer than a line
-				out = append(out, string(wr[:width]))
-				wr = wr[width:]
+			default: // a word longer than a line: after a comma if it can
+				cut := width
+				for k := width - 1; k > 0; k-- {
+					if wr[k-1] == ',' {
+						cut = k
+						break
+					}
+				}
+				out = append(out, string(wr[:cut]))
+				wr = wr[cut:]
 			}
 		}
 	}

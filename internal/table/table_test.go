@@ -106,6 +106,7 @@ func TestWrap(t *testing.T) {
 		{"a  b", 0, []string{"a  b"}},
 		{"", 3, []string{""}},
 		{"héllo wörld", 5, []string{"héllo", "wörld"}},
+		{"a.b/c,d.e/f,g", 8, []string{"a.b/c,", "d.e/f,g"}},
 	}
 	for _, tt := range tests {
 		if got := Wrap(tt.s, tt.width); strings.Join(got, "|") != strings.Join(tt.want, "|") {
