@@ -1,29 +1,31 @@
 package releases
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"time"
 )
 
 // Row is one verdict of a fleet check: one product on one machine, or a
 // bad inventory row (Product "-").
+// Its JSON is a result of the JSON report (schema version 1).
 type Row struct {
-	Machine       string
-	Line          int
-	Product       string
-	Installed     string
-	Latest        string
-	State         string
-	Behind        int
-	Supported     bool
-	Current       bool
-	MinSupported  string
-	ReleasedAt    string
-	SupportWindow string
-	Reason        string
+	Machine       string `json:"machine"`
+	Line          int    `json:"line"`
+	Product       string `json:"product"`
+	Installed     string `json:"installed"`
+	Latest        string `json:"latest"`
+	State         string `json:"state"`
+	Behind        int    `json:"behind"`
+	Supported     bool   `json:"supported"`
+	Current       bool   `json:"current"`
+	MinSupported  string `json:"minSupported"`
+	ReleasedAt    string `json:"releasedAt"`
+	SupportWindow string `json:"supportWindow"`
+	Reason        string `json:"reason"`
 }
 
 // Finding reports whether the row is something to act on (not current).
@@ -187,7 +189,7 @@ func Check(ctx context.Context, o CheckOptions) (*Summary, error) {
 	for _, ps := range perProduct {
 		s.Products = append(s.Products, *ps)
 	}
-	sort.Slice(s.Products, func(i, j int) bool { return s.Products[i].Product < s.Products[j].Product })
+	slices.SortFunc(s.Products, func(a, b ProductSummary) int { return cmp.Compare(a.Product, b.Product) })
 	if s.Products == nil {
 		s.Products = []ProductSummary{}
 	}

@@ -44,6 +44,34 @@ type Source interface {
 	Releases(ctx context.Context, product string) ([]Release, error)
 }
 
+// StaticSource is a Source over release lists at hand (tests, and callers
+// that read releases from elsewhere). Err, when set, answers every product
+// not in ByProduct; otherwise such a product is unknown.
+type StaticSource struct {
+	Name      string // "" is "static source"
+	ByProduct map[string][]Release
+	Err       error
+}
+
+// String names the source.
+func (s *StaticSource) String() string {
+	if s.Name == "" {
+		return "static source"
+	}
+	return s.Name
+}
+
+// Releases returns the releases of product.
+func (s *StaticSource) Releases(_ context.Context, product string) ([]Release, error) {
+	if r, ok := s.ByProduct[product]; ok {
+		return r, nil
+	}
+	if s.Err != nil {
+		return nil, s.Err
+	}
+	return nil, newErr(CodeUnknownProduct, ErrUnknownProduct, s.String(), nil, "no product %s", product)
+}
+
 // ProductName normalises a product name: an extension written
 // PUBLISHER/TYPE (as audit facts name it) becomes PUBLISHER.TYPE.
 func ProductName(s string) string {

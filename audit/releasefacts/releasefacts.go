@@ -1,7 +1,7 @@
 // Package releasefacts is the adapter between the release checker and the
-// audit engine: it turns the currency verdicts of package releases into the
-// audit's facts.releases, so that package releases never imports the audit
-// (nor its CEL rule engine).
+// audit engine: it fills the audit's facts.releases with the currency
+// verdicts of package releases, so that package releases never imports the
+// audit (nor its CEL rule engine).
 package releasefacts
 
 import (
@@ -31,7 +31,7 @@ func (c *Collector) CollectReleases(ctx context.Context, f *audit.Facts) (audit.
 			return out, err
 		}
 		if ix != nil {
-			cur := Fact(ix.Evaluate(f.Agent.Version))
+			cur := ix.Evaluate(f.Agent.Version)
 			if f.Agent.Version == "" {
 				cur.Reason = "the installed agent version is unknown"
 			}
@@ -47,13 +47,8 @@ func (c *Collector) CollectReleases(ctx context.Context, f *audit.Facts) (audit.
 			return out, err
 		}
 		if ix != nil {
-			out.Extensions = append(out.Extensions, Fact(ix.Evaluate(x.Version)))
+			out.Extensions = append(out.Extensions, ix.Evaluate(x.Version))
 		}
 	}
 	return out, nil
 }
-
-// Fact converts a currency verdict into the audit's fact: the two types
-// hold the same fields, so a field added to one and not the other stops
-// this conversion from compiling.
-func Fact(c releases.Currency) audit.Currency { return audit.Currency(c) }

@@ -15,23 +15,6 @@ import (
 	"github.com/arcagent/arcagent/rules"
 )
 
-type fakeSource struct {
-	rels map[string][]Release
-	err  error
-}
-
-func (f *fakeSource) String() string { return "fake source" }
-
-func (f *fakeSource) Releases(_ context.Context, p string) ([]Release, error) {
-	if r, ok := f.rels[p]; ok {
-		return r, nil
-	}
-	if f.err != nil {
-		return nil, f.err
-	}
-	return nil, ErrUnknownProduct
-}
-
 func day(s string) time.Time {
 	t, err := time.Parse("2006-01-02", s)
 	if err != nil {
@@ -49,8 +32,8 @@ var testReleases = []Release{
 	{Version: "v1.3.0", Published: day("2026-01-01")},
 }
 
-func testSource() *fakeSource {
-	return &fakeSource{rels: map[string][]Release{
+func testSource() *StaticSource {
+	return &StaticSource{Name: "fake source", ByProduct: map[string][]Release{
 		AgentProduct: {
 			{Version: "1.27.02100.100", Published: day("2025-03-01")},
 			{Version: "1.28.02260.736", Published: day("2025-09-01")},
@@ -86,8 +69,8 @@ func TestCollectReleases(t *testing.T) {
 	}
 	// A source that fails is an error (the rules then yield error).
 	src := testSource()
-	delete(src.rels, AgentProduct)
-	src.err = errcode.New(CodeUnreachable, "fake source down")
+	delete(src.ByProduct, AgentProduct)
+	src.Err = errcode.New(CodeUnreachable, "fake source down")
 	if _, err := (&Collector{Checker: &Checker{Source: src}}).CollectReleases(context.Background(), f); !isCode(err, CodeUnreachable) {
 		t.Errorf("failing source: %v", err)
 	}
@@ -104,7 +87,7 @@ func TestAuditCurrencyRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &fakeSource{rels: map[string][]Release{
+	src := &StaticSource{Name: "fake source", ByProduct: map[string][]Release{
 		AgentProduct:                        {{Version: "1.0.0", Published: day("2024-01-01")}, {Version: "1.1.0", Published: day("2026-01-01")}},
 		"Contoso.Monitoring.StatusReporter": testReleases,
 	}}

@@ -17,6 +17,7 @@ import (
 	"github.com/arcagent/arcagent/audit/releasefacts"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/buildinfo"
+	"github.com/arcagent/arcagent/internal/table"
 	"github.com/arcagent/arcagent/releases"
 	"github.com/arcagent/arcagent/reports"
 )
@@ -143,10 +144,7 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 	if format != "" && format != releases.FormatJSON && format != releases.FormatCSV {
 		return errcode.New(releases.CodeBadInventory, "--inventory-format %q: use json or csv", f.format)
 	}
-	outs, err := reports.ParseOutputsFor(a.defaultOutputs(f.outputs), func(format string) error {
-		_, err := releases.NewWriter(format, io.Discard, releases.WriterOptions{})
-		return err
-	})
+	outs, err := reports.ParseOutputsFor(a.defaultOutputs(f.outputs), releases.CheckFormat)
 	if err != nil {
 		return errcode.Wrap(releases.CodeBadOutput, err, "-o")
 	}
@@ -179,7 +177,7 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 		}
 		o := outs[i]
 		if o.ToStdout() {
-			writers[i], _ = releases.NewWriter(o.Format, a.stdout, releases.WriterOptions{All: f.all})
+			writers[i], _ = releases.NewWriter(o.Format, a.stdout, releases.WriterOptions{All: f.all, Width: table.Width(a.stdout)})
 			return open(i + 1)
 		}
 		return layout.WriteAtomic(o.File, layout.WriteOptions{Mode: 0o644}, func(w io.Writer) error {

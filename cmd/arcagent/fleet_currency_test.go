@@ -213,7 +213,7 @@ func TestFleetCurrencyGitHub(t *testing.T) {
 		{[]string{"--github-repo", "arc/agent", "--supported", "arcagent=latest"}, 2, "ARC0309"},
 		{[]string{"--github-repo", "arc/agent", "--support-window", "12m"}, 2, "write 12mo for months"},
 		{[]string{"--github-repo", "arc/agent", "--fail-on", "current"}, 2, "--fail-on"},
-		{[]string{"--github-repo", "arc/agent", "-o", "html"}, 2, "unknown format"},
+		{[]string{"--github-repo", "arc/agent", "-o", "xml"}, 2, "unknown format"},
 		{[]string{"--github-repo", "arc/agent", "-o", "json", "-o", "csv"}, 2, "both write to standard output"},
 		{[]string{"--github-repo", "not-a-repo"}, 2, "is not OWNER/REPO"},
 		{[]string{"--github-repo", "arc/agent", "--catalog", "x"}, 2, "not both"},
@@ -223,6 +223,11 @@ func TestFleetCurrencyGitHub(t *testing.T) {
 		_, stderr, code := runCLI(t, append(append([]string{}, base...), tt.args...)...)
 		if code != tt.code || !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, "what to do:") {
 			t.Errorf("%v: exit %d, want %d with %q:\n%s", tt.args, code, tt.code, tt.want, stderr)
+		}
+		// Each error says its code once.
+		first, _, _ := strings.Cut(strings.TrimPrefix(stderr, "error: "), ":")
+		if n := strings.Count(stderr, first+":"); !strings.HasPrefix(first, "ARC") || n != 1 {
+			t.Errorf("%v: the code %q is said %d times:\n%s", tt.args, first, n, stderr)
 		}
 	}
 	_, stderr, code = runCLI(t, "fleet", "currency", "--inventory", filepath.Join(t.TempDir(), "none.json"), "--github-repo", "arc/agent", "--github-url", srv.URL)
