@@ -2,6 +2,7 @@ package releases
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -162,7 +163,7 @@ func NewIndex(product string, rels []Release, policy Policy, now time.Time) (*In
 		}
 		ix.rels = append(ix.rels, release{v: v, published: r.Published})
 	}
-	sort.SliceStable(ix.rels, func(i, j int) bool { return ix.rels[i].v.Compare(ix.rels[j].v) < 0 })
+	slices.SortStableFunc(ix.rels, func(a, b release) int { return a.v.Compare(b.v) })
 	// Distinct versions: "v1.2.0" and "1.2.0" are one release.
 	out := ix.rels[:0]
 	for _, r := range ix.rels {
