@@ -111,6 +111,13 @@ func ruleOf(state string) *reports.Rule {
 // (a current version passes RuleBehind), located at the row's inventory
 // line, with the fingerprint of rule, machine and product.
 func (r *Row) Result(inventory string) reports.Result {
+	return r.result(inventory, make(map[string]any, 6))
+}
+
+// result is Result with ev as the evidence map (a writer that encodes the
+// result at once reuses one).
+func (r *Row) result(inventory string, ev map[string]any) reports.Result {
+	ev["machine"], ev["product"], ev["installed"], ev["latest"], ev["state"], ev["behind"] = r.Machine, r.Product, r.Installed, r.Latest, r.State, r.Behind
 	ru := ruleOf(r.State)
 	st := reports.StatusFail
 	if !r.Finding() {
@@ -122,10 +129,9 @@ func (r *Row) Result(inventory string) reports.Result {
 	}
 	return reports.Result{
 		RuleID: ru.ID, Severity: ru.Severity, Status: st, Message: msg,
-		Resource: r.Machine + " " + r.Product,
-		Location: reports.Location{Path: filepath.ToSlash(inventory), Line: max(r.Line, 1)},
-		Evidence: map[string]any{"machine": r.Machine, "product": r.Product, "installed": r.Installed, "latest": r.Latest,
-			"state": r.State, "behind": r.Behind},
+		Resource:    r.Machine + " " + r.Product,
+		Location:    reports.Location{Path: filepath.ToSlash(inventory), Line: max(r.Line, 1)},
+		Evidence:    ev,
 		Fingerprint: reports.Fingerprint(ru.ID, r.Machine, r.Product),
 	}
 }
@@ -145,8 +151,9 @@ type tableWriter struct {
 	w     *bufio.Writer
 	o     WriterOptions
 	rows  [][]string
+	cells []string // the rows' storage, reused block after block
 	wrote bool
-	buf   strings.Builder
+	buf   []byte // the rendered block, reused
 }
 
 var tableHeader = []string{"MACHINE", "PRODUCT", "INSTALLED", "LATEST", "STATE", "BEHIND", "REASON"}
@@ -164,7 +171,12 @@ func (t *tableWriter) Row(r *Row) error {
 	if r.State == StateBehind || r.State == StateUnsupported {
 		behind = strconv.Itoa(r.Behind)
 	}
-	t.rows = append(t.rows, []string{dash(r.Machine), dash(r.Product), dash(r.Installed), dash(r.Latest), r.State, behind, r.Reason})
+	if t.cells == nil {
+		t.cells = make([]string, 0, tableBlock*len(tableHeader))
+	}
+	n := len(t.cells)
+	t.cells = append(t.cells, dash(r.Machine), dash(r.Product), dash(r.Installed), dash(r.Latest), r.State, behind, r.Reason)
+	t.rows = append(t.rows, t.cells[n:len(t.cells):len(t.cells)])
 	if len(t.rows) >= tableBlock {
 		return t.flush()
 	}
@@ -176,12 +188,12 @@ func (t *tableWriter) flush() error {
 	if len(t.rows) == 0 {
 		return nil
 	}
-	t.buf.Reset()
-	table.Append(&t.buf, tableHeader, t.rows, table.Options{Width: t.o.Width, Wrap: "REASON", KeepEmpty: true, NoHeader: t.wrote})
+	t.buf = table.Append(t.buf[:0], tableHeader, t.rows, table.Options{Width: t.o.Width, Wrap: "REASON", KeepEmpty: true, NoHeader: t.wrote})
 	t.wrote = true
 	clear(t.rows)
-	t.rows = t.rows[:0]
-	_, err := t.w.WriteString(t.buf.String())
+	clear(t.cells)
+	t.rows, t.cells = t.rows[:0], t.cells[:0]
+	_, err := t.w.Write(t.buf)
 	return err
 }
 
@@ -398,6 +410,7 @@ type sarifWriter struct {
 	max int // tests: 0 is reports.MaxSARIFResults
 	h   Header
 	s   *reports.SARIFStream
+	ev  map[string]any // the evidence of each result, reused
 }
 
 func (s *sarifWriter) Begin(h *Header) error {
@@ -412,7 +425,10 @@ func (s *sarifWriter) Row(r *Row) error {
 	if !r.Finding() {
 		return nil
 	}
-	res := r.Result(s.h.Inventory)
+	if s.ev == nil {
+		s.ev = make(map[string]any, 6)
+	}
+	res := r.result(s.h.Inventory, s.ev)
 	return s.s.Result(r.Machine, &res)
 }
 

@@ -135,10 +135,17 @@ type sarifResult struct {
 	Level               string             `json:"level"`
 	Message             sarifMessage       `json:"message"`
 	Locations           []sarifLocation    `json:"locations"`
-	PartialFingerprints map[string]string  `json:"partialFingerprints"`
+	PartialFingerprints sarifFingerprints  `json:"partialFingerprints"`
 	BaselineState       string             `json:"baselineState,omitempty"`
 	Suppressions        []sarifSuppression `json:"suppressions,omitempty"`
 	Properties          sarifResultProps   `json:"properties"`
+}
+
+// sarifFingerprints are a result's partial fingerprints, in the order a
+// map would encode them (a struct costs no map per result).
+type sarifFingerprints struct {
+	Arcagent        string `json:"arcagentFingerprint/v1"`
+	PrimaryLineHash string `json:"primaryLocationLineHash"`
 }
 
 type sarifResultProps struct {
@@ -725,11 +732,8 @@ func sarifResultOf(host string, res *Result, ruleIndex int) sarifResult {
 		// GitHub reads primaryLocationLineHash as "hash:occurrence". The
 		// fingerprint already names one finding on one host, so the
 		// occurrence is always 1 and alerts follow the finding, not the line.
-		PartialFingerprints: map[string]string{
-			"primaryLocationLineHash": fp + ":1",
-			"arcagentFingerprint/v1":  fp,
-		},
-		Properties: sarifResultProps{Severity: res.Severity, Status: res.Status, Resource: res.Resource, Fingerprint: fp, Evidence: res.Evidence},
+		PartialFingerprints: sarifFingerprints{PrimaryLineHash: fp + ":1", Arcagent: fp},
+		Properties:          sarifResultProps{Severity: res.Severity, Status: res.Status, Resource: res.Resource, Fingerprint: fp, Evidence: res.Evidence},
 	}
 	switch res.Baseline {
 	case BaselineNew:

@@ -59,14 +59,13 @@ func Width(w io.Writer) int {
 // Render writes header and rows to w. Rows may be shorter than the header
 // (missing cells are empty).
 func Render(w io.Writer, header []string, rows [][]string, o Options) error {
-	var b strings.Builder
-	Append(&b, header, rows, o)
-	_, err := io.WriteString(w, b.String())
+	_, err := w.Write(Append(nil, header, rows, o))
 	return err
 }
 
-// Append renders the table into b.
-func Append(b *strings.Builder, header []string, rows [][]string, o Options) {
+// Append renders the table at the end of b and returns the extended
+// buffer, so that a caller rendering block after block reuses one.
+func Append(b []byte, header []string, rows [][]string, o Options) []byte {
 	n := len(header)
 	for _, r := range rows {
 		n = max(n, len(r))
@@ -98,7 +97,7 @@ func Append(b *strings.Builder, header []string, rows [][]string, o Options) {
 		cols = append(cols, i)
 	}
 	if len(cols) == 0 {
-		return
+		return b
 	}
 	wrap := -1
 	if o.Width > 0 {
@@ -116,33 +115,31 @@ func Append(b *strings.Builder, header []string, rows [][]string, o Options) {
 			widths[wrap] = max(widths[wrap]-(total-o.Width), min(minWrap, widths[wrap]))
 		}
 	}
-	var ln []byte
 	line := func(row int, cells []string) {
-		ln = ln[:0]
+		start := len(b)
 		for k, i := range cols {
 			c := cells[i]
 			pad := widths[i] - utf8.RuneCountInString(c)
 			if o.Paint != nil && row >= 0 && c != "" {
 				c = o.Paint(row, i, c)
 			}
-			ln = append(ln, c...)
+			b = append(b, c...)
 			if k == len(cols)-1 {
 				break
 			}
 			for ; pad > 0; pad-- {
-				ln = append(ln, ' ')
+				b = append(b, ' ')
 			}
-			ln = append(ln, gap...)
+			b = append(b, gap...)
 		}
 		// No trailing blanks when the last cells are empty.
-		for len(ln) > 0 && ln[len(ln)-1] == ' ' {
-			ln = ln[:len(ln)-1]
+		for len(b) > start && b[len(b)-1] == ' ' {
+			b = b[:len(b)-1]
 		}
-		b.Write(ln)
-		b.WriteByte('\n')
+		b = append(b, '\n')
 	}
+	cells := make([]string, n)
 	emit := func(row int, r []string) {
-		cells := make([]string, n)
 		for i := range cells {
 			cells[i] = cell(r, i)
 		}
@@ -167,6 +164,7 @@ func Append(b *strings.Builder, header []string, rows [][]string, o Options) {
 	for i, r := range rows {
 		emit(i, r)
 	}
+	return b
 }
 
 // Wrap breaks s into lines of at most width characters: at spaces where
