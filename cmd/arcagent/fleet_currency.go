@@ -106,14 +106,16 @@ default the releases of the last 12 months, or outside --supported). A version
 that cannot be parsed, and a bad inventory row, is reported as unknown.
 
 The inventory is streamed: memory stays flat however many machines it holds.
-JSON and CSV reports hold every result; table and Markdown list the findings
-(--all lists current ones too); SARIF holds findings (ARC-CUR-001 behind,
-ARC-CUR-002 unsupported, ARC-CUR-003 unknown).
+JSON, CSV, JUnit and HTML reports hold every result; table and Markdown list
+the findings (--all lists current ones too); SARIF holds findings (ARC-CUR-001
+behind, ARC-CUR-002 unsupported, ARC-CUR-003 unknown). The inventory may be
+the JSON of "arcagent fleet machines list -j" on standard input (--inventory -).
 
 Exit codes: 0 done (and nothing at or above --fail-on); 1 findings at or
 above --fail-on (unknown versions count at either level); 2 bad usage or
 input; 3 the source could not be read.`,
-		Example: `  arcagent fleet currency --inventory fleet.json --github-repo arcagent/arcagent \
+		Example: `  arcagent fleet machines list -j | arcagent fleet currency --inventory - --github-repo arcagent/arcagent
+  arcagent fleet currency --inventory fleet.json --github-repo arcagent/arcagent \
       --github-repo Contoso.Monitoring.StatusReporter=contoso/status-reporter
   arcagent fleet currency --inventory fleet.csv --catalog https://releases.example.com/releases.sig.json \
       --fail-on unsupported -o table -o sarif=currency.sarif
