@@ -88,7 +88,7 @@ func TestAuditCurrencyRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := &releases.StaticSource{Name: "fake source", ByProduct: map[string][]releases.Release{
-		releases.AgentProduct:                        {{Version: "1.0.0", Published: day("2024-01-01")}, {Version: "1.1.0", Published: day("2026-01-01")}},
+		releases.AgentProduct:               {{Version: "1.0.0", Published: day("2024-01-01")}, {Version: "1.1.0", Published: day("2026-01-01")}},
 		"Contoso.Monitoring.StatusReporter": testReleases,
 	}}
 	run := func(rc audit.ReleasesCollector) map[string]reports.Result {
