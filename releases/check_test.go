@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/testutil"
@@ -309,5 +310,39 @@ func TestSARIFLimit(t *testing.T) {
 	testutil.ValidateSARIF(t, b.Bytes())
 	if !strings.Contains(b.String(), "3 findings were left out") || strings.Count(b.String(), `"ruleId"`) != 2 {
 		t.Errorf("SARIF limit:\n%s", b.String())
+	}
+}
+
+// The currency table fits the width it is given: the reason wraps, the
+// other columns stay whole; without a width every finding is one line.
+func TestTableWidth(t *testing.T) {
+	render := func(width int) string {
+		var b bytes.Buffer
+		w, err := NewWriter("table", &b, WriterOptions{Width: width})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Check(context.Background(), CheckOptions{Inventory: strings.NewReader(checkInventory), Checker: &Checker{Source: testSource(), Now: testNow},
+			Writers: []RowWriter{w}, Header: Header{Inventory: "fleet.json", Source: "fake source"}}); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	wide := render(0)
+	narrow := render(120)
+	findings := narrow[strings.Index(narrow, "MACHINE"):strings.Index(narrow, "\n\nPRODUCT")]
+	for _, l := range strings.Split(findings, "\n") {
+		if n := utf8.RuneCountInString(l); n > 120 {
+			t.Errorf("line of %d: %q", n, l)
+		}
+	}
+	if strings.Count(narrow, "\n") <= strings.Count(wide, "\n") {
+		t.Errorf("nothing wrapped:\n%s", narrow)
+	}
+	if !strings.Contains(strings.Join(strings.Fields(narrow), " "), "the oldest supported release is 1.28.02260.736 (latest 1.29.02300.1)") {
+		t.Errorf("the reason is lost:\n%s", narrow)
+	}
+	if !strings.Contains(wide, "older than the support window of 1y: the oldest supported release is 1.28.02260.736 (latest 1.29.02300.1)\n") {
+		t.Errorf("unlimited width wrapped:\n%s", wide)
 	}
 }
