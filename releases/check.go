@@ -7,6 +7,9 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/reports"
 )
 
 // Row is one verdict of a fleet check: one product on one machine, or a
@@ -240,4 +243,48 @@ func write(ws []RowWriter, r *Row) error {
 		}
 	}
 	return nil
+}
+
+// ReportOptions configure WriteReports: one fleet check written to several
+// outputs.
+type ReportOptions struct {
+	CheckOptions
+	// Outputs are the formats and files ("" or "-" is Stdout).
+	Outputs []reports.Output
+	Stdout  io.Writer
+	// All lists current results too in table and Markdown.
+	All bool
+	// Width is the width of the terminal Stdout is (0: unlimited); files
+	// are always written unlimited.
+	Width int
+}
+
+// WriteReports runs the check once, writing every output as rows come.
+// Files are written atomically (0644): a failed run leaves none.
+func WriteReports(ctx context.Context, o ReportOptions) (*Summary, error) {
+	var sum *Summary
+	writers := make([]RowWriter, len(o.Outputs))
+	var open func(i int) error
+	open = func(i int) (err error) {
+		if i == len(o.Outputs) {
+			co := o.CheckOptions
+			co.Writers = writers
+			sum, err = Check(ctx, co)
+			return err
+		}
+		out := o.Outputs[i]
+		if out.ToStdout() {
+			if writers[i], err = NewWriter(out.Format, o.Stdout, WriterOptions{All: o.All, Width: o.Width}); err != nil {
+				return err
+			}
+			return open(i + 1)
+		}
+		return layout.WriteAtomic(out.File, layout.WriteOptions{Mode: 0o644}, func(w io.Writer) (err error) {
+			if writers[i], err = NewWriter(out.Format, w, WriterOptions{All: o.All}); err != nil {
+				return err
+			}
+			return open(i + 1)
+		})
+	}
+	return sum, open(0)
 }

@@ -8,12 +8,15 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/testutil"
+	"github.com/arcagent/arcagent/reports"
 )
 
 func testSource() *StaticSource {
@@ -344,5 +347,39 @@ func TestTableWidth(t *testing.T) {
 	}
 	if !strings.Contains(wide, "older than the support window of 1y: the oldest supported release is 1.28.02260.736 (latest 1.29.02300.1)\n") {
 		t.Errorf("unlimited width wrapped:\n%s", wide)
+	}
+}
+
+// WriteReports writes every output in one pass; a failed run leaves no file.
+func TestWriteReports(t *testing.T) {
+	dir := t.TempDir()
+	sarif, csvFile := filepath.Join(dir, "c.sarif"), filepath.Join(dir, "c.csv")
+	outs := []reports.Output{{Format: "table"}, {Format: "sarif", File: sarif}, {Format: "csv", File: csvFile}}
+	run := func(inv string) (*Summary, string, error) {
+		var stdout bytes.Buffer
+		sum, err := WriteReports(context.Background(), ReportOptions{
+			CheckOptions: CheckOptions{Inventory: strings.NewReader(inv), Checker: &Checker{Source: testSource(), Now: testNow}, Header: Header{Inventory: "fleet.json"}},
+			Outputs:      outs, Stdout: &stdout,
+		})
+		return sum, stdout.String(), err
+	}
+	sum, stdout, err := run(checkInventory)
+	if err != nil || sum.Results != 9 || !strings.Contains(stdout, "6 machines, 9 results") {
+		t.Fatalf("%v %+v\n%s", err, sum, stdout)
+	}
+	for _, p := range []string{sarif, csvFile} {
+		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: %v %v", p, fi, err)
+		}
+	}
+	os.Remove(sarif)
+	os.Remove(csvFile)
+	if _, _, err := run(`[{"name": `); !isCode(err, CodeBadInventory) {
+		t.Errorf("bad inventory: %v", err)
+	}
+	for _, p := range []string{sarif, csvFile} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left by a failed run: %v", p, err)
+		}
 	}
 }

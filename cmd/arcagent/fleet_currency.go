@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
-	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/audit"
 	"github.com/arcagent/arcagent/audit/releasefacts"
 	"github.com/arcagent/arcagent/errcode"
@@ -166,28 +165,10 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 	bi := buildinfo.Get()
 	head := releases.Header{Tool: "arcagent", Version: bi.Version, Inventory: f.inventory, Source: checker.Source.String(), GeneratedAt: time.Now().UTC(), FailOn: failOn}
 	progress := a.progress("checked %d machines")
-	var sum *releases.Summary
-	writers := make([]releases.RowWriter, len(outs))
-	// Open every file output (atomically: a failed run leaves none), then
-	// run the check once, writing all formats as rows come.
-	var open func(i int) error
-	open = func(i int) error {
-		if i == len(outs) {
-			var err error
-			sum, err = releases.Check(ctx, releases.CheckOptions{Inventory: in, Format: format, Checker: checker, Writers: writers, Header: head, Progress: progress.update})
-			return err
-		}
-		o := outs[i]
-		if o.ToStdout() {
-			writers[i], _ = releases.NewWriter(o.Format, a.stdout, releases.WriterOptions{All: f.all, Width: table.Width(a.stdout)})
-			return open(i + 1)
-		}
-		return layout.WriteAtomic(o.File, layout.WriteOptions{Mode: 0o644}, func(w io.Writer) error {
-			writers[i], _ = releases.NewWriter(o.Format, w, releases.WriterOptions{All: f.all})
-			return open(i + 1)
-		})
-	}
-	err = open(0)
+	sum, err := releases.WriteReports(ctx, releases.ReportOptions{
+		CheckOptions: releases.CheckOptions{Inventory: in, Format: format, Checker: checker, Header: head, Progress: progress.update},
+		Outputs:      outs, Stdout: a.stdout, All: f.all, Width: table.Width(a.stdout),
+	})
 	progress.done()
 	if err != nil {
 		return err
