@@ -5,7 +5,11 @@
 // reports.Report for the writers.
 package audit
 
-import "time"
+import (
+	"time"
+
+	"github.com/arcagent/arcagent/releases"
+)
 
 // Facts is everything the collectors learned about a target. It is
 // serialised to JSON and evaluated by CEL rules as the variable `facts`, so
@@ -254,20 +258,9 @@ type ReleasesFacts struct {
 	Extensions []Currency `json:"extensions"`
 }
 
-// Currency is the version currency verdict for one product.
-type Currency struct {
-	Product       string `json:"product"`
-	Installed     string `json:"installed"`
-	Latest        string `json:"latest"`
-	State         string `json:"state"` // current, behind, unsupported, unknown
-	Behind        int    `json:"behind"`
-	Supported     bool   `json:"supported"`
-	Current       bool   `json:"current"`
-	Reason        string `json:"reason"`
-	MinSupported  string `json:"min_supported"`
-	ReleasedAt    string `json:"released_at"`
-	SupportWindow string `json:"support_window"`
-}
+// Currency is the version currency verdict for one product, as package
+// releases computes it (audit/releasefacts fills it).
+type Currency = releases.Currency
 
 // CloudFacts holds what the control plane says about the machine's scope,
 // filled when the agent is connected and the control plane is reachable.

@@ -24,15 +24,15 @@ var benchProducts = []string{
 
 // benchSource has 40 four-part agent builds and 20 releases of each
 // extension, one a fortnight.
-func benchSource() *fakeSource {
+func benchSource() *StaticSource {
 	now := time.Now()
-	src := &fakeSource{rels: map[string][]Release{}}
+	src := &StaticSource{Name: "fake source", ByProduct: map[string][]Release{}}
 	for i := 0; i < 40; i++ {
-		src.rels[AgentProduct] = append(src.rels[AgentProduct], Release{Version: fmt.Sprintf("1.%d.0%d.%d", 20+i/4, 2000+i*37, 100+i), Published: now.AddDate(0, 0, -14*(40-i))})
+		src.ByProduct[AgentProduct] = append(src.ByProduct[AgentProduct], Release{Version: fmt.Sprintf("1.%d.0%d.%d", 20+i/4, 2000+i*37, 100+i), Published: now.AddDate(0, 0, -14*(40-i))})
 	}
 	for _, p := range benchProducts {
 		for i := 0; i < 20; i++ {
-			src.rels[p] = append(src.rels[p], Release{Version: fmt.Sprintf("v2.%d.%d", i/5, i%5), Published: now.AddDate(0, 0, -30*(20-i))})
+			src.ByProduct[p] = append(src.ByProduct[p], Release{Version: fmt.Sprintf("v2.%d.%d", i/5, i%5), Published: now.AddDate(0, 0, -30*(20-i))})
 		}
 	}
 	return src
@@ -54,7 +54,7 @@ func writeBenchInventory(tb testing.TB, path string, n int) {
 		if rng.IntN(500) == 0 {
 			return "2.x"
 		}
-		r := src.rels[p]
+		r := src.ByProduct[p]
 		return r[len(r)-1-rng.IntN(len(r))].Version
 	}
 	w.WriteString("{\"machines\": [\n")

@@ -1,29 +1,34 @@
 package releases
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"time"
+
+	"github.com/arcagent/arcagent/internal/atomicfile"
+	"github.com/arcagent/arcagent/reports"
 )
 
 // Row is one verdict of a fleet check: one product on one machine, or a
 // bad inventory row (Product "-").
+// Its JSON is a result of the JSON report (schema version 1).
 type Row struct {
-	Machine       string
-	Line          int
-	Product       string
-	Installed     string
-	Latest        string
-	State         string
-	Behind        int
-	Supported     bool
-	Current       bool
-	MinSupported  string
-	ReleasedAt    string
-	SupportWindow string
-	Reason        string
+	Machine       string `json:"machine"`
+	Line          int    `json:"line"`
+	Product       string `json:"product"`
+	Installed     string `json:"installed"`
+	Latest        string `json:"latest"`
+	State         string `json:"state"`
+	Behind        int    `json:"behind"`
+	Supported     bool   `json:"supported"`
+	Current       bool   `json:"current"`
+	MinSupported  string `json:"minSupported"`
+	ReleasedAt    string `json:"releasedAt"`
+	SupportWindow string `json:"supportWindow"`
+	Reason        string `json:"reason"`
 }
 
 // Finding reports whether the row is something to act on (not current).
@@ -187,7 +192,7 @@ func Check(ctx context.Context, o CheckOptions) (*Summary, error) {
 	for _, ps := range perProduct {
 		s.Products = append(s.Products, *ps)
 	}
-	sort.Slice(s.Products, func(i, j int) bool { return s.Products[i].Product < s.Products[j].Product })
+	slices.SortFunc(s.Products, func(a, b ProductSummary) int { return cmp.Compare(a.Product, b.Product) })
 	if s.Products == nil {
 		s.Products = []ProductSummary{}
 	}
@@ -238,4 +243,48 @@ func write(ws []RowWriter, r *Row) error {
 		}
 	}
 	return nil
+}
+
+// ReportOptions configure WriteReports: one fleet check written to several
+// outputs.
+type ReportOptions struct {
+	CheckOptions
+	// Outputs are the formats and files ("" or "-" is Stdout).
+	Outputs []reports.Output
+	Stdout  io.Writer
+	// All lists current results too in table and Markdown.
+	All bool
+	// Width is the width of the terminal Stdout is (0: unlimited); files
+	// are always written unlimited.
+	Width int
+}
+
+// WriteReports runs the check once, writing every output as rows come.
+// Files are written atomically (0644): a failed run leaves none.
+func WriteReports(ctx context.Context, o ReportOptions) (*Summary, error) {
+	var sum *Summary
+	writers := make([]RowWriter, len(o.Outputs))
+	var open func(i int) error
+	open = func(i int) (err error) {
+		if i == len(o.Outputs) {
+			co := o.CheckOptions
+			co.Writers = writers
+			sum, err = Check(ctx, co)
+			return err
+		}
+		out := o.Outputs[i]
+		if out.ToStdout() {
+			if writers[i], err = NewWriter(out.Format, o.Stdout, WriterOptions{All: o.All, Width: o.Width}); err != nil {
+				return err
+			}
+			return open(i + 1)
+		}
+		return atomicfile.Write(out.File, atomicfile.WriteOptions{Mode: 0o644}, func(w io.Writer) (err error) {
+			if writers[i], err = NewWriter(out.Format, w, WriterOptions{All: o.All}); err != nil {
+				return err
+			}
+			return open(i + 1)
+		})
+	}
+	return sum, open(0)
 }

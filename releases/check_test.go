@@ -1,44 +1,26 @@
 package releases
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
+	"unicode/utf8"
 
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/testutil"
+	"github.com/arcagent/arcagent/reports"
 )
 
-// fakeSource is a Source from a map; err, when set, answers every product
-// not in the map.
-type fakeSource struct {
-	rels map[string][]Release
-	err  error
-}
-
-func (f *fakeSource) String() string { return "fake source" }
-
-func (f *fakeSource) Releases(_ context.Context, p string) ([]Release, error) {
-	if r, ok := f.rels[p]; ok {
-		return r, nil
-	}
-	if f.err != nil {
-		return nil, f.err
-	}
-	return nil, newErr(CodeUnknownProduct, ErrUnknownProduct, "fake source", nil, "no product %s", p)
-}
-
-func testSource() *fakeSource {
-	return &fakeSource{rels: map[string][]Release{
+func testSource() *StaticSource {
+	return &StaticSource{Name: "fake source", ByProduct: map[string][]Release{
 		AgentProduct: {
 			{Version: "1.27.02100.100", Published: day("2025-03-01")},
 			{Version: "1.28.02260.736", Published: day("2025-09-01")},
@@ -149,7 +131,7 @@ func TestCheck(t *testing.T) {
 	}
 
 	// SARIF: valid 2.1.0, one result per finding, stable fingerprints.
-	validateSARIF(t, out["sarif"])
+	testutil.ValidateSARIF(t, out["sarif"])
 	var sarif struct {
 		Runs []struct {
 			Results []struct {
@@ -181,6 +163,34 @@ func TestCheck(t *testing.T) {
 	}
 	if rules[RuleBehind] != 2 || rules[RuleUnsupported] != 2 || rules[RuleUnknown] != 3 {
 		t.Errorf("SARIF rules %v", rules)
+	}
+
+	// JUnit: one test case per result, the findings failed; HTML: one
+	// page through the audit's writer, inventory text escaped.
+	var suites struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Suites   []struct {
+			Cases []struct {
+				Name    string    `xml:"name,attr"`
+				Failure *struct{} `xml:"failure"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(out["junit"], &suites); err != nil {
+		t.Fatalf("JUnit: %v\n%s", err, out["junit"])
+	}
+	if suites.Tests != 9 || suites.Failures != 7 || len(suites.Suites) != 1 || len(suites.Suites[0].Cases) != 9 {
+		t.Errorf("JUnit: %d tests, %d failures\n%s", suites.Tests, suites.Failures, out["junit"])
+	}
+	html := string(out["html"])
+	for _, want := range []string{"<!DOCTYPE html>", RuleUnsupported, "An agent or extension version is out of support", "db-&#34;01&#34;"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+	if strings.Contains(html, "<&>") {
+		t.Error("HTML holds inventory text unescaped")
 	}
 
 	// --all lists current results in the table too.
@@ -222,13 +232,13 @@ func TestCheckGate(t *testing.T) {
 
 func TestCheckErrors(t *testing.T) {
 	// The agent product must be known to the source.
-	src := &fakeSource{rels: map[string][]Release{"X.Y": nil}}
+	src := &StaticSource{Name: "fake source", ByProduct: map[string][]Release{"X.Y": nil}}
 	_, _, err := runCheck(t, src, checkInventory, "", false)
 	wantCode(t, err, CodeUnknownProduct, "fake source")
 
 	// A source failing for an extension stops the run with its error.
 	src = testSource()
-	src.err = newErr(CodeRateLimited, ErrRateLimited, "GitHub api.github.com repository o/r", nil, "API rate limit exhausted")
+	src.Err = newErr(CodeRateLimited, ErrRateLimited, "GitHub api.github.com repository o/r", nil, "API rate limit exhausted")
 	_, _, err = runCheck(t, src, checkInventory, "", false)
 	wantCode(t, err, CodeRateLimited, "repository o/r")
 	if !errors.Is(err, ErrRateLimited) {
@@ -239,7 +249,7 @@ func TestCheckErrors(t *testing.T) {
 	_, _, err = runCheck(t, testSource(), "[{\"name\": ", "", false)
 	wantCode(t, err, CodeBadInventory, "inventory fleet.json")
 
-	if _, err := NewWriter("html", nil, WriterOptions{}); !isCode(err, CodeBadOutput) {
+	if _, err := NewWriter("xml", nil, WriterOptions{}); !isCode(err, CodeBadOutput) {
 		t.Errorf("unknown writer: %v", err)
 	}
 	if got := errcode.ExitCode(err); got != errcode.ExitUsage {
@@ -247,54 +257,37 @@ func TestCheckErrors(t *testing.T) {
 	}
 }
 
-func TestAppendJSONString(t *testing.T) {
-	for _, s := range []string{"", "plain", "q\"b\\s", "\x00\x1f\n\r\t", "é – 🙂", "bad \xff utf8", "\u2028\u2029", "<&>"} {
-		b := appendJSONString(nil, s)
-		var got string
-		if err := json.Unmarshal(b, &got); err != nil {
-			t.Errorf("%q → %s: %v", s, b, err)
-			continue
+// Any text an inventory holds comes back unchanged from the JSON report.
+func TestJSONReportStrings(t *testing.T) {
+	names := []string{"plain", "q\"b\\s", "\x01\x1f\r\tx", "é – 🙂", "a\u2028b\u2029c", "<&>"}
+	var inv strings.Builder
+	inv.WriteString("[")
+	for i, n := range names {
+		if i > 0 {
+			inv.WriteString(",")
 		}
-		want, _ := json.Marshal(s)
-		var w string
-		json.Unmarshal(want, &w)
-		if got != w {
-			t.Errorf("%q → %q, want %q", s, got, w)
-		}
+		b, _ := json.Marshal(n)
+		fmt.Fprintf(&inv, `{"name": %s, "agent": "1.29.02300.1"}`, b)
 	}
-}
-
-func validateSARIF(t *testing.T, b []byte) {
-	t.Helper()
-	p := filepath.Join("..", "..", "shared", "schemas", "sarif-schema-2.1.0.json")
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Logf("SARIF schema not found (%v): checked as JSON only", err)
-		var v any
-		if err := json.Unmarshal(b, &v); err != nil {
-			t.Fatalf("SARIF is not JSON: %v", err)
-		}
-		return
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	inv.WriteString("]")
+	_, out, err := runCheck(t, testSource(), inv.String(), "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := jsonschema.NewCompiler()
-	const url = "file:///shared/schemas/sarif-schema-2.1.0.json"
-	if err := c.AddResource(url, doc); err != nil {
-		t.Fatal(err)
+	var doc struct{ Results []Row }
+	if err := json.Unmarshal(out["json"], &doc); err != nil {
+		t.Fatalf("%v\n%s", err, out["json"])
 	}
-	sch, err := c.Compile(url)
-	if err != nil {
-		t.Fatal(err)
+	if len(doc.Results) != len(names) {
+		t.Fatalf("%d results for %d machines", len(doc.Results), len(names))
 	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("SARIF is not JSON: %v\n%s", err, b)
+	for i, n := range names {
+		if doc.Results[i].Machine != n {
+			t.Errorf("machine %q came back as %q", n, doc.Results[i].Machine)
+		}
 	}
-	if err := sch.Validate(inst); err != nil {
-		t.Fatalf("SARIF does not validate: %v", err)
+	if !strings.Contains(string(out["json"]), `"machine":"<&>"`) {
+		t.Errorf("HTML characters escaped in the JSON report:\n%s", out["json"])
 	}
 }
 
@@ -302,7 +295,7 @@ func validateSARIF(t *testing.T, b []byte) {
 // says in a notification how many it left out; the log stays valid.
 func TestSARIFLimit(t *testing.T) {
 	var b bytes.Buffer
-	w := &sarifWriter{w: bufio.NewWriter(&b), max: 2}
+	w := &sarifWriter{w: &b, max: 2}
 	h := &Header{Tool: "arcagent", Inventory: "fleet.csv", Source: "fake"}
 	if err := w.Begin(h); err != nil {
 		t.Fatal(err)
@@ -316,8 +309,76 @@ func TestSARIFLimit(t *testing.T) {
 	if err := w.End(&Summary{Untracked: map[string]int{}}); err != nil {
 		t.Fatal(err)
 	}
-	validateSARIF(t, b.Bytes())
+	testutil.ValidateSARIF(t, b.Bytes())
 	if !strings.Contains(b.String(), "3 findings were left out") || strings.Count(b.String(), `"ruleId"`) != 2 {
 		t.Errorf("SARIF limit:\n%s", b.String())
+	}
+}
+
+// The currency table fits the width it is given: the reason wraps, the
+// other columns stay whole; without a width every finding is one line.
+func TestTableWidth(t *testing.T) {
+	render := func(width int) string {
+		var b bytes.Buffer
+		w, err := NewWriter("table", &b, WriterOptions{Width: width})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Check(context.Background(), CheckOptions{Inventory: strings.NewReader(checkInventory), Checker: &Checker{Source: testSource(), Now: testNow},
+			Writers: []RowWriter{w}, Header: Header{Inventory: "fleet.json", Source: "fake source"}}); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	wide := render(0)
+	narrow := render(120)
+	findings := narrow[strings.Index(narrow, "MACHINE"):strings.Index(narrow, "\n\nPRODUCT")]
+	for _, l := range strings.Split(findings, "\n") {
+		if n := utf8.RuneCountInString(l); n > 120 {
+			t.Errorf("line of %d: %q", n, l)
+		}
+	}
+	if strings.Count(narrow, "\n") <= strings.Count(wide, "\n") {
+		t.Errorf("nothing wrapped:\n%s", narrow)
+	}
+	if !strings.Contains(strings.Join(strings.Fields(narrow), " "), "the oldest supported release is 1.28.02260.736 (latest 1.29.02300.1)") {
+		t.Errorf("the reason is lost:\n%s", narrow)
+	}
+	if !strings.Contains(wide, "older than the support window of 1y: the oldest supported release is 1.28.02260.736 (latest 1.29.02300.1)\n") {
+		t.Errorf("unlimited width wrapped:\n%s", wide)
+	}
+}
+
+// WriteReports writes every output in one pass; a failed run leaves no file.
+func TestWriteReports(t *testing.T) {
+	dir := t.TempDir()
+	sarif, csvFile := filepath.Join(dir, "c.sarif"), filepath.Join(dir, "c.csv")
+	outs := []reports.Output{{Format: "table"}, {Format: "sarif", File: sarif}, {Format: "csv", File: csvFile}}
+	run := func(inv string) (*Summary, string, error) {
+		var stdout bytes.Buffer
+		sum, err := WriteReports(context.Background(), ReportOptions{
+			CheckOptions: CheckOptions{Inventory: strings.NewReader(inv), Checker: &Checker{Source: testSource(), Now: testNow}, Header: Header{Inventory: "fleet.json"}},
+			Outputs:      outs, Stdout: &stdout,
+		})
+		return sum, stdout.String(), err
+	}
+	sum, stdout, err := run(checkInventory)
+	if err != nil || sum.Results != 9 || !strings.Contains(stdout, "6 machines, 9 results") {
+		t.Fatalf("%v %+v\n%s", err, sum, stdout)
+	}
+	for _, p := range []string{sarif, csvFile} {
+		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: %v %v", p, fi, err)
+		}
+	}
+	os.Remove(sarif)
+	os.Remove(csvFile)
+	if _, _, err := run(`[{"name": `); !isCode(err, CodeBadInventory) {
+		t.Errorf("bad inventory: %v", err)
+	}
+	for _, p := range []string{sarif, csvFile} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left by a failed run: %v", p, err)
+		}
 	}
 }

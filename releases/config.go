@@ -5,7 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -141,8 +141,8 @@ func (c *Config) Flags() (repos, windows, supported []string) {
 			supported = append(supported, p+"="+strings.TrimSpace(pc.Supported))
 		}
 	}
-	sort.Strings(repos)
-	sort.Strings(windows)
-	sort.Strings(supported)
+	slices.Sort(repos)
+	slices.Sort(windows)
+	slices.Sort(supported)
 	return repos, windows, supported
 }

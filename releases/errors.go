@@ -49,7 +49,7 @@ func init() {
 		{Code: CodeBadInventory, Exit: errcode.ExitUsage, Title: "inventory file not usable",
 			Remedy: "give JSON ({\"machines\":[…]} or a bare array of {\"name\",\"agent\",\"extensions\":[{\"name\",\"version\"}]}) or a CSV with a header machine,agent,extensions; see examples/inventory/"},
 		{Code: CodeBadOutput, Exit: errcode.ExitUsage, Title: "output format invalid",
-			Remedy: "use -o FORMAT or -o FORMAT=FILE with FORMAT one of table, json, csv, markdown, sarif; give each output sent to standard output its own file"},
+			Remedy: "use -o FORMAT or -o FORMAT=FILE with FORMAT one of table, json, csv, markdown, sarif, junit, html; give each output sent to standard output its own file"},
 	} {
 		errcode.Register(i)
 	}

@@ -45,7 +45,8 @@ const (
 // JSON: an array of machines, or {"machines": [...]}; a machine is
 // {"name", "agent", "extensions": [{"name": "PUBLISHER.TYPE", "version"}]}
 // ("machine", "agentVersion"/"agent_version" and "publisher"+"type" are
-// accepted too). CSV: a header naming the columns machine (or name),
+// accepted too, and so is what `arcagent fleet machines list -j` prints:
+// the extensions under "reportedStatus", and null for no machine). CSV: a header naming the columns machine (or name),
 // agent (or agent_version) and extensions, the last holding
 // NAME=VERSION pairs separated by ";".
 func ReadInventory(r io.Reader, format string, fn func(*Machine) error) error {
@@ -74,6 +75,11 @@ func sniffFormat(br *bufio.Reader) string {
 			continue
 		case '[', '{':
 			return FormatJSON
+		case 'n':
+			if b, err := br.Peek(i + 3); err == nil && string(b[i-1:]) == "null" {
+				return FormatJSON
+			}
+			return FormatCSV
 		case 0xEF, 0xBB, 0xBF: // UTF-8 byte order mark
 			continue
 		}
@@ -90,6 +96,11 @@ type jsonMachine struct {
 	AgentVersion  string          `json:"agentVersion"`
 	AgentVersion2 string          `json:"agent_version"`
 	Extensions    []jsonExtension `json:"extensions"`
+	// ReportedStatus is where `arcagent fleet machines list -j` puts the
+	// extensions a machine reported; read when "extensions" is absent.
+	ReportedStatus *struct {
+		Extensions []jsonExtension `json:"extensions"`
+	} `json:"reportedStatus"`
 }
 
 // agentField is the "agent" member: a version string or {"version": …}.
@@ -208,6 +219,13 @@ func readJSONInventory(r *bufio.Reader, fn func(*Machine) error) error {
 			return bad(err)
 		}
 	}
+	if tok == nil {
+		// null: what `fleet machines list -j` prints for an empty fleet.
+		if _, err := dec.Token(); err != io.EOF {
+			return newErr(CodeBadInventory, nil, "", nil, "the JSON inventory must be an array of machines or {\"machines\": [...]}")
+		}
+		return nil
+	}
 	if tok != json.Delim('[') {
 		return newErr(CodeBadInventory, nil, "", nil, "the JSON inventory must be an array of machines or {\"machines\": [...]}")
 	}
@@ -299,7 +317,11 @@ func fillJSONMachine(m *Machine, jm *jsonMachine, idx int) {
 	if m.Name == "" {
 		m.Name = fmt.Sprintf("#%d", idx)
 	}
-	for i, x := range jm.Extensions {
+	exts := jm.Extensions
+	if len(exts) == 0 && jm.ReportedStatus != nil {
+		exts = jm.ReportedStatus.Extensions
+	}
+	for i, x := range exts {
 		p := ProductName(x.Name)
 		if p == "" && x.Publisher != "" && x.Type != "" {
 			p = ExtensionProduct(x.Publisher, x.Type)

@@ -196,6 +196,8 @@ func FuzzReadJSONInventory(f *testing.F) {
 	f.Add([]byte(`{"machines": [{"name": "a", "agent": "1"}]}`))
 	f.Add([]byte(`[{"name": "a", "agent": {"version": 1}, "extensions": [null, {"name": 1}]}]`))
 	f.Add([]byte(`[`))
+	f.Add([]byte("null\n"))
+	f.Add([]byte(`[{"name": "a", "agentVersion": "1", "inventory": {}, "reportedStatus": {"extensions": [{"name": "A.B", "version": "2", "state": "Failed"}]}}]`))
 	if data, err := os.ReadFile("../examples/inventory/fleet.json"); err == nil {
 		f.Add(data)
 	}
@@ -213,3 +215,43 @@ func FuzzReadCSVInventory(f *testing.F) {
 }
 
 var _ = fmt.Sprint
+
+// The JSON of `arcagent fleet machines list -j`: an indented array of
+// machines whose extensions are under reportedStatus; null when empty.
+func TestReadMachinesListInventory(t *testing.T) {
+	const list = `[
+  {
+    "id": "0b6c",
+    "name": "web-01",
+    "status": "Connected",
+    "agentVersion": "1.29.0",
+    "inventory": {"hostname": "web-01.example.com", "agentVersion": "1.29.0"},
+    "tags": {"env": "prod"},
+    "reportedStatus": {"extensions": [{"name": "Contoso.X", "version": "1.2.0", "state": "Succeeded"}], "guestConfiguration": []}
+  },
+  {
+    "id": "1d2e",
+    "name": "new-01",
+    "agentVersion": "",
+    "inventory": {}
+  }
+]
+`
+	ms, err := readAll(t, list, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 2 || ms[0].Name != "web-01" || ms[0].Agent != "1.29.0" || ms[0].Line != 2 ||
+		len(ms[0].Extensions) != 1 || ms[0].Extensions[0] != (InstalledExtension{Product: "Contoso.X", Version: "1.2.0"}) ||
+		ms[1].Name != "new-01" || len(ms[1].Extensions) != 0 || ms[1].Problem != "" {
+		t.Fatalf("machines %+v", ms)
+	}
+	for _, empty := range []string{"null\n", "  null"} {
+		if ms, err := readAll(t, empty, ""); err != nil || len(ms) != 0 {
+			t.Errorf("%q: %v %+v", empty, err, ms)
+		}
+	}
+	if _, err := readAll(t, "null null", FormatJSON); !isCode(err, CodeBadInventory) {
+		t.Errorf("null null: %v", err)
+	}
+}

@@ -2,14 +2,13 @@ package releases
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
-
-	"github.com/arcagent/arcagent/audit"
 )
 
 // Currency states.
@@ -19,6 +18,23 @@ const (
 	StateUnsupported = "unsupported" // older than the support policy allows
 	StateUnknown     = "unknown"     // the version cannot be parsed, or the product has no releases
 )
+
+// Currency is the verdict on one installed version: the data the audit's
+// currency rules read as facts.releases (the audit converts it to its own
+// fact type, field for field) and fleet currency reports row by row.
+type Currency struct {
+	Product       string `json:"product"`
+	Installed     string `json:"installed"`
+	Latest        string `json:"latest"`
+	State         string `json:"state"` // current, behind, unsupported, unknown
+	Behind        int    `json:"behind"`
+	Supported     bool   `json:"supported"`
+	Current       bool   `json:"current"`
+	Reason        string `json:"reason"`
+	MinSupported  string `json:"min_supported"`
+	ReleasedAt    string `json:"released_at"`
+	SupportWindow string `json:"support_window"`
+}
 
 // Window is a support window: releases published within it are supported.
 type Window struct {
@@ -116,7 +132,7 @@ type Index struct {
 	constraint *semver.Constraints
 	minSup     *Version // window policy: the oldest supported version
 	window     string
-	memo       map[string]audit.Currency
+	memo       map[string]Currency
 }
 
 // maxMemo bounds the per-product memo of evaluated installed versions, so
@@ -127,7 +143,7 @@ const maxMemo = 4096
 // whose version cannot be parsed are skipped (and counted in skipped);
 // pre-releases are dropped unless the policy includes them.
 func NewIndex(product string, rels []Release, policy Policy, now time.Time) (*Index, int, error) {
-	ix := &Index{Product: product, policy: policy, memo: map[string]audit.Currency{}}
+	ix := &Index{Product: product, policy: policy, memo: map[string]Currency{}}
 	if policy.Constraint != "" {
 		c, err := ParseConstraint(policy.Constraint)
 		if err != nil {
@@ -147,7 +163,7 @@ func NewIndex(product string, rels []Release, policy Policy, now time.Time) (*In
 		}
 		ix.rels = append(ix.rels, release{v: v, published: r.Published})
 	}
-	sort.SliceStable(ix.rels, func(i, j int) bool { return ix.rels[i].v.Compare(ix.rels[j].v) < 0 })
+	slices.SortStableFunc(ix.rels, func(a, b release) int { return a.v.Compare(b.v) })
 	// Distinct versions: "v1.2.0" and "1.2.0" are one release.
 	out := ix.rels[:0]
 	for _, r := range ix.rels {
@@ -191,7 +207,7 @@ func (ix *Index) Latest() string {
 func (ix *Index) Releases() int { return len(ix.rels) }
 
 // Evaluate gives the currency verdict of an installed version.
-func (ix *Index) Evaluate(installed string) audit.Currency {
+func (ix *Index) Evaluate(installed string) Currency {
 	if c, ok := ix.memo[installed]; ok {
 		return c
 	}
@@ -203,8 +219,8 @@ func (ix *Index) Evaluate(installed string) audit.Currency {
 	return c
 }
 
-func (ix *Index) evaluate(installed string) audit.Currency {
-	c := audit.Currency{Product: ix.Product, Installed: installed, Latest: ix.Latest(), State: StateUnknown, SupportWindow: ix.window}
+func (ix *Index) evaluate(installed string) Currency {
+	c := Currency{Product: ix.Product, Installed: installed, Latest: ix.Latest(), State: StateUnknown, SupportWindow: ix.window}
 	if ix.constraint != nil {
 		c.MinSupported = ix.policy.Constraint
 	} else if ix.minSup != nil {

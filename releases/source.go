@@ -7,9 +7,11 @@
 // package signing (threshold, rollback and freeze refused). Versions are
 // compared with Masterminds/semver, four-part agent builds folded onto
 // semver (ParseVersion). A Policy says which versions are current, behind
-// or unsupported; Collector fills the audit engine's facts.releases; and
-// Check streams a fleet inventory (JSON or CSV) through the policy to the
-// currency writers (table, JSON, CSV, Markdown, SARIF).
+// or unsupported (Currency, the data of the audit's currency rules, which
+// package audit/releasefacts turns into audit facts); and Check streams a
+// fleet inventory (JSON or CSV) through the policy to the currency writers,
+// which write through package reports (table, JSON, CSV, Markdown, SARIF,
+// JUnit, HTML). This package does not import the audit engine.
 package releases
 
 import (
@@ -40,6 +42,34 @@ type Source interface {
 	// included (marked). A product the source does not know yields an
 	// error matching ErrUnknownProduct.
 	Releases(ctx context.Context, product string) ([]Release, error)
+}
+
+// StaticSource is a Source over release lists at hand (tests, and callers
+// that read releases from elsewhere). Err, when set, answers every product
+// not in ByProduct; otherwise such a product is unknown.
+type StaticSource struct {
+	Name      string // "" is "static source"
+	ByProduct map[string][]Release
+	Err       error
+}
+
+// String names the source.
+func (s *StaticSource) String() string {
+	if s.Name == "" {
+		return "static source"
+	}
+	return s.Name
+}
+
+// Releases returns the releases of product.
+func (s *StaticSource) Releases(_ context.Context, product string) ([]Release, error) {
+	if r, ok := s.ByProduct[product]; ok {
+		return r, nil
+	}
+	if s.Err != nil {
+		return nil, s.Err
+	}
+	return nil, newErr(CodeUnknownProduct, ErrUnknownProduct, s.String(), nil, "no product %s", product)
 }
 
 // ProductName normalises a product name: an extension written

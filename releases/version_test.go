@@ -1,7 +1,8 @@
 package releases
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -76,8 +77,8 @@ func TestVersionOrder(t *testing.T) {
 		}
 	}
 	shuffled := append([]Version(nil), vs...)
-	sort.Slice(shuffled, func(i, j int) bool { return shuffled[i].String() > shuffled[j].String() })
-	sort.SliceStable(shuffled, func(i, j int) bool { return shuffled[i].Compare(shuffled[j]) < 0 })
+	slices.SortFunc(shuffled, func(a, b Version) int { return cmp.Compare(b.String(), a.String()) })
+	slices.SortStableFunc(shuffled, Version.Compare)
 	for i := range shuffled {
 		if shuffled[i].Compare(vs[i]) != 0 {
 			t.Errorf("sorted[%d] = %s, want %s", i, shuffled[i], vs[i])

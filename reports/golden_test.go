@@ -22,6 +22,8 @@ var goldenFormats = []struct{ format, ext string }{
 	{"junit", "junit.xml"},
 	{"markdown", "md"},
 	{"html", "html"},
+	{"csv", "csv"},
+	{"table", "txt"},
 }
 
 var (

@@ -135,10 +135,17 @@ type sarifResult struct {
 	Level               string             `json:"level"`
 	Message             sarifMessage       `json:"message"`
 	Locations           []sarifLocation    `json:"locations"`
-	PartialFingerprints map[string]string  `json:"partialFingerprints"`
+	PartialFingerprints sarifFingerprints  `json:"partialFingerprints"`
 	BaselineState       string             `json:"baselineState,omitempty"`
 	Suppressions        []sarifSuppression `json:"suppressions,omitempty"`
 	Properties          sarifResultProps   `json:"properties"`
+}
+
+// sarifFingerprints are a result's partial fingerprints, in the order a
+// map would encode them (a struct costs no map per result).
+type sarifFingerprints struct {
+	Arcagent        string `json:"arcagentFingerprint/v1"`
+	PrimaryLineHash string `json:"primaryLocationLineHash"`
 }
 
 type sarifResultProps struct {
@@ -184,9 +191,17 @@ type sarifRunHead struct {
 	AutomationDetails struct {
 		ID string `json:"id"`
 	} `json:"automationDetails"`
-	Invocations []sarifInvocation `json:"invocations"`
-	Properties  sarifRunProps     `json:"properties"`
+	// Invocations and Properties come before the results, or after them
+	// when they are known only at the end (a SARIFStream).
+	Invocations []sarifInvocation `json:"invocations,omitzero"`
+	Properties  any               `json:"properties,omitzero"`
 	Results     []sarifResult     `json:"results"` // always nil: streamed
+}
+
+// sarifRunTail is the part of a run written after its streamed results.
+type sarifRunTail struct {
+	Invocations []sarifInvocation `json:"invocations"`
+	Properties  any               `json:"properties,omitzero"`
 }
 
 type sarifRunProps struct {
@@ -359,35 +374,16 @@ func (s SARIFWriter) Write(w io.Writer, r *Report) error {
 		})
 	}
 	head.Invocations = []sarifInvocation{inv}
-	head.Properties = sarifRunProps{RunID: r.RunID, Target: r.Target, Profiles: r.Profiles, FailOn: r.FailOn, Summary: r.Summary}
-	if head.Properties.Profiles == nil {
-		head.Properties.Profiles = []string{}
+	props := sarifRunProps{RunID: r.RunID, Target: r.Target, Profiles: r.Profiles, FailOn: r.FailOn, Summary: r.Summary}
+	if props.Profiles == nil {
+		props.Profiles = []string{}
 	}
+	head.Properties = props
 
-	var hbuf bytes.Buffer
-	henc := json.NewEncoder(&hbuf)
-	henc.SetEscapeHTML(false)
-	henc.SetIndent("    ", "  ")
-	if err := henc.Encode(head); err != nil {
-		return fmt.Errorf("encode SARIF run: %w", err)
+	st, err := startSARIF(w, &head)
+	if err != nil {
+		return err
 	}
-	hb := bytes.TrimSuffix(hbuf.Bytes(), []byte("\n"))
-	const marker = ",\n      \"results\": null"
-	cut := bytes.LastIndex(hb, []byte(marker))
-	if cut < 0 {
-		return fmt.Errorf("encode SARIF run: results field not found")
-	}
-
-	bw := bufio.NewWriterSize(w, 64<<10)
-	fmt.Fprintf(bw, "{\n  \"$schema\": %q,\n  \"version\": %q,\n  \"runs\": [\n    ", sarifSchema, sarifVersion)
-	bw.Write(hb[:cut])
-	bw.WriteString(",\n      \"results\": [")
-
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("        ", "  ")
-	written := 0
 	for i := range r.Results {
 		res := &r.Results[i]
 		if !inSARIF(res.Status) {
@@ -405,25 +401,189 @@ func (s SARIFWriter) Write(w io.Writer, r *Report) error {
 				partialLeft--
 			}
 		}
-		sr := sarifResultOf(r, res, index[res.RuleID])
-		buf.Reset()
-		if err := enc.Encode(&sr); err != nil {
-			return fmt.Errorf("encode SARIF result for %s: %w", res.RuleID, err)
+		sr := sarifResultOf(r.Target.Host, res, index[res.RuleID])
+		if err := st.result(&sr); err != nil {
+			return err
 		}
-		if written > 0 {
-			bw.WriteByte(',')
+	}
+	return st.close(nil)
+}
+
+// sarifStream writes a SARIF log of one run, its results encoded one at a
+// time so that memory stays flat however many there are.
+type sarifStream struct {
+	bw      *bufio.Writer
+	buf     bytes.Buffer
+	enc     *json.Encoder
+	rest    []byte // the end of the run after its results
+	written int
+}
+
+// The run head is encoded whole with its results null, and cut there.
+const sarifResultsMarker = ",\n      \"results\": null"
+
+func startSARIF(w io.Writer, head *sarifRunHead) (*sarifStream, error) {
+	var hbuf bytes.Buffer
+	henc := json.NewEncoder(&hbuf)
+	henc.SetEscapeHTML(false)
+	henc.SetIndent("    ", "  ")
+	if err := henc.Encode(head); err != nil {
+		return nil, fmt.Errorf("encode SARIF run: %w", err)
+	}
+	hb := bytes.TrimSuffix(hbuf.Bytes(), []byte("\n"))
+	cut := bytes.LastIndex(hb, []byte(sarifResultsMarker))
+	if cut < 0 {
+		return nil, fmt.Errorf("encode SARIF run: results field not found")
+	}
+	s := &sarifStream{bw: bufio.NewWriterSize(w, 64<<10), rest: hb[cut+len(sarifResultsMarker):]}
+	fmt.Fprintf(s.bw, "{\n  \"$schema\": %q,\n  \"version\": %q,\n  \"runs\": [\n    ", sarifSchema, sarifVersion)
+	s.bw.Write(hb[:cut])
+	s.bw.WriteString(",\n      \"results\": [")
+	s.enc = json.NewEncoder(&s.buf)
+	s.enc.SetEscapeHTML(false)
+	s.enc.SetIndent("        ", "  ")
+	return s, nil
+}
+
+func (s *sarifStream) result(sr *sarifResult) error {
+	s.buf.Reset()
+	if err := s.enc.Encode(sr); err != nil {
+		return fmt.Errorf("encode SARIF result for %s: %w", sr.RuleID, err)
+	}
+	if s.written > 0 {
+		s.bw.WriteByte(',')
+	}
+	s.bw.WriteString("\n        ")
+	s.bw.Write(bytes.TrimSuffix(s.buf.Bytes(), []byte("\n")))
+	s.written++
+	return nil
+}
+
+// close ends the results, writes tail (the fields known only now) when
+// given, and ends the log.
+func (s *sarifStream) close(tail *sarifRunTail) error {
+	if s.written > 0 {
+		s.bw.WriteString("\n      ")
+	}
+	s.bw.WriteString("]")
+	if tail != nil {
+		var tbuf bytes.Buffer
+		tenc := json.NewEncoder(&tbuf)
+		tenc.SetEscapeHTML(false)
+		tenc.SetIndent("    ", "  ")
+		if err := tenc.Encode(tail); err != nil {
+			return fmt.Errorf("encode SARIF run: %w", err)
 		}
-		bw.WriteString("\n        ")
-		bw.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
-		written++
+		tb := bytes.TrimSuffix(tbuf.Bytes(), []byte("\n"))
+		s.bw.WriteByte(',')
+		s.bw.Write(tb[1:]) // the members and the run's closing brace
+	} else {
+		s.bw.Write(s.rest)
 	}
-	if written > 0 {
-		bw.WriteString("\n      ")
+	s.bw.WriteString("\n  ]\n}\n")
+	return s.bw.Flush()
+}
+
+// SARIFRun describes a SARIF run that another command than the audit
+// streams (fleet currency): the tool, the rules its results point at (by
+// id), and where GitHub keeps its alerts.
+type SARIFRun struct {
+	Tool         Tool
+	Rules        []Rule
+	AutomationID string
+	// Start is when the run began (zero: when the stream opens).
+	Start time.Time
+	// MaxResults caps the results; 0 means MaxSARIFResults. Past it the
+	// first results are kept and the rest counted in a notification.
+	MaxResults int
+}
+
+// SARIFNote is a tool execution notification of a streamed run.
+type SARIFNote struct {
+	Level string // error, warning or note
+	Text  string
+	// Descriptor identifies the kind of notification, e.g.
+	// "arcagent/untracked-products".
+	Descriptor string
+}
+
+// SARIFStream writes one SARIF 2.1.0 run result by result, with the same
+// model, levels, fingerprints and limits as the audit's SARIF report;
+// what is known only at the end (notifications, run properties) is
+// written by Close.
+type SARIFStream struct {
+	s       *sarifStream
+	run     SARIFRun
+	index   map[string]int
+	n       int
+	omitted int
+}
+
+// NewSARIFStream starts the log of run on w.
+func NewSARIFStream(w io.Writer, run SARIFRun) (*SARIFStream, error) {
+	if run.MaxResults <= 0 {
+		run.MaxResults = MaxSARIFResults
 	}
-	bw.WriteString("]")
-	bw.Write(hb[cut+len(marker):])
-	bw.WriteString("\n  ]\n}\n")
-	return bw.Flush()
+	if run.Start.IsZero() {
+		run.Start = time.Now()
+	}
+	var head sarifRunHead
+	head.Tool.Driver = sarifDriver{
+		Name:            nonEmpty(run.Tool.Name, "arcagent"),
+		Version:         run.Tool.Version,
+		SemanticVersion: semanticVersion(run.Tool.Version),
+		InformationURI:  nonEmpty(run.Tool.InformationURI, defaultInformationURI),
+		Rules:           []sarifRule{},
+	}
+	index := map[string]int{}
+	for _, ru := range run.Rules {
+		if _, dup := index[ru.ID]; !dup {
+			index[ru.ID] = len(head.Tool.Driver.Rules)
+			head.Tool.Driver.Rules = append(head.Tool.Driver.Rules, sarifRuleOf(ru))
+		}
+	}
+	head.AutomationDetails.ID = run.AutomationID
+	s, err := startSARIF(w, &head)
+	if err != nil {
+		return nil, err
+	}
+	return &SARIFStream{s: s, run: run, index: index}, nil
+}
+
+// Result writes one finding (a failure, or a waived one). Its rule must be
+// one of the run's; host is what its fingerprint is computed from when it
+// has none.
+func (s *SARIFStream) Result(host string, res *Result) error {
+	idx, ok := s.index[res.RuleID]
+	if !ok {
+		return fmt.Errorf("SARIF result for rule %s, which the run does not describe", res.RuleID)
+	}
+	if s.n >= s.run.MaxResults {
+		s.omitted++
+		return nil
+	}
+	s.n++
+	sr := sarifResultOf(host, res, idx)
+	return s.s.result(&sr)
+}
+
+// Close writes the notifications and the run's property bag, then ends
+// the log.
+func (s *SARIFStream) Close(notes []SARIFNote, properties any) error {
+	inv := sarifInvocation{ExecutionSuccessful: true, ToolExecutionNotifications: []sarifNotification{},
+		StartTimeUTC: s.run.Start.UTC().Format(time.RFC3339), EndTimeUTC: time.Now().UTC().Format(time.RFC3339)}
+	if s.omitted > 0 {
+		notes = append([]SARIFNote{{Level: "warning", Descriptor: "arcagent/results-truncated",
+			Text: fmt.Sprintf("%d findings were left out: GitHub code scanning accepts at most %d results per run; see the JSON or CSV report", s.omitted, s.run.MaxResults)}}, notes...)
+	}
+	for _, n := range notes {
+		sn := sarifNotification{Level: n.Level, Message: sarifMessage{Text: n.Text}}
+		if n.Descriptor != "" {
+			sn.Descriptor = &sarifDescriptorRef{ID: n.Descriptor}
+		}
+		inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, sn)
+	}
+	return s.s.close(&sarifRunTail{Invocations: []sarifInvocation{inv}, Properties: properties})
 }
 
 var semverRE = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
@@ -550,8 +710,11 @@ func ruleHelpMarkdown(ru Rule) string {
 	return strings.TrimRight(b.String(), "\n")
 }
 
-func sarifResultOf(r *Report, res *Result, ruleIndex int) sarifResult {
-	fp := resultFingerprint(r, res)
+func sarifResultOf(host string, res *Result, ruleIndex int) sarifResult {
+	fp := res.Fingerprint
+	if fp == "" {
+		fp = Fingerprint(res.RuleID, host, res.Resource)
+	}
 	msg := strings.TrimSpace(res.Message)
 	if msg == "" {
 		msg = res.RuleID + " failed"
@@ -569,11 +732,8 @@ func sarifResultOf(r *Report, res *Result, ruleIndex int) sarifResult {
 		// GitHub reads primaryLocationLineHash as "hash:occurrence". The
 		// fingerprint already names one finding on one host, so the
 		// occurrence is always 1 and alerts follow the finding, not the line.
-		PartialFingerprints: map[string]string{
-			"primaryLocationLineHash": fp + ":1",
-			"arcagentFingerprint/v1":  fp,
-		},
-		Properties: sarifResultProps{Severity: res.Severity, Status: res.Status, Resource: res.Resource, Fingerprint: fp, Evidence: res.Evidence},
+		PartialFingerprints: sarifFingerprints{PrimaryLineHash: fp + ":1", Arcagent: fp},
+		Properties:          sarifResultProps{Severity: res.Severity, Status: res.Status, Resource: res.Resource, Fingerprint: fp, Evidence: res.Evidence},
 	}
 	switch res.Baseline {
 	case BaselineNew:

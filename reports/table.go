@@ -5,18 +5,21 @@ import (
 	"io"
 	"strings"
 
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
-
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/table"
 )
 
-func init() { Register("table", func(o Options) Writer { return TableWriter{Color: o.Color} }) }
+func init() {
+	Register("table", func(o Options) Writer { return TableWriter{Color: o.Color, Width: o.Width} })
+}
 
 // TableWriter writes a human-readable summary and a table of every result
-// that is not a pass.
+// that is not a pass, in the table style of every command (internal/table):
+// the message column wraps to fit Width.
 type TableWriter struct {
 	Color bool
+	// Width is the most characters a line may take; 0 is unlimited.
+	Width int
 }
 
 var sevColor = map[Severity]string{
@@ -37,13 +40,8 @@ func (t TableWriter) Write(w io.Writer, r *Report) error {
 		fmt.Fprintf(w, "note: %s\n", r.Target.Note)
 	}
 	fmt.Fprintln(w)
-	resWidth := 8
-	for _, res := range r.Results {
-		resWidth = max(resWidth, min(len(res.Resource), 40))
-	}
-	tbl := tablewriter.NewTable(w, tablewriter.WithColumnWidths(tw.NewMapper[int, int]().Set(3, resWidth).Set(4, 80)))
-	tbl.Header([]string{"Status", "Severity", "Rule", "Resource", "Message"})
-	rows := 0
+	var rows [][]string
+	var sevs []Severity
 	naByReason := map[string][]string{}
 	var naOrder []string
 	for _, res := range r.Results {
@@ -67,17 +65,20 @@ func (t TableWriter) Write(w io.Writer, r *Report) error {
 		if res.Baseline != "" {
 			msg += " [" + res.Baseline + "]"
 		}
-		sev := string(res.Severity)
-		if t.Color {
-			sev = sevColor[res.Severity] + sev + "\x1b[0m"
-		}
-		if err := tbl.Append([]string{string(res.Status), sev, res.RuleID, res.Resource, msg}); err != nil {
-			return fmt.Errorf("render table: %w", err)
-		}
-		rows++
+		rows = append(rows, []string{string(res.Status), string(res.Severity), res.RuleID, res.Resource, msg})
+		sevs = append(sevs, res.Severity)
 	}
-	if rows > 0 {
-		if err := tbl.Render(); err != nil {
+	if len(rows) > 0 {
+		o := table.Options{Width: t.Width, Wrap: "MESSAGE"}
+		if t.Color {
+			o.Paint = func(row, col int, cell string) string {
+				if col != 1 {
+					return cell
+				}
+				return sevColor[sevs[row]] + cell + "\x1b[0m"
+			}
+		}
+		if err := table.Render(w, []string{"STATUS", "SEVERITY", "RULE", "RESOURCE", "MESSAGE"}, rows, o); err != nil {
 			return fmt.Errorf("render table: %w", err)
 		}
 		fmt.Fprintln(w)

@@ -27,6 +27,9 @@ func (f WriterFunc) Write(w io.Writer, r *Report) error { return f(w, r) }
 type Options struct {
 	// Color allows ANSI colours (table on a terminal).
 	Color bool
+	// Width is the terminal width the table fits (0: unlimited). Files are
+	// always written unlimited, so that they do not depend on a terminal.
+	Width int
 }
 
 // Factory makes a Writer for the given options.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/arcagent/arcagent/audit"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/table"
 	"github.com/arcagent/arcagent/reports"
 	"github.com/arcagent/arcagent/rules"
 )
@@ -172,7 +173,7 @@ func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
 		return audit.Classify(err)
 	}
 	a.log.Debug("audit finished", "results", res.Report.Summary.Total, "ms", res.Report.DurationMs)
-	if err := reports.WriteAll(res.Report, outs, a.stdout, reports.Options{Color: a.color()}); err != nil {
+	if err := reports.WriteAll(res.Report, outs, a.stdout, reports.Options{Color: a.color(), Width: table.Width(a.stdout)}); err != nil {
 		return errcode.Wrap(errcode.WriteFailed, err, "report")
 	}
 	return gateError(res.Report)
@@ -227,7 +228,7 @@ func newRulesCmd(a *app) *cobra.Command {
 			for _, r := range rs {
 				rows = append(rows, []string{r.ID, string(r.Severity), strings.Join(r.Profiles, ","), r.Title})
 			}
-			return renderTable(a, []string{"ID", "Severity", "Profiles", "Title"}, rows)
+			return a.printTable([]string{"ID", "SEVERITY", "PROFILES", "TITLE"}, rows, "TITLE")
 		},
 	}
 	show := &cobra.Command{

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/olekukonko/tablewriter"
 	"github.com/spf13/cobra"
 
 	"github.com/arcagent/arcagent/agent/config"
@@ -75,7 +74,7 @@ func newConfigListCmd(a *app) *cobra.Command {
 				}
 				rows = append(rows, []string{st.Name, conf, eff})
 			}
-			return renderTable(a, []string{"Property", "Configured", "Effective"}, rows)
+			return a.printTable([]string{"PROPERTY", "CONFIGURED", "EFFECTIVE"}, rows, "EFFECTIVE")
 		},
 	}
 }
@@ -242,7 +241,7 @@ func newConfigInfoCmd(a *app) *cobra.Command {
 			for _, p := range props {
 				rows = append(rows, []string{p.Name, string(p.Type), p.DefaultText(), p.AllowedText()})
 			}
-			return renderTable(a, []string{"Property", "Type", "Default", "Allowed values"}, rows)
+			return a.printTable([]string{"PROPERTY", "TYPE", "DEFAULT", "ALLOWED VALUES"}, rows, "ALLOWED VALUES")
 		},
 	}
 }
@@ -253,17 +252,4 @@ func displayValue(v any) string {
 		return s
 	}
 	return "(none)"
-}
-
-// renderTable prints rows as a text table.
-func renderTable(a *app, header []string, rows [][]string) error {
-	t := tablewriter.NewWriter(a.stdout)
-	t.Header(header)
-	if err := t.Bulk(rows); err != nil {
-		return fmt.Errorf("render table: %w", err)
-	}
-	if err := t.Render(); err != nil {
-		return fmt.Errorf("render table: %w", err)
-	}
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/arcagent/arcagent/agent/config"
 	"github.com/arcagent/arcagent/agent/layout"
@@ -273,5 +274,32 @@ func TestConfigSetWithoutPermission(t *testing.T) {
 	}
 	if m := readSettings(t, root); m["incomingconnections.enabled"] != nil {
 		t.Errorf("the refused change was written: %v", m)
+	}
+}
+
+// config list fits the width it is given: the effective column wraps, and
+// nothing is lost; without a width (a pipe) every row stays one line.
+func TestConfigListFitsWidth(t *testing.T) {
+	root := t.TempDir()
+	if _, e, c := runCLI(t, "--root", root, "config", "set", "config.mode", "monitor"); c != 0 {
+		t.Fatal(e)
+	}
+	t.Setenv("COLUMNS", "")
+	wide, _, _ := runCLI(t, "--root", root, "config", "list")
+	rows := strings.Count(wide, "\n")
+	for _, width := range []int{80, 70} {
+		t.Setenv("COLUMNS", fmt.Sprint(width))
+		out, _, code := runCLI(t, "--root", root, "config", "list")
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			if utf8.RuneCountInString(l) > width {
+				t.Errorf("COLUMNS=%d: line of %d: %q", width, utf8.RuneCountInString(l), l)
+			}
+		}
+		if strings.Count(out, "\n") <= rows || !strings.Contains(strings.Join(strings.Fields(out), " "), "monitor mode") {
+			t.Errorf("COLUMNS=%d: nothing wrapped, or the reason is lost:\n%s", width, out)
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +16,7 @@ import (
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/cli"
+	"github.com/arcagent/arcagent/internal/table"
 )
 
 func init() { extraCommands = append(extraCommands, newFleetCmd) }
@@ -67,14 +67,10 @@ func (a *app) fleetOperator() (*cloud.Operator, cloud.Login, error) {
 	return c.Operator(l.Token), l, nil
 }
 
-// fleetTable prints rows aligned in columns.
-func (a *app) fleetTable(header []string, rows [][]string) error {
-	w := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, strings.Join(header, "\t"))
-	for _, r := range rows {
-		fmt.Fprintln(w, strings.Join(r, "\t"))
-	}
-	return w.Flush()
+// printTable prints rows in the one table style of every command, fitted
+// to the terminal's width: the column named wrap ("" the widest) wraps.
+func (a *app) printTable(header []string, rows [][]string, wrap string) error {
+	return table.Render(a.stdout, header, rows, table.Options{Width: table.Width(a.stdout), Wrap: wrap})
 }
 
 func fleetTags(kv []string) (apiv1.Tags, error) {
@@ -205,7 +201,7 @@ func newFleetWhoamiCmd(a *app) *cobra.Command {
 			for _, r := range who.Assignments {
 				rows = append(rows, []string{r.Role, r.Scope})
 			}
-			return a.fleetTable([]string{"ROLE", "SCOPE"}, rows)
+			return a.printTable([]string{"ROLE", "SCOPE"}, rows, "")
 		},
 	}
 }
@@ -258,7 +254,7 @@ func newFleetSubscriptionsCmd(a *app) *cobra.Command {
 			for _, s := range subs {
 				rows = append(rows, []string{s.DisplayName, s.SubID, fmtTags(s.Tags), fmtTime(s.CreatedAt)})
 			}
-			return a.fleetTable([]string{"NAME", "SUBSCRIPTION ID", "TAGS", "CREATED"}, rows)
+			return a.printTable([]string{"NAME", "SUBSCRIPTION ID", "TAGS", "CREATED"}, rows, "")
 		},
 	}
 	cmd.AddCommand(create, list)
@@ -325,7 +321,7 @@ func newFleetGroupsCmd(a *app) *cobra.Command {
 			for _, g := range gs {
 				rows = append(rows, []string{g.Name, g.Location, fmtTags(g.Tags), g.ID})
 			}
-			return a.fleetTable([]string{"NAME", "LOCATION", "TAGS", "SCOPE"}, rows)
+			return a.printTable([]string{"NAME", "LOCATION", "TAGS", "SCOPE"}, rows, "")
 		},
 	}
 	list.Flags().StringVar(&lsub, "subscription", "", "subscription name or id (required)")
@@ -397,7 +393,7 @@ id, or the short forms SUBNAME and SUBNAME/RG. Roles: Owner, Reader,
 			for _, r := range ras {
 				rows = append(rows, []string{r.Principal, r.Role, r.Scope, r.ID})
 			}
-			return a.fleetTable([]string{"PRINCIPAL", "ROLE", "SCOPE", "ID"}, rows)
+			return a.printTable([]string{"PRINCIPAL", "ROLE", "SCOPE", "ID"}, rows, "")
 		},
 	}
 	list.Flags().StringVar(&lscope, "scope", "", "only assignments at, above or below this scope")
@@ -439,7 +435,7 @@ id, or the short forms SUBNAME and SUBNAME/RG. Roles: Owner, Reader,
 			for _, r := range rs {
 				rows = append(rows, []string{r.Name, strings.Join(r.Actions, " "), r.Description})
 			}
-			return a.fleetTable([]string{"ROLE", "PERMISSIONS", "DESCRIPTION"}, rows)
+			return a.printTable([]string{"ROLE", "PERMISSIONS", "DESCRIPTION"}, rows, "")
 		},
 	}
 	cmd.AddCommand(assign, list, remove, defs)
@@ -499,7 +495,7 @@ func newFleetTokensCmd(a *app) *cobra.Command {
 				}
 				rows = append(rows, []string{t.ID, t.Principal, fmtTime(t.CreatedAt), exp, t.Description})
 			}
-			return a.fleetTable([]string{"ID", "PRINCIPAL", "CREATED", "EXPIRES", "DESCRIPTION"}, rows)
+			return a.printTable([]string{"ID", "PRINCIPAL", "CREATED", "EXPIRES", "DESCRIPTION"}, rows, "")
 		},
 	}
 	revoke := &cobra.Command{
@@ -591,7 +587,7 @@ unique) or /subscriptions/SUB/resourceGroups/RG.`,
 			for _, c := range cs {
 				rows = append(rows, []string{c.ID, c.State, fmt.Sprintf("%d/%d", c.UsesLeft, c.UsesTotal), fmtTime(c.ExpiresAt), c.Scope, c.CreatedBy})
 			}
-			return a.fleetTable([]string{"ID", "STATE", "USES LEFT", "EXPIRES", "SCOPE", "CREATED BY"}, rows)
+			return a.printTable([]string{"ID", "STATE", "USES LEFT", "EXPIRES", "SCOPE", "CREATED BY"}, rows, "")
 		},
 	}
 	list.Flags().StringVar(&lsub, "subscription", "", "subscription name or id")
@@ -647,7 +643,7 @@ func newFleetMachinesCmd(a *app) *cobra.Command {
 			for _, m := range ms {
 				rows = append(rows, []string{m.Name, m.Status, fmtTime(m.LastHeartbeat), m.AgentVersion, m.ResourceGroup, m.ID})
 			}
-			return a.fleetTable([]string{"NAME", "STATUS", "LAST HEARTBEAT", "AGENT", "RESOURCE GROUP", "ID"}, rows)
+			return a.printTable([]string{"NAME", "STATUS", "LAST HEARTBEAT", "AGENT", "RESOURCE GROUP", "ID"}, rows, "")
 		},
 	}
 	list.Flags().StringVar(&sub, "subscription", "", "subscription name or id")
@@ -679,11 +675,10 @@ func newFleetMachinesCmd(a *app) *cobra.Command {
 				rows = append(rows, []string{"Status reported", fmtTime(m.ReportedStatus.ReportedAt)},
 					[]string{"Extensions reported", fmt.Sprint(len(m.ReportedStatus.Extensions))})
 			}
-			w := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
 			for _, r := range rows {
-				fmt.Fprintf(w, "%s:\t%s\n", r[0], r[1])
+				r[0] += ":"
 			}
-			return w.Flush()
+			return table.Render(a.stdout, nil, rows, table.Options{Width: table.Width(a.stdout), NoHeader: true, KeepEmpty: true})
 		},
 	}
 	var yes bool

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,10 +12,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/arcagent/arcagent/audit"
+	"github.com/arcagent/arcagent/audit/releasefacts"
 	"github.com/arcagent/arcagent/errcode"
-	"github.com/arcagent/arcagent/internal/atomicfile"
 	"github.com/arcagent/arcagent/internal/buildinfo"
 	"github.com/arcagent/arcagent/internal/cli"
+	"github.com/arcagent/arcagent/internal/table"
 	"github.com/arcagent/arcagent/releases"
 	"github.com/arcagent/arcagent/reports"
 )
@@ -46,8 +46,8 @@ func (f *releaseFlags) register(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&f.githubRepos, "github-repo", nil, "release source: PRODUCT=OWNER/REPO on GitHub, repeatable (OWNER/REPO alone is the agent, product arcagent; extensions are PUBLISHER.TYPE)")
 	fl.StringVar(&f.githubURL, "github-url", "", "GitHub Enterprise API URL, e.g. https://ghe.example.com/api/v3/ (default api.github.com); GITHUB_TOKEN is sent when set")
 	fl.StringVar(&f.catalog, "catalog", "", "release source: a signed catalog, FILE or https://URL (verified against the trust store; rollback and expiry refused)")
-	fl.StringVar(&f.catalogName, "catalog-name", "releases", "name of the signed catalog (the name its keys are trusted for)")
-	fl.IntVar(&f.threshold, "catalog-threshold", 1, "distinct trusted keys that must have signed the catalog")
+	fl.StringVar(&f.catalogName, "catalog-name", "", "name of the signed catalog (the name its keys are trusted for; default releases)")
+	fl.IntVar(&f.threshold, "catalog-threshold", 0, "distinct trusted keys that must have signed the catalog (default 1)")
 	fl.StringVar(&f.trustDir, "trust-dir", "", "trust store for --catalog, which also records the last catalog version (default the agent's trust directory)")
 	fl.StringArrayVar(&f.windows, "support-window", nil, "support window: releases published within it are supported, e.g. 12mo (default), 1y, 26w, 180d; PRODUCT=LENGTH for one product; repeatable")
 	fl.StringArrayVar(&f.supported, "supported", nil, "PRODUCT=CONSTRAINT: a semver constraint instead of the window, e.g. arcagent='>=1.40.0'; repeatable")
@@ -57,189 +57,29 @@ func (f *releaseFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&f.waitRateLimit, "wait-rate-limit", 0, "when GitHub rate-limits, wait once for the reset if it is at most this long (e.g. 15m); default fail at once")
 }
 
-// configured reports whether a release source is given.
-func (f *releaseFlags) configured() bool {
-	return len(f.githubRepos) > 0 || f.catalog != "" || f.config != ""
-}
-
-// merged applies the --release-config file under the flags: a source given
-// by flags replaces the file's; policies from flags come after the file's,
-// so they win for the same product.
-func (f *releaseFlags) merged() (*releaseFlags, error) {
-	if f.config == "" {
-		return f, nil
+// options turns the flags into the release setup options.
+func (f *releaseFlags) options(a *app) releases.SetupOptions {
+	return releases.SetupOptions{
+		Config: f.config, GitHubRepos: f.githubRepos, GitHubURL: f.githubURL, GitHubToken: os.Getenv("GITHUB_TOKEN"),
+		Catalog: f.catalog, CatalogName: f.catalogName, Threshold: f.threshold,
+		TrustDir: f.trustDir, DefaultTrustDir: a.layout().TrustDir(), LoadTrust: a.loadTrust,
+		Windows: f.windows, Supported: f.supported, Offline: f.offline, Prereleases: f.prereleases,
+		CacheDir: f.cacheDir, WaitRateLimit: f.waitRateLimit, Log: a.log,
 	}
-	c, err := releases.LoadConfig(f.config)
-	if err != nil {
-		return nil, err
-	}
-	m := *f
-	repos, windows, supported := c.Flags()
-	if len(f.githubRepos) == 0 && f.catalog == "" {
-		m.githubRepos = repos
-		if c.GitHub != nil && m.githubURL == "" {
-			m.githubURL = c.GitHub.URL
-		}
-		if c.Catalog != nil {
-			m.catalog = c.Catalog.Location
-			if c.Catalog.Name != "" && f.catalogName == "releases" {
-				m.catalogName = c.Catalog.Name
-			}
-			if c.Catalog.Threshold > 0 && f.threshold == 1 {
-				m.threshold = c.Catalog.Threshold
-			}
-			if m.trustDir == "" {
-				m.trustDir = c.Catalog.TrustDir
-			}
-		}
-		if !m.configuredSource() {
-			return nil, errcode.New(releases.CodeBadSource, "release configuration %s names no source: give releases.github.repos or releases.catalog.location", f.config)
-		}
-	}
-	m.windows = append(windows, f.windows...)
-	m.supported = append(supported, f.supported...)
-	m.offline = f.offline || c.Offline
-	m.prereleases = f.prereleases || c.IncludePrereleases
-	if m.cacheDir == "" {
-		m.cacheDir = c.Cache
-	}
-	if m.waitRateLimit == 0 {
-		m.waitRateLimit = c.WaitRateLimit
-	}
-	return &m, nil
-}
-
-func (f *releaseFlags) configuredSource() bool { return len(f.githubRepos) > 0 || f.catalog != "" }
-
-// checker builds the release checker from the flags and --release-config.
-func (f *releaseFlags) checker(ctx context.Context, a *app) (*releases.Checker, error) {
-	f, err := f.merged()
-	if err != nil {
-		return nil, err
-	}
-	bad := func(format string, args ...any) error {
-		return errcode.New(releases.CodeBadSource, format, args...)
-	}
-	if len(f.githubRepos) > 0 && f.catalog != "" {
-		return nil, bad("give either --github-repo or --catalog, not both")
-	}
-	pol := releases.Policies{Default: releases.Policy{IncludePrereleases: f.prereleases}, ByProduct: map[string]releases.Policy{}}
-	named := []string{}
-	policyFor := func(p string) releases.Policy {
-		if q, ok := pol.ByProduct[p]; ok {
-			return q
-		}
-		return pol.Default
-	}
-	for _, w := range f.windows {
-		prod, length, ok := strings.Cut(w, "=")
-		if !ok {
-			length, prod = prod, ""
-		}
-		win, err := releases.ParseWindow(length)
-		if err != nil {
-			return nil, errcode.Wrap(releases.CodeBadPolicy, err, "--support-window")
-		}
-		if prod == "" {
-			pol.Default.Window = win
-			continue
-		}
-		prod = releases.ProductName(prod)
-		q := policyFor(prod)
-		q.Window = win
-		pol.ByProduct[prod] = q
-		named = append(named, prod)
-	}
-	for _, s := range f.supported {
-		prod, c, ok := strings.Cut(s, "=")
-		prod = releases.ProductName(prod)
-		if !ok || prod == "" || strings.TrimSpace(c) == "" {
-			return nil, errcode.New(releases.CodeBadPolicy, "--supported %q: use PRODUCT=CONSTRAINT, e.g. arcagent='>=1.40.0'", s)
-		}
-		if _, err := releases.ParseConstraint(c); err != nil {
-			return nil, errcode.Wrap(releases.CodeBadPolicy, err, "--supported %s: %q is not a semver constraint", prod, c)
-		}
-		q := policyFor(prod)
-		q.Constraint = strings.TrimSpace(c)
-		pol.ByProduct[prod] = q
-		named = append(named, prod)
-	}
-	// Products without their own entry follow the default (window and
-	// pre-releases) set by later flags too.
-	for p, q := range pol.ByProduct {
-		if q.Window == (releases.Window{}) {
-			q.Window = pol.Default.Window
-		}
-		q.IncludePrereleases = f.prereleases
-		pol.ByProduct[p] = q
-	}
-	var src releases.Source
-	switch {
-	case f.catalog != "":
-		if f.offline {
-			return nil, bad("--offline applies to GitHub; a --catalog FILE is read locally already")
-		}
-		store, err := a.loadTrust(f.trustDir)
-		if err != nil {
-			return nil, err
-		}
-		stateDir := f.trustDir
-		if stateDir == "" {
-			stateDir = a.layout().TrustDir()
-		}
-		cs, err := releases.OpenCatalog(ctx, releases.CatalogOptions{Location: f.catalog, Name: f.catalogName, Threshold: f.threshold, Trust: store, StateDir: stateDir})
-		if err != nil {
-			return nil, err
-		}
-		src = cs
-	default:
-		repos := map[string]string{}
-		for _, r := range f.githubRepos {
-			prod, repo, ok := strings.Cut(r, "=")
-			if !ok {
-				prod, repo = releases.AgentProduct, r
-			}
-			prod = releases.ProductName(prod)
-			if prev, dup := repos[prod]; dup && prev != repo {
-				return nil, bad("--github-repo names two repositories for %s: %s and %s", prod, prev, repo)
-			}
-			repos[prod] = strings.TrimSpace(repo)
-		}
-		cache := f.cacheDir
-		if cache == "" {
-			if d, err := os.UserCacheDir(); err == nil {
-				cache = filepath.Join(d, "arcagent", "releases")
-			}
-		}
-		gs, err := releases.NewGitHubSource(releases.GitHubOptions{
-			BaseURL: f.githubURL, Token: os.Getenv("GITHUB_TOKEN"), Repos: repos, CacheDir: cache,
-			Offline: f.offline, MaxWait: f.waitRateLimit, Log: a.log,
-		})
-		if err != nil {
-			return nil, err
-		}
-		src = gs
-	}
-	c := &releases.Checker{Source: src, Policies: pol, Log: a.log}
-	for _, p := range named {
-		if _, err := c.Require(ctx, p); err != nil {
-			return nil, err
-		}
-	}
-	return c, nil
 }
 
 // collector returns the audit releases collector, or nil when no source is
 // configured (the currency rules then stay not applicable).
 func (f *releaseFlags) collector(ctx context.Context, a *app) (audit.ReleasesCollector, error) {
-	if !f.configured() {
+	o := f.options(a)
+	if !o.Configured() {
 		return nil, nil
 	}
-	c, err := f.checker(ctx, a)
+	c, err := releases.NewChecker(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	return &releases.Collector{Checker: c}, nil
+	return &releasefacts.Collector{Checker: c}, nil
 }
 
 type fleetCurrencyFlags struct {
@@ -265,14 +105,16 @@ default the releases of the last 12 months, or outside --supported). A version
 that cannot be parsed, and a bad inventory row, is reported as unknown.
 
 The inventory is streamed: memory stays flat however many machines it holds.
-JSON and CSV reports hold every result; table and Markdown list the findings
-(--all lists current ones too); SARIF holds findings (ARC-CUR-001 behind,
-ARC-CUR-002 unsupported, ARC-CUR-003 unknown).
+JSON, CSV, JUnit and HTML reports hold every result; table and Markdown list
+the findings (--all lists current ones too); SARIF holds findings (ARC-CUR-001
+behind, ARC-CUR-002 unsupported, ARC-CUR-003 unknown). The inventory may be
+the JSON of "arcagent fleet machines list -j" on standard input (--inventory -).
 
 Exit codes: 0 done (and nothing at or above --fail-on); 1 findings at or
 above --fail-on (unknown versions count at either level); 2 bad usage or
 input; 3 the source could not be read.`,
-		Example: `  arcagent fleet currency --inventory fleet.json --github-repo arcagent/arcagent \
+		Example: `  arcagent fleet machines list -j | arcagent fleet currency --inventory - --github-repo arcagent/arcagent
+  arcagent fleet currency --inventory fleet.json --github-repo arcagent/arcagent \
       --github-repo Contoso.Monitoring.StatusReporter=contoso/status-reporter
   arcagent fleet currency --inventory fleet.csv --catalog https://releases.example.com/releases.sig.json \
       --fail-on unsupported -o table -o sarif=currency.sarif
@@ -295,9 +137,6 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 	if f.inventory == "" {
 		return errcode.New(errcode.Usage, "fleet currency needs --inventory FILE")
 	}
-	if !f.releases.configured() {
-		return errcode.New(releases.CodeBadSource, "no release source: give --github-repo PRODUCT=OWNER/REPO, --catalog FILE|URL or --release-config FILE")
-	}
 	failOn, err := releases.ParseFailOn(strings.ToLower(strings.TrimSpace(f.failOn)))
 	if err != nil {
 		return err
@@ -306,10 +145,7 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 	if format != "" && format != releases.FormatJSON && format != releases.FormatCSV {
 		return errcode.New(releases.CodeBadInventory, "--inventory-format %q: use json or csv", f.format)
 	}
-	outs, err := reports.ParseOutputsFor(a.defaultOutputs(f.outputs), func(format string) error {
-		_, err := releases.NewWriter(format, io.Discard, releases.WriterOptions{})
-		return err
-	})
+	outs, err := reports.ParseOutputsFor(a.defaultOutputs(f.outputs), releases.CheckFormat)
 	if err != nil {
 		return errcode.Wrap(releases.CodeBadOutput, err, "-o")
 	}
@@ -322,35 +158,17 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 		defer fh.Close()
 		in = fh
 	}
-	checker, err := f.releases.checker(ctx, a)
+	checker, err := releases.NewChecker(ctx, f.releases.options(a))
 	if err != nil {
 		return err
 	}
 	bi := buildinfo.Get()
 	head := releases.Header{Tool: "arcagent", Version: bi.Version, Inventory: f.inventory, Source: checker.Source.String(), GeneratedAt: time.Now().UTC(), FailOn: failOn}
 	progress := a.progress("checked %d machines")
-	var sum *releases.Summary
-	writers := make([]releases.RowWriter, len(outs))
-	// Open every file output (atomically: a failed run leaves none), then
-	// run the check once, writing all formats as rows come.
-	var open func(i int) error
-	open = func(i int) error {
-		if i == len(outs) {
-			var err error
-			sum, err = releases.Check(ctx, releases.CheckOptions{Inventory: in, Format: format, Checker: checker, Writers: writers, Header: head, Progress: progress.update})
-			return err
-		}
-		o := outs[i]
-		if o.ToStdout() {
-			writers[i], _ = releases.NewWriter(o.Format, a.stdout, releases.WriterOptions{All: f.all})
-			return open(i + 1)
-		}
-		return atomicfile.Write(o.File, atomicfile.WriteOptions{Mode: 0o644}, func(w io.Writer) error {
-			writers[i], _ = releases.NewWriter(o.Format, w, releases.WriterOptions{All: f.all})
-			return open(i + 1)
-		})
-	}
-	err = open(0)
+	sum, err := releases.WriteReports(ctx, releases.ReportOptions{
+		CheckOptions: releases.CheckOptions{Inventory: in, Format: format, Checker: checker, Header: head, Progress: progress.update},
+		Outputs:      outs, Stdout: a.stdout, All: f.all, Width: table.Width(a.stdout),
+	})
 	progress.done()
 	if err != nil {
 		return err

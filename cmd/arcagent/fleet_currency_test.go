@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/arcagent/arcagent/audit/fixture"
+	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/signing"
 )
 
@@ -211,7 +213,7 @@ func TestFleetCurrencyGitHub(t *testing.T) {
 		{[]string{"--github-repo", "arc/agent", "--supported", "arcagent=latest"}, 2, "ARC0309"},
 		{[]string{"--github-repo", "arc/agent", "--support-window", "12m"}, 2, "write 12mo for months"},
 		{[]string{"--github-repo", "arc/agent", "--fail-on", "current"}, 2, "--fail-on"},
-		{[]string{"--github-repo", "arc/agent", "-o", "html"}, 2, "unknown format"},
+		{[]string{"--github-repo", "arc/agent", "-o", "xml"}, 2, "unknown format"},
 		{[]string{"--github-repo", "arc/agent", "-o", "json", "-o", "csv"}, 2, "both write to standard output"},
 		{[]string{"--github-repo", "not-a-repo"}, 2, "is not OWNER/REPO"},
 		{[]string{"--github-repo", "arc/agent", "--catalog", "x"}, 2, "not both"},
@@ -221,6 +223,11 @@ func TestFleetCurrencyGitHub(t *testing.T) {
 		_, stderr, code := runCLI(t, append(append([]string{}, base...), tt.args...)...)
 		if code != tt.code || !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, "what to do:") {
 			t.Errorf("%v: exit %d, want %d with %q:\n%s", tt.args, code, tt.code, tt.want, stderr)
+		}
+		// Each error says its code once.
+		first, _, _ := strings.Cut(strings.TrimPrefix(stderr, "error: "), ":")
+		if n := strings.Count(stderr, first+":"); !strings.HasPrefix(first, "ARC") || n != 1 {
+			t.Errorf("%v: the code %q is said %d times:\n%s", tt.args, first, n, stderr)
 		}
 	}
 	_, stderr, code = runCLI(t, "fleet", "currency", "--inventory", filepath.Join(t.TempDir(), "none.json"), "--github-repo", "arc/agent", "--github-url", srv.URL)
@@ -317,5 +324,45 @@ func TestFleetCurrencyQuietWhenNotATerminal(t *testing.T) {
 	data, _ := os.ReadFile(errFile.Name())
 	if code != 0 || len(data) != 0 || !strings.Contains(out.String(), "3000 machines, 6000 results: 6000 current") {
 		t.Errorf("exit %d, stderr %q\n%s", code, data, out.String())
+	}
+}
+
+// `fleet machines list -j | fleet currency --inventory -`: the inventory
+// is the JSON the list command prints (apiv1.Machine through printJSON),
+// extensions under reportedStatus.
+func TestFleetCurrencyFromMachinesList(t *testing.T) {
+	cat, trust := currencyCatalog(t, 3)
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	ms := []apiv1.Machine{
+		{ID: "0b6c", Name: "web-01", Status: "Connected", LastHeartbeat: now, AgentVersion: "1.29.02300.1", ResourceGroup: "web",
+			Inventory: apiv1.Inventory{Hostname: "web-01.example.com", OSType: "linux", AgentVersion: "1.29.02300.1"}, Tags: apiv1.Tags{"env": "prod"},
+			ReportedStatus: &apiv1.MachineStatus{Extensions: []apiv1.ExtensionStatus{{Name: "Contoso.Monitoring.StatusReporter", Version: "1.2.0", State: "Succeeded"}}}},
+		{ID: "1d2e", Name: "db-01", Status: "Disconnected", AgentVersion: "1.27.02100.100", ResourceGroup: "db",
+			ReportedStatus: &apiv1.MachineStatus{Extensions: []apiv1.ExtensionStatus{{Name: "Contoso.Monitoring.StatusReporter", Version: "1.0.0", State: "Failed"}}}},
+		{ID: "3f40", Name: "new-01", Status: "Connected", AgentVersion: "1.28.02260.736"},
+	}
+	var list bytes.Buffer
+	if err := (&app{stdout: &list}).printJSON(ms); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := fleetCLI(t, list.String(), "fleet", "currency", "--inventory", "-", "--catalog", cat, "--trust-dir", trust, "-o", "csv")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"web-01,2,arcagent,1.29.02300.1,1.29.02300.1,current",
+		"web-01,2,Contoso.Monitoring.StatusReporter,1.2.0,1.2.0,current",
+		"db-01,", "Contoso.Monitoring.StatusReporter,1.0.0,1.2.0,unsupported",
+		"new-01,", "arcagent,1.28.02260.736,1.29.02300.1,behind",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("currency of the machines list lacks %q:\n%s", want, stdout)
+		}
+	}
+	// An empty fleet lists null: no machine, no error.
+	var empty bytes.Buffer
+	(&app{stdout: &empty}).printJSON([]apiv1.Machine(nil))
+	if stdout, stderr, code := fleetCLI(t, empty.String(), "fleet", "currency", "--inventory", "-", "--catalog", cat, "--trust-dir", trust); code != 0 || !strings.Contains(stdout, "0 machines") {
+		t.Errorf("empty list: exit %d\n%s%s", code, stdout, stderr)
 	}
 }

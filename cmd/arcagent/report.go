@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/table"
 	"github.com/arcagent/arcagent/reports"
 )
 
@@ -105,7 +106,7 @@ func (a *app) runConvert(path string, f *convertFlags) error {
 		// A hand-made report without a summary: count it as the audit would.
 		r.Summarize()
 	}
-	if err := reports.WriteAll(r, outs, a.stdout, reports.Options{Color: a.color()}); err != nil {
+	if err := reports.WriteAll(r, outs, a.stdout, reports.Options{Color: a.color(), Width: table.Width(a.stdout)}); err != nil {
 		return errcode.Wrap(errcode.WriteFailed, err, "report")
 	}
 	if failOn == "" {

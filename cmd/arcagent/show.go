@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +12,7 @@ import (
 	"github.com/arcagent/arcagent/agent/himds"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/cli"
+	"github.com/arcagent/arcagent/internal/table"
 )
 
 func init() { extraCommands = append(extraCommands, newShowCmd) }
@@ -100,11 +100,11 @@ func runShow(ctx context.Context, a *app, props []string) error {
 	if len(keys) == 0 {
 		keys = showOrder
 	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	rows := make([][]string, 0, len(keys))
 	for _, k := range keys {
-		fmt.Fprintf(tw, "%s\t%s\n", k, all[k])
+		rows = append(rows, []string{k, all[k]})
 	}
-	if err := tw.Flush(); err != nil {
+	if err := table.Render(a.stdout, nil, rows, table.Options{Width: table.Width(a.stdout), NoHeader: true, KeepEmpty: true}); err != nil {
 		return err
 	}
 	if in.Remedy != "" && len(props) == 0 {

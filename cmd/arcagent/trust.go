@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -124,12 +123,11 @@ func newTrustListCmd(a *app) *cobra.Command {
 				fmt.Fprintf(a.stdout, "no trusted keys in %s\n", store.Dir)
 				return nil
 			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tALGORITHM\tKEY ID\tPUBLISHERS\tCATALOGS\tADDED")
+			rows := make([][]string, 0, len(store.Keys))
 			for _, k := range store.Keys {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.Name, k.Algorithm, k.KeyID, dash(strings.Join(k.Publishers, ",")), dash(strings.Join(k.Catalogs, ",")), cli.Time(k.Added))
+				rows = append(rows, []string{k.Name, string(k.Algorithm), k.KeyID, dash(strings.Join(k.Publishers, ",")), dash(strings.Join(k.Catalogs, ",")), cli.Time(k.Added)})
 			}
-			return tw.Flush()
+			return a.printTable([]string{"NAME", "ALGORITHM", "KEY ID", "PUBLISHERS", "CATALOGS", "ADDED"}, rows, "")
 		},
 	}
 }

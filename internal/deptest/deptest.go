@@ -48,6 +48,11 @@ var Rules = []Rule{
 		Forbid: []string{Module + "/audit/..."},
 		Why:    "reports render a report model; they never collect (no audit engine or collector in a report writer)",
 	},
+	{
+		From:   Module + "/releases/...",
+		Forbid: []string{Module + "/audit/...", "github.com/google/cel-go/..."},
+		Why:    "version currency is a library of its own: the audit adapts release facts on its side (audit/releasefacts), never the other way",
+	},
 }
 
 // Package is what Check needs of one package from `go list -json`.
