@@ -215,7 +215,7 @@ func TestBareTreeUsesHostAccounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host, err := readAccounts("/etc/passwd", "/etc/group")
+	host, err := readHostAccounts()
 	if err != nil {
 		t.Skip("this host has no /etc/passwd")
 	}
