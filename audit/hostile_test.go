@@ -209,3 +209,42 @@ func TestPlannedConfigFIFO(t *testing.T) {
 		t.Fatal("the audit hung on a FIFO")
 	}
 }
+
+type ctxKey struct{}
+
+// ctxReleases records the context it is called with.
+type ctxReleases struct{ got context.Context }
+
+func (r *ctxReleases) CollectReleases(ctx context.Context, f *Facts) (ReleasesFacts, error) {
+	r.got = ctx
+	return ReleasesFacts{Section: Section{Available: true}, Extensions: []Currency{}}, nil
+}
+
+// The optional collectors run under the caller's context on every path
+// (installed agent, no agent, planned configuration), so that a cancelled
+// audit stops asking the release source.
+func TestOptionalCollectorsGetCallersContext(t *testing.T) {
+	planned := filepath.Join(t.TempDir(), "planned.json")
+	if err := os.WriteFile(planned, []byte(`{}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	installed := t.TempDir()
+	fixture.New(t, installed).DefaultInstall()
+	for name, o := range map[string]Options{
+		"installed": {Root: installed},
+		"no agent":  {Root: t.TempDir()},
+		"planned":   {Root: t.TempDir(), PlannedConfig: planned},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rel := &ctxReleases{}
+			o.Releases, o.Now = rel, testNow
+			ctx := context.WithValue(context.Background(), ctxKey{}, name)
+			if _, err := Collect(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+			if rel.got == nil || rel.got.Value(ctxKey{}) != name {
+				t.Errorf("the release source got %v, not the caller's context", rel.got)
+			}
+		})
+	}
+}
