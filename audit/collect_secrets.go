@@ -34,18 +34,36 @@ const (
 
 // secretPatterns match a credential with a value, never a mention of one.
 // The value is never recorded. Each runs only on a line that contains its
-// literal, and on the line lowered to ASCII lower case (the patterns are
+// literals, and on the line lowered to ASCII lower case (the patterns are
 // written in lower case), so no case-insensitive regexp runs at all.
 var secretPatterns = []struct {
-	kind    string
-	literal []byte
-	re      *regexp.Regexp
+	kind     string
+	literals [][]byte // all in every match
+	re       *regexp.Regexp
 }{
-	{"onboarding-token", []byte("--onboarding-token"), regexp.MustCompile(`--onboarding-token[= ]+["']?[a-z0-9._~+/=-]{8,}`)},
-	{"onboarding-token", []byte("onboarding"), regexp.MustCompile(`["']?onboarding[-_]?token["']?\s*[:=]\s*["']?[a-z0-9._~+/=-]{8,}`)},
-	{"service-principal-secret", []byte("--service-principal-secret"), regexp.MustCompile(`--service-principal-secret[= ]+["']?\S{8,}`)},
-	{"service-principal-secret", []byte("principal"), regexp.MustCompile(`["']?service[-_]?principal[-_]?secret["']?\s*[:=]\s*["']?[^\s"']{8,}`)},
-	{"access-token", []byte("--access-token"), regexp.MustCompile(`(azcmagent|arcagent)\s+connect\b.*--access-token[= ]+["']?\S{8,}`)},
+	{"onboarding-token", lits("--onboarding-token"), regexp.MustCompile(`--onboarding-token[= ]+["']?[a-z0-9._~+/=-]{8,}`)},
+	{"onboarding-token", lits("onboarding", "token"), regexp.MustCompile(`["']?onboarding[-_]?token["']?\s*[:=]\s*["']?[a-z0-9._~+/=-]{8,}`)},
+	{"service-principal-secret", lits("--service-principal-secret"), regexp.MustCompile(`--service-principal-secret[= ]+["']?\S{8,}`)},
+	{"service-principal-secret", lits("principal", "secret"), regexp.MustCompile(`["']?service[-_]?principal[-_]?secret["']?\s*[:=]\s*["']?[^\s"']{8,}`)},
+	{"access-token", lits("--access-token", "connect"), regexp.MustCompile(`(azcmagent|arcagent)\s+connect\b.*--access-token[= ]+["']?\S{8,}`)},
+}
+
+func lits(s ...string) [][]byte {
+	out := make([][]byte, len(s))
+	for i, x := range s {
+		out[i] = []byte(x)
+	}
+	return out
+}
+
+// containsAll reports whether text contains every literal.
+func containsAll(text []byte, literals [][]byte) bool {
+	for _, l := range literals {
+		if !bytes.Contains(text, l) {
+			return false
+		}
+	}
+	return true
 }
 
 // secretKeywords are the literals of the patterns that no other literal
@@ -226,7 +244,7 @@ func findSecrets(lower []byte) []SecretFact {
 		counted = start
 		text := lower[start:end]
 		for _, p := range secretPatterns {
-			if seen[p.kind] || !bytes.Contains(text, p.literal) || !p.re.Match(text) {
+			if seen[p.kind] || !containsAll(text, p.literals) || !p.re.Match(text) {
 				continue
 			}
 			if seen == nil {

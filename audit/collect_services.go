@@ -276,11 +276,11 @@ func parseProcNetTCP(b []byte) []Listener {
 func stateIsListen(line []byte) bool {
 	i := 0
 	for field := 0; ; field++ {
-		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+		for i < len(line) && asciiSpace(line[i]) {
 			i++
 		}
 		start := i
-		for i < len(line) && line[i] != ' ' && line[i] != '\t' {
+		for i < len(line) && !asciiSpace(line[i]) {
 			i++
 		}
 		if start == i {
@@ -290,6 +290,10 @@ func stateIsListen(line []byte) bool {
 			return i-start == 2 && line[start] == '0' && line[start+1] == 'A'
 		}
 	}
+}
+
+func asciiSpace(b byte) bool {
+	return b == ' ' || b == '\t' || b == '\r' || b == '\v' || b == '\f'
 }
 
 // decodeProcIP decodes the kernel's hex form: 32-bit words in host (little
