@@ -139,8 +139,12 @@ func daemonOf(argv []string) string {
 	return ""
 }
 
-// procLimit bounds each /proc file read (cmdline, status, net/tcp).
-const procLimit = 16 << 20
+// Bounds of the /proc reads on the live host: a process's cmdline and
+// status, and /proc/net/tcp{,6} (about 150 bytes a socket).
+const (
+	procFileLimit = 1 << 20
+	procNetLimit  = 16 << 20
+)
 
 func (c *collector) readProcesses(sf *ServicesFacts) {
 	ents, err := os.ReadDir("/proc")
@@ -156,7 +160,7 @@ func (c *collector) readProcesses(sf *ServicesFacts) {
 		if err != nil || pid == self {
 			continue
 		}
-		buf, err = saferead.ReadBounded("/proc/"+e.Name()+"/cmdline", buf[:0], 1<<20)
+		buf, err = saferead.ReadBounded("/proc/"+e.Name()+"/cmdline", buf[:0], procFileLimit)
 		if err != nil || len(buf) == 0 || !mayBeDaemon(buf) {
 			continue
 		}
@@ -187,7 +191,7 @@ func mayBeDaemon(cmdline []byte) bool {
 // procUID returns the effective uid from /proc/PID/status, -1 if unknown,
 // and the buffer for reuse.
 func procUID(path string, buf []byte) ([]byte, int) {
-	buf, err := saferead.ReadBounded(path, buf, 1<<20)
+	buf, err := saferead.ReadBounded(path, buf, procFileLimit)
 	if err != nil {
 		return buf, -1
 	}
@@ -215,7 +219,7 @@ func (c *collector) readListeners(sf *ServicesFacts) {
 	var buf []byte
 	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		var err error
-		buf, err = saferead.ReadBounded(file, buf[:0], procLimit)
+		buf, err = saferead.ReadBounded(file, buf[:0], procNetLimit)
 		if err != nil {
 			continue
 		}
