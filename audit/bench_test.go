@@ -145,3 +145,14 @@ func BenchmarkCollectSecretsTree(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLiveProcessesAndSockets is the /proc part of a live collect:
+// every process's command line, and the listening sockets.
+func BenchmarkLiveProcessesAndSockets(b *testing.B) {
+	c := &collector{acct: &accounts{users: map[int]string{}, groups: map[int]string{}}}
+	for b.Loop() {
+		sf := &ServicesFacts{Processes: map[string][]Process{}, Listeners: map[string][]Listener{}, Expected: expectedServices()}
+		c.readProcesses(sf)
+		c.readListeners(sf)
+	}
+}

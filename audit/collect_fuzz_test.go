@@ -116,3 +116,22 @@ func FuzzParseProcNetTCP(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseInetDiag feeds arbitrary datagrams to the sock_diag decoder: it
+// must not panic, and what it returns are listeners with a port.
+func FuzzParseInetDiag(f *testing.F) {
+	msg := make([]byte, 16+72)
+	msg[0], msg[4], msg[16], msg[17] = 16+72, 20, 2, 10 // len, SOCK_DIAG_BY_FAMILY, AF_INET, LISTEN
+	msg[20], msg[21], msg[24], msg[27] = 0x9c, 0xd6, 127, 1
+	f.Add(msg)
+	f.Add(append(append([]byte{}, msg...), 16, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)) // then NLMSG_DONE
+	f.Add([]byte{20, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff})   // NLMSG_ERROR
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ls, _, _ := parseInetDiag(b)
+		for _, l := range ls {
+			if l.Address == "" {
+				t.Fatalf("a listener without an address: %+v", l)
+			}
+		}
+	})
+}

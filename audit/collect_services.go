@@ -216,6 +216,21 @@ func (c *collector) readListeners(sf *ServicesFacts) {
 			ports[s.Port] = name
 		}
 	}
+	ls, err := netlinkListeners()
+	if err != nil {
+		ls = procListeners()
+	}
+	for _, l := range ls {
+		if svc, ok := ports[l.Port]; ok {
+			sf.Listeners[svc] = append(sf.Listeners[svc], l)
+		}
+	}
+}
+
+// procListeners reads the listening sockets from /proc/net/tcp{,6}, for
+// kernels without sock_diag.
+func procListeners() []Listener {
+	var out []Listener
 	var buf []byte
 	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		var err error
@@ -223,12 +238,9 @@ func (c *collector) readListeners(sf *ServicesFacts) {
 		if err != nil {
 			continue
 		}
-		for _, l := range parseProcNetTCP(buf) {
-			if svc, ok := ports[l.Port]; ok {
-				sf.Listeners[svc] = append(sf.Listeners[svc], l)
-			}
-		}
+		out = append(out, parseProcNetTCP(buf)...)
 	}
+	return out
 }
 
 // parseProcNetTCP returns the listening sockets in a /proc/net/tcp{,6}
