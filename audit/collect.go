@@ -57,6 +57,8 @@ type collector struct {
 	root  *saferead.Root
 	facts *Facts
 	acct  *accounts
+	// acctErr is why the target's users and groups could not be read.
+	acctErr error
 	// settings are the local controls read by collectConfig (nil if unreadable).
 	settings *config.Settings
 	lowerBuf []byte // reused by the secrets scan
@@ -97,13 +99,16 @@ func Collect(ctx context.Context, opts Options) (*Facts, error) {
 		f.Target.Kind = "root"
 	}
 	c.acct, err = readAccounts(c.root)
-	if err != nil && !f.Target.Live {
+	if err != nil && !f.Target.Live && errors.Is(err, fs.ErrNotExist) {
 		// A bare tree without its own accounts: judge ownership by this
 		// host's users and groups, and say so.
 		c.errorf("host", "/etc/passwd", "the target has no readable users and groups (%v); owners are named from this host's /etc/passwd and /etc/group", err)
 		c.acct, err = readHostAccounts()
 	}
 	if err != nil {
+		// Owners named by number would fail the ownership rules falsely:
+		// the sections that name users say error instead.
+		c.acctErr = err
 		c.errorf("host", "/etc/passwd", "cannot read users and groups: %v", err)
 	}
 	if f.Target.Live && os.Geteuid() != 0 {

@@ -26,6 +26,10 @@ func (c *collector) collectFiles() {
 	ff := &c.facts.Files
 	ff.Available = true
 	ff.Entries = []FileFact{}
+	if c.acctErr != nil {
+		ff.Available, ff.Error = false, true
+		ff.Reason = "owners and groups cannot be named: the target's users and groups cannot be read: " + c.acctErr.Error()
+	}
 	for _, e := range layout.Entries() {
 		wantKind := "file"
 		if e.Kind == layout.KindDir || e.ID == "extension-dir" {

@@ -42,7 +42,11 @@ func (c *collector) collectHost() {
 	}
 	h.OS = c.osRelease()
 	h.HimdsMembers, h.HimdsGroup = c.acct.groupMembers(layout.GroupHIMDS)
-	if !h.HimdsGroup {
+	switch {
+	case c.acctErr != nil:
+		h.Available, h.Error = false, true
+		h.Reason = "the target's users and groups cannot be read: " + c.acctErr.Error()
+	case !h.HimdsGroup:
 		h.Reason = "group himds does not exist on this target"
 	}
 }

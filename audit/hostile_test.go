@@ -88,6 +88,13 @@ func TestHostileTree(t *testing.T) {
 			if !collectorError(f, "etc/passwd", "etc/passwd is a symbolic link") {
 				t.Errorf("errors = %+v", f.Errors)
 			}
+			// Not judged by this host's accounts: the owner rules error.
+			if f.Files.Available || !f.Files.Error || !strings.Contains(f.Files.Reason, "etc/passwd is a symbolic link") {
+				t.Errorf("files = %+v", f.Files.Section)
+			}
+			if f.Host.Available || !f.Host.Error {
+				t.Errorf("host = %+v", f.Host.Section)
+			}
 		}},
 		{"passwd is a FIFO", func(t *testing.T, root string) {
 			replace(t, filepath.Join(root, "etc/passwd"), fifo)
