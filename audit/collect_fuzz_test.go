@@ -67,6 +67,12 @@ func FuzzFindSecrets(f *testing.F) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("findSecrets = %+v, want %+v", got, want)
 		}
+		// Chunks of a few bytes cut lines everywhere they can.
+		for _, chunk := range []int{1, 7, 64} {
+			if got, _ := findSecretsChunked(data, chunk, nil); !reflect.DeepEqual(got, want) {
+				t.Fatalf("findSecretsChunked(%d) = %+v, want %+v", chunk, got, want)
+			}
+		}
 	})
 }
 

@@ -199,22 +199,54 @@ func (c *collector) scanFile(d *saferead.Dir, prod string) {
 	if bytes.IndexByte(data[:min(len(data), 8192)], 0) >= 0 {
 		return // binary
 	}
-	c.lowerBuf = asciiLower(c.lowerBuf[:0], data)
-	for _, f := range findSecrets(c.lowerBuf) {
+	var found []SecretFact
+	found, c.lowerBuf = findSecretsChunked(data, secretChunk, c.lowerBuf)
+	for _, f := range found {
 		sf.Found = append(sf.Found, SecretFact{Path: layout.Rel(prod), Line: f.Line, Kind: f.Kind})
 	}
+}
+
+// secretChunk is how much of a file is lowered at a time: the lowered copy
+// stays this small (plus the longest line) whatever the file's size.
+const secretChunk = 64 << 10
+
+// findSecretsChunked is findSecrets over data, lowered chunk bytes at a
+// time (extended to whole lines) into buf, which it returns for reuse.
+func findSecretsChunked(data []byte, chunk int, buf []byte) ([]SecretFact, []byte) {
+	var out []SecretFact
+	var seen map[string]bool
+	line := 1
+	for len(data) > 0 {
+		end := min(chunk, len(data))
+		if i := bytes.IndexByte(data[end:], '\n'); i >= 0 {
+			end += i + 1
+		} else {
+			end = len(data)
+		}
+		part := data[:end]
+		buf = asciiLower(buf[:0], part)
+		out, seen = findSecretsFrom(buf, line, out, seen)
+		line += bytes.Count(part, []byte("\n"))
+		data = data[end:]
+	}
+	return out, buf
 }
 
 // findSecrets returns the first line of each kind of credential in lower,
 // a file's text lowered to ASCII lower case. Only the lines that contain a
 // keyword are matched against the patterns.
 func findSecrets(lower []byte) []SecretFact {
-	var out []SecretFact
-	var seen map[string]bool
-	line, counted := 1, 0 // line number of offset counted
+	out, _ := findSecretsFrom(lower, 1, nil, nil)
+	return out
+}
+
+// findSecretsFrom is findSecrets over whole lines whose first is line
+// first, adding to out the kinds not yet seen.
+func findSecretsFrom(lower []byte, first int, out []SecretFact, seen map[string]bool) ([]SecretFact, map[string]bool) {
+	line, counted := first, 0 // line number of offset counted
 	// next[i] is the next occurrence of keyword i at or after pos (-1:
 	// none left), so that each keyword is searched for once per hit.
-	var next [3]int
+	next := make([]int, len(secretKeywords))
 	for i := range next {
 		next[i] = -2
 	}
@@ -255,7 +287,7 @@ func findSecrets(lower []byte) []SecretFact {
 		}
 		pos = end + 1
 	}
-	return out
+	return out, seen
 }
 
 // asciiLower appends src to dst with ASCII letters lowered (fast; the
