@@ -153,9 +153,17 @@ func (d *Dir) Sub(base string) (*Dir, error) {
 	return &Dir{f: os.NewFile(uintptr(fd), name), name: name}, nil
 }
 
-func (d *Dir) openat(base string, flags int) (int, error) {
+// checkBase refuses a name that is not one entry of the directory.
+func checkBase(base string) error {
 	if base == "" || base == "." || base == ".." || strings.Contains(base, "/") {
-		return -1, fmt.Errorf("bad file name %q", base)
+		return fmt.Errorf("bad file name %q", base)
+	}
+	return nil
+}
+
+func (d *Dir) openat(base string, flags int) (int, error) {
+	if err := checkBase(base); err != nil {
+		return -1, err
 	}
 	rc, err := d.f.SyscallConn()
 	if err != nil {
@@ -175,10 +183,37 @@ func (d *Dir) openat(base string, flags int) (int, error) {
 	return fd, oerr
 }
 
+func (d *Dir) lstatat(base string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := checkBase(base); err != nil {
+		return st, err
+	}
+	rc, err := d.f.SyscallConn()
+	if err != nil {
+		return st, err
+	}
+	var serr error
+	if err := rc.Control(func(dfd uintptr) {
+		serr = unix.Fstatat(int(dfd), base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	}); err != nil {
+		return st, err
+	}
+	return st, serr
+}
+
 // ReadFile reads the regular file base of d, appending to buf (which may
 // be nil; pass buf[:0] to reuse it), reading at most limit bytes.
 func (d *Dir) ReadFile(base string, buf []byte, limit int64) ([]byte, error) {
 	name := path.Join(d.name, base)
+	// Look before opening: opening a device can act (a watchdog arms, a
+	// tape rewinds), so a non-regular file is refused unopened. The fstat
+	// after the open catches a swap in between.
+	if st, err := d.lstatat(base); err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			return buf, &Error{Path: name, Err: ErrSymlink}
+		}
+		return buf, &Error{Path: name, Err: ErrNotRegular, Kind: kindOf(st.Mode)}
+	}
 	fd, err := d.openat(base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
@@ -295,6 +330,8 @@ func ReadBounded(name string, buf []byte, limit int64) ([]byte, error) {
 	}
 }
 
+// isEscape recognises os.Root's refusal of a path leaving the root (os
+// does not export that error).
 func isEscape(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "path escapes from parent")
 }

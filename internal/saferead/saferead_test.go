@@ -193,3 +193,23 @@ func TestReadBounded(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// A device node is refused by its type, as root can make one in a tree.
+func TestDeviceRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("making a device node needs root")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mknod(filepath.Join(dir, "passwd"), syscall.S_IFCHR|0o644, 1<<8|5); err != nil { // 1,5 = /dev/zero
+		t.Skipf("mknod: %v", err)
+	}
+	r, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, err = r.ReadFile("passwd", ConfigLimit)
+	if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "character device") {
+		t.Errorf("err = %v", err)
+	}
+}
