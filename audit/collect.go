@@ -220,9 +220,24 @@ func (e *TargetError) Error() string {
 func (e *TargetError) Unwrap() error { return e.Err }
 
 // exists reports whether a production path exists under the root.
+// A path that leads out of the root through a link does not exist for
+// the audit, and the collector errors say so.
 func (c *collector) exists(prod string) bool {
 	_, err := c.root.Lstat(prod)
+	if errors.Is(err, saferead.ErrEscapes) {
+		c.errorOnce("target", prod, err)
+	}
 	return err == nil
+}
+
+// errorOnce records err for prod unless it was recorded already.
+func (c *collector) errorOnce(collector, prod string, err error) {
+	for _, e := range c.facts.Errors {
+		if e.Path == layout.Rel(prod) && e.Error == err.Error() {
+			return
+		}
+	}
+	c.errorf(collector, prod, "%v", err)
 }
 
 // read reads a production path of the target through saferead: inside the

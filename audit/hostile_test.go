@@ -137,6 +137,19 @@ func TestHostileTree(t *testing.T) {
 				t.Errorf("errors = %+v", f.Errors)
 			}
 		}},
+		{"the agent's directory is an absolute link", func(t *testing.T, root string) {
+			host := t.TempDir()
+			fixture.New(t, host).DefaultInstall()
+			replace(t, filepath.Join(root, "opt/azcmagent"), symlinkTo(filepath.Join(host, "opt/azcmagent")))
+			replace(t, filepath.Join(root, "var/opt/azcmagent"), symlinkTo(filepath.Join(host, "var/opt/azcmagent")))
+		}, func(t *testing.T, f *Facts) {
+			if f.Agent.Installed {
+				t.Error("the agent of the linked tree was audited")
+			}
+			if !collectorError(f, "opt/azcmagent/bin/arcagent", "leads outside the audited root") {
+				t.Errorf("errors = %+v", f.Errors)
+			}
+		}},
 		{"secret scan skips what it refuses", func(t *testing.T, root string) {
 			big := "onboarding-token: " + strings.Repeat("a", 2<<20) + "\n"
 			replace(t, filepath.Join(root, "root/big.txt"), func(p string) error { return os.WriteFile(p, []byte(big), 0o600) })
