@@ -3,10 +3,11 @@ package audit
 import (
 	"bufio"
 	"bytes"
-	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/arcagent/arcagent/internal/saferead"
 )
 
 // accounts are the users and groups of a target, read from its own
@@ -21,9 +22,15 @@ type accounts struct {
 	haveGroups bool
 }
 
-func readAccounts(passwdPath, groupPath string) (*accounts, error) {
-	a := &accounts{users: map[int]string{}, groups: map[int]string{}, userIDs: map[string]int{}, groupIDs: map[string]int{}, primary: map[string]int{}, members: map[string][]string{}}
-	pw, err := os.ReadFile(passwdPath)
+func newAccounts() *accounts {
+	return &accounts{users: map[int]string{}, groups: map[int]string{}, userIDs: map[string]int{}, groupIDs: map[string]int{}, primary: map[string]int{}, members: map[string][]string{}}
+}
+
+// readAccounts reads etc/passwd and etc/group of a target through
+// saferead (each at most saferead.ConfigLimit bytes).
+func readAccounts(root *saferead.Root) (*accounts, error) {
+	a := newAccounts()
+	pw, err := root.ReadFile("/etc/passwd", saferead.ConfigLimit)
 	if err != nil {
 		return a, err
 	}
@@ -42,7 +49,7 @@ func readAccounts(passwdPath, groupPath string) (*accounts, error) {
 		a.userIDs[f[0]] = uid
 		a.primary[f[0]] = gid
 	}
-	gr, err := os.ReadFile(groupPath)
+	gr, err := root.ReadFile("/etc/group", saferead.ConfigLimit)
 	if err != nil {
 		return a, err
 	}
@@ -64,6 +71,17 @@ func readAccounts(passwdPath, groupPath string) (*accounts, error) {
 		}
 	}
 	return a, nil
+}
+
+// readHostAccounts reads the users and groups of the machine running the
+// audit.
+func readHostAccounts() (*accounts, error) {
+	root, err := saferead.Open("/")
+	if err != nil {
+		return newAccounts(), err
+	}
+	defer root.Close()
+	return readAccounts(root)
 }
 
 func colonLines(b []byte) [][]string {
@@ -115,6 +133,6 @@ func (a *accounts) groupMembers(g string) ([]string, bool) {
 	for u := range set {
 		out = append(out, u)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out, true
 }

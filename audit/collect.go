@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/config"
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/saferead"
 )
 
 // Options say what to collect from.
@@ -48,13 +51,18 @@ type CloudCollector interface {
 
 // collector carries the state shared by the collectors of one run.
 type collector struct {
-	opts  Options
-	l     layout.Layout
+	opts Options
+	l    layout.Layout
+	// root confines every read of the target (see package saferead).
+	root  *saferead.Root
 	facts *Facts
 	acct  *accounts
+	// acctErr is why the target's users and groups could not be read.
+	acctErr error
 	// settings are the local controls read by collectConfig (nil if unreadable).
 	settings *config.Settings
 	lowerBuf []byte // reused by the secrets scan
+	readBuf  []byte // reused by the secrets scan
 }
 
 // Collect reads the target into Facts. It fails only when the target itself
@@ -79,20 +87,28 @@ func Collect(ctx context.Context, opts Options) (*Facts, error) {
 	if !fi.IsDir() {
 		return nil, &TargetError{What: "--root " + root, Err: errors.New("not a directory")}
 	}
-	c := &collector{opts: opts, l: layout.New(abs), facts: &Facts{Errors: []CollectorError{}}}
+	sr, err := saferead.Open(abs)
+	if err != nil {
+		return nil, &TargetError{What: "--root " + root, Err: err}
+	}
+	defer sr.Close()
+	c := &collector{opts: opts, l: layout.New(abs), root: sr, facts: &Facts{Errors: []CollectorError{}}}
 	f := c.facts
 	f.Target = TargetFacts{Kind: "host", Root: c.l.Root(), Live: c.l.IsSystemRoot()}
 	if !f.Target.Live {
 		f.Target.Kind = "root"
 	}
-	c.acct, err = readAccounts(c.l.Path("/etc/passwd"), c.l.Path("/etc/group"))
-	if err != nil && !f.Target.Live {
+	c.acct, err = readAccounts(c.root)
+	if err != nil && !f.Target.Live && errors.Is(err, fs.ErrNotExist) {
 		// A bare tree without its own accounts: judge ownership by this
 		// host's users and groups, and say so.
 		c.errorf("host", "/etc/passwd", "the target has no readable users and groups (%v); owners are named from this host's /etc/passwd and /etc/group", err)
-		c.acct, err = readAccounts("/etc/passwd", "/etc/group")
+		c.acct, err = readHostAccounts()
 	}
 	if err != nil {
+		// Owners named by number would fail the ownership rules falsely:
+		// the sections that name users say error instead.
+		c.acctErr = err
 		c.errorf("host", "/etc/passwd", "cannot read users and groups: %v", err)
 	}
 	if f.Target.Live && os.Geteuid() != 0 {
@@ -119,7 +135,7 @@ func Collect(ctx context.Context, opts Options) (*Facts, error) {
 		}
 		why := "a planned configuration is audited: only configuration rules apply"
 		f.Agent.Reason = why
-		c.unavailable(why)
+		c.unavailable(ctx, why)
 		return f, nil
 	}
 	c.collectAgent()
@@ -129,7 +145,7 @@ func Collect(ctx context.Context, opts Options) (*Facts, error) {
 		if err := c.collectConfig("", "default"); err != nil {
 			return nil, err
 		}
-		c.unavailable("no agent is installed on this target")
+		c.unavailable(ctx, "no agent is installed on this target")
 		c.collectSecrets(ctx)
 		return f, nil
 	}
@@ -145,7 +161,7 @@ func Collect(ctx context.Context, opts Options) (*Facts, error) {
 }
 
 // unavailable marks the sections that need an installed agent.
-func (c *collector) unavailable(why string) {
+func (c *collector) unavailable(ctx context.Context, why string) {
 	f := c.facts
 	f.Services = ServicesFacts{Section: Section{Reason: why}, ProcReason: why, Units: map[string]UnitFacts{}, Processes: map[string][]Process{}, Listeners: map[string][]Listener{}, Expected: expectedServices()}
 	f.Files = FilesFacts{Section: Section{Reason: why}, Entries: []FileFact{}}
@@ -153,7 +169,7 @@ func (c *collector) unavailable(why string) {
 	if !f.Secrets.Available && f.Secrets.Reason == "" {
 		f.Secrets = SecretsFacts{Section: Section{Reason: why}, Found: []SecretFact{}, Places: []string{}}
 	}
-	c.collectOptional(context.Background())
+	c.collectOptional(ctx)
 }
 
 // collectOptional fills releases and cloud, or says why they are absent.
@@ -204,7 +220,68 @@ func (e *TargetError) Error() string {
 func (e *TargetError) Unwrap() error { return e.Err }
 
 // exists reports whether a production path exists under the root.
+// A path that leads out of the root through a link does not exist for
+// the audit, and the collector errors say so.
 func (c *collector) exists(prod string) bool {
-	_, err := os.Lstat(c.l.Path(prod))
+	_, err := c.root.Lstat(prod)
+	if errors.Is(err, saferead.ErrEscapes) {
+		c.errorOnce("target", prod, err)
+	}
 	return err == nil
+}
+
+// errorOnce records err for prod unless it was recorded already.
+func (c *collector) errorOnce(collector, prod string, err error) {
+	for _, e := range c.facts.Errors {
+		if e.Path == layout.Rel(prod) && e.Error == err.Error() {
+			return
+		}
+	}
+	c.errorf(collector, prod, "%v", err)
+}
+
+// read reads a production path of the target through saferead: inside the
+// root, never through a final symlink, regular files only, at most limit
+// bytes. Its errors name the path.
+func (c *collector) read(prod string, limit int64) ([]byte, error) {
+	return c.root.ReadFile(prod, limit)
+}
+
+// glob expands a production path pattern (path.Match syntax per component)
+// inside the root, resolving directories through saferead so that a link
+// out of a --root tree is not listed. The matches exist and are sorted.
+func (c *collector) glob(pattern string) []string {
+	cur := []string{"/"}
+	for _, part := range strings.Split(strings.Trim(path.Clean("/"+pattern), "/"), "/") {
+		if part == "" {
+			continue
+		}
+		var next []string
+		for _, dir := range cur {
+			if !strings.ContainsAny(part, `*?[\`) {
+				next = append(next, path.Join(dir, part))
+				continue
+			}
+			d, err := c.root.OpenDir(dir)
+			if err != nil {
+				continue
+			}
+			ents, _ := d.Entries()
+			d.Close()
+			for _, e := range ents {
+				if ok, _ := path.Match(part, e.Name()); ok {
+					next = append(next, path.Join(dir, e.Name()))
+				}
+			}
+		}
+		cur = next
+	}
+	out := cur[:0]
+	for _, p := range cur {
+		if c.exists(p) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/arcagent/arcagent/agent/extensions"
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/saferead"
 	"github.com/arcagent/arcagent/signing"
 )
 
@@ -56,15 +59,18 @@ func (c *collector) extensionFact(ctx context.Context, dir, name string, store *
 	x.Name = config.ExtensionName(x.Publisher, x.Type)
 	x.ScriptCapable = IsScriptCapable(x.Type)
 
-	if data, err := os.ReadFile(filepath.Join(dir, name, "HandlerManifest.json")); err == nil {
+	if data, err := c.read(layout.ExtensionsDir+"/"+name+"/HandlerManifest.json", saferead.ConfigLimit); err == nil {
 		x.Manifest.Present = true
 		if _, err := extensions.ParseHandlerManifest(data); err != nil {
 			x.Manifest.Error = errcode.Format(err)
 		} else {
 			x.Manifest.Valid = true
 		}
-	} else {
+	} else if errors.Is(err, fs.ErrNotExist) {
 		x.Manifest.Error = "HandlerManifest.json is missing"
+	} else {
+		x.Manifest.Present = true
+		x.Manifest.Error = err.Error()
 	}
 
 	x.Tamper.Changed = []string{}

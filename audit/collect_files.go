@@ -1,11 +1,10 @@
 package audit
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
-	"sort"
+	"path"
 	"strings"
 	"syscall"
 
@@ -27,6 +26,10 @@ func (c *collector) collectFiles() {
 	ff := &c.facts.Files
 	ff.Available = true
 	ff.Entries = []FileFact{}
+	if c.acctErr != nil {
+		ff.Available, ff.Error = false, true
+		ff.Reason = "owners and groups cannot be named: the target's users and groups cannot be read: " + c.acctErr.Error()
+	}
 	for _, e := range layout.Entries() {
 		wantKind := "file"
 		if e.Kind == layout.KindDir || e.ID == "extension-dir" {
@@ -36,18 +39,15 @@ func (c *collector) collectFiles() {
 			ff.Entries = append(ff.Entries, c.fileFact(e, e.Path, wantKind, e.Mode))
 			continue
 		}
-		matches, err := filepath.Glob(c.l.Path(e.Path))
-		if err != nil {
+		if _, err := path.Match(path.Base(e.Path), ""); err != nil {
 			c.errorf("files", e.Path, "bad pattern: %v", err)
 			continue
 		}
-		sort.Strings(matches)
-		for _, m := range matches {
-			prod := c.l.Prod(m)
-			if strings.Contains(filepath.Base(m), ".lock") {
+		for _, prod := range c.glob(e.Path) {
+			if strings.Contains(path.Base(prod), ".lock") {
 				continue
 			}
-			fi, err := os.Lstat(m)
+			fi, err := c.root.Lstat(prod)
 			kind, mode := wantKind, e.Mode
 			if err == nil {
 				// A directory inside a file glob (or a file inside a
@@ -76,9 +76,9 @@ func dirMode(m fs.FileMode) fs.FileMode {
 func (c *collector) fileFact(e layout.Entry, prod, wantKind string, want fs.FileMode) FileFact {
 	f := FileFact{ID: e.ID, Class: fileClass[e.ID], Path: layout.Rel(prod), WantKind: wantKind,
 		WantOwner: e.Owner, WantGroup: e.Group, WantMode: fmt.Sprintf("%04o", want), ExtraBits: "0", UID: -1, GID: -1}
-	fi, err := os.Lstat(c.l.Path(prod))
+	fi, err := c.root.Lstat(prod)
 	if err != nil {
-		if !os.IsNotExist(err) {
+		if !errors.Is(err, fs.ErrNotExist) {
 			f.Error = err.Error()
 			c.errorf("files", prod, "cannot inspect: %v", err)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/arcagent/arcagent/agent/config"
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/saferead"
 )
 
 func (c *collector) collectHost() {
@@ -28,26 +29,40 @@ func (c *collector) collectHost() {
 		if unix.Uname(&u) == nil {
 			h.Kernel = unix.ByteSliceToString(u.Release[:])
 		}
-	} else if b, err := os.ReadFile(c.l.Path("/etc/hostname")); err == nil {
+	} else if b, err := c.read("/etc/hostname", smallLimit); err == nil {
 		h.Name = strings.TrimSpace(string(b))
 	}
 	if h.Name == "" {
 		h.Name = filepath.Base(c.l.Root())
 	}
-	if b, err := os.ReadFile(c.l.Path("/etc/machine-id")); err == nil {
+	if b, err := c.read("/etc/machine-id", smallLimit); err == nil {
 		h.MachineID = strings.TrimSpace(string(b))
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		c.errorf("host", "/etc/machine-id", "%v", err)
 	}
-	h.OS = osRelease(c.l.Path("/etc/os-release"))
+	h.OS = c.osRelease()
 	h.HimdsMembers, h.HimdsGroup = c.acct.groupMembers(layout.GroupHIMDS)
-	if !h.HimdsGroup {
+	switch {
+	case c.acctErr != nil:
+		h.Available, h.Error = false, true
+		h.Reason = "the target's users and groups cannot be read: " + c.acctErr.Error()
+	case !h.HimdsGroup:
 		h.Reason = "group himds does not exist on this target"
 	}
 }
 
-func osRelease(path string) string {
-	b, err := os.ReadFile(path)
+// smallLimit bounds one-line files (hostname, machine-id, VERSION).
+const smallLimit = 64 << 10
+
+// osRelease reads PRETTY_NAME from /etc/os-release or, as os-release(5)
+// says when that is missing (or, here, a link, which is not followed), from
+// /usr/lib/os-release.
+func (c *collector) osRelease() string {
+	b, err := c.read("/etc/os-release", smallLimit)
 	if err != nil {
-		return ""
+		if b, err = c.read("/usr/lib/os-release", smallLimit); err != nil {
+			return ""
+		}
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
@@ -77,10 +92,10 @@ func (c *collector) collectAgent() {
 	a.Binary = layout.Rel(layout.Binary)
 	a.HeartbeatAgeMinutes = -1
 	a.Installed = c.exists(layout.Binary) || c.exists(layout.LocalConfig) || c.exists(layout.AgentConfig)
-	if b, err := os.ReadFile(c.l.Path(versionFile)); err == nil {
+	if b, err := c.read(versionFile, smallLimit); err == nil {
 		a.Version = strings.TrimSpace(string(b))
 	}
-	data, err := os.ReadFile(c.l.AgentConfig())
+	data, err := c.read(layout.AgentConfig, saferead.ConfigLimit)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		a.Status = "NotConnected"
@@ -135,7 +150,7 @@ type himdsStatusFile struct {
 // unreadable or foreign file is ignored (agentconfig.json then stands).
 func (c *collector) himdsStatus(machineID string) (himdsStatusFile, bool) {
 	var st himdsStatusFile
-	data, err := os.ReadFile(c.l.HIMDSStatus())
+	data, err := c.read(layout.HIMDSStatus, saferead.ConfigLimit)
 	if err != nil || json.Unmarshal(data, &st) != nil || machineID == "" || st.MachineID != machineID {
 		return st, false
 	}
@@ -154,7 +169,13 @@ func (c *collector) collectConfig(path, source string) error {
 	cf.UnknownKeys = []string{}
 	s := config.NewSettings()
 	if source != "default" {
-		data, err := os.ReadFile(path)
+		var data []byte
+		var err error
+		if source == "planned" {
+			data, err = readPlanned(path)
+		} else {
+			data, err = c.read(layout.LocalConfig, saferead.ConfigLimit)
+		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist) && source == "file":
 			cf.Source = "default"
@@ -195,6 +216,26 @@ func (c *collector) collectConfig(path, source string) error {
 	cf.ProxyHasCredentials = s.ProxyHasCredentials()
 	cf.ScriptExtensionsAllowed = scriptExtensionsAllowed(s)
 	return nil
+}
+
+// readPlanned reads a planned localconfig.json named on the command line:
+// a link the user names is theirs to follow, but the file itself must be a
+// regular file within saferead.ConfigLimit (a FIFO or /dev/zero is refused).
+func readPlanned(path string) ([]byte, error) {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil, err
+	}
+	real, err = filepath.Abs(real)
+	if err != nil {
+		return nil, err
+	}
+	root, err := saferead.Open(filepath.Dir(real))
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return root.ReadFile(filepath.Base(real), saferead.ConfigLimit)
 }
 
 // keyLines finds the line of each top-level key of a JSON object, so that

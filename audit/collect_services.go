@@ -7,11 +7,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/internal/saferead"
 )
 
 func expectedServices() map[string]ServiceSpec {
@@ -62,14 +62,10 @@ func (c *collector) readUnit(name string) UnitFacts {
 		return u
 	}
 	for _, d := range unitDirs {
-		drop, _ := filepath.Glob(c.l.Path(d + "/" + name + ".service.d/*.conf"))
-		sort.Strings(drop)
-		for _, p := range drop {
-			files = append(files, c.l.Prod(p))
-		}
+		files = append(files, c.glob(d+"/"+name+".service.d/*.conf")...)
 	}
 	for _, f := range files {
-		b, err := os.ReadFile(c.l.Path(f))
+		b, err := c.read(f, saferead.ConfigLimit)
 		if err != nil {
 			// Without the unit we cannot say who the service runs as:
 			// the service rules error rather than guess.
@@ -143,6 +139,13 @@ func daemonOf(argv []string) string {
 	return ""
 }
 
+// Bounds of the /proc reads on the live host: a process's cmdline and
+// status, and /proc/net/tcp{,6} (about 150 bytes a socket).
+const (
+	procFileLimit = 1 << 20
+	procNetLimit  = 16 << 20
+)
+
 func (c *collector) readProcesses(sf *ServicesFacts) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
@@ -151,42 +154,59 @@ func (c *collector) readProcesses(sf *ServicesFacts) {
 		return
 	}
 	self := os.Getpid()
+	var buf []byte
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
 			continue
 		}
-		raw, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || len(raw) == 0 {
+		buf, err = saferead.ReadBounded("/proc/"+e.Name()+"/cmdline", buf[:0], procFileLimit)
+		if err != nil || len(buf) == 0 || !mayBeDaemon(buf) {
 			continue
 		}
-		argv := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+		argv := strings.Split(strings.TrimRight(string(buf), "\x00"), "\x00")
 		svc := daemonOf(argv)
 		if svc == "" {
 			continue
 		}
-		uid := procUID("/proc/" + e.Name() + "/status")
+		var uid int
+		buf, uid = procUID("/proc/"+e.Name()+"/status", buf[:0])
 		sf.Processes[svc] = append(sf.Processes[svc], Process{PID: pid, UID: uid, User: c.acct.userName(uid), Cmdline: strings.Join(argv, " ")})
 	}
 }
 
-// procUID returns the effective uid from /proc/PID/status, -1 if unknown.
-func procUID(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
-			f := strings.Fields(rest)
-			if len(f) >= 2 {
-				if n, err := strconv.Atoi(f[1]); err == nil {
-					return n
-				}
-			}
+// daemonWords are in every command line daemonOf recognises: most
+// processes are ruled out without splitting their command line.
+var daemonWords = [][]byte{[]byte("himds"), []byte("extd"), []byte("gcad"), []byte("arcproxyd"), []byte("daemon")}
+
+func mayBeDaemon(cmdline []byte) bool {
+	for _, w := range daemonWords {
+		if bytes.Contains(cmdline, w) {
+			return true
 		}
 	}
-	return -1
+	return false
+}
+
+// procUID returns the effective uid from /proc/PID/status, -1 if unknown,
+// and the buffer for reuse.
+func procUID(path string, buf []byte) ([]byte, int) {
+	buf, err := saferead.ReadBounded(path, buf, procFileLimit)
+	if err != nil {
+		return buf, -1
+	}
+	_, rest, ok := bytes.Cut(buf, []byte("\nUid:"))
+	if !ok {
+		return buf, -1
+	}
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) >= 2 {
+		if n, err := strconv.Atoi(f[1]); err == nil {
+			return buf, n
+		}
+	}
+	return buf, -1
 }
 
 func (c *collector) readListeners(sf *ServicesFacts) {
@@ -196,31 +216,57 @@ func (c *collector) readListeners(sf *ServicesFacts) {
 			ports[s.Port] = name
 		}
 	}
-	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			continue
-		}
-		for _, l := range parseProcNetTCP(b) {
-			if svc, ok := ports[l.Port]; ok {
-				sf.Listeners[svc] = append(sf.Listeners[svc], l)
-			}
+	ls, err := netlinkListeners()
+	if err != nil {
+		ls = procListeners()
+	}
+	for _, l := range ls {
+		if svc, ok := ports[l.Port]; ok {
+			sf.Listeners[svc] = append(sf.Listeners[svc], l)
 		}
 	}
 }
 
-// parseProcNetTCP returns the listening sockets in a /proc/net/tcp{,6} file.
-func parseProcNetTCP(b []byte) []Listener {
+// procListeners reads the listening sockets from /proc/net/tcp{,6}, for
+// kernels without sock_diag.
+func procListeners() []Listener {
 	var out []Listener
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	first := true
-	for sc.Scan() {
-		if first {
-			first = false
+	var buf []byte
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		var err error
+		buf, err = saferead.ReadBounded(file, buf[:0], procNetLimit)
+		if err != nil {
 			continue
 		}
-		f := strings.Fields(sc.Text())
-		if len(f) < 8 || f[3] != "0A" { // 0A = TCP_LISTEN
+		out = append(out, parseProcNetTCP(buf)...)
+	}
+	return out
+}
+
+// parseProcNetTCP returns the listening sockets in a /proc/net/tcp{,6}
+// file. The state (the fourth field) is checked before anything else, so
+// the thousands of TIME_WAIT and ESTABLISHED lines of a busy host cost a
+// scan of their first bytes only.
+func parseProcNetTCP(b []byte) []Listener {
+	var out []Listener
+	// The first line is the header.
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[i+1:]
+	} else {
+		return nil
+	}
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		if !stateIsListen(line) {
+			continue
+		}
+		f := strings.Fields(string(line))
+		if len(f) < 8 {
 			continue
 		}
 		hostHex, portHex, ok := strings.Cut(f[1], ":")
@@ -239,6 +285,31 @@ func parseProcNetTCP(b []byte) []Listener {
 		out = append(out, Listener{Address: ip.String(), Port: int(port), Loopback: ip.IsLoopback(), UID: uid})
 	}
 	return out
+}
+
+// stateIsListen reports whether the fourth whitespace-separated field of
+// a /proc/net/tcp line is 0A (TCP_LISTEN), without allocating.
+func stateIsListen(line []byte) bool {
+	i := 0
+	for field := 0; ; field++ {
+		for i < len(line) && asciiSpace(line[i]) {
+			i++
+		}
+		start := i
+		for i < len(line) && !asciiSpace(line[i]) {
+			i++
+		}
+		if start == i {
+			return false
+		}
+		if field == 3 {
+			return i-start == 2 && line[start] == '0' && line[start+1] == 'A'
+		}
+	}
+}
+
+func asciiSpace(b byte) bool {
+	return b == ' ' || b == '\t' || b == '\r' || b == '\v' || b == '\f'
 }
 
 // decodeProcIP decodes the kernel's hex form: 32-bit words in host (little

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -215,7 +217,7 @@ func TestBareTreeUsesHostAccounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host, err := readAccounts("/etc/passwd", "/etc/group")
+	host, err := readHostAccounts()
 	if err != nil {
 		t.Skip("this host has no /etc/passwd")
 	}
@@ -291,5 +293,66 @@ func TestUnreadableUnitIsError(t *testing.T) {
 	r := auditTree(t, root, func(o *RunOptions) { o.Select.Rules = []string{"ARC-PR-001"} })
 	if len(r.Results) != 1 || r.Results[0].Status != reports.StatusError || !strings.Contains(r.Results[0].Reason, "cannot read unit file") {
 		t.Errorf("results = %+v", r.Results)
+	}
+}
+
+// The kernel's list of listeners (sock_diag) agrees with /proc/net/tcp and
+// contains a socket this test opens on loopback, with its port and owner.
+func TestNetlinkListeners(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ln6, err6 := net.Listen("tcp6", "[::1]:0")
+	if err6 == nil {
+		defer ln6.Close()
+	}
+	got, err := netlinkListeners()
+	if err != nil {
+		t.Skipf("sock_diag unavailable here: %v", err)
+	}
+	want := Listener{Address: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, Loopback: true, UID: os.Geteuid()}
+	if !slices.Contains(got, want) {
+		t.Errorf("netlink listeners %+v lack %+v", got, want)
+	}
+	if err6 == nil {
+		want6 := Listener{Address: "::1", Port: ln6.Addr().(*net.TCPAddr).Port, Loopback: true, UID: os.Geteuid()}
+		if !slices.Contains(got, want6) {
+			t.Errorf("netlink listeners %+v lack %+v", got, want6)
+		}
+	}
+	// Every socket /proc lists as listening is in the netlink answer
+	// (sockets may come and go between the two reads: only ours must).
+	for _, l := range procListeners() {
+		if l.Port == want.Port && !slices.Contains(got, l) {
+			t.Errorf("/proc has %+v, netlink does not", l)
+		}
+	}
+}
+
+func TestParseInetDiagMalformed(t *testing.T) {
+	for _, b := range [][]byte{nil, make([]byte, 15), {0xff, 0xff, 0xff, 0xff, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {16, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}} {
+		if _, _, err := parseInetDiag(b); err == nil && len(b) >= 16 {
+			t.Errorf("parseInetDiag(%v) accepted a malformed message", b)
+		}
+	}
+}
+
+func TestParseInetDiag(t *testing.T) {
+	msg := make([]byte, 16+72)
+	msg[0], msg[4], msg[16], msg[17] = 16+72, 20, 2, 10 // len, SOCK_DIAG_BY_FAMILY, AF_INET, LISTEN
+	msg[20], msg[21], msg[24], msg[27] = 0x9c, 0xd6, 127, 1
+	msg[16+64] = 0x89 // uid 5001 = 0x1389, native (little) endian
+	msg[16+65] = 0x13
+	done := []byte{16, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	ls, fin, err := parseInetDiag(append(append([]byte{}, msg...), done...))
+	want := []Listener{{Address: "127.0.0.1", Port: 40150, Loopback: true, UID: 5001}}
+	if err != nil || !fin || !reflect.DeepEqual(ls, want) {
+		t.Errorf("got %+v %v %v, want %+v", ls, fin, err, want)
+	}
+	msg[17] = 6 // TIME_WAIT: not a listener
+	if ls, fin, _ := parseInetDiag(msg); len(ls) != 0 || fin {
+		t.Errorf("got %+v %v", ls, fin)
 	}
 }

@@ -240,6 +240,17 @@ type SecretsFacts struct {
 	Found   []SecretFact `json:"found"`
 	Scanned int          `json:"scanned"`
 	Places  []string     `json:"places"`
+	// Skipped are files the scan refused to read (over the scan limit,
+	// or swapped for a link or a special file), at most 100 of them;
+	// SkippedCount counts them all.
+	Skipped      []SkippedFile `json:"skipped"`
+	SkippedCount int           `json:"skipped_count"`
+}
+
+// SkippedFile is a file the secret scan did not read, and why.
+type SkippedFile struct {
+	Path   string `json:"path"` // production path, relative
+	Reason string `json:"reason"`
 }
 
 // SecretFact is one credential left on disk. The secret itself is never
