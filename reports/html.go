@@ -9,6 +9,8 @@ import (
 	"iter"
 	"strings"
 	"time"
+
+	"github.com/arcagent/arcagent/internal/safetext"
 )
 
 func init() { Register("html", func(Options) Writer { return HTMLWriter{} }) }
@@ -84,9 +86,11 @@ type htmlPage struct {
 // Write renders r as HTML.
 func (HTMLWriter) Write(w io.Writer, r *Report) error {
 	c := countResults(r)
+	// html/template escapes HTML but not control or bidi characters.
+	safe := displayHeader(r, safetext.Text)
 	p := htmlPage{
-		R:          r,
-		TargetText: targetText(r.Target),
+		R:          safe,
+		TargetText: targetText(safe.Target),
 		Gate:       r.Summary.Gate,
 		Severities: Severities,
 		Total:      len(r.Results),
@@ -121,20 +125,21 @@ func (HTMLWriter) Write(w io.Writer, r *Report) error {
 		p.Failed += n
 	}
 	p.ChartH = len(Severities) * 30
-	for _, wv := range r.Waivers {
+	for _, wv := range safe.Waivers {
 		if wv.Expired {
 			p.Expired = append(p.Expired, wv)
 		}
 	}
 	rules := map[string]*Rule{}
-	for i := range r.Rules {
-		if _, dup := rules[r.Rules[i].ID]; !dup {
-			rules[r.Rules[i].ID] = &r.Rules[i]
+	for i := range safe.Rules {
+		if _, dup := rules[safe.Rules[i].ID]; !dup {
+			rules[safe.Rules[i].ID] = &safe.Rules[i]
 		}
 	}
 	p.Findings = func(yield func(htmlFinding) bool) {
 		for i := range r.Results {
-			res := &r.Results[i]
+			sr := displayResult(r, &r.Results[i], safetext.Text)
+			res := &sr
 			ru := rules[res.RuleID]
 			if ru == nil {
 				ru = &Rule{ID: res.RuleID}
@@ -156,7 +161,7 @@ func (HTMLWriter) Write(w io.Writer, r *Report) error {
 				References:  ru.References,
 				Waiver:      res.Waiver,
 				Baseline:    res.Baseline,
-				Fingerprint: resultFingerprint(r, res),
+				Fingerprint: res.Fingerprint, // displayResult computed it when missing
 			}
 			f.Summary = nonEmpty(res.Message, nonEmpty(res.Reason, nonEmpty(ru.Title, res.RuleID)))
 			if f.StatusLabel == "" {

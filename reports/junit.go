@@ -8,6 +8,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/arcagent/arcagent/internal/safetext"
 )
 
 func init() { Register("junit", func(Options) Writer { return JUnitWriter{} }) }
@@ -48,6 +50,8 @@ type junitCase struct {
 // Write renders r as JUnit XML.
 func (JUnitWriter) Write(w io.Writer, r *Report) error {
 	c := countResults(r)
+	orig := r
+	r = displayHeader(r, safetext.Text) // no control or bidi characters in CI's test views
 	total := len(r.Results)
 	failures, errs := c.total(StatusFail), c.total(StatusError)
 	skipped := c.total(StatusNotApplicable) + c.total(StatusWaived)
@@ -104,7 +108,8 @@ func (JUnitWriter) Write(w io.Writer, r *Report) error {
 		}
 	}
 	for i := range r.Results {
-		res := &r.Results[i]
+		sr := displayResult(orig, &orig.Results[i], safetext.Text)
+		res := &sr
 		ru := rules[res.RuleID]
 		if ru == nil {
 			ru = &Rule{ID: res.RuleID, Severity: res.Severity}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/arcagent/arcagent/internal/safetext"
 )
 
 func init() { Register("markdown", func(Options) Writer { return MarkdownWriter{} }) }
@@ -163,7 +165,7 @@ func (m MarkdownWriter) Write(w io.Writer, r *Report) error {
 			if res.Baseline == BaselineNew {
 				msg = "🆕 " + msg
 			}
-			fmt.Fprintf(bw, "| %s | %s | %s | %s | %s |\n", res.Severity, mdCode(res.RuleID), mdCodeOrDash(res.Resource), msg,
+			fmt.Fprintf(bw, "| %s | %s | %s | %s | %s |\n", mdCell(string(res.Severity)), mdCode(res.RuleID), mdCodeOrDash(res.Resource), msg,
 				mdCode(fmt.Sprintf("%s:%d", LocationPath(res.Location), LocationLine(res.Location))))
 		}
 		if n > rows {
@@ -208,7 +210,7 @@ func (m MarkdownWriter) Write(w io.Writer, r *Report) error {
 				continue
 			}
 			rows++
-			fmt.Fprintf(bw, "| %s | %s | %s | %s |\n", res.Severity, mdCode(res.RuleID), mdCodeOrDash(res.Resource), mdCell(nonEmpty(res.Reason, res.Message)))
+			fmt.Fprintf(bw, "| %s | %s | %s | %s |\n", mdCell(string(res.Severity)), mdCode(res.RuleID), mdCodeOrDash(res.Resource), mdCell(nonEmpty(res.Reason, res.Message)))
 		}
 		if n > rows {
 			fmt.Fprintf(bw, "\n%d more are not listed here: see the JSON report.\n", n-rows)
@@ -231,7 +233,7 @@ func (m MarkdownWriter) Write(w io.Writer, r *Report) error {
 					exp = res.Waiver.Expires.UTC().Format("2006-01-02")
 				}
 			}
-			fmt.Fprintf(bw, "| %s | %s | %s | %s | %s |\n", res.Severity, mdCode(res.RuleID), mdCodeOrDash(res.Resource), mdCell(just), exp)
+			fmt.Fprintf(bw, "| %s | %s | %s | %s | %s |\n", mdCell(string(res.Severity)), mdCode(res.RuleID), mdCodeOrDash(res.Resource), mdCell(just), exp)
 		}
 		if n > rows {
 			fmt.Fprintf(bw, "\n%d more are not listed here: see the JSON report.\n", n-rows)
@@ -274,9 +276,11 @@ func (m MarkdownWriter) Write(w io.Writer, r *Report) error {
 	return bw.Flush()
 }
 
-// mdEscape escapes text so that Markdown renders it literally: Markdown
+// mdEscape escapes text so that Markdown renders it literally: control
+// and bidi characters are written as escapes (safetext.Text), Markdown
 // punctuation is backslash-escaped and HTML is written as entities.
 func mdEscape(s string) string {
+	s = safetext.Text(s)
 	var b strings.Builder
 	b.Grow(len(s))
 	for _, r := range s {
@@ -308,7 +312,7 @@ func mdCell(s string) string {
 
 // mdCode renders s as inline code that is also safe in a table cell.
 func mdCode(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = safetext.Line(strings.Join(strings.Fields(s), " "))
 	if s == "" {
 		return ""
 	}
@@ -332,6 +336,7 @@ func mdCodeOrDash(s string) string {
 
 // mdCodeBlock renders s as a fenced code block.
 func mdCodeBlock(lang, s string) string {
+	s = safetext.Text(s)
 	fence := "```"
 	for strings.Contains(s, fence) {
 		fence += "`"
@@ -341,6 +346,7 @@ func mdCodeBlock(lang, s string) string {
 
 // mdLink renders a reference: a web address as a link, anything else as text.
 func mdLink(ref string) string {
+	ref = safetext.Line(ref)
 	if (strings.HasPrefix(ref, "https://") || strings.HasPrefix(ref, "http://")) && !strings.ContainsAny(ref, " \t\n<>\"'`") {
 		return "<" + ref + ">"
 	}
@@ -349,5 +355,7 @@ func mdLink(ref string) string {
 
 // htmlText escapes text for the raw HTML Markdown allows (<details>).
 func htmlText(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
+	return htmlEscaper.Replace(safetext.Line(s))
 }
+
+var htmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;")
