@@ -6,7 +6,8 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/arcagent/arcagent/internal/safetext"
@@ -243,11 +244,7 @@ func xmlSafe(s string) string {
 // evidenceLines returns the evidence as sorted key/value pairs, values
 // rendered as compact JSON unless they are plain strings.
 func evidenceLines(ev map[string]any) [][2]string {
-	keys := make([]string, 0, len(ev))
-	for k := range ev {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(ev))
 	out := make([][2]string, 0, len(keys))
 	for _, k := range keys {
 		out = append(out, [2]string{k, evidenceValue(ev[k])})
