@@ -244,7 +244,8 @@ func xmlSafe(s string) string {
 // evidenceLines returns the evidence as sorted key/value pairs, values
 // rendered as compact JSON unless they are plain strings.
 func evidenceLines(ev map[string]any) [][2]string {
-	keys := slices.Sorted(maps.Keys(ev))
+	keys := slices.AppendSeq(make([]string, 0, len(ev)), maps.Keys(ev)) // sized: one allocation per result
+	slices.Sort(keys)
 	out := make([][2]string, 0, len(keys))
 	for _, k := range keys {
 		out = append(out, [2]string{k, evidenceValue(ev[k])})
