@@ -10,9 +10,9 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-// sarifSchemaPath is the SARIF 2.1.0 schema in the shared folder that CI
-// clones beside the repository (../shared from the repository root).
-var sarifSchemaPath = filepath.Join("..", "..", "shared", "schemas", "sarif-schema-2.1.0.json")
+// sarifSchemaPath is the OASIS SARIF 2.1.0 JSON schema (errata 01), kept
+// in testdata/ so that the tests need nothing outside the repository.
+var sarifSchemaPath = filepath.Join("testdata", "sarif-schema-2.1.0.json")
 
 // goldenFormats are the formats of this package's golden files, with the
 // file extension each is stored under.
@@ -56,7 +56,8 @@ func loadSchemas() {
 		sarifSchErr = err
 		return
 	}
-	const url = "file:///shared/schemas/sarif-schema-2.1.0.json"
+	// The schema's own id, so that references inside it resolve to itself.
+	const url = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 	if err := c.AddResource(url, sdoc); err != nil {
 		sarifSchErr = err
 		return
@@ -80,12 +81,12 @@ func validateReportJSON(t *testing.T, name string, b []byte) {
 	}
 }
 
-// validateSARIF validates SARIF against the shared SARIF 2.1.0 schema.
+// validateSARIF validates SARIF against the SARIF 2.1.0 schema.
 func validateSARIF(t *testing.T, name string, b []byte) {
 	t.Helper()
 	schemaOnce.Do(loadSchemas)
 	if sarifSchErr != nil {
-		t.Fatalf("load the SARIF schema from %s (CI clones the repository beside shared/): %v", sarifSchemaPath, sarifSchErr)
+		t.Fatalf("load the SARIF schema from %s: %v", sarifSchemaPath, sarifSchErr)
 	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 	if err != nil {

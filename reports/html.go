@@ -7,8 +7,11 @@ import (
 	"html/template"
 	"io"
 	"iter"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/arcagent/arcagent/internal/safetext"
 )
 
 func init() { Register("html", func(Options) Writer { return HTMLWriter{} }) }
@@ -19,7 +22,8 @@ var htmlSource string
 // htmlTemplate is parsed once; html/template escapes every value from the
 // report for the context it lands in.
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"isURL": func(s string) bool { return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://") },
+	"isURL":           func(s string) bool { return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://") },
+	"hiddenByDefault": hiddenByDefault,
 }).Parse(htmlSource))
 
 // HTMLWriter writes one self-contained HTML page: inline CSS and a little
@@ -64,8 +68,17 @@ type htmlFinding struct {
 	Fingerprint string
 }
 
+// htmlBrief is the paragraph above the fold, for a reader who reads only
+// that: how many controls are off and the commands that fix them.
+type htmlBrief struct {
+	Lead     string   // "4 Tier 0 controls are off; these 3 commands fix them:"
+	Commands []string // each distinct remediation, most severe first
+	Rest     string   // what else needs attention, or ""
+}
+
 type htmlPage struct {
 	R          *Report
+	Brief      htmlBrief
 	TargetText string
 	Started    string
 	Duration   string
@@ -79,14 +92,26 @@ type htmlPage struct {
 	Severities []Severity
 	Expired    []AppliedWaiver
 	Findings   iter.Seq[htmlFinding]
+	// Shown is how many rows the default filters show: passed and not
+	// applicable results are hidden until their box is ticked.
+	Shown int
+	// ShowResource is false when no result names a resource: the column
+	// would be empty on every row.
+	ShowResource bool
 }
+
+// hiddenByDefault reports whether the findings table hides results of
+// status st until the reader asks for them.
+func hiddenByDefault(st Status) bool { return st == StatusPass || st == StatusNotApplicable }
 
 // Write renders r as HTML.
 func (HTMLWriter) Write(w io.Writer, r *Report) error {
 	c := countResults(r)
+	// html/template escapes HTML but not control or bidi characters.
+	safe := displayHeader(r, safetext.Text)
 	p := htmlPage{
-		R:          r,
-		TargetText: targetText(r.Target),
+		R:          safe,
+		TargetText: targetText(safe.Target),
 		Gate:       r.Summary.Gate,
 		Severities: Severities,
 		Total:      len(r.Results),
@@ -121,20 +146,30 @@ func (HTMLWriter) Write(w io.Writer, r *Report) error {
 		p.Failed += n
 	}
 	p.ChartH = len(Severities) * 30
-	for _, wv := range r.Waivers {
+	for i := range r.Results {
+		if !hiddenByDefault(r.Results[i].Status) {
+			p.Shown++
+		}
+		if strings.TrimSpace(r.Results[i].Resource) != "" {
+			p.ShowResource = true
+		}
+	}
+	p.Brief = htmlBriefOf(safe, c)
+	for _, wv := range safe.Waivers {
 		if wv.Expired {
 			p.Expired = append(p.Expired, wv)
 		}
 	}
 	rules := map[string]*Rule{}
-	for i := range r.Rules {
-		if _, dup := rules[r.Rules[i].ID]; !dup {
-			rules[r.Rules[i].ID] = &r.Rules[i]
+	for i := range safe.Rules {
+		if _, dup := rules[safe.Rules[i].ID]; !dup {
+			rules[safe.Rules[i].ID] = &safe.Rules[i]
 		}
 	}
 	p.Findings = func(yield func(htmlFinding) bool) {
 		for i := range r.Results {
-			res := &r.Results[i]
+			sr := displayResult(r, &r.Results[i], safetext.Text)
+			res := &sr
 			ru := rules[res.RuleID]
 			if ru == nil {
 				ru = &Rule{ID: res.RuleID}
@@ -156,7 +191,7 @@ func (HTMLWriter) Write(w io.Writer, r *Report) error {
 				References:  ru.References,
 				Waiver:      res.Waiver,
 				Baseline:    res.Baseline,
-				Fingerprint: resultFingerprint(r, res),
+				Fingerprint: res.Fingerprint, // displayResult computed it when missing
 			}
 			f.Summary = nonEmpty(res.Message, nonEmpty(res.Reason, nonEmpty(ru.Title, res.RuleID)))
 			if f.StatusLabel == "" {
@@ -172,4 +207,100 @@ func (HTMLWriter) Write(w io.Writer, r *Report) error {
 		return fmt.Errorf("render HTML report: %w", err)
 	}
 	return bw.Flush()
+}
+
+// htmlBriefOf sums r up for a manager: the failing Tier 0 controls (or,
+// when none fails, every failing rule) and the distinct commands that fix
+// them, then what else fails, could not be evaluated or was waived.
+func htmlBriefOf(r *Report, c severityCounts) htmlBrief {
+	var tier0, other []Rule
+	seen := map[string]bool{}
+	for i := range r.Results {
+		res := &r.Results[i]
+		if res.Status != StatusFail || seen[res.RuleID] {
+			continue
+		}
+		seen[res.RuleID] = true
+		ru, _, ok := r.RuleByID(res.RuleID)
+		if !ok {
+			ru = Rule{ID: res.RuleID, Severity: res.Severity}
+		}
+		if slices.Contains(ru.Profiles, "tier0") {
+			tier0 = append(tier0, ru)
+		} else {
+			other = append(other, ru)
+		}
+	}
+	var b htmlBrief
+	if len(tier0)+len(other) == 0 {
+		b.Lead = "No control is off: nothing fails."
+		if n := c.total(StatusError); n > 0 {
+			b.Lead = fmt.Sprintf("Nothing fails, but %s could not be evaluated: the audit is incomplete.", plural(n, "check", "checks"))
+		}
+		return b
+	}
+	main, one, many := tier0, "Tier 0 control is off", "Tier 0 controls are off"
+	if len(tier0) == 0 {
+		main, other, one, many = other, nil, "rule fails", "rules fail"
+	}
+	noCommand := 0
+	for _, ru := range main {
+		cmd := strings.TrimSpace(ru.Remediation)
+		switch {
+		case cmd == "":
+			noCommand++
+		case !slices.Contains(b.Commands, cmd):
+			b.Commands = append(b.Commands, cmd)
+		}
+	}
+	b.Lead = plural(len(main), one, many)
+	them := "them"
+	if len(main) == 1 {
+		them = "it"
+	}
+	switch len(b.Commands) {
+	case 0:
+		b.Lead += ": see the findings below for how to fix " + them + "."
+	case 1:
+		b.Lead += "; this command fixes " + them + ":"
+	default:
+		b.Lead += fmt.Sprintf("; these %d commands fix them:", len(b.Commands))
+	}
+	var rest []string
+	if len(b.Commands) > 0 && noCommand > 0 {
+		rest = append(rest, fmt.Sprintf("%s no command", plural(noCommand, "of them has", "of them have")))
+	}
+	if len(other) > 0 {
+		var sev []string
+		for _, s := range Severities {
+			n := 0
+			for _, ru := range other {
+				if ru.Severity == s {
+					n++
+				}
+			}
+			if n > 0 {
+				sev = append(sev, fmt.Sprintf("%d %s", n, s))
+			}
+		}
+		rest = append(rest, fmt.Sprintf("%s too (%s)", plural(len(other), "other rule fails", "other rules fail"), strings.Join(sev, ", ")))
+	}
+	if n := c.total(StatusError); n > 0 {
+		rest = append(rest, fmt.Sprintf("%s could not be evaluated", plural(n, "check", "checks")))
+	}
+	if n := c.total(StatusWaived); n > 0 {
+		rest = append(rest, fmt.Sprintf("%s waived", plural(n, "finding is", "findings are")))
+	}
+	if len(rest) > 0 {
+		b.Rest = strings.ToUpper(rest[0][:1]) + strings.Join(rest, "; ")[1:] + ": see the findings below."
+	}
+	return b
+}
+
+// plural is "1 rule" or "3 rules".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -3,11 +3,13 @@ package reports
 import (
 	"bytes"
 	"context"
+	"html"
 	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -98,20 +100,38 @@ func TestHTMLInChromium(t *testing.T) {
 			if strings.Contains(dom, `data-js-error="1"`) {
 				t.Errorf("the page's script raised an error; console:\n%s", logs)
 			}
-			// Passed results are hidden by the default filter; the rest show.
-			var pass, shown int
+			// Passed and not applicable results are hidden by the default
+			// filter; the rest show.
+			var pass, na, shown int
 			for _, res := range tc.report.Results {
-				if res.Status == StatusPass {
+				switch res.Status {
+				case StatusPass:
 					pass++
-				} else {
+				case StatusNotApplicable:
+					na++
+				default:
 					shown++
 				}
 			}
 			if n := strings.Count(dom, `data-status="pass" hidden=""`); n != pass {
 				t.Errorf("%d passed rows hidden by the default filter, want %d", n, pass)
 			}
+			if n := strings.Count(dom, `data-status="not_applicable" hidden=""`); n != na {
+				t.Errorf("%d not applicable rows hidden by the default filter, want %d", n, na)
+			}
 			if want := `<b id="shown">` + strconv.Itoa(shown) + `</b>`; !strings.Contains(dom, want) {
 				t.Errorf("the filter count does not read %s", want)
+			}
+			// The Resource column shows while a row shown names a resource.
+			resShown := false
+			for _, res := range tc.report.Results {
+				resShown = resShown || (res.Resource != "" && res.Status != StatusPass && res.Status != StatusNotApplicable)
+			}
+			if got := strings.Contains(dom, `<table id="findings-table" class="no-res">`); got == resShown {
+				t.Errorf("Resource column hidden: %v, want %v", got, !resShown)
+			}
+			if na > 0 && tc.name != "2000-results" {
+				checkToggles(t, dir, tc.report, shown, na)
 			}
 
 			shot := filepath.Join(dir, "shot.png")
@@ -124,6 +144,63 @@ func TestHTMLInChromium(t *testing.T) {
 				_ = os.WriteFile(filepath.Join("testdata", "screenshots", tc.name+".png"), b, 0o644)
 			}
 		})
+	}
+}
+
+// checkToggles ticks the Not applicable box in Chromium, with the page's
+// script and without it (the CSS fallback), and checks that the not
+// applicable rows appear, and only then. A probe script appended to the
+// page reports what it sees in data- attributes of <html>.
+func checkToggles(t *testing.T, dir string, r *Report, shown, na int) {
+	t.Helper()
+	page := string(renderFormat(t, "html", r))
+	const probe = `<script>
+(function () {
+  var root = document.documentElement;
+  function visible(sel) {
+    return Array.prototype.filter.call(document.querySelectorAll(sel), function (tr) { return getComputedStyle(tr).display !== "none"; }).length;
+  }
+  function tick(status) {
+    var box = document.querySelector("#filters input[data-filter=status][value=" + status + "]");
+    box.checked = true;
+    box.dispatchEvent(new Event("change"));
+  }
+  root.setAttribute("data-probe-na-before", String(visible("#findings tr[data-status=not_applicable]")));
+  tick("not_applicable");
+  root.setAttribute("data-probe-na-after", String(visible("#findings tr[data-status=not_applicable]")));
+  root.setAttribute("data-probe-shown", document.getElementById("shown").textContent);
+  tick("pass");
+  var th = document.querySelector("#findings-table th.res");
+  root.setAttribute("data-probe-res-all", String(th !== null && getComputedStyle(th).display !== "none"));
+})();
+</script>
+</body>`
+	withJS := strings.Replace(page, "</body>", probe, 1)
+	i, j := strings.Index(page, "<script>"), strings.Index(page, "</script>")
+	if i < 0 || j < i {
+		t.Fatal("the page has no script")
+	}
+	noJS := strings.Replace(page[:i]+page[j+len("</script>"):], "</body>", probe, 1)
+	anyRes := false // with every box ticked, the column shows if a result names a resource
+	for _, res := range r.Results {
+		anyRes = anyRes || res.Resource != ""
+	}
+	for _, v := range []struct{ name, page, shownAfter string }{
+		{"script", withJS, strconv.Itoa(shown + na)},
+		{"CSS only", noJS, strconv.Itoa(shown)}, // the count is the page's, written for the default filters
+	} {
+		path := filepath.Join(dir, "toggle.html")
+		if err := os.WriteFile(path, []byte(v.page), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dom, logs := runChromium(t, dir, "--dump-dom", "file://"+path)
+		checkConsole(t, logs)
+		for attr, want := range map[string]string{"data-probe-na-before": "0", "data-probe-na-after": strconv.Itoa(na), "data-probe-shown": v.shownAfter,
+			"data-probe-res-all": strconv.FormatBool(anyRes)} {
+			if got := regexp.MustCompile(attr + `="([^"]*)"`).FindStringSubmatch(dom); got == nil || got[1] != want {
+				t.Errorf("%s: %s = %v, want %q; console:\n%s", v.name, attr, got, want, logs)
+			}
+		}
 	}
 }
 
@@ -194,5 +271,114 @@ func checkScreenshot(t *testing.T, path string) {
 	// Text, badges and the chart: many colours, a fair share of ink.
 	if len(colors) < 50 || nonWhite < 5000 {
 		t.Errorf("screenshot looks blank: %d colours, %d non-white samples", len(colors), nonWhite)
+	}
+}
+
+// TestHTMLBrief: the paragraph above the fold counts the failing Tier 0
+// controls, lists each distinct command that fixes them once, most severe
+// first, and says what else needs attention.
+func TestHTMLBrief(t *testing.T) {
+	rule := func(id string, sev Severity, profile, fix string) Rule {
+		return Rule{ID: id, Severity: sev, Profiles: []string{profile}, Remediation: fix}
+	}
+	res := func(id string, sev Severity, st Status, resource string) Result {
+		return Result{RuleID: id, Severity: sev, Status: st, Resource: resource}
+	}
+	allow := `arcagent config set extensions.allowlist "Microsoft.Azure.Monitor/AzureMonitorLinuxAgent"`
+	tier0 := []Rule{
+		rule("T1", SeverityCritical, "tier0", "arcagent config set incomingconnections.enabled false"),
+		rule("T2", SeverityCritical, "tier0", allow),
+		rule("T3", SeverityHigh, "tier0", "arcagent config set guestconfiguration.enabled false"),
+		rule("T4", SeverityCritical, "tier0", allow),
+		rule("T5", SeverityHigh, "tier0", ""),
+		rule("B1", SeverityMedium, "baseline", "systemctl restart himdsd"),
+		rule("B2", SeverityLow, "baseline", "apt-get install --only-upgrade arcagent"),
+	}
+	for _, tc := range []struct {
+		name    string
+		results []Result
+		want    htmlBrief
+	}{
+		{"the default install", []Result{
+			res("T1", SeverityCritical, StatusFail, ""), res("T2", SeverityCritical, StatusFail, ""), res("T4", SeverityCritical, StatusFail, ""),
+			res("T3", SeverityHigh, StatusFail, ""), res("B1", SeverityMedium, StatusFail, ""), res("T5", SeverityHigh, StatusNotApplicable, ""),
+		}, htmlBrief{
+			Lead:     "4 Tier 0 controls are off; these 3 commands fix them:",
+			Commands: []string{"arcagent config set incomingconnections.enabled false", allow, "arcagent config set guestconfiguration.enabled false"},
+			Rest:     "1 other rule fails too (1 medium): see the findings below.",
+		}},
+		{"one control, two resources", []Result{res("T3", SeverityHigh, StatusFail, "a"), res("T3", SeverityHigh, StatusFail, "b")}, htmlBrief{
+			Lead: "1 Tier 0 control is off; this command fixes it:", Commands: []string{"arcagent config set guestconfiguration.enabled false"},
+		}},
+		{"a control without a command", []Result{res("T1", SeverityCritical, StatusFail, ""), res("T5", SeverityHigh, StatusFail, ""), res("B1", SeverityMedium, StatusError, "")}, htmlBrief{
+			Lead: "2 Tier 0 controls are off; this command fixes them:", Commands: []string{"arcagent config set incomingconnections.enabled false"},
+			Rest: "1 of them has no command; 1 check could not be evaluated: see the findings below.",
+		}},
+		{"only a control without a command", []Result{res("T5", SeverityHigh, StatusFail, "")}, htmlBrief{
+			Lead: "1 Tier 0 control is off: see the findings below for how to fix it.",
+		}},
+		{"no Tier 0 failure", []Result{res("B1", SeverityMedium, StatusFail, ""), res("B2", SeverityLow, StatusFail, ""), res("T1", SeverityCritical, StatusWaived, "")}, htmlBrief{
+			Lead: "2 rules fail; these 2 commands fix them:", Commands: []string{"systemctl restart himdsd", "apt-get install --only-upgrade arcagent"},
+			Rest: "1 finding is waived: see the findings below.",
+		}},
+		{"a rule the report does not describe", []Result{res("X9", SeverityHigh, StatusFail, "")}, htmlBrief{
+			Lead: "1 rule fails: see the findings below for how to fix it.",
+		}},
+		{"hardened", []Result{res("T1", SeverityCritical, StatusPass, ""), res("T5", SeverityHigh, StatusNotApplicable, "")}, htmlBrief{
+			Lead: "No control is off: nothing fails.",
+		}},
+		{"incomplete", []Result{res("T1", SeverityCritical, StatusPass, ""), res("T3", SeverityHigh, StatusError, ""), res("B1", SeverityHigh, StatusError, "")}, htmlBrief{
+			Lead: "Nothing fails, but 2 checks could not be evaluated: the audit is incomplete.",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Report{Rules: tier0, Results: tc.results, FailOn: SeverityHigh}
+			r.Summarize()
+			got := htmlBriefOf(r, countResults(r))
+			if got.Lead != tc.want.Lead || got.Rest != tc.want.Rest || !slices.Equal(got.Commands, tc.want.Commands) {
+				t.Errorf("got\n  %q\n  %q\n  %q\nwant\n  %q\n  %q\n  %q", got.Lead, got.Commands, got.Rest, tc.want.Lead, tc.want.Commands, tc.want.Rest)
+			}
+			page := string(renderFormat(t, "html", r))
+			if !strings.Contains(page, `<section class="brief panel"`) || !strings.Contains(page, html.EscapeString(got.Lead)) {
+				t.Errorf("the page does not show the brief %q", got.Lead)
+			}
+		})
+	}
+}
+
+// TestHTMLColumnsAndDefaults: the Resource column goes when no result has
+// a resource; not applicable and passed rows start hidden (their boxes
+// unticked) and not applicable rows get a grey severity badge.
+func TestHTMLColumnsAndDefaults(t *testing.T) {
+	r := hardenedReport()
+	page := string(renderFormat(t, "html", r))
+	if !strings.Contains(page, `<th class="res">Resource</th>`) {
+		t.Error("the hardened report names resources but has no Resource column")
+	}
+	for i := range r.Results {
+		r.Results[i].Resource = ""
+	}
+	page = string(renderFormat(t, "html", r))
+	if strings.Contains(page, `<th class="res">Resource</th>`) || strings.Contains(page, `class="res"`) {
+		t.Error("the Resource column is there though every row would leave it empty")
+	}
+	if !strings.Contains(page, `colspan="4"`) {
+		t.Error("the empty-table row does not span the 4 remaining columns")
+	}
+	for _, st := range []Status{StatusPass, StatusNotApplicable} {
+		if !strings.Contains(page, `data-filter="status" value="`+string(st)+`">`) {
+			t.Errorf("the %s box is ticked by default", st)
+		}
+	}
+	for _, st := range []Status{StatusFail, StatusError, StatusWaived} {
+		if !strings.Contains(page, `data-filter="status" value="`+string(st)+`" checked>`) {
+			t.Errorf("the %s box is not ticked by default", st)
+		}
+	}
+	if !strings.Contains(page, `tr[data-status="not_applicable"] .sev{background:var(--na)`) {
+		t.Error("not applicable rows do not have grey severity badges")
+	}
+	if !strings.Contains(page, `<b id="shown">0</b> of 5`) {
+		t.Error("the count does not say that the default filters show 0 of 5 results")
 	}
 }

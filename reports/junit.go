@@ -6,8 +6,11 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
+
+	"github.com/arcagent/arcagent/internal/safetext"
 )
 
 func init() { Register("junit", func(Options) Writer { return JUnitWriter{} }) }
@@ -48,6 +51,8 @@ type junitCase struct {
 // Write renders r as JUnit XML.
 func (JUnitWriter) Write(w io.Writer, r *Report) error {
 	c := countResults(r)
+	orig := r
+	r = displayHeader(r, safetext.Text) // no control or bidi characters in CI's test views
 	total := len(r.Results)
 	failures, errs := c.total(StatusFail), c.total(StatusError)
 	skipped := c.total(StatusNotApplicable) + c.total(StatusWaived)
@@ -104,7 +109,8 @@ func (JUnitWriter) Write(w io.Writer, r *Report) error {
 		}
 	}
 	for i := range r.Results {
-		res := &r.Results[i]
+		sr := displayResult(orig, &orig.Results[i], safetext.Text)
+		res := &sr
 		ru := rules[res.RuleID]
 		if ru == nil {
 			ru = &Rule{ID: res.RuleID, Severity: res.Severity}
@@ -238,11 +244,8 @@ func xmlSafe(s string) string {
 // evidenceLines returns the evidence as sorted key/value pairs, values
 // rendered as compact JSON unless they are plain strings.
 func evidenceLines(ev map[string]any) [][2]string {
-	keys := make([]string, 0, len(ev))
-	for k := range ev {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.AppendSeq(make([]string, 0, len(ev)), maps.Keys(ev)) // sized: one allocation per result
+	slices.Sort(keys)
 	out := make([][2]string, 0, len(keys))
 	for _, k := range keys {
 		out = append(out, [2]string{k, evidenceValue(ev[k])})

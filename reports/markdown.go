@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/arcagent/arcagent/internal/safetext"
 )
 
 func init() { Register("markdown", func(Options) Writer { return MarkdownWriter{} }) }
@@ -71,15 +73,38 @@ func targetText(t Target) string {
 	return s
 }
 
-// Write renders r as Markdown.
+// Write renders r as Markdown, one section after the other.
 func (m MarkdownWriter) Write(w io.Writer, r *Report) error {
-	maxRows := m.MaxRows
-	if maxRows <= 0 {
-		maxRows = DefaultMarkdownRows
+	md := mdReport{bw: bufio.NewWriterSize(w, 32<<10), r: r, c: countResults(r), maxRows: m.MaxRows}
+	if md.maxRows <= 0 {
+		md.maxRows = DefaultMarkdownRows
 	}
-	bw := bufio.NewWriterSize(w, 32<<10)
-	c := countResults(r)
+	md.verdict()
+	md.target()
+	md.summary()
+	md.findings()
+	md.howToFix()
+	md.notEvaluated()
+	md.waived()
+	md.expiredWaivers()
+	md.baseline()
+	md.collectorErrors()
+	return md.bw.Flush()
+}
 
+// mdReport is one Markdown rendering: the report, its counts and the
+// output. Each method writes one section, or nothing when it has none.
+type mdReport struct {
+	bw      *bufio.Writer
+	r       *Report
+	c       severityCounts
+	maxRows int
+}
+
+// verdict writes the heading with the gate's verdict, the counts in one
+// line, the gate's level and the target's note.
+func (md *mdReport) verdict() {
+	bw, r, c := md.bw, md.r, md.c
 	verdict := "passed ✅"
 	if r.Summary.Gate {
 		verdict = "failed ❌"
@@ -110,7 +135,11 @@ func (m MarkdownWriter) Write(w io.Writer, r *Report) error {
 	if r.Target.Note != "" {
 		fmt.Fprintf(bw, "> **Note:** %s\n\n", mdEscape(r.Target.Note))
 	}
+}
 
+// target writes the table of what was audited, how and when.
+func (md *mdReport) target() {
+	bw, r := md.bw, md.r
 	bw.WriteString("| | |\n|---|---|\n")
 	fmt.Fprintf(bw, "| Target | %s |\n", mdCell(nonEmpty(r.Target.Kind, "host")+": "+targetText(r.Target)))
 	if r.Target.OS != "" {
@@ -127,7 +156,11 @@ func (m MarkdownWriter) Write(w io.Writer, r *Report) error {
 	if r.RunID != "" {
 		fmt.Fprintf(bw, "| Run | %s |\n", mdCode(r.RunID))
 	}
+}
 
+// summary writes the counts by status and severity.
+func (md *mdReport) summary() {
+	bw, c := md.bw, md.c
 	bw.WriteString("\n### Summary\n\n| Status | Critical | High | Medium | Low | Info | Total |\n|---|--:|--:|--:|--:|--:|--:|\n")
 	var col [5]int
 	for _, st := range Statuses {
@@ -145,138 +178,184 @@ func (m MarkdownWriter) Write(w io.Writer, r *Report) error {
 		sum += v
 	}
 	fmt.Fprintf(bw, " **%d** |\n", sum)
+}
 
-	// Findings: every failure, most severe first (the report's order).
-	if n := c.total(StatusFail); n > 0 {
-		bw.WriteString("\n### Findings\n\n| Severity | Rule | Resource | Finding | Location |\n|---|---|---|---|---|\n")
-		rows := 0
-		for i := range r.Results {
-			res := &r.Results[i]
-			if res.Status != StatusFail {
-				continue
-			}
-			if rows == maxRows {
-				break
-			}
-			rows++
-			msg := mdCell(res.Message)
-			if res.Baseline == BaselineNew {
-				msg = "🆕 " + msg
-			}
-			fmt.Fprintf(bw, "| %s | %s | %s | %s | %s |\n", res.Severity, mdCode(res.RuleID), mdCodeOrDash(res.Resource), msg,
-				mdCode(fmt.Sprintf("%s:%d", LocationPath(res.Location), LocationLine(res.Location))))
-		}
-		if n > rows {
-			fmt.Fprintf(bw, "\n%d more findings are not listed here: see the JSON, SARIF or HTML report.\n", n-rows)
-		}
-
-		bw.WriteString("\n### How to fix\n\n")
-		done := map[string]bool{}
-		for i := range r.Results {
-			res := &r.Results[i]
-			if res.Status != StatusFail || done[res.RuleID] {
-				continue
-			}
-			done[res.RuleID] = true
-			ru, _, ok := r.RuleByID(res.RuleID)
-			if !ok {
-				ru = Rule{ID: res.RuleID, Severity: res.Severity}
-			}
-			fmt.Fprintf(bw, "<details><summary><b>%s</b> %s (%s)</summary>\n\n", htmlText(ru.ID), htmlText(ru.Title), htmlText(string(ru.Severity)))
-			if s := strings.TrimSpace(ru.Rationale); s != "" {
-				bw.WriteString(mdEscape(s) + "\n\n")
-			}
-			if s := strings.TrimSpace(ru.Remediation); s != "" {
-				bw.WriteString(mdCodeBlock("sh", s) + "\n")
-			}
-			for _, ref := range ru.References {
-				bw.WriteString("- " + mdLink(ref) + "\n")
-			}
-			if len(ru.References) > 0 {
-				bw.WriteString("\n")
-			}
-			bw.WriteString("</details>\n\n")
-		}
+// findings writes every failure, most severe first (the report's order),
+// up to maxRows.
+func (md *mdReport) findings() {
+	bw, r := md.bw, md.r
+	n := md.c.total(StatusFail)
+	if n == 0 {
+		return
 	}
-
-	if n := c.total(StatusError); n > 0 {
-		bw.WriteString("\n### Could not evaluate\n\n| Severity | Rule | Resource | Reason |\n|---|---|---|---|\n")
-		rows := 0
-		for i := range r.Results {
-			res := &r.Results[i]
-			if res.Status != StatusError || rows == maxRows {
-				continue
-			}
-			rows++
-			fmt.Fprintf(bw, "| %s | %s | %s | %s |\n", res.Severity, mdCode(res.RuleID), mdCodeOrDash(res.Resource), mdCell(nonEmpty(res.Reason, res.Message)))
+	bw.WriteString("\n### Findings\n\n| Severity | Rule | Resource | Finding | Location |\n|---|---|---|---|---|\n")
+	rows := 0
+	for i := range r.Results {
+		res := &r.Results[i]
+		if res.Status != StatusFail {
+			continue
 		}
-		if n > rows {
-			fmt.Fprintf(bw, "\n%d more are not listed here: see the JSON report.\n", n-rows)
+		if rows == md.maxRows {
+			break
 		}
+		rows++
+		msg := mdCell(res.Message)
+		if res.Baseline == BaselineNew {
+			msg = "🆕 " + msg
+		}
+		fmt.Fprintf(bw, "| %s | %s | %s | %s | %s |\n", mdCell(string(res.Severity)), mdCode(res.RuleID), mdCodeOrDash(res.Resource), msg,
+			mdCode(fmt.Sprintf("%s:%d", LocationPath(res.Location), LocationLine(res.Location))))
 	}
-
-	if n := c.total(StatusWaived); n > 0 {
-		bw.WriteString("\n### Waived\n\n| Severity | Rule | Resource | Justification | Expires |\n|---|---|---|---|---|\n")
-		rows := 0
-		for i := range r.Results {
-			res := &r.Results[i]
-			if res.Status != StatusWaived || rows == maxRows {
-				continue
-			}
-			rows++
-			just, exp := "", "–"
-			if res.Waiver != nil {
-				just = res.Waiver.Justification
-				if !res.Waiver.Expires.IsZero() {
-					exp = res.Waiver.Expires.UTC().Format("2006-01-02")
-				}
-			}
-			fmt.Fprintf(bw, "| %s | %s | %s | %s | %s |\n", res.Severity, mdCode(res.RuleID), mdCodeOrDash(res.Resource), mdCell(just), exp)
-		}
-		if n > rows {
-			fmt.Fprintf(bw, "\n%d more are not listed here: see the JSON report.\n", n-rows)
-		}
+	if n > rows {
+		fmt.Fprintf(bw, "\n%d more findings are not listed here: see the JSON, SARIF or HTML report.\n", n-rows)
 	}
+}
+
+// howToFix writes one collapsible entry per failing rule: why it matters,
+// the remediation command and the references.
+func (md *mdReport) howToFix() {
+	bw, r := md.bw, md.r
+	if md.c.total(StatusFail) == 0 {
+		return
+	}
+	bw.WriteString("\n### How to fix\n\n")
+	done := map[string]bool{}
+	for i := range r.Results {
+		res := &r.Results[i]
+		if res.Status != StatusFail || done[res.RuleID] {
+			continue
+		}
+		done[res.RuleID] = true
+		ru, _, ok := r.RuleByID(res.RuleID)
+		if !ok {
+			ru = Rule{ID: res.RuleID, Severity: res.Severity}
+		}
+		fmt.Fprintf(bw, "<details><summary><b>%s</b> %s (%s)</summary>\n\n", htmlText(ru.ID), htmlText(ru.Title), htmlText(string(ru.Severity)))
+		if s := strings.TrimSpace(ru.Rationale); s != "" {
+			bw.WriteString(mdEscape(s) + "\n\n")
+		}
+		if s := strings.TrimSpace(ru.Remediation); s != "" {
+			bw.WriteString(mdCodeBlock("sh", s) + "\n")
+		}
+		for _, ref := range ru.References {
+			bw.WriteString("- " + mdLink(ref) + "\n")
+		}
+		if len(ru.References) > 0 {
+			bw.WriteString("\n")
+		}
+		bw.WriteString("</details>\n\n")
+	}
+}
+
+// notEvaluated writes the rules that could not be evaluated, with why.
+func (md *mdReport) notEvaluated() {
+	bw, r := md.bw, md.r
+	n := md.c.total(StatusError)
+	if n == 0 {
+		return
+	}
+	bw.WriteString("\n### Could not evaluate\n\n| Severity | Rule | Resource | Reason |\n|---|---|---|---|\n")
+	rows := 0
+	for i := range r.Results {
+		res := &r.Results[i]
+		if res.Status != StatusError || rows == md.maxRows {
+			continue
+		}
+		rows++
+		fmt.Fprintf(bw, "| %s | %s | %s | %s |\n", mdCell(string(res.Severity)), mdCode(res.RuleID), mdCodeOrDash(res.Resource), mdCell(nonEmpty(res.Reason, res.Message)))
+	}
+	if n > rows {
+		fmt.Fprintf(bw, "\n%d more are not listed here: see the JSON report.\n", n-rows)
+	}
+}
+
+// waived writes the waived results with the waiver's justification and
+// expiry.
+func (md *mdReport) waived() {
+	bw, r := md.bw, md.r
+	n := md.c.total(StatusWaived)
+	if n == 0 {
+		return
+	}
+	bw.WriteString("\n### Waived\n\n| Severity | Rule | Resource | Justification | Expires |\n|---|---|---|---|---|\n")
+	rows := 0
+	for i := range r.Results {
+		res := &r.Results[i]
+		if res.Status != StatusWaived || rows == md.maxRows {
+			continue
+		}
+		rows++
+		just, exp := "", "–"
+		if res.Waiver != nil {
+			just = res.Waiver.Justification
+			if !res.Waiver.Expires.IsZero() {
+				exp = res.Waiver.Expires.UTC().Format("2006-01-02")
+			}
+		}
+		fmt.Fprintf(bw, "| %s | %s | %s | %s | %s |\n", mdCell(string(res.Severity)), mdCode(res.RuleID), mdCodeOrDash(res.Resource), mdCell(just), exp)
+	}
+	if n > rows {
+		fmt.Fprintf(bw, "\n%d more are not listed here: see the JSON report.\n", n-rows)
+	}
+}
+
+// expiredWaivers writes the waivers that no longer waive anything.
+func (md *mdReport) expiredWaivers() {
+	bw := md.bw
 	var expired []AppliedWaiver
-	for _, wv := range r.Waivers {
+	for _, wv := range md.r.Waivers {
 		if wv.Expired {
 			expired = append(expired, wv)
 		}
 	}
-	if len(expired) > 0 {
-		bw.WriteString("\n### Expired waivers\n\nThese waivers have expired and no longer waive anything; renew them or fix the findings.\n\n| Rule | Scope | Justification | Expired |\n|---|---|---|---|\n")
-		for _, wv := range expired {
-			scope := strings.Trim(wv.Host+" "+wv.Resource, " ")
-			fmt.Fprintf(bw, "| %s | %s | %s | %s |\n", mdCode(wv.RuleID), mdCodeOrDash(scope), mdCell(wv.Justification), wv.Expires.UTC().Format("2006-01-02"))
-		}
+	if len(expired) == 0 {
+		return
 	}
-
-	if b := r.Baseline; b != nil {
-		fmt.Fprintf(bw, "\n### Against the baseline\n\nCompared with %s: **%d new**, %d unchanged, %d fixed.\n", mdCode(b.Source), b.New, b.Unchanged, len(b.Fixed))
-		if len(b.Fixed) > 0 {
-			bw.WriteString("\n| Fixed | Resource | Was |\n|---|---|---|\n")
-			for i, f := range b.Fixed {
-				if i == maxRows {
-					fmt.Fprintf(bw, "\n%d more fixed findings are not listed here.\n", len(b.Fixed)-i)
-					break
-				}
-				fmt.Fprintf(bw, "| %s | %s | %s |\n", mdCode(f.RuleID), mdCodeOrDash(f.Resource), mdCell(f.Message))
-			}
-		}
+	bw.WriteString("\n### Expired waivers\n\nThese waivers have expired and no longer waive anything; renew them or fix the findings.\n\n| Rule | Scope | Justification | Expired |\n|---|---|---|---|\n")
+	for _, wv := range expired {
+		scope := strings.Trim(wv.Host+" "+wv.Resource, " ")
+		fmt.Fprintf(bw, "| %s | %s | %s | %s |\n", mdCode(wv.RuleID), mdCodeOrDash(scope), mdCell(wv.Justification), wv.Expires.UTC().Format("2006-01-02"))
 	}
-
-	if len(r.CollectorErrors) > 0 {
-		bw.WriteString("\n### Collector errors\n\nSome facts could not be read; the rules that need them report error or not applicable instead of a verdict.\n\n| Collector | Path | Error |\n|---|---|---|\n")
-		for _, ce := range r.CollectorErrors {
-			fmt.Fprintf(bw, "| %s | %s | %s |\n", mdCell(ce.Collector), mdCodeOrDash(ce.Path), mdCell(ce.Error))
-		}
-	}
-	return bw.Flush()
 }
 
-// mdEscape escapes text so that Markdown renders it literally: Markdown
+// baseline writes the comparison with the baseline report and what it
+// fixed.
+func (md *mdReport) baseline() {
+	bw, b := md.bw, md.r.Baseline
+	if b == nil {
+		return
+	}
+	fmt.Fprintf(bw, "\n### Against the baseline\n\nCompared with %s: **%d new**, %d unchanged, %d fixed.\n", mdCode(b.Source), b.New, b.Unchanged, len(b.Fixed))
+	if len(b.Fixed) == 0 {
+		return
+	}
+	bw.WriteString("\n| Fixed | Resource | Was |\n|---|---|---|\n")
+	for i, f := range b.Fixed {
+		if i == md.maxRows {
+			fmt.Fprintf(bw, "\n%d more fixed findings are not listed here.\n", len(b.Fixed)-i)
+			break
+		}
+		fmt.Fprintf(bw, "| %s | %s | %s |\n", mdCode(f.RuleID), mdCodeOrDash(f.Resource), mdCell(f.Message))
+	}
+}
+
+// collectorErrors writes the facts that could not be read.
+func (md *mdReport) collectorErrors() {
+	bw := md.bw
+	if len(md.r.CollectorErrors) == 0 {
+		return
+	}
+	bw.WriteString("\n### Collector errors\n\nSome facts could not be read; the rules that need them report error or not applicable instead of a verdict.\n\n| Collector | Path | Error |\n|---|---|---|\n")
+	for _, ce := range md.r.CollectorErrors {
+		fmt.Fprintf(bw, "| %s | %s | %s |\n", mdCell(ce.Collector), mdCodeOrDash(ce.Path), mdCell(ce.Error))
+	}
+}
+
+// mdEscape escapes text so that Markdown renders it literally: control
+// and bidi characters are written as escapes (safetext.Text), Markdown
 // punctuation is backslash-escaped and HTML is written as entities.
 func mdEscape(s string) string {
+	s = safetext.Text(s)
 	var b strings.Builder
 	b.Grow(len(s))
 	for _, r := range s {
@@ -308,7 +387,7 @@ func mdCell(s string) string {
 
 // mdCode renders s as inline code that is also safe in a table cell.
 func mdCode(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = safetext.Line(strings.Join(strings.Fields(s), " "))
 	if s == "" {
 		return ""
 	}
@@ -332,6 +411,7 @@ func mdCodeOrDash(s string) string {
 
 // mdCodeBlock renders s as a fenced code block.
 func mdCodeBlock(lang, s string) string {
+	s = safetext.Text(s)
 	fence := "```"
 	for strings.Contains(s, fence) {
 		fence += "`"
@@ -341,6 +421,7 @@ func mdCodeBlock(lang, s string) string {
 
 // mdLink renders a reference: a web address as a link, anything else as text.
 func mdLink(ref string) string {
+	ref = safetext.Line(ref)
 	if (strings.HasPrefix(ref, "https://") || strings.HasPrefix(ref, "http://")) && !strings.ContainsAny(ref, " \t\n<>\"'`") {
 		return "<" + ref + ">"
 	}
@@ -349,5 +430,7 @@ func mdLink(ref string) string {
 
 // htmlText escapes text for the raw HTML Markdown allows (<details>).
 func htmlText(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
+	return htmlEscaper.Replace(safetext.Line(s))
 }
+
+var htmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;")

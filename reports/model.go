@@ -4,9 +4,10 @@
 package reports
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/arcagent/arcagent/errcode"
@@ -253,18 +254,13 @@ func (r *Report) SortResults() {
 	for i, s := range Statuses {
 		order[s] = i
 	}
-	sort.SliceStable(r.Results, func(i, j int) bool {
-		a, b := r.Results[i], r.Results[j]
-		if order[a.Status] != order[b.Status] {
-			return order[a.Status] < order[b.Status]
-		}
-		if a.Severity.Rank() != b.Severity.Rank() {
-			return a.Severity.Rank() > b.Severity.Rank()
-		}
-		if a.RuleID != b.RuleID {
-			return a.RuleID < b.RuleID
-		}
-		return a.Resource < b.Resource
+	slices.SortStableFunc(r.Results, func(a, b Result) int {
+		return cmp.Or(
+			cmp.Compare(order[a.Status], order[b.Status]),
+			cmp.Compare(b.Severity.Rank(), a.Severity.Rank()), // most severe first
+			cmp.Compare(a.RuleID, b.RuleID),
+			cmp.Compare(a.Resource, b.Resource),
+		)
 	})
 }
 

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,7 +63,7 @@ func TestSchemaCoversModel(t *testing.T) {
 				extra = append(extra, name)
 			}
 		}
-		sort.Strings(extra)
+		slices.Sort(extra)
 		for _, name := range extra {
 			t.Errorf("schema describes %s.%s, which the model does not have", path, name)
 		}

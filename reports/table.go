@@ -28,6 +28,7 @@ var sevColor = map[Severity]string{
 
 // Write renders r.
 func (t TableWriter) Write(w io.Writer, r *Report) error {
+	r = terminalReport(r) // no escape sequence from the target reaches the terminal
 	tgt := r.Target.Host
 	switch r.Target.Kind {
 	case TargetRoot:
