@@ -33,10 +33,10 @@ func TestClosest(t *testing.T) {
 		{"proxy.ulr", "proxy.url", true},
 		{"expiry", "expires", true},
 		{"justifcation", "justification", true},
-		{"proxy.url", "", false},          // exact: nothing to suggest
-		{"PROXY.URL", "", false},          // case-insensitive exact
-		{"colour", "", false},             // nothing close
-		{"x", "", false},                  // too short to guess
+		{"proxy.url", "", false}, // exact: nothing to suggest
+		{"PROXY.URL", "", false}, // case-insensitive exact
+		{"colour", "", false},    // nothing close
+		{"x", "", false},         // too short to guess
 		{"guestconfiguration.enabled", "", false},
 	} {
 		got, ok := Closest(c.in, names)
