@@ -1,7 +1,9 @@
 package audit
 
 import (
+	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/arcagent/arcagent/agent/config"
 	"github.com/arcagent/arcagent/reports"
+	"github.com/arcagent/arcagent/rules"
 )
 
 // Remediations are written for the live host. adaptRemedy rewrites one for
@@ -117,4 +120,29 @@ func plannedLocation(given string) string {
 		}
 	}
 	return filepath.ToSlash(filepath.Clean(p))
+}
+
+// PreviewRemediation is rule r's remediation as an audit of a fresh Linux
+// machine (no agent installed) would print it: what `arcagent rules show`
+// displays, with the ${expr} parts of the rule evaluated.
+func PreviewRemediation(ctx context.Context, r rules.Rule) string {
+	set, err := rules.Compile([]rules.Rule{r})
+	if err != nil {
+		return r.Remediation
+	}
+	dir, err := os.MkdirTemp("", "arcagent-preview-")
+	if err != nil {
+		return r.Remediation
+	}
+	defer os.RemoveAll(dir)
+	f, err := Collect(ctx, Options{Root: dir})
+	if err != nil {
+		return r.Remediation
+	}
+	doc, err := factsDocument(f)
+	if err != nil {
+		return r.Remediation
+	}
+	fix, _ := set.Rules[0].RenderRemediation(ctx, doc)
+	return fix
 }

@@ -111,10 +111,12 @@ func (t TableWriter) Write(w io.Writer, r *Report) error {
 	for _, ce := range r.CollectorErrors {
 		fmt.Fprintf(w, "could not collect %s: %s\n", ce.Collector, ce.Error)
 	}
-	switch r.ExitCode() {
-	case errcode.ExitFindings:
+	switch {
+	case r.FailOn == FailOnNever:
+		fmt.Fprintln(w, "gate: off (--fail-on never: report only)")
+	case r.ExitCode() == errcode.ExitFindings:
 		fmt.Fprintf(w, "gate: FAILED (findings at or above %s)\n", r.FailOn)
-	case errcode.ExitOK:
+	case r.ExitCode() == errcode.ExitOK:
 		fmt.Fprintf(w, "gate: passed (nothing at or above %s)\n", r.FailOn)
 	default:
 		fmt.Fprintf(w, "gate: INCOMPLETE (rules at or above %s could not be evaluated)\n", r.FailOn)
