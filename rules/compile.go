@@ -80,10 +80,21 @@ func Compile(rs []Rule) (*Set, error) {
 }
 
 // CompileIn is Compile in an environment of the caller's (from NewEnv).
-func CompileIn(env *cel.Env, rs []Rule) (*Set, error) {
+// An expression written the same way in several rules (facts.config.available,
+// ${item.path}, …) is parsed and checked once: programs are immutable and
+// safe to share.
+func CompileIn(env *cel.Env, rs []Rule) (*Set, error) { return compileIn(env, rs, true) }
+
+// compileIn compiles rs; share=false parses every expression anew (what
+// Compile did before it shared programs; kept for the benchmark).
+func compileIn(env *cel.Env, rs []Rule, share bool) (*Set, error) {
 	set := &Set{}
+	var cache map[string]cel.Program
+	if share {
+		cache = map[string]cel.Program{}
+	}
 	for i := range rs {
-		c, err := compileRule(env, rs[i])
+		c, err := compileRule(env, rs[i], cache)
 		if err != nil {
 			return nil, err
 		}
@@ -92,11 +103,14 @@ func CompileIn(env *cel.Env, rs []Rule) (*Set, error) {
 	return set, nil
 }
 
-func compileRule(env *cel.Env, r Rule) (*Compiled, error) {
+func compileRule(env *cel.Env, r Rule, cache map[string]cel.Program) (*Compiled, error) {
 	c := &Compiled{Rule: r, evidence: map[string]cel.Program{}}
 	prog := func(field, src string) (cel.Program, error) {
 		if strings.TrimSpace(src) == "" {
 			return nil, nil
+		}
+		if p, ok := cache[src]; ok {
+			return p, nil
 		}
 		ast, iss := env.Compile(src)
 		if iss != nil && iss.Err() != nil {
@@ -106,6 +120,9 @@ func compileRule(env *cel.Env, r Rule) (*Compiled, error) {
 			cel.CostLimit(CostLimit), cel.InterruptCheckFrequency(interruptEvery))
 		if err != nil {
 			return nil, r.celError(field, err)
+		}
+		if cache != nil {
+			cache[src] = p
 		}
 		return p, nil
 	}
