@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/arcagent/arcagent/audit/fixture"
 	"github.com/arcagent/arcagent/reports"
@@ -164,5 +165,27 @@ func TestRunStopsWhenCancelled(t *testing.T) {
 	_, err := Run(ctx, RunOptions{Collect: Options{Root: t.TempDir(), Now: testNow}, Rules: builtinRules(t)})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Run with a cancelled context: %v", err)
+	}
+}
+
+// A cancelled audit stops in the middle of a hostile rule (each item under
+// the cost budget, far too many items) and says it was interrupted.
+func TestRunInterruptsHostileRule(t *testing.T) {
+	rs, err := rules.LoadDir("testdata/hostile-rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	o := RunOptions{Collect: Options{Root: t.TempDir(), Now: testNow}, Rules: rs, RunID: "x"}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, o)
+		done <- err
+	}()
+	// Cancel while the rule runs (not a timing assertion: without the
+	// interrupt checks the test would run for minutes, not fail).
+	time.AfterFunc(200*time.Millisecond, cancel)
+	if err := <-done; !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "EVIL-SLOW-001") {
+		t.Errorf("Run of a hostile rule, cancelled: %v", err)
 	}
 }

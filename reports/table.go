@@ -3,6 +3,7 @@ package reports
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/olekukonko/tablewriter"
@@ -82,8 +83,13 @@ func (t TableWriter) Write(w io.Writer, r *Report) error {
 		}
 		fmt.Fprintln(w)
 	}
+	// Sorted, each id once: a for_each rule may be not applicable for
+	// several items, and the order must not depend on severities.
+	slices.Sort(naOrder)
 	for _, why := range naOrder {
-		fmt.Fprintf(w, "not applicable (%s): %s\n", why, strings.Join(naByReason[why], ", "))
+		ids := naByReason[why]
+		slices.Sort(ids)
+		fmt.Fprintf(w, "not applicable (%s): %s\n", why, strings.Join(slices.Compact(ids), ", "))
 	}
 	if len(naOrder) > 0 {
 		fmt.Fprintln(w)

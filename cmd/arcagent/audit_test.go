@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -358,5 +359,46 @@ func TestConfigSetDidYouMean(t *testing.T) {
 	_, stderr, code := runCLI(t, "--root", t.TempDir(), "config", "set", "incomingconnection.enabled", "x")
 	if code != 2 || !strings.Contains(stderr, "did you mean incomingconnections.enabled?") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// A rule over its CEL cost budget is an error result naming the rule (exit
+// 3 at its severity), not a crash or a hang; the other rules still run.
+func TestAuditRuleOverBudget(t *testing.T) {
+	root := t.TempDir()
+	r, code, _ := auditJSON(t, "--root", root, "audit", "--rules", "testdata/budget-rules", "--profile", "evil")
+	if code != 3 || statusOf(r, "EVIL-BUDGET-001") != reports.StatusError || statusOf(r, "EVIL-BUDGET-002") != reports.StatusPass {
+		t.Fatalf("exit %d, statuses %s %s", code, statusOf(r, "EVIL-BUDGET-001"), statusOf(r, "EVIL-BUDGET-002"))
+	}
+	_, stderr, _ := runCLI(t, "--root", root, "audit", "--rules", "testdata/budget-rules", "--profile", "evil")
+	if !strings.Contains(stderr, "EVIL-BUDGET-001") || !strings.Contains(stderr, "evaluation budget") {
+		t.Errorf("stderr does not name the rule over budget: %q", stderr)
+	}
+}
+
+// The table's not-applicable lines are sorted by reason, ids sorted within
+// each, every reason a sentence rather than CEL.
+func TestAuditNotApplicableSorted(t *testing.T) {
+	root := t.TempDir()
+	fixture.New(t, root).DefaultInstall()
+	out, _, _ := runCLI(t, "--root", root, "audit", "-o", "table")
+	var reasons []string
+	for _, line := range strings.Split(out, "\n") {
+		rest, ok := strings.CutPrefix(line, "not applicable (")
+		if !ok {
+			continue
+		}
+		i := strings.LastIndex(rest, "): ")
+		why, ids := rest[:i], strings.Split(rest[i+3:], ", ")
+		reasons = append(reasons, why)
+		if !slices.IsSorted(ids) || len(slices.Compact(slices.Clone(ids))) != len(ids) {
+			t.Errorf("ids not sorted or repeated: %s", line)
+		}
+		if strings.Contains(why, "facts.") || strings.Contains(why, "&&") {
+			t.Errorf("raw CEL in a reason: %s", line)
+		}
+	}
+	if len(reasons) < 2 || !slices.IsSorted(reasons) {
+		t.Errorf("reasons not sorted: %q\n%s", reasons, out)
 	}
 }
