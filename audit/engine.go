@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -233,7 +234,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 // no property (they are kept, but they configure nothing), with the
 // property a near miss probably meant.
 func warnUnknownKeys(f *Facts, warn func(string)) {
-	file := "/" + f.Config.Path
+	file := filepath.Join(f.Target.Root, "/"+f.Config.Path)
 	if f.Target.Kind == reports.TargetPlanned {
 		file = f.Target.Planned
 	}

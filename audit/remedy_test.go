@@ -189,3 +189,18 @@ func TestRunInterruptsHostileRule(t *testing.T) {
 		t.Errorf("Run of a hostile rule, cancelled: %v", err)
 	}
 }
+
+// Unknown keys of a tree's localconfig.json are warned about with the
+// file's path under the root.
+func TestUnknownKeysOfARootWarned(t *testing.T) {
+	root := t.TempDir()
+	tr := fixture.New(t, root)
+	tr.DefaultInstall()
+	tr.LocalConfig(map[string]any{"proxy.ulr": "http://p:3128"})
+	var warnings []string
+	auditTree(t, root, func(o *RunOptions) { o.Warn = func(s string) { warnings = append(warnings, s) } })
+	want := filepath.Join(root, "var/opt/azcmagent/localconfig.json") + `: unknown key "proxy.ulr"`
+	if !slices.ContainsFunc(warnings, func(s string) bool { return strings.HasPrefix(s, want) && strings.Contains(s, "did you mean proxy.url?") }) {
+		t.Errorf("warnings %q lack %q", warnings, want)
+	}
+}
