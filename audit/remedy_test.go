@@ -200,7 +200,9 @@ func TestUnknownKeysOfARootWarned(t *testing.T) {
 	var warnings []string
 	auditTree(t, root, func(o *RunOptions) { o.Warn = func(s string) { warnings = append(warnings, s) } })
 	want := filepath.Join(root, "var/opt/azcmagent/localconfig.json") + `: unknown key "proxy.ulr"`
-	if !slices.ContainsFunc(warnings, func(s string) bool { return strings.HasPrefix(s, want) && strings.Contains(s, "did you mean proxy.url?") }) {
+	if !slices.ContainsFunc(warnings, func(s string) bool {
+		return strings.HasPrefix(s, want) && strings.Contains(s, "did you mean proxy.url?")
+	}) {
 		t.Errorf("warnings %q lack %q", warnings, want)
 	}
 }
