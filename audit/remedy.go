@@ -19,7 +19,9 @@ import (
 // nothing else:
 //
 //   - --root DIR: `arcagent config|package|trust|connect|show …` gains
-//     `--root DIR`, and absolute paths of the layout are taken under DIR;
+//     `--root DIR`, absolute paths of the layout are taken under DIR,
+//     `systemctl edit|revert` and `gpasswd` act on the tree (--root, -R)
+//     and a `systemctl restart` is said to be for the machine running it;
 //   - --config FILE: `arcagent config set KEY VALUE` becomes
 //     `edit FILE: set "KEY" to VALUE` (VALUE in JSON), --add/--remove
 //     become add/remove, since the planned file is not a machine's config.
@@ -33,7 +35,12 @@ func adaptRemedy(text string, t reports.Target) string {
 			i := strings.IndexByte(m, '/')
 			return m[:i] + shellWord(t.Root) + m[i:]
 		})
-		return arcagentVerbRE.ReplaceAllString(text, "arcagent --root "+shellWord(t.Root)+" $1")
+		r := shellWord(t.Root)
+		text = arcagentVerbRE.ReplaceAllString(text, "arcagent --root "+r+" $1")
+		// Unit files and groups of the tree, not of this host.
+		text = systemctlFileRE.ReplaceAllString(text, "systemctl --root "+r+" $1")
+		text = gpasswdRE.ReplaceAllString(text, "gpasswd -R "+r+" ")
+		return systemctlRestartRE.ReplaceAllString(text, "on the machine that runs this tree: systemctl restart $1")
 	case reports.TargetPlanned:
 		return configSetRE.ReplaceAllStringFunc(text, func(m string) string {
 			return plannedEdit(t.Planned, configSetRE.FindStringSubmatch(m))
@@ -47,6 +54,11 @@ var (
 	arcagentVerbRE = regexp.MustCompile(`\barcagent (config|package|trust|connect|show)\b`)
 	// absPathRE finds absolute paths of the layout at the start of a word.
 	absPathRE = regexp.MustCompile(`(?:^|[\s"'=(])/(?:etc|opt|var|usr|home|root|srv)(?:/[^\s"';,)]*)?`)
+	// systemctlFileRE are the systemctl verbs that work on a tree's unit
+	// files; systemctlRestartRE a restart, which only a running machine can do.
+	systemctlFileRE    = regexp.MustCompile(`\bsystemctl (edit|revert)\b`)
+	systemctlRestartRE = regexp.MustCompile(`(?m)^systemctl restart (.+)$`)
+	gpasswdRE          = regexp.MustCompile(`\bgpasswd `)
 	// configSetRE is one `arcagent config set` command: key, flag, value.
 	configSetRE = regexp.MustCompile(`arcagent config set ([A-Za-z0-9_.]+)(?: (--add|-a|--remove|-r))? ("[^"]*"|[^\s"]+)`)
 )
