@@ -3,10 +3,13 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/arcagent/arcagent/audit/fixture"
 	"github.com/arcagent/arcagent/reports"
@@ -400,5 +403,34 @@ func TestAuditNotApplicableSorted(t *testing.T) {
 	}
 	if len(reasons) < 2 || !slices.IsSorted(reasons) {
 		t.Errorf("reasons not sorted: %q\n%s", reasons, out)
+	}
+}
+
+// SIGTERM stops an audit stuck in a hostile rule (every item under the
+// cost budget, far too many items): exit 3, ARC0036, the rule named.
+func TestAuditSIGTERMStopsHostileRule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildArcagent(t)
+	cmd := exec.Command(bin, "--root", t.TempDir(), "audit", "--rules", "testdata/slow-rules", "--profile", "evil")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Let it reach the rule (signal handling is set up long before).
+	time.Sleep(time.Second)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// A safety net, not a timing assertion: without interrupts the
+	// process would run for many minutes.
+	stop := time.AfterFunc(2*time.Minute, func() { _ = cmd.Process.Kill() })
+	defer stop.Stop()
+	err := cmd.Wait()
+	code := cmd.ProcessState.ExitCode()
+	if code != 3 || !strings.Contains(stderr.String(), "ARC0036") || !strings.Contains(stderr.String(), "EVIL-SLOW-001") {
+		t.Errorf("after SIGTERM: exit %d (%v), stderr %q", code, err, stderr.String())
 	}
 }
