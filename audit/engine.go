@@ -6,12 +6,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/arcagent/arcagent/agent/config"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/buildinfo"
+	"github.com/arcagent/arcagent/internal/suggest"
 	"github.com/arcagent/arcagent/reports"
 	"github.com/arcagent/arcagent/rules"
 )
@@ -78,7 +81,7 @@ func SelectRules(rs []rules.Rule, sel Selection) ([]rules.Rule, []string, error)
 		for p := range profiles {
 			names = append(names, p)
 		}
-		sort.Strings(names)
+		slices.Sort(names)
 	}
 	ids := map[string]bool{}
 	for _, r := range rs {
@@ -96,7 +99,11 @@ func SelectRules(rs []rules.Rule, sel Selection) ([]rules.Rule, []string, error)
 					continue
 				}
 				if !ids[id] {
-					return nil, nil, &UsageError{fmt.Errorf("unknown rule %q: run `arcagent rules list` to see the rule ids", id)}
+					all := make([]string, 0, len(rs))
+					for _, r := range rs {
+						all = append(all, r.ID)
+					}
+					return nil, nil, &UsageError{fmt.Errorf("unknown rule %q%s: run `arcagent rules list` to see the rule ids", id, suggest.DidYouMean(id, all))}
 				}
 				list.out[id] = true
 			}
@@ -119,14 +126,7 @@ func SelectRules(rs []rules.Rule, sel Selection) ([]rules.Rule, []string, error)
 	return out, names, nil
 }
 
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func contains(l []string, s string) bool { return slices.Contains(l, s) }
 
 func anyIn(l []string, set map[string]bool) bool {
 	for _, x := range l {
@@ -164,6 +164,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	warnUnknownKeys(facts, warn)
 	rep := &reports.Report{
 		SchemaVersion: reports.SchemaVersion,
 		Tool:          reports.Tool{Name: "arcagent", Version: buildinfo.Get().Version, InformationURI: "https://github.com/arcagent/arcagent"},
@@ -181,15 +182,32 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	if rep.FailOn == "" {
 		rep.FailOn = reports.SeverityHigh
 	}
+	planned := ""
+	if rep.Target.Kind == reports.TargetPlanned {
+		planned = plannedLocation(rep.Target.Planned)
+	}
 	for _, c := range set.Rules {
+		fix, err := c.RenderRemediation(ctx, doc)
+		if err != nil {
+			warn(err.Error())
+		}
 		rep.Rules = append(rep.Rules, reports.Rule{ID: c.ID, Title: c.Title, Severity: c.Severity, Profiles: c.Profiles,
-			Rationale: c.Rationale, Remediation: c.Remediation, References: c.References, Source: c.Source})
-		for _, oc := range c.Eval(doc) {
+			Rationale: c.Rationale, Remediation: adaptRemedy(fix, rep.Target), References: c.References, Source: c.Source})
+		for _, oc := range c.EvalContext(ctx, doc) {
+			loc := reports.Location{Path: oc.Path, Line: oc.Line}
+			if planned != "" && loc.Path == facts.Config.Path {
+				// The planned file is what the finding is about, as the
+				// user named it: CI annotates it in the pull request.
+				loc.Path = planned
+			}
 			rep.Results = append(rep.Results, reports.Result{
 				RuleID: c.ID, Severity: c.Severity, Status: oc.Status, Message: oc.Message, Resource: oc.Resource,
-				Location: reports.Location{Path: oc.Path, Line: oc.Line}, Evidence: oc.Evidence, Reason: oc.Reason,
+				Location: loc, Evidence: oc.Evidence, Reason: oc.Reason,
 				Fingerprint: reports.Fingerprint(c.ID, facts.Host.Name, oc.Resource),
 			})
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("the audit was interrupted while evaluating %s: %w", c.ID, err)
 		}
 	}
 	rep.Waivers = applyWaivers(rep, o.Waivers, facts.Host.Name, start, warn)
@@ -210,6 +228,19 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		res.Facts = facts
 	}
 	return res, nil
+}
+
+// warnUnknownKeys warns about keys of the audited configuration that are
+// no property (they are kept, but they configure nothing), with the
+// property a near miss probably meant.
+func warnUnknownKeys(f *Facts, warn func(string)) {
+	file := filepath.Join(f.Target.Root, "/"+f.Config.Path)
+	if f.Target.Kind == reports.TargetPlanned {
+		file = f.Target.Planned
+	}
+	for _, k := range f.Config.UnknownKeys {
+		warn(fmt.Sprintf("%s: unknown key %q configures nothing (it is kept but ignored)%s", file, k, suggest.DidYouMean(k, config.Names())))
+	}
 }
 
 // factsDocument turns Facts into the plain JSON values CEL evaluates.

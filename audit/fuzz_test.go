@@ -43,3 +43,20 @@ func FuzzBaselineReport(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAdaptRemedy: remediations come from rule files, which may be a
+// user's. Rewriting one for a --root target never leaves a local arcagent
+// verb acting on this host, and never panics for a planned target.
+func FuzzAdaptRemedy(f *testing.F) {
+	f.Add("arcagent config set incomingconnections.enabled false")
+	f.Add(`arcagent config set extensions.allowlist "A/B,C/D"` + "\nchown root:root /var/opt/azcmagent && systemctl restart himdsd")
+	f.Add("arcagent config set extensions.blocklist --add X/Y; gpasswd -d alice himds; systemctl edit extd")
+	f.Add("arcagent config set proxy.url \"\"")
+	f.Fuzz(func(t *testing.T, s string) {
+		out := adaptRemedy(s, reports.Target{Kind: reports.TargetRoot, Root: "/srv/img"})
+		if m := arcagentVerbRE.FindString(out); m != "" {
+			t.Errorf("%q -> %q still has %q", s, out, m)
+		}
+		_ = adaptRemedy(s, reports.Target{Kind: reports.TargetPlanned, Planned: "plan.json"})
+	})
+}

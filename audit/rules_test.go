@@ -1,7 +1,7 @@
 package audit
 
 import (
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -150,7 +150,7 @@ func statuses(os []rules.Outcome) string {
 	for _, o := range os {
 		s = append(s, string(o.Status))
 	}
-	sort.Strings(s)
+	slices.Sort(s)
 	return strings.Join(s, ",")
 }
 

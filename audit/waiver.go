@@ -7,10 +7,13 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/arcagent/arcagent/internal/suggest"
 
 	"github.com/arcagent/arcagent/rules"
 )
@@ -69,6 +72,10 @@ func ParseWaivers(file string, data []byte) ([]Waiver, error) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, &WaiverError{File: file, Err: fmt.Errorf("not valid YAML: %w", err)}
 	}
+	if err := checkWaiverKeys(&root); err != nil {
+		err.File = file
+		return nil, err
+	}
 	var wf WaiverFile
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -113,6 +120,47 @@ func ParseWaivers(file string, data []byte) ([]Waiver, error) {
 		}
 	}
 	return wf.Waivers, nil
+}
+
+// waiverKeys are the keys a waiver may have, in the order they are listed.
+var waiverKeys = []string{"rule", "host", "resource", "justification", "expires"}
+
+// checkWaiverKeys refuses unknown keys, at the top level and in each
+// waiver, naming the key and its line (with the key a near miss meant)
+// rather than the Go type the decoder would name.
+func checkWaiverKeys(root *yaml.Node) *WaiverError {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil // the decoder says what is wrong with the shape
+	}
+	unknown := func(k *yaml.Node, known []string) *WaiverError {
+		return &WaiverError{Line: k.Line, Err: fmt.Errorf("unknown key %q%s (a waiver has %s)", k.Value, suggest.DidYouMean(k.Value, known), strings.Join(known, ", "))}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Value != "waivers" {
+			e := unknown(k, []string{"waivers"})
+			e.Err = fmt.Errorf("unknown key %q%s: the file has one top-level key, waivers", k.Value, suggest.DidYouMean(k.Value, []string{"waivers"}))
+			return e
+		}
+		if v.Kind != yaml.SequenceNode {
+			continue
+		}
+		for _, w := range v.Content {
+			if w.Kind != yaml.MappingNode {
+				continue
+			}
+			for j := 0; j+1 < len(w.Content); j += 2 {
+				if key := w.Content[j]; !slices.Contains(waiverKeys, key.Value) {
+					return unknown(key, waiverKeys)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func parseExpiry(s string) (time.Time, error) {

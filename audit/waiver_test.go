@@ -23,7 +23,7 @@ func TestParseWaivers(t *testing.T) {
 		{"missing expiry", "waivers:\n  - rule: ARC-T0-003\n    justification: x\n", "expires is required", 0},
 		{"bad expiry", "waivers:\n  - rule: ARC-T0-003\n    justification: x\n    expires: soon\n", `expires "soon" is not a date`, 0},
 		{"missing rule", "waivers:\n  - justification: x\n    expires: 2027-01-01\n", "rule is required", 0},
-		{"unknown field", "waivers:\n  - rule: A-B\n    justification: x\n    expires: 2027-01-01\n    expiry: 2028-01-01\n", "field expiry not found", 0},
+		{"unknown field", "waivers:\n  - rule: A-B\n    justification: x\n    expires: 2027-01-01\n    expiry: 2028-01-01\n", `unknown key "expiry"`, 0},
 		{"bad glob", "waivers:\n  - rule: A-B\n    host: '['\n    justification: x\n    expires: 2027-01-01\n", "malformed", 0},
 		{"not yaml", "waivers: [", "not valid YAML", 0},
 		{"empty", "", "empty", 0},
@@ -140,5 +140,34 @@ func TestWaiverMatches(t *testing.T) {
 	w := Waiver{Rule: "arc-t0-001", Host: "DC*", expires: time.Now().Add(time.Hour)}
 	if !w.Matches("ARC-T0-001", "dc01", "") || w.Matches("ARC-T0-001", "web01", "") || w.Matches("ARC-T0-002", "dc01", "") {
 		t.Error("match rules wrong")
+	}
+}
+
+// A misspelt key is named with its line and the key it probably meant,
+// never as a Go type.
+func TestWaiverUnknownKeyNamed(t *testing.T) {
+	for _, c := range []struct {
+		data string
+		want []string
+	}{
+		{"waivers:\n  - rule: ARC-T0-003\n    justifcation: because\n    expires: 2027-01-01\n",
+			[]string{"w.yaml:3:", `unknown key "justifcation"`, "did you mean justification?"}},
+		{"waivers:\n  - rule: ARC-T0-003\n    justification: because\n    expiry: 2027-01-01\n",
+			[]string{"w.yaml:4:", `unknown key "expiry"`, "did you mean expires?"}},
+		{"waiver:\n  - rule: ARC-T0-003\n", []string{"w.yaml:1:", `unknown key "waiver"`, "did you mean waivers?"}},
+	} {
+		_, err := ParseWaivers("w.yaml", []byte(c.data))
+		if err == nil {
+			t.Errorf("%q: accepted", c.data)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %q lacks %q", c.data, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "audit.") || strings.Contains(err.Error(), "in type") {
+			t.Errorf("error names a Go type: %v", err)
+		}
 	}
 }

@@ -118,7 +118,7 @@ func (JUnitWriter) Write(w io.Writer, r *Report) error {
 		tc := junitCase{
 			ClassName: junitClass(ru, profiles),
 			Name:      junitName(ru, res),
-			File:      "/" + LocationPath(res.Location),
+			File:      junitPath(r, res.Location),
 			Line:      LocationLine(res.Location),
 			Time:      "0",
 		}
@@ -169,6 +169,16 @@ func (JUnitWriter) Write(w io.Writer, r *Report) error {
 
 // junitClass is the test case class: the rule's first profile that was
 // audited (so CI groups cases by profile), or the rule id.
+// junitPath is where a result points: a production path on the host
+// (with its leading slash), or for a planned configuration the file as
+// given, relative to the working directory, so CI annotates it.
+func junitPath(r *Report, l Location) string {
+	if p := LocationPath(l); r.Target.Kind == TargetPlanned && p == LocationPath(Location{Path: r.Target.Planned}) {
+		return p
+	}
+	return "/" + LocationPath(l)
+}
+
 func junitClass(ru *Rule, audited map[string]bool) string {
 	for _, p := range ru.Profiles {
 		if audited[p] {
@@ -204,7 +214,7 @@ func junitBody(r *Report, ru *Rule, res *Result) string {
 	if res.Resource != "" {
 		b.WriteString("Resource: " + res.Resource + "\n")
 	}
-	fmt.Fprintf(&b, "Location: /%s:%d\n", LocationPath(res.Location), LocationLine(res.Location))
+	fmt.Fprintf(&b, "Location: %s:%d\n", junitPath(r, res.Location), LocationLine(res.Location))
 	if res.Baseline != "" {
 		b.WriteString("Baseline: " + res.Baseline + "\n")
 	}

@@ -109,6 +109,9 @@ func (md *mdReport) verdict() {
 	if r.Summary.Gate {
 		verdict = "failed ❌"
 	}
+	if r.FailOn == FailOnNever {
+		verdict = "off (report only)"
+	}
 	fmt.Fprintf(bw, "## arcagent audit of %s: gate %s\n\n", mdCode(nonEmpty(r.Target.Host, "unknown host")), verdict)
 	var parts []string
 	if n := c.total(StatusFail); n > 0 {
@@ -128,7 +131,9 @@ func (md *mdReport) verdict() {
 		}
 	}
 	fmt.Fprintf(bw, "%s. ", strings.Join(parts, " · "))
-	if r.FailOn != "" {
+	if r.FailOn == FailOnNever {
+		fmt.Fprint(bw, "Report only: the gate is off (`--fail-on never`).")
+	} else if r.FailOn != "" {
 		fmt.Fprintf(bw, "The gate fails on findings of severity **%s** or above.", mdEscape(string(r.FailOn)))
 	}
 	bw.WriteString("\n\n")

@@ -44,6 +44,10 @@ const (
 	SeverityInfo     Severity = "info"
 )
 
+// FailOnNever as a report's FailOn turns the gate off (`--fail-on never`):
+// a report-only run, whose exit status is 0 whatever it found.
+const FailOnNever Severity = "never"
+
 // Severities lists every severity, most severe first.
 var Severities = []Severity{SeverityCritical, SeverityHigh, SeverityMedium, SeverityLow, SeverityInfo}
 
@@ -239,7 +243,7 @@ func (r *Report) Summarize() {
 		s.ByStatus[res.Status]++
 		if res.Status == StatusFail {
 			s.BySeverity[res.Severity]++
-			if res.Severity.Rank() >= r.FailOn.Rank() {
+			if r.FailOn != FailOnNever && res.Severity.Rank() >= r.FailOn.Rank() {
 				s.Gate = true
 			}
 		}
@@ -304,17 +308,22 @@ func (r *Report) normalize() {
 	}
 }
 
-// ExitCode is the gate's verdict on r (DESIGN.md §8): 1 when a failure is
-// at or above r.FailOn, 3 when a rule at or above it could not be
-// evaluated (the audit is incomplete), 0 otherwise. Call Summarize first.
+// ExitCode is the gate's verdict on r (DESIGN.md §8): 3 when a rule at or
+// above r.FailOn could not be evaluated (the audit is incomplete: it wins
+// over findings, so that an audit that could not check a rule never passes
+// a gate that accepts 1), 1 when a failure is at or above r.FailOn, 0
+// otherwise, and always 0 for FailOnNever. Call Summarize first.
 func (r *Report) ExitCode() int {
-	if r.Summary.Gate {
-		return errcode.ExitFindings
+	if r.FailOn == FailOnNever {
+		return errcode.ExitOK
 	}
 	for _, res := range r.Results {
 		if res.Status == StatusError && res.Severity.Rank() >= r.FailOn.Rank() {
 			return errcode.ExitFailed
 		}
+	}
+	if r.Summary.Gate {
+		return errcode.ExitFindings
 	}
 	return errcode.ExitOK
 }

@@ -3,6 +3,7 @@ package reports
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/arcagent/arcagent/errcode"
@@ -84,8 +85,13 @@ func (t TableWriter) Write(w io.Writer, r *Report) error {
 		}
 		fmt.Fprintln(w)
 	}
+	// Sorted, each id once: a for_each rule may be not applicable for
+	// several items, and the order must not depend on severities.
+	slices.Sort(naOrder)
 	for _, why := range naOrder {
-		fmt.Fprintf(w, "not applicable (%s): %s\n", why, strings.Join(naByReason[why], ", "))
+		ids := naByReason[why]
+		slices.Sort(ids)
+		fmt.Fprintf(w, "not applicable (%s): %s\n", why, strings.Join(slices.Compact(ids), ", "))
 	}
 	if len(naOrder) > 0 {
 		fmt.Fprintln(w)
@@ -113,10 +119,12 @@ func (t TableWriter) Write(w io.Writer, r *Report) error {
 	for _, ce := range r.CollectorErrors {
 		fmt.Fprintf(w, "could not collect %s: %s\n", ce.Collector, ce.Error)
 	}
-	switch r.ExitCode() {
-	case errcode.ExitFindings:
+	switch {
+	case r.FailOn == FailOnNever:
+		fmt.Fprintln(w, "gate: off (--fail-on never: report only)")
+	case r.ExitCode() == errcode.ExitFindings:
 		fmt.Fprintf(w, "gate: FAILED (findings at or above %s)\n", r.FailOn)
-	case errcode.ExitOK:
+	case r.ExitCode() == errcode.ExitOK:
 		fmt.Fprintf(w, "gate: passed (nothing at or above %s)\n", r.FailOn)
 	default:
 		fmt.Fprintf(w, "gate: INCOMPLETE (rules at or above %s could not be evaluated)\n", r.FailOn)

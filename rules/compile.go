@@ -1,18 +1,21 @@
 package rules
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/ext"
+	"github.com/google/cel-go/interpreter"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/arcagent/arcagent/reports"
@@ -22,7 +25,7 @@ import (
 type Compiled struct {
 	Rule
 	applies, forEach, check, locLine cel.Program
-	message, locPath                 template
+	message, locPath, remediation    template
 	evidenceKeys                     []string
 	evidence                         map[string]cel.Program
 }
@@ -38,28 +41,60 @@ type Set struct {
 	Rules []*Compiled
 }
 
+// CostLimit bounds the work of one evaluation of one expression, in CEL's
+// runtime cost units (roughly one per value visited or built). The built-in
+// rules stay far below it on large hosts; a rule over it (a runaway nested
+// comprehension) is stopped and becomes an error result naming the rule.
+const CostLimit = 1_000_000
+
+// interruptEvery is how many comprehension iterations pass between checks
+// of the evaluation's context, so that a cancelled audit stops promptly.
+const interruptEvery = 100
+
 // NewEnv returns the CEL environment rules are compiled in: the variables
 // `facts` (the Facts document) and `item` (the current for_each element),
-// with the standard library and the strings extension.
+// with the standard library and the strings and lists extensions.
 func NewEnv() (*cel.Env, error) {
 	return cel.NewEnv(
 		cel.Variable("facts", cel.DynType),
 		cel.Variable("item", cel.DynType),
 		cel.CrossTypeNumericComparisons(true),
 		ext.Strings(),
+		ext.Lists(),
 	)
 }
 
-// Compile builds every rule's programs once. The first rule that does not
-// compile is returned as a *LoadError with file, rule and position.
+// sharedEnv is the one environment every Compile uses: creating it costs
+// as much as compiling several rules.
+var sharedEnv = sync.OnceValues(NewEnv)
+
+// Compile builds every rule's programs once, in the shared environment.
+// The first rule that does not compile is returned as a *LoadError with
+// file, rule and position.
 func Compile(rs []Rule) (*Set, error) {
-	env, err := NewEnv()
+	env, err := sharedEnv()
 	if err != nil {
 		return nil, fmt.Errorf("create the CEL environment: %w", err)
 	}
+	return CompileIn(env, rs)
+}
+
+// CompileIn is Compile in an environment of the caller's (from NewEnv).
+// An expression written the same way in several rules (facts.config.available,
+// ${item.path}, …) is parsed and checked once: programs are immutable and
+// safe to share.
+func CompileIn(env *cel.Env, rs []Rule) (*Set, error) { return compileIn(env, rs, true) }
+
+// compileIn compiles rs; share=false parses every expression anew (what
+// Compile did before it shared programs; kept for the benchmark).
+func compileIn(env *cel.Env, rs []Rule, share bool) (*Set, error) {
 	set := &Set{}
+	var cache map[string]cel.Program
+	if share {
+		cache = map[string]cel.Program{}
+	}
 	for i := range rs {
-		c, err := compileRule(env, rs[i])
+		c, err := compileRule(env, rs[i], cache)
 		if err != nil {
 			return nil, err
 		}
@@ -68,19 +103,26 @@ func Compile(rs []Rule) (*Set, error) {
 	return set, nil
 }
 
-func compileRule(env *cel.Env, r Rule) (*Compiled, error) {
+func compileRule(env *cel.Env, r Rule, cache map[string]cel.Program) (*Compiled, error) {
 	c := &Compiled{Rule: r, evidence: map[string]cel.Program{}}
 	prog := func(field, src string) (cel.Program, error) {
 		if strings.TrimSpace(src) == "" {
 			return nil, nil
 		}
+		if p, ok := cache[src]; ok {
+			return p, nil
+		}
 		ast, iss := env.Compile(src)
 		if iss != nil && iss.Err() != nil {
 			return nil, r.celError(field, iss.Err())
 		}
-		p, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+		p, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize),
+			cel.CostLimit(CostLimit), cel.InterruptCheckFrequency(interruptEvery))
 		if err != nil {
 			return nil, r.celError(field, err)
+		}
+		if cache != nil {
+			cache[src] = p
 		}
 		return p, nil
 	}
@@ -103,10 +145,13 @@ func compileRule(env *cel.Env, r Rule) (*Compiled, error) {
 	if c.locPath, err = compileTemplate(r, "location.path", r.Location.Path, prog); err != nil {
 		return nil, err
 	}
+	if c.remediation, err = compileTemplate(r, "remediation", r.Remediation, prog); err != nil {
+		return nil, err
+	}
 	for k := range r.Evidence {
 		c.evidenceKeys = append(c.evidenceKeys, k)
 	}
-	sort.Strings(c.evidenceKeys)
+	slices.Sort(c.evidenceKeys)
 	for _, k := range c.evidenceKeys {
 		p, err := prog("evidence."+k, r.Evidence[k])
 		if err != nil {
@@ -203,16 +248,16 @@ func matchBrace(s string) int {
 	return -1
 }
 
-func (t template) render(vars map[string]any) (string, error) {
+func (t template) render(ctx context.Context, vars map[string]any) (string, error) {
 	if len(t.exprs) == 0 {
 		return t.parts[0], nil
 	}
 	var b strings.Builder
 	for i, p := range t.exprs {
 		b.WriteString(t.parts[i])
-		v, _, err := p.Eval(vars)
+		v, _, err := p.ContextEval(ctx, vars)
 		if err != nil {
-			return "", err
+			return "", evalError(err)
 		}
 		b.WriteString(display(v))
 	}
@@ -272,56 +317,98 @@ type Outcome struct {
 	Evidence map[string]any
 }
 
+// ErrBudget marks an evaluation stopped because it ran over CostLimit.
+var ErrBudget = errors.New("the rule ran over its evaluation budget")
+
+// evalError words CEL's evaluation errors for the person reading the
+// report: an expression over its budget says so, a cancelled one passes
+// the context's error on.
+func evalError(err error) error {
+	var ce interpreter.EvalCancelledError
+	switch {
+	case errors.As(err, &ce) && ce.Cause == interpreter.CostLimitExceeded:
+		return fmt.Errorf("%w (%d cost units): simplify its expressions (nested comprehensions over large lists multiply)", ErrBudget, CostLimit)
+	case errors.Is(err, interpreter.InterruptError{}):
+		return fmt.Errorf("evaluation interrupted: %w", err)
+	}
+	return err
+}
+
+// evalProgram evaluates p under ctx, with errors worded by evalError.
+func evalProgram(ctx context.Context, p cel.Program, vars map[string]any) (ref.Val, error) {
+	v, _, err := p.ContextEval(ctx, vars)
+	if err != nil {
+		return nil, evalError(err)
+	}
+	return v, nil
+}
+
 var sectionRefRE = regexp.MustCompile(`facts\.([a-z_]+)(?:\.([a-z_]+))?`)
 
-// Eval evaluates the rule against facts (the Facts document as plain JSON
-// values) and returns one outcome, or one per for_each item.
+// Eval is EvalContext without a deadline.
 func (c *Compiled) Eval(facts map[string]any) []Outcome {
+	return c.EvalContext(context.Background(), facts)
+}
+
+// EvalContext evaluates the rule against facts (the Facts document as
+// plain JSON values) and returns one outcome, or one per for_each item.
+// Every expression runs under ctx and within CostLimit: a rule over its
+// budget is an error outcome that says so. When ctx is done, the outcomes
+// so far end with an error outcome; the caller checks ctx.Err().
+func (c *Compiled) EvalContext(ctx context.Context, facts map[string]any) []Outcome {
 	vars := map[string]any{"facts": facts, "item": nil}
 	if c.applies != nil {
-		v, _, err := c.applies.Eval(vars)
+		v, err := evalProgram(ctx, c.applies, vars)
 		if err != nil {
-			return []Outcome{c.errorOutcome(vars, "", "applies: "+err.Error())}
+			return []Outcome{c.errorOutcome(ctx, vars, "", "applies: "+err.Error())}
 		}
 		b, ok := v.Value().(bool)
 		if !ok {
-			return []Outcome{c.errorOutcome(vars, "", fmt.Sprintf("applies returned %v, not a bool", v.Value()))}
+			return []Outcome{c.errorOutcome(ctx, vars, "", fmt.Sprintf("applies returned %v, not a bool", v.Value()))}
 		}
 		if !b {
 			why, isErr := c.naReason(facts)
 			if isErr {
-				return []Outcome{c.errorOutcome(vars, "", why)}
+				return []Outcome{c.errorOutcome(ctx, vars, "", why)}
 			}
-			return []Outcome{c.notApplicable(vars, "", why)}
+			return []Outcome{c.notApplicable(ctx, vars, "", why)}
 		}
 	}
 	if c.forEach == nil {
-		return []Outcome{c.evalOne(vars, "")}
+		return []Outcome{c.evalOne(ctx, vars, "")}
 	}
-	v, _, err := c.forEach.Eval(vars)
+	v, err := evalProgram(ctx, c.forEach, vars)
 	if err != nil {
-		return []Outcome{c.errorOutcome(vars, "", "for_each: "+err.Error())}
+		return []Outcome{c.errorOutcome(ctx, vars, "", "for_each: "+err.Error())}
 	}
 	x, err := native(v)
 	items, ok := x.([]any)
 	if err != nil || !ok {
-		return []Outcome{c.errorOutcome(vars, "", fmt.Sprintf("for_each returned %v, not a list", v.Value()))}
+		return []Outcome{c.errorOutcome(ctx, vars, "", fmt.Sprintf("for_each returned %v, not a list", v.Value()))}
 	}
 	if len(items) == 0 {
-		return []Outcome{c.notApplicable(vars, "", "nothing to check: no matching items on this target")}
+		why := "nothing to check: no matching items on this target"
+		if s := strings.TrimSpace(c.NotApplicable); s != "" {
+			why = s
+		}
+		return []Outcome{c.notApplicable(ctx, vars, "", why)}
 	}
 	out := make([]Outcome, 0, len(items))
 	for i, it := range items {
+		if err := ctx.Err(); err != nil {
+			out = append(out, c.errorOutcome(ctx, vars, "", "evaluation interrupted: "+err.Error()))
+			break
+		}
 		iv := map[string]any{"facts": facts, "item": it}
 		// An item a collector could not read carries its reason in
 		// `error`: it is an error result, never judged pass or fail.
 		if m, ok := it.(map[string]any); ok {
 			if why, ok := m["error"].(string); ok && why != "" {
-				out = append(out, c.errorOutcome(iv, resourceKey(it, i), why))
+				out = append(out, c.errorOutcome(ctx, iv, resourceKey(it, i), why))
 				continue
 			}
 		}
-		out = append(out, c.evalOne(iv, resourceKey(it, i)))
+		out = append(out, c.evalOne(ctx, iv, resourceKey(it, i)))
 	}
 	return out
 }
@@ -341,29 +428,29 @@ func resourceKey(it any, i int) string {
 	return strconv.Itoa(i)
 }
 
-func (c *Compiled) evalOne(vars map[string]any, resource string) Outcome {
-	v, _, err := c.check.Eval(vars)
+func (c *Compiled) evalOne(ctx context.Context, vars map[string]any, resource string) Outcome {
+	v, err := evalProgram(ctx, c.check, vars)
 	if err != nil {
-		return c.errorOutcome(vars, resource, "check: "+err.Error())
+		return c.errorOutcome(ctx, vars, resource, "check: "+err.Error())
 	}
 	b, ok := v.Value().(bool)
 	if !ok {
-		return c.errorOutcome(vars, resource, fmt.Sprintf("check returned %v, not a bool", v.Value()))
+		return c.errorOutcome(ctx, vars, resource, fmt.Sprintf("check returned %v, not a bool", v.Value()))
 	}
-	o := c.base(vars, resource)
+	o := c.base(ctx, vars, resource)
 	o.Status = reports.StatusPass
 	o.Message = c.Title
 	if !b {
 		o.Status = reports.StatusFail
-		msg, err := c.message.render(vars)
+		msg, err := c.message.render(ctx, vars)
 		if err != nil {
-			return c.errorOutcome(vars, resource, "message: "+err.Error())
+			return c.errorOutcome(ctx, vars, resource, "message: "+err.Error())
 		}
 		o.Message = msg
 	}
 	o.Evidence = map[string]any{}
 	for _, k := range c.evidenceKeys {
-		ev, _, err := c.evidence[k].Eval(vars)
+		ev, err := evalProgram(ctx, c.evidence[k], vars)
 		if err != nil {
 			o.Evidence[k] = "error: " + err.Error()
 			continue
@@ -377,9 +464,9 @@ func (c *Compiled) evalOne(vars map[string]any, resource string) Outcome {
 	return o
 }
 
-func (c *Compiled) base(vars map[string]any, resource string) Outcome {
+func (c *Compiled) base(ctx context.Context, vars map[string]any, resource string) Outcome {
 	o := Outcome{Resource: resource, Line: 1}
-	if p, err := c.locPath.render(vars); err == nil && p != "" {
+	if p, err := c.locPath.render(ctx, vars); err == nil && p != "" {
 		o.Path = strings.TrimPrefix(p, "/")
 	} else if it, ok := vars["item"].(map[string]any); ok {
 		if p, ok := it["path"].(string); ok {
@@ -390,7 +477,7 @@ func (c *Compiled) base(vars map[string]any, resource string) Outcome {
 		o.Path = c.defaultPath()
 	}
 	if c.locLine != nil {
-		if v, _, err := c.locLine.Eval(vars); err == nil {
+		if v, err := evalProgram(ctx, c.locLine, vars); err == nil {
 			if x, err := native(v); err == nil {
 				if f, ok := x.(float64); ok && f >= 1 {
 					o.Line = int(f)
@@ -401,22 +488,35 @@ func (c *Compiled) base(vars map[string]any, resource string) Outcome {
 	return o
 }
 
-func (c *Compiled) errorOutcome(vars map[string]any, resource, why string) Outcome {
-	o := c.base(vars, resource)
+func (c *Compiled) errorOutcome(ctx context.Context, vars map[string]any, resource, why string) Outcome {
+	o := c.base(ctx, vars, resource)
 	o.Status, o.Reason, o.Message = reports.StatusError, why, c.Title+": could not be evaluated"
 	return o
 }
 
-func (c *Compiled) notApplicable(vars map[string]any, resource, why string) Outcome {
-	o := c.base(vars, resource)
+func (c *Compiled) notApplicable(ctx context.Context, vars map[string]any, resource, why string) Outcome {
+	o := c.base(ctx, vars, resource)
 	o.Status, o.Reason, o.Message = reports.StatusNotApplicable, why, c.Title+": not applicable"
 	return o
+}
+
+// RenderRemediation returns the rule's remediation with its ${expr} parts
+// evaluated against facts (the item is not bound: a remediation speaks of
+// the whole target). When an expression cannot be evaluated, the text is
+// returned as written, with the error.
+func (c *Compiled) RenderRemediation(ctx context.Context, facts map[string]any) (string, error) {
+	s, err := c.remediation.render(ctx, map[string]any{"facts": facts, "item": nil})
+	if err != nil {
+		return c.Remediation, fmt.Errorf("rule %s remediation: %w", c.ID, err)
+	}
+	return s, nil
 }
 
 // naReason explains a false `applies`: the reason of the first referenced
 // facts section (or *_available flag) that is unavailable. isErr is true
 // when that section could not be read, so the rule is an error (fail
-// closed), not merely not applicable.
+// closed), not merely not applicable. Without such a reason it is the
+// rule's not_applicable sentence, or a generic one: never the raw CEL.
 func (c *Compiled) naReason(facts map[string]any) (why string, isErr bool) {
 	for _, m := range sectionRefRE.FindAllStringSubmatch(c.Applies, -1) {
 		sec, ok := facts[m[1]].(map[string]any)
@@ -434,6 +534,9 @@ func (c *Compiled) naReason(facts map[string]any) (why string, isErr bool) {
 			}
 		}
 	}
+	if s := strings.TrimSpace(c.NotApplicable); s != "" {
+		return s, false
+	}
 	// A section may explain itself even when it is available.
 	for _, m := range sectionRefRE.FindAllStringSubmatch(c.Applies, -1) {
 		if sec, ok := facts[m[1]].(map[string]any); ok {
@@ -442,7 +545,7 @@ func (c *Compiled) naReason(facts map[string]any) (why string, isErr bool) {
 			}
 		}
 	}
-	return "does not apply to this target (" + strings.TrimSpace(c.Applies) + ")", false
+	return "what this rule checks is not present on this target", false
 }
 
 // sectionPaths are where findings about a facts section point when the rule

@@ -14,7 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,19 +28,23 @@ var builtin embed.FS
 
 // Rule is one rule as written in a pack (DESIGN.md §8).
 type Rule struct {
-	ID          string            `yaml:"id" json:"id"`
-	Title       string            `yaml:"title" json:"title"`
-	Severity    reports.Severity  `yaml:"severity" json:"severity"`
-	Profiles    []string          `yaml:"profiles" json:"profiles"`
-	Applies     string            `yaml:"applies" json:"applies,omitempty"`
-	ForEach     string            `yaml:"for_each" json:"for_each,omitempty"`
-	Check       string            `yaml:"check" json:"check"`
-	Message     string            `yaml:"message" json:"message"`
-	Evidence    map[string]string `yaml:"evidence" json:"evidence,omitempty"`
-	Location    Location          `yaml:"location" json:"location"`
-	Rationale   string            `yaml:"rationale" json:"rationale"`
-	Remediation string            `yaml:"remediation" json:"remediation"`
-	References  []string          `yaml:"references" json:"references,omitempty"`
+	ID       string           `yaml:"id" json:"id"`
+	Title    string           `yaml:"title" json:"title"`
+	Severity reports.Severity `yaml:"severity" json:"severity"`
+	Profiles []string         `yaml:"profiles" json:"profiles"`
+	Applies  string           `yaml:"applies" json:"applies,omitempty"`
+	// NotApplicable is the sentence a not-applicable result gives when
+	// `applies` is false (and no facts section explains why) or `for_each`
+	// finds nothing, e.g. "no extension is installed".
+	NotApplicable string            `yaml:"not_applicable" json:"not_applicable,omitempty"`
+	ForEach       string            `yaml:"for_each" json:"for_each,omitempty"`
+	Check         string            `yaml:"check" json:"check"`
+	Message       string            `yaml:"message" json:"message"`
+	Evidence      map[string]string `yaml:"evidence" json:"evidence,omitempty"`
+	Location      Location          `yaml:"location" json:"location"`
+	Rationale     string            `yaml:"rationale" json:"rationale"`
+	Remediation   string            `yaml:"remediation" json:"remediation"`
+	References    []string          `yaml:"references" json:"references,omitempty"`
 
 	// Source is the file the rule came from ("builtin:tier0.yaml" for packs).
 	Source string `yaml:"-" json:"source"`
@@ -225,7 +229,7 @@ func Builtin() ([]Rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(ents)
+	slices.Sort(ents)
 	var out []Rule
 	for _, e := range ents {
 		data, err := builtin.ReadFile(e)
@@ -302,6 +306,6 @@ func Profiles(rs []Rule) []string {
 	for p := range set {
 		out = append(out, p)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }

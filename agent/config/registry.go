@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/suggest"
 )
 
 // Type is the kind of value a property holds.
@@ -167,6 +168,9 @@ func Names() []string {
 func Find(name string) (Property, error) {
 	if p, ok := Lookup(name); ok {
 		return p, nil
+	}
+	if c, ok := suggest.Closest(strings.TrimSpace(name), Names()); ok {
+		return Property{}, errcode.New(errcode.UnknownProperty, "unknown property %q: did you mean %s? (known: %s)", name, c, strings.Join(Names(), ", "))
 	}
 	return Property{}, errcode.New(errcode.UnknownProperty, "unknown property %q (known: %s)", name, strings.Join(Names(), ", "))
 }

@@ -27,6 +27,7 @@ type auditFlags struct {
 	failOn      string
 	outputs     []string
 	dumpFacts   bool
+	quiet       bool
 	host        string
 	releases    releaseFlags // release source for the currency rules (fleet_currency.go)
 }
@@ -45,12 +46,21 @@ Targets: the live host (default); --root DIR, an image or fixture tree;
 --config FILE, a planned localconfig.json before onboarding. With no agent
 installed, the default configuration is audited as the planned one.
 
-Exit codes: 0 nothing at or above --fail-on; 1 findings at or above it;
-2 bad usage or input (flags, rule, waiver or baseline files); 3 the audit
-could not complete (a rule at or above --fail-on could not be evaluated).`,
+Exit codes, the first that holds: 2 bad usage or input (flags, rule,
+waiver, baseline or --config files); 3 the audit could not complete (a rule
+at or above --fail-on could not be evaluated: this wins over findings);
+1 findings at or above --fail-on; 0 otherwise. --fail-on never reports
+without gating: exit 0 whatever was found or could not be evaluated (those
+are still listed, and warned about on stderr), 2 for bad usage or input, 3
+only when the audit was interrupted or a report could not be written.
+
+-q/--quiet prints one verdict line on stdout instead of the report, and
+errors on stderr (no warnings); reports to files (-o FORMAT=FILE) are still
+written.`,
 		Example: `  arcagent audit
   arcagent audit --profile tier0 -o table -o sarif=audit.sarif -o json=audit.json
   arcagent audit --config planned-localconfig.json --fail-on critical
+  arcagent audit -q -o sarif=audit.sarif --fail-on never
   arcagent audit --root /mnt/image --waivers waivers.yaml --baseline last.json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runAudit(cmd, f) },
@@ -64,15 +74,60 @@ could not complete (a rule at or above --fail-on could not be evaluated).`,
 	fl.StringVar(&f.planned, "config", "", "audit a planned localconfig.json instead of this machine's configuration")
 	fl.StringVar(&f.waivers, "waivers", "", "YAML file of waivers (rule, host, resource, justification, expires)")
 	fl.StringVar(&f.baseline, "baseline", "", "previous JSON report: mark findings new, unchanged or fixed")
-	fl.StringVar(&f.failOn, "fail-on", "high", "exit 1 when a finding is at or above this severity: critical, high, medium, low, info")
+	fl.StringVar(&f.failOn, "fail-on", "high", "exit 1 when a finding is at or above this severity: critical, high, medium, low, info, or never (report only)")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the verdict (one line) and errors; reports to files are still written")
 	fl.StringArrayVarP(&f.outputs, "format", "o", nil, "output FORMAT[=FILE], repeatable: "+strings.Join(reports.Formats(), ", ")+" (default table, or json with -j)")
 	fl.StringVar(&f.host, "host", "", "name of the target in reports and fingerprints (default: the host name; with --config, the file's base name)")
 	fl.BoolVar(&f.dumpFacts, "dump-facts", false, "print the collected facts as JSON (what rules see as the variable facts) and exit")
 	f.releases.register(fl)
-	_ = cmd.RegisterFlagCompletionFunc("profile", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{"all", "tier0", "baseline", "privilege", "extensions"}, cobra.ShellCompDirectiveNoFileComp
-	})
+	registerAuditCompletions(cmd, func() string { return f.rulesDir })
 	return cmd
+}
+
+// registerAuditCompletions completes rule ids (--rule, --skip-rule, also
+// those of --rules DIR when given first), profiles, -o formats and
+// severities.
+func registerAuditCompletions(cmd *cobra.Command, rulesDir func() string) {
+	fixed := func(vals ...string) cobra.CompletionFunc {
+		return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return vals, cobra.ShellCompDirectiveNoFileComp
+		}
+	}
+	ruleIDs := func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		rs, err := loadRules(rulesDir())
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		out := make([]string, 0, len(rs))
+		for _, r := range rs {
+			out = append(out, r.ID+"\t"+r.Title)
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+	profiles := func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		rs, err := loadRules(rulesDir())
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		return append([]string{"all"}, rules.Profiles(rs)...), cobra.ShellCompDirectiveNoFileComp
+	}
+	formats := func(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if strings.Contains(toComplete, "=") {
+			return nil, cobra.ShellCompDirectiveDefault // a file name
+		}
+		var out []string
+		for _, f := range reports.Formats() {
+			out = append(out, f, f+"=")
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
+	}
+	sevs := []string{"critical", "high", "medium", "low", "info"}
+	_ = cmd.RegisterFlagCompletionFunc("rule", ruleIDs)
+	_ = cmd.RegisterFlagCompletionFunc("skip-rule", ruleIDs)
+	_ = cmd.RegisterFlagCompletionFunc("profile", profiles)
+	_ = cmd.RegisterFlagCompletionFunc("format", formats)
+	_ = cmd.RegisterFlagCompletionFunc("fail-on", fixed(append(sevs, "never")...))
+	_ = cmd.RegisterFlagCompletionFunc("min-severity", fixed(sevs...))
 }
 
 func parseSeverityFlag(name, v string) (reports.Severity, error) {
@@ -124,17 +179,35 @@ func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if f.planned != "" && cmd.Flags().Changed("root") {
 		return errcode.New(errcode.Usage, "--root and --config are alternatives: --root audits a tree, --config a planned localconfig.json")
 	}
-	failOn, err := parseSeverityFlag("fail-on", f.failOn)
-	if err != nil {
-		return err
+	var failOn reports.Severity
+	var err error
+	if v := strings.ToLower(strings.TrimSpace(f.failOn)); v == string(reports.FailOnNever) {
+		failOn = reports.FailOnNever
+	} else if failOn, err = parseSeverityFlag("fail-on", f.failOn); err != nil {
+		return errcode.New(errcode.Usage, "--fail-on %q: use critical, high, medium, low, info, or never (report only)", f.failOn)
 	}
 	minSev, err := parseSeverityFlag("min-severity", f.minSeverity)
 	if err != nil {
 		return err
 	}
+	if f.quiet && f.dumpFacts {
+		return errcode.New(errcode.Usage, "--quiet and --dump-facts are alternatives: --dump-facts prints the facts")
+	}
 	outs, err := a.outputs(f.outputs)
 	if err != nil {
 		return err
+	}
+	if f.quiet {
+		// Quiet: no report on stdout, only the files asked for.
+		if len(f.outputs) > 0 {
+			for _, o := range outs {
+				if o.ToStdout() {
+					return errcode.New(errcode.Usage, "-q/--quiet prints only the verdict on standard output: write -o %s to a file (-o %s=FILE)", o.Format, o.Format)
+				}
+			}
+		} else {
+			outs = nil
+		}
 	}
 	rs, err := loadRules(f.rulesDir)
 	if err != nil {
@@ -145,7 +218,11 @@ func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
 		Rules:   rs,
 		Select:  audit.Selection{Profiles: f.profiles, Rules: f.onlyRules, SkipRules: f.skipRules, MinSeverity: minSev},
 		FailOn:  failOn,
-		Warn:    func(s string) { a.warnf("%s", s) },
+		Warn: func(s string) {
+			if !f.quiet {
+				a.warnf("%s", s)
+			}
+		},
 	}
 	if opts.Collect.Releases, err = f.releases.collector(cmd.Context(), a); err != nil {
 		return err
@@ -176,7 +253,39 @@ func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if err := reports.WriteAll(res.Report, outs, a.stdout, reports.Options{Color: a.color(), Width: table.Width(a.stdout)}); err != nil {
 		return errcode.Wrap(errcode.WriteFailed, err, "report")
 	}
+	if f.quiet {
+		fmt.Fprintln(a.stdout, verdictLine(res.Report))
+	}
+	if res.Report.FailOn == reports.FailOnNever {
+		if n := res.Report.Summary.ByStatus[reports.StatusError]; n > 0 && !f.quiet {
+			a.warnf("%d results could not be evaluated; --fail-on never does not gate on them", n)
+		}
+		return nil
+	}
 	return gateError(res.Report)
+}
+
+// verdictLine is what --quiet prints: the gate's verdict and the counts it
+// rests on, in one line.
+func verdictLine(r *reports.Report) string {
+	s := r.Summary
+	var atOrAbove int
+	for _, sev := range reports.Severities {
+		if r.FailOn != reports.FailOnNever && sev.Rank() >= r.FailOn.Rank() {
+			atOrAbove += s.BySeverity[sev]
+		}
+	}
+	counts := fmt.Sprintf("%d failed, %d errors, %d waived, %d not applicable, %d passed",
+		s.ByStatus[reports.StatusFail], s.ByStatus[reports.StatusError], s.ByStatus[reports.StatusWaived], s.ByStatus[reports.StatusNotApplicable], s.ByStatus[reports.StatusPass])
+	switch {
+	case r.FailOn == reports.FailOnNever:
+		return "report only (--fail-on never): " + counts
+	case r.ExitCode() == errcode.ExitFailed:
+		return fmt.Sprintf("INCOMPLETE: rules at or above %s could not be evaluated (%s)", r.FailOn, counts)
+	case r.ExitCode() == errcode.ExitFindings:
+		return fmt.Sprintf("FAILED: %d findings at or above %s (%s)", atOrAbove, r.FailOn, counts)
+	}
+	return fmt.Sprintf("passed: nothing at or above %s (%s)", r.FailOn, counts)
 }
 
 // gateError turns a finished report's verdict into the process outcome: a
@@ -245,9 +354,10 @@ func newRulesCmd(a *app) *cobra.Command {
 					if a.json {
 						return a.printJSON(r)
 					}
-					fmt.Fprintf(a.stdout, "%s  %s\nseverity:  %s\nprofiles:  %s\nsource:    %s\n\n%s\n\nremediation:\n  %s\n",
+					fix := audit.PreviewRemediation(cmd.Context(), r)
+					fmt.Fprintf(a.stdout, "%s  %s\nseverity:  %s\nprofiles:  %s\nsource:    %s\n\n%s\n\nremediation (on a Linux host; an audit prints it for its target):\n  %s\n",
 						r.ID, r.Title, r.Severity, strings.Join(r.Profiles, ", "), r.Source, strings.TrimSpace(r.Rationale),
-						strings.ReplaceAll(strings.TrimSpace(r.Remediation), "\n", "\n  "))
+						strings.ReplaceAll(strings.TrimSpace(fix), "\n", "\n  "))
 					if r.Applies != "" {
 						fmt.Fprintf(a.stdout, "\napplies:   %s\n", r.Applies)
 					}

@@ -3,9 +3,13 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/arcagent/arcagent/audit/fixture"
 	"github.com/arcagent/arcagent/reports"
@@ -30,9 +34,42 @@ func statusOf(r *reports.Report, id string) reports.Status {
 	return ""
 }
 
-// The seed's lockdown commands, run through the CLI on a default install,
-// turn the tier0 findings they address from fail to pass.
-func TestLockdownTurnsTier0Green(t *testing.T) {
+// shellWords splits a printed command line: words separated by spaces,
+// "…" and '…' quoted.
+func shellWords(line string) []string {
+	var out []string
+	var cur strings.Builder
+	var quote rune
+	in := false
+	for _, r := range line {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteRune(r)
+		case r == '"' || r == '\'':
+			quote, in = r, true
+		case r == ' ':
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// Pasting the fixes a --root audit prints changes the tree (never this
+// host) and turns the tier0 findings green; the allowlist advice names the
+// Linux agents, so they stay installable.
+func TestPastedFixesTurnTier0Green(t *testing.T) {
 	root := t.TempDir()
 	fixture.New(t, root).DefaultInstall()
 	before, code, _ := auditJSON(t, "--root", root, "audit", "--profile", "tier0")
@@ -40,28 +77,42 @@ func TestLockdownTurnsTier0Green(t *testing.T) {
 		t.Fatalf("default install: exit %d, want 1", code)
 	}
 	addressed := []string{"ARC-T0-001", "ARC-T0-002", "ARC-T0-003", "ARC-T0-004"}
+	done := map[string]bool{}
 	for _, id := range addressed {
 		if statusOf(before, id) != reports.StatusFail {
 			t.Fatalf("before lockdown %s = %s, want fail", id, statusOf(before, id))
 		}
-	}
-	for _, args := range [][]string{
-		{"config", "set", "incomingconnections.enabled", "false"},
-		{"config", "set", "guestconfiguration.enabled", "false"},
-		{"config", "set", "extensions.allowlist", "Microsoft.Azure.Monitor/AzureMonitorWindowsAgent,Microsoft.Azure.AzureDefenderForServers/MDE.Windows"},
-	} {
-		if _, stderr, code := runCLI(t, append([]string{"--root", root}, args...)...); code != 0 {
-			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		ru, _, _ := before.RuleByID(id)
+		line := strings.SplitN(ru.Remediation, "\n", 2)[0]
+		if strings.Contains(line, "Windows") {
+			t.Errorf("%s advises Windows agents on a Linux tree: %s", id, line)
+		}
+		words := shellWords(line)
+		if len(words) < 4 || words[0] != "arcagent" || words[1] != "--root" || words[2] != root {
+			t.Fatalf("%s fix does not act on the tree: %q", id, line)
+		}
+		if done[line] {
+			continue
+		}
+		done[line] = true
+		if _, stderr, code := runCLI(t, words[1:]...); code != 0 {
+			t.Fatalf("pasting %q: exit %d: %s", line, code, stderr)
 		}
 	}
 	after, code, _ := auditJSON(t, "--root", root, "audit", "--profile", "tier0")
 	for _, id := range addressed {
 		if statusOf(after, id) != reports.StatusPass {
-			t.Errorf("after lockdown %s = %s, want pass", id, statusOf(after, id))
+			t.Errorf("after the fixes %s = %s, want pass", id, statusOf(after, id))
 		}
 	}
 	if code != 0 {
-		t.Errorf("after lockdown: exit %d, want 0", code)
+		t.Errorf("after the fixes: exit %d, want 0", code)
+	}
+	out, _, _ := runCLI(t, "--root", root, "config", "get", "extensions.allowlist")
+	for _, agent := range []string{"Microsoft.Azure.Monitor/AzureMonitorLinuxAgent", "Microsoft.Azure.AzureDefenderForServers/MDE.Linux"} {
+		if !strings.Contains(out, agent) {
+			t.Errorf("the pasted allowlist lacks %s: %s", agent, out)
+		}
 	}
 }
 
@@ -204,5 +255,182 @@ func TestAuditIncompleteExplains(t *testing.T) {
 	_, stderr, code = runCLI(t, "--root", root, "audit", "--config", "../../examples/ci/planned-localconfig.json")
 	if code != 2 || !strings.Contains(stderr, "alternatives") {
 		t.Errorf("--root with --config: exit %d %q", code, stderr)
+	}
+}
+
+// A planned configuration: bad files are bad input (exit 2) with a hint
+// that never touches the host; findings point at the file as given, in
+// SARIF and JUnit; fixes edit the file; unknown keys are warned about.
+func TestAuditPlannedConfig(t *testing.T) {
+	dir, err := os.MkdirTemp(".", "planned-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bad := writeFile(t, dir, "bad.json", `{"incomingconnections.enabled": "maybe"}`)
+	_, stderr, code := runCLI(t, "audit", "--config", bad)
+	if code != 2 || strings.Contains(stderr, "config clear") || !strings.Contains(stderr, "what to do:") {
+		t.Errorf("invalid --config: exit %d, stderr %q", code, stderr)
+	}
+	plan := writeFile(t, dir, "plan.json", "{\n  \"incomingconnection.enabled\": false,\n  \"guestconfiguration.enabled\": false\n}\n")
+	sarifFile, junitFile := filepath.Join(t.TempDir(), "a.sarif"), filepath.Join(t.TempDir(), "a.xml")
+	out, stderr, code := runCLI(t, "audit", "--config", plan, "--profile", "tier0", "-o", "table", "-o", "sarif="+sarifFile, "-o", "junit="+junitFile)
+	if code != 1 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, `unknown key "incomingconnection.enabled"`) || !strings.Contains(stderr, "did you mean incomingconnections.enabled?") {
+		t.Errorf("no unknown-key warning: %q", stderr)
+	}
+	if !strings.Contains(out, "fix ARC-T0-001: edit "+plan+`: set "incomingconnections.enabled" to false`) || strings.Contains(out, "fix ARC-T0-001: arcagent config set") {
+		t.Errorf("planned fix is not an edit of the file:\n%s", out)
+	}
+	sarif, _ := os.ReadFile(sarifFile)
+	junit, _ := os.ReadFile(junitFile)
+	want := filepath.ToSlash(filepath.Clean(plan))
+	if !strings.Contains(string(sarif), `"uri": "`+want+`"`) || strings.Contains(string(sarif), "localconfig.json") {
+		t.Errorf("SARIF does not locate results in %s:\n%s", want, sarif)
+	}
+	if !strings.Contains(string(junit), `file="`+want+`"`) || strings.Contains(string(junit), "localconfig.json") {
+		t.Errorf("JUnit does not locate results in %s:\n%s", want, junit)
+	}
+}
+
+// An audit that could not evaluate a rule at or above --fail-on exits 3
+// even when it also has findings; --fail-on never reports without gating.
+func TestAuditErrorWinsAndNever(t *testing.T) {
+	root := t.TempDir()
+	tr := fixture.New(t, root)
+	tr.DefaultInstall()
+	tr.File("/var/opt/azcmagent/localconfig.json", "{bad", "root", "himds", 0o640)
+	tr.File("/home/alice/connect.json", `{"onboarding-token": "abcdefabcdefabcdefabcdefabcdefabcdef"}`, "alice", "alice", 0o600)
+	r, code, _ := auditJSON(t, "--root", root, "audit")
+	if statusOf(r, "ARC-BL-005") != reports.StatusFail || statusOf(r, "ARC-T0-001") != reports.StatusError {
+		t.Fatalf("fixture: BL-005 %s, T0-001 %s", statusOf(r, "ARC-BL-005"), statusOf(r, "ARC-T0-001"))
+	}
+	if code != 3 {
+		t.Errorf("findings and errors: exit %d, want 3", code)
+	}
+	out, stderr, code := runCLI(t, "--root", root, "audit", "--fail-on", "never")
+	if code != 0 || !strings.Contains(out, "gate: off") || !strings.Contains(stderr, "could not be evaluated") {
+		t.Errorf("--fail-on never: exit %d, stderr %q\n%s", code, stderr, out)
+	}
+	if _, _, code := runCLI(t, "--root", root, "audit", "--fail-on", "never", "--rule", "NOPE-1"); code != 2 {
+		t.Errorf("--fail-on never with bad usage: exit %d, want 2", code)
+	}
+}
+
+// -q prints one verdict line and no report; files are still written.
+func TestAuditQuiet(t *testing.T) {
+	root := t.TempDir()
+	fixture.New(t, root).DefaultInstall()
+	out, stderr, code := runCLI(t, "--root", root, "audit", "-q", "--profile", "tier0")
+	if code != 1 || strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "FAILED: 4 findings at or above high") || stderr != "" {
+		t.Errorf("-q: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	file := filepath.Join(t.TempDir(), "r.json")
+	out, _, code = runCLI(t, "--root", root, "audit", "--quiet", "-o", "json="+file, "--fail-on", "never")
+	if b, err := os.ReadFile(file); code != 0 || err != nil || !json.Valid(b) || !strings.HasPrefix(out, "report only") {
+		t.Errorf("-q with a file: exit %d, %v, stdout %q", code, err, out)
+	}
+	if _, stderr, code := runCLI(t, "--root", root, "audit", "-q", "-o", "json"); code != 2 || !strings.Contains(stderr, "-o json=FILE") {
+		t.Errorf("-q with a report on stdout: exit %d %q", code, stderr)
+	}
+}
+
+func TestAuditCompletion(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"__complete", "audit", "--rule", ""}, []string{"ARC-T0-001\t", "ARC-PR-020\t"}},
+		{[]string{"__complete", "audit", "--skip-rule", ""}, []string{"ARC-BL-005\t"}},
+		{[]string{"__complete", "audit", "--profile", ""}, []string{"all\n", "tier0\n", "privilege\n"}},
+		{[]string{"__complete", "audit", "-o", ""}, []string{"sarif\n", "sarif=\n", "junit\n"}},
+		{[]string{"__complete", "audit", "--fail-on", ""}, []string{"critical\n", "never\n"}},
+		{[]string{"__complete", "audit", "--min-severity", ""}, []string{"info\n"}},
+	} {
+		out, _, _ := runCLI(t, c.args...)
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: no %q in\n%s", c.args, w, out)
+			}
+		}
+	}
+}
+
+func TestConfigSetDidYouMean(t *testing.T) {
+	_, stderr, code := runCLI(t, "--root", t.TempDir(), "config", "set", "incomingconnection.enabled", "x")
+	if code != 2 || !strings.Contains(stderr, "did you mean incomingconnections.enabled?") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// A rule over its CEL cost budget is an error result naming the rule (exit
+// 3 at its severity), not a crash or a hang; the other rules still run.
+func TestAuditRuleOverBudget(t *testing.T) {
+	root := t.TempDir()
+	r, code, _ := auditJSON(t, "--root", root, "audit", "--rules", "testdata/budget-rules", "--profile", "evil")
+	if code != 3 || statusOf(r, "EVIL-BUDGET-001") != reports.StatusError || statusOf(r, "EVIL-BUDGET-002") != reports.StatusPass {
+		t.Fatalf("exit %d, statuses %s %s", code, statusOf(r, "EVIL-BUDGET-001"), statusOf(r, "EVIL-BUDGET-002"))
+	}
+	_, stderr, _ := runCLI(t, "--root", root, "audit", "--rules", "testdata/budget-rules", "--profile", "evil")
+	if !strings.Contains(stderr, "EVIL-BUDGET-001") || !strings.Contains(stderr, "evaluation budget") {
+		t.Errorf("stderr does not name the rule over budget: %q", stderr)
+	}
+}
+
+// The table's not-applicable lines are sorted by reason, ids sorted within
+// each, every reason a sentence rather than CEL.
+func TestAuditNotApplicableSorted(t *testing.T) {
+	root := t.TempDir()
+	fixture.New(t, root).DefaultInstall()
+	out, _, _ := runCLI(t, "--root", root, "audit", "-o", "table")
+	var reasons []string
+	for _, line := range strings.Split(out, "\n") {
+		rest, ok := strings.CutPrefix(line, "not applicable (")
+		if !ok {
+			continue
+		}
+		i := strings.LastIndex(rest, "): ")
+		why, ids := rest[:i], strings.Split(rest[i+3:], ", ")
+		reasons = append(reasons, why)
+		if !slices.IsSorted(ids) || len(slices.Compact(slices.Clone(ids))) != len(ids) {
+			t.Errorf("ids not sorted or repeated: %s", line)
+		}
+		if strings.Contains(why, "facts.") || strings.Contains(why, "&&") {
+			t.Errorf("raw CEL in a reason: %s", line)
+		}
+	}
+	if len(reasons) < 2 || !slices.IsSorted(reasons) {
+		t.Errorf("reasons not sorted: %q\n%s", reasons, out)
+	}
+}
+
+// SIGTERM stops an audit stuck in a hostile rule (every item under the
+// cost budget, far too many items): exit 3, ARC0036, the rule named.
+func TestAuditSIGTERMStopsHostileRule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildArcagent(t)
+	cmd := exec.Command(bin, "--root", t.TempDir(), "audit", "--rules", "testdata/slow-rules", "--profile", "evil")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Let it reach the rule (signal handling is set up long before).
+	time.Sleep(time.Second)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// A safety net, not a timing assertion: without interrupts the
+	// process would run for many minutes.
+	stop := time.AfterFunc(2*time.Minute, func() { _ = cmd.Process.Kill() })
+	defer stop.Stop()
+	err := cmd.Wait()
+	code := cmd.ProcessState.ExitCode()
+	if code != 3 || !strings.Contains(stderr.String(), "ARC0036") || !strings.Contains(stderr.String(), "EVIL-SLOW-001") {
+		t.Errorf("after SIGTERM: exit %d (%v), stderr %q", code, err, stderr.String())
 	}
 }

@@ -149,7 +149,7 @@ func TestConvertExitCodes(t *testing.T) {
 		{"fail-on info on a clean report", []string{clean, "-o", "html", "--fail-on", "info"}, 0, ""},
 		{"fail-on is case-insensitive", []string{withCritical, "-o", "json", "--fail-on", "CRITICAL"}, 1, ""},
 		{"rule error at the gate", []string{withError, "-o", "table", "--fail-on", "high"}, 3, ""},
-		{"failure wins over a rule error", []string{withError, "-o", "table", "--fail-on", "low"}, 1, ""},
+		{"a rule error wins over a failure", []string{withError, "-o", "table", "--fail-on", "low"}, 3, ""},
 		{"rule error below the gate", []string{withError, "-o", "table", "--fail-on", "critical"}, 0, ""},
 		{"missing report", []string{filepath.Join(dir, "nope.json"), "-o", "sarif"}, 2, "ARC0040"},
 		{"garbage report", []string{garbage, "-o", "sarif"}, 2, "ARC0040"},
