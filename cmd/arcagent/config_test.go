@@ -256,8 +256,10 @@ func TestConfigSetWithoutPermission(t *testing.T) {
 		uid, _ := strconv.Atoi(nobody.Uid)
 		gid, _ := strconv.Atoi(nobody.Gid)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-		// nobody must be able to reach the tree and the binary to show the error.
-		for d := root; d != "/" && d != "."; d = filepath.Dir(d) {
+		// nobody must be able to reach the tree and the binary to show the
+		// error. Only the test's own directories are opened up: the system
+		// temporary directory keeps its mode (1777, sticky).
+		for d := root; d != filepath.Clean(os.TempDir()) && d != "/" && d != "."; d = filepath.Dir(d) {
 			_ = os.Chmod(d, 0o755)
 		}
 		_ = os.Chmod(filepath.Dir(bin), 0o755)
