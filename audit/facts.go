@@ -125,7 +125,7 @@ type ServicesFacts struct {
 	Expected      map[string]ServiceSpec `json:"expected"`
 }
 
-// ServiceSpec is what DESIGN.md §3 requires of a service.
+// ServiceSpec is what the layout requires of a service.
 type ServiceSpec struct {
 	User string `json:"user"`
 	Port int    `json:"port"`

@@ -1,5 +1,5 @@
 // Package releases answers "is this version current, supported, or out of
-// support?" for the agent and each extension (DESIGN.md §10).
+// support?" for the agent and each extension (docs/releases.md).
 //
 // A Source lists the releases of a product: GitHubSource reads GitHub (or
 // GitHub Enterprise) releases through go-github with an on-disk ETag cache

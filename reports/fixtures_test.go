@@ -76,7 +76,7 @@ func fixtureRules() []Rule {
 			ID: "ARC-T0-001", Title: "Extensions are limited to an allowlist", Severity: SeverityCritical, Profiles: []string{"tier0", "baseline"},
 			Rationale:   "Without an allowlist anyone who can write the machine's representation in the control plane can run any extension, as root, on this server.",
 			Remediation: `sudo arcagent config set extensions.allowlist "Microsoft.Azure.Monitor/AzureMonitorLinuxAgent"`,
-			References:  []string{"https://learn.microsoft.com/azure/azure-arc/servers/security-extensions", "DESIGN.md §4"},
+			References:  []string{"https://learn.microsoft.com/azure/azure-arc/servers/security-extensions", "docs/architecture.md"},
 			Source:      "builtin:tier0",
 		},
 		{

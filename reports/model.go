@@ -308,7 +308,7 @@ func (r *Report) normalize() {
 	}
 }
 
-// ExitCode is the gate's verdict on r (DESIGN.md §8): 3 when a rule at or
+// ExitCode is the gate's verdict on r (README, "Exit codes"): 3 when a rule at or
 // above r.FailOn could not be evaluated (the audit is incomplete: it wins
 // over findings, so that an audit that could not check a rule never passes
 // a gate that accepts 1), 1 when a failure is at or above r.FailOn, 0

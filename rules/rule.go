@@ -26,7 +26,7 @@ import (
 //go:embed packs/*.yaml
 var builtin embed.FS
 
-// Rule is one rule as written in a pack (DESIGN.md §8).
+// Rule is one rule as written in a pack (README, "Rules").
 type Rule struct {
 	ID       string           `yaml:"id" json:"id"`
 	Title    string           `yaml:"title" json:"title"`

@@ -69,7 +69,7 @@ type Result struct {
 }
 
 // VerifyPackage verifies a package and its envelope, failing closed in the
-// order of DESIGN.md §7: (1) the envelope is signed by a trusted key,
+// order of docs/signing.md: (1) the envelope is signed by a trusted key,
 // (2) that key's entry allows the statement's publisher, (3) the statement's
 // publisher/type/version equal opts.Expect, (4) the size and sha256 of the
 // bytes on disk equal the subject. The package is read once, in fixed-size

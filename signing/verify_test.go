@@ -276,7 +276,7 @@ func TestEnvelopeIsStandardDSSE(t *testing.T) {
 	}
 }
 
-// TestVerifyOrder checks that the first failing step of DESIGN.md §7 is the
+// TestVerifyOrder checks that the first failing step of the verification order (docs/signing.md) is the
 // one reported, and that the package bytes are not read before the
 // envelope, signer and statement have passed.
 func TestVerifyOrder(t *testing.T) {

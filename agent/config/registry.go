@@ -1,5 +1,5 @@
 // Package config holds arcagent's local security controls: the property
-// registry of DESIGN.md §4, value parsing and validation, localconfig.json
+// registry (README, "Local security controls"), value parsing and validation, localconfig.json
 // load/store (locked, atomic) and the effective-value logic (monitor mode).
 // Local controls override anything the control plane asks for.
 package config

@@ -37,7 +37,7 @@ const (
 )
 
 // RuntimePaths are written by the extension manager and the extension at
-// run time (DESIGN.md §7), not by the package: CheckTree ignores them.
+// run time (docs/signing.md), not by the package: CheckTree ignores them.
 // A path matches itself and everything below it.
 var RuntimePaths = []string{"HandlerEnvironment.json", "config", "status", "heartbeat.log"}
 

@@ -64,7 +64,7 @@ func proxyHeader(h http.Header) string {
 	return ""
 }
 
-// Handler is the local REST API of DESIGN.md §5. Every request must come
+// Handler is the local REST API of docs/himds.md. Every request must come
 // from a loopback address, carry `Metadata: true` and none of the proxy
 // headers X-Forwarded-For, Forwarded and Via.
 func (s *Service) Handler() http.Handler {

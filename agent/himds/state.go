@@ -30,7 +30,7 @@ const (
 	StatusNotConnected = "NotConnected"
 )
 
-// Thresholds of DESIGN.md §5.
+// Status thresholds (docs/himds.md).
 const (
 	DefaultHeartbeatInterval = 5 * time.Minute
 )

@@ -1,6 +1,6 @@
 // Package layout is the one place where arcagent's on-disk layout is
-// written down: every well-known path, its owner, group and mode (DESIGN.md
-// §3) and the service identities. Atomic writes and file locks live in
+// written down: every well-known path, its owner, group and mode (README,
+// "Layout") and the service identities. Atomic writes and file locks live in
 // internal/atomicfile. All paths are taken relative to a root prefix so
 // that tests and unprivileged development can use a temporary tree.
 package layout
@@ -79,7 +79,7 @@ type Entry struct {
 	Holds string      `json:"holds"`
 }
 
-// Entries is the layout of DESIGN.md §3 as data. The order is stable.
+// Entries is the on-disk layout (README, "Layout") as data. The order is stable.
 var entries = []Entry{
 	{ID: "bin-dir", Path: BinDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o755, Holds: "the agent binary and its links"},
 	{ID: "binary", Path: Binary, Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o755, Holds: "the arcagent binary"},

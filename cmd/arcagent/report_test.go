@@ -108,7 +108,7 @@ func convertReport(results ...reports.Result) *reports.Report {
 	return r
 }
 
-// TestConvertExitCodes covers DESIGN.md §8's exit codes for convert.
+// TestConvertExitCodes covers the audit's exit codes (README, "Exit codes") for convert.
 func TestConvertExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	withCritical := writeReport(t, dir, "critical.json", convertReport(

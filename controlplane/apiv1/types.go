@@ -167,7 +167,7 @@ const (
 	StatusExpired      = "Expired"
 )
 
-// Status thresholds (DESIGN.md §5), shared by the control plane and HIMDS.
+// Status thresholds (docs/himds.md), shared by the control plane and HIMDS.
 const (
 	DisconnectedAfter = 15 * time.Minute
 	ExpiredAfter      = 45 * 24 * time.Hour

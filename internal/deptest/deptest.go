@@ -30,7 +30,7 @@ type Rule struct {
 	Why    string
 }
 
-// Rules are arcagent's dependency rules (README, "Dependency rules").
+// Rules are arcagent's dependency rules (docs/architecture.md, "Dependencies run one way").
 var Rules = []Rule{
 	{
 		From:   Module + "/agent/...",

@@ -150,3 +150,75 @@ func TestDecode(t *testing.T) {
 		t.Error("truncated output was accepted")
 	}
 }
+
+// TestArchitecturePackageMap keeps the package map of docs/architecture.md
+// true: every package of the module is listed there, and nothing else.
+func TestArchitecturePackageMap(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	statSources(t, root)
+	pkgs, err := List(context.Background(), root, "./...")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, p := range pkgs {
+		if rel, ok := strings.CutPrefix(p.ImportPath, Module+"/"); ok {
+			want = append(want, rel)
+		}
+	}
+	slices.Sort(want)
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "architecture.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := packageMap(t, string(doc))
+	for _, p := range want {
+		if !slices.Contains(got, p) {
+			t.Errorf("docs/architecture.md does not list package %s: add a row for it to the package map", p)
+		}
+	}
+	for _, p := range got {
+		if !slices.Contains(want, p) {
+			t.Errorf("docs/architecture.md lists %s, which is not a package of the module: remove or rename its row", p)
+		}
+	}
+}
+
+// packageMap returns the package names in the first column of the table
+// between the BEGIN PACKAGES and END PACKAGES markers.
+func packageMap(t *testing.T, doc string) []string {
+	t.Helper()
+	_, rest, ok := strings.Cut(doc, "<!-- BEGIN PACKAGES")
+	if !ok {
+		t.Fatal("docs/architecture.md has no BEGIN PACKAGES marker")
+	}
+	body, _, ok := strings.Cut(rest, "<!-- END PACKAGES -->")
+	if !ok {
+		t.Fatal("docs/architecture.md has no END PACKAGES marker")
+	}
+	var out []string
+	for _, line := range strings.Split(body, "\n") {
+		cell, ok := strings.CutPrefix(line, "| `")
+		if !ok {
+			continue
+		}
+		name, _, ok := strings.Cut(cell, "`")
+		if ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func TestPackageMapParse(t *testing.T) {
+	doc := "x\n<!-- BEGIN PACKAGES -->\n| package | holds |\n|---|---|\n| `a/b` | one |\n| `c` | two |\n<!-- END PACKAGES -->\n| `d` | outside |\n"
+	if got := packageMap(t, doc); !slices.Equal(got, []string{"a/b", "c"}) {
+		t.Errorf("packageMap = %q", got)
+	}
+}
