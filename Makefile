@@ -7,6 +7,9 @@ DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 PKG      := github.com/arcagent/arcagent/internal/buildinfo
 LDFLAGS  := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PKG).Date=$(DATE)
 FUZZTIME ?= 10s
+# staticcheck, pinned; `go run` fetches it through the module proxy once and
+# caches it like any module.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: build test bench fuzz install clean
 
@@ -15,6 +18,7 @@ build:
 
 test:
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	$(GO) test -race -count=1 ./...
 
 bench:

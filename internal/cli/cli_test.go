@@ -127,13 +127,13 @@ func TestVersionFlag(t *testing.T) {
 
 func TestOutputFlag(t *testing.T) {
 	var out, errb bytes.Buffer
-	root, json, formats := newTestRoot(&out)
+	root, json, _ := newTestRoot(&out)
 	if code := Run(t.Context(), root, []string{"machines", "list", "-o", "json"}, &errb); code != 0 || !*json {
 		t.Errorf("-o json: exit %d, json %v, %s", code, *json, errb.String())
 	}
 	// A command's own -o (several formats) hides the global one, and
 	// --format and --output name it alike.
-	root, json, formats = newTestRoot(&out)
+	root, json, formats := newTestRoot(&out)
 	if code := Run(t.Context(), root, []string{"report", "--name", "n", "-o", "sarif", "--format", "html", "--output", "json"}, &errb); code != 0 || *json {
 		t.Fatalf("report: exit %d json %v: %s", code, *json, errb.String())
 	}
