@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -171,7 +171,7 @@ func (l *lineReader) Read(p []byte) (int, error) {
 // lineAt is the 1-based line of byte offset off; offsets asked must not
 // decrease.
 func (l *lineReader) lineAt(off int64) int {
-	i := sort.Search(len(l.nl), func(k int) bool { return l.nl[k] >= off })
+	i, _ := slices.BinarySearch(l.nl, off)
 	l.base += i
 	l.nl = append(l.nl[:0], l.nl[i:]...)
 	return l.base + 1

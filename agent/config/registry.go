@@ -5,8 +5,9 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/arcagent/arcagent/errcode"
@@ -141,7 +142,7 @@ var MonitorAllowlist = []string{
 func Properties() []Property {
 	out := make([]Property, len(properties))
 	copy(out, properties)
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	slices.SortFunc(out, func(a, b Property) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
 

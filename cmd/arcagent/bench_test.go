@@ -2,7 +2,7 @@ package main
 
 import (
 	"os/exec"
-	"sort"
+	"slices"
 	"testing"
 	"time"
 )
@@ -22,6 +22,6 @@ func BenchmarkAuditProcess(b *testing.B) {
 		}
 		times = append(times, time.Since(start))
 	}
-	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	slices.Sort(times)
 	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
 }
