@@ -13,6 +13,22 @@ import (
 
 // TestModuleDependencies enforces Rules on the whole module.
 func TestModuleDependencies(t *testing.T) {
+	_, pkgs := modulePackages(t)
+	// The rules must see the packages they are about, or they check nothing.
+	for _, want := range []string{Module + "/agent/himds", Module + "/controlplane", Module + "/reports"} {
+		if !slices.ContainsFunc(pkgs, func(p Package) bool { return p.ImportPath == want }) {
+			t.Fatalf("go list did not report %s", want)
+		}
+	}
+	for _, v := range Check(pkgs, Rules) {
+		t.Error(v)
+	}
+}
+
+// modulePackages returns the module's root directory and what
+// `go list -deps ./...` reports for it.
+func modulePackages(t *testing.T) (string, []Package) {
+	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("the go command is not on PATH")
 	}
@@ -25,15 +41,7 @@ func TestModuleDependencies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The rules must see the packages they are about, or they check nothing.
-	for _, want := range []string{Module + "/agent/himds", Module + "/controlplane", Module + "/reports"} {
-		if !slices.ContainsFunc(pkgs, func(p Package) bool { return p.ImportPath == want }) {
-			t.Fatalf("go list did not report %s", want)
-		}
-	}
-	for _, v := range Check(pkgs, Rules) {
-		t.Error(v)
-	}
+	return root, pkgs
 }
 
 // statSources stats every directory and Go file of the module. The go
@@ -154,18 +162,7 @@ func TestDecode(t *testing.T) {
 // TestArchitecturePackageMap keeps the package map of docs/architecture.md
 // true: every package of the module is listed there, and nothing else.
 func TestArchitecturePackageMap(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("the go command is not on PATH")
-	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	statSources(t, root)
-	pkgs, err := List(context.Background(), root, "./...")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, pkgs := modulePackages(t)
 	var want []string
 	for _, p := range pkgs {
 		if rel, ok := strings.CutPrefix(p.ImportPath, Module+"/"); ok {
