@@ -53,7 +53,7 @@ var (
 	// arcagentVerbRE finds the local verbs that act on the root's files.
 	arcagentVerbRE = regexp.MustCompile(`\barcagent (config|package|trust|connect|show)\b`)
 	// absPathRE finds absolute paths of the layout at the start of a word.
-	absPathRE = regexp.MustCompile(`(?:^|[\s"'=(])/(?:etc|opt|var|usr|home|root|srv)(?:/[^\s"';,)]*)?`)
+	absPathRE = regexp.MustCompile(`(?:^|[\s"'=(])/(?:etc|opt|var|usr|home|root|srv|tmp|run|mnt|boot)(?:/[^\s"';,)]*)?`)
 	// systemctlFileRE are the systemctl verbs that work on a tree's unit
 	// files; systemctlRestartRE a restart, which only a running machine can do.
 	systemctlFileRE    = regexp.MustCompile(`\bsystemctl (edit|revert)\b`)

@@ -32,6 +32,9 @@ func TestAdaptRemedy(t *testing.T) {
 			"chown -R himds:himds /srv/img/var/opt/azcmagent/tokens && chmod 0640 /srv/img/var/opt/azcmagent/tokens/*.key"},
 		{"root in prose", root, "or turn on automatic upgrades: arcagent config set automaticupgrade.enabled true",
 			"or turn on automatic upgrades: arcagent --root /srv/img config set automaticupgrade.enabled true"},
+		// /tmp and /var/tmp are secret-scan places: a fix for a file found
+		// there must name the tree's file, never the host's.
+		{"root tmp", root, "shred -u /tmp/onboard.sh /var/tmp/x.json", "shred -u /srv/img/tmp/onboard.sh /srv/img/var/tmp/x.json"},
 		{"root quoted", spaced, "shred -u /home/alice/connect.json", "shred -u '/tmp/my img'/home/alice/connect.json"},
 		{"root leaves URLs and names", root, "arcagent config set proxy.url http://PROXY-HOST:PORT --add Publisher/Type",
 			"arcagent --root /srv/img config set proxy.url http://PROXY-HOST:PORT --add Publisher/Type"},

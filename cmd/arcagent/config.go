@@ -114,7 +114,7 @@ func newConfigSetCmd(a *app) *cobra.Command {
 		Short: "Set a property; lists are replaced unless --add or --remove is given",
 		Example: `  arcagent config set incomingconnections.enabled false
   arcagent config set guestconfiguration.enabled false
-  arcagent config set extensions.allowlist "Microsoft.Azure.Monitor/AzureMonitorWindowsAgent,Microsoft.Azure.AzureDefenderForServers/MDE.Windows"
+  arcagent config set extensions.allowlist "Microsoft.Azure.Monitor/AzureMonitorLinuxAgent,Microsoft.Azure.AzureDefenderForServers/MDE.Linux"
   arcagent config set extensions.blocklist --add Microsoft.Compute/CustomScriptExtension
   arcagent config set extensions.allowlist Allow/None`,
 		Args:              usageArgs(cobra.MinimumNArgs(2)),

@@ -305,3 +305,18 @@ func TestConfigListFitsWidth(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigSetExampleNamesLinuxAgents: the help's allowlist example is one
+// a Linux host can paste without blocking its own monitoring agents.
+func TestConfigSetExampleNamesLinuxAgents(t *testing.T) {
+	out, _, code := runCLI(t, "config", "set", "--help")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if strings.Contains(out, "WindowsAgent") || strings.Contains(out, "MDE.Windows") {
+		t.Errorf("config set --help suggests the Windows agents:\n%s", out)
+	}
+	if !strings.Contains(out, "AzureMonitorLinuxAgent") || !strings.Contains(out, "MDE.Linux") {
+		t.Errorf("config set --help lacks the Linux agents:\n%s", out)
+	}
+}
