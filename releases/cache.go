@@ -60,11 +60,11 @@ func (t *cacheTransport) load(p string) (*cacheEntry, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, newErr(CodeCacheCorrupt, ErrCacheCorrupt, t.source(), err, "cannot read the release cache file %s", p)
+		return nil, newErr(CodeCacheCorrupt, t.source(), err, "cannot read the release cache file %s", p)
 	}
 	var e cacheEntry
 	if err := json.Unmarshal(data, &e); err != nil || e.URL == "" {
-		return nil, newErr(CodeCacheCorrupt, ErrCacheCorrupt, t.source(), nil, "the release cache file %s is damaged: delete it and run again online", p)
+		return nil, newErr(CodeCacheCorrupt, t.source(), nil, "the release cache file %s is damaged: delete it and run again online", p)
 	}
 	return &e, nil
 }
@@ -72,7 +72,7 @@ func (t *cacheTransport) load(p string) (*cacheEntry, error) {
 func (t *cacheTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method != http.MethodGet || t.dir == "" {
 		if t.offline {
-			return nil, newErr(CodeNotCached, ErrNotCached, t.source(), nil, "offline: %s %s is not cached", req.Method, req.URL.Redacted())
+			return nil, newErr(CodeNotCached, t.source(), nil, "offline: %s %s is not cached", req.Method, req.URL.Redacted())
 		}
 		return t.next.RoundTrip(req)
 	}
@@ -82,11 +82,11 @@ func (t *cacheTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if e != nil && e.URL != req.URL.String() {
-		return nil, newErr(CodeCacheCorrupt, ErrCacheCorrupt, t.source(), nil, "the release cache file %s holds another URL: delete it and run again online", p)
+		return nil, newErr(CodeCacheCorrupt, t.source(), nil, "the release cache file %s holds another URL: delete it and run again online", p)
 	}
 	if t.offline {
 		if e == nil {
-			return nil, newErr(CodeNotCached, ErrNotCached, t.source(), nil, "offline: %s is not in the release cache %s", req.URL.Redacted(), t.dir)
+			return nil, newErr(CodeNotCached, t.source(), nil, "offline: %s is not in the release cache %s", req.URL.Redacted(), t.dir)
 		}
 		resp := e.response(req, http.Header{})
 		resp.Header.Set("X-From-Cache", "1")

@@ -49,10 +49,10 @@ type CatalogSource struct {
 func OpenCatalog(ctx context.Context, o CatalogOptions) (*CatalogSource, error) {
 	where := "catalog " + o.Location
 	if o.Location == "" {
-		return nil, newErr(CodeBadSource, nil, "catalog", nil, "no catalog location: use --catalog FILE or --catalog https://…")
+		return nil, newErr(CodeBadSource, "catalog", nil, "no catalog location: use --catalog FILE or --catalog https://…")
 	}
 	if o.Name == "" {
-		return nil, newErr(CodeBadSource, nil, where, nil, "no catalog name: use --catalog-name NAME (the name its signing keys are trusted for)")
+		return nil, newErr(CodeBadSource, where, nil, "no catalog name: use --catalog-name NAME (the name its signing keys are trusted for)")
 	}
 	env, err := fetchCatalog(ctx, o)
 	if err != nil {
@@ -70,7 +70,7 @@ func fetchCatalog(ctx context.Context, o CatalogOptions) ([]byte, error) {
 	if strings.Contains(o.Location, "://") {
 		u, err := url.Parse(o.Location)
 		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return nil, newErr(CodeBadSource, nil, where, err, "a catalog URL must be https://")
+			return nil, newErr(CodeBadSource, where, err, "a catalog URL must be https://")
 		}
 		hc := o.HTTPClient
 		if hc == nil {
@@ -78,39 +78,39 @@ func fetchCatalog(ctx context.Context, o CatalogOptions) ([]byte, error) {
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.Location, nil)
 		if err != nil {
-			return nil, newErr(CodeBadSource, nil, where, err, "bad catalog URL")
+			return nil, newErr(CodeBadSource, where, err, "bad catalog URL")
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
-			return nil, newErr(CodeUnreachable, ErrUnreachable, where, err, "cannot fetch the catalog")
+			return nil, newErr(CodeUnreachable, where, err, "cannot fetch the catalog")
 		}
 		defer resp.Body.Close()
 		switch {
 		case resp.StatusCode == http.StatusNotFound:
-			return nil, newErr(CodeNotFound, ErrNotFound, where, nil, "not found (404): check the URL")
+			return nil, newErr(CodeNotFound, where, nil, "not found (404): check the URL")
 		case resp.StatusCode != http.StatusOK:
-			return nil, newErr(CodeRefused, nil, where, nil, "the server answered %s", resp.Status)
+			return nil, newErr(CodeRefused, where, nil, "the server answered %s", resp.Status)
 		}
 		data, err := io.ReadAll(io.LimitReader(resp.Body, maxCatalog+1))
 		if err != nil {
-			return nil, newErr(CodeUnreachable, ErrUnreachable, where, err, "reading the catalog failed")
+			return nil, newErr(CodeUnreachable, where, err, "reading the catalog failed")
 		}
 		if len(data) > maxCatalog {
-			return nil, newErr(CodeRefused, nil, where, nil, "the catalog is larger than %d MiB", maxCatalog>>20)
+			return nil, newErr(CodeRefused, where, nil, "the catalog is larger than %d MiB", maxCatalog>>20)
 		}
 		return data, nil
 	}
 	f, err := os.Open(o.Location)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, newErr(CodeNotFound, ErrNotFound, where, nil, "no such file")
+		return nil, newErr(CodeNotFound, where, nil, "no such file")
 	}
 	if err != nil {
-		return nil, newErr(CodeBadSource, nil, where, err, "cannot read the catalog")
+		return nil, newErr(CodeBadSource, where, err, "cannot read the catalog")
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxCatalog+1))
 	if err != nil || len(data) > maxCatalog {
-		return nil, newErr(CodeBadSource, nil, where, err, "cannot read the catalog (at most %d MiB)", maxCatalog>>20)
+		return nil, newErr(CodeBadSource, where, err, "cannot read the catalog (at most %d MiB)", maxCatalog>>20)
 	}
 	return data, nil
 }
@@ -137,7 +137,7 @@ func (s *CatalogSource) Releases(_ context.Context, product string) ([]Release, 
 		out = append(out, r)
 	}
 	if out == nil {
-		return nil, newErr(CodeUnknownProduct, ErrUnknownProduct, s.name, nil, "catalog %q version %d lists no releases of %q", s.catalog.Name, s.catalog.Version, product)
+		return nil, newErr(CodeUnknownProduct, s.name, nil, "catalog %q version %d lists no releases of %q", s.catalog.Name, s.catalog.Version, product)
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature"
 
+	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/signing"
 )
 
@@ -95,8 +96,8 @@ func TestCatalogSource(t *testing.T) {
 	}
 	_, err = s.Releases(ctx, "Contoso.Other.Thing")
 	wantCode(t, err, CodeUnknownProduct, `catalog "releases" version 2 lists no releases of "Contoso.Other.Thing"`)
-	if !errors.Is(err, ErrUnknownProduct) {
-		t.Error("not ErrUnknownProduct")
+	if !errcode.Is(err, CodeUnknownProduct) {
+		t.Errorf("not %s", CodeUnknownProduct)
 	}
 
 	// Rollback: an older version after version 2 was trusted is refused,

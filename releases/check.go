@@ -96,7 +96,7 @@ func ParseFailOn(s string) (string, error) {
 	case "behind", "unsupported":
 		return s, nil
 	}
-	return "", newErr(CodeBadPolicy, nil, "", nil, "--fail-on %q: use behind or unsupported", s)
+	return "", newErr(CodeBadPolicy, "", nil, "--fail-on %q: use behind or unsupported", s)
 }
 
 // CheckOptions configure a fleet check.

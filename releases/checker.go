@@ -2,9 +2,10 @@ package releases
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/arcagent/arcagent/errcode"
 )
 
 // Checker evaluates installed versions against a source under policies. It
@@ -35,7 +36,7 @@ func (c *Checker) Index(ctx context.Context, product string) (*Index, error) {
 		c.Now = time.Now()
 	}
 	rels, err := c.Source.Releases(ctx, product)
-	if errors.Is(err, ErrUnknownProduct) {
+	if errcode.Is(err, CodeUnknownProduct) {
 		// Remember unknown products, up to a bound: an inventory may name
 		// any number of distinct extensions.
 		if len(c.indexes) < maxIndexes {
@@ -67,7 +68,7 @@ func (c *Checker) Require(ctx context.Context, product string) (*Index, error) {
 	if ix == nil {
 		_, err := c.Source.Releases(ctx, product)
 		if err == nil {
-			err = newErr(CodeUnknownProduct, ErrUnknownProduct, c.Source.String(), nil, "no releases of %q", product)
+			err = newErr(CodeUnknownProduct, c.Source.String(), nil, "no releases of %q", product)
 		}
 		return nil, err
 	}

@@ -59,12 +59,12 @@ const maxConfig = 1 << 20
 func LoadConfig(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, newErr(CodeBadSource, nil, "release configuration "+path, err, "cannot read it")
+		return nil, newErr(CodeBadSource, "release configuration "+path, err, "cannot read it")
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxConfig+1))
 	if err != nil || len(data) > maxConfig {
-		return nil, newErr(CodeBadSource, nil, "release configuration "+path, err, "cannot read it (at most 1 MiB)")
+		return nil, newErr(CodeBadSource, "release configuration "+path, err, "cannot read it (at most 1 MiB)")
 	}
 	c, err := ParseConfig(data)
 	if err != nil {
@@ -81,39 +81,39 @@ func LoadConfig(path string) (*Config, error) {
 func ParseConfig(data []byte) (*Config, error) {
 	var top map[string]yaml.Node
 	if err := yaml.Unmarshal(data, &top); err != nil {
-		return nil, newErr(CodeBadSource, nil, "", nil, "not valid YAML: %v", err)
+		return nil, newErr(CodeBadSource, "", nil, "not valid YAML: %v", err)
 	}
 	node, ok := top["releases"]
 	if !ok {
-		return nil, newErr(CodeBadSource, nil, "", nil, "no `releases:` section")
+		return nil, newErr(CodeBadSource, "", nil, "no `releases:` section")
 	}
 	raw, err := yaml.Marshal(&node)
 	if err != nil {
-		return nil, newErr(CodeBadSource, nil, "", err, "the releases section cannot be read")
+		return nil, newErr(CodeBadSource, "", err, "the releases section cannot be read")
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	var c Config
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, newErr(CodeBadSource, nil, "", nil, "the releases section is not valid: %v", err)
+		return nil, newErr(CodeBadSource, "", nil, "the releases section is not valid: %v", err)
 	}
 	if c.GitHub != nil && c.Catalog != nil {
-		return nil, newErr(CodeBadSource, nil, "", nil, "the releases section gives both github and catalog: keep one")
+		return nil, newErr(CodeBadSource, "", nil, "the releases section gives both github and catalog: keep one")
 	}
 	if c.SupportWindow != "" {
 		if _, err := ParseWindow(c.SupportWindow); err != nil {
-			return nil, newErr(CodeBadPolicy, nil, "", err, "support_window")
+			return nil, newErr(CodeBadPolicy, "", err, "support_window")
 		}
 	}
 	for p, pc := range c.Products {
 		if pc.SupportWindow != "" {
 			if _, err := ParseWindow(pc.SupportWindow); err != nil {
-				return nil, newErr(CodeBadPolicy, nil, "", err, "products.%s.support_window", p)
+				return nil, newErr(CodeBadPolicy, "", err, "products.%s.support_window", p)
 			}
 		}
 		if pc.Supported != "" {
 			if _, err := ParseConstraint(pc.Supported); err != nil {
-				return nil, newErr(CodeBadPolicy, nil, "", err, "products.%s.supported %q", p, pc.Supported)
+				return nil, newErr(CodeBadPolicy, "", err, "products.%s.supported %q", p, pc.Supported)
 			}
 		}
 	}

@@ -1,7 +1,6 @@
 package releases
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/arcagent/arcagent/errcode"
@@ -55,25 +54,15 @@ func init() {
 	}
 }
 
-// Sentinel classes, for errors.Is.
-var (
-	ErrUnknownProduct = errors.New("unknown product")
-	ErrNotFound       = errors.New("not found")
-	ErrUnreachable    = errors.New("release source unreachable")
-	ErrRateLimited    = errors.New("rate limited")
-	ErrCacheCorrupt   = errors.New("release cache corrupt")
-	ErrNotCached      = errors.New("not cached")
-)
-
 // Error is the error type of this package: a stable code, the source it
 // concerns, a message worded for the reader and an optional cause.
 // It is an errcode.Coder, so the CLI prints the code's remedy and exits with
-// its status.
+// its status, and callers match it by code with errcode.Is (errors.Is with
+// the Code works too).
 type Error struct {
 	Code   errcode.Code
 	Source string // the source, e.g. "GitHub api.github.com repository o/r"
 	Msg    string
-	Kind   error
 	Cause  error
 }
 
@@ -91,15 +80,13 @@ func (e *Error) Error() string {
 	return s
 }
 
-// Unwrap exposes the class and the cause.
-func (e *Error) Unwrap() []error {
-	var out []error
-	for _, x := range []error{e.Kind, e.Cause} {
-		if x != nil {
-			out = append(out, x)
-		}
-	}
-	return out
+// Unwrap exposes the cause.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Is makes errors.Is(err, code) true for an *Error with that code.
+func (e *Error) Is(target error) bool {
+	c, ok := target.(errcode.Code)
+	return ok && c == e.Code
 }
 
 // ErrorCode makes *Error an errcode.Coder: the CLI finds its code, remedy
@@ -107,6 +94,6 @@ func (e *Error) Unwrap() []error {
 // another type (which lost its class).
 func (e *Error) ErrorCode() errcode.Code { return e.Code }
 
-func newErr(code errcode.Code, kind error, source string, cause error, format string, args ...any) *Error {
-	return &Error{Code: code, Kind: kind, Source: source, Cause: cause, Msg: fmt.Sprintf(format, args...)}
+func newErr(code errcode.Code, source string, cause error, format string, args ...any) *Error {
+	return &Error{Code: code, Source: source, Cause: cause, Msg: fmt.Sprintf(format, args...)}
 }

@@ -58,11 +58,11 @@ type GitHubSource struct {
 // NewGitHubSource checks the options and returns the source.
 func NewGitHubSource(o GitHubOptions) (*GitHubSource, error) {
 	if len(o.Repos) == 0 {
-		return nil, newErr(CodeBadSource, nil, "GitHub", nil, "no repository given: use --github-repo PRODUCT=OWNER/REPO")
+		return nil, newErr(CodeBadSource, "GitHub", nil, "no repository given: use --github-repo PRODUCT=OWNER/REPO")
 	}
 	for p, r := range o.Repos {
 		if _, _, err := splitRepo(r); err != nil {
-			return nil, newErr(CodeBadSource, nil, "GitHub", nil, "product %s: %v", p, err)
+			return nil, newErr(CodeBadSource, "GitHub", nil, "product %s: %v", p, err)
 		}
 	}
 	if o.Log == nil {
@@ -79,17 +79,17 @@ func NewGitHubSource(o GitHubOptions) (*GitHubSource, error) {
 	}
 	s := &GitHubSource{o: o, name: "GitHub api.github.com", memo: map[string][]Release{}, sleep: sleepCtx}
 	if o.Offline && o.CacheDir == "" {
-		return nil, newErr(CodeBadSource, nil, "GitHub", nil, "--offline needs the response cache (--release-cache DIR) of an earlier run")
+		return nil, newErr(CodeBadSource, "GitHub", nil, "--offline needs the response cache (--release-cache DIR) of an earlier run")
 	}
 	hcCopy.Transport = &cacheTransport{dir: o.CacheDir, offline: o.Offline, next: next, source: func() string { return s.name }}
 	c := github.NewClient(&hcCopy)
 	if o.BaseURL != "" {
 		u, err := url.Parse(o.BaseURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, newErr(CodeBadSource, nil, "GitHub", err, "--github-url %q is not an http(s) URL", o.BaseURL)
+			return nil, newErr(CodeBadSource, "GitHub", err, "--github-url %q is not an http(s) URL", o.BaseURL)
 		}
 		if c, err = c.WithEnterpriseURLs(o.BaseURL, o.BaseURL); err != nil {
-			return nil, newErr(CodeBadSource, nil, "GitHub", err, "--github-url %q", o.BaseURL)
+			return nil, newErr(CodeBadSource, "GitHub", err, "--github-url %q", o.BaseURL)
 		}
 		s.name = "GitHub " + u.Host
 	}
@@ -120,7 +120,7 @@ func (s *GitHubSource) Releases(ctx context.Context, product string) ([]Release,
 		for p := range s.o.Repos {
 			known = append(known, p)
 		}
-		return nil, newErr(CodeUnknownProduct, ErrUnknownProduct, s.name, nil, "no repository is configured for product %q (configured: %s)", product, strings.Join(known, ", "))
+		return nil, newErr(CodeUnknownProduct, s.name, nil, "no repository is configured for product %q (configured: %s)", product, strings.Join(known, ", "))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -134,7 +134,7 @@ func (s *GitHubSource) Releases(ctx context.Context, product string) ([]Release,
 	waited := false
 	for pages := 0; ; pages++ {
 		if pages == maxPages {
-			return nil, newErr(CodeRefused, nil, where, nil, "more than %d pages of releases", maxPages)
+			return nil, newErr(CodeRefused, where, nil, "more than %d pages of releases", maxPages)
 		}
 		rels, resp, err := s.client.Repositories.ListReleases(ctx, owner, repo, opts)
 		if err != nil {
@@ -221,7 +221,7 @@ func (s *GitHubSource) classify(ctx context.Context, where string, err error) er
 	var rl *github.RateLimitError
 	if errors.As(err, &rl) {
 		reset := rl.Rate.Reset.Time
-		return newErr(CodeRateLimited, ErrRateLimited, where, nil, "API rate limit of %d requests exhausted until %s (in %s)%s",
+		return newErr(CodeRateLimited, where, nil, "API rate limit of %d requests exhausted until %s (in %s)%s",
 			rl.Rate.Limit, reset.UTC().Format(time.RFC3339), time.Until(reset).Round(time.Second), s.tokenHint())
 	}
 	var ab *github.AbuseRateLimitError
@@ -230,7 +230,7 @@ func (s *GitHubSource) classify(ctx context.Context, where string, err error) er
 		if ab.RetryAfter != nil {
 			when = fmt.Sprintf("after %s (at %s)", ab.RetryAfter.Round(time.Second), time.Now().Add(*ab.RetryAfter).UTC().Format(time.RFC3339))
 		}
-		return newErr(CodeSecondaryLimit, ErrRateLimited, where, nil, "GitHub's secondary rate limit was hit: retry %s", when)
+		return newErr(CodeSecondaryLimit, where, nil, "GitHub's secondary rate limit was hit: retry %s", when)
 	}
 	var er *github.ErrorResponse
 	if errors.As(err, &er) && er.Response != nil {
@@ -239,22 +239,22 @@ func (s *GitHubSource) classify(ctx context.Context, where string, err error) er
 			h := er.Response.Header
 			if ra, err := strconv.Atoi(h.Get("Retry-After")); err == nil {
 				d := time.Duration(ra) * time.Second
-				return newErr(CodeSecondaryLimit, ErrRateLimited, where, nil, "GitHub's secondary rate limit was hit (429): retry after %s (at %s)", d, time.Now().Add(d).UTC().Format(time.RFC3339))
+				return newErr(CodeSecondaryLimit, where, nil, "GitHub's secondary rate limit was hit (429): retry after %s (at %s)", d, time.Now().Add(d).UTC().Format(time.RFC3339))
 			}
 			when := "later"
 			if r, err := strconv.ParseInt(h.Get("X-RateLimit-Reset"), 10, 64); err == nil {
 				when = "at " + time.Unix(r, 0).UTC().Format(time.RFC3339)
 			}
-			return newErr(CodeRateLimited, ErrRateLimited, where, nil, "API rate limit exhausted (429): retry %s%s", when, s.tokenHint())
+			return newErr(CodeRateLimited, where, nil, "API rate limit exhausted (429): retry %s%s", when, s.tokenHint())
 		case http.StatusNotFound:
-			return newErr(CodeNotFound, ErrNotFound, where, nil, "not found (404): no such repository, or it is private and GITHUB_TOKEN is %s", map[bool]string{true: "set but cannot read it", false: "not set"}[s.o.Token != ""])
+			return newErr(CodeNotFound, where, nil, "not found (404): no such repository, or it is private and GITHUB_TOKEN is %s", map[bool]string{true: "set but cannot read it", false: "not set"}[s.o.Token != ""])
 		case http.StatusUnauthorized:
-			return newErr(CodeRefused, nil, where, nil, "GitHub refused the token (401): GITHUB_TOKEN is wrong or expired")
+			return newErr(CodeRefused, where, nil, "GitHub refused the token (401): GITHUB_TOKEN is wrong or expired")
 		default:
-			return newErr(CodeRefused, nil, where, nil, "GitHub answered %d: %s", code, er.Message)
+			return newErr(CodeRefused, where, nil, "GitHub answered %d: %s", code, er.Message)
 		}
 	}
-	return newErr(CodeUnreachable, ErrUnreachable, where, err, "cannot reach the GitHub API")
+	return newErr(CodeUnreachable, where, err, "cannot reach the GitHub API")
 }
 
 func (s *GitHubSource) tokenHint() string {

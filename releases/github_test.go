@@ -266,23 +266,22 @@ func TestGitHubErrors(t *testing.T) {
 		fail    func(http.ResponseWriter)
 		product string
 		code    errcode.Code
-		kind    error
 		want    string
 	}{
-		{"404", "arc/missing", nil, AgentProduct, CodeNotFound, ErrNotFound, "repository arc/missing: not found (404)"},
-		{"primary rate limit", "arc/agent", primary, AgentProduct, CodeRateLimited, ErrRateLimited, reset.UTC().Format(time.RFC3339)},
-		{"secondary rate limit", "arc/agent", secondary, AgentProduct, CodeSecondaryLimit, ErrRateLimited, "retry after 2m0s"},
+		{"404", "arc/missing", nil, AgentProduct, CodeNotFound, "repository arc/missing: not found (404)"},
+		{"primary rate limit", "arc/agent", primary, AgentProduct, CodeRateLimited, reset.UTC().Format(time.RFC3339)},
+		{"secondary rate limit", "arc/agent", secondary, AgentProduct, CodeSecondaryLimit, "retry after 2m0s"},
 		{"429 with a reset", "arc/agent", func(w http.ResponseWriter) {
 			w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
 			w.WriteHeader(http.StatusTooManyRequests)
-		}, AgentProduct, CodeRateLimited, ErrRateLimited, "retry at " + reset.UTC().Format(time.RFC3339)},
+		}, AgentProduct, CodeRateLimited, "retry at " + reset.UTC().Format(time.RFC3339)},
 		{"429 with Retry-After", "arc/agent", func(w http.ResponseWriter) {
 			w.Header().Set("Retry-After", "30")
 			w.WriteHeader(http.StatusTooManyRequests)
-		}, AgentProduct, CodeSecondaryLimit, ErrRateLimited, "retry after 30s"},
-		{"bad token", "arc/agent", status(http.StatusUnauthorized), AgentProduct, CodeRefused, nil, "GITHUB_TOKEN is wrong or expired"},
-		{"server error", "arc/agent", status(http.StatusBadGateway), AgentProduct, CodeRefused, nil, "answered 502"},
-		{"unknown product", "arc/agent", nil, "Contoso.X", CodeUnknownProduct, ErrUnknownProduct, `no repository is configured for product "Contoso.X"`},
+		}, AgentProduct, CodeSecondaryLimit, "retry after 30s"},
+		{"bad token", "arc/agent", status(http.StatusUnauthorized), AgentProduct, CodeRefused, "GITHUB_TOKEN is wrong or expired"},
+		{"server error", "arc/agent", status(http.StatusBadGateway), AgentProduct, CodeRefused, "answered 502"},
+		{"unknown product", "arc/agent", nil, "Contoso.X", CodeUnknownProduct, `no repository is configured for product "Contoso.X"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,8 +293,9 @@ func TestGitHubErrors(t *testing.T) {
 			s := newTestGitHub(t, srv, GitHubOptions{Repos: map[string]string{AgentProduct: tt.repo}})
 			_, err := s.Releases(context.Background(), tt.product)
 			wantCode(t, err, tt.code, tt.want)
-			if tt.kind != nil && !errors.Is(err, tt.kind) {
-				t.Errorf("errors.Is(%v, %v) = false", err, tt.kind)
+			// Callers match by code: errors.Is with the Code, and errcode.Is.
+			if !errors.Is(err, tt.code) || !errcode.Is(err, tt.code) {
+				t.Errorf("errors.Is(%v, %s) = false", err, tt.code)
 			}
 			if err != nil && tt.product == AgentProduct && !strings.Contains(err.Error(), "GitHub 127.0.0.1") {
 				t.Errorf("the error does not name the source: %v", err)

@@ -60,7 +60,7 @@ func ReadInventory(r io.Reader, format string, fn func(*Machine) error) error {
 	case FormatCSV:
 		return readCSVInventory(br, fn)
 	}
-	return newErr(CodeBadInventory, nil, "", nil, "unknown inventory format %q: use json or csv", format)
+	return newErr(CodeBadInventory, "", nil, "unknown inventory format %q: use json or csv", format)
 }
 
 func sniffFormat(br *bufio.Reader) string {
@@ -189,7 +189,7 @@ func readJSONInventory(r *bufio.Reader, fn func(*Machine) error) error {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return newErr(CodeBadInventory, nil, "", err, "the JSON inventory is not valid at line %d", line)
+		return newErr(CodeBadInventory, "", err, "the JSON inventory is not valid at line %d", line)
 	}
 	tok, err := dec.Token()
 	if err != nil {
@@ -213,7 +213,7 @@ func readJSONInventory(r *bufio.Reader, fn func(*Machine) error) error {
 			}
 		}
 		if !found {
-			return newErr(CodeBadInventory, nil, "", nil, "the JSON inventory object has no \"machines\" array")
+			return newErr(CodeBadInventory, "", nil, "the JSON inventory object has no \"machines\" array")
 		}
 		if tok, err = dec.Token(); err != nil {
 			return bad(err)
@@ -222,12 +222,12 @@ func readJSONInventory(r *bufio.Reader, fn func(*Machine) error) error {
 	if tok == nil {
 		// null: what `fleet machines list -j` prints for an empty fleet.
 		if _, err := dec.Token(); err != io.EOF {
-			return newErr(CodeBadInventory, nil, "", nil, "the JSON inventory must be an array of machines or {\"machines\": [...]}")
+			return newErr(CodeBadInventory, "", nil, "the JSON inventory must be an array of machines or {\"machines\": [...]}")
 		}
 		return nil
 	}
 	if tok != json.Delim('[') {
-		return newErr(CodeBadInventory, nil, "", nil, "the JSON inventory must be an array of machines or {\"machines\": [...]}")
+		return newErr(CodeBadInventory, "", nil, "the JSON inventory must be an array of machines or {\"machines\": [...]}")
 	}
 	var jm jsonMachine
 	var m Machine
@@ -359,10 +359,10 @@ func readCSVInventory(r io.Reader, fn func(*Machine) error) error {
 	cr.Comment = '#'
 	head, err := cr.Read()
 	if err == io.EOF {
-		return newErr(CodeBadInventory, nil, "", nil, "the CSV inventory is empty: it needs a header machine,agent,extensions")
+		return newErr(CodeBadInventory, "", nil, "the CSV inventory is empty: it needs a header machine,agent,extensions")
 	}
 	if err != nil {
-		return newErr(CodeBadInventory, nil, "", err, "the CSV inventory header cannot be read")
+		return newErr(CodeBadInventory, "", err, "the CSV inventory header cannot be read")
 	}
 	col := map[string]int{"machine": -1, "agent": -1, "extensions": -1}
 	for i, h := range head {
@@ -377,7 +377,7 @@ func readCSVInventory(r io.Reader, fn func(*Machine) error) error {
 		}
 	}
 	if col["machine"] < 0 || col["agent"] < 0 {
-		return newErr(CodeBadInventory, nil, "", nil, "the CSV inventory header %q must name the columns machine and agent (and extensions)", strings.Join(head, ","))
+		return newErr(CodeBadInventory, "", nil, "the CSV inventory header %q must name the columns machine and agent (and extensions)", strings.Join(head, ","))
 	}
 	var m Machine
 	for idx := 1; ; idx++ {
@@ -392,7 +392,7 @@ func readCSVInventory(r io.Reader, fn func(*Machine) error) error {
 		m = Machine{Line: line, Extensions: m.Extensions[:0]}
 		var pe *csv.ParseError
 		if err != nil && !errors.As(err, &pe) {
-			return newErr(CodeBadInventory, nil, "", err, "the CSV inventory cannot be read at line %d", line)
+			return newErr(CodeBadInventory, "", err, "the CSV inventory cannot be read at line %d", line)
 		}
 		if pe != nil {
 			if pe.StartLine > 0 {

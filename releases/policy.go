@@ -147,7 +147,7 @@ func NewIndex(product string, rels []Release, policy Policy, now time.Time) (*In
 	if policy.Constraint != "" {
 		c, err := ParseConstraint(policy.Constraint)
 		if err != nil {
-			return nil, 0, newErr(CodeBadPolicy, nil, "", err, "the support constraint %q of %s is not valid", policy.Constraint, product)
+			return nil, 0, newErr(CodeBadPolicy, "", err, "the support constraint %q of %s is not valid", policy.Constraint, product)
 		}
 		ix.constraint = c
 	}

@@ -54,7 +54,7 @@ func CheckFormat(format string) error {
 // NewWriter returns the writer of format to w.
 func NewWriter(format string, w io.Writer, o WriterOptions) (RowWriter, error) {
 	if err := CheckFormat(format); err != nil {
-		return nil, newErr(CodeBadOutput, nil, "", nil, "%s", err.Error())
+		return nil, newErr(CodeBadOutput, "", nil, "%s", err.Error())
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
 	switch format {

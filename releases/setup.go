@@ -79,7 +79,7 @@ func (o SetupOptions) merged() (SetupOptions, error) {
 			}
 		}
 		if !m.configuredSource() {
-			return o, newErr(CodeBadSource, nil, "", nil, "release configuration %s names no source: give releases.github.repos or releases.catalog.location", o.Config)
+			return o, newErr(CodeBadSource, "", nil, "release configuration %s names no source: give releases.github.repos or releases.catalog.location", o.Config)
 		}
 	}
 	m.Windows = append(windows, o.Windows...)
@@ -112,7 +112,7 @@ func (o SetupOptions) policies() (pol Policies, named []string, err error) {
 		}
 		win, err := ParseWindow(length)
 		if err != nil {
-			return pol, nil, newErr(CodeBadPolicy, nil, "", err, "--support-window")
+			return pol, nil, newErr(CodeBadPolicy, "", err, "--support-window")
 		}
 		if prod == "" {
 			pol.Default.Window = win
@@ -124,10 +124,10 @@ func (o SetupOptions) policies() (pol Policies, named []string, err error) {
 		prod, c, ok := strings.Cut(s, "=")
 		prod = ProductName(prod)
 		if !ok || prod == "" || strings.TrimSpace(c) == "" {
-			return pol, nil, newErr(CodeBadPolicy, nil, "", nil, "--supported %q: use PRODUCT=CONSTRAINT, e.g. arcagent='>=1.40.0'", s)
+			return pol, nil, newErr(CodeBadPolicy, "", nil, "--supported %q: use PRODUCT=CONSTRAINT, e.g. arcagent='>=1.40.0'", s)
 		}
 		if _, err := ParseConstraint(c); err != nil {
-			return pol, nil, newErr(CodeBadPolicy, nil, "", err, "--supported %s: %q is not a semver constraint", prod, c)
+			return pol, nil, newErr(CodeBadPolicy, "", err, "--supported %s: %q is not a semver constraint", prod, c)
 		}
 		set(prod, func(q *Policy) { q.Constraint = strings.TrimSpace(c) })
 	}
@@ -147,10 +147,10 @@ func (o SetupOptions) policies() (pol Policies, named []string, err error) {
 func (o SetupOptions) source(ctx context.Context) (Source, error) {
 	if o.Catalog != "" {
 		if o.Offline {
-			return nil, newErr(CodeBadSource, nil, "", nil, "--offline applies to GitHub; a --catalog FILE is read locally already")
+			return nil, newErr(CodeBadSource, "", nil, "--offline applies to GitHub; a --catalog FILE is read locally already")
 		}
 		if o.LoadTrust == nil {
-			return nil, newErr(CodeBadSource, nil, "", nil, "a catalog needs a trust store, and none can be opened here")
+			return nil, newErr(CodeBadSource, "", nil, "a catalog needs a trust store, and none can be opened here")
 		}
 		store, err := o.LoadTrust(o.TrustDir)
 		if err != nil {
@@ -174,7 +174,7 @@ func (o SetupOptions) source(ctx context.Context) (Source, error) {
 		}
 		prod = ProductName(prod)
 		if prev, dup := repos[prod]; dup && prev != repo {
-			return nil, newErr(CodeBadSource, nil, "", nil, "--github-repo names two repositories for %s: %s and %s", prod, prev, repo)
+			return nil, newErr(CodeBadSource, "", nil, "--github-repo names two repositories for %s: %s and %s", prod, prev, repo)
 		}
 		repos[prod] = strings.TrimSpace(repo)
 	}
@@ -196,14 +196,14 @@ func (o SetupOptions) source(ctx context.Context) (Source, error) {
 // of its own (a typo there would otherwise go unnoticed).
 func NewChecker(ctx context.Context, o SetupOptions) (*Checker, error) {
 	if !o.Configured() {
-		return nil, newErr(CodeBadSource, nil, "", nil, "no release source: give --github-repo PRODUCT=OWNER/REPO, --catalog FILE|URL or --release-config FILE")
+		return nil, newErr(CodeBadSource, "", nil, "no release source: give --github-repo PRODUCT=OWNER/REPO, --catalog FILE|URL or --release-config FILE")
 	}
 	o, err := o.merged()
 	if err != nil {
 		return nil, err
 	}
 	if len(o.GitHubRepos) > 0 && o.Catalog != "" {
-		return nil, newErr(CodeBadSource, nil, "", nil, "give either --github-repo or --catalog, not both")
+		return nil, newErr(CodeBadSource, "", nil, "give either --github-repo or --catalog, not both")
 	}
 	pol, named, err := o.policies()
 	if err != nil {

@@ -40,7 +40,7 @@ type Source interface {
 	String() string
 	// Releases returns every non-draft release of product, pre-releases
 	// included (marked). A product the source does not know yields an
-	// error matching ErrUnknownProduct.
+	// error with code CodeUnknownProduct.
 	Releases(ctx context.Context, product string) ([]Release, error)
 }
 
@@ -69,7 +69,7 @@ func (s *StaticSource) Releases(_ context.Context, product string) ([]Release, e
 	if s.Err != nil {
 		return nil, s.Err
 	}
-	return nil, newErr(CodeUnknownProduct, ErrUnknownProduct, s.String(), nil, "no product %s", product)
+	return nil, newErr(CodeUnknownProduct, s.String(), nil, "no product %s", product)
 }
 
 // ProductName normalises a product name: an extension written
