@@ -61,7 +61,7 @@ func (e *Error) Error() string {
 	case errors.Is(e.Err, ErrNotRegular):
 		return fmt.Sprintf("%s is a %s, not a regular file: it was not read", e.Path, e.Kind)
 	case errors.Is(e.Err, ErrSymlink):
-		return fmt.Sprintf("%s is a symbolic link: links are not followed when reading the audited tree; replace it with the file itself", e.Path)
+		return fmt.Sprintf("%s is a symbolic link: links are not followed when reading this tree; replace it with the file itself", e.Path)
 	case errors.Is(e.Err, ErrEscapes):
 		return fmt.Sprintf("%s leads outside the audited root through a symbolic link (absolute or with ..): it was not read", e.Path)
 	}
