@@ -209,6 +209,7 @@ func ReadInstallRecord(extensionsDir, name string) (*InstallRecord, []byte, erro
 	recRel := path.Join(RecordsDirName, name)
 	data, err := root.ReadFile(path.Join(recRel, RecordManifest), maxRecordSize)
 	if err != nil {
+		err = fullPath(extensionsDir, err)
 		return nil, nil, fail(CodeInstallRecord, err, "no install record for %s in %s", name, dir)
 	}
 	var rec InstallRecord
@@ -220,9 +221,28 @@ func ReadInstallRecord(extensionsDir, name string) (*InstallRecord, []byte, erro
 	}
 	env, err := root.ReadFile(path.Join(recRel, RecordEnvelope), maxEnvelopeSize)
 	if err != nil {
+		err = fullPath(extensionsDir, err)
 		return nil, nil, fail(CodeInstallRecord, err, "no recorded envelope for %s", name)
 	}
 	return &rec, env, nil
+}
+
+// fullPath names the path of err in full (saferead names it relative to
+// the directory it was confined to). A plain OS error reads as before the
+// reads were confined ("open PATH: no such file or directory").
+func fullPath(dir string, err error) error {
+	var se *saferead.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	full := filepath.Join(dir, se.Path)
+	for _, reason := range []error{saferead.ErrSymlink, saferead.ErrNotRegular, saferead.ErrTooLarge, saferead.ErrEscapes} {
+		if errors.Is(se.Err, reason) {
+			se.Path = full
+			return se
+		}
+	}
+	return &fs.PathError{Op: "open", Path: full, Err: se.Err}
 }
 
 // ListInstalled returns the names of the extensions under extensionsDir: every
