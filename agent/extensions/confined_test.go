@@ -93,9 +93,8 @@ func TestReadInstallRecordConfined(t *testing.T) {
 
 // The tamper check looks at every path inside the tree: a recorded
 // directory replaced by an absolute link to a copy of it on the host makes
-// the files below it "changed" (they lead outside the tree; the copy is
-// never hashed), and FIFOs, in place of a file or added, are reported
-// without being opened.
+// the files below it "changed" (the copy is never hashed), and FIFOs, in
+// place of a file or added, are reported without being opened.
 func TestCompareTreeConfined(t *testing.T) {
 	_, res, _ := installFixture(t)
 	host := filepath.Join(t.TempDir(), "bin")
@@ -126,7 +125,7 @@ func TestCompareTreeConfined(t *testing.T) {
 	}
 	for p, want := range map[string]string{
 		"bin":            "was a dir, is a symlink",
-		"bin/handler.sh": "leads outside",
+		"bin/handler.sh": "bin is now a symbolic link, which is not followed",
 		"README.txt":     "was a file, is a special file",
 		"added.pipe":     "new special file",
 	} {
@@ -136,6 +135,29 @@ func TestCompareTreeConfined(t *testing.T) {
 	}
 	if err := rep.Err(); !errors.Is(err, CodeTreeTampered) {
 		t.Errorf("Err() = %v", err)
+	}
+}
+
+// A recorded directory replaced by a link inside the tree, to an identical
+// copy, is not followed either: the files below it are changed.
+func TestCompareTreeDoesNotFollowInnerLinks(t *testing.T) {
+	_, res, _ := installFixture(t)
+	if err := os.Rename(filepath.Join(res.Dir, "bin"), filepath.Join(res.Dir, "config")); err != nil { // runtime path: ignored
+		t.Fatal(err)
+	}
+	if err := os.Symlink("config", filepath.Join(res.Dir, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := CompareTree(context.Background(), res.Dir, res.Record.Files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, c := range rep.Changes {
+		found = found || c.Path == "bin/handler.sh" && c.Kind == ChangeModified && strings.Contains(c.Detail, "symbolic link")
+	}
+	if !found {
+		t.Errorf("changes = %+v", rep.Changes)
 	}
 }
 

@@ -384,11 +384,16 @@ func CompareTree(ctx context.Context, dir string, files []FileRecord) (*TreeRepo
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
+	parents := map[string]*Change{}
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		if isRuntimePath(p) {
+			continue
+		}
+		if c := parentChanged(root, p, parents); c != nil {
+			rep.Changes = append(rep.Changes, *c)
 			continue
 		}
 		if c := compareOne(ctx, root, want[p]); c != nil {
@@ -405,6 +410,38 @@ func CompareTree(ctx context.Context, dir string, files []FileRecord) (*TreeRepo
 	}
 	slices.SortStableFunc(rep.Changes, func(a, b Change) int { return cmp.Compare(a.Path, b.Path) })
 	return rep, nil
+}
+
+// parentChanged reports p as changed when a directory above it is no
+// longer a real directory (a link, even one inside the tree, is not
+// followed to what it points at), and as missing when one is gone. memo
+// keeps each directory's verdict (nil: a real directory).
+func parentChanged(root *saferead.Root, p string, memo map[string]*Change) *Change {
+	for i := 0; i < len(p); i++ {
+		if p[i] != '/' {
+			continue
+		}
+		dir := p[:i]
+		c, seen := memo[dir]
+		if !seen {
+			fi, err := root.Lstat(dir)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				c = &Change{Kind: ChangeMissing}
+			case err != nil:
+				c = &Change{Kind: ChangeModified, Detail: "cannot be inspected: " + err.Error()}
+			case fi.Mode()&fs.ModeSymlink != 0:
+				c = &Change{Kind: ChangeModified, Detail: dir + " is now a symbolic link, which is not followed"}
+			case !fi.IsDir():
+				c = &Change{Kind: ChangeModified, Detail: dir + " is no longer a directory"}
+			}
+			memo[dir] = c
+		}
+		if c != nil {
+			return &Change{Path: p, Kind: c.Kind, Detail: c.Detail}
+		}
+	}
+	return nil
 }
 
 // walkAdded lists the paths of d (rel inside the tree) that have no record.
