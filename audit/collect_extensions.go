@@ -23,7 +23,13 @@ func (c *collector) collectExtensions(ctx context.Context) {
 	ef := &c.facts.Extensions
 	ef.Installed = []ExtensionFact{}
 	dir := c.l.ExtensionsDir()
-	names, err := extensions.ListInstalled(dir)
+	// The packages read inside the directory they are given; that the
+	// directory itself lies inside the audited root (no absolute link on
+	// the way to it) is checked here, through the root.
+	names, err := []string(nil), c.confinedDir(layout.ExtensionsDir)
+	if err == nil {
+		names, err = extensions.ListInstalled(dir)
+	}
 	if err != nil {
 		c.errorf("extensions", layout.ExtensionsDir, "%v", err)
 		ef.Reason, ef.Error = "the extensions directory cannot be read: "+err.Error(), true
@@ -34,7 +40,13 @@ func (c *collector) collectExtensions(ctx context.Context) {
 	if !c.l.IsSystemRoot() && os.Geteuid() != 0 {
 		opts = append(opts, signing.AllowNonRootOwner(nil))
 	}
-	store, trustErr := signing.LoadTrustStore(c.l.TrustDir(), opts...)
+	var store *signing.TrustStore
+	trustErr := c.confinedDir(layout.TrustDir)
+	if trustErr != nil {
+		trustErr = errcode.Wrap(signing.CodeTrustInsecure, trustErr, "refusing the trust store")
+	} else {
+		store, trustErr = signing.LoadTrustStore(c.l.TrustDir(), opts...)
+	}
 	if trustErr != nil {
 		c.errorf("extensions", layout.TrustDir, "%v", trustErr)
 	}
@@ -44,6 +56,20 @@ func (c *collector) collectExtensions(ctx context.Context) {
 		}
 		ef.Installed = append(ef.Installed, c.extensionFact(ctx, dir, name, store, trustErr))
 	}
+}
+
+// confinedDir checks that the directory prod of the target resolves inside
+// the audited root. A missing directory is not an error here (the callers
+// treat it as empty).
+func (c *collector) confinedDir(prod string) error {
+	d, err := c.root.OpenDir(prod)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return d.Close()
 }
 
 func (c *collector) extensionFact(ctx context.Context, dir, name string, store *signing.TrustStore, trustErr error) ExtensionFact {

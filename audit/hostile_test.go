@@ -268,3 +268,154 @@ func TestOptionalCollectorsGetCallersContext(t *testing.T) {
 		})
 	}
 }
+
+// extensionNamed returns the fact of the installed extension dir name.
+func extensionNamed(t *testing.T, f *Facts, name string) ExtensionFact {
+	t.Helper()
+	for _, x := range f.Extensions.Installed {
+		if x.Path == layout.Rel(layout.ExtensionsDir+"/"+name) {
+			return x
+		}
+	}
+	t.Fatalf("extension %s not listed: %+v", name, f.Extensions.Installed)
+	return ExtensionFact{}
+}
+
+func hasChange(x ExtensionFact, change string) bool {
+	for _, c := range x.Tamper.Changed {
+		if c == change {
+			return true
+		}
+	}
+	return false
+}
+
+// Hostile installed extensions and trust stores: links to the host, FIFOs
+// and /dev/zero under var/lib/waagent and var/opt/azcmagent/trust. The
+// audit finishes, reports tampering or an error naming the path, and never
+// reads outside the root.
+func TestHostileExtensionsAndTrust(t *testing.T) {
+	const ext = "Contoso.Monitoring.StatusReporter-1.0.0"
+	extDir := func(root string) string { return filepath.Join(root, layout.ExtensionsDir, ext) }
+	record := func(root, file string) string {
+		return filepath.Join(root, layout.ExtensionsDir, ".arcagent", ext, file)
+	}
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, root string)
+		check func(t *testing.T, root string, f *Facts)
+	}{
+		{"a directory of the extension links to a copy on the host", func(t *testing.T, root string) {
+			// The host copy is byte for byte the installed file: only a
+			// read outside the root could find it unchanged.
+			host := filepath.Join(t.TempDir(), "bin")
+			if err := os.MkdirAll(host, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(filepath.Join(extDir(root), "bin/handler.sh"), filepath.Join(host, "handler.sh")); err != nil {
+				t.Fatal(err)
+			}
+			replace(t, filepath.Join(extDir(root), "bin"), symlinkTo(host))
+		}, func(t *testing.T, root string, f *Facts) {
+			x := extensionNamed(t, f, ext)
+			if !x.Tamper.Checked || x.Tamper.Clean || !hasChange(x, "changed: bin") || !hasChange(x, "changed: bin/handler.sh") {
+				t.Errorf("tamper = %+v", x.Tamper)
+			}
+		}},
+		{"an installed file is an absolute link to a host file", func(t *testing.T, root string) {
+			replace(t, filepath.Join(extDir(root), "HandlerManifest.json"), symlinkTo("/etc/hostname"))
+		}, func(t *testing.T, root string, f *Facts) {
+			x := extensionNamed(t, f, ext)
+			if !hasChange(x, "changed: HandlerManifest.json") {
+				t.Errorf("tamper = %+v", x.Tamper)
+			}
+			if x.Manifest.Valid || !strings.Contains(x.Manifest.Error, "HandlerManifest.json is a symbolic link") {
+				t.Errorf("manifest = %+v", x.Manifest)
+			}
+		}},
+		{"FIFOs in the extension tree", func(t *testing.T, root string) {
+			replace(t, filepath.Join(extDir(root), "bin/handler.sh"), fifo)
+			replace(t, filepath.Join(extDir(root), "added.pipe"), fifo)
+		}, func(t *testing.T, root string, f *Facts) {
+			x := extensionNamed(t, f, ext)
+			if !hasChange(x, "changed: bin/handler.sh") || !hasChange(x, "added: added.pipe") {
+				t.Errorf("tamper = %+v", x.Tamper)
+			}
+		}},
+		{"the install record is a FIFO", func(t *testing.T, root string) {
+			replace(t, record(root, "manifest.json"), fifo)
+		}, func(t *testing.T, root string, f *Facts) {
+			x := extensionNamed(t, f, ext)
+			if x.Signature.Verified || x.Tamper.Checked || !strings.Contains(x.Signature.Reason, ".arcagent/"+ext+"/manifest.json is a FIFO") {
+				t.Errorf("signature = %+v, tamper = %+v", x.Signature, x.Tamper)
+			}
+		}},
+		{"the recorded envelope links to /dev/zero", func(t *testing.T, root string) {
+			replace(t, record(root, "envelope.sig.json"), symlinkTo("/dev/zero"))
+		}, func(t *testing.T, root string, f *Facts) {
+			x := extensionNamed(t, f, ext)
+			if x.Signature.Verified || !strings.Contains(x.Signature.Reason, "envelope.sig.json is a symbolic link") {
+				t.Errorf("signature = %+v", x.Signature)
+			}
+		}},
+		{"a trust store file is a FIFO", func(t *testing.T, root string) {
+			replace(t, filepath.Join(root, layout.TrustDir, "evil.key.json"), fifo)
+		}, func(t *testing.T, root string, f *Facts) {
+			if !collectorError(f, "var/opt/azcmagent/trust", "evil.key.json: is not a regular file") {
+				t.Errorf("errors = %+v", f.Errors)
+			}
+			if x := extensionNamed(t, f, ext); x.Signature.Verified || !strings.Contains(x.Signature.Reason, "trust store was refused") {
+				t.Errorf("signature = %+v", x.Signature)
+			}
+		}},
+		{"a trust entry links to /dev/zero", func(t *testing.T, root string) {
+			replace(t, filepath.Join(root, layout.TrustDir, "contoso.key.json"), symlinkTo("/dev/zero"))
+		}, func(t *testing.T, root string, f *Facts) {
+			if !collectorError(f, "var/opt/azcmagent/trust", "contoso.key.json: is a symbolic link") {
+				t.Errorf("errors = %+v", f.Errors)
+			}
+		}},
+		{"the trust store is reached through an absolute link", func(t *testing.T, root string) {
+			// A host trust store trusting the same key: following the link
+			// would verify the extension with keys outside the image.
+			hostVar := filepath.Join(t.TempDir(), "azcmagent")
+			if err := os.Rename(filepath.Join(root, "var/opt/azcmagent"), hostVar); err != nil {
+				t.Fatal(err)
+			}
+			replace(t, filepath.Join(root, "var/opt/azcmagent"), symlinkTo(hostVar))
+		}, func(t *testing.T, root string, f *Facts) {
+			if !collectorError(f, "var/opt/azcmagent/trust", "leads outside the audited root") {
+				t.Errorf("errors = %+v", f.Errors)
+			}
+			if x := extensionNamed(t, f, ext); x.Signature.Verified {
+				t.Errorf("verified with a trust store outside the root: %+v", x.Signature)
+			}
+		}},
+		{"the extensions directory is an absolute link", func(t *testing.T, root string) {
+			hostExt := filepath.Join(t.TempDir(), "waagent")
+			if err := os.Rename(filepath.Join(root, layout.ExtensionsDir), hostExt); err != nil {
+				t.Fatal(err)
+			}
+			replace(t, filepath.Join(root, layout.ExtensionsDir), symlinkTo(hostExt))
+		}, func(t *testing.T, root string, f *Facts) {
+			if len(f.Extensions.Installed) != 0 || !f.Extensions.Error {
+				t.Errorf("extensions of the host were audited: %+v", f.Extensions)
+			}
+			if !collectorError(f, "var/lib/waagent", "leads outside the audited root") {
+				t.Errorf("errors = %+v", f.Errors)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			tr := fixture.New(t, root)
+			tr.DefaultInstall()
+			pub := tr.TrustPublisher("contoso", "Contoso.Monitoring")
+			if got := tr.InstallExtension(pub, "Contoso.Monitoring", "StatusReporter", "1.0.0"); got != ext {
+				t.Fatalf("installed %s", got)
+			}
+			tc.setup(t, root)
+			tc.check(t, root, collectNoHang(t, Options{Root: root, Now: testNow}))
+		})
+	}
+}

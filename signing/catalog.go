@@ -112,9 +112,11 @@ func CatalogStatePath(stateDir, name string) string {
 }
 
 // LoadCatalogState returns the persisted state of catalog name, or nil.
+// The file is read inside stateDir without following a link, without
+// blocking on a FIFO and within the trust-file size limit.
 func LoadCatalogState(stateDir, name string) (*CatalogState, error) {
 	p := CatalogStatePath(stateDir, name)
-	data, err := readSmallFile(p, maxTrustFile)
+	data, err := readInDir(stateDir, filepath.Base(p), maxTrustFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -8,14 +8,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/arcagent/arcagent/internal/saferead"
 )
 
 // Algorithm names a key algorithm.
@@ -132,9 +132,11 @@ func ParsePublicKey(pemBytes []byte) (crypto.PublicKey, Algorithm, error) {
 	return pub, alg, nil
 }
 
-// LoadPublicKeyFile reads a PEM public key file.
+// LoadPublicKeyFile reads a PEM public key file. The path is one the user
+// named, so a link is followed; a FIFO or device is refused without
+// blocking or reading (saferead.File).
 func LoadPublicKeyFile(path string) (crypto.PublicKey, Algorithm, error) {
-	data, err := readSmallFile(path, maxKeyFile)
+	data, err := saferead.File(path, maxKeyFile)
 	if err != nil {
 		return nil, "", fail(CodeBadKey, err, "read public key %s", path)
 	}
@@ -159,9 +161,10 @@ func NewVerifier(pub crypto.PublicKey) (signature.Verifier, error) {
 
 // LoadSigner reads a PEM private key. An encrypted key is decrypted with
 // password; a nil password for an encrypted key fails with CodeKeyPassword.
-// The password is never logged or kept.
+// The password is never logged or kept. Like LoadPublicKeyFile, it follows
+// a link the user named and refuses anything but a regular file.
 func LoadSigner(path string, password []byte) (signature.Signer, error) {
-	data, err := readSmallFile(path, maxKeyFile)
+	data, err := saferead.File(path, maxKeyFile)
 	if err != nil {
 		return nil, fail(CodeBadKey, err, "read private key %s", path)
 	}
@@ -205,28 +208,4 @@ func PasswordFromEnv() []byte {
 		return []byte(p)
 	}
 	return nil
-}
-
-// readSmallFile reads at most limit bytes of a regular file.
-func readSmallFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("file is larger than the limit of %d bytes", limit)
-	}
-	return data, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/atomicfile"
+	"github.com/arcagent/arcagent/internal/saferead"
 )
 
 // Trust-store file names. A key entry is "<name>.key.json"; catalog state
@@ -177,13 +178,29 @@ func LoadTrustStore(dir string, opts ...TrustOption) (*TrustStore, error) {
 	if err := checkTrustPath(dir, fi, true, &cfg); err != nil {
 		return nil, err
 	}
-	ents, err := os.ReadDir(dir)
+	// Every read below is confined to dir: a link is never followed, a
+	// FIFO or device is refused without blocking or reading.
+	root, err := saferead.Open(dir)
+	if err != nil {
+		return nil, trustErr(CodeTrustCorrupt, dir, "cannot open the directory: "+err.Error())
+	}
+	defer root.Close()
+	if opened, err := root.Lstat("."); err != nil || !os.SameFile(fi, opened) {
+		return nil, trustErr(CodeTrustInsecure, dir, "was replaced while it was read; check who can write its parent directory")
+	}
+	d, err := root.OpenDir(".")
+	if err != nil {
+		return nil, trustErr(CodeTrustCorrupt, dir, "cannot open the directory: "+err.Error())
+	}
+	ents, err := d.Entries()
+	d.Close()
 	if err != nil {
 		return nil, trustErr(CodeTrustCorrupt, dir, "cannot list the directory: "+err.Error())
 	}
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return cmp.Compare(a.Name(), b.Name()) })
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
-		fi, err := os.Lstat(p)
+		fi, err := root.Lstat(e.Name())
 		if err != nil {
 			return nil, trustErr(CodeTrustCorrupt, p, err.Error())
 		}
@@ -193,7 +210,7 @@ func LoadTrustStore(dir string, opts ...TrustOption) (*TrustStore, error) {
 		if !strings.HasSuffix(e.Name(), trustKeySuffix) || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		data, err := readSmallFile(p, maxTrustFile)
+		data, err := root.ReadFile(e.Name(), maxTrustFile)
 		if err != nil {
 			return nil, trustErr(CodeTrustCorrupt, p, "cannot read: "+err.Error())
 		}
@@ -211,6 +228,17 @@ func LoadTrustStore(dir string, opts ...TrustOption) (*TrustStore, error) {
 	}
 	slices.SortFunc(store.Keys, func(a, b *TrustedKey) int { return cmp.Compare(a.Name, b.Name) })
 	return store, nil
+}
+
+// readInDir reads the regular file base of dir, confined to dir (see
+// saferead): no link followed, no FIFO blocked on, at most limit bytes.
+func readInDir(dir, base string, limit int64) ([]byte, error) {
+	root, err := saferead.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return root.ReadFile(base, limit)
 }
 
 func trustErr(code errcode.Code, path, reason string) error {

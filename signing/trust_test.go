@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -85,6 +86,16 @@ func TestTrustStoreRefusedWhenInsecure(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, trustOpts, CodeTrustInsecure},
+		{"FIFO entry", false, func(t *testing.T, dir string) {
+			if err := syscall.Mkfifo(filepath.Join(dir, "f.key.json"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, trustOpts, CodeTrustInsecure},
+		{"entry is a link to /dev/zero", false, func(t *testing.T, dir string) {
+			if err := os.Symlink("/dev/zero", filepath.Join(dir, "z.key.json")); err != nil {
+				t.Fatal(err)
+			}
+		}, trustOpts, CodeTrustInsecure},
 		{"corrupt entry", false, func(t *testing.T, dir string) {
 			if err := os.WriteFile(filepath.Join(dir, "k.key.json"), []byte("{"), 0o644); err != nil {
 				t.Fatal(err)
@@ -116,7 +127,8 @@ func TestTrustStoreRefusedWhenInsecure(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.break_(t, dir)
-			_, err := LoadTrustStore(dir, tc.opts()...)
+			var err error
+			noHang(t, func() { _, err = LoadTrustStore(dir, tc.opts()...) })
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}

@@ -7,16 +7,18 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
+
+	"github.com/arcagent/arcagent/internal/saferead"
 )
 
 // SignatureSuffix is appended to a package path to name its envelope.
@@ -218,11 +220,12 @@ func preAuthEncoding(payloadType string, body []byte) []byte {
 // checkFile is step 4: size, then sha256 of the bytes, read once. Bytes are
 // copied to tee (when not nil) as they are hashed.
 func checkFile(ctx context.Context, path string, st *Statement, tee io.Writer) (string, int64, error) {
-	// Refuse a FIFO or device before opening it: opening one could block.
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+	// O_NONBLOCK and a check of the opened descriptor: a FIFO or device
+	// named as the package is refused without blocking.
+	f, err := saferead.OpenFile(path)
+	if errors.Is(err, saferead.ErrNotRegular) {
 		return "", 0, fail(CodeFileAccess, nil, "%s is not a regular file", path)
 	}
-	f, err := os.Open(path)
 	if err != nil {
 		return "", 0, fail(CodeFileAccess, err, "open package")
 	}
@@ -230,9 +233,6 @@ func checkFile(ctx context.Context, path string, st *Statement, tee io.Writer) (
 	fi, err := f.Stat()
 	if err != nil {
 		return "", 0, fail(CodeFileAccess, err, "inspect package")
-	}
-	if !fi.Mode().IsRegular() {
-		return "", 0, fail(CodeFileAccess, nil, "%s is not a regular file", path)
 	}
 	want := st.Predicate.Size
 	if fi.Size() != want {
@@ -288,15 +288,22 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
 	}
 }
 
-// HashFile returns the hex sha256 and size of a file, streaming.
+// HashFile returns the hex sha256 and size of a file, streaming. The file
+// must be a regular file (a FIFO or device is refused, never blocked on).
 func HashFile(ctx context.Context, path string) (string, int64, error) {
-	f, err := os.Open(path)
+	f, err := saferead.OpenFile(path)
 	if err != nil {
 		return "", 0, err
 	}
 	defer f.Close()
+	return HashReader(ctx, f)
+}
+
+// HashReader returns the hex sha256 and length of what r yields, streaming
+// through a pooled buffer and stopping when ctx is done.
+func HashReader(ctx context.Context, r io.Reader) (string, int64, error) {
 	h := sha256.New()
-	n, err := copyCtx(ctx, h, f)
+	n, err := copyCtx(ctx, h, r)
 	if err != nil {
 		return "", 0, err
 	}
@@ -306,7 +313,7 @@ func HashFile(ctx context.Context, path string) (string, int64, error) {
 // ReadEnvelopeFile reads a DSSE envelope file of at most 1 MiB (a larger
 // file is not an envelope).
 func ReadEnvelopeFile(path string) ([]byte, error) {
-	env, err := readSmallFile(path, maxEnvelopeSize)
+	env, err := saferead.File(path, maxEnvelopeSize)
 	if err != nil {
 		return nil, fail(CodeFileAccess, err, "read signature %s", path)
 	}

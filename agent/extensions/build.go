@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/arcagent/arcagent/internal/atomicfile"
+	"github.com/arcagent/arcagent/internal/saferead"
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/arcagent/arcagent/signing"
@@ -118,7 +118,7 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 	if !ok {
 		return nil, fail(CodeBadHandlerManifest, nil, "%s has no %s at its root", o.Dir, HandlerManifestName)
 	}
-	data, err := readSmallFile(mfEntry.abs, maxHandlerManifest)
+	data, err := saferead.File(mfEntry.abs, maxHandlerManifest)
 	if err != nil {
 		return nil, fail(CodeBadHandlerManifest, err, "read %s", HandlerManifestName)
 	}
@@ -182,7 +182,9 @@ func addBuildEntry(zw *zip.Writer, e buildEntry) error {
 	if err != nil || e.dir {
 		return err
 	}
-	f, err := os.Open(e.abs)
+	// The walk saw a regular file; one swapped for a FIFO since is
+	// refused, not blocked on.
+	f, err := saferead.OpenFile(e.abs)
 	if err != nil {
 		return err
 	}

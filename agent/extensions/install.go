@@ -18,6 +18,7 @@ import (
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/atomicfile"
+	"github.com/arcagent/arcagent/internal/saferead"
 	"github.com/arcagent/arcagent/signing"
 )
 
@@ -190,11 +191,25 @@ func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
 }
 
 // ReadInstallRecord reads the install record and envelope of the extension
-// called name (<Publisher.Type-Version>) under extensionsDir.
+// called name (<Publisher.Type-Version>) under extensionsDir. Both files
+// are read inside extensionsDir (internal/saferead): a link in the record
+// directory that leaves it, a link as the file itself, a FIFO or a device
+// is refused (CodeInstallRecord, naming the path), never followed or
+// blocked on.
 func ReadInstallRecord(extensionsDir, name string) (*InstallRecord, []byte, error) {
 	dir := RecordDir(extensionsDir, name)
-	data, err := readSmallFile(filepath.Join(dir, RecordManifest), maxRecordSize)
+	if path.Base(name) != name || name == "." || name == ".." {
+		return nil, nil, fail(CodeInstallRecord, nil, "%q is not an extension name", name)
+	}
+	root, err := saferead.Open(extensionsDir)
 	if err != nil {
+		return nil, nil, fail(CodeInstallRecord, err, "no install record for %s in %s", name, dir)
+	}
+	defer root.Close()
+	recRel := path.Join(RecordsDirName, name)
+	data, err := root.ReadFile(path.Join(recRel, RecordManifest), maxRecordSize)
+	if err != nil {
+		err = fullPath(extensionsDir, err)
 		return nil, nil, fail(CodeInstallRecord, err, "no install record for %s in %s", name, dir)
 	}
 	var rec InstallRecord
@@ -204,24 +219,64 @@ func ReadInstallRecord(extensionsDir, name string) (*InstallRecord, []byte, erro
 	if rec.Schema != InstallRecordV1 || rec.Name != name {
 		return nil, nil, fail(CodeInstallRecord, nil, "install record %s is not a v1 record for %s", filepath.Join(dir, RecordManifest), name)
 	}
-	env, err := readSmallFile(filepath.Join(dir, RecordEnvelope), maxEnvelopeSize)
+	env, err := root.ReadFile(path.Join(recRel, RecordEnvelope), maxEnvelopeSize)
 	if err != nil {
+		err = fullPath(extensionsDir, err)
 		return nil, nil, fail(CodeInstallRecord, err, "no recorded envelope for %s", name)
 	}
 	return &rec, env, nil
 }
 
+// fullPath names the path of err in full (saferead names it relative to
+// the directory it was confined to). A plain OS error reads as before the
+// reads were confined ("open PATH: no such file or directory").
+func fullPath(dir string, err error) error {
+	var se *saferead.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	full := filepath.Join(dir, se.Path)
+	for _, reason := range []error{saferead.ErrSymlink, saferead.ErrNotRegular, saferead.ErrTooLarge, saferead.ErrEscapes} {
+		if errors.Is(se.Err, reason) {
+			se.Path = full
+			return se
+		}
+	}
+	return &fs.PathError{Op: "open", Path: full, Err: se.Err}
+}
+
 // ListInstalled returns the names of the extensions under extensionsDir: every
-// non-hidden directory and every install record, sorted, once each.
+// non-hidden directory and every install record, sorted, once each. The
+// records directory is opened inside extensionsDir without following a
+// link; entries that are links are not extensions.
 func ListInstalled(extensionsDir string) ([]string, error) {
 	set := map[string]bool{}
-	for _, d := range []string{extensionsDir, filepath.Join(extensionsDir, RecordsDirName)} {
-		ents, err := os.ReadDir(d)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
+	root, err := saferead.Open(extensionsDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return []string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", extensionsDir, err)
+	}
+	defer root.Close()
+	top, err := root.OpenDir(".")
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", extensionsDir, err)
+	}
+	defer top.Close()
+	dirs := []*saferead.Dir{top}
+	recs, err := top.Sub(RecordsDirName)
+	switch {
+	case err == nil:
+		defer recs.Close()
+		dirs = append(dirs, recs)
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("list %s: %w", filepath.Join(extensionsDir, RecordsDirName), err)
+	}
+	for i, d := range dirs {
+		ents, err := d.Entries()
 		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", d, err)
+			return nil, fmt.Errorf("list %s: %w", filepath.Join(extensionsDir, []string{".", RecordsDirName}[i]), err)
 		}
 		for _, e := range ents {
 			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") && !strings.HasPrefix(e.Name(), "staging-") {
@@ -292,17 +347,33 @@ func isRuntimePath(p string) bool {
 	return false
 }
 
-// CompareTree compares dir with the records of files.
+// CompareTree compares dir with the records of files. Every path is
+// looked at inside dir (internal/saferead): a link is never followed (one
+// in place of a recorded directory makes the files below it "changed",
+// leading outside the tree), a FIFO, device or socket is reported as a
+// changed or added special file and never opened, so the check neither
+// reads outside the tree nor blocks.
 func CompareTree(ctx context.Context, dir string, files []FileRecord) (*TreeReport, error) {
 	rep := &TreeReport{Dir: dir, Name: filepath.Base(dir), Changes: []Change{}}
-	fi, err := os.Lstat(dir)
-	if err != nil || !fi.IsDir() {
+	gone := func() (*TreeReport, error) {
 		for _, f := range files {
 			if !isRuntimePath(f.Path) {
 				rep.Changes = append(rep.Changes, Change{Path: f.Path, Kind: ChangeMissing, Detail: "the extension directory is gone"})
 			}
 		}
 		return rep, nil
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() {
+		return gone()
+	}
+	root, err := saferead.Open(dir)
+	if err != nil {
+		return gone()
+	}
+	defer root.Close()
+	if opened, err := root.Lstat("."); err != nil || !os.SameFile(fi, opened) {
+		return gone() // replaced (by a link?) between the two looks
 	}
 	want := map[string]FileRecord{}
 	for _, f := range files {
@@ -313,6 +384,7 @@ func CompareTree(ctx context.Context, dir string, files []FileRecord) (*TreeRepo
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
+	parents := map[string]*Change{}
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -320,38 +392,92 @@ func CompareTree(ctx context.Context, dir string, files []FileRecord) (*TreeRepo
 		if isRuntimePath(p) {
 			continue
 		}
-		if c := compareOne(ctx, filepath.Join(dir, filepath.FromSlash(p)), want[p]); c != nil {
+		if c := parentChanged(root, p, parents); c != nil {
+			rep.Changes = append(rep.Changes, *c)
+			continue
+		}
+		if c := compareOne(ctx, root, want[p]); c != nil {
 			rep.Changes = append(rep.Changes, *c)
 		}
 	}
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil // a vanished path is reported as missing above
-		}
-		rel, _ := filepath.Rel(dir, p)
-		rel = filepath.ToSlash(rel)
-		if rel == "." {
-			return nil
-		}
-		if isRuntimePath(rel) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if _, ok := want[rel]; !ok {
-			rep.Changes = append(rep.Changes, Change{Path: rel, Kind: ChangeAdded, Detail: typeOf(d.Type())})
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-		}
-		return nil
-	})
+	top, err := root.OpenDir(".")
 	if err != nil {
+		return nil, fail(CodeTreeTampered, err, "cannot list %s", dir)
+	}
+	defer top.Close()
+	if err := walkAdded(ctx, top, "", want, rep); err != nil {
 		return nil, err
 	}
 	slices.SortStableFunc(rep.Changes, func(a, b Change) int { return cmp.Compare(a.Path, b.Path) })
 	return rep, nil
+}
+
+// parentChanged reports p as changed when a directory above it is no
+// longer a real directory (a link, even one inside the tree, is not
+// followed to what it points at), and as missing when one is gone. memo
+// keeps each directory's verdict (nil: a real directory).
+func parentChanged(root *saferead.Root, p string, memo map[string]*Change) *Change {
+	for i := 0; i < len(p); i++ {
+		if p[i] != '/' {
+			continue
+		}
+		dir := p[:i]
+		c, seen := memo[dir]
+		if !seen {
+			fi, err := root.Lstat(dir)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				c = &Change{Kind: ChangeMissing}
+			case err != nil:
+				c = &Change{Kind: ChangeModified, Detail: "cannot be inspected: " + err.Error()}
+			case fi.Mode()&fs.ModeSymlink != 0:
+				c = &Change{Kind: ChangeModified, Detail: dir + " is now a symbolic link, which is not followed"}
+			case !fi.IsDir():
+				c = &Change{Kind: ChangeModified, Detail: dir + " is no longer a directory"}
+			}
+			memo[dir] = c
+		}
+		if c != nil {
+			return &Change{Path: p, Kind: c.Kind, Detail: c.Detail}
+		}
+	}
+	return nil
+}
+
+// walkAdded lists the paths of d (rel inside the tree) that have no record.
+// Subdirectories are opened without following links.
+func walkAdded(ctx context.Context, d *saferead.Dir, rel string, want map[string]FileRecord, rep *TreeReport) error {
+	ents, err := d.Entries()
+	if err != nil {
+		return nil // a vanished directory is reported as missing by compareOne
+	}
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return cmp.Compare(a.Name(), b.Name()) })
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p := path.Join(rel, e.Name())
+		if isRuntimePath(p) {
+			continue
+		}
+		if _, ok := want[p]; !ok {
+			rep.Changes = append(rep.Changes, Change{Path: p, Kind: ChangeAdded, Detail: typeOf(e.Type())})
+			continue
+		}
+		if !e.IsDir() {
+			continue
+		}
+		sub, err := d.Sub(e.Name())
+		if err != nil {
+			continue // replaced since the listing: compareOne reported it
+		}
+		err = walkAdded(ctx, sub, p, want, rep)
+		sub.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func typeOf(m fs.FileMode) string {
@@ -366,11 +492,17 @@ func typeOf(m fs.FileMode) string {
 	return "new special file"
 }
 
-func compareOne(ctx context.Context, abs string, want FileRecord) *Change {
+func compareOne(ctx context.Context, root *saferead.Root, want FileRecord) *Change {
 	c := &Change{Path: want.Path, Kind: ChangeModified}
-	fi, err := os.Lstat(abs)
-	if err != nil {
+	fi, err := root.Lstat(want.Path)
+	if errors.Is(err, fs.ErrNotExist) {
 		c.Kind, c.Detail = ChangeMissing, ""
+		return c
+	}
+	if err != nil {
+		// A directory on the way was replaced by a link out of the tree,
+		// or cannot be searched: the recorded path is not what was installed.
+		c.Detail = "cannot be inspected: " + err.Error()
 		return c
 	}
 	got := TypeFile
@@ -388,7 +520,7 @@ func compareOne(ctx context.Context, abs string, want FileRecord) *Change {
 	}
 	switch want.Type {
 	case TypeSymlink:
-		t, err := os.Readlink(abs)
+		t, err := root.Readlink(want.Path)
 		if err != nil || t != want.Target {
 			c.Detail = fmt.Sprintf("link target %q, recorded %q", t, want.Target)
 			return c
@@ -406,9 +538,22 @@ func compareOne(ctx context.Context, abs string, want FileRecord) *Change {
 			c.Detail = fmt.Sprintf("size %d, recorded %d", fi.Size(), want.Size)
 			return c
 		}
-		sum, _, err := hashFile(ctx, abs)
+		// Opened without following a link and without blocking, and
+		// checked to be a regular file again: a swap since the Lstat is
+		// refused, not read through.
+		f, err := root.Open(want.Path)
 		if err != nil {
 			c.Detail = "cannot be read: " + err.Error()
+			return c
+		}
+		sum, n, err := hashFile(ctx, f)
+		f.Close()
+		if err != nil {
+			c.Detail = "cannot be read: " + err.Error()
+			return c
+		}
+		if n != want.Size {
+			c.Detail = fmt.Sprintf("size %d, recorded %d", n, want.Size)
 			return c
 		}
 		if sum != want.SHA256 {
@@ -420,7 +565,7 @@ func compareOne(ctx context.Context, abs string, want FileRecord) *Change {
 }
 
 // hashFile hashes one installed file; benchmarks swap it to compare.
-var hashFile = signing.HashFile
+var hashFile = signing.HashReader
 
 // Verdict is the answer for one installed extension.
 type Verdict struct {

@@ -61,7 +61,7 @@ func (e *Error) Error() string {
 	case errors.Is(e.Err, ErrNotRegular):
 		return fmt.Sprintf("%s is a %s, not a regular file: it was not read", e.Path, e.Kind)
 	case errors.Is(e.Err, ErrSymlink):
-		return fmt.Sprintf("%s is a symbolic link: links are not followed when reading the audited tree; replace it with the file itself", e.Path)
+		return fmt.Sprintf("%s is a symbolic link: links are not followed when reading this tree; replace it with the file itself", e.Path)
 	case errors.Is(e.Err, ErrEscapes):
 		return fmt.Sprintf("%s leads outside the audited root through a symbolic link (absolute or with ..): it was not read", e.Path)
 	}
@@ -205,37 +205,73 @@ func (d *Dir) lstatat(base string) (unix.Stat_t, error) {
 // be nil; pass buf[:0] to reuse it), reading at most limit bytes.
 func (d *Dir) ReadFile(base string, buf []byte, limit int64) ([]byte, error) {
 	name := path.Join(d.name, base)
+	fd, st, err := d.openRegular(base)
+	if err != nil {
+		return buf, err
+	}
+	defer unix.Close(fd)
+	return readFD(fd, name, buf, st.Size, limit)
+}
+
+// Open opens the regular file base of d for streaming (no size limit):
+// a link, FIFO, device or socket is refused without reading a byte.
+func (d *Dir) Open(base string) (*os.File, error) {
+	fd, _, err := d.openRegular(base)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), path.Join(d.name, base)), nil
+}
+
+// openRegular opens base without following it, without blocking, and
+// checks by fstat that it is a regular file.
+func (d *Dir) openRegular(base string) (int, unix.Stat_t, error) {
+	name := path.Join(d.name, base)
 	// Look before opening: opening a device can act (a watchdog arms, a
 	// tape rewinds), so a non-regular file is refused unopened. The fstat
 	// after the open catches a swap in between.
 	if st, err := d.lstatat(base); err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
 		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			return buf, &Error{Path: name, Err: ErrSymlink}
+			return -1, st, &Error{Path: name, Err: ErrSymlink}
 		}
-		return buf, &Error{Path: name, Err: ErrNotRegular, Kind: kindOf(st.Mode)}
+		return -1, st, &Error{Path: name, Err: ErrNotRegular, Kind: kindOf(st.Mode)}
 	}
 	fd, err := d.openat(base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
-			return buf, &Error{Path: name, Err: ErrSymlink}
+			return -1, unix.Stat_t{}, &Error{Path: name, Err: ErrSymlink}
 		}
-		return buf, wrap(name, err)
+		return -1, unix.Stat_t{}, wrap(name, err)
 	}
-	defer unix.Close(fd)
+	st, err := fstatRegular(fd, name)
+	if err != nil {
+		unix.Close(fd)
+		return -1, st, err
+	}
+	return fd, st, nil
+}
+
+func fstatRegular(fd int, name string) (unix.Stat_t, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return buf, wrap(name, err)
+		return st, wrap(name, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return buf, &Error{Path: name, Err: ErrNotRegular, Kind: kindOf(st.Mode)}
+		return st, &Error{Path: name, Err: ErrNotRegular, Kind: kindOf(st.Mode)}
 	}
-	if st.Size > limit {
+	return st, nil
+}
+
+// readFD reads the open regular file fd (size by fstat) to EOF, at most
+// limit bytes, appending to buf.
+func readFD(fd int, name string, buf []byte, size, limit int64) ([]byte, error) {
+	if size > limit {
 		return buf, &Error{Path: name, Err: ErrTooLarge, Limit: limit}
 	}
 	// Files of size 0 (those of /proc) and files that grow while being
 	// read are read until EOF, one byte past the limit at most.
 	start := len(buf)
-	buf = growTo(buf, start+int(st.Size)+512)
+	buf = growTo(buf, start+int(size)+512)
 	for {
 		if len(buf) == cap(buf) {
 			buf = growTo(buf, len(buf)*2)
@@ -256,6 +292,55 @@ func (d *Dir) ReadFile(base string, buf []byte, limit int64) ([]byte, error) {
 		}
 		buf = buf[:len(buf)+n]
 	}
+}
+
+// openNamed opens a path the user named, following links, without
+// blocking, and checks by fstat that it is a regular file.
+func openNamed(name string) (int, unix.Stat_t, error) {
+	var fd int
+	var err error
+	for {
+		fd, err = unix.Open(name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return -1, unix.Stat_t{}, &Error{Path: name, Err: err}
+	}
+	st, err := fstatRegular(fd, name)
+	if err != nil {
+		unix.Close(fd)
+		return -1, st, err
+	}
+	return fd, st, nil
+}
+
+// File reads a file the user named (a --key FILE, a package's signature
+// next to a package given on the command line), at most limit bytes. It is
+// not confined to a root and follows symbolic links, since the user chose
+// the path; but it opens with O_NONBLOCK, so a FIFO cannot block it, and
+// refuses anything that is not a regular file by fstat of the opened
+// descriptor (a link to /dev/zero is refused without reading a byte). A
+// file larger than limit is refused, never truncated. Reads of a tree
+// someone else controls go through Root instead.
+func File(name string, limit int64) ([]byte, error) {
+	fd, st, err := openNamed(name)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	return readFD(fd, name, nil, st.Size, limit)
+}
+
+// OpenFile is File for streaming: it returns the opened regular file,
+// without a size limit (the caller bounds what it reads).
+func OpenFile(name string) (*os.File, error) {
+	fd, _, err := openNamed(name)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 func growTo(b []byte, n int) []byte {
@@ -286,6 +371,37 @@ func (r *Root) ReadFile(name string, limit int64) ([]byte, error) {
 	}
 	defer d.Close()
 	return d.ReadFile(base, nil, limit)
+}
+
+// Open opens the regular file name of the tree for streaming, through the
+// rules of the package but without a size limit.
+func (r *Root) Open(name string) (*os.File, error) {
+	n := rel(name)
+	dir, base := path.Split(n)
+	if base == "." || base == "" {
+		return nil, &Error{Path: n, Err: ErrNotRegular, Kind: "directory"}
+	}
+	d, err := r.OpenDir(dir)
+	if err != nil {
+		var se *Error
+		if errors.As(err, &se) {
+			se.Path = n
+		}
+		return nil, err
+	}
+	defer d.Close()
+	return d.Open(base)
+}
+
+// Readlink returns the target of the symbolic link name (directories on
+// the way resolved inside the root).
+func (r *Root) Readlink(name string) (string, error) {
+	n := rel(name)
+	t, err := r.r.Readlink(n)
+	if err != nil {
+		return "", wrap(n, err)
+	}
+	return t, nil
 }
 
 // Lstat describes name without following its final component.
