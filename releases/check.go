@@ -279,7 +279,7 @@ func WriteReports(ctx context.Context, o ReportOptions) (*Summary, error) {
 			}
 			return open(i + 1)
 		}
-		return atomicfile.Write(out.File, atomicfile.WriteOptions{Mode: 0o644}, func(w io.Writer) (err error) {
+		return atomicfile.Write(out.File, atomicfile.WriteOptions{Mode: 0o644, Output: true}, func(w io.Writer) (err error) {
 			if writers[i], err = NewWriter(out.Format, w, WriterOptions{All: o.All}); err != nil {
 				return err
 			}

@@ -148,7 +148,7 @@ func WriteAll(r *Report, outs []Output, stdout io.Writer, opts Options) error {
 			continue
 		}
 		plain, _ := New(o.Format, Options{})
-		err = atomicfile.Write(o.File, atomicfile.WriteOptions{Mode: 0o644}, func(w io.Writer) error {
+		err = atomicfile.Write(o.File, atomicfile.WriteOptions{Mode: 0o644, Output: true}, func(w io.Writer) error {
 			return plain.Write(w, r)
 		})
 		if err != nil {

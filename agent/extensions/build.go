@@ -136,7 +136,7 @@ func BuildPackage(ctx context.Context, o BuildOptions) (*BuildResult, error) {
 
 	h := sha256.New()
 	var size int64
-	err = atomicfile.Write(out, atomicfile.WriteOptions{Mode: 0o644}, func(w io.Writer) error {
+	err = atomicfile.Write(out, atomicfile.WriteOptions{Mode: 0o644, Output: true}, func(w io.Writer) error {
 		cw := &countWriter{w: io.MultiWriter(w, h)}
 		zw := zip.NewWriter(cw)
 		for _, e := range entries {

@@ -43,6 +43,13 @@ type WriteOptions struct {
 	// whose owner and mode a layout prescribes, so that a tampered mode is
 	// repaired on the next write instead of carried forward.
 	Enforce bool
+	// Output marks a path a person named for a command's output (-o
+	// FORMAT=FILE). Links are followed, as the person meant them; when the
+	// path leads to something other than a regular file (/dev/null,
+	// /dev/stdout, a FIFO, a terminal) the content is written into it in
+	// place, never by replacing it. Without Output such a path is refused:
+	// a state file is a regular file or a link to be replaced.
+	Output bool
 }
 
 // WriteFile writes data to path atomically (see the package comment).
@@ -70,8 +77,19 @@ func Write(path string, opts WriteOptions, write func(io.Writer) error) (err err
 		mode = 0o600
 	}
 	uid, gid := ResolveOwner(opts.Owner)
+	if opts.Output {
+		if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+			return writeInPlace(path, write)
+		}
+		// A link to a regular file: replace the file it names, not the link.
+		if real, err := filepath.EvalSymlinks(path); err == nil {
+			path, dir = real, filepath.Dir(real)
+		}
+	}
 	fi, statErr := os.Lstat(path)
 	switch {
+	case statErr == nil && !fi.Mode().IsRegular() && !fi.IsDir() && fi.Mode()&fs.ModeSymlink == 0:
+		return fmt.Errorf("replace %s: it is not a regular file (%s); remove it or choose another path", path, fi.Mode().Type())
 	case statErr == nil && fi.Mode().IsRegular() && !opts.Enforce:
 		mode = fi.Mode().Perm()
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
@@ -117,6 +135,23 @@ func Write(path string, opts WriteOptions, write func(io.Writer) error) (err err
 		return fmt.Errorf("replace %s: %w", path, err)
 	}
 	return SyncDir(dir)
+}
+
+// writeInPlace writes into an existing device, FIFO or socket path (opened
+// without creating or truncating anything), for Output paths.
+func writeInPlace(path string, write func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := write(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	return nil
 }
 
 // RemoveStale removes the temporary files that writes of path left behind

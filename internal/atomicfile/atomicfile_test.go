@@ -255,3 +255,87 @@ func TestLockRefusesFIFO(t *testing.T) {
 		t.Fatal("a FIFO lock file was accepted")
 	}
 }
+
+// TestWriteOutputIntoSpecialFiles: an output path that leads to a FIFO (as
+// /dev/null, /dev/stdout or a terminal do to devices) is written in place;
+// replacing it would, as root, turn /dev/null into a regular file.
+func TestWriteOutputIntoSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	link := filepath.Join(dir, "stdout")
+	if err := os.Symlink(fifo, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{fifo, link} {
+		got := make(chan string, 1)
+		go func() {
+			f, err := os.Open(fifo)
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			defer f.Close()
+			b, _ := io.ReadAll(f)
+			got <- string(b)
+		}()
+		if err := WriteFile(p, []byte("report\n"), WriteOptions{Mode: 0o644, Output: true}); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		select {
+		case s := <-got:
+			if s != "report\n" {
+				t.Errorf("%s: the reader got %q", p, s)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: nothing reached the FIFO's reader", p)
+		}
+		if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+			t.Fatalf("the FIFO was replaced: %v %v", fi.Mode(), err)
+		}
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
+	}
+}
+
+// TestWriteOutputThroughLink: a link to a regular output file keeps
+// being a link; the file it names gets the new content atomically.
+func TestWriteOutputThroughLink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "real.json")
+	if err := os.WriteFile(target, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "latest.json")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(link, []byte("new"), WriteOptions{Mode: 0o644, Output: true}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "new" {
+		t.Errorf("target holds %q", b)
+	}
+}
+
+// TestWriteRefusesSpecialStateFile: a state file's path holding a FIFO
+// (or a device) is refused, never replaced or written into.
+func TestWriteRefusesSpecialStateFile(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "localconfig.json")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	err := WriteFile(fifo, []byte("{}"), WriteOptions{Mode: 0o640})
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("err = %v, want a refusal", err)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO was replaced: %v %v", fi.Mode(), err)
+	}
+}
