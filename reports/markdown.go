@@ -155,7 +155,7 @@ func (md *mdReport) target() {
 	}
 	fmt.Fprintf(bw, "| Profiles | %s |\n", mdCell(nonEmpty(strings.Join(r.Profiles, ", "), "none")))
 	if !r.StartedAt.IsZero() {
-		fmt.Fprintf(bw, "| Started | %s (%s) |\n", r.StartedAt.UTC().Format("2006-01-02 15:04:05 UTC"), time.Duration(r.DurationMs)*time.Millisecond)
+		fmt.Fprintf(bw, "| Started | %s (%s) |\n", r.StartedAt.UTC().Format(time.RFC3339), time.Duration(r.DurationMs)*time.Millisecond)
 	}
 	fmt.Fprintf(bw, "| Tool | %s |\n", mdCell(strings.TrimSpace(nonEmpty(r.Tool.Name, "arcagent")+" "+r.Tool.Version)))
 	if r.RunID != "" {

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMarkdownEscaping(t *testing.T) {
@@ -67,6 +68,19 @@ func TestMarkdownVerdict(t *testing.T) {
 			if !strings.Contains(out, w) {
 				t.Errorf("Markdown lacks %q", w)
 			}
+		}
+	}
+}
+
+// Human-readable reports print times in one format, RFC 3339 in UTC (as
+// every table of the CLI does), whatever the zone of the report's time.
+func TestHumanTimesRFC3339(t *testing.T) {
+	r := defaultInstallReport()
+	r.StartedAt = fixtureStart.In(time.FixedZone("CET", 3600))
+	for _, format := range []string{"markdown", "html"} {
+		out := string(renderFormat(t, format, r))
+		if !strings.Contains(out, "2026-11-28T10:15:00Z") || strings.Contains(out, "10:15:00 UTC") {
+			t.Errorf("%s: start time not in RFC 3339 UTC:\n%s", format, out)
 		}
 	}
 }
