@@ -11,6 +11,11 @@ func TestMarkdownEscaping(t *testing.T) {
 	tests := []struct{ fn, in, want string }{
 		{"escape", "a|b *c* _d_ `e` [f](g) <h> & #i", `a\|b \*c\* \_d\_ \` + "`e\\`" + ` \[f\](g) &lt;h&gt; &amp; \#i`},
 		{"cell", "two\nlines |x|", `two lines \|x\|`},
+		{"cell", "evil\x1b[31m", `evil\x1b\[31m`},
+		{"escape", "bell\a \u202eexe", `bell\a \u202eexe`},
+		{"escape", `C:\Users\a_b`, `C:\Users\a\_b`},
+		{"escape", `a\*b\`, `a\\\*b\\`},
+		{"escape", "a\\\nb", "a\\\\\nb"},
 		{"code", "a|b", "`a\\|b`"},
 		{"code", "has `tick`", "`` has `tick` ``"},
 		{"code", "", ""},
