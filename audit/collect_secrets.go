@@ -154,9 +154,17 @@ func (c *collector) scanDir(ctx context.Context, d *saferead.Dir, prod string, d
 			}
 			c.scanDir(ctx, sub, child, depth+1)
 			sub.Close()
-		case 0: // a regular file; links, FIFOs and devices are not read
+		case 0: // a regular file
 			if secretCandidate(name) {
 				c.scanFile(d, child)
+			}
+		case fs.ModeSymlink: // never followed, but never silently: it is listed
+			if secretCandidate(name) {
+				c.skipSecretFile(child, "a link, not followed")
+			}
+		default: // FIFOs, devices and sockets are not read
+			if secretCandidate(name) {
+				c.skipSecretFile(child, "a special file (FIFO, device or socket), not read")
 			}
 		}
 	}
@@ -178,17 +186,14 @@ func secretCandidate(name string) bool {
 // scanFile reads one file of d (prod is its production path) and records
 // the credentials in it. A file saferead refuses (over the limit, swapped
 // for a link or a special file since the directory was listed) is skipped
-// and recorded.
+// and recorded, as scanDir records the links and special files it lists.
 func (c *collector) scanFile(d *saferead.Dir, prod string) {
 	sf := &c.facts.Secrets
 	data, err := d.ReadFile(path.Base(prod), c.readBuf[:0], secretMaxSize)
 	c.readBuf = data[:0]
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			sf.SkippedCount++
-			if len(sf.Skipped) < secretMaxSkipped {
-				sf.Skipped = append(sf.Skipped, SkippedFile{Path: layout.Rel(prod), Reason: err.Error()})
-			}
+			c.skipSecretFile(prod, err.Error())
 		}
 		return
 	}
@@ -203,6 +208,17 @@ func (c *collector) scanFile(d *saferead.Dir, prod string) {
 	found, c.lowerBuf = findSecretsChunked(data, secretChunk, c.lowerBuf)
 	for _, f := range found {
 		sf.Found = append(sf.Found, SecretFact{Path: layout.Rel(prod), Line: f.Line, Kind: f.Kind})
+	}
+}
+
+// skipSecretFile records a file the scan refused (a link, a special file,
+// one over the size limit) in facts.secrets.skipped: the count is exact,
+// the list holds the first secretMaxSkipped.
+func (c *collector) skipSecretFile(prod, reason string) {
+	sf := &c.facts.Secrets
+	sf.SkippedCount++
+	if len(sf.Skipped) < secretMaxSkipped {
+		sf.Skipped = append(sf.Skipped, SkippedFile{Path: layout.Rel(prod), Reason: reason})
 	}
 }
 

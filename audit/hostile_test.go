@@ -162,7 +162,7 @@ func TestHostileTree(t *testing.T) {
 			if len(f.Secrets.Found) != 1 || f.Secrets.Found[0].Path != "root/connect.json" {
 				t.Errorf("found = %+v", f.Secrets.Found)
 			}
-			if f.Secrets.SkippedCount != 1 || f.Secrets.Skipped[0].Path != "root/big.txt" || !strings.Contains(f.Secrets.Skipped[0].Reason, "1 MiB read limit") {
+			if f.Secrets.SkippedCount != 3 || f.Secrets.Skipped[0].Path != "root/big.txt" || !strings.Contains(f.Secrets.Skipped[0].Reason, "1 MiB read limit") {
 				t.Errorf("skipped = %d %+v", f.Secrets.SkippedCount, f.Secrets.Skipped)
 			}
 			if !collectorError(f, "root/big.txt", "not scanned") {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/arcagent/arcagent/internal/safetext"
 )
 
 func init() { Register("csv", func(Options) Writer { return CSVWriter{} }) }
@@ -14,7 +16,7 @@ func init() { Register("csv", func(Options) Writer { return CSVWriter{} }) }
 // CSVWriter writes one row per rule result (passes included, like the
 // JSON report) for spreadsheets and ad-hoc analysis: host, rule, severity,
 // status, resource, location, message, reason, fingerprint, waiver and
-// baseline state. Text from the host is defused with CSVSafe. Rows are
+// baseline state. Text from the host is escaped and defused with CSVSafe. Rows are
 // written one at a time, so memory stays flat.
 type CSVWriter struct{}
 
@@ -50,10 +52,14 @@ func (CSVWriter) Write(w io.Writer, r *Report) error {
 	return bw.Flush()
 }
 
-// CSVSafe defuses spreadsheet formulas in a value taken from a host or an
-// inventory: a cell starting with =, +, -, @, a tab or a carriage return
-// gets a leading apostrophe (a lone "-" is left as it is).
+// CSVSafe makes a value taken from a host or an inventory safe for a
+// person reading the CSV in a spreadsheet or a terminal: control, bidi and
+// invalid characters are written as escapes (safetext.Text: \x1b, \u202e;
+// line breaks and tabs are kept, CSV quotes them), then spreadsheet
+// formulas are defused: a cell starting with =, +, -, @, a tab or a
+// carriage return gets a leading apostrophe (a lone "-" is left as it is).
 func CSVSafe(s string) string {
+	s = safetext.Text(s)
 	if s != "" && s != "-" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 		return "'" + s
 	}

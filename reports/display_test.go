@@ -68,7 +68,9 @@ func TestHumanWritersEscapeControlCharacters(t *testing.T) {
 		want   []string // visible escapes in the output
 	}{
 		{"table", []string{`evil\x1b[2J\x1b[H`, `note\a with a bell`, `\x1b[31mred`, `\rgate: passed`, `denied\ngate: passed`, `[waived: ok\x1b[2K]`, `config set incomingconnections.enabled false\x1b[8m hidden`}},
-		{"markdown", []string{`evil\\x1b\[2J\\x1b\[H`, `note\\a with a bell`, `Linux\\u202eexe.txt`, "`config.mode\\x1b[31mred`", "config.mode is full gate: passed", `title\x1b]0;owned\a`, `false\x1b[8m hidden`, `ok\\x1b\[2K`, `expired\\x1b\[1A`, `was\\x1b\[2J`}},
+		// Markdown escapes once: the backslash of an escape is not doubled.
+		{"markdown", []string{`evil\x1b\[2J\x1b\[H`, `note\a with a bell`, `Linux\u202eexe.txt`, "`config.mode\\x1b[31mred`", "config.mode is full gate: passed", `title\x1b]0;owned\a`, `false\x1b[8m hidden`, `ok\x1b\[2K`, `expired\x1b\[1A`, `was\x1b\[2J`}},
+		{"csv", []string{`evil\x1b[2J\x1b[H`, `\x1b[31mred`, `\rgate: passed`, `\u009b2J`, `ok\x1b[2K`}},
 		{"html", []string{`evil\x1b[2J\x1b[H`, `note\a with a bell`, `Linux\u202eexe.txt`, `\x1b[31mred`, `\rgate: passed`, `title\x1b]0;owned\a`, `a\u202eb`, `\xff\xfe`, `raw\x1b`, wantFP}},
 		{"junit", []string{`evil\x1b[2J\x1b[H`, `\x1b[31mred`, `\rgate: passed`, `a\u202eb`, `\u009b2J`, `false\x1b[8m hidden`, wantFP}},
 	} {

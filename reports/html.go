@@ -117,7 +117,7 @@ func (HTMLWriter) Write(w io.Writer, r *Report) error {
 		Total:      len(r.Results),
 	}
 	if !r.StartedAt.IsZero() {
-		p.Started = r.StartedAt.UTC().Format("2006-01-02 15:04:05 UTC")
+		p.Started = r.StartedAt.UTC().Format(time.RFC3339)
 		p.Duration = (time.Duration(r.DurationMs) * time.Millisecond).String()
 	}
 	for _, st := range Statuses {

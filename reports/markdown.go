@@ -155,7 +155,7 @@ func (md *mdReport) target() {
 	}
 	fmt.Fprintf(bw, "| Profiles | %s |\n", mdCell(nonEmpty(strings.Join(r.Profiles, ", "), "none")))
 	if !r.StartedAt.IsZero() {
-		fmt.Fprintf(bw, "| Started | %s (%s) |\n", r.StartedAt.UTC().Format("2006-01-02 15:04:05 UTC"), time.Duration(r.DurationMs)*time.Millisecond)
+		fmt.Fprintf(bw, "| Started | %s (%s) |\n", r.StartedAt.UTC().Format(time.RFC3339), time.Duration(r.DurationMs)*time.Millisecond)
 	}
 	fmt.Fprintf(bw, "| Tool | %s |\n", mdCell(strings.TrimSpace(nonEmpty(r.Tool.Name, "arcagent")+" "+r.Tool.Version)))
 	if r.RunID != "" {
@@ -358,12 +358,15 @@ func (md *mdReport) collectorErrors() {
 
 // mdEscape escapes text so that Markdown renders it literally: control
 // and bidi characters are written as escapes (safetext.Text), Markdown
-// punctuation is backslash-escaped and HTML is written as entities.
+// punctuation is backslash-escaped and HTML is written as entities. A
+// backslash before a letter or a digit is kept as it is: Markdown shows it
+// literally, so a safetext escape (\x1b, \u202e) and a Windows path
+// (C:\Users) read the same in the source and on the rendered page.
 func mdEscape(s string) string {
 	s = safetext.Text(s)
 	var b strings.Builder
 	b.Grow(len(s))
-	for _, r := range s {
+	for i, r := range s {
 		switch r {
 		case '&':
 			b.WriteString("&amp;")
@@ -371,7 +374,13 @@ func mdEscape(s string) string {
 			b.WriteString("&lt;")
 		case '>':
 			b.WriteString("&gt;")
-		case '\\', '`', '*', '_', '[', ']', '|', '#', '~', '!', '$':
+		case '\\':
+			if i+1 < len(s) && isASCIIAlnum(s[i+1]) {
+				b.WriteByte('\\')
+			} else {
+				b.WriteString(`\\`)
+			}
+		case '`', '*', '_', '[', ']', '|', '#', '~', '!', '$':
 			b.WriteByte('\\')
 			b.WriteRune(r)
 		default:
@@ -379,6 +388,10 @@ func mdEscape(s string) string {
 		}
 	}
 	return b.String()
+}
+
+func isASCIIAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 // mdCell escapes text for one table cell: one line, at most 500 runes.

@@ -4,12 +4,18 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMarkdownEscaping(t *testing.T) {
 	tests := []struct{ fn, in, want string }{
 		{"escape", "a|b *c* _d_ `e` [f](g) <h> & #i", `a\|b \*c\* \_d\_ \` + "`e\\`" + ` \[f\](g) &lt;h&gt; &amp; \#i`},
 		{"cell", "two\nlines |x|", `two lines \|x\|`},
+		{"cell", "evil\x1b[31m", `evil\x1b\[31m`},
+		{"escape", "bell\a \u202eexe", `bell\a \u202eexe`},
+		{"escape", `C:\Users\a_b`, `C:\Users\a\_b`},
+		{"escape", `a\*b\`, `a\\\*b\\`},
+		{"escape", "a\\\nb", "a\\\\\nb"},
 		{"code", "a|b", "`a\\|b`"},
 		{"code", "has `tick`", "`` has `tick` ``"},
 		{"code", "", ""},
@@ -67,6 +73,19 @@ func TestMarkdownVerdict(t *testing.T) {
 			if !strings.Contains(out, w) {
 				t.Errorf("Markdown lacks %q", w)
 			}
+		}
+	}
+}
+
+// Human-readable reports print times in one format, RFC 3339 in UTC (as
+// every table of the CLI does), whatever the zone of the report's time.
+func TestHumanTimesRFC3339(t *testing.T) {
+	r := defaultInstallReport()
+	r.StartedAt = fixtureStart.In(time.FixedZone("CET", 3600))
+	for _, format := range []string{"markdown", "html"} {
+		out := string(renderFormat(t, format, r))
+		if !strings.Contains(out, "2026-11-28T10:15:00Z") || strings.Contains(out, "10:15:00 UTC") {
+			t.Errorf("%s: start time not in RFC 3339 UTC:\n%s", format, out)
 		}
 	}
 }

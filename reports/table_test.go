@@ -61,7 +61,8 @@ func TestCSVWriter(t *testing.T) {
 	if last[4] != `'=HYPERLINK("http://x")` || last[7] != "'@SUM(A1)" {
 		t.Errorf("formulas not defused: %q", last)
 	}
-	for _, tt := range []struct{ in, want string }{{"-", "-"}, {"-1", "'-1"}, {"+a", "'+a"}, {"\tx", "'\tx"}, {"a=b", "a=b"}, {"", ""}} {
+	for _, tt := range []struct{ in, want string }{{"-", "-"}, {"-1", "'-1"}, {"+a", "'+a"}, {"\tx", "'\tx"}, {"a=b", "a=b"}, {"", ""},
+		{"evil\x1b[31m\a", `evil\x1b[31m\a`}, {"two\nlines", "two\nlines"}, {"\r=cmd", `\r=cmd`}, {"=\x1b", `'=\x1b`}, {"gate \u202eexe", `gate \u202eexe`}} {
 		if got := CSVSafe(tt.in); got != tt.want {
 			t.Errorf("CSVSafe(%q) = %q, want %q", tt.in, got, tt.want)
 		}

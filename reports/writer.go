@@ -64,9 +64,15 @@ func New(name string, opts Options) (Writer, error) {
 	f, ok := factories[name]
 	mu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("unknown report format %q (known: %s)", name, strings.Join(Formats(), ", "))
+		return nil, UnknownFormat(name, Formats())
 	}
 	return f(opts), nil
+}
+
+// UnknownFormat is the error for an -o format that is not one of known,
+// in the one shape every command uses: the known formats sorted.
+func UnknownFormat(name string, known []string) error {
+	return fmt.Errorf("unknown report format %q (known: %s)", name, strings.Join(slices.Sorted(slices.Values(known)), ", "))
 }
 
 // Output is one requested output: a format and a file ("" or "-" = stdout).

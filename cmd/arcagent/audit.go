@@ -88,12 +88,44 @@ written.`,
 // those of --rules DIR when given first), profiles, -o formats and
 // severities.
 func registerAuditCompletions(cmd *cobra.Command, rulesDir func() string) {
-	fixed := func(vals ...string) cobra.CompletionFunc {
-		return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-			return vals, cobra.ShellCompDirectiveNoFileComp
-		}
+	ruleIDs := completeRuleIDs(rulesDir)
+	_ = cmd.RegisterFlagCompletionFunc("rule", ruleIDs)
+	_ = cmd.RegisterFlagCompletionFunc("skip-rule", ruleIDs)
+	_ = cmd.RegisterFlagCompletionFunc("profile", completeProfiles(rulesDir))
+	_ = cmd.RegisterFlagCompletionFunc("format", completeFormats(reports.Formats))
+	_ = cmd.RegisterFlagCompletionFunc("fail-on", completeFixed(append(severityNames(), string(reports.FailOnNever))...))
+	_ = cmd.RegisterFlagCompletionFunc("min-severity", completeFixed(severityNames()...))
+	_ = cmd.RegisterFlagCompletionFunc("rules", completeDirs)
+}
+
+// The completion functions below are shared by audit, rules, report
+// convert and fleet currency.
+
+// severityNames are the severities from the highest, as flags spell them.
+func severityNames() []string {
+	out := make([]string, 0, len(reports.Severities))
+	for _, s := range reports.Severities {
+		out = append(out, string(s))
 	}
-	ruleIDs := func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return out
+}
+
+// completeFixed completes one of vals.
+func completeFixed(vals ...string) cobra.CompletionFunc {
+	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return vals, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeDirs completes a directory name.
+func completeDirs(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return nil, cobra.ShellCompDirectiveFilterDirs
+}
+
+// completeRuleIDs completes rule ids with their titles, the built-in ones
+// and those of rulesDir() (the --rules flag, when given before).
+func completeRuleIDs(rulesDir func() string) cobra.CompletionFunc {
+	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		rs, err := loadRules(rulesDir())
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
@@ -104,30 +136,44 @@ func registerAuditCompletions(cmd *cobra.Command, rulesDir func() string) {
 		}
 		return out, cobra.ShellCompDirectiveNoFileComp
 	}
-	profiles := func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+}
+
+// completeProfiles completes profile names, all included.
+func completeProfiles(rulesDir func() string) cobra.CompletionFunc {
+	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		rs, err := loadRules(rulesDir())
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
 		}
 		return append([]string{"all"}, rules.Profiles(rs)...), cobra.ShellCompDirectiveNoFileComp
 	}
-	formats := func(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+}
+
+// completeFormats completes -o FORMAT and FORMAT=, then a file name after
+// the "=".
+func completeFormats(formats func() []string) cobra.CompletionFunc {
+	return func(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 		if strings.Contains(toComplete, "=") {
 			return nil, cobra.ShellCompDirectiveDefault // a file name
 		}
 		var out []string
-		for _, f := range reports.Formats() {
+		for _, f := range formats() {
 			out = append(out, f, f+"=")
 		}
 		return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveNoSpace
 	}
-	sevs := []string{"critical", "high", "medium", "low", "info"}
-	_ = cmd.RegisterFlagCompletionFunc("rule", ruleIDs)
-	_ = cmd.RegisterFlagCompletionFunc("skip-rule", ruleIDs)
-	_ = cmd.RegisterFlagCompletionFunc("profile", profiles)
-	_ = cmd.RegisterFlagCompletionFunc("format", formats)
-	_ = cmd.RegisterFlagCompletionFunc("fail-on", fixed(append(sevs, "never")...))
-	_ = cmd.RegisterFlagCompletionFunc("min-severity", fixed(sevs...))
+}
+
+// parseFailOn parses a --fail-on severity or never (report only).
+func parseFailOn(v string) (reports.Severity, error) {
+	if strings.EqualFold(strings.TrimSpace(v), string(reports.FailOnNever)) {
+		return reports.FailOnNever, nil
+	}
+	s, err := parseSeverityFlag("fail-on", v)
+	if err != nil {
+		return "", errcode.New(errcode.Usage, "--fail-on %q: use critical, high, medium, low, info, or never (report only)", v)
+	}
+	return s, nil
 }
 
 func parseSeverityFlag(name, v string) (reports.Severity, error) {
@@ -179,12 +225,9 @@ func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if f.planned != "" && cmd.Flags().Changed("root") {
 		return errcode.New(errcode.Usage, "--root and --config are alternatives: --root audits a tree, --config a planned localconfig.json")
 	}
-	var failOn reports.Severity
-	var err error
-	if v := strings.ToLower(strings.TrimSpace(f.failOn)); v == string(reports.FailOnNever) {
-		failOn = reports.FailOnNever
-	} else if failOn, err = parseSeverityFlag("fail-on", f.failOn); err != nil {
-		return errcode.New(errcode.Usage, "--fail-on %q: use critical, high, medium, low, info, or never (report only)", f.failOn)
+	failOn, err := parseFailOn(f.failOn)
+	if err != nil {
+		return err
 	}
 	minSev, err := parseSeverityFlag("min-severity", f.minSeverity)
 	if err != nil {
@@ -318,6 +361,7 @@ func newRulesCmd(a *app) *cobra.Command {
 		Short: "List and describe the audit rules",
 	}
 	cmd.PersistentFlags().StringVar(&dir, "rules", "", "also load *.yaml rule files from this directory (and check that they compile)")
+	_ = cmd.RegisterFlagCompletionFunc("rules", completeDirs)
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List every rule with its id, severity and profiles",
@@ -344,6 +388,12 @@ func newRulesCmd(a *app) *cobra.Command {
 		Use:   "show ID",
 		Short: "Show one rule: rationale, checks and remediation",
 		Args:  exactArgs(1),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return completeRuleIDs(func() string { return dir })(cmd, args, toComplete)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rs, err := loadRules(dir)
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/arcagent/arcagent/audit/fixture"
+	"github.com/arcagent/arcagent/releases"
 	"github.com/arcagent/arcagent/reports"
 )
 
@@ -348,12 +349,50 @@ func TestAuditCompletion(t *testing.T) {
 		{[]string{"__complete", "audit", "-o", ""}, []string{"sarif\n", "sarif=\n", "junit\n"}},
 		{[]string{"__complete", "audit", "--fail-on", ""}, []string{"critical\n", "never\n"}},
 		{[]string{"__complete", "audit", "--min-severity", ""}, []string{"info\n"}},
+		{[]string{"__complete", "audit", "--rules", "testdata/budget-rules", "--rule", ""}, []string{"EVIL-BUDGET-001\t", "ARC-T0-001\t"}},
+		{[]string{"__complete", "rules", "show", "A"}, []string{"ARC-T0-001\t", "ARC-BL-005\t"}},
+		{[]string{"__complete", "rules", "--rules", "testdata/budget-rules", "show", ""}, []string{"EVIL-BUDGET-002\t"}},
+		{[]string{"__complete", "report", "convert", "r.json", "-o", ""}, []string{"csv\n", "sarif=\n", "html\n"}},
+		{[]string{"__complete", "report", "convert", "r.json", "--fail-on", ""}, []string{"critical\n", "info\n", "never\n"}},
+		{[]string{"__complete", "report", "convert", ""}, []string{"json\n:8\n"}},
+		{[]string{"__complete", "fleet", "currency", "-o", ""}, []string{"csv\n", "junit=\n", "markdown\n"}},
+		{[]string{"__complete", "fleet", "currency", "--fail-on", ""}, []string{"behind\n", "unsupported\n"}},
 	} {
 		out, _, _ := runCLI(t, c.args...)
 		for _, w := range c.want {
 			if !strings.Contains(out, w) {
 				t.Errorf("%v: no %q in\n%s", c.args, w, out)
 			}
+		}
+	}
+	// Once the rule id is given, rules show completes nothing more.
+	if out, _, _ := runCLI(t, "__complete", "rules", "show", "ARC-T0-001", ""); strings.Contains(out, "ARC-") {
+		t.Errorf("rules show ID completes a second id:\n%s", out)
+	}
+}
+
+// Every command that takes -o refuses an unknown format in one shape, its
+// formats sorted, under the code README documents for it.
+func TestUnknownFormatOneShape(t *testing.T) {
+	dir := t.TempDir()
+	rep := writeReport(t, dir, "r.json", convertReport(reports.Result{RuleID: "ARC-T0-001", Severity: reports.SeverityCritical, Status: reports.StatusPass, Message: "ok"}))
+	inv := filepath.Join(dir, "fleet.json")
+	if err := os.WriteFile(inv, []byte(`[]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args    []string
+		code    string
+		formats []string
+	}{
+		{[]string{"--root", dir, "audit", "-o", "pdf"}, "ARC0001", reports.Formats()},
+		{[]string{"report", "convert", rep, "-o", "pdf"}, "ARC0001", reports.Formats()},
+		{[]string{"fleet", "currency", "--inventory", inv, "--github-repo", "a/b", "-o", "pdf"}, "ARC0311", releases.Formats()},
+	} {
+		_, stderr, code := runCLI(t, c.args...)
+		want := c.code + `: -o: unknown report format "pdf" (known: ` + strings.Join(slices.Sorted(slices.Values(c.formats)), ", ") + ")"
+		if code != 2 || !strings.Contains(stderr, want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", c.args, code, stderr, want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,18 +127,38 @@ input; 3 the source could not be read.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.inventory, "inventory", "", "inventory file, JSON or CSV (- for standard input)")
 	fl.StringVar(&f.format, "inventory-format", "", "json or csv (default: by the file's content)")
-	fl.StringArrayVarP(&f.outputs, "format", "o", nil, "output FORMAT[=FILE], repeatable: "+strings.Join(releases.Formats(), ", ")+" (default table, or json with -j)")
-	fl.StringVar(&f.failOn, "fail-on", "", "exit 1 when a version is behind or unsupported: behind, unsupported (default never)")
+	fl.StringArrayVarP(&f.outputs, "format", "o", nil, "output FORMAT[=FILE], repeatable: "+strings.Join(currencyFormats(), ", ")+" (default table, or json with -j)")
+	fl.StringVar(&f.failOn, "fail-on", "", "exit 1 when a version is behind or unsupported: behind, unsupported, or never (the default: report only)")
 	fl.BoolVar(&f.all, "all", false, "list current versions too in table and Markdown")
 	f.releases.register(fl)
+	_ = cmd.RegisterFlagCompletionFunc("format", completeFormats(currencyFormats))
+	_ = cmd.RegisterFlagCompletionFunc("fail-on", completeFixed("behind", "unsupported", "never"))
+	_ = cmd.RegisterFlagCompletionFunc("inventory-format", completeFixed(releases.FormatJSON, releases.FormatCSV))
 	return cmd
+}
+
+// currencyFormats are the -o formats of fleet currency, sorted as every
+// command lists its formats.
+func currencyFormats() []string { return slices.Sorted(slices.Values(releases.Formats())) }
+
+// checkCurrencyFormat refuses an unknown fleet currency format with the
+// message every -o parser gives (reports.UnknownFormat).
+func checkCurrencyFormat(format string) error {
+	if releases.CheckFormat(format) != nil {
+		return reports.UnknownFormat(format, releases.Formats())
+	}
+	return nil
 }
 
 func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error {
 	if f.inventory == "" {
 		return errcode.New(errcode.Usage, "fleet currency needs --inventory FILE")
 	}
-	failOn, err := releases.ParseFailOn(strings.ToLower(strings.TrimSpace(f.failOn)))
+	v := strings.ToLower(strings.TrimSpace(f.failOn))
+	if v == "never" {
+		v = "" // the default, spelled as audit and report convert spell it
+	}
+	failOn, err := releases.ParseFailOn(v)
 	if err != nil {
 		return err
 	}
@@ -145,7 +166,7 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 	if format != "" && format != releases.FormatJSON && format != releases.FormatCSV {
 		return errcode.New(releases.CodeBadInventory, "--inventory-format %q: use json or csv", f.format)
 	}
-	outs, err := reports.ParseOutputsFor(a.defaultOutputs(f.outputs), releases.CheckFormat)
+	outs, err := reports.ParseOutputsFor(a.defaultOutputs(f.outputs), checkCurrencyFormat)
 	if err != nil {
 		return errcode.Wrap(releases.CodeBadOutput, err, "-o")
 	}

@@ -96,6 +96,10 @@ func TestFleetCurrencyCatalog(t *testing.T) {
 	if _, stderr, code := runCLI(t, append([]string{"fleet", "currency", "--inventory", "../../examples/inventory/fleet.json", "-o", "json"}, src...)...); code != 0 {
 		t.Errorf("no --fail-on: exit %d %s", code, stderr)
 	}
+	// --fail-on never, as audit and report convert spell it, is the default.
+	if _, stderr, code := runCLI(t, append([]string{"fleet", "currency", "--inventory", "../../examples/inventory/fleet.json", "-o", "json", "--fail-on", "never"}, src...)...); code != 0 {
+		t.Errorf("--fail-on never: exit %d %s", code, stderr)
+	}
 	stdout, _, code := runCLI(t, append([]string{"-j", "fleet", "currency", "--inventory", "../../examples/inventory/fleet.json", "--fail-on", "behind", "--supported", "arcagent=>=1.27.0"}, src...)...)
 	var doc struct {
 		Results []struct{ Machine, Product, State, MinSupported string }
@@ -213,7 +217,7 @@ func TestFleetCurrencyGitHub(t *testing.T) {
 		{[]string{"--github-repo", "arc/agent", "--supported", "arcagent=latest"}, 2, "ARC0309"},
 		{[]string{"--github-repo", "arc/agent", "--support-window", "12m"}, 2, "write 12mo for months"},
 		{[]string{"--github-repo", "arc/agent", "--fail-on", "current"}, 2, "--fail-on"},
-		{[]string{"--github-repo", "arc/agent", "-o", "xml"}, 2, "unknown format"},
+		{[]string{"--github-repo", "arc/agent", "-o", "xml"}, 2, "unknown report format"},
 		{[]string{"--github-repo", "arc/agent", "-o", "json", "-o", "csv"}, 2, "both write to standard output"},
 		{[]string{"--github-repo", "not-a-repo"}, 2, "is not OWNER/REPO"},
 		{[]string{"--github-repo", "arc/agent", "--catalog", "x"}, 2, "not both"},

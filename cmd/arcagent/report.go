@@ -48,7 +48,7 @@ func newReportConvertCmd(a *app) *cobra.Command {
 	f := &convertFlags{}
 	cmd := &cobra.Command{
 		Use:   "convert REPORT.json",
-		Short: "Render a saved JSON report as table, JSON, SARIF, JUnit, Markdown or HTML",
+		Short: "Render a saved JSON report as table, JSON, CSV, SARIF, JUnit, Markdown or HTML",
 		Long: `Convert reads a JSON report written by "arcagent audit -o json=FILE" (or - for
 standard input) and writes it in one or more formats, exactly as the audit
 would have. Give -o FORMAT for standard output or -o FORMAT=FILE for a file;
@@ -64,18 +64,26 @@ or above it could not be evaluated. Without --fail-on, convert does not gate.`,
   arcagent report convert audit.json -o html=audit.html --fail-on critical
   arcagent audit -o json | arcagent report convert - -o table`,
 		Args: exactArgs(1),
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return []string{"json"}, cobra.ShellCompDirectiveFilterFileExt
+		},
 		RunE: func(cmd *cobra.Command, args []string) error { return a.runConvert(args[0], f) },
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVarP(&f.outputs, "format", "o", nil, "output FORMAT[=FILE], repeatable: "+strings.Join(reports.Formats(), ", ")+" (default table, or json with -j)")
-	fl.StringVar(&f.failOn, "fail-on", "", "evaluate the gate again: exit 1 when a failure is at or above this severity (critical, high, medium, low, info)")
+	fl.StringVar(&f.failOn, "fail-on", "", "evaluate the gate again: exit 1 when a failure is at or above this severity (critical, high, medium, low, info), or never (report only)")
+	_ = cmd.RegisterFlagCompletionFunc("format", completeFormats(reports.Formats))
+	_ = cmd.RegisterFlagCompletionFunc("fail-on", completeFixed(append(severityNames(), string(reports.FailOnNever))...))
 	return cmd
 }
 
 func (a *app) runConvert(path string, f *convertFlags) error {
 	var failOn reports.Severity
 	if f.failOn != "" {
-		s, err := parseSeverityFlag("fail-on", f.failOn)
+		s, err := parseFailOn(f.failOn)
 		if err != nil {
 			return err
 		}

@@ -14,7 +14,7 @@ func TestReportConvertEscapesControlCharacters(t *testing.T) {
 "target":{"kind":"host","host":"evil\u001b[2J\u001b[H","note":"ring\u0007"},"profiles":["tier0"],"failOn":"high",
 "rules":[{"id":"ARC-T0-002","title":"t\u001b]0;owned\u0007","severity":"high","profiles":["tier0"],"rationale":"r","remediation":"fix\u001b[8m"}],
 "results":[{"ruleId":"ARC-T0-002","severity":"high","status":"fail","message":"bad\rgate: passed \u202eexe.txt","resource":"res\u009b2J","location":{"path":"etc/x","line":1},"fingerprint":"f"}]}`
-	for _, format := range []string{"table", "markdown", "html", "junit"} {
+	for _, format := range []string{"table", "markdown", "html", "junit", "csv"} {
 		t.Run(format, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := run([]string{"report", "convert", "-", "-o", format}, strings.NewReader(saved), &stdout, &stderr)
@@ -27,6 +27,10 @@ func TestReportConvertEscapesControlCharacters(t *testing.T) {
 			}
 			if !strings.Contains(out, `x1b[2J`) || !strings.Contains(out, `u202eexe.txt`) {
 				t.Errorf("the %s output does not show the escapes:\n%s", format, out)
+			}
+			// Escaped once: Markdown does not double the backslash of an escape.
+			if format == "markdown" && (!strings.Contains(out, `| Target | host: evil\x1b\[2J\x1b\[H |`) || strings.Contains(out, `\\x1b`)) {
+				t.Errorf("the Markdown target is not escaped once:\n%s", out)
 			}
 		})
 	}

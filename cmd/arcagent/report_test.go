@@ -148,6 +148,8 @@ func TestConvertExitCodes(t *testing.T) {
 		{"fail-on medium with a medium failure", []string{withMedium, "-o", "markdown", "--fail-on", "medium"}, 1, ""},
 		{"fail-on info on a clean report", []string{clean, "-o", "html", "--fail-on", "info"}, 0, ""},
 		{"fail-on is case-insensitive", []string{withCritical, "-o", "json", "--fail-on", "CRITICAL"}, 1, ""},
+		{"fail-on never does not gate, as in audit", []string{withCritical, "-o", "json", "--fail-on", "never"}, 0, ""},
+		{"fail-on never on a rule error", []string{withError, "-o", "table", "--fail-on", "Never"}, 0, ""},
 		{"rule error at the gate", []string{withError, "-o", "table", "--fail-on", "high"}, 3, ""},
 		{"a rule error wins over a failure", []string{withError, "-o", "table", "--fail-on", "low"}, 3, ""},
 		{"rule error below the gate", []string{withError, "-o", "table", "--fail-on", "critical"}, 0, ""},

@@ -7,16 +7,14 @@ import (
 	"io"
 	"strings"
 
-	"golang.org/x/term"
+	"github.com/arcagent/arcagent/internal/table"
 )
 
 // IsTerminal reports whether v (a reader or writer of the process, such as
 // os.Stdin or os.Stdout) is a terminal. Anything without a file
-// descriptor, such as a buffer or a pipe read by a test, is not.
-func IsTerminal(v any) bool {
-	f, ok := v.(interface{ Fd() uintptr })
-	return ok && term.IsTerminal(int(f.Fd()))
-}
+// descriptor, such as a buffer or a pipe read by a test, is not. It is
+// table.IsTerminal, the one terminal check, kept here for the commands.
+func IsTerminal(v any) bool { return table.IsTerminal(v) }
 
 // ErrNotTerminal is returned by Confirm when there is nobody to ask.
 var ErrNotTerminal = errors.New("standard input is not a terminal")

@@ -41,12 +41,31 @@ const minWrap = 12
 // gap separates columns.
 const gap = "  "
 
+// IsTerminal reports whether v (a reader or writer of the process, such as
+// os.Stdin or os.Stdout) is a terminal. Anything without a file
+// descriptor, such as a buffer or a pipe read by a test, is not. It is the
+// one terminal check of arcagent (internal/cli.IsTerminal is this).
+func IsTerminal(v any) bool {
+	_, ok := terminalFd(v)
+	return ok
+}
+
+// terminalFd returns v's file descriptor when v is a terminal.
+func terminalFd(v any) (int, bool) {
+	f, ok := v.(interface{ Fd() uintptr })
+	if !ok {
+		return 0, false
+	}
+	fd := int(f.Fd())
+	return fd, term.IsTerminal(fd)
+}
+
 // Width returns the width tables written to w should fit: the terminal's
 // when w is one, else $COLUMNS when it is a positive number, else 0
 // (unlimited).
 func Width(w io.Writer) int {
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
+	if fd, ok := terminalFd(w); ok {
+		if cols, _, err := term.GetSize(fd); err == nil && cols > 0 {
 			return cols
 		}
 	}
