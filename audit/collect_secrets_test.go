@@ -40,11 +40,11 @@ func TestSecretScanListsRefusedFiles(t *testing.T) {
 		t.Errorf("found = %+v", f.Secrets.Found)
 	}
 	want := map[string]string{
-		"home/alice/.bash_history": "a link, not followed",
-		"home/alice/zero.txt":      "a link, not followed",
-		"home/alice/pipe.env":      "a special file",
+		"home/alice/zero.txt": "a link, not followed",
+		"home/alice/pipe.env": "a special file",
 	}
-	// photo.jpg is no candidate: it would not have been read as a file either.
+	// photo.jpg is no candidate: it would not have been read as a file
+	// either; a history kept in /dev/null holds nothing to find.
 	if f.Secrets.SkippedCount != len(want) || len(f.Secrets.Skipped) != len(want) {
 		t.Fatalf("skipped = %d %+v, want %v", f.Secrets.SkippedCount, f.Secrets.Skipped, want)
 	}
@@ -55,7 +55,7 @@ func TestSecretScanListsRefusedFiles(t *testing.T) {
 	}
 	var noted bool
 	for _, e := range f.Errors {
-		noted = noted || (e.Collector == "secrets" && strings.Contains(e.Error, "3 file(s) were not scanned"))
+		noted = noted || (e.Collector == "secrets" && strings.Contains(e.Error, "2 file(s) were not scanned"))
 	}
 	if !noted {
 		t.Errorf("no collector error says files were not scanned: %+v", f.Errors)

@@ -143,6 +143,28 @@ func (d *Dir) Entries() ([]fs.DirEntry, error) {
 	return ents, nil
 }
 
+// Readlink returns the target of the symbolic link base of d, without
+// following it.
+func (d *Dir) Readlink(base string) (string, error) {
+	if err := checkBase(base); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Readlinkat(int(d.f.Fd()), base, buf)
+		if err != nil {
+			return "", wrap(path.Join(d.name, base), err)
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		if len(buf) >= 4096 {
+			return "", wrap(path.Join(d.name, base), unix.ENAMETOOLONG)
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
 // Sub opens the subdirectory base, refusing a symlink.
 func (d *Dir) Sub(base string) (*Dir, error) {
 	name := path.Join(d.name, base)
