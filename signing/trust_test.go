@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/arcagent/arcagent/errcode"
 )
 
 func TestTrustStoreAddListRemove(t *testing.T) {
@@ -143,6 +145,24 @@ func TestTrustStoreMissingIsEmpty(t *testing.T) {
 	s, err := LoadTrustStore(filepath.Join(t.TempDir(), "none"))
 	if err != nil || len(s.Keys) != 0 {
 		t.Fatalf("store %+v err %v", s, err)
+	}
+}
+
+// TestTrustStoreOwnedBySelf: a command not run as root trusts a store its
+// own user owns (the fleet currency of an operator's own catalog keys),
+// without AllowNonRootOwner; a group- or world-writable one stays refused.
+func TestTrustStoreOwnedBySelf(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("as root only a root-owned store is trusted (TestAllowNonRootOwnerWarns, TestTrustStoreOwnership)")
+	}
+	dir := t.TempDir()
+	chmod(t, dir, 0o755)
+	if _, err := LoadTrustStore(dir); err != nil {
+		t.Fatalf("a store owned by the caller was refused: %v", err)
+	}
+	chmod(t, dir, 0o775)
+	if _, err := LoadTrustStore(dir); !errcode.Is(err, CodeTrustInsecure) {
+		t.Fatalf("a group-writable store: %v, want %s", err, CodeTrustInsecure)
 	}
 }
 
