@@ -2,12 +2,12 @@ package signing
 
 import (
 	"archive/zip"
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/arcagent/arcagent/internal/testutil"
 	"github.com/sigstore/sigstore/pkg/signature"
 )
 
@@ -70,9 +70,9 @@ func newFixture(t testing.TB) *fixture {
 	// A package as package build makes it; signing signs any bytes, so the
 	// zip is written directly (building belongs to agent/extensions).
 	pkgPath := filepath.Join(root, testPkg.FileName())
-	zipBytes := makeZip(t, []zipEntry{
-		{name: "HandlerManifest.json", body: []byte(testManifest), method: zip.Deflate},
-		{name: "bin/handler.sh", mode: 0o755, body: []byte("#!/bin/sh\necho \"$1\"\n"), method: zip.Deflate},
+	zipBytes := testutil.Zip(t, []testutil.ZipEntry{
+		{Name: "HandlerManifest.json", Body: []byte(testManifest), Method: zip.Deflate},
+		{Name: "bin/handler.sh", Mode: 0o755, Body: []byte("#!/bin/sh\necho \"$1\"\n"), Method: zip.Deflate},
 	})
 	if err := os.WriteFile(pkgPath, zipBytes, 0o644); err != nil {
 		t.Fatal(err)
@@ -94,36 +94,4 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	return &fixture{dir: root, pkgPath: pkgPath, envelope: env, key: key, store: store, trustDir: trustDir}
-}
-
-// zipEntry describes one entry of a hand-made archive.
-type zipEntry struct {
-	name   string
-	mode   os.FileMode
-	body   []byte
-	method uint16
-}
-
-func makeZip(t testing.TB, entries []zipEntry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, e := range entries {
-		h := &zip.FileHeader{Name: e.name, Method: e.method}
-		if e.mode == 0 {
-			e.mode = 0o644
-		}
-		h.SetMode(e.mode)
-		w, err := zw.CreateHeader(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write(e.body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }

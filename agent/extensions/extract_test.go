@@ -17,36 +17,37 @@ import (
 	"testing"
 
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/testutil"
 )
 
 // hostileCorpus returns archives that must all be refused.
 func hostileCorpus(t testing.TB) map[string][]byte {
 	t.Helper()
 	body := []byte("pwned\n")
-	link := func(name, target string) zipEntry {
-		return zipEntry{name: name, mode: fs.ModeSymlink | 0o777, body: []byte(target)}
+	link := func(name, target string) testutil.ZipEntry {
+		return testutil.ZipEntry{Name: name, Mode: fs.ModeSymlink | 0o777, Body: []byte(target)}
 	}
 	c := map[string][]byte{
-		"zip-slip":              makeZip(t, []zipEntry{{name: "ok.txt", body: body}, {name: "../../evil.txt", body: body}}),
-		"zip-slip-nested":       makeZip(t, []zipEntry{{name: "a/../../evil.txt", body: body}}),
-		"zip-slip-backslash":    makeZip(t, []zipEntry{{name: `..\..\evil.txt`, body: body}}),
-		"absolute-path":         makeZip(t, []zipEntry{{name: "/tmp/arcagent-hostile-evil.txt", body: body}}),
-		"windows-drive":         makeZip(t, []zipEntry{{name: "C:/evil.txt", body: body}}),
-		"dot-component":         makeZip(t, []zipEntry{{name: "./a/evil.txt", body: body}}),
-		"symlink-escape":        makeZip(t, []zipEntry{link("up", "../../../../etc")}),
-		"symlink-absolute":      makeZip(t, []zipEntry{link("passwd", "/etc/passwd")}),
-		"symlink-then-write":    makeZip(t, []zipEntry{{name: "sub/", mode: fs.ModeDir | 0o755}, link("ln", "sub"), {name: "ln/evil.txt", body: body}}),
-		"write-through-outlink": makeZip(t, []zipEntry{link("ln", "/tmp"), {name: "ln/arcagent-hostile-evil.txt", body: body}}),
-		"symlink-chain":         makeZip(t, []zipEntry{link("l2", "."), link("l1", "l2/..")}),
-		"symlink-deep-chain":    makeZip(t, []zipEntry{{name: "a/b/", mode: fs.ModeDir | 0o755}, link("a/b/c", "../.."), link("x", "a/b/c/..")}),
-		"char-device":           makeZip(t, []zipEntry{{name: "null", mode: fs.ModeDevice | fs.ModeCharDevice | 0o666}}),
-		"block-device":          makeZip(t, []zipEntry{{name: "sda", mode: fs.ModeDevice | 0o660}}),
-		"named-pipe":            makeZip(t, []zipEntry{{name: "fifo", mode: fs.ModeNamedPipe | 0o644}}),
-		"socket":                makeZip(t, []zipEntry{{name: "sock", mode: fs.ModeSocket | 0o644}}),
-		"duplicate":             makeZip(t, []zipEntry{{name: "a.txt", body: body}, {name: "a.txt", body: body}}),
-		"case-duplicate":        makeZip(t, []zipEntry{{name: "A.txt", body: body}, {name: "a.txt", body: body}}),
-		"file-then-dir":         makeZip(t, []zipEntry{{name: "a", body: body}, {name: "a/b.txt", body: body}}),
-		"nul-in-name":           makeZip(t, []zipEntry{{name: "a\x00.txt", body: body}}),
+		"zip-slip":              testutil.Zip(t, []testutil.ZipEntry{{Name: "ok.txt", Body: body}, {Name: "../../evil.txt", Body: body}}),
+		"zip-slip-nested":       testutil.Zip(t, []testutil.ZipEntry{{Name: "a/../../evil.txt", Body: body}}),
+		"zip-slip-backslash":    testutil.Zip(t, []testutil.ZipEntry{{Name: `..\..\evil.txt`, Body: body}}),
+		"absolute-path":         testutil.Zip(t, []testutil.ZipEntry{{Name: "/tmp/arcagent-hostile-evil.txt", Body: body}}),
+		"windows-drive":         testutil.Zip(t, []testutil.ZipEntry{{Name: "C:/evil.txt", Body: body}}),
+		"dot-component":         testutil.Zip(t, []testutil.ZipEntry{{Name: "./a/evil.txt", Body: body}}),
+		"symlink-escape":        testutil.Zip(t, []testutil.ZipEntry{link("up", "../../../../etc")}),
+		"symlink-absolute":      testutil.Zip(t, []testutil.ZipEntry{link("passwd", "/etc/passwd")}),
+		"symlink-then-write":    testutil.Zip(t, []testutil.ZipEntry{{Name: "sub/", Mode: fs.ModeDir | 0o755}, link("ln", "sub"), {Name: "ln/evil.txt", Body: body}}),
+		"write-through-outlink": testutil.Zip(t, []testutil.ZipEntry{link("ln", "/tmp"), {Name: "ln/arcagent-hostile-evil.txt", Body: body}}),
+		"symlink-chain":         testutil.Zip(t, []testutil.ZipEntry{link("l2", "."), link("l1", "l2/..")}),
+		"symlink-deep-chain":    testutil.Zip(t, []testutil.ZipEntry{{Name: "a/b/", Mode: fs.ModeDir | 0o755}, link("a/b/c", "../.."), link("x", "a/b/c/..")}),
+		"char-device":           testutil.Zip(t, []testutil.ZipEntry{{Name: "null", Mode: fs.ModeDevice | fs.ModeCharDevice | 0o666}}),
+		"block-device":          testutil.Zip(t, []testutil.ZipEntry{{Name: "sda", Mode: fs.ModeDevice | 0o660}}),
+		"named-pipe":            testutil.Zip(t, []testutil.ZipEntry{{Name: "fifo", Mode: fs.ModeNamedPipe | 0o644}}),
+		"socket":                testutil.Zip(t, []testutil.ZipEntry{{Name: "sock", Mode: fs.ModeSocket | 0o644}}),
+		"duplicate":             testutil.Zip(t, []testutil.ZipEntry{{Name: "a.txt", Body: body}, {Name: "a.txt", Body: body}}),
+		"case-duplicate":        testutil.Zip(t, []testutil.ZipEntry{{Name: "A.txt", Body: body}, {Name: "a.txt", Body: body}}),
+		"file-then-dir":         testutil.Zip(t, []testutil.ZipEntry{{Name: "a", Body: body}, {Name: "a/b.txt", Body: body}}),
+		"nul-in-name":           testutil.Zip(t, []testutil.ZipEntry{{Name: "a\x00.txt", Body: body}}),
 		"not-a-zip":             []byte("PK\x03\x04 this is not a zip archive at all"),
 		"zip-bomb":              zipBomb(t, 16<<20),
 		"lying-size":            lyingSize(t),
@@ -182,19 +183,19 @@ func TestExtractLimits(t *testing.T) {
 	tests := []struct {
 		name string
 		lim  Limits
-		ents []zipEntry
+		ents []testutil.ZipEntry
 		ok   bool
 	}{
-		{"within limits", Limits{MaxEntries: 3, MaxFileSize: 64 << 10, MaxTotalSize: 128 << 10}, []zipEntry{{name: "a", body: big, method: zip.Deflate}, {name: "b", body: big}}, true},
-		{"too many entries", Limits{MaxEntries: 1}, []zipEntry{{name: "a"}, {name: "b"}}, false},
-		{"file over per-file limit", Limits{MaxFileSize: 1000}, []zipEntry{{name: "a", body: big}}, false},
-		{"total over limit", Limits{MaxTotalSize: 100 << 10}, []zipEntry{{name: "a", body: big}, {name: "b", body: big}}, false},
-		{"ratio over limit", Limits{MaxRatio: 10, RatioFloor: 1 << 10}, []zipEntry{{name: "a", body: big, method: zip.Deflate}}, false},
-		{"deep path", Limits{MaxDepth: 3}, []zipEntry{{name: "a/b/c/d"}}, false},
+		{"within limits", Limits{MaxEntries: 3, MaxFileSize: 64 << 10, MaxTotalSize: 128 << 10}, []testutil.ZipEntry{{Name: "a", Body: big, Method: zip.Deflate}, {Name: "b", Body: big}}, true},
+		{"too many entries", Limits{MaxEntries: 1}, []testutil.ZipEntry{{Name: "a"}, {Name: "b"}}, false},
+		{"file over per-file limit", Limits{MaxFileSize: 1000}, []testutil.ZipEntry{{Name: "a", Body: big}}, false},
+		{"total over limit", Limits{MaxTotalSize: 100 << 10}, []testutil.ZipEntry{{Name: "a", Body: big}, {Name: "b", Body: big}}, false},
+		{"ratio over limit", Limits{MaxRatio: 10, RatioFloor: 1 << 10}, []testutil.ZipEntry{{Name: "a", Body: big, Method: zip.Deflate}}, false},
+		{"deep path", Limits{MaxDepth: 3}, []testutil.ZipEntry{{Name: "a/b/c/d"}}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			data := makeZip(t, tc.ents)
+			data := testutil.Zip(t, tc.ents)
 			dir := t.TempDir()
 			_, err := ExtractReader(ctx, bytes.NewReader(data), int64(len(data)), dir, tc.lim)
 			if tc.ok != (err == nil) {
@@ -208,25 +209,25 @@ func TestExtractLimits(t *testing.T) {
 }
 
 func TestExtractKeepsOnlyExecBitAndInTreeLinks(t *testing.T) {
-	data := makeZip(t, []zipEntry{
-		{name: "bin/", mode: fs.ModeDir | 0o777},
-		{name: "bin/run.sh", mode: fs.ModeSetuid | 0o777, body: []byte("#!/bin/sh\n")},
-		{name: "data/conf.txt", mode: 0o666, body: []byte("x")},
-		{name: "current", mode: fs.ModeSymlink | 0o777, body: []byte("data")},
-		{name: "bin/conf", mode: fs.ModeSymlink | 0o777, body: []byte("../data/conf.txt")},
-		{name: "top", mode: fs.ModeSymlink | 0o777, body: []byte("..")},
+	data := testutil.Zip(t, []testutil.ZipEntry{
+		{Name: "bin/", Mode: fs.ModeDir | 0o777},
+		{Name: "bin/run.sh", Mode: fs.ModeSetuid | 0o777, Body: []byte("#!/bin/sh\n")},
+		{Name: "data/conf.txt", Mode: 0o666, Body: []byte("x")},
+		{Name: "current", Mode: fs.ModeSymlink | 0o777, Body: []byte("data")},
+		{Name: "bin/conf", Mode: fs.ModeSymlink | 0o777, Body: []byte("../data/conf.txt")},
+		{Name: "top", Mode: fs.ModeSymlink | 0o777, Body: []byte("..")},
 	})
 	_ = data
 	// "top" points at the tree's parent: it must be refused on its own.
 	if _, err := ExtractReader(context.Background(), bytes.NewReader(data), int64(len(data)), t.TempDir(), Limits{}); !errors.Is(err, CodeUnsafeArchive) {
 		t.Fatalf("link to .. accepted: %v", err)
 	}
-	data = makeZip(t, []zipEntry{
-		{name: "bin/", mode: fs.ModeDir | 0o777},
-		{name: "bin/run.sh", mode: fs.ModeSetuid | 0o777, body: []byte("#!/bin/sh\n")},
-		{name: "data/conf.txt", mode: 0o666, body: []byte("x")},
-		{name: "current", mode: fs.ModeSymlink | 0o777, body: []byte("data")},
-		{name: "bin/conf", mode: fs.ModeSymlink | 0o777, body: []byte("../data/conf.txt")},
+	data = testutil.Zip(t, []testutil.ZipEntry{
+		{Name: "bin/", Mode: fs.ModeDir | 0o777},
+		{Name: "bin/run.sh", Mode: fs.ModeSetuid | 0o777, Body: []byte("#!/bin/sh\n")},
+		{Name: "data/conf.txt", Mode: 0o666, Body: []byte("x")},
+		{Name: "current", Mode: fs.ModeSymlink | 0o777, Body: []byte("data")},
+		{Name: "bin/conf", Mode: fs.ModeSymlink | 0o777, Body: []byte("../data/conf.txt")},
 	})
 	dest := filepath.Join(t.TempDir(), "x")
 	zp := dest + ".zip"
@@ -266,7 +267,7 @@ func TestExtractKeepsOnlyExecBitAndInTreeLinks(t *testing.T) {
 func TestExtractRefusesExistingDest(t *testing.T) {
 	dir := t.TempDir()
 	zp := filepath.Join(dir, "p.zip")
-	os.WriteFile(zp, makeZip(t, []zipEntry{{name: "a"}}), 0o644)
+	os.WriteFile(zp, testutil.Zip(t, []testutil.ZipEntry{{Name: "a"}}), 0o644)
 	if _, err := Extract(context.Background(), zp, dir, Limits{}); !errors.Is(err, CodeAlreadyInstalled) {
 		t.Fatalf("err = %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/arcagent/arcagent/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,7 +49,7 @@ func FuzzExtract(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	f.Add(makeZip(f, []zipEntry{{name: "a/b.txt", body: []byte("hi")}, {name: "l", mode: 0o777 | os.ModeSymlink, body: []byte("a/b.txt")}}))
+	f.Add(testutil.Zip(f, []testutil.ZipEntry{{Name: "a/b.txt", Body: []byte("hi")}, {Name: "l", Mode: 0o777 | os.ModeSymlink, Body: []byte("a/b.txt")}}))
 	if fx := newFixture(f); fx != nil {
 		if data, err := os.ReadFile(fx.pkgPath); err == nil {
 			f.Add(data)

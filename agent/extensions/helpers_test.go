@@ -1,8 +1,6 @@
 package extensions
 
 import (
-	"archive/zip"
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -121,36 +119,4 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	return &fixture{dir: root, pkgPath: res.Path, envelope: env, key: key, store: store, trustDir: trustDir}
-}
-
-// zipEntry describes one entry of a hand-made archive.
-type zipEntry struct {
-	name   string
-	mode   os.FileMode
-	body   []byte
-	method uint16
-}
-
-func makeZip(t testing.TB, entries []zipEntry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, e := range entries {
-		h := &zip.FileHeader{Name: e.name, Method: e.method}
-		if e.mode == 0 {
-			e.mode = 0o644
-		}
-		h.SetMode(e.mode)
-		w, err := zw.CreateHeader(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write(e.body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
