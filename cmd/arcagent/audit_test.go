@@ -285,6 +285,11 @@ func TestAuditPlannedConfig(t *testing.T) {
 	if !strings.Contains(out, "fix ARC-T0-001: edit "+plan+`: set "incomingconnections.enabled" to false`) || strings.Contains(out, "fix ARC-T0-001: arcagent config set") {
 		t.Errorf("planned fix is not an edit of the file:\n%s", out)
 	}
+	// The plan does not set the key (it misspells it): its value is the
+	// default's, and the message says so rather than naming the plan.
+	if !strings.Contains(out, "(configured true, source default)") {
+		t.Errorf("ARC-T0-001 names the wrong source for a key the plan does not set:\n%s", out)
+	}
 	sarif, _ := os.ReadFile(sarifFile)
 	junit, _ := os.ReadFile(junitFile)
 	want := filepath.ToSlash(filepath.Clean(plan))
