@@ -260,8 +260,11 @@ func keyLines(data []byte) map[string]int {
 		// The key starts after the whitespace that follows offset off.
 		rest := data[off:]
 		skip := len(rest) - len(bytes.TrimLeft(rest, " \t\r\n,"))
+		line := 1 + bytes.Count(data[:int(off)+skip], []byte("\n"))
 		if p, ok := config.Lookup(key); ok {
-			out[p.Name] = 1 + bytes.Count(data[:int(off)+skip], []byte("\n"))
+			out[p.Name] = line
+		} else if _, seen := out[key]; !seen {
+			out[key] = line // an unknown key, for its warning
 		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {

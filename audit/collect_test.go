@@ -60,7 +60,8 @@ func TestDaemonOf(t *testing.T) {
 func TestKeyLines(t *testing.T) {
 	data := []byte("{\n  \"config.mode\": \"full\",\n  \"extensions.allowlist\": [\n    \"A/B\"\n  ],\n  \"x.unknown\": 1,\n  \"incomingconnections.enabled\": false\n}\n")
 	got := keyLines(data)
-	want := map[string]int{"config.mode": 2, "extensions.allowlist": 3, "incomingconnections.enabled": 7}
+	// Unknown keys keep their line too, for the warning that names them.
+	want := map[string]int{"config.mode": 2, "extensions.allowlist": 3, "x.unknown": 6, "incomingconnections.enabled": 7}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("keyLines = %v, want %v", got, want)
 	}

@@ -239,7 +239,11 @@ func warnUnknownKeys(f *Facts, warn func(string)) {
 		file = f.Target.Planned
 	}
 	for _, k := range f.Config.UnknownKeys {
-		warn(fmt.Sprintf("%s: unknown key %q configures nothing (it is kept but ignored)%s", file, k, suggest.DidYouMean(k, config.Names())))
+		at := file
+		if line, ok := f.Config.Lines[k]; ok {
+			at = fmt.Sprintf("%s:%d", file, line)
+		}
+		warn(fmt.Sprintf("%s: unknown key %q configures nothing (it is kept but ignored)%s", at, k, suggest.DidYouMean(k, config.Names())))
 	}
 }
 

@@ -101,7 +101,8 @@ type ConfigFacts struct {
 	Set       []string       `json:"set"`
 	Values    map[string]any `json:"values"`
 	Effective map[string]any `json:"effective"`
-	// Lines maps each property set in the file to its 1-based line.
+	// Lines maps each key of the file to its 1-based line: properties by
+	// their name, unknown keys as written (for the warning naming them).
 	Lines map[string]int `json:"lines"`
 	Mode  string         `json:"mode"`
 	// ProxyHasCredentials is true when proxy.url carries a user or password.

@@ -205,7 +205,7 @@ func TestUnknownKeysOfARootWarned(t *testing.T) {
 	tr.LocalConfig(map[string]any{"proxy.ulr": "http://p:3128"})
 	var warnings []string
 	auditTree(t, root, func(o *RunOptions) { o.Warn = func(s string) { warnings = append(warnings, s) } })
-	want := filepath.Join(root, "var/opt/azcmagent/localconfig.json") + `: unknown key "proxy.ulr"`
+	want := filepath.Join(root, "var/opt/azcmagent/localconfig.json") + `:2: unknown key "proxy.ulr"`
 	if !slices.ContainsFunc(warnings, func(s string) bool {
 		return strings.HasPrefix(s, want) && strings.Contains(s, "did you mean proxy.url?")
 	}) {

@@ -279,7 +279,7 @@ func TestAuditPlannedConfig(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stderr, `unknown key "incomingconnection.enabled"`) || !strings.Contains(stderr, "did you mean incomingconnections.enabled?") {
+	if !strings.Contains(stderr, plan+`:2: unknown key "incomingconnection.enabled"`) || !strings.Contains(stderr, "did you mean incomingconnections.enabled?") {
 		t.Errorf("no unknown-key warning: %q", stderr)
 	}
 	if !strings.Contains(out, "fix ARC-T0-001: edit "+plan+`: set "incomingconnections.enabled" to false`) || strings.Contains(out, "fix ARC-T0-001: arcagent config set") {
