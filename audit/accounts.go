@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/internal/saferead"
 )
 
@@ -96,6 +97,23 @@ func colonLines(b []byte) [][]string {
 		out = append(out, strings.Split(line, ":"))
 	}
 	return out
+}
+
+// layoutIDs are the numeric ids of the accounts the layout names, as this
+// target knows them ("user:NAME" and "group:NAME" keys).
+func (a *accounts) layoutIDs() map[string]string {
+	ids := map[string]string{}
+	for _, u := range []string{layout.UserRoot, layout.UserHIMDS} {
+		if id, ok := a.userIDs[u]; ok {
+			ids["user:"+u] = strconv.Itoa(id)
+		}
+	}
+	for _, g := range []string{layout.GroupRoot, layout.GroupHIMDS} {
+		if id, ok := a.groupIDs[g]; ok {
+			ids["group:"+g] = strconv.Itoa(id)
+		}
+	}
+	return ids
 }
 
 func (a *accounts) userName(uid int) string {

@@ -105,6 +105,9 @@ func Collect(ctx context.Context, opts Options) (*Facts, error) {
 		c.errorf("host", "/etc/passwd", "the target has no readable users and groups (%v); owners are named from this host's /etc/passwd and /etc/group", err)
 		c.acct, err = readHostAccounts()
 	}
+	if err == nil && !f.Target.Live {
+		f.Target.IDs = c.acct.layoutIDs()
+	}
 	if err != nil {
 		// Owners named by number would fail the ownership rules falsely:
 		// the sections that name users say error instead.

@@ -192,7 +192,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 			warn(err.Error())
 		}
 		rep.Rules = append(rep.Rules, reports.Rule{ID: c.ID, Title: c.Title, Severity: c.Severity, Profiles: c.Profiles,
-			Rationale: c.Rationale, Remediation: adaptRemedy(fix, rep.Target), References: c.References, Source: c.Source})
+			Rationale: c.Rationale, Remediation: adaptRemedy(fix, rep.Target, facts.Target.IDs), References: c.References, Source: c.Source})
 		for _, oc := range c.EvalContext(ctx, doc) {
 			loc := reports.Location{Path: oc.Path, Line: oc.Line}
 			if planned != "" && loc.Path == facts.Config.Path {

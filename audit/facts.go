@@ -57,6 +57,12 @@ type TargetFacts struct {
 	// DefaultInstall is true when no agent is installed and the default
 	// configuration is evaluated as the planned one.
 	DefaultInstall bool `json:"default_install"`
+	// IDs are the tree's own numeric ids of the accounts the layout names
+	// ("user:himds" -> "999", "group:himds" -> "995"), read from its
+	// /etc/passwd and /etc/group, for --root targets only: a chown in a fix
+	// for an image must use the image's ids, which this host's names may
+	// not map to.
+	IDs map[string]string `json:"ids,omitempty"`
 }
 
 // HostFacts describes the machine.

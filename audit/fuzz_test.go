@@ -53,10 +53,10 @@ func FuzzAdaptRemedy(f *testing.F) {
 	f.Add("arcagent config set extensions.blocklist --add X/Y; gpasswd -d alice himds; systemctl edit extd")
 	f.Add("arcagent config set proxy.url \"\"")
 	f.Fuzz(func(t *testing.T, s string) {
-		out := adaptRemedy(s, reports.Target{Kind: reports.TargetRoot, Root: "/srv/img"})
+		out := adaptRemedy(s, reports.Target{Kind: reports.TargetRoot, Root: "/srv/img"}, map[string]string{"user:himds": "999", "group:himds": "995"})
 		if m := arcagentVerbRE.FindString(out); m != "" {
 			t.Errorf("%q -> %q still has %q", s, out, m)
 		}
-		_ = adaptRemedy(s, reports.Target{Kind: reports.TargetPlanned, Planned: "plan.json"})
+		_ = adaptRemedy(s, reports.Target{Kind: reports.TargetPlanned, Planned: "plan.json"}, nil)
 	})
 }

@@ -25,12 +25,31 @@ import (
 //   - --config FILE: `arcagent config set KEY VALUE` becomes
 //     `edit FILE: set "KEY" to VALUE` (VALUE in JSON), --add/--remove
 //     become add/remove, since the planned file is not a machine's config.
-func adaptRemedy(text string, t reports.Target) string {
+func adaptRemedy(text string, t reports.Target, ids map[string]string) string {
 	switch t.Kind {
 	case reports.TargetRoot:
 		if t.Root == "" || t.Root == "/" {
 			return text
 		}
+		// chown by the tree's own numeric ids: this host's names may map to
+		// other ids than the image's.
+		text = chownRE.ReplaceAllStringFunc(text, func(m string) string {
+			sm := chownRE.FindStringSubmatch(m)
+			user, group := sm[2], sm[3]
+			uid, okU := ids["user:"+user]
+			if !okU {
+				return m
+			}
+			out := "chown " + sm[1] + uid
+			if group != "" {
+				gid, okG := ids["group:"+group]
+				if !okG {
+					return m
+				}
+				out += ":" + gid
+			}
+			return out + " "
+		})
 		text = absPathRE.ReplaceAllStringFunc(text, func(m string) string {
 			i := strings.IndexByte(m, '/')
 			return m[:i] + shellWord(t.Root) + m[i:]
@@ -59,6 +78,8 @@ var (
 	systemctlFileRE    = regexp.MustCompile(`\bsystemctl (edit|revert)\b`)
 	systemctlRestartRE = regexp.MustCompile(`(?m)^systemctl restart (.+)$`)
 	gpasswdRE          = regexp.MustCompile(`\bgpasswd `)
+	// chownRE is a chown of a user and optional group named in letters.
+	chownRE = regexp.MustCompile(`\bchown (-R )?([a-z_][a-z0-9_-]*)(?::([a-z_][a-z0-9_-]*))? `)
 	// configSetRE is one `arcagent config set` command: key, flag, value.
 	configSetRE = regexp.MustCompile(`arcagent config set ([A-Za-z0-9_.]+)(?: (--add|-a|--remove|-r))? ("[^"]*"|[^\s"]+)`)
 )

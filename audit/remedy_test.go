@@ -18,6 +18,7 @@ import (
 func TestAdaptRemedy(t *testing.T) {
 	root := reports.Target{Kind: reports.TargetRoot, Root: "/srv/img"}
 	spaced := reports.Target{Kind: reports.TargetRoot, Root: "/tmp/my img"}
+	ids := map[string]string{"user:himds": "999", "group:himds": "995", "user:root": "0", "group:root": "0"}
 	plan := reports.Target{Kind: reports.TargetPlanned, Planned: "ci/plan.json"}
 	host := reports.Target{Kind: reports.TargetHost, Root: "/"}
 	for _, c := range []struct {
@@ -28,8 +29,12 @@ func TestAdaptRemedy(t *testing.T) {
 	}{
 		{"host unchanged", host, "arcagent config set incomingconnections.enabled false", "arcagent config set incomingconnections.enabled false"},
 		{"root config set", root, "arcagent config set incomingconnections.enabled false", "arcagent --root /srv/img config set incomingconnections.enabled false"},
+		// Owners by the tree's own ids: this host's himds may be another uid.
 		{"root paths", root, "chown -R himds:himds /var/opt/azcmagent/tokens && chmod 0640 /var/opt/azcmagent/tokens/*.key",
-			"chown -R himds:himds /srv/img/var/opt/azcmagent/tokens && chmod 0640 /srv/img/var/opt/azcmagent/tokens/*.key"},
+			"chown -R 999:995 /srv/img/var/opt/azcmagent/tokens && chmod 0640 /srv/img/var/opt/azcmagent/tokens/*.key"},
+		{"root owner only", root, "chown root /opt/azcmagent/bin", "chown 0 /srv/img/opt/azcmagent/bin"},
+		{"root unknown account kept", root, "chown arcproxy:arcproxy /var/opt/azcmagent/log", "chown arcproxy:arcproxy /srv/img/var/opt/azcmagent/log"},
+		{"host keeps names", host, "chown -R himds:himds /var/opt/azcmagent/tokens", "chown -R himds:himds /var/opt/azcmagent/tokens"},
 		{"root in prose", root, "or turn on automatic upgrades: arcagent config set automaticupgrade.enabled true",
 			"or turn on automatic upgrades: arcagent --root /srv/img config set automaticupgrade.enabled true"},
 		// /tmp and /var/tmp are secret-scan places: a fix for a file found
@@ -46,7 +51,7 @@ func TestAdaptRemedy(t *testing.T) {
 		{"planned add", plan, "arcagent config set extensions.blocklist --add A.B/C\nThen remove it.", `edit ci/plan.json: add "A.B/C" to the "extensions.blocklist" list` + "\nThen remove it."},
 		{"planned url", plan, "arcagent config set proxy.url http://PROXY-HOST:PORT", `edit ci/plan.json: set "proxy.url" to "http://PROXY-HOST:PORT"`},
 	} {
-		if got := adaptRemedy(c.in, c.t); got != c.want {
+		if got := adaptRemedy(c.in, c.t, ids); got != c.want {
 			t.Errorf("%s:\n got %q\nwant %q", c.name, got, c.want)
 		}
 	}
