@@ -79,6 +79,17 @@ func writeBenchInventory(tb testing.TB, path string, n int) {
 
 var benchFiles sync.Map // machines → path
 
+// TestMain removes the benchmark inventories, which the benchmarks share
+// across their runs and so cannot clean up one by one.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	benchFiles.Range(func(_, p any) bool {
+		_ = os.RemoveAll(filepath.Dir(p.(string)))
+		return true
+	})
+	os.Exit(code)
+}
+
 func benchInventory(b *testing.B, n int) string {
 	if p, ok := benchFiles.Load(n); ok {
 		return p.(string)
