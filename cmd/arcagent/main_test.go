@@ -18,6 +18,19 @@ var (
 	binErr  error
 )
 
+// TestMain removes the binaries the tests built (once per test process,
+// so no single test can clean them up): 50 MB in the temporary directory
+// per run otherwise.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, bin := range []string{binPath, serverBin} {
+		if bin != "" && filepath.IsAbs(bin) {
+			_ = os.RemoveAll(filepath.Dir(bin))
+		}
+	}
+	os.Exit(code)
+}
+
 // buildArcagent builds the arcagent binary once per test process, for tests
 // that need real processes (file locks, privilege, exit codes).
 func buildArcagent(t testing.TB) string {
