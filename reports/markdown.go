@@ -188,32 +188,16 @@ func (md *mdReport) summary() {
 // findings writes every failure, most severe first (the report's order),
 // up to maxRows.
 func (md *mdReport) findings() {
-	bw, r := md.bw, md.r
-	n := md.c.total(StatusFail)
-	if n == 0 {
-		return
-	}
-	bw.WriteString("\n### Findings\n\n| Severity | Rule | Resource | Finding | Location |\n|---|---|---|---|---|\n")
-	rows := 0
-	for i := range r.Results {
-		res := &r.Results[i]
-		if res.Status != StatusFail {
-			continue
-		}
-		if rows == md.maxRows {
-			break
-		}
-		rows++
-		msg := mdCell(res.Message)
-		if res.Baseline == BaselineNew {
-			msg = "🆕 " + msg
-		}
-		fmt.Fprintf(bw, "| %s | %s | %s | %s | %s |\n", mdCell(string(res.Severity)), mdCode(res.RuleID), mdCodeOrDash(res.Resource), msg,
-			mdCode(fmt.Sprintf("%s:%d", LocationPath(res.Location), LocationLine(res.Location))))
-	}
-	if n > rows {
-		fmt.Fprintf(bw, "\n%d more findings are not listed here: see the JSON, SARIF or HTML report.\n", n-rows)
-	}
+	md.resultTable(StatusFail, "\n### Findings\n\n| Severity | Rule | Resource | Finding | Location |\n|---|---|---|---|---|\n",
+		"\n%d more findings are not listed here: see the JSON, SARIF or HTML report.\n",
+		func(res *Result) string {
+			msg := mdCell(res.Message)
+			if res.Baseline == BaselineNew {
+				msg = "🆕 " + msg
+			}
+			return fmt.Sprintf("| %s | %s | %s | %s | %s |\n", mdCell(string(res.Severity)), mdCode(res.RuleID), mdCodeOrDash(res.Resource), msg,
+				mdCode(fmt.Sprintf("%s:%d", LocationPath(res.Location), LocationLine(res.Location))))
+		})
 }
 
 // howToFix writes one collapsible entry per failing rule: why it matters,
@@ -254,53 +238,53 @@ func (md *mdReport) howToFix() {
 
 // notEvaluated writes the rules that could not be evaluated, with why.
 func (md *mdReport) notEvaluated() {
-	bw, r := md.bw, md.r
-	n := md.c.total(StatusError)
-	if n == 0 {
-		return
-	}
-	bw.WriteString("\n### Could not evaluate\n\n| Severity | Rule | Resource | Reason |\n|---|---|---|---|\n")
-	rows := 0
-	for i := range r.Results {
-		res := &r.Results[i]
-		if res.Status != StatusError || rows == md.maxRows {
-			continue
-		}
-		rows++
-		fmt.Fprintf(bw, "| %s | %s | %s | %s |\n", mdCell(string(res.Severity)), mdCode(res.RuleID), mdCodeOrDash(res.Resource), mdCell(nonEmpty(res.Reason, res.Message)))
-	}
-	if n > rows {
-		fmt.Fprintf(bw, "\n%d more are not listed here: see the JSON report.\n", n-rows)
-	}
+	md.resultTable(StatusError, "\n### Could not evaluate\n\n| Severity | Rule | Resource | Reason |\n|---|---|---|---|\n",
+		"\n%d more are not listed here: see the JSON report.\n",
+		func(res *Result) string {
+			return fmt.Sprintf("| %s | %s | %s | %s |\n", mdCell(string(res.Severity)), mdCode(res.RuleID), mdCodeOrDash(res.Resource), mdCell(nonEmpty(res.Reason, res.Message)))
+		})
 }
 
 // waived writes the waived results with the waiver's justification and
 // expiry.
 func (md *mdReport) waived() {
-	bw, r := md.bw, md.r
-	n := md.c.total(StatusWaived)
+	md.resultTable(StatusWaived, "\n### Waived\n\n| Severity | Rule | Resource | Justification | Expires |\n|---|---|---|---|---|\n",
+		"\n%d more are not listed here: see the JSON report.\n",
+		func(res *Result) string {
+			just, exp := "", "–"
+			if res.Waiver != nil {
+				just = res.Waiver.Justification
+				if !res.Waiver.Expires.IsZero() {
+					exp = res.Waiver.Expires.UTC().Format("2006-01-02")
+				}
+			}
+			return fmt.Sprintf("| %s | %s | %s | %s | %s |\n", mdCell(string(res.Severity)), mdCode(res.RuleID), mdCodeOrDash(res.Resource), mdCell(just), exp)
+		})
+}
+
+// resultTable writes header and one row per result with status, at most
+// maxRows of them, then more (a format taking the count) when some were
+// left out. Nothing is written when no result has status.
+func (md *mdReport) resultTable(status Status, header, more string, row func(*Result) string) {
+	n := md.c.total(status)
 	if n == 0 {
 		return
 	}
-	bw.WriteString("\n### Waived\n\n| Severity | Rule | Resource | Justification | Expires |\n|---|---|---|---|---|\n")
+	md.bw.WriteString(header)
 	rows := 0
-	for i := range r.Results {
-		res := &r.Results[i]
-		if res.Status != StatusWaived || rows == md.maxRows {
+	for i := range md.r.Results {
+		res := &md.r.Results[i]
+		if res.Status != status {
 			continue
 		}
-		rows++
-		just, exp := "", "–"
-		if res.Waiver != nil {
-			just = res.Waiver.Justification
-			if !res.Waiver.Expires.IsZero() {
-				exp = res.Waiver.Expires.UTC().Format("2006-01-02")
-			}
+		if rows == md.maxRows {
+			break
 		}
-		fmt.Fprintf(bw, "| %s | %s | %s | %s | %s |\n", mdCell(string(res.Severity)), mdCode(res.RuleID), mdCodeOrDash(res.Resource), mdCell(just), exp)
+		rows++
+		md.bw.WriteString(row(res))
 	}
 	if n > rows {
-		fmt.Fprintf(bw, "\n%d more are not listed here: see the JSON report.\n", n-rows)
+		fmt.Fprintf(md.bw, more, n-rows)
 	}
 }
 
