@@ -83,16 +83,9 @@ func Compile(rs []Rule) (*Set, error) {
 // An expression written the same way in several rules (facts.config.available,
 // ${item.path}, …) is parsed and checked once: programs are immutable and
 // safe to share.
-func CompileIn(env *cel.Env, rs []Rule) (*Set, error) { return compileIn(env, rs, true) }
-
-// compileIn compiles rs; share=false parses every expression anew (what
-// Compile did before it shared programs; kept for the benchmark).
-func compileIn(env *cel.Env, rs []Rule, share bool) (*Set, error) {
+func CompileIn(env *cel.Env, rs []Rule) (*Set, error) {
 	set := &Set{}
-	var cache map[string]cel.Program
-	if share {
-		cache = map[string]cel.Program{}
-	}
+	cache := map[string]cel.Program{}
 	for i := range rs {
 		c, err := compileRule(env, rs[i], cache)
 		if err != nil {
@@ -103,6 +96,8 @@ func compileIn(env *cel.Env, rs []Rule, share bool) (*Set, error) {
 	return set, nil
 }
 
+// compileRule compiles one rule, taking programs from cache (and adding to
+// it) by their source text; a nil cache parses every expression anew.
 func compileRule(env *cel.Env, r Rule, cache map[string]cel.Program) (*Compiled, error) {
 	c := &Compiled{Rule: r, evidence: map[string]cel.Program{}}
 	prog := func(field, src string) (cel.Program, error) {
