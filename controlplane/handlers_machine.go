@@ -133,7 +133,7 @@ func readOptionalBody(w http.ResponseWriter, r *http.Request, limit int64, dst a
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
 		return errf(apiv1.CodeUnsupportedMedia, "Content-Type %q is not accepted: send application/json", ct)
 	}
-	return DecodeStrict(bytes.NewReader(b), limit, dst)
+	return decodeStrictBytes(b, dst) // read once, within limit, above
 }
 
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request, id string, m *machineEntry) error {

@@ -106,10 +106,16 @@ func DecodeStrict(rd io.Reader, limit int64, dst any) error {
 	case err != nil:
 		return errf(apiv1.CodeBadRequest, "the request body cannot be read: %s", err.Error())
 	}
+	return decodeStrictBytes(data, dst)
+}
+
+// decodeStrictBytes is DecodeStrict for a body already read (and already
+// within its limit).
+func decodeStrictBytes(data []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return jsonError(err, int64(len(data)), limit)
+		return jsonError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return errf(apiv1.CodeBadRequest, "the request body has data after the JSON value: send exactly one JSON object")
@@ -127,13 +133,12 @@ func DecodeStrict(rd io.Reader, limit int64, dst any) error {
 	return nil
 }
 
-func jsonError(err error, read, limit int64) error {
-	var mbe *http.MaxBytesError
+// jsonError words a decoding error of a body that was read whole (its
+// size was checked before).
+func jsonError(err error) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
-	case errors.As(err, &mbe) || read > limit:
-		return errf(apiv1.CodeTooLarge, "the request body is larger than the limit of %d bytes", limit)
 	case errors.Is(err, io.EOF):
 		return errf(apiv1.CodeBadRequest, "the request body is empty: send a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/arcagent/arcagent/internal/atomicfile"
@@ -89,14 +90,16 @@ func (s *Summary) gate(failOn string) bool {
 }
 
 // ParseFailOn checks a --fail-on value.
+// "never" (as audit and report convert spell it) and "none" are the
+// default: report without gating.
 func ParseFailOn(s string) (string, error) {
-	switch s {
-	case "", "none":
+	switch v := strings.ToLower(strings.TrimSpace(s)); v {
+	case "", "none", "never":
 		return "", nil
 	case "behind", "unsupported":
-		return s, nil
+		return v, nil
 	}
-	return "", newErr(CodeBadPolicy, "", nil, "--fail-on %q: use behind or unsupported", s)
+	return "", newErr(CodeBadPolicy, "", nil, "--fail-on %q: use behind, unsupported or never", s)
 }
 
 // CheckOptions configure a fleet check.

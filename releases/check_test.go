@@ -219,7 +219,7 @@ func TestCheckGate(t *testing.T) {
 			t.Errorf("%s --fail-on %q: gate %v, %v; want %v", tt.agent, tt.failOn, sum != nil && sum.Gate, err, tt.gate)
 		}
 	}
-	for _, s := range []string{"", "none", "behind", "unsupported"} {
+	for _, s := range []string{"", "none", "never", "behind", "unsupported", " Behind "} {
 		if _, err := ParseFailOn(s); err != nil {
 			t.Errorf("ParseFailOn(%q): %v", s, err)
 		}

@@ -154,11 +154,7 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 	if f.inventory == "" {
 		return errcode.New(errcode.Usage, "fleet currency needs --inventory FILE")
 	}
-	v := strings.ToLower(strings.TrimSpace(f.failOn))
-	if v == "never" {
-		v = "" // the default, spelled as audit and report convert spell it
-	}
-	failOn, err := releases.ParseFailOn(v)
+	failOn, err := releases.ParseFailOn(f.failOn)
 	if err != nil {
 		return err
 	}
