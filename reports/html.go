@@ -82,7 +82,7 @@ type htmlPage struct {
 	TargetText string
 	Started    string
 	Duration   string
-	Gate       bool
+	Verdict    string // passed, failed, incomplete or off (Report.Verdict)
 	Counts     []htmlCount
 	Totals     [5]int
 	Total      int
@@ -112,7 +112,7 @@ func (HTMLWriter) Write(w io.Writer, r *Report) error {
 	p := htmlPage{
 		R:          safe,
 		TargetText: targetText(safe.Target),
-		Gate:       r.Summary.Gate,
+		Verdict:    r.Verdict(),
 		Severities: Severities,
 		Total:      len(r.Results),
 	}

@@ -80,7 +80,7 @@ func (JUnitWriter) Write(w io.Writer, r *Report) error {
 		{Name: "target", Value: nonEmpty(r.Target.Kind, TargetHost) + ": " + targetText(r.Target)},
 		{Name: "profiles", Value: strings.Join(r.Profiles, ",")},
 		{Name: "failOn", Value: string(r.FailOn)},
-		{Name: "gate", Value: map[bool]string{true: "failed", false: "passed"}[r.Summary.Gate]},
+		{Name: "gate", Value: r.Verdict()},
 	}
 	if r.RunID != "" {
 		props = append(props, junitProperty{Name: "runId", Value: r.RunID})

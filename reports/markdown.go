@@ -105,13 +105,8 @@ type mdReport struct {
 // line, the gate's level and the target's note.
 func (md *mdReport) verdict() {
 	bw, r, c := md.bw, md.r, md.c
-	verdict := "passed ✅"
-	if r.Summary.Gate {
-		verdict = "failed ❌"
-	}
-	if r.FailOn == FailOnNever {
-		verdict = "off (report only)"
-	}
+	verdict := map[string]string{VerdictPassed: "passed ✅", VerdictFailed: "failed ❌",
+		VerdictIncomplete: "incomplete ⚠️ (rules could not be evaluated)", VerdictOff: "off (report only)"}[r.Verdict()]
 	fmt.Fprintf(bw, "## arcagent audit of %s: gate %s\n\n", mdCode(nonEmpty(r.Target.Host, "unknown host")), verdict)
 	var parts []string
 	if n := c.total(StatusFail); n > 0 {

@@ -313,6 +313,31 @@ func (r *Report) normalize() {
 // over findings, so that an audit that could not check a rule never passes
 // a gate that accepts 1), 1 when a failure is at or above r.FailOn, 0
 // otherwise, and always 0 for FailOnNever. Call Summarize first.
+// Gate verdicts, as every format words the gate (see Verdict).
+const (
+	VerdictPassed     = "passed"
+	VerdictFailed     = "failed"
+	VerdictIncomplete = "incomplete"
+	VerdictOff        = "off"
+)
+
+// Verdict is the gate's verdict as ExitCode decides it: off with
+// --fail-on never, incomplete when a rule at or above --fail-on could not
+// be evaluated (exit 3), failed on findings (exit 1), else passed. Every
+// format shows this one verdict.
+func (r *Report) Verdict() string {
+	if r.FailOn == FailOnNever {
+		return VerdictOff
+	}
+	switch r.ExitCode() {
+	case errcode.ExitFailed:
+		return VerdictIncomplete
+	case errcode.ExitFindings:
+		return VerdictFailed
+	}
+	return VerdictPassed
+}
+
 func (r *Report) ExitCode() int {
 	if r.FailOn == FailOnNever {
 		return errcode.ExitOK

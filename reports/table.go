@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/table"
 )
 
@@ -119,12 +118,12 @@ func (t TableWriter) Write(w io.Writer, r *Report) error {
 	for _, ce := range r.CollectorErrors {
 		fmt.Fprintf(w, "could not collect %s: %s\n", ce.Collector, ce.Error)
 	}
-	switch {
-	case r.FailOn == FailOnNever:
+	switch r.Verdict() {
+	case VerdictOff:
 		fmt.Fprintln(w, "gate: off (--fail-on never: report only)")
-	case r.ExitCode() == errcode.ExitFindings:
+	case VerdictFailed:
 		fmt.Fprintf(w, "gate: FAILED (findings at or above %s)\n", r.FailOn)
-	case r.ExitCode() == errcode.ExitOK:
+	case VerdictPassed:
 		fmt.Fprintf(w, "gate: passed (nothing at or above %s)\n", r.FailOn)
 	default:
 		fmt.Fprintf(w, "gate: INCOMPLETE (rules at or above %s could not be evaluated)\n", r.FailOn)
