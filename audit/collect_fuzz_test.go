@@ -62,7 +62,7 @@ func FuzzFindSecrets(f *testing.F) {
 		if !isASCII(data) {
 			return
 		}
-		got := findSecrets(asciiLower(nil, data))
+		got, _ := findSecretsFrom(asciiLower(nil, data), 1, nil, nil)
 		want := refFindSecrets(data)
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("findSecrets = %+v, want %+v", got, want)

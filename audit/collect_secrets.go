@@ -253,16 +253,10 @@ func findSecretsChunked(data []byte, chunk int, buf []byte) ([]SecretFact, []byt
 	return out, buf
 }
 
-// findSecrets returns the first line of each kind of credential in lower,
-// a file's text lowered to ASCII lower case. Only the lines that contain a
-// keyword are matched against the patterns.
-func findSecrets(lower []byte) []SecretFact {
-	out, _ := findSecretsFrom(lower, 1, nil, nil)
-	return out
-}
-
-// findSecretsFrom is findSecrets over whole lines whose first is line
-// first, adding to out the kinds not yet seen.
+// findSecretsFrom returns the first line of each kind of credential in
+// lower (whole lines of a file's text lowered to ASCII lower case, the
+// first of them line first), adding to out the kinds not yet seen. Only
+// the lines that contain a keyword are matched against the patterns.
 func findSecretsFrom(lower []byte, first int, out []SecretFact, seen map[string]bool) ([]SecretFact, map[string]bool) {
 	line, counted := first, 0 // line number of offset counted
 	// next[i] is the next occurrence of keyword i at or after pos (-1:

@@ -68,7 +68,7 @@ func SelectRules(rs []rules.Rule, sel Selection) ([]rules.Rule, []string, error)
 			if q == "" {
 				continue
 			}
-			if q != "all" && !contains(known, q) {
+			if q != "all" && !slices.Contains(known, q) {
 				return nil, nil, &UsageError{fmt.Errorf("unknown profile %q (known: all, %s)", q, strings.Join(known, ", "))}
 			}
 			profiles[q] = true
@@ -125,8 +125,6 @@ func SelectRules(rs []rules.Rule, sel Selection) ([]rules.Rule, []string, error)
 	}
 	return out, names, nil
 }
-
-func contains(l []string, s string) bool { return slices.Contains(l, s) }
 
 func anyIn(l []string, set map[string]bool) bool {
 	for _, x := range l {

@@ -20,8 +20,8 @@ const (
 )
 
 // Currency is the verdict on one installed version: the data the audit's
-// currency rules read as facts.releases (the audit converts it to its own
-// fact type, field for field) and fleet currency reports row by row.
+// currency rules read as facts.releases (audit.Currency is an alias of it)
+// and fleet currency reports row by row.
 type Currency struct {
 	Product       string `json:"product"`
 	Installed     string `json:"installed"`

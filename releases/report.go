@@ -42,13 +42,13 @@ func Formats() []string {
 }
 
 // CheckFormat says whether format is a fleet currency format (nil) or not:
-// the error names the formats and carries no code, for the caller to give
-// it one (the -o parser).
+// the error is the one every -o parser gives (reports.UnknownFormat) and
+// carries no code, for the caller to give it one.
 func CheckFormat(format string) error {
 	if format == "md" || slices.Contains(Formats(), format) {
 		return nil
 	}
-	return fmt.Errorf("unknown format %q (known: %s)", format, strings.Join(Formats(), ", "))
+	return reports.UnknownFormat(format, Formats())
 }
 
 // NewWriter returns the writer of format to w.

@@ -141,15 +141,6 @@ input; 3 the source could not be read.`,
 // command lists its formats.
 func currencyFormats() []string { return slices.Sorted(slices.Values(releases.Formats())) }
 
-// checkCurrencyFormat refuses an unknown fleet currency format with the
-// message every -o parser gives (reports.UnknownFormat).
-func checkCurrencyFormat(format string) error {
-	if releases.CheckFormat(format) != nil {
-		return reports.UnknownFormat(format, releases.Formats())
-	}
-	return nil
-}
-
 func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error {
 	if f.inventory == "" {
 		return errcode.New(errcode.Usage, "fleet currency needs --inventory FILE")
@@ -162,7 +153,7 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 	if format != "" && format != releases.FormatJSON && format != releases.FormatCSV {
 		return errcode.New(releases.CodeBadInventory, "--inventory-format %q: use json or csv", f.format)
 	}
-	outs, err := reports.ParseOutputsFor(a.defaultOutputs(f.outputs), checkCurrencyFormat)
+	outs, err := reports.ParseOutputsFor(a.defaultOutputs(f.outputs), releases.CheckFormat)
 	if err != nil {
 		return errcode.Wrap(releases.CodeBadOutput, err, "-o")
 	}
