@@ -180,3 +180,29 @@ func TestListInstalledRefusesLinkedRecords(t *testing.T) {
 		t.Errorf("missing directory: %v, %v", names, err)
 	}
 }
+
+// TestPackagePathFIFORefused: a package path the user names that is a FIFO
+// (package sign, package build's manifest check, install) is refused at
+// once, never waited on.
+func TestPackagePathFIFORefused(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "Contoso.Monitoring.StatusReporter-1.0.0.zip")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	done := make(chan [2]error, 1)
+	go func() {
+		_, err1 := ReadPackageManifest(fifo)
+		_, err2 := Extract(context.Background(), fifo, filepath.Join(t.TempDir(), "dest"), Limits{})
+		done <- [2]error{err1, err2}
+	}()
+	select {
+	case errs := <-done:
+		for i, err := range errs {
+			if err == nil {
+				t.Errorf("call %d read a FIFO as a package", i)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a FIFO package path blocked (hang detector)")
+	}
+}

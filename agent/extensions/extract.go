@@ -17,6 +17,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/arcagent/arcagent/internal/saferead"
 	"github.com/arcagent/arcagent/signing"
 )
 
@@ -114,7 +115,7 @@ func Extract(ctx context.Context, zipPath, dest string, lim Limits) ([]FileRecor
 	if _, err := os.Lstat(dest); err == nil {
 		return nil, fail(CodeAlreadyInstalled, nil, "%s exists", dest)
 	}
-	f, err := os.Open(zipPath)
+	f, err := saferead.OpenFile(zipPath) // a FIFO or device is refused, never waited on
 	if err != nil {
 		return nil, fail(signing.CodeFileAccess, err, "open archive")
 	}

@@ -8,6 +8,9 @@ import (
 	"io"
 	"path"
 	"strings"
+
+	"github.com/arcagent/arcagent/internal/saferead"
+	"github.com/arcagent/arcagent/signing"
 )
 
 // HandlerManifestName is the file every package holds at its root.
@@ -168,11 +171,20 @@ func (h *HandlerManifest) CheckCommandFiles(exists func(p string) (ok, exec bool
 // ReadPackageManifest opens a package zip and returns its validated
 // HandlerManifest.json (commands checked against the zip's files).
 func ReadPackageManifest(zipPath string) (*HandlerManifest, error) {
-	zr, err := zip.OpenReader(zipPath)
+	// A path the user names: a FIFO or device is refused, never waited on.
+	f, err := saferead.OpenFile(zipPath)
+	if err != nil {
+		return nil, fail(signing.CodeFileAccess, err, "open %s", zipPath)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fail(signing.CodeFileAccess, err, "inspect %s", zipPath)
+	}
+	zr, err := zip.NewReader(f, fi.Size())
 	if err != nil && err != zip.ErrInsecurePath {
 		return nil, fail(CodeBadHandlerManifest, err, "%s is not a zip archive", zipPath)
 	}
-	defer zr.Close()
 	files := map[string]*zip.File{}
 	for _, f := range zr.File {
 		files[f.Name] = f

@@ -34,7 +34,7 @@ type Rule struct {
 var Rules = []Rule{
 	{
 		From:   Module + "/agent/...",
-		Forbid: []string{"github.com/google/cel-go/...", "modernc.org/sqlite/...", Module + "/controlplane/..."},
+		Forbid: []string{"github.com/google/cel-go/...", "modernc.org/sqlite/...", "github.com/mattn/go-sqlite3/...", Module + "/controlplane/..."},
 		Except: []string{Module + "/controlplane/apiv1"},
 		Why:    "the agent talks to the control plane only through its wire types (controlplane/apiv1) and stays small: no rule engine, no database",
 	},
