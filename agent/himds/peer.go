@@ -74,7 +74,8 @@ func sockDiagUID(cli, srv netip.AddrPort) (int, error) {
 	defer unix.Close(fd)
 	tv := unix.Timeval{Sec: 1}
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	if err := unix.Sendto(fd, inetDiagRequest(cli, srv), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	req := inetDiagRequest(cli, srv)
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return -1, fmt.Errorf("send the sock_diag request: %w", err)
 	}
 	buf := make([]byte, 8192)
@@ -82,7 +83,7 @@ func sockDiagUID(cli, srv netip.AddrPort) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("read the sock_diag reply: %w", err)
 	}
-	return parseInetDiagReply(buf[:n], cli, srv)
+	return parseInetDiagReplyTo(buf[:n], req)
 }
 
 // liveState reports whether a TCP state (linux/tcp_states.h) is one of a
@@ -145,6 +146,12 @@ func putDiagAddr(dst []byte, a netip.Addr) {
 // parseInetDiagReply returns the uid in the reply to an exact lookup of
 // the socket bound to cli and connected to srv.
 func parseInetDiagReply(b []byte, cli, srv netip.AddrPort) (int, error) {
+	return parseInetDiagReplyTo(b, inetDiagRequest(cli, srv))
+}
+
+// parseInetDiagReplyTo is parseInetDiagReply for the request req that was
+// sent (its socket id is what the reply must echo).
+func parseInetDiagReplyTo(b, req []byte) (int, error) {
 	ne := binary.NativeEndian
 	if len(b) < nlmsgHdrLen {
 		return -1, fmt.Errorf("short sock_diag reply (%d bytes)", len(b))
@@ -168,7 +175,7 @@ func parseInetDiagReply(b []byte, cli, srv netip.AddrPort) (int, error) {
 		if len(body) < inetDiagMsgSize {
 			return -1, fmt.Errorf("short inet_diag message (%d bytes)", len(body))
 		}
-		want := inetDiagRequest(cli, srv)[nlmsgHdrLen+8:][:36]
+		want := req[nlmsgHdrLen+8:][:36]
 		if !liveState(body[1]) || !bytes.Equal(body[4:4+36], want) {
 			return -1, errPeerNotFound
 		}

@@ -73,6 +73,12 @@ func (a *app) printTable(header []string, rows [][]string, wrap string) error {
 	return table.Render(a.stdout, header, rows, table.Options{Width: table.Width(a.stdout), Wrap: wrap})
 }
 
+// printPairs prints KEY value lines (one resource's fields) in the same
+// style, empty values kept.
+func (a *app) printPairs(rows [][]string) error {
+	return table.Render(a.stdout, nil, rows, table.Options{Width: table.Width(a.stdout), NoHeader: true, KeepEmpty: true})
+}
+
 func fleetTags(kv []string) (apiv1.Tags, error) {
 	if len(kv) == 0 {
 		return nil, nil
@@ -678,7 +684,7 @@ func newFleetMachinesCmd(a *app) *cobra.Command {
 			for _, r := range rows {
 				r[0] += ":"
 			}
-			return table.Render(a.stdout, nil, rows, table.Options{Width: table.Width(a.stdout), NoHeader: true, KeepEmpty: true})
+			return a.printPairs(rows)
 		},
 	}
 	var yes bool

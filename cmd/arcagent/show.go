@@ -12,7 +12,6 @@ import (
 	"github.com/arcagent/arcagent/agent/himds"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/cli"
-	"github.com/arcagent/arcagent/internal/table"
 )
 
 func init() { extraCommands = append(extraCommands, newShowCmd) }
@@ -104,7 +103,7 @@ func runShow(ctx context.Context, a *app, props []string) error {
 	for _, k := range keys {
 		rows = append(rows, []string{k, all[k]})
 	}
-	if err := table.Render(a.stdout, nil, rows, table.Options{Width: table.Width(a.stdout), NoHeader: true, KeepEmpty: true}); err != nil {
+	if err := a.printPairs(rows); err != nil {
 		return err
 	}
 	if in.Remedy != "" && len(props) == 0 {
