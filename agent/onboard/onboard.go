@@ -23,6 +23,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/arcagent/arcagent/agent/cloud"
+	"github.com/arcagent/arcagent/agent/daemon"
 	"github.com/arcagent/arcagent/agent/himds"
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
@@ -185,31 +186,17 @@ func RequireRoot(l layout.Layout) error {
 	return nil
 }
 
-// EnsureDirs creates the directories HIMDS uses, with their modes and
-// owners.
+// EnsureDirs creates the directories HIMDS uses, with the owners and modes
+// agent/layout declares, through the daemon's own check: a link in place of
+// one is refused, never followed, and parents made on the way are 0755.
 func EnsureDirs(l layout.Layout) error {
-	himdsOwner := atomicfile.Owner{User: layout.UserHIMDS, Group: layout.GroupHIMDS}
-	for _, d := range []struct {
-		prod string
-		mode os.FileMode
-		own  atomicfile.Owner
-	}{
-		{layout.StateDir, 0o755, atomicfile.Owner{User: layout.UserRoot, Group: layout.GroupRoot}},
-		{layout.CertsDir, 0o700, himdsOwner},
-		{layout.TokensDir, 0o710, himdsOwner},
-		{layout.LogDir, 0o750, himdsOwner},
-		{layout.RunDir, 0o750, himdsOwner},
-	} {
-		p := l.Path(d.prod)
-		if err := os.MkdirAll(p, d.mode); err != nil {
-			return errcode.Wrap(errcode.WriteFailed, err, "create %s", p)
-		}
-		if err := os.Chmod(p, d.mode); err != nil {
-			return errcode.Wrap(errcode.WriteFailed, err, "set the mode of %s", p)
-		}
-		if err := atomicfile.Chown(p, d.own); err != nil {
-			return errcode.Wrap(errcode.WriteFailed, err, "set the owner of %s", p)
-		}
+	dirs := append([]daemon.Dir{{Path: l.StateDir(), Owner: atomicfile.Owner{User: layout.UserRoot, Group: layout.GroupRoot}, Mode: 0o755}},
+		daemon.HIMDSDirs(l, "")...)
+	for i := range dirs {
+		dirs[i].Create = true
+	}
+	if err := daemon.CheckDirs(dirs, nil); err != nil {
+		return errcode.Wrap(errcode.WriteFailed, err, "prepare the agent's directories")
 	}
 	return nil
 }

@@ -242,3 +242,35 @@ func hasCode(err error, c errcode.Code) bool {
 	var ce *errcode.Error
 	return errors.As(err, &ce) && ce.Code == c
 }
+
+// TestEnsureDirsRefusesLinks: a link planted where a directory of the
+// agent belongs is refused, and what it points to keeps its mode (a chmod
+// by path would have followed it); parents made on the way are 0755.
+func TestEnsureDirsRefusesLinks(t *testing.T) {
+	l := layout.New(filepath.Join(t.TempDir(), "root"))
+	if err := EnsureDirs(l); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(l.StateDir()); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("state dir %v %v", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Dir(l.StateDir())); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("parent %v %v, want 0755", fi.Mode(), err)
+	}
+	elsewhere := t.TempDir()
+	if err := os.Chmod(elsewhere, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(l.TokensDir()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, l.TokensDir()); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureDirs(l); !errcode.Is(err, errcode.WriteFailed) || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("EnsureDirs with a linked tokens dir: %v", err)
+	}
+	if fi, err := os.Stat(elsewhere); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("the link's target became %v (%v)", fi.Mode(), err)
+	}
+}
