@@ -51,27 +51,11 @@ func (st *Store) Load() (*Settings, []string, error) {
 // writes the result atomically. If fn fails nothing is written, so two
 // concurrent processes lose no update and a crash leaves the old file.
 func (st *Store) Update(ctx context.Context, fn func(*Settings) error) ([]string, error) {
-	if err := os.MkdirAll(filepath.Dir(st.Path), 0o755); err != nil {
-		return nil, permOr(err, errcode.WriteFailed, "cannot create %s", filepath.Dir(st.Path))
-	}
-	timeout := st.LockTimeout
-	if timeout == 0 {
-		timeout = 10 * time.Second
-	}
-	lctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	lock, err := atomicfile.LockFile(lctx, st.Path)
+	lock, err := st.lock(ctx)
 	if err != nil {
-		if errors.Is(err, atomicfile.ErrUnsafeLock) {
-			return nil, errcode.Wrap(errcode.WriteFailed, err, "cannot lock %s", st.Path)
-		}
-		if errors.Is(err, fs.ErrPermission) {
-			return nil, errcode.Wrap(errcode.PermissionDenied, err, "cannot lock %s", st.Path)
-		}
-		return nil, errcode.Wrap(errcode.ConfigLocked, err, "cannot lock %s", st.Path)
+		return nil, err
 	}
 	defer lock.Unlock()
-	st.removeStale()
 
 	s, warnings, err := st.Load()
 	if err != nil {
@@ -105,20 +89,11 @@ func (st *Store) write(s *Settings) error {
 // it is corrupt) and writes one with only the defaults. It returns the path
 // the old file was moved to, or "" if there was none.
 func (st *Store) Reset(ctx context.Context, now time.Time) (string, error) {
-	if err := os.MkdirAll(filepath.Dir(st.Path), 0o755); err != nil {
-		return "", permOr(err, errcode.WriteFailed, "cannot create %s", filepath.Dir(st.Path))
-	}
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	lock, err := atomicfile.LockFile(lctx, st.Path)
+	lock, err := st.lock(ctx)
 	if err != nil {
-		if errors.Is(err, atomicfile.ErrUnsafeLock) {
-			return "", errcode.Wrap(errcode.WriteFailed, err, "cannot lock %s", st.Path)
-		}
-		return "", permOr(err, errcode.ConfigLocked, "cannot lock %s", st.Path)
+		return "", err
 	}
 	defer lock.Unlock()
-	st.removeStale()
 	aside := ""
 	if _, err := os.Lstat(st.Path); err == nil {
 		aside = fmt.Sprintf("%s.bad-%s", st.Path, now.UTC().Format("20060102T150405Z"))
@@ -134,6 +109,30 @@ func (st *Store) Reset(ctx context.Context, now time.Time) (string, error) {
 // file is among them; a failure only leaves litter, so it is not fatal.
 func (st *Store) removeStale() {
 	_ = atomicfile.RemoveStale(st.Path)
+}
+
+// lock takes the exclusive lock of the file (waiting at most LockTimeout,
+// default 10 s, for another writer), after creating its directory, and
+// removes what a killed writer left behind.
+func (st *Store) lock(ctx context.Context) (*atomicfile.Lock, error) {
+	if err := os.MkdirAll(filepath.Dir(st.Path), 0o755); err != nil {
+		return nil, permOr(err, errcode.WriteFailed, "cannot create %s", filepath.Dir(st.Path))
+	}
+	timeout := st.LockTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	lock, err := atomicfile.LockFile(lctx, st.Path)
+	if err != nil {
+		if errors.Is(err, atomicfile.ErrUnsafeLock) {
+			return nil, errcode.Wrap(errcode.WriteFailed, err, "cannot lock %s", st.Path)
+		}
+		return nil, permOr(err, errcode.ConfigLocked, "cannot lock %s", st.Path)
+	}
+	st.removeStale()
+	return lock, nil
 }
 
 func permOr(err error, code errcode.Code, format string, args ...any) error {
