@@ -1,6 +1,9 @@
 package apiv1
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Error is the body of every error response.
 type Error struct {
@@ -224,14 +227,68 @@ type HeartbeatResponse struct {
 	DesiredStateETag string `json:"desiredStateETag"`
 }
 
-// ExtensionSpec is one extension the machine should have.
+// ExtensionSpec is one extension the machine should have. The control
+// plane pins the package by digest when the assignment is written, so the
+// machine downloads exactly the published bytes
+// (GET /v1/machines/{id}/packages/{sha256} and .../{sha256}/signature).
 type ExtensionSpec struct {
-	Name              string         `json:"name"`
-	Publisher         string         `json:"publisher"`
-	Type              string         `json:"type"`
-	Version           string         `json:"version"`
-	Settings          map[string]any `json:"settings,omitempty"`
-	ProtectedSettings string         `json:"protectedSettings,omitempty"` // encrypted to the machine key
+	Name          string         `json:"name"`
+	Publisher     string         `json:"publisher"`
+	Type          string         `json:"type"`
+	Version       string         `json:"version"`
+	PackageSHA256 string         `json:"packageSha256,omitempty"`
+	PackageSize   int64          `json:"packageSize,omitempty"`
+	Settings      map[string]any `json:"settings,omitempty"`
+	// ProtectedSettings is a JSON object sealed to the machine key with
+	// HPKE (package internal/sealed, "hpke1:BASE64", bound to the machine
+	// id and the extension name). Only the machine can open it.
+	ProtectedSettings string `json:"protectedSettings,omitempty"`
+}
+
+// PackageInfo describes one extension package in the control plane's
+// package repository (content-addressed by SHA-256, never overwritten).
+type PackageInfo struct {
+	Publisher   string    `json:"publisher"`
+	Type        string    `json:"type"`
+	Version     string    `json:"version"`
+	FileName    string    `json:"fileName"` // <Publisher>.<Type>-<Version>.zip
+	SHA256      string    `json:"sha256"`
+	Size        int64     `json:"size"`
+	KeyID       string    `json:"keyId,omitempty"` // key id of the envelope's first signature (informational; trust is decided on the machine)
+	PublishedAt time.Time `json:"publishedAt"`
+	PublishedBy string    `json:"publishedBy,omitempty"`
+}
+
+// PublishPackageRequest is the body of POST /v1/packages: the zip and its
+// DSSE envelope (the <package>.sig.json file, verbatim).
+type PublishPackageRequest struct {
+	Package  []byte          `json:"package"` // base64 in JSON
+	Envelope json.RawMessage `json:"envelope"`
+}
+
+// SetExtensionRequest is the body of PUT /v1/machines/{id}/extensions/{name}.
+// ProtectedSettings travels in clear over TLS only to this call; the
+// server seals it to the machine key before it stores anything.
+type SetExtensionRequest struct {
+	Publisher         string          `json:"publisher"`
+	Type              string          `json:"type"`
+	Version           string          `json:"version"`
+	Settings          map[string]any  `json:"settings,omitempty"`
+	ProtectedSettings json.RawMessage `json:"protectedSettings,omitempty"` // a JSON object
+}
+
+// ExtensionView is one row of GET /v1/machines/{id}/extensions: what the
+// control plane wants next to what the machine last reported.
+type ExtensionView struct {
+	Name                 string           `json:"name"`
+	Desired              *ExtensionSpec   `json:"desired,omitempty"` // ProtectedSettings blanked
+	HasProtectedSettings bool             `json:"hasProtectedSettings,omitempty"`
+	Reported             *ExtensionStatus `json:"reported,omitempty"`
+	// State summarises the two: the reported state when the machine
+	// reports the desired version, else Pending (or Removing when the
+	// extension is no longer desired but still reported).
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // GuestConfigurationAssignment is one guest configuration policy assignment.
@@ -249,11 +306,38 @@ type DesiredState struct {
 	GuestConfigurationAssignments []GuestConfigurationAssignment `json:"guestConfigurationAssignments"`
 }
 
+// Extension states reported by the extension manager.
+const (
+	ExtensionTransitioning = "Transitioning"
+	ExtensionSucceeded     = "Succeeded"
+	ExtensionFailed        = "Failed"
+	ExtensionRemoving      = "Removing"
+	ExtensionPending       = "Pending" // control plane only: not yet reported
+)
+
 // ExtensionStatus is the reported state of one extension.
 type ExtensionStatus struct {
+	Name      string `json:"name"`
+	Publisher string `json:"publisher,omitempty"`
+	Type      string `json:"type,omitempty"`
+	Version   string `json:"version,omitempty"`
+	State     string `json:"state"` // Transitioning, Succeeded, Failed, Removing
+	Message   string `json:"message,omitempty"`
+	// Operation is the last handler operation (Download, Install, Enable,
+	// Update, Disable, Uninstall) and Sequence the settings sequence number.
+	Operation string `json:"operation,omitempty"`
+	Sequence  int    `json:"sequence,omitempty"`
+	Code      int    `json:"code,omitempty"` // status code from the handler's status file
+	// Degraded says why a local control could not be applied (e.g. no
+	// writable cgroup for the CPU limit); the extension still runs.
+	Degraded  string    `json:"degraded,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt,omitempty"`
+}
+
+// ServiceStatus is the reported state of one agent service.
+type ServiceStatus struct {
 	Name    string `json:"name"`
-	Version string `json:"version,omitempty"`
-	State   string `json:"state"` // e.g. Succeeded, Failed, Transitioning
+	State   string `json:"state"` // Running, Degraded, Disabled
 	Message string `json:"message,omitempty"`
 }
 
@@ -269,6 +353,7 @@ type MachineStatus struct {
 	DesiredStateETag   string                     `json:"desiredStateETag,omitempty"`
 	Extensions         []ExtensionStatus          `json:"extensions"`
 	GuestConfiguration []GuestConfigurationStatus `json:"guestConfiguration"`
+	Services           []ServiceStatus            `json:"services,omitempty"`
 	ReportedAt         time.Time                  `json:"reportedAt,omitempty"`
 }
 
