@@ -55,6 +55,16 @@ const (
 	HIMDSStatus = RunDir + "/status.json"
 )
 
+// Extension manager paths (root:root 0700, under GuestConfigDir): extd's
+// persisted state, its package downloads, and the handlers' log folders.
+// Protected-settings certificates sit beside the extension trees as
+// ExtensionsDir/<THUMBPRINT>.crt and .prv (root:root 0600).
+const (
+	ExtMgrDir        = GuestConfigDir + "/ext_mgr"
+	ExtDownloadsDir  = ExtMgrDir + "/downloads"
+	ExtensionLogsDir = GuestConfigDir + "/extension_logs"
+)
+
 // Kind says whether an entry is a directory, a regular file or a glob of
 // files whose members share owner and mode.
 type Kind string
@@ -169,21 +179,24 @@ func Rel(prod string) string {
 }
 
 // Convenience accessors for the paths used most.
-func (l Layout) LocalConfig() string    { return l.Path(LocalConfig) }
-func (l Layout) AgentConfig() string    { return l.Path(AgentConfig) }
-func (l Layout) StateDir() string       { return l.Path(StateDir) }
-func (l Layout) CertsDir() string       { return l.Path(CertsDir) }
-func (l Layout) TokensDir() string      { return l.Path(TokensDir) }
-func (l Layout) TrustDir() string       { return l.Path(TrustDir) }
-func (l Layout) LogDir() string         { return l.Path(LogDir) }
-func (l Layout) GuestConfigDir() string { return l.Path(GuestConfigDir) }
-func (l Layout) ExtensionsDir() string  { return l.Path(ExtensionsDir) }
-func (l Layout) UnitDir() string        { return l.Path(UnitDir) }
-func (l Layout) MachineKey() string     { return l.Path(MachineKey) }
-func (l Layout) ServerCA() string       { return l.Path(ServerCA) }
-func (l Layout) RunDir() string         { return l.Path(RunDir) }
-func (l Layout) AdminSocket() string    { return l.Path(AdminSocket) }
-func (l Layout) HIMDSStatus() string    { return l.Path(HIMDSStatus) }
+func (l Layout) LocalConfig() string      { return l.Path(LocalConfig) }
+func (l Layout) AgentConfig() string      { return l.Path(AgentConfig) }
+func (l Layout) StateDir() string         { return l.Path(StateDir) }
+func (l Layout) CertsDir() string         { return l.Path(CertsDir) }
+func (l Layout) TokensDir() string        { return l.Path(TokensDir) }
+func (l Layout) TrustDir() string         { return l.Path(TrustDir) }
+func (l Layout) LogDir() string           { return l.Path(LogDir) }
+func (l Layout) GuestConfigDir() string   { return l.Path(GuestConfigDir) }
+func (l Layout) ExtensionsDir() string    { return l.Path(ExtensionsDir) }
+func (l Layout) UnitDir() string          { return l.Path(UnitDir) }
+func (l Layout) ExtMgrDir() string        { return l.Path(ExtMgrDir) }
+func (l Layout) ExtDownloadsDir() string  { return l.Path(ExtDownloadsDir) }
+func (l Layout) ExtensionLogsDir() string { return l.Path(ExtensionLogsDir) }
+func (l Layout) MachineKey() string       { return l.Path(MachineKey) }
+func (l Layout) ServerCA() string         { return l.Path(ServerCA) }
+func (l Layout) RunDir() string           { return l.Path(RunDir) }
+func (l Layout) AdminSocket() string      { return l.Path(AdminSocket) }
+func (l Layout) HIMDSStatus() string      { return l.Path(HIMDSStatus) }
 
 // Lookup returns the entry with the given ID.
 func Lookup(id string) (Entry, bool) {
