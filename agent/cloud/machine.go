@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -225,4 +227,30 @@ func (m *Machine) Delete(ctx context.Context) error {
 	}
 	_, _, err = m.c.call(ctx, http.MethodDelete, m.path("/self"), nil, a, nil, nil, nil)
 	return err
+}
+
+// DownloadPackage streams the package with digest sha256 (one the
+// machine's desired state names) into w. At most maxSize bytes are
+// accepted: a longer body is an error, never a truncated package. The
+// caller checks the digest of what was written.
+func (m *Machine) DownloadPackage(ctx context.Context, sha256 string, w io.Writer, maxSize int64) (int64, error) {
+	a, err := m.assertion()
+	if err != nil {
+		return 0, err
+	}
+	return m.c.stream(ctx, m.path("/packages/"+url.PathEscape(sha256)), a, w, maxSize)
+}
+
+// PackageSignature fetches the DSSE envelope published with the package
+// with digest sha256, at most maxSize bytes.
+func (m *Machine) PackageSignature(ctx context.Context, sha256 string, maxSize int64) ([]byte, error) {
+	a, err := m.assertion()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := m.c.stream(ctx, m.path("/packages/"+url.PathEscape(sha256)+"/signature"), a, &buf, maxSize); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

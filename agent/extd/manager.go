@@ -1,0 +1,323 @@
+package extd
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/arcagent/arcagent/agent/config"
+	"github.com/arcagent/arcagent/agent/extensions"
+	"github.com/arcagent/arcagent/agent/extensions/handler"
+	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/atomicfile"
+	"github.com/arcagent/arcagent/internal/saferead"
+	"github.com/arcagent/arcagent/signing"
+)
+
+// ControlPlane is what the extension manager asks of the control plane;
+// *cloud.Machine implements it.
+type ControlPlane interface {
+	DesiredState(ctx context.Context, etag string) (*apiv1.DesiredState, string, error)
+	PutStatus(ctx context.Context, st apiv1.MachineStatus) error
+	DownloadPackage(ctx context.Context, sha256 string, w io.Writer, maxSize int64) (int64, error)
+	PackageSignature(ctx context.Context, sha256 string, maxSize int64) ([]byte, error)
+}
+
+// Options configure a Manager.
+type Options struct {
+	Layout layout.Layout
+	// Trust loads the trust store; it is called on every pass, so a key
+	// added with `arcagent trust add` counts without a restart.
+	Trust func() (*signing.TrustStore, error)
+	// Unseal opens an assignment's protected settings (sealed to the
+	// machine key); nil refuses assignments that carry them.
+	Unseal func(name, sealed string) ([]byte, error)
+	// Timeouts of the handler commands (handler.DefaultTimeout when unset).
+	Timeouts map[handler.Op]time.Duration
+	// CgroupRoot overrides the cgroup mount (tests).
+	CgroupRoot string
+	Limits     extensions.Limits
+	// MaxPackage bounds a download (default 256 MiB).
+	MaxPackage int64
+	Log        *slog.Logger
+	Now        func() time.Time
+}
+
+// Manager applies desired extensions to the machine. Every pass takes the
+// state lock and reads the state from disk, so the local CLI verbs and the
+// daemon can share it.
+type Manager struct {
+	o  Options
+	mu sync.Mutex // one pass at a time in this process
+}
+
+// New returns a Manager.
+func New(o Options) *Manager {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxPackage == 0 {
+		o.MaxPackage = 256 << 20
+	}
+	return &Manager{o: o}
+}
+
+// pass is the context of one reconcile pass.
+type pass struct {
+	m        *Manager
+	st       *State
+	settings *config.Settings
+	cfgErr   error
+	trust    *signing.TrustStore
+	trustErr error
+	runner   *handler.Runner
+	cp       ControlPlane
+	changed  bool // something was reported differently: send status
+	degraded string
+}
+
+func (m *Manager) begin(ctx context.Context, cp ControlPlane) (*pass, func(), error) {
+	m.mu.Lock()
+	lk, err := lockState(ctx, m.o.Layout)
+	if err != nil {
+		m.mu.Unlock()
+		return nil, nil, err
+	}
+	done := func() { lk.Unlock(); m.mu.Unlock() }
+	st, err := LoadState(m.o.Layout)
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	p := &pass{m: m, st: st, cp: cp}
+	p.settings, _, p.cfgErr = config.NewStore(m.o.Layout).Load()
+	if p.cfgErr != nil {
+		// Fail closed: with local controls unreadable nothing new installs.
+		p.settings = nil
+	}
+	limit := 0
+	if p.settings != nil {
+		limit = p.settings.Int(config.ExtCPULimit)
+	}
+	p.runner = &handler.Runner{CPULimit: limit, Timeouts: m.o.Timeouts, CgroupRoot: m.o.CgroupRoot, Logger: m.o.Log}
+	return p, done, nil
+}
+
+func (p *pass) loadTrust() (*signing.TrustStore, error) {
+	if p.trust == nil && p.trustErr == nil {
+		if p.m.o.Trust == nil {
+			p.trustErr = errors.New("no trust store is configured")
+		} else {
+			p.trust, p.trustErr = p.m.o.Trust()
+		}
+	}
+	return p.trust, p.trustErr
+}
+
+func (p *pass) save() error { return saveState(p.m.o.Layout, p.st) }
+
+// step records that e enters phase (before the step runs) and saves.
+func (p *pass) step(e *Entry, phase string) error {
+	e.Phase = phase
+	p.st.put(e)
+	return p.save()
+}
+
+// setStatus records a reported state for e.
+func (p *pass) setStatus(e *Entry, state, op, msg string) {
+	s := &e.Status
+	if s.State != state || s.Message != msg || s.Version != e.Version || s.Operation != op || s.Sequence != e.Sequence {
+		p.changed = true
+	}
+	s.Name, s.Publisher, s.Type, s.Version = e.Name, e.Publisher, e.Type, e.Version
+	s.State, s.Operation, s.Message, s.Sequence = state, op, msg, e.Sequence
+	s.UpdatedAt = p.m.o.Now().UTC().Truncate(time.Second)
+}
+
+func (p *pass) now() time.Time { return p.m.o.Now() }
+
+// ext is the handler view of e at version v.
+func (p *pass) ext(e *Entry, version string) (handler.Extension, error) {
+	pkg := signing.Package{Publisher: e.Publisher, Type: e.Type, Version: version}
+	dir := filepath.Join(p.m.o.Layout.ExtensionsDir(), pkg.Name())
+	x := handler.Extension{Publisher: e.Publisher, Type: e.Type, Version: version, Dir: dir,
+		LogDir: filepath.Join(p.m.o.Layout.ExtensionLogsDir(), pkg.Name())}
+	data, err := saferead.File(filepath.Join(dir, extensions.HandlerManifestName), 1<<20)
+	if err != nil {
+		return x, fmt.Errorf("read the handler manifest of %s: %w", pkg.Name(), err)
+	}
+	if x.Manifest, err = extensions.ParseHandlerManifest(data); err != nil {
+		return x, err
+	}
+	return x, nil
+}
+
+// run runs one handler operation of e at version v and notes a degraded
+// CPU limit.
+func (p *pass) run(ctx context.Context, e *Entry, version string, op handler.Op) (*handler.Result, error) {
+	x, err := p.ext(e, version)
+	if err != nil {
+		return nil, err
+	}
+	if err := handler.Prepare(x); err != nil {
+		return nil, err
+	}
+	res, err := p.runner.Run(ctx, x, op, e.Sequence)
+	if res != nil {
+		e.Status.Degraded = res.Degraded
+		if res.Degraded != "" {
+			p.degraded = res.Degraded
+		}
+	}
+	p.m.o.Log.Info("handler command", "extension", e.Name, "version", version, "op", string(op), "err", err)
+	return res, err
+}
+
+// settingsHash fingerprints what the settings of spec are made from.
+func settingsHash(spec *apiv1.ExtensionSpec) string {
+	pub, _ := json.Marshal(spec.Settings) // map keys are sorted
+	h := sha256.New()
+	h.Write(pub)
+	h.Write([]byte{0})
+	h.Write([]byte(spec.ProtectedSettings))
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// key identifies what was asked for, for backoff and refusals.
+func key(spec *apiv1.ExtensionSpec) string {
+	return spec.Publisher + "/" + spec.Type + "@" + spec.Version + "#" + spec.PackageSHA256 + "#" + settingsHash(spec)
+}
+
+// writeSettings writes config/<seq>.settings for e at version v.
+func (p *pass) writeSettings(e *Entry, version string, spec *apiv1.ExtensionSpec) error {
+	x, err := p.ext(e, version)
+	if err != nil {
+		return err
+	}
+	if err := handler.Prepare(x); err != nil {
+		return err
+	}
+	var protected []byte
+	var cert *handler.Cert
+	if spec.ProtectedSettings != "" {
+		if p.m.o.Unseal == nil {
+			return errors.New("the assignment carries protected settings but no machine key is available to open them")
+		}
+		if protected, err = p.m.o.Unseal(spec.Name, spec.ProtectedSettings); err != nil {
+			return fmt.Errorf("open the protected settings: %w", err)
+		}
+		if cert, err = handler.EnsureCert(p.m.o.Layout.ExtensionsDir()); err != nil {
+			return err
+		}
+	}
+	if err := handler.WriteSettings(x, e.Sequence, spec.Settings, protected, cert); err != nil {
+		return err
+	}
+	clear(protected)
+	e.SettingsHash = settingsHash(spec)
+	return nil
+}
+
+// enable runs enable for e and reads its status back.
+func (p *pass) enable(ctx context.Context, e *Entry) error {
+	if err := p.step(e, PhaseEnabling); err != nil {
+		return err
+	}
+	res, err := p.run(ctx, e, e.Version, handler.OpEnable)
+	if err != nil {
+		p.fail(e, "Enable", err, res)
+		return p.save()
+	}
+	e.Phase = PhaseEnabled
+	p.readStatus(e, res)
+	return p.save()
+}
+
+// readStatus turns status/<seq>.status (or the exit of enable when the
+// handler wrote none) into the reported state.
+func (p *pass) readStatus(e *Entry, res *handler.Result) {
+	x, err := p.ext(e, e.Version)
+	if err != nil {
+		p.setStatus(e, apiv1.ExtensionFailed, "Enable", err.Error())
+		return
+	}
+	st, err := handler.ReadStatus(x, e.Sequence)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if e.Status.State == apiv1.ExtensionTransitioning && res == nil {
+			return // still waiting for the handler
+		}
+		p.setStatus(e, apiv1.ExtensionSucceeded, "Enable", "enable completed; the handler wrote no status file")
+	case err != nil:
+		p.setStatus(e, apiv1.ExtensionFailed, "Enable", "the handler's status file is unreadable: "+err.Error())
+	default:
+		op := st.Operation
+		if op == "" {
+			op = "Enable"
+		}
+		e.Status.Code = st.Code
+		switch strings.ToLower(st.Status) {
+		case "success", "warning":
+			p.setStatus(e, apiv1.ExtensionSucceeded, op, st.Message)
+		case "transitioning":
+			p.setStatus(e, apiv1.ExtensionTransitioning, op, st.Message)
+		default:
+			p.setStatus(e, apiv1.ExtensionFailed, op, st.Message)
+		}
+	}
+}
+
+// fail records a failed step: reported Failed, retried with backoff.
+func (p *pass) fail(e *Entry, op string, err error, res *handler.Result) {
+	msg := errcode.Format(err)
+	if res != nil && res.Tail != "" {
+		msg += "; output: " + res.Tail
+	}
+	e.Attempts++
+	backoff := time.Duration(1<<min(e.Attempts-1, 6)) * 30 * time.Second // 30 s … 32 min
+	e.NotBefore = p.now().Add(backoff)
+	if e.Phase != PhaseRefused {
+		e.Phase = PhaseFailed
+	}
+	p.setStatus(e, apiv1.ExtensionFailed, op, msg)
+	p.m.o.Log.Warn("extension failed", "extension", e.Name, "op", op, "err", err, "retry_after", backoff)
+}
+
+// refuse records that local controls refuse spec for e.
+func (p *pass) refuse(e *Entry, spec *apiv1.ExtensionSpec, msg string) {
+	e.FailedFor = key(spec)
+	if !e.installed() {
+		e.Phase = PhaseRefused
+	}
+	p.setStatus(e, apiv1.ExtensionFailed, "Install", msg)
+}
+
+// decide applies local policy to installing or updating spec.
+func (p *pass) decide(spec *apiv1.ExtensionSpec) Verdict {
+	if p.settings == nil {
+		return Verdict{Reason: "the local security controls (localconfig.json) cannot be read: " + p.cfgErr.Error(),
+			Setting: "localconfig.json", Command: "arcagent config list (and fix or reset the file: arcagent config reset)"}
+	}
+	return Decide(p.settings, spec.Publisher, spec.Type)
+}
+
+// atomicWrite is the write options of the extension manager's own files.
+var ownFile = atomicfile.WriteOptions{Mode: 0o600}
+
+// SetCgroupRoot points the CPU-limited groups at another cgroup mount.
+func (m *Manager) SetCgroupRoot(dir string) { m.o.CgroupRoot = dir }
