@@ -122,11 +122,11 @@ func (c *memCP) lastStatus(t *testing.T, name string) apiv1.ExtensionStatus {
 
 // env is a scratch root with a trusted publisher key.
 type env struct {
-	t      *testing.T
-	l      layout.Layout
-	cp     *memCP
-	m      *Manager
-	signer *signing.KeyPair
+	t       *testing.T
+	l       layout.Layout
+	cp      *memCP
+	m       *Manager
+	signer  *signing.KeyPair
 	journal string
 }
 
@@ -274,3 +274,11 @@ func mustRead(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func expectation() signing.Expectation {
+	return signing.Expectation{Publisher: pub, Type: typ, Version: "1.0.0"}
+}
+
+func errorsIs(err error, target error) bool { return errors.Is(err, target) }

@@ -89,6 +89,9 @@ func (m *Manager) Remove(ctx context.Context, names []string, all bool) ([]strin
 				e = p.lookupTree(n)
 			}
 			if e == nil {
+				e = p.unmanagedTree(n)
+			}
+			if e == nil {
 				return nil, errNotInstalled(n)
 			}
 			todo = append(todo, e)
@@ -115,6 +118,22 @@ func (p *pass) lookupTree(name string) *Entry {
 		}
 	}
 	return nil
+}
+
+// unmanagedTree is a tree under the extensions directory that no entry
+// accounts for (not installed by this agent), named <Publisher.Type-Version>:
+// it is removed like any other, its handler's disable and uninstall run
+// when its manifest parses.
+func (p *pass) unmanagedTree(name string) *Entry {
+	pkg, err := signing.ParsePackageFileName(name + ".zip")
+	if err != nil || pkg.Name() != name {
+		return nil
+	}
+	trees, err := extensions.ListInstalled(p.m.o.Layout.ExtensionsDir())
+	if err != nil || !slices.Contains(trees, name) {
+		return nil
+	}
+	return &Entry{Name: name, Source: SourceUnmanaged, Publisher: pkg.Publisher, Type: pkg.Type, Version: pkg.Version, Phase: PhaseInstalled}
 }
 
 // LocalInstall is a package installed by `arcagent package install`.

@@ -30,6 +30,9 @@ type Outcome struct {
 	Changed bool      // a reported state changed (status was or will be sent)
 	Pending bool      // a status report is still to be sent
 	Wake    time.Time // earliest retry or re-check wanted (zero: none)
+	// Degraded says why a local control could not be applied (e.g. no
+	// writable cgroup for the CPU limit), "" when all were.
+	Degraded string
 }
 
 // Reconcile applies desired (nil: the last desired state, kept in the
@@ -62,9 +65,12 @@ func (m *Manager) Reconcile(ctx context.Context, cp ControlPlane, desired *apiv1
 			}
 		}
 	}
-	out := Outcome{Changed: p.changed}
+	out := Outcome{Changed: p.changed, Degraded: p.degraded}
 	now := p.now()
 	for _, e := range p.st.Extensions {
+		if out.Degraded == "" && e.Status.Degraded != "" {
+			out.Degraded = e.Status.Degraded
+		}
 		var at time.Time
 		switch {
 		case e.Status.State == apiv1.ExtensionTransitioning:

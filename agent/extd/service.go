@@ -62,6 +62,11 @@ func (m *Manager) Run(ctx context.Context, o ServiceOptions) error {
 		nextPoll time.Time
 		pending  = true // the first pass reports what Recover found
 	)
+	svc := ServiceStatus{PID: os.Getpid(), StartedAt: m.o.Now().UTC().Truncate(time.Second), State: ServiceRunning}
+	if err := writeServiceStatus(m.o.Layout, svc); err != nil {
+		return err
+	}
+	defer removeServiceStatus(m.o.Layout)
 	tick := time.NewTicker(o.ConfigEvery)
 	defer tick.Stop()
 	for {
@@ -101,6 +106,14 @@ func (m *Manager) Run(ctx context.Context, o ServiceOptions) error {
 					etag = tag
 				}
 				wake, pending = out.Wake, out.Pending
+				svc.LastPass, svc.Pending = m.o.Now().UTC().Truncate(time.Second), out.Pending
+				svc.State, svc.Message = ServiceRunning, ""
+				if out.Degraded != "" {
+					svc.State, svc.Message = ServiceDegraded, out.Degraded
+				}
+				if err := writeServiceStatus(m.o.Layout, svc); err != nil {
+					m.o.Log.Warn("write the service status", "err", err)
+				}
 				if o.Passed != nil {
 					o.Passed(out, err)
 				}

@@ -226,6 +226,9 @@ func Remove(ctx context.Context, extensionsDir, name string) error {
 	if strings.ContainsAny(name, "/\\") || name == "" || name == "." || name == ".." || name == RecordsDirName {
 		return fail(CodeInstallRecord, nil, "%q is not an extension name", name)
 	}
+	if err := makeRecordRoot(extensionsDir, filepath.Join(extensionsDir, RecordsDirName)); err != nil {
+		return err
+	}
 	lock, err := atomicfile.LockFile(ctx, filepath.Join(extensionsDir, RecordsDirName, name))
 	if err != nil {
 		return err
