@@ -74,7 +74,39 @@ func (c *collector) confinedDir(prod string) error {
 
 func (c *collector) extensionFact(ctx context.Context, dir, name string, store *signing.TrustStore, trustErr error) ExtensionFact {
 	x := ExtensionFact{Path: layout.Rel(layout.ExtensionsDir + "/" + name)}
-	rec, env, recErr := extensions.ReadInstallRecord(dir, name)
+	recProd := layout.ExtensionsDir + "/" + extensions.RecordsDirName + "/" + name
+	var (
+		rec    *extensions.InstallRecord
+		env    []byte
+		recErr error
+	)
+	// Whether a record exists decides "managed": a tree with no record
+	// directory at all was not installed by this agent; one with a record
+	// that cannot be parsed, or with a part of it missing, was (or someone
+	// planted it) and is judged by the signature and tamper rules.
+	_, statErr := c.root.Lstat(recProd)
+	switch {
+	case errors.Is(statErr, fs.ErrNotExist):
+		recErr = errcode.Wrap(extensions.CodeInstallRecord, statErr, "no install record for %s", name)
+		x.ManagedReason = "not installed by this agent: there is no install record in " + layout.Rel(recProd)
+	case statErr != nil:
+		recErr = statErr
+	default:
+		rec, env, recErr = extensions.ReadInstallRecord(dir, name)
+		x.Managed = true
+		x.ManagedReason = "installed by this agent: install record " + layout.Rel(recProd)
+		if recErr != nil {
+			x.ManagedReason = "an install record exists but cannot be used: " + errcode.Format(recErr)
+		}
+	}
+	if statErr != nil && !errors.Is(statErr, fs.ErrNotExist) || errors.Is(recErr, fs.ErrPermission) {
+		// Unreadable is not "unmanaged" and not corrupt: the rules on
+		// this extension cannot judge it (fail closed).
+		x.Managed = false
+		x.Error = "the install record cannot be read: " + recErr.Error()
+		x.ManagedReason = x.Error
+		c.errorf("extensions", recProd, "%v", recErr)
+	}
 	if recErr == nil {
 		x.Publisher, x.Type, x.Version = rec.Package.Publisher, rec.Package.Type, rec.Package.Version
 	} else if p, err := signing.ParsePackageFileName(name + ".zip"); err == nil {
@@ -101,9 +133,12 @@ func (c *collector) extensionFact(ctx context.Context, dir, name string, store *
 
 	x.Tamper.Changed = []string{}
 	switch {
-	case recErr != nil:
+	case recErr != nil && !x.Managed:
 		x.Signature.Reason = "no install record: the extension was not installed from a verified package (" + errcode.Format(recErr) + ")"
 		x.Tamper.Reason = "no install record to compare the files with"
+	case recErr != nil:
+		x.Signature.Reason = "the install record is corrupt, so nothing vouches for this tree: " + errcode.Format(recErr)
+		x.Tamper.Reason = "the install record is corrupt: " + errcode.Format(recErr)
 	default:
 		x.Signature.Present = true
 		switch {

@@ -18,7 +18,7 @@ func goodFacts() *Facts {
 			WantKind: kind, WantOwner: owner, WantGroup: group, WantMode: mode}
 	}
 	ext := ExtensionFact{Name: "Microsoft.Azure.Monitor/AzureMonitorLinuxAgent", Publisher: "Microsoft.Azure.Monitor", Type: "AzureMonitorLinuxAgent", Version: "1.2.0",
-		Path: "var/lib/waagent/Microsoft.Azure.Monitor.AzureMonitorLinuxAgent-1.2.0", Manifest: ManifestFact{Present: true, Valid: true},
+		Path: "var/lib/waagent/Microsoft.Azure.Monitor.AzureMonitorLinuxAgent-1.2.0", Managed: true, ManagedReason: "installed by this agent", Manifest: ManifestFact{Present: true, Valid: true},
 		Signature: SignatureFact{Present: true, Verified: true, Signer: "ms", Reason: "signed"}, Tamper: TamperFact{Checked: true, Clean: true, Changed: []string{}},
 		Policy: PolicyDecision{Allowed: true, Reason: "listed"}}
 	cur := Currency{Product: "Microsoft.Azure.Monitor/AzureMonitorLinuxAgent", Installed: "1.2.0", Latest: "1.2.0", State: "current", Supported: true, Current: true}
@@ -134,6 +134,7 @@ var ruleCases = map[string]struct {
 	"ARC-EX-001": {setExt(func(x *ExtensionFact) { x.Signature = SignatureFact{Reason: "untrusted key"} }), noExt},
 	"ARC-EX-002": {setExt(func(x *ExtensionFact) { x.Tamper.Clean, x.Tamper.Changed = false, []string{"changed: bin/x"} }), noExt},
 	"ARC-EX-003": {setExt(func(x *ExtensionFact) { x.Policy = PolicyDecision{Reason: "not listed in extensions.allowlist"} }), noExt},
+	"ARC-EX-004": {setExt(func(x *ExtensionFact) { x.Managed, x.ManagedReason = false, "not installed by this agent" }), noExt},
 }
 
 func evalRule(t *testing.T, c *rules.Compiled, f *Facts) []rules.Outcome {
