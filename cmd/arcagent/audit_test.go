@@ -478,3 +478,68 @@ func TestAuditSIGTERMStopsHostileRule(t *testing.T) {
 		t.Errorf("after SIGTERM: exit %d (%v), stderr %q", code, err, stderr.String())
 	}
 }
+
+// --strict makes a tree without an install record a critical signature
+// failure (ARC-EX-001) on a --root target; without it the tree is only
+// ARC-EX-004's medium finding, below the default gate. Rules and
+// --dump-facts see the option as facts.options.strict.
+func TestAuditStrict(t *testing.T) {
+	root := t.TempDir()
+	tr := fixture.New(t, root)
+	tr.DefaultInstall()
+	tr.LocalConfig(fixture.Tier0Config())
+	tr.Connect(time.Now().Add(-time.Minute))
+	pub := tr.TrustPublisher("microsoft-monitor", "Microsoft.Azure.Monitor")
+	tr.InstallExtension(pub, "Microsoft.Azure.Monitor", "AzureMonitorLinuxAgent", "1.2.0")
+	tr.UnsignedExtension("Microsoft.Azure.Monitor", "AzureMonitorLinuxAgent", "0.9.0")
+	const unmanaged = "var/lib/waagent/Microsoft.Azure.Monitor.AzureMonitorLinuxAgent-0.9.0"
+	find := func(r *reports.Report, id string) (reports.Result, bool) {
+		for _, res := range r.Results {
+			if res.RuleID == id && res.Location.Path == unmanaged {
+				return res, true
+			}
+		}
+		return reports.Result{}, false
+	}
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		ex001    reports.Status // "" : no ARC-EX-001 result for the tree
+		strictIn bool
+	}{
+		{nil, 0, "", false},
+		{[]string{"--strict"}, 1, reports.StatusFail, true},
+	} {
+		r, code, stderr := auditJSON(t, append([]string{"--root", root, "audit", "--profile", "extensions"}, tc.args...)...)
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d (%s)", tc.args, code, tc.code, stderr)
+		}
+		if res, ok := find(r, "ARC-EX-004"); !ok || res.Status != reports.StatusFail || res.Severity != reports.SeverityMedium {
+			t.Errorf("%v: ARC-EX-004 for the unmanaged tree: %+v", tc.args, res)
+		}
+		res, ok := find(r, "ARC-EX-001")
+		switch {
+		case tc.ex001 == "" && ok:
+			t.Errorf("%v: ARC-EX-001 judged the unmanaged tree: %s %s", tc.args, res.Status, res.Message)
+		case tc.ex001 != "" && (!ok || res.Status != tc.ex001 || res.Severity != reports.SeverityCritical):
+			t.Errorf("%v: ARC-EX-001 for the unmanaged tree: %+v, want critical %s", tc.args, res, tc.ex001)
+		}
+		out, _, code := runCLI(t, append([]string{"--root", root, "audit", "--dump-facts"}, tc.args...)...)
+		var facts struct {
+			Options struct {
+				Strict bool `json:"strict"`
+			} `json:"options"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &facts) != nil || facts.Options.Strict != tc.strictIn {
+			t.Errorf("%v --dump-facts: exit %d, options.strict %v, want %v", tc.args, code, facts.Options.Strict, tc.strictIn)
+		}
+	}
+	// A planned configuration has no extensions: --strict is accepted and
+	// changes nothing there.
+	cfg := writeFile(t, t.TempDir(), "planned.json", `{"incomingconnections.enabled": false}`)
+	a, codeA, _ := auditJSON(t, "audit", "--config", cfg)
+	b, codeB, _ := auditJSON(t, "audit", "--config", cfg, "--strict")
+	if codeA != codeB || a.Summary.ByStatus[reports.StatusFail] != b.Summary.ByStatus[reports.StatusFail] {
+		t.Errorf("--config with --strict: exit %d vs %d, fails %d vs %d", codeA, codeB, a.Summary.ByStatus[reports.StatusFail], b.Summary.ByStatus[reports.StatusFail])
+	}
+}
