@@ -221,3 +221,46 @@ func TestUnreadableSectionIsError(t *testing.T) {
 		}
 	}
 }
+
+// ARC-EX-001/002 leave out a tree without an install record unless
+// facts.options.strict; an extension whose record could not be read
+// (item error) is an error for every ARC-EX rule, never left out.
+func TestExtensionRulesManagedStrictAndError(t *testing.T) {
+	set, err := rules.Compile(builtinRules(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unmanaged := func(x *ExtensionFact) {
+		x.Managed, x.ManagedReason = false, "not installed by this agent"
+		x.Signature, x.Tamper = SignatureFact{Reason: "no install record"}, TamperFact{Changed: []string{}, Reason: "no install record"}
+	}
+	unreadable := func(x *ExtensionFact) {
+		unmanaged(x)
+		x.Error = "the install record cannot be read: permission denied"
+	}
+	for _, tc := range []struct {
+		name   string
+		mod    func(*ExtensionFact)
+		strict bool
+		want   map[string]string // rule -> statuses
+	}{
+		{"unmanaged", unmanaged, false, map[string]string{"ARC-EX-001": "not_applicable", "ARC-EX-002": "not_applicable", "ARC-EX-003": "pass", "ARC-EX-004": "fail"}},
+		{"unmanaged-strict", unmanaged, true, map[string]string{"ARC-EX-001": "fail", "ARC-EX-002": "fail", "ARC-EX-003": "pass", "ARC-EX-004": "fail"}},
+		{"unreadable-record", unreadable, false, map[string]string{"ARC-EX-001": "error", "ARC-EX-002": "error", "ARC-EX-003": "error", "ARC-EX-004": "error"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := goodFacts()
+			f.Options.Strict = tc.strict
+			tc.mod(&f.Extensions.Installed[0])
+			for _, c := range set.Rules {
+				want, ok := tc.want[c.ID]
+				if !ok {
+					continue
+				}
+				if got := statuses(evalRule(t, c, f)); got != want {
+					t.Errorf("%s: %s, want %s", c.ID, got, want)
+				}
+			}
+		})
+	}
+}
