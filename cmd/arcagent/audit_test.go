@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -541,5 +543,62 @@ func TestAuditStrict(t *testing.T) {
 	b, codeB, _ := auditJSON(t, "audit", "--config", cfg, "--strict")
 	if codeA != codeB || a.Summary.ByStatus[reports.StatusFail] != b.Summary.ByStatus[reports.StatusFail] {
 		t.Errorf("--config with --strict: exit %d vs %d, fails %d vs %d", codeA, codeB, a.Summary.ByStatus[reports.StatusFail], b.Summary.ByStatus[reports.StatusFail])
+	}
+}
+
+// An install record the audit cannot read (here: audited as user nobody,
+// the record directory root's 0700) is neither "not installed by this
+// agent" nor a pass: every ARC-EX rule on that extension is an error, and
+// the audit is incomplete (exit 3).
+func TestAuditUnreadableRecordIsError(t *testing.T) {
+	fixture.RequireRoot(t)
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody to drop to")
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	bin := buildArcagent(t)
+	root := t.TempDir()
+	tr := fixture.New(t, root)
+	tr.DefaultInstall()
+	tr.LocalConfig(fixture.Tier0Config())
+	pub := tr.TrustPublisher("microsoft-monitor", "Microsoft.Azure.Monitor")
+	name := tr.InstallExtension(pub, "Microsoft.Azure.Monitor", "AzureMonitorLinuxAgent", "1.2.0")
+	// nobody may list the extensions and the records, not read the record.
+	for d := root; d != filepath.Clean(os.TempDir()) && d != "/" && d != "."; d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o755)
+	}
+	_ = os.Chmod(filepath.Dir(bin), 0o755)
+	for _, d := range []string{"/var/lib/waagent", "/var/lib/waagent/.arcagent"} {
+		if err := os.Chmod(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(root, "/var/lib/waagent/.arcagent", name), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--root", root, "audit", "--profile", "extensions", "-o", "json")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	out, err := cmd.Output()
+	ee, _ := err.(*exec.ExitError)
+	if ee == nil || ee.ExitCode() != 3 {
+		t.Fatalf("exit %v, want 3 (incomplete)\n%s", err, out)
+	}
+	var r reports.Report
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]reports.Status{}
+	for _, res := range r.Results {
+		got[res.RuleID] = res.Status
+		if res.Status == reports.StatusError && !strings.Contains(res.Reason, "install record cannot be read") {
+			t.Errorf("%s: reason %q", res.RuleID, res.Reason)
+		}
+	}
+	for _, id := range []string{"ARC-EX-001", "ARC-EX-002", "ARC-EX-003", "ARC-EX-004"} {
+		if got[id] != reports.StatusError {
+			t.Errorf("%s: %s, want error", id, got[id])
+		}
 	}
 }
