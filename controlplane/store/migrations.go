@@ -97,8 +97,11 @@ var migrations = []string{
 	// 3: the extension package repository. The files live in the data
 	// directory, named by sha256; a row says which name they were
 	// published under. One Publisher.Type-Version has one digest, and one
-	// digest one name: neither is ever rebound.
-	`CREATE TABLE packages (
+	// digest one name: neither is ever rebound. machines.desired_private
+	// is server-side data about the desired state that the machine is
+	// never sent (keyed fingerprints of protected settings).
+	`ALTER TABLE machines ADD COLUMN desired_private TEXT NOT NULL DEFAULT '{}';
+	CREATE TABLE packages (
 		publisher TEXT NOT NULL,
 		type TEXT NOT NULL,
 		version TEXT NOT NULL,

@@ -701,27 +701,30 @@ func (s *SQLite) SetDesiredState(ctx context.Context, id string, doc []byte, eta
 	return mustAffect(res, err, "machine "+id)
 }
 
-// UpdateDesiredState is the read-modify-write of a desired-state document
-// in one write transaction (the writer pool's single connection and
-// BEGIN IMMEDIATE serialise it against every other write).
-func (s *SQLite) UpdateDesiredState(ctx context.Context, id string, fn func(doc []byte, etag string) ([]byte, string, error)) error {
+// UpdateDesiredState is the read-modify-write of a desired state in one
+// write transaction (the writer pool's single connection and BEGIN
+// IMMEDIATE serialise it against every other write).
+func (s *SQLite) UpdateDesiredState(ctx context.Context, id string, fn func(cur DesiredState) (*DesiredState, error)) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("update the desired state of machine %s: %w", id, err)
 	}
 	defer tx.Rollback()
-	var doc, etag string
-	if err := tx.QueryRowContext(ctx, `SELECT desired_state, desired_etag FROM machines WHERE id = ?`, id).Scan(&doc, &etag); err != nil {
+	var doc, etag, priv string
+	if err := tx.QueryRowContext(ctx, `SELECT desired_state, desired_etag, desired_private FROM machines WHERE id = ?`, id).Scan(&doc, &etag, &priv); err != nil {
 		return notFound(err, "machine "+id)
 	}
-	nd, ne, err := fn([]byte(doc), etag)
+	next, err := fn(DesiredState{Doc: []byte(doc), ETag: etag, Private: []byte(priv)})
 	if err != nil {
 		return err
 	}
-	if nd == nil {
+	if next == nil {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE machines SET desired_state = ?, desired_etag = ? WHERE id = ?`, string(nd), ne, id); err != nil {
+	if next.Private == nil {
+		next.Private = []byte("{}")
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE machines SET desired_state = ?, desired_etag = ?, desired_private = ? WHERE id = ?`, string(next.Doc), next.ETag, string(next.Private), id); err != nil {
 		return fmt.Errorf("update the desired state of machine %s: %w", id, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -222,8 +223,8 @@ func TestUpdateDesiredStateSerialises(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.UpdateDesiredState(ctx, m, func(doc []byte, etag string) ([]byte, string, error) {
-				return append(doc, 'x'), etag + "x", nil
+			err := s.UpdateDesiredState(ctx, m, func(cur DesiredState) (*DesiredState, error) {
+				return &DesiredState{Doc: append(cur.Doc, 'x'), ETag: cur.ETag + "x", Private: append(cur.Private, 'x')}, nil
 			})
 			if err != nil {
 				t.Error(err)
@@ -235,18 +236,22 @@ func TestUpdateDesiredStateSerialises(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(got.DesiredETag) - len("e0"); n != 20 {
-		t.Fatalf("%d of 20 concurrent updates kept (etag %q)", n, got.DesiredETag)
+	if n := len(got.DesiredETag) - len("e0"); n != 20 || len(got.DesiredState) != len("{}")+20 {
+		t.Fatalf("%d of 20 concurrent updates kept (etag %q, doc %q)", n, got.DesiredETag, got.DesiredState)
 	}
 	// A nil document changes nothing; an error is returned as it is.
-	if err := s.UpdateDesiredState(ctx, m, func([]byte, string) ([]byte, string, error) { return nil, "", nil }); err != nil {
+	var priv []byte
+	if err := s.UpdateDesiredState(ctx, m, func(cur DesiredState) (*DesiredState, error) { priv = cur.Private; return nil, nil }); err != nil {
 		t.Fatal(err)
+	}
+	if string(priv) != "{}"+strings.Repeat("x", 20) {
+		t.Fatalf("private data %q", priv)
 	}
 	boom := errors.New("boom")
-	if err := s.UpdateDesiredState(ctx, m, func([]byte, string) ([]byte, string, error) { return nil, "", boom }); !errors.Is(err, boom) {
+	if err := s.UpdateDesiredState(ctx, m, func(DesiredState) (*DesiredState, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Fatal(err)
 	}
-	if err := s.UpdateDesiredState(ctx, "nope", func([]byte, string) ([]byte, string, error) { return []byte("{}"), "e", nil }); !errors.Is(err, ErrNotFound) {
+	if err := s.UpdateDesiredState(ctx, "nope", func(DesiredState) (*DesiredState, error) { return &DesiredState{Doc: []byte("{}")}, nil }); !errors.Is(err, ErrNotFound) {
 		t.Fatal(err)
 	}
 }

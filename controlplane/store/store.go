@@ -119,6 +119,14 @@ type SigningKey struct {
 	RetiredAt  time.Time
 }
 
+// DesiredState is a machine's desired-state document as served (Doc, with
+// its ETag) and Private, JSON the server keeps about it and never serves.
+type DesiredState struct {
+	Doc     []byte
+	ETag    string
+	Private []byte
+}
+
 // Package is one published extension package. Its bytes live beside the
 // database, named by SHA256 (lowercase hex).
 type Package struct {
@@ -187,11 +195,11 @@ type Store interface {
 	RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error
 	SetMachineStatus(ctx context.Context, id string, status []byte, at time.Time) error
 	SetDesiredState(ctx context.Context, id string, doc []byte, etag string) error
-	// UpdateDesiredState reads a machine's desired-state document and ETag,
-	// calls fn and stores what it returns, in one transaction, so that two
-	// concurrent changes to one machine cannot lose either. fn returning a
-	// nil document leaves the row as it was.
-	UpdateDesiredState(ctx context.Context, id string, fn func(doc []byte, etag string) ([]byte, string, error)) error
+	// UpdateDesiredState reads a machine's desired state, calls fn and
+	// stores what it returns, in one transaction, so that two concurrent
+	// changes to one machine cannot lose either. fn returning nil leaves
+	// the row as it was.
+	UpdateDesiredState(ctx context.Context, id string, fn func(cur DesiredState) (*DesiredState, error)) error
 
 	// CreatePackage records a published package. It fails with
 	// ErrConflict when the name (PackageKey) or the digest is taken.
