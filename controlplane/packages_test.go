@@ -292,7 +292,9 @@ func TestMachineDownload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkgPath := func(tm testMachine, sha string) string { return "/v1/machines/" + tm.reg.MachineID + "/packages/" + sha }
+	pkgPath := func(tm testMachine, sha string) string {
+		return "/v1/machines/" + tm.reg.MachineID + "/packages/" + sha
+	}
 
 	// Nothing assigned yet: 404 even for a published digest.
 	if status, _, _ := e.download(m1, pkgPath(m1, info.SHA256)); status != http.StatusNotFound {
