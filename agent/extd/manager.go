@@ -59,8 +59,17 @@ type Options struct {
 // state lock and reads the state from disk, so the local CLI verbs and the
 // daemon can share it.
 type Manager struct {
-	o  Options
-	mu sync.Mutex // one pass at a time in this process
+	o    Options
+	mu   sync.Mutex // one pass at a time in this process
+	poke chan struct{}
+}
+
+// Poke makes the running daemon loop poll the desired state now (SIGHUP).
+func (m *Manager) Poke() {
+	select {
+	case m.poke <- struct{}{}:
+	default:
+	}
 }
 
 // New returns a Manager.
@@ -74,7 +83,7 @@ func New(o Options) *Manager {
 	if o.MaxPackage == 0 {
 		o.MaxPackage = 256 << 20
 	}
-	return &Manager{o: o}
+	return &Manager{o: o, poke: make(chan struct{}, 1)}
 }
 
 // pass is the context of one reconcile pass.

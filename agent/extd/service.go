@@ -125,6 +125,8 @@ func (m *Manager) Run(ctx context.Context, o ServiceOptions) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+		case <-m.poke:
+			nextPoll = time.Time{}
 		}
 	}
 }

@@ -40,7 +40,7 @@ signature check against the trust store, safe extraction and the handler
 commands (install, enable, update, disable, uninstall) of the Azure Linux
 extension handler protocol, each in a CPU-limited cgroup
 (extensions.agent.cpulimit); then status to the control plane. A change of
-localconfig.json is applied without a restart. Its state is kept in
+localconfig.json is applied without a restart; SIGHUP polls at once. Its state is kept in
 /var/lib/GuestConfig/ext_mgr/state.json, so a restart after a crash rolls
 an unfinished install back and resumes the rest. It stops on SIGTERM.`,
 		Example: "  arcagent daemon extd\n  arcagent daemon extd --interval 30s",
@@ -96,6 +96,8 @@ func runExtd(cmd *cobra.Command, a *app, o extdOptions) error {
 		Work: func(ctx context.Context) error {
 			return m.Run(ctx, extd.ServiceOptions{Interval: o.interval, ConfigEvery: o.configEvery, Connect: connect})
 		},
+		// SIGHUP: poll the desired state now.
+		Reload: func(context.Context) error { m.Poke(); return nil },
 		Ready: func() {
 			log.Info("extension manager running", "interval", o.interval, "state", extd.StatePath(l))
 			if !a.json {

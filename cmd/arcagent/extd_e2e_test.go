@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/controlplane/apiv1"
+)
+
+// extdWorld is a real arcserver, a connected scratch root, a fleet login,
+// a trusted signing key and the example packages built and published.
+type extdWorld struct {
+	t    *testing.T
+	bin  string
+	tmp  string
+	root string
+	cp   *controlPlane
+	l    layout.Layout
+}
+
+const (
+	srPublisher = "Contoso.Monitoring"
+	srType      = "StatusReporter"
+)
+
+func newExtdWorld(t *testing.T) *extdWorld {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs real processes")
+	}
+	w := &extdWorld{t: t, bin: buildArcagent(t), tmp: worldTraversableTemp(t)}
+	w.cp = startControlPlane(t, w.tmp)
+	rg, secret := w.cp.onboarding(t, 1)
+	w.root = filepath.Join(w.tmp, "machine")
+	w.l = layout.New(w.root)
+	ca := filepath.Join(w.tmp, "ca.crt")
+	if err := os.WriteFile(ca, w.cp.ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.ok("connect", "--root", w.root, "--server", w.cp.url(), "--onboarding-token", secret, "--resource-group", rg, "--ca-file", ca, "--name", "web01")
+	t.Setenv("ARCAGENT_FLEET_CONFIG", filepath.Join(w.tmp, "fleet.json"))
+	w.ok("fleet", "login", "--server", w.cp.url(), "--ca-file", ca, "--token", w.cp.owner)
+	w.ok("package", "keygen", "--out", filepath.Join(w.tmp, "contoso"))
+	w.ok("trust", "add", "--root", w.root, "contoso", "--key", filepath.Join(w.tmp, "contoso.pub"), "--publisher", srPublisher)
+	return w
+}
+
+// ok runs the CLI and fails the test unless it exits 0.
+func (w *extdWorld) ok(args ...string) string {
+	w.t.Helper()
+	out, stderr, code := runBin(w.t, w.bin, args...)
+	if code != 0 {
+		w.t.Fatalf("arcagent %s: exit %d\n%s%s", strings.Join(args, " "), code, out, stderr)
+	}
+	return out
+}
+
+// build builds and signs a handler directory as version v and publishes it.
+func (w *extdWorld) publish(src, typ, v string) string {
+	w.t.Helper()
+	dist := filepath.Join(w.tmp, "dist")
+	w.ok("package", "build", src, "--publisher", srPublisher, "--type", typ, "--version", v, "--out", dist)
+	pkg := filepath.Join(dist, srPublisher+"."+typ+"-"+v+".zip")
+	w.ok("package", "sign", pkg, "--key", filepath.Join(w.tmp, "contoso.key"))
+	w.ok("fleet", "packages", "publish", pkg)
+	return pkg
+}
+
+func (w *extdWorld) startExtd() *proc {
+	w.t.Helper()
+	p := startProc(w.t, w.bin, "daemon", "extd", "--root", w.root, "--interval", "200ms", "--reload-every", "100ms",
+		"--cgroup-root", filepath.Join(w.tmp, "no-cgroup"))
+	return p
+}
+
+// views is `fleet extensions list --machine web01 -j`.
+func (w *extdWorld) views() []apiv1.ExtensionView {
+	w.t.Helper()
+	var v []apiv1.ExtensionView
+	if err := json.Unmarshal([]byte(w.ok("fleet", "extensions", "list", "--machine", "web01", "-j")), &v); err != nil {
+		w.t.Fatal(err)
+	}
+	return v
+}
+
+// waitFor polls the control plane's view until cond holds.
+func (w *extdWorld) waitFor(what string, extd *proc, cond func([]apiv1.ExtensionView) bool) []apiv1.ExtensionView {
+	w.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		v := w.views()
+		if cond(v) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			out := ""
+			if extd != nil {
+				out = extd.out.String()
+			}
+			w.t.Fatalf("timed out waiting for %s; last view %+v\nextd:\n%s", what, v, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func reported(name, version, state string, seq int) func([]apiv1.ExtensionView) bool {
+	return func(vs []apiv1.ExtensionView) bool {
+		for _, v := range vs {
+			if v.Name == name && v.Reported != nil && v.Reported.Version == version && v.Reported.State == state && v.Reported.Sequence == seq && v.State == state {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// grepTree reports the files under dir whose bytes contain secret.
+func grepTree(t *testing.T, dir string, secret []byte) []string {
+	t.Helper()
+	var hits []string
+	_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, secret) {
+			hits = append(hits, p)
+		}
+		return nil
+	})
+	return hits
+}
+
+// TestExtdEndToEnd: publish the example status-reporter, assign it, extd
+// installs and enables it and Succeeded reaches the control plane; new
+// settings run enable with the next sequence number; a new version takes
+// the update path; removal uninstalls and deletes the tree. Protected
+// settings are never in clear on disk, and a handler decrypting them with
+// openssl cms -decrypt gets them.
+func TestExtdEndToEnd(t *testing.T) {
+	w := newExtdWorld(t)
+	src := "../../examples/extensions/status-reporter"
+	w.publish(src, srType, "1.0.0")
+	w.publish(src, srType, "1.1.0")
+	secret := "s3cr3t-" + strings.Repeat("x", 12)
+	prot := filepath.Join(w.tmp, "protected.json")
+	if err := os.WriteFile(prot, []byte(`{"token":"`+secret+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	extd := w.startExtd()
+
+	start := time.Now()
+	w.ok("fleet", "extensions", "set", "--machine", "web01", "--name", "status", "--publisher", srPublisher, "--type", srType,
+		"--version", "1.0.0", "--settings", `{"greeting":"hi"}`, "--protected-settings", "@"+prot)
+	w.waitFor("Succeeded 1.0.0", extd, reported("status", "1.0.0", apiv1.ExtensionSucceeded, 0))
+	t.Logf("assignment to Succeeded: %v", time.Since(start))
+	tree := filepath.Join(w.l.ExtensionsDir(), srPublisher+"."+srType+"-1.0.0")
+	for _, f := range []string{"HandlerEnvironment.json", "config/0.settings", "status/0.status"} {
+		if _, err := os.Stat(filepath.Join(tree, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if hits := grepTree(t, w.root, []byte(secret)); len(hits) > 0 {
+		t.Errorf("protected settings in clear on the machine: %v", hits)
+	}
+	if hits := grepTree(t, w.cp.data, []byte(secret)); len(hits) > 0 {
+		t.Errorf("protected settings in clear in the control plane's data: %v", hits)
+	}
+	if strings.Contains(extd.out.String(), secret) || strings.Contains(w.cp.proc.out.String(), secret) {
+		t.Error("protected settings in a log")
+	}
+	checkOpensslDecrypts(t, w.l.ExtensionsDir(), filepath.Join(tree, "config", "0.settings"), secret)
+
+	// New settings: enable with sequence number 1.
+	w.ok("fleet", "extensions", "set", "--machine", "web01", "--name", "status", "--publisher", srPublisher, "--type", srType,
+		"--version", "1.0.0", "--settings", `{"greeting":"hello"}`, "--protected-settings", "@"+prot)
+	w.waitFor("sequence 1", extd, reported("status", "1.0.0", apiv1.ExtensionSucceeded, 1))
+	if _, err := os.Stat(filepath.Join(tree, "config", "1.settings")); err != nil {
+		t.Error(err)
+	}
+
+	// A new version: the update path; the old tree goes.
+	w.ok("fleet", "extensions", "set", "--machine", "web01", "--name", "status", "--publisher", srPublisher, "--type", srType,
+		"--version", "1.1.0", "--settings", `{"greeting":"hello"}`, "--protected-settings", "@"+prot)
+	w.waitFor("Succeeded 1.1.0", extd, reported("status", "1.1.0", apiv1.ExtensionSucceeded, 1))
+	if _, err := os.Stat(tree); !os.IsNotExist(err) {
+		t.Errorf("the 1.0.0 tree is still there after the update: %v", err)
+	}
+	logs, _ := os.ReadDir(filepath.Join(w.l.ExtensionLogsDir(), srPublisher+"."+srType+"-1.1.0"))
+	var names []string
+	for _, l := range logs {
+		names = append(names, l.Name())
+	}
+	for _, op := range []string{"update", "install", "enable"} {
+		if !strings.Contains(strings.Join(names, " "), op) {
+			t.Errorf("no %s log for 1.1.0 in %v", op, names)
+		}
+	}
+	out := w.ok("extension", "list", "--root", w.root)
+	if !strings.Contains(out, "1.1.0") || !strings.Contains(out, "Succeeded") {
+		t.Errorf("extension list:\n%s", out)
+	}
+
+	// Removal: uninstall ran, the tree and record are gone.
+	w.ok("fleet", "extensions", "remove", "--machine", "web01", "--name", "status")
+	w.waitFor("removal", extd, func(vs []apiv1.ExtensionView) bool { return len(vs) == 0 })
+	if _, err := os.Stat(filepath.Join(w.l.ExtensionsDir(), srPublisher+"."+srType+"-1.1.0")); !os.IsNotExist(err) {
+		t.Errorf("the tree is still there after removal: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(w.l.ExtensionLogsDir(), srPublisher+"."+srType+"-1.1.0", "uninstall.log")); err != nil {
+		t.Errorf("uninstall did not run: %v", err)
+	} else {
+		_ = b
+	}
+}
+
+// checkOpensslDecrypts decrypts protectedSettings of a settings file the
+// way Azure's Linux handlers do and expects secret back.
+func checkOpensslDecrypts(t *testing.T, certDir, settings, secret string) {
+	t.Helper()
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Log("openssl not found: the decryption by a handler is not checked here")
+		return
+	}
+	var doc struct {
+		RuntimeSettings []struct {
+			HandlerSettings struct {
+				Thumbprint string `json:"protectedSettingsCertThumbprint"`
+				Protected  string `json:"protectedSettings"`
+			} `json:"handlerSettings"`
+		} `json:"runtimeSettings"`
+	}
+	b, err := os.ReadFile(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &doc); err != nil || len(doc.RuntimeSettings) != 1 {
+		t.Fatalf("settings %s: %v", b, err)
+	}
+	hs := doc.RuntimeSettings[0].HandlerSettings
+	der, err := base64.StdEncoding.DecodeString(hs.Protected)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("openssl", "cms", "-decrypt", "-inform", "DER", "-inkey", filepath.Join(certDir, hs.Thumbprint+".prv"), "-recip", filepath.Join(certDir, hs.Thumbprint+".crt"))
+	cmd.Stdin = bytes.NewReader(der)
+	got, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(got), secret) {
+		t.Fatalf("openssl cms -decrypt: %v %s", err, got)
+	}
+}
+
+var _ = context.Background
+var _ = syscall.SIGKILL
