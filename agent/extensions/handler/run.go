@@ -199,28 +199,14 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 		cg, res.Degraded = setupCgroup(root, ext.FullName(), r.CPULimit)
 		if cg != nil {
 			res.Cgroup = cg.dir
-		} else {
-			log.Warn("running without a CPU limit", "reason", res.Degraded)
 		}
 	}
 
-	script := ShellCommand(ext.Dir, command)
-	var gate *os.File // v1: the shell waits on fd 3 until it is in the cgroup
-	var gateR *os.File
-	if cg != nil && cg.version == 1 {
-		if gateR, gate, err = os.Pipe(); err != nil {
-			cg.release()
-			return nil, fail(CodeCommandStart, err, "create a pipe")
-		}
-		script = "read -r _ <&3 || exit 125; exec 3<&-; " + script
-	}
-	cmd := exec.Command("/bin/sh", "-c", script)
-	cmd.Dir = ext.Dir
 	home := os.Getenv("HOME")
 	if home == "" {
 		home = "/"
 	}
-	cmd.Env = append([]string{
+	env := append([]string{
 		"PATH=" + DefaultPath,
 		"HOME=" + home,
 		"LANG=C",
@@ -228,51 +214,36 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 		"AZURE_GUEST_AGENT_EXTENSION_PATH=" + ext.Dir,
 		"AZURE_GUEST_AGENT_EXTENSION_VERSION=" + ext.Version,
 	}, r.Env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if cg != nil && cg.version == 2 {
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = cg.fd
-	}
-	if gateR != nil {
-		cmd.ExtraFiles = []*os.File{gateR}
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		if cg != nil {
-			cg.release()
-		}
-		return nil, fail(CodeCommandStart, err, "create a pipe")
-	}
-	cmd.Stdout, cmd.Stderr = outW, outW
+	script := ShellCommand(ext.Dir, command)
 	fmt.Fprintf(logf, "# arcagent %s: %s of %s, ConfigSequenceNumber=%d: %s\n",
 		time.Now().UTC().Format(time.RFC3339), op, ext.FullName(), seq, command)
 
 	start := time.Now()
-	err = cmd.Start()
-	outW.Close()
-	if gateR != nil {
-		gateR.Close()
+	cmd, outR, joinErr, err := startCommand(ext.Dir, script, env, cg)
+	if err != nil && cg != nil && cg.version == 2 {
+		// An older kernel cannot create a process inside a cgroup (clone3,
+		// Linux 5.7): run without the limit rather than not at all.
+		res.Degraded = fmt.Sprintf("CPU limit not applied (cgroup v2: the command could not be started inside %s: %v)", cg.dir, err)
+		cg.release()
+		cg, res.Cgroup = nil, ""
+		cmd, outR, _, err = startCommand(ext.Dir, script, env, nil)
 	}
 	if err != nil {
-		outR.Close()
-		if gate != nil {
-			gate.Close()
-		}
 		if cg != nil {
 			cg.release()
 		}
 		fmt.Fprintf(logf, "# arcagent: could not start: %v\n", err)
 		return nil, fail(CodeCommandStart, err, "start the %s command of %s", op, ext.FullName())
 	}
-	pgid := cmd.Process.Pid
-	if gate != nil {
-		if err := cg.join(cmd.Process.Pid); err != nil {
-			res.Degraded = "CPU limit not applied (cgroup v1: " + err.Error() + ")"
-			log.Warn("running without a CPU limit", "reason", res.Degraded)
-		}
-		_, _ = gate.Write([]byte("\n"))
-		gate.Close()
+	if joinErr != nil {
+		res.Degraded = "CPU limit not applied (cgroup v1: " + joinErr.Error() + ")"
+		cg.release()
+		cg, res.Cgroup = nil, ""
 	}
+	if res.Degraded != "" && r.CPULimit > 0 && cg == nil {
+		log.Warn("running without a CPU limit", "reason", res.Degraded)
+	}
+	pgid := cmd.Process.Pid
 
 	out := newOutput(logf, r.maxOutput())
 	copied := make(chan struct{})
@@ -337,6 +308,56 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 	log.Info("handler command finished", "exit", res.ExitCode, "duration", res.Duration,
 		"cgroup", res.Cgroup, "degraded", res.Degraded, "dropped", res.Dropped)
 	return res, stopErr
+}
+
+// startCommand starts /bin/sh -c script in dir with env, in its own
+// process group, its output on the returned pipe. In a v2 cgroup the
+// process is created inside it; in a v1 cgroup the shell first waits on a
+// pipe (fd 3) until its pid is written into the cgroup, so that nothing of
+// the command runs outside it. joinErr says why a v1 join failed (the
+// command then runs outside the cgroup).
+func startCommand(dir, script string, env []string, cg *cgroup) (cmd *exec.Cmd, outR *os.File, joinErr, err error) {
+	var gateR, gateW *os.File
+	if cg != nil && cg.version == 1 {
+		if gateR, gateW, err = os.Pipe(); err != nil {
+			return nil, nil, nil, err
+		}
+		defer gateW.Close()
+		script = "read -r _ <&3 || exit 125; exec 3<&-; " + script
+	}
+	cmd = exec.Command("/bin/sh", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cg != nil && cg.version == 2 {
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = cg.fd
+	}
+	if gateR != nil {
+		cmd.ExtraFiles = []*os.File{gateR}
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		if gateR != nil {
+			gateR.Close()
+		}
+		return nil, nil, nil, err
+	}
+	cmd.Stdout, cmd.Stderr = outW, outW
+	err = cmd.Start()
+	outW.Close()
+	if gateR != nil {
+		gateR.Close()
+	}
+	if err != nil {
+		outR.Close()
+		return nil, nil, nil, err
+	}
+	if gateW != nil {
+		joinErr = cg.join(cmd.Process.Pid)
+		_, _ = gateW.Write([]byte("\n"))
+	}
+	return cmd, outR, joinErr, nil
 }
 
 func (r *Runner) maxOutput() int64 {
