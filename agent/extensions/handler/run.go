@@ -67,7 +67,10 @@ func Command(m *extensions.HandlerManifest, op Op) string {
 }
 
 // Runner runs lifecycle commands. The zero value runs without a CPU limit
-// and with the defaults.
+// and with the defaults. A Runner may run commands of different extensions
+// from several goroutines at once; commands of one extension must not
+// overlap (they share its cgroup and log files), which extd ensures by
+// handling one extension at a time.
 type Runner struct {
 	CPULimit   int                  // percent of one CPU, 1..100; 0 = no limit
 	Timeouts   map[Op]time.Duration // missing → DefaultTimeout (5 min)
