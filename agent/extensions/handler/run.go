@@ -165,6 +165,9 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 	if err := ext.check(); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fail(CodeCommandTimeout, err, "%s of %s was not started: the extension manager is stopping", op, ext.FullName())
+	}
 	command := Command(ext.Manifest, op)
 	if strings.TrimSpace(command) == "" {
 		return nil, fail(CodeCommandStart, nil, "extension %s: HandlerManifest.json has no %s command", ext.FullName(), op)
@@ -221,6 +224,13 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 	fmt.Fprintf(logf, "# arcagent %s: %s of %s, ConfigSequenceNumber=%d: %s\n",
 		time.Now().UTC().Format(time.RFC3339), op, ext.FullName(), seq, command)
 
+	// The child may be reused (a daemon of an earlier enable still runs in
+	// it): the counters are charged to this command as differences.
+	var cpu0 time.Duration
+	var thr0 int64
+	if cg != nil {
+		cpu0, thr0 = cg.usage()
+	}
 	start := time.Now()
 	cmd, outR, joinErr, err := startCommand(ext.Dir, script, env, cg)
 	if err != nil && cg != nil && cg.version == 2 {
@@ -287,7 +297,11 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 	}
 	res.Tail, res.Dropped = out.finish()
 	if cg != nil {
-		res.CPUTime, res.Throttled = cg.usage()
+		cpu, thr := cg.usage()
+		res.CPUTime = cpu - cpu0
+		if thr >= 0 && thr0 >= 0 {
+			res.Throttled = thr - thr0
+		}
 		res.KeptCgroup = cg.release()
 	}
 

@@ -280,3 +280,17 @@ func TestShellCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestRunNotStartedWhenCancelled(t *testing.T) {
+	ext := newExt(t, map[string]string{"bin/mark.sh": "#!/bin/sh\ntouch marker\n"}, map[Op]string{OpEnable: "bin/mark.sh"})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var r Runner
+	res, err := r.Run(ctx, ext, OpEnable, 0)
+	if res != nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %+v, %v; want no result and context.Canceled", res, err)
+	}
+	if _, err := os.Stat(filepath.Join(ext.Dir, "marker")); err == nil {
+		t.Error("the command ran")
+	}
+}
