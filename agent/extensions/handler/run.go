@@ -306,6 +306,7 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 	}
 
 	var ee *exec.ExitError
+	signal := ""
 	switch {
 	case stopErr != nil:
 		fmt.Fprintf(logf, "# arcagent: killed after %s\n", res.Duration.Round(time.Millisecond))
@@ -313,10 +314,18 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 		res.ExitCode = 0
 	case errors.As(waitErr, &ee):
 		res.ExitCode = ee.ExitCode() // -1 when killed by a signal
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			signal = ws.Signal().String()
+		}
 	default:
 		stopErr = fail(CodeCommandFailed, waitErr, "%s of %s: waiting for the command", op, ext.FullName())
 	}
-	if stopErr == nil {
+	switch {
+	case stopErr != nil:
+	case signal != "":
+		fmt.Fprintf(logf, "# arcagent: killed by signal %s after %s\n", signal, res.Duration.Round(time.Millisecond))
+		stopErr = fail(CodeCommandFailed, nil, "%s of %s was killed by signal %s (log: %s)", op, ext.FullName(), signal, res.LogFile)
+	default:
 		fmt.Fprintf(logf, "# arcagent: exit code %d after %s\n", res.ExitCode, res.Duration.Round(time.Millisecond))
 		if res.ExitCode != 0 {
 			stopErr = fail(CodeCommandFailed, nil, "%s of %s exited with code %d (log: %s)", op, ext.FullName(), res.ExitCode, res.LogFile)
