@@ -86,12 +86,20 @@ func setupV2(root, name string, limit int) (*cgroup, error) {
 		_ = os.Remove(dir)
 		return nil, err
 	}
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := openDir(dir)
 	if err != nil {
 		_ = os.Remove(dir)
-		return nil, fmt.Errorf("open %s: %w", dir, err)
+		return nil, err
 	}
 	return &cgroup{version: 2, dir: dir, fd: fd}, nil
+}
+
+func openDir(dir string) (int, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open %s: %w", dir, err)
+	}
+	return fd, nil
 }
 
 // enableCPU adds cpu to dir's cgroup.subtree_control unless it is there.
@@ -159,7 +167,7 @@ func mkdirCgroup(dir string) error {
 
 func writeCgroup(dir, file, value string) error {
 	p := filepath.Join(dir, file)
-	f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NOFOLLOW, 0)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", p, err)
 	}

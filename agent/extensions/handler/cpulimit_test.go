@@ -2,6 +2,8 @@ package handler
 
 import (
 	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -47,5 +49,42 @@ func TestCPULimit(t *testing.T) {
 		if _, err := os.Stat(res.Cgroup); err == nil {
 			t.Errorf("cgroup %s left behind", res.Cgroup)
 		}
+	}
+}
+
+// TestCgroupKeptForDaemon: a daemon an enable command leaves running stays
+// in the extension's cgroup, which is kept (and still limits it).
+func TestCgroupKeptForDaemon(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create cgroups")
+	}
+	ext := newExt(t, map[string]string{
+		"bin/daemon.sh": "#!/bin/sh\nsleep 60 </dev/null >/dev/null 2>&1 &\necho $! > daemon.pid\n",
+	}, map[Op]string{OpEnable: "bin/daemon.sh"})
+	r := Runner{CPULimit: 5}
+	res, err := r.Run(t.Context(), ext, OpEnable, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Degraded != "" {
+		t.Skipf("no writable cgroup on this host: %s", res.Degraded)
+	}
+	pid := readPid(t, filepath.Join(ext.Dir, "daemon.pid"))
+	cg := &cgroup{dir: res.Cgroup, fd: -1}
+	if acct := filepath.Join(DefaultCgroupRoot, "cpuacct", SliceName, ext.FullName()); acct != res.Cgroup {
+		if _, err := os.Stat(acct); err == nil {
+			cg.acct = acct
+		}
+	}
+	defer func() {
+		_ = syscallKill(pid)
+		waitGone(t, pid)
+		cg.release()
+	}()
+	if !res.KeptCgroup {
+		t.Errorf("the cgroup holding the daemon was not kept")
+	}
+	if !slices.Contains(cg.pids(), pid) {
+		t.Errorf("daemon %d is not in %s (%v)", pid, res.Cgroup, cg.pids())
 	}
 }

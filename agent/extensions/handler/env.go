@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/arcagent/arcagent/agent/extensions"
 	"github.com/arcagent/arcagent/internal/atomicfile"
@@ -20,6 +21,16 @@ type Extension struct {
 	Dir                      string // <ExtensionsDir>/<Publisher>.<Type>-<Version>
 	LogDir                   string // <ExtensionLogsDir>/<Publisher>.<Type>-<Version>
 	Manifest                 *extensions.HandlerManifest
+}
+
+// New returns the Extension of an installed package: its tree under
+// extensionsDir and its log folder under logsDir (layout's ExtensionsDir
+// and ExtensionLogsDir), both named <Publisher>.<Type>-<Version>.
+func New(extensionsDir, logsDir, publisher, typ, version string, m *extensions.HandlerManifest) Extension {
+	e := Extension{Publisher: publisher, Type: typ, Version: version, Manifest: m}
+	e.Dir = filepath.Join(extensionsDir, e.FullName())
+	e.LogDir = filepath.Join(logsDir, e.FullName())
+	return e
 }
 
 // Name is "<Publisher>.<Type>", the handler name of the Azure format.
@@ -86,8 +97,11 @@ func (e Extension) Environment() []HandlerEnvironment {
 }
 
 func (e Extension) check() error {
-	if e.Publisher == "" || e.Type == "" || e.Version == "" {
-		return fail(CodeHandlerFiles, nil, "extension has no publisher, type or version (got %q)", e.FullName())
+	for _, part := range []string{e.Publisher, e.Type, e.Version} {
+		// The parts name directories and a cgroup: one plain path element each.
+		if part == "" || part == "." || part == ".." || strings.ContainsAny(part, "/\x00\n\r") {
+			return fail(CodeHandlerFiles, nil, "extension %q: publisher, type and version must be non-empty names without '/', NUL or line breaks", e.FullName())
+		}
 	}
 	if !filepath.IsAbs(e.Dir) || !filepath.IsAbs(e.LogDir) {
 		return fail(CodeHandlerFiles, nil, "extension %s: directory %q and log directory %q must be absolute paths", e.FullName(), e.Dir, e.LogDir)

@@ -95,9 +95,12 @@ func TestPrepareRepairsModeAndRefusesLinks(t *testing.T) {
 func TestPrepareRefusesBadExtension(t *testing.T) {
 	ext := newExt(t, nil, nil)
 	for name, e := range map[string]Extension{
-		"no version":   {Publisher: "A", Type: "B", Dir: ext.Dir, LogDir: ext.LogDir},
-		"relative dir": {Publisher: "A", Type: "B", Version: "1", Dir: "x", LogDir: ext.LogDir},
-		"missing dir":  {Publisher: "A", Type: "B", Version: "1", Dir: filepath.Join(ext.Dir, "nope"), LogDir: ext.LogDir},
+		"no version":      {Publisher: "A", Type: "B", Dir: ext.Dir, LogDir: ext.LogDir},
+		"relative dir":    {Publisher: "A", Type: "B", Version: "1", Dir: "x", LogDir: ext.LogDir},
+		"missing dir":     {Publisher: "A", Type: "B", Version: "1", Dir: filepath.Join(ext.Dir, "nope"), LogDir: ext.LogDir},
+		"slash in type":   {Publisher: "A", Type: "../../x", Version: "1", Dir: ext.Dir, LogDir: ext.LogDir},
+		"dot-dot version": {Publisher: "A", Type: "B", Version: "..", Dir: ext.Dir, LogDir: ext.LogDir},
+		"newline":         {Publisher: "A\nB", Type: "B", Version: "1", Dir: ext.Dir, LogDir: ext.LogDir},
 	} {
 		if err := Prepare(e); !errcode.Is(err, CodeHandlerFiles) {
 			t.Errorf("%s: %v, want %s", name, err, CodeHandlerFiles)

@@ -13,7 +13,7 @@ import (
 // <tmp>/waagent/Test.Handler-1.0 with the given files (name → content,
 // all executable) and a manifest whose commands are cmds (op → command;
 // missing ops run "true").
-func newExt(t *testing.T, files map[string]string, cmds map[Op]string) Extension {
+func newExt(t testing.TB, files map[string]string, cmds map[Op]string) Extension {
 	t.Helper()
 	root := t.TempDir()
 	ext := Extension{Publisher: "Test", Type: "Handler", Version: "1.0"}
@@ -44,7 +44,7 @@ func newExt(t *testing.T, files map[string]string, cmds map[Op]string) Extension
 	return ext
 }
 
-func mode(t *testing.T, p string) os.FileMode {
+func mode(t testing.TB, p string) os.FileMode {
 	t.Helper()
 	fi, err := os.Lstat(p)
 	if err != nil {

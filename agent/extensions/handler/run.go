@@ -67,7 +67,10 @@ func Command(m *extensions.HandlerManifest, op Op) string {
 }
 
 // Runner runs lifecycle commands. The zero value runs without a CPU limit
-// and with the defaults.
+// and with the defaults. A Runner may run commands of different extensions
+// from several goroutines at once; commands of one extension must not
+// overlap (they share its cgroup and log files), which extd ensures by
+// handling one extension at a time.
 type Runner struct {
 	CPULimit   int                  // percent of one CPU, 1..100; 0 = no limit
 	Timeouts   map[Op]time.Duration // missing → DefaultTimeout (5 min)
@@ -162,6 +165,9 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 	if err := ext.check(); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fail(CodeCommandTimeout, err, "%s of %s was not started: the extension manager is stopping", op, ext.FullName())
+	}
 	command := Command(ext.Manifest, op)
 	if strings.TrimSpace(command) == "" {
 		return nil, fail(CodeCommandStart, nil, "extension %s: HandlerManifest.json has no %s command", ext.FullName(), op)
@@ -199,28 +205,14 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 		cg, res.Degraded = setupCgroup(root, ext.FullName(), r.CPULimit)
 		if cg != nil {
 			res.Cgroup = cg.dir
-		} else {
-			log.Warn("running without a CPU limit", "reason", res.Degraded)
 		}
 	}
 
-	script := ShellCommand(ext.Dir, command)
-	var gate *os.File // v1: the shell waits on fd 3 until it is in the cgroup
-	var gateR *os.File
-	if cg != nil && cg.version == 1 {
-		if gateR, gate, err = os.Pipe(); err != nil {
-			cg.release()
-			return nil, fail(CodeCommandStart, err, "create a pipe")
-		}
-		script = "read -r _ <&3 || exit 125; exec 3<&-; " + script
-	}
-	cmd := exec.Command("/bin/sh", "-c", script)
-	cmd.Dir = ext.Dir
 	home := os.Getenv("HOME")
 	if home == "" {
 		home = "/"
 	}
-	cmd.Env = append([]string{
+	env := append([]string{
 		"PATH=" + DefaultPath,
 		"HOME=" + home,
 		"LANG=C",
@@ -228,51 +220,43 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 		"AZURE_GUEST_AGENT_EXTENSION_PATH=" + ext.Dir,
 		"AZURE_GUEST_AGENT_EXTENSION_VERSION=" + ext.Version,
 	}, r.Env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if cg != nil && cg.version == 2 {
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = cg.fd
-	}
-	if gateR != nil {
-		cmd.ExtraFiles = []*os.File{gateR}
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		if cg != nil {
-			cg.release()
-		}
-		return nil, fail(CodeCommandStart, err, "create a pipe")
-	}
-	cmd.Stdout, cmd.Stderr = outW, outW
+	script := ShellCommand(ext.Dir, command)
 	fmt.Fprintf(logf, "# arcagent %s: %s of %s, ConfigSequenceNumber=%d: %s\n",
 		time.Now().UTC().Format(time.RFC3339), op, ext.FullName(), seq, command)
 
+	// The child may be reused (a daemon of an earlier enable still runs in
+	// it): the counters are charged to this command as differences.
+	var cpu0 time.Duration
+	var thr0 int64
+	if cg != nil {
+		cpu0, thr0 = cg.usage()
+	}
 	start := time.Now()
-	err = cmd.Start()
-	outW.Close()
-	if gateR != nil {
-		gateR.Close()
+	cmd, outR, joinErr, err := startCommand(ext.Dir, script, env, cg)
+	if err != nil && cg != nil && cg.version == 2 {
+		// An older kernel cannot create a process inside a cgroup (clone3,
+		// Linux 5.7): run without the limit rather than not at all.
+		res.Degraded = fmt.Sprintf("CPU limit not applied (cgroup v2: the command could not be started inside %s: %v)", cg.dir, err)
+		cg.release()
+		cg, res.Cgroup = nil, ""
+		cmd, outR, _, err = startCommand(ext.Dir, script, env, nil)
 	}
 	if err != nil {
-		outR.Close()
-		if gate != nil {
-			gate.Close()
-		}
 		if cg != nil {
 			cg.release()
 		}
 		fmt.Fprintf(logf, "# arcagent: could not start: %v\n", err)
 		return nil, fail(CodeCommandStart, err, "start the %s command of %s", op, ext.FullName())
 	}
-	pgid := cmd.Process.Pid
-	if gate != nil {
-		if err := cg.join(cmd.Process.Pid); err != nil {
-			res.Degraded = "CPU limit not applied (cgroup v1: " + err.Error() + ")"
-			log.Warn("running without a CPU limit", "reason", res.Degraded)
-		}
-		_, _ = gate.Write([]byte("\n"))
-		gate.Close()
+	if joinErr != nil {
+		res.Degraded = "CPU limit not applied (cgroup v1: " + joinErr.Error() + ")"
+		cg.release()
+		cg, res.Cgroup = nil, ""
 	}
+	if res.Degraded != "" && r.CPULimit > 0 && cg == nil {
+		log.Warn("running without a CPU limit", "reason", res.Degraded)
+	}
+	pgid := cmd.Process.Pid
 
 	out := newOutput(logf, r.maxOutput())
 	copied := make(chan struct{})
@@ -313,11 +297,16 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 	}
 	res.Tail, res.Dropped = out.finish()
 	if cg != nil {
-		res.CPUTime, res.Throttled = cg.usage()
+		cpu, thr := cg.usage()
+		res.CPUTime = cpu - cpu0
+		if thr >= 0 && thr0 >= 0 {
+			res.Throttled = thr - thr0
+		}
 		res.KeptCgroup = cg.release()
 	}
 
 	var ee *exec.ExitError
+	signal := ""
 	switch {
 	case stopErr != nil:
 		fmt.Fprintf(logf, "# arcagent: killed after %s\n", res.Duration.Round(time.Millisecond))
@@ -325,10 +314,18 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 		res.ExitCode = 0
 	case errors.As(waitErr, &ee):
 		res.ExitCode = ee.ExitCode() // -1 when killed by a signal
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			signal = ws.Signal().String()
+		}
 	default:
 		stopErr = fail(CodeCommandFailed, waitErr, "%s of %s: waiting for the command", op, ext.FullName())
 	}
-	if stopErr == nil {
+	switch {
+	case stopErr != nil:
+	case signal != "":
+		fmt.Fprintf(logf, "# arcagent: killed by signal %s after %s\n", signal, res.Duration.Round(time.Millisecond))
+		stopErr = fail(CodeCommandFailed, nil, "%s of %s was killed by signal %s (log: %s)", op, ext.FullName(), signal, res.LogFile)
+	default:
 		fmt.Fprintf(logf, "# arcagent: exit code %d after %s\n", res.ExitCode, res.Duration.Round(time.Millisecond))
 		if res.ExitCode != 0 {
 			stopErr = fail(CodeCommandFailed, nil, "%s of %s exited with code %d (log: %s)", op, ext.FullName(), res.ExitCode, res.LogFile)
@@ -337,6 +334,56 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 	log.Info("handler command finished", "exit", res.ExitCode, "duration", res.Duration,
 		"cgroup", res.Cgroup, "degraded", res.Degraded, "dropped", res.Dropped)
 	return res, stopErr
+}
+
+// startCommand starts /bin/sh -c script in dir with env, in its own
+// process group, its output on the returned pipe. In a v2 cgroup the
+// process is created inside it; in a v1 cgroup the shell first waits on a
+// pipe (fd 3) until its pid is written into the cgroup, so that nothing of
+// the command runs outside it. joinErr says why a v1 join failed (the
+// command then runs outside the cgroup).
+func startCommand(dir, script string, env []string, cg *cgroup) (cmd *exec.Cmd, outR *os.File, joinErr, err error) {
+	var gateR, gateW *os.File
+	if cg != nil && cg.version == 1 {
+		if gateR, gateW, err = os.Pipe(); err != nil {
+			return nil, nil, nil, err
+		}
+		defer gateW.Close()
+		script = "read -r _ <&3 || exit 125; exec 3<&-; " + script
+	}
+	cmd = exec.Command("/bin/sh", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cg != nil && cg.version == 2 {
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = cg.fd
+	}
+	if gateR != nil {
+		cmd.ExtraFiles = []*os.File{gateR}
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		if gateR != nil {
+			gateR.Close()
+		}
+		return nil, nil, nil, err
+	}
+	cmd.Stdout, cmd.Stderr = outW, outW
+	err = cmd.Start()
+	outW.Close()
+	if gateR != nil {
+		gateR.Close()
+	}
+	if err != nil {
+		outR.Close()
+		return nil, nil, nil, err
+	}
+	if gateW != nil {
+		joinErr = cg.join(cmd.Process.Pid)
+		_, _ = gateW.Write([]byte("\n"))
+	}
+	return cmd, outR, joinErr, nil
 }
 
 func (r *Runner) maxOutput() int64 {

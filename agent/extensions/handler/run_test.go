@@ -25,6 +25,7 @@ func TestRunExitCodes(t *testing.T) {
 		{"failure", "bin/fail.sh 3", 3, CodeCommandFailed, "about to fail"},
 		{"program on PATH with arguments", "sh -c 'echo from-path; exit 0'", 0, "", "from-path"},
 		{"missing program", "bin/nope.sh", 127, CodeCommandFailed, "nope.sh"},
+		{"killed by a signal", "echo dying; kill -TERM $$", -1, CodeCommandFailed, "dying"},
 	}
 	files := map[string]string{
 		"bin/ok.sh":   "#!/bin/sh\necho all good\n",
@@ -48,7 +49,11 @@ func TestRunExitCodes(t *testing.T) {
 				if !errcode.Is(err, tt.wantCode) {
 					t.Fatalf("err = %v, want %s", err, tt.wantCode)
 				}
-				for _, s := range []string{"install", "code " + strconv.Itoa(tt.wantExit), res.LogFile} {
+				want := "code " + strconv.Itoa(tt.wantExit)
+				if tt.wantExit < 0 {
+					want = "signal terminated"
+				}
+				for _, s := range []string{"install", want, res.LogFile} {
 					if !strings.Contains(err.Error(), s) {
 						t.Errorf("error %q does not name %q", err, s)
 					}
@@ -278,5 +283,19 @@ func TestShellCommand(t *testing.T) {
 		if got := ShellCommand(tt.dir, tt.cmd); got != tt.want {
 			t.Errorf("ShellCommand(%q, %q) = %q, want %q", tt.dir, tt.cmd, got, tt.want)
 		}
+	}
+}
+
+func TestRunNotStartedWhenCancelled(t *testing.T) {
+	ext := newExt(t, map[string]string{"bin/mark.sh": "#!/bin/sh\ntouch marker\n"}, map[Op]string{OpEnable: "bin/mark.sh"})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	var r Runner
+	res, err := r.Run(ctx, ext, OpEnable, 0)
+	if res != nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %+v, %v; want no result and context.Canceled", res, err)
+	}
+	if _, err := os.Stat(filepath.Join(ext.Dir, "marker")); err == nil {
+		t.Error("the command ran")
 	}
 }

@@ -42,7 +42,7 @@ type Status struct {
 	Operation string
 	Status    string // transitioning | success | warning | error (lower case)
 	Code      int
-	Message   string // formattedMessage.message, at most MaxStatusMessage bytes
+	Message   string // formattedMessage.message, at most MaxStatusMessage bytes of valid UTF-8, not escaped (use safetext to print it)
 	Substatus []Substatus
 	Timestamp time.Time // timestampUTC; zero when absent or not a time
 }
