@@ -51,6 +51,9 @@ type Options struct {
 	Limits     extensions.Limits
 	// MaxPackage bounds a download (default 256 MiB).
 	MaxPackage int64
+	// RetryMin is the first retry delay after a failure (default 30 s);
+	// it doubles up to 64 times that.
+	RetryMin time.Duration
 	Log        *slog.Logger
 	Now        func() time.Time
 }
@@ -82,6 +85,9 @@ func New(o Options) *Manager {
 	}
 	if o.MaxPackage == 0 {
 		o.MaxPackage = 256 << 20
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 30 * time.Second
 	}
 	return &Manager{o: o, poke: make(chan struct{}, 1)}
 }
@@ -298,7 +304,7 @@ func (p *pass) fail(e *Entry, op string, err error, res *handler.Result) {
 		msg += "; output: " + res.Tail
 	}
 	e.Attempts++
-	backoff := time.Duration(1<<min(e.Attempts-1, 6)) * 30 * time.Second // 30 s … 32 min
+	backoff := time.Duration(1<<min(e.Attempts-1, 6)) * p.m.o.RetryMin // 30 s … 32 min by default
 	e.NotBefore = p.now().Add(backoff)
 	if e.Phase != PhaseRefused {
 		e.Phase = PhaseFailed
@@ -330,3 +336,10 @@ var ownFile = atomicfile.WriteOptions{Mode: 0o600}
 
 // SetCgroupRoot points the CPU-limited groups at another cgroup mount.
 func (m *Manager) SetCgroupRoot(dir string) { m.o.CgroupRoot = dir }
+
+// SetRetryMin sets the first retry delay after a failure.
+func (m *Manager) SetRetryMin(d time.Duration) {
+	if d > 0 {
+		m.o.RetryMin = d
+	}
+}

@@ -23,6 +23,7 @@ type extdOptions struct {
 	otherTimeout   time.Duration
 	configEvery    time.Duration
 	cgroupRoot     string
+	retryMin       time.Duration
 }
 
 func newDaemonExtdCmd(a *app) *cobra.Command {
@@ -56,6 +57,7 @@ an unfinished install back and resumes the rest. It stops on SIGTERM.`,
 	f.DurationVar(&o.otherTimeout, "command-timeout", handler.DefaultTimeout, "timeout of the update, disable and uninstall commands")
 	f.DurationVar(&o.configEvery, "reload-every", 2*time.Second, "how often to look for changes to localconfig.json")
 	f.StringVar(&o.cgroupRoot, "cgroup-root", "", "cgroup mount to create the CPU-limited groups under (default /sys/fs/cgroup)")
+	f.DurationVar(&o.retryMin, "retry-min", 30*time.Second, "first retry delay after a failed step (doubles up to 64 times)")
 	_ = f.MarkHidden("reload-every")
 	_ = f.MarkHidden("cgroup-root")
 	return cmd
@@ -77,6 +79,7 @@ func runExtd(cmd *cobra.Command, a *app, o extdOptions) error {
 		handler.OpUpdate: o.otherTimeout, handler.OpDisable: o.otherTimeout, handler.OpUninstall: o.otherTimeout,
 	})
 	m.SetCgroupRoot(o.cgroupRoot)
+	m.SetRetryMin(o.retryMin)
 	connect := func() (extd.ControlPlane, error) {
 		cfg, err := himds.LoadAgentConfig(l)
 		if err != nil {

@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,6 +74,20 @@ func (w *extdWorld) publish(src, typ, v string) string {
 	w.ok("package", "sign", pkg, "--key", filepath.Join(w.tmp, "contoso.key"))
 	w.ok("fleet", "packages", "publish", pkg)
 	return pkg
+}
+
+// copyWithNote copies a handler directory and adds a file naming the
+// version, so that two versions are two different packages.
+func (w *extdWorld) copyWithNote(src, v string) string {
+	w.t.Helper()
+	dst := filepath.Join(w.tmp, "src-"+v)
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		w.t.Fatalf("cp: %v %s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(dst, "VERSION"), []byte(v+"\n"), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+	return dst
 }
 
 func (w *extdWorld) startExtd() *proc {
@@ -150,7 +164,7 @@ func TestExtdEndToEnd(t *testing.T) {
 	w := newExtdWorld(t)
 	src := "../../examples/extensions/status-reporter"
 	w.publish(src, srType, "1.0.0")
-	w.publish(src, srType, "1.1.0")
+	w.publish(w.copyWithNote(src, "1.1.0"), srType, "1.1.0")
 	secret := "s3cr3t-" + strings.Repeat("x", 12)
 	prot := filepath.Join(w.tmp, "protected.json")
 	if err := os.WriteFile(prot, []byte(`{"token":"`+secret+`"}`), 0o600); err != nil {
@@ -259,5 +273,106 @@ func checkOpensslDecrypts(t *testing.T, certDir, settings, secret string) {
 	}
 }
 
-var _ = context.Background
-var _ = syscall.SIGKILL
+// TestExtdKilledDuringInstall: kill -9 of extd while the handler's install
+// command runs leaves no tree that looks installed; the restarted extd rolls
+// the install back and converges to Succeeded.
+func TestExtdKilledDuringInstall(t *testing.T) {
+	w := newExtdWorld(t)
+	w.publish("testdata/slow-handler", "Slow", "1.0.0")
+	hang, marker, journal := filepath.Join(w.tmp, "hang"), filepath.Join(w.tmp, "marker"), filepath.Join(w.tmp, "journal")
+	if err := os.WriteFile(hang, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	extd := w.startExtd()
+	settings, _ := json.Marshal(map[string]string{"hang": hang, "marker": marker, "journal": journal})
+	w.ok("fleet", "extensions", "set", "--machine", "web01", "--name", "slow", "--publisher", srPublisher, "--type", "Slow",
+		"--version", "1.0.0", "--settings", string(settings))
+	var pid int
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(marker); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			if _, err := fmt.Sscan(string(b), &pid); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the install command did not start:\n%s", extd.out.String())
+		}
+	}
+	// kill -9 of extd, and of the handler (systemd would kill its cgroup).
+	if err := extd.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-extd.done
+	extd.done <- nil
+	if pgid, err := syscall.Getpgid(pid); err == nil {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+	tree := filepath.Join(w.l.ExtensionsDir(), srPublisher+".Slow-1.0.0")
+	if _, err := os.Stat(tree); err != nil {
+		t.Fatalf("the tree should exist while install ran: %v", err)
+	}
+	var st struct {
+		Extensions []struct{ Name, Phase string }
+	}
+	b, err := os.ReadFile(filepath.Join(w.l.ExtMgrDir(), "state.json"))
+	if err != nil || json.Unmarshal(b, &st) != nil || len(st.Extensions) != 1 || st.Extensions[0].Phase != "RunningInstall" {
+		t.Fatalf("state after kill -9: %s %v", b, err)
+	}
+	if out := w.ok("extension", "list", "--root", w.root); strings.Contains(out, "Succeeded") {
+		t.Fatalf("an interrupted install looks installed:\n%s", out)
+	}
+
+	_ = os.Remove(hang)
+	extd = w.startExtd()
+	w.waitFor("Succeeded after restart", extd, reported("slow", "1.0.0", apiv1.ExtensionSucceeded, 0))
+	jb, _ := os.ReadFile(journal)
+	if got := strings.Fields(strings.ReplaceAll(string(jb), " 0", "")); strings.Join(got, ",") != "install,uninstall,install,enable" {
+		t.Fatalf("handler commands: %q, want install (killed), uninstall (roll back), install, enable", jb)
+	}
+	if !strings.Contains(extd.out.String(), "recovered an interrupted step") {
+		t.Errorf("extd did not say it recovered:\n%s", extd.out.String())
+	}
+}
+
+// TestExtdControlPlaneUnreachable: with arcserver stopped the installed
+// extension stays and keeps its state; what happens meanwhile is reported
+// once arcserver is back.
+func TestExtdControlPlaneUnreachable(t *testing.T) {
+	w := newExtdWorld(t)
+	w.publish("../../examples/extensions/status-reporter", srType, "1.0.0")
+	extd := startProc(w.t, w.bin, "daemon", "extd", "--root", w.root, "--interval", "200ms", "--reload-every", "100ms",
+		"--retry-min", "200ms", "--cgroup-root", filepath.Join(w.tmp, "no-cgroup"))
+	w.ok("fleet", "extensions", "set", "--machine", "web01", "--name", "status", "--publisher", srPublisher, "--type", srType, "--version", "1.0.0")
+	first := w.waitFor("Succeeded", extd, reported("status", "1.0.0", apiv1.ExtensionSucceeded, 0))
+	tree := filepath.Join(w.l.ExtensionsDir(), srPublisher+"."+srType+"-1.0.0")
+
+	if err := w.cp.proc.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(extd.out.String(), "poll the desired state"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("extd did not notice the control plane is gone:\n%s", extd.out.String())
+		}
+	}
+	if _, err := os.Stat(tree); err != nil {
+		t.Fatalf("the installed extension went away with the control plane: %v", err)
+	}
+	if out := w.ok("extension", "list", "--root", w.root); !strings.Contains(out, "Succeeded") {
+		t.Fatalf("extension list while offline:\n%s", out)
+	}
+	// Offline, a local removal: reported once the control plane is back,
+	// and the assignment installs the extension again.
+	w.ok("extension", "remove", "--root", w.root, "--name", "status")
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(extd.out.String(), "status report not sent"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("extd did not queue the status report:\n%s", extd.out.String())
+		}
+	}
+	w.cp.start(t)
+	v := w.waitFor("Succeeded again", extd, func(vs []apiv1.ExtensionView) bool {
+		return reported("status", "1.0.0", apiv1.ExtensionSucceeded, 0)(vs) && vs[0].Reported.UpdatedAt.After(first[0].Reported.UpdatedAt)
+	})
+	if v[0].Reported.UpdatedAt.Before(first[0].Reported.UpdatedAt) {
+		t.Fatal("stale report")
+	}
+}
