@@ -365,7 +365,6 @@ func extensionViews(desired []apiv1.ExtensionSpec, reported []apiv1.ExtensionSta
 		return nil
 	}
 	for _, d := range desired {
-		d := d
 		v := apiv1.ExtensionView{Name: d.Name, HasProtectedSettings: d.ProtectedSettings != ""}
 		d.ProtectedSettings = ""
 		v.Desired = &d

@@ -166,11 +166,14 @@ func validateHeartbeat(req *apiv1.HeartbeatRequest) error {
 	return checkText("agentStatus", req.AgentStatus, 64, false)
 }
 
-func (s *Server) handleDesiredState(w http.ResponseWriter, r *http.Request, id string, _ *machineEntry) error {
+func (s *Server) handleDesiredState(w http.ResponseWriter, r *http.Request, id string, e *machineEntry) error {
 	m, err := s.st.Machine(r.Context(), id)
 	if err != nil {
 		return storeErr(err, "machine "+id)
 	}
+	// Refresh the ETag heartbeats report: an assignment that raced with
+	// the first caching of this machine may have left an older one there.
+	e.etag.Store(m.DesiredETag)
 	w.Header().Set("ETag", m.DesiredETag)
 	w.Header().Set("Cache-Control", "no-cache")
 	if inm := r.Header.Get("If-None-Match"); inm != "" {

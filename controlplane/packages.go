@@ -185,6 +185,15 @@ func (s *Server) handlePublishPackage(w http.ResponseWriter, r *http.Request, p 
 		if old.SHA256 != pub.sha256 {
 			return errf(apiv1.CodeConflict, "%s is already published with sha256 %s; the upload has sha256 %s. A published version is never replaced: publish the change under a new version", name, old.SHA256, pub.sha256)
 		}
+		// Same bytes: idempotent only with the same signature, or the
+		// caller would believe machines get an envelope they never see.
+		stored, err := os.ReadFile(s.packagePath(old.SHA256, true))
+		if err != nil {
+			return fmt.Errorf("read the stored envelope of %s: %w", name, err)
+		}
+		if !sameJSON(stored, pub.envelope) {
+			return errf(apiv1.CodeConflict, "%s is already published with these bytes (sha256 %s) but another signature (key id %q); a published package is never re-signed: publish a new version signed as you want it", name, old.SHA256, old.KeyID)
+		}
 		writeJSON(w, http.StatusOK, toPackageInfo(old))
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -238,6 +247,15 @@ func (s *Server) handleListPackages(w http.ResponseWriter, r *http.Request, p *p
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// sameJSON reports whether two JSON texts are equal but for whitespace.
+func sameJSON(a, b []byte) bool {
+	var ca, cb bytes.Buffer
+	if json.Compact(&ca, a) != nil || json.Compact(&cb, b) != nil {
+		return bytes.Equal(a, b)
+	}
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
 }
 
 // isSHA256 reports whether v is a lowercase hex SHA-256.

@@ -148,6 +148,11 @@ func TestPublishPackage(t *testing.T) {
 			t.Fatalf("republish status %d, want 200", status)
 		}
 	})
+	t.Run("same bytes, another signature: refused", func(t *testing.T) {
+		other := envelopeFor(t, signing.NewStatement(statusReporter, info.SHA256, info.Size))
+		_, err := e.owner.PublishPackage(ctx, apiv1.PublishPackageRequest{Package: zb, Envelope: other})
+		wantCode(t, err, http.StatusConflict, apiv1.CodeConflict, "another signature")
+	})
 	t.Run("other bytes, same version: refused, nothing replaced", func(t *testing.T) {
 		zb2, env2 := signedPackage(t, statusReporter, "v1-rebuilt")
 		_, err := e.owner.PublishPackage(ctx, apiv1.PublishPackageRequest{Package: zb2, Envelope: env2})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -203,6 +204,9 @@ stores anything: only that machine can read it.
 				b, err := a.readJSONObject("--protected-settings", protected, fleetMaxProtected, &stdinUsed)
 				if err != nil {
 					return err
+				}
+				if fi, err := os.Stat(protected[1:]); protected != "@-" && err == nil && fi.Mode().Perm()&0o077 != 0 {
+					fmt.Fprintf(a.stderr, "warning: %s holds secrets but is readable by other users (mode %04o): chmod 600 it, or pipe it with @-\n", protected[1:], fi.Mode().Perm())
 				}
 				req.ProtectedSettings = b
 			}

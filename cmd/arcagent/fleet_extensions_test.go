@@ -116,9 +116,16 @@ func TestFleetPackagesAndExtensions(t *testing.T) {
 	if err := os.WriteFile(secrets, []byte(`{"password": "hunter2"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out = fleetOK(t, append(setArgs, "--version", "1.0.0", "--settings", `{"interval": 30, "big": 12345678901234567890}`, "--protected-settings", "@"+secrets)...)
-	if !strings.Contains(out, "Assigned monitor to web01") || !strings.Contains(out, "sealed") || strings.Contains(out, "hunter2") {
-		t.Fatalf("set: %s", out)
+	out, errOut, code := fleetCLI(t, "", append(setArgs, "--version", "1.0.0", "--settings", `{"interval": 30, "big": 12345678901234567890}`, "--protected-settings", "@"+secrets)...)
+	if code != 0 || !strings.Contains(out, "Assigned monitor to web01") || !strings.Contains(out, "sealed") || strings.Contains(out+errOut, "hunter2") || errOut != "" {
+		t.Fatalf("set: %d %s %s", code, out, errOut)
+	}
+	// A secrets file others can read is used, with a warning.
+	if err := os.Chmod(secrets, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := fleetCLI(t, "", append(setArgs, "--version", "1.0.0", "--settings", `{"interval": 30, "big": 12345678901234567890}`, "--protected-settings", "@"+secrets)...); code != 0 || !strings.Contains(errOut, "readable by other users") {
+		t.Fatalf("world-readable secrets: %d %s", code, errOut)
 	}
 	doc, etag, err := mach.DesiredState(ctx, "")
 	if err != nil || len(doc.Extensions) != 1 {
