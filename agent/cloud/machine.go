@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/errcode"
 )
 
 // DefaultAssertionLifetime is how long the assertions this client signs
@@ -186,13 +188,20 @@ func (m *Machine) DesiredState(ctx context.Context, etag string) (*apiv1.Desired
 	if etag != "" {
 		hdr = http.Header{"If-None-Match": {etag}}
 	}
-	var out apiv1.DesiredState
-	h, status, err := m.c.call(ctx, http.MethodGet, m.path("/desiredState"), nil, a, hdr, nil, &out)
+	var raw json.RawMessage
+	h, status, err := m.c.call(ctx, http.MethodGet, m.path("/desiredState"), nil, a, hdr, nil, &raw)
 	if err != nil {
 		return nil, "", err
 	}
 	if status == http.StatusNotModified {
 		return nil, etag, nil
+	}
+	// Numbers in extension settings keep every digit (json.Number).
+	var out apiv1.DesiredState
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil {
+		return nil, "", errcode.Wrap(apiv1.CodeBadResponse, err, "decode the desired state")
 	}
 	return &out, h.Get("ETag"), nil
 }

@@ -54,8 +54,8 @@ type Options struct {
 	// RetryMin is the first retry delay after a failure (default 30 s);
 	// it doubles up to 64 times that.
 	RetryMin time.Duration
-	Log        *slog.Logger
-	Now        func() time.Time
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Manager applies desired extensions to the machine. Every pass takes the

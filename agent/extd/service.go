@@ -56,6 +56,10 @@ func (m *Manager) Run(ctx context.Context, o ServiceOptions) error {
 	}
 	cfgPath := m.o.Layout.LocalConfig()
 	cfgStamp := stamp(cfgPath)
+	// A change of the state by someone else (arcagent extension remove,
+	// package install) triggers a pass too.
+	statePath := StatePath(m.o.Layout)
+	stateStamp := stamp(statePath)
 	var (
 		cp       ControlPlane
 		wake     time.Time
@@ -75,6 +79,9 @@ func (m *Manager) Run(ctx context.Context, o ServiceOptions) error {
 		if s := stamp(cfgPath); s != cfgStamp {
 			cfgStamp, cfgChanged = s, true
 			m.o.Log.Info("localconfig.json changed: applying the local controls again")
+		}
+		if s := stamp(statePath); s != stateStamp {
+			stateStamp, cfgChanged = s, true
 		}
 		due := !now.Before(nextPoll)
 		retry := !wake.IsZero() && !now.Before(wake)
@@ -100,6 +107,7 @@ func (m *Manager) Run(ctx context.Context, o ServiceOptions) error {
 			}
 			if desired != nil || cfgChanged || retry || pending {
 				out, err := m.Reconcile(ctx, cp, desired, tag)
+				stateStamp = stamp(statePath)
 				if err != nil && ctx.Err() == nil {
 					m.o.Log.Error("reconcile", "err", err)
 				} else if desired != nil {

@@ -15,10 +15,12 @@
 package extd
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -172,7 +174,20 @@ func LoadState(l layout.Layout) (*State, error) {
 // ParseState decodes state.json strictly.
 func ParseState(data []byte) (*State, error) {
 	var s State
-	if err := strictjson.Unmarshal(data, &s); err != nil {
+	err := strictjson.Check(data, &s)
+	if err == nil {
+		// Numbers in settings keep every digit (json.Number), as the
+		// desired state was fetched, so their fingerprint is stable.
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		dec.UseNumber()
+		if err = dec.Decode(&s); err == nil {
+			if _, terr := dec.Token(); terr != io.EOF {
+				err = errors.New("data after the JSON value")
+			}
+		}
+	}
+	if err != nil {
 		return nil, errcode.Wrap(CodeState, err, "the extension manager's state %s is corrupt; move it aside only after checking /var/lib/waagent by hand", StateFile)
 	}
 	if s.Schema != StateV1 {
