@@ -252,6 +252,13 @@ func (s *Server) handleSetExtension(w http.ResponseWriter, r *http.Request, p *p
 			return nil, err
 		}
 		i := findExtension(&ds, name)
+		for _, o := range ds.Extensions {
+			// One extension of a kind per machine, as in Azure: two
+			// assignments would share one installed tree.
+			if !strings.EqualFold(o.Name, name) && strings.EqualFold(o.Publisher, spec.Publisher) && strings.EqualFold(o.Type, spec.Type) {
+				return nil, errf(apiv1.CodeConflict, "machine %s already has %s.%s assigned as %q: change that assignment, or remove it first", m.ID, o.Publisher, o.Type, o.Name)
+			}
+		}
 		key := strings.ToLower(name)
 		if v.protected != nil {
 			if i >= 0 && priv.ProtectedSettings[key] == fp && ds.Extensions[i].Name == name && ds.Extensions[i].ProtectedSettings != "" {

@@ -93,12 +93,18 @@ func TestExtensionAssignments(t *testing.T) {
 	}
 	step("settings", func() { req.Settings = map[string]any{"interval": 60.0}; set("monitor", req) })
 	step("version", func() { req.Version = "1.1.0"; set("monitor", req) })
-	step("second extension", func() { set("alpha", req) })
+	other := e.publish(signing.Package{Publisher: statusReporter.Publisher, Type: "Other", Version: "1.0.0"})
+	// One extension of a kind per machine: a second name for it is refused.
+	if _, err := e.owner.SetExtension(ctx, id, "alpha", req); !errcode.Is(err, apiv1.CodeConflict) || !strings.Contains(err.Error(), `as "monitor"`) {
+		t.Fatalf("a second assignment of the same publisher and type: %v", err)
+	}
+	alpha := apiv1.SetExtensionRequest{Publisher: other.Publisher, Type: other.Type, Version: other.Version}
+	step("second extension", func() { set("alpha", alpha) })
 	doc, _, err := tm.m.DesiredState(ctx, "")
-	if err != nil || len(doc.Extensions) != 2 || doc.Extensions[0].Name != "alpha" || doc.Extensions[1].Name != "monitor" || doc.Extensions[1].PackageSHA256 != v2.SHA256 {
+	if err != nil || len(doc.Extensions) != 2 || doc.Extensions[0].Name != "alpha" || doc.Extensions[1].Name != "monitor" || doc.Extensions[1].PackageSHA256 != v2.SHA256 || doc.Extensions[0].PackageSHA256 != other.SHA256 {
 		t.Fatalf("desired state (want alpha, monitor@1.1.0 sorted): %+v %v", doc, err)
 	}
-	if doc.Extensions[1].Settings["interval"] != 60.0 {
+	if doc.Extensions[1].Settings["interval"] != json.Number("60") {
 		t.Fatalf("settings %v", doc.Extensions[1].Settings)
 	}
 
@@ -154,7 +160,7 @@ func TestExtensionAssignments(t *testing.T) {
 		_, err = elsewhere.ListExtensions(ctx, id)
 		wantCode(t, err, http.StatusForbidden, apiv1.CodeForbidden)
 		admin := e.operatorFor("ada", rbac.ResourceAdministrator, rbac.ResourceGroupScope(sub, "web"))
-		if _, err := admin.SetExtension(ctx, id, "alpha", req); err != nil {
+		if _, err := admin.SetExtension(ctx, id, "alpha", alpha); err != nil {
 			t.Fatalf("administrator of the group: %v", err)
 		}
 	})
@@ -180,17 +186,23 @@ func TestExtensionViews(t *testing.T) {
 	sub := e.scope("prod", "web")
 	tm := e.mustRegister(sub, "web", "web01")
 	id := tm.reg.MachineID
-	e.publish(statusReporter)
-	e.publish(signing.Package{Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "2.0.0"})
-	for name, v := range map[string]string{"ok": "1.0.0", "old": "2.0.0", "unreported": "1.0.0"} {
-		if _, err := e.owner.SetExtension(ctx, id, name, apiv1.SetExtensionRequest{Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: v}); err != nil {
+	// One extension of a kind per machine: three kinds.
+	for name, typ := range map[string]string{"ok": "StatusReporter", "old": "Old", "unreported": "Unreported"} {
+		for _, v := range []string{"1.0.0", "2.0.0"} {
+			e.publish(signing.Package{Publisher: "Contoso.Monitoring", Type: typ, Version: v})
+		}
+		v := map[string]string{"old": "2.0.0"}[name]
+		if v == "" {
+			v = "1.0.0"
+		}
+		if _, err := e.owner.SetExtension(ctx, id, name, apiv1.SetExtensionRequest{Publisher: "Contoso.Monitoring", Type: typ, Version: v}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	st := apiv1.MachineStatus{
 		Extensions: []apiv1.ExtensionStatus{
 			{Name: "OK", Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.0.0", State: apiv1.ExtensionSucceeded, Message: "enabled\nall good", Operation: "Enable", Sequence: 1},
-			{Name: "old", Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.0.0", State: apiv1.ExtensionSucceeded},
+			{Name: "old", Publisher: "Contoso.Monitoring", Type: "Old", Version: "1.0.0", State: apiv1.ExtensionSucceeded},
 			{Name: "gone", Version: "1.0.0", State: apiv1.ExtensionSucceeded},
 		},
 		Services: []apiv1.ServiceStatus{{Name: "extd", State: "Running"}},

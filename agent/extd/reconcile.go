@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/extensions"
@@ -161,6 +162,14 @@ func (p *pass) apply(ctx context.Context, spec *apiv1.ExtensionSpec) {
 		p.refuse(e, spec, err.Error())
 		p.st.put(e)
 		return
+	}
+	for _, o := range p.st.Extensions {
+		if o.Name != spec.Name && o.installed() && strings.EqualFold(o.Publisher, spec.Publisher) && strings.EqualFold(o.Type, spec.Type) {
+			// Two names for one kind would share one tree.
+			p.refuse(e, spec, fmt.Sprintf("%s.%s is already installed on this machine as %q (source %s); one extension of a kind per machine", o.Publisher, o.Type, o.Name, o.Source))
+			p.st.put(e)
+			return
+		}
 	}
 	if e.installed() && (e.Publisher != spec.Publisher || e.Type != spec.Type) {
 		// The same name now means another extension: remove the old one first.

@@ -238,3 +238,31 @@ func TestRemoveUnmanagedTree(t *testing.T) {
 		t.Fatalf("Remove of an unknown name = %v", err)
 	}
 }
+
+// TestOneExtensionOfAKind: a second assignment of an installed
+// publisher/type under another name is refused, the first one untouched.
+func TestOneExtensionOfAKind(t *testing.T) {
+	e := newEnv(t)
+	v1 := e.publish("first", pub, typ, "1.0.0", e.signer)
+	e.cp.assign(v1)
+	e.pass()
+	e.journalLines()
+	second := v1
+	second.Name = "second"
+	e.cp.assign(v1, second)
+	e.pass()
+	wantJournal(t, e)
+	if s := e.cp.lastStatus(t, "second"); s.State != apiv1.ExtensionFailed || !contains(s.Message, `as "first"`) {
+		t.Fatalf("second: %+v", s)
+	}
+	if s := e.cp.lastStatus(t, "first"); s.State != apiv1.ExtensionSucceeded {
+		t.Fatalf("first: %+v", s)
+	}
+	// Removing the refused one leaves the installed tree alone.
+	e.cp.assign(v1)
+	e.pass()
+	wantJournal(t, e)
+	if !e.exists("1.0.0") {
+		t.Fatal("removing the refused assignment deleted the installed tree")
+	}
+}
