@@ -104,7 +104,7 @@ func (c *memCP) assign(specs ...apiv1.ExtensionSpec) {
 	c.etag++
 }
 
-func (c *memCP) lastStatus(t *testing.T, name string) apiv1.ExtensionStatus {
+func (c *memCP) lastStatus(t testing.TB, name string) apiv1.ExtensionStatus {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -122,7 +122,7 @@ func (c *memCP) lastStatus(t *testing.T, name string) apiv1.ExtensionStatus {
 
 // env is a scratch root with a trusted publisher key.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	l       layout.Layout
 	cp      *memCP
 	m       *Manager
@@ -142,7 +142,9 @@ func trustOpts() []signing.TrustOption {
 	return []signing.TrustOption{signing.AllowNonRootOwner(nil)}
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvB(t) }
+
+func newEnvB(t testing.TB) *env {
 	t.Helper()
 	root := t.TempDir()
 	l := layout.New(root)

@@ -1,6 +1,7 @@
 package extd
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -104,6 +105,7 @@ type pass struct {
 	cp       ControlPlane
 	changed  bool // something was reported differently: send status
 	degraded string
+	saved    []byte // the state as last read or written: an unchanged state is not written again
 }
 
 func (m *Manager) begin(ctx context.Context, cp ControlPlane) (*pass, func(), error) {
@@ -120,6 +122,7 @@ func (m *Manager) begin(ctx context.Context, cp ControlPlane) (*pass, func(), er
 		return nil, nil, err
 	}
 	p := &pass{m: m, st: st, cp: cp}
+	p.saved, _ = marshalState(st)
 	p.settings, _, p.cfgErr = config.NewStore(m.o.Layout).Load()
 	if p.cfgErr != nil {
 		// Fail closed: with local controls unreadable nothing new installs.
@@ -144,7 +147,20 @@ func (p *pass) loadTrust() (*signing.TrustStore, error) {
 	return p.trust, p.trustErr
 }
 
-func (p *pass) save() error { return saveState(p.m.o.Layout, p.st) }
+func (p *pass) save() error {
+	data, err := marshalState(p.st)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(data, p.saved) {
+		return nil
+	}
+	if err := writeState(p.m.o.Layout, data); err != nil {
+		return err
+	}
+	p.saved = data
+	return nil
+}
 
 // step records that e enters phase (before the step runs) and saves.
 func (p *pass) step(e *Entry, phase string) error {

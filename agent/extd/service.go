@@ -71,8 +71,9 @@ func (m *Manager) Run(ctx context.Context, o ServiceOptions) error {
 		return err
 	}
 	defer removeServiceStatus(m.o.Layout)
-	tick := time.NewTicker(o.ConfigEvery)
-	defer tick.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
 	for {
 		now := m.o.Now()
 		cfgChanged := false
@@ -129,11 +130,27 @@ func (m *Manager) Run(ctx context.Context, o ServiceOptions) error {
 				o.Passed(Outcome{}, nil)
 			}
 		}
+		// Sleep until the next poll, retry or look at localconfig.json,
+		// whichever comes first.
+		d := o.ConfigEvery
+		now = m.o.Now()
+		if u := nextPoll.Sub(now); u < d {
+			d = u
+		}
+		if !wake.IsZero() {
+			if u := wake.Sub(now); u < d {
+				d = u
+			}
+		}
+		timer.Reset(max(d, 10*time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-timer.C:
 		case <-m.poke:
+			if !timer.Stop() {
+				<-timer.C
+			}
 			nextPoll = time.Time{}
 		}
 	}

@@ -203,15 +203,27 @@ func ParseState(data []byte) (*State, error) {
 
 // saveState writes the state atomically (root 0600).
 func saveState(l layout.Layout, s *State) error {
-	if err := ensureDir(l.ExtMgrDir()); err != nil {
-		return err
-	}
-	s.Schema = StateV1
-	data, err := json.MarshalIndent(s, "", "  ")
+	data, err := marshalState(s)
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(StatePath(l), append(data, '\n'), atomicfile.WriteOptions{Mode: 0o600}); err != nil {
+	return writeState(l, data)
+}
+
+func marshalState(s *State) ([]byte, error) {
+	s.Schema = StateV1
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
+}
+
+func writeState(l layout.Layout, data []byte) error {
+	if err := ensureDir(l.ExtMgrDir()); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(StatePath(l), data, atomicfile.WriteOptions{Mode: 0o600}); err != nil {
 		return errcode.Wrap(CodeState, err, "save the extension manager's state")
 	}
 	return nil

@@ -20,7 +20,7 @@ import (
 // extdWorld is a real arcserver, a connected scratch root, a fleet login,
 // a trusted signing key and the example packages built and published.
 type extdWorld struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	tmp  string
 	root string
@@ -38,6 +38,12 @@ func newExtdWorld(t *testing.T) *extdWorld {
 	if testing.Short() {
 		t.Skip("builds and runs real processes")
 	}
+	return newExtdWorldTB(t)
+}
+
+// newExtdWorldTB sets the world up for a test or a benchmark.
+func newExtdWorldTB(t testing.TB) *extdWorld {
+	t.Helper()
 	w := &extdWorld{t: t, bin: buildArcagent(t), tmp: worldTraversableTemp(t)}
 	w.cp = startControlPlane(t, w.tmp)
 	rg, secret := w.cp.onboarding(t, 1)
@@ -139,7 +145,7 @@ func reported(name, version, state string, seq int) func([]apiv1.ExtensionView) 
 }
 
 // grepTree reports the files under dir whose bytes contain secret.
-func grepTree(t *testing.T, dir string, secret []byte) []string {
+func grepTree(t testing.TB, dir string, secret []byte) []string {
 	t.Helper()
 	var hits []string
 	_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
