@@ -22,7 +22,6 @@ import (
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
-	"github.com/arcagent/arcagent/internal/atomicfile"
 	"github.com/arcagent/arcagent/internal/saferead"
 	"github.com/arcagent/arcagent/signing"
 )
@@ -346,9 +345,6 @@ func (p *pass) decide(spec *apiv1.ExtensionSpec) Verdict {
 	}
 	return Decide(p.settings, spec.Publisher, spec.Type)
 }
-
-// atomicWrite is the write options of the extension manager's own files.
-var ownFile = atomicfile.WriteOptions{Mode: 0o600}
 
 // SetCgroupRoot points the CPU-limited groups at another cgroup mount.
 func (m *Manager) SetCgroupRoot(dir string) { m.o.CgroupRoot = dir }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -580,5 +579,3 @@ func (m *Manager) Recover(ctx context.Context) error {
 func errNotInstalled(name string) error {
 	return errcode.New(CodeNotInstalled, "no extension called %q is installed (arcagent extension list shows what is)", name)
 }
-
-var _ = errors.Is
