@@ -132,7 +132,8 @@ func TestFleetPackagesAndExtensions(t *testing.T) {
 		t.Fatalf("desired state: %+v %v", doc, err)
 	}
 	got := doc.Extensions[0]
-	if got.PackageSHA256 != built.SHA256 || got.Settings["interval"] != 30.0 {
+	// The machine's client keeps every digit too (json.Number).
+	if got.PackageSHA256 != built.SHA256 || got.Settings["interval"] != json.Number("30") || got.Settings["big"] != json.Number("12345678901234567890") {
 		t.Fatalf("desired %+v", got)
 	}
 	// The document as served (not as a float64 decoder reads it back)
