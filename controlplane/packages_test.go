@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/arcagent/arcagent/agent/cloud"
 	"github.com/arcagent/arcagent/agent/extensions"
@@ -249,8 +250,16 @@ func TestPublishRefusals(t *testing.T) {
 		})
 	}
 	t.Run("oversized", func(t *testing.T) {
+		// 85 MB of JSON is slow to encode and decode under the race
+		// detector: this call gets a client with a longer timeout.
+		hc := *e.hc
+		hc.Timeout = 3 * time.Minute
+		c, err := cloud.New(e.url, cloud.Options{HTTPClient: &hc})
+		if err != nil {
+			t.Fatal(err)
+		}
 		big := make([]byte, controlplane.MaxPackageSize+1)
-		_, err := e.owner.PublishPackage(ctx, apiv1.PublishPackageRequest{Package: big, Envelope: env})
+		_, err = c.Operator(e.ownerT).PublishPackage(ctx, apiv1.PublishPackageRequest{Package: big, Envelope: env})
 		wantCode(t, err, http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, "limit")
 	})
 	if ps, err := e.owner.ListPackages(ctx, "", ""); err != nil || len(ps) != 0 {
