@@ -31,6 +31,16 @@ func TestLifecycle(t *testing.T) {
 	e.cp.assign(v1)
 	e.pass()
 	wantJournal(t, e, "install 0 1.0.0", "enable 0 1.0.0")
+	// Every transition reaches the control plane, not only the end.
+	var ops []string
+	for _, r := range e.cp.statuses {
+		for _, x := range r.Extensions {
+			ops = append(ops, x.State+"/"+x.Operation)
+		}
+	}
+	if !slices.Contains(ops, "Transitioning/Download") || !slices.Contains(ops, "Transitioning/Install") || !slices.Contains(ops, "Transitioning/Enable") || ops[len(ops)-1] != "Succeeded/enable" {
+		t.Errorf("reported transitions: %v", ops)
+	}
 	st := e.cp.lastStatus(t, "test")
 	if st.State != apiv1.ExtensionSucceeded || st.Version != "1.0.0" || st.Message != "enable first" || st.Sequence != 0 {
 		t.Fatalf("status after install: %+v", st)

@@ -94,6 +94,7 @@ func New(o Options) *Manager {
 
 // pass is the context of one reconcile pass.
 type pass struct {
+	ctx      context.Context
 	m        *Manager
 	st       *State
 	settings *config.Settings
@@ -105,6 +106,8 @@ type pass struct {
 	changed  bool // something was reported differently: send status
 	degraded string
 	saved    []byte // the state as last read or written: an unchanged state is not written again
+	reported bool   // a report was sent during the pass
+	attempt  string // the version apply works towards
 }
 
 func (m *Manager) begin(ctx context.Context, cp ControlPlane) (*pass, func(), error) {
@@ -120,7 +123,7 @@ func (m *Manager) begin(ctx context.Context, cp ControlPlane) (*pass, func(), er
 		done()
 		return nil, nil, err
 	}
-	p := &pass{m: m, st: st, cp: cp}
+	p := &pass{ctx: ctx, m: m, st: st, cp: cp}
 	p.saved, _ = marshalState(st)
 	p.settings, _, p.cfgErr = config.NewStore(m.o.Layout).Load()
 	if p.cfgErr != nil {
@@ -161,20 +164,38 @@ func (p *pass) save() error {
 	return nil
 }
 
-// step records that e enters phase (before the step runs) and saves.
+// step records that e enters phase (before the step runs) and saves; a
+// changed reported state is sent to the control plane at once, so that it
+// sees every transition (a failed send stays pending).
 func (p *pass) step(e *Entry, phase string) error {
 	e.Phase = phase
 	p.st.put(e)
-	return p.save()
+	if err := p.save(); err != nil {
+		return err
+	}
+	if p.changed && p.cp != nil {
+		p.report(p.ctx)
+		p.changed = false
+		p.reported = true
+	}
+	return nil
 }
 
 // setStatus records a reported state for e.
+//
+// A Transitioning or Failed state is about the version being applied (the
+// control plane compares it with the one it asked for); the others about
+// the installed one.
 func (p *pass) setStatus(e *Entry, state, op, msg string) {
 	s := &e.Status
-	if s.State != state || s.Message != msg || s.Version != e.Version || s.Operation != op || s.Sequence != e.Sequence {
+	version := e.Version
+	if (state == apiv1.ExtensionTransitioning || state == apiv1.ExtensionFailed) && p.attempt != "" {
+		version = p.attempt
+	}
+	if s.State != state || s.Message != msg || s.Version != version || s.Operation != op || s.Sequence != e.Sequence {
 		p.changed = true
 	}
-	s.Name, s.Publisher, s.Type, s.Version = e.Name, e.Publisher, e.Type, e.Version
+	s.Name, s.Publisher, s.Type, s.Version = e.Name, e.Publisher, e.Type, version
 	s.State, s.Operation, s.Message, s.Sequence = state, op, msg, e.Sequence
 	s.UpdatedAt = p.m.o.Now().UTC().Truncate(time.Second)
 }
@@ -265,6 +286,7 @@ func (p *pass) writeSettings(e *Entry, version string, spec *apiv1.ExtensionSpec
 
 // enable runs enable for e and reads its status back.
 func (p *pass) enable(ctx context.Context, e *Entry) error {
+	p.setStatus(e, apiv1.ExtensionTransitioning, "Enable", "")
 	if err := p.step(e, PhaseEnabling); err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ func (m *Manager) Reconcile(ctx context.Context, cp ControlPlane, desired *apiv1
 			}
 		}
 	}
-	out := Outcome{Changed: p.changed, Degraded: p.degraded}
+	out := Outcome{Changed: p.changed || p.reported, Degraded: p.degraded}
 	now := p.now()
 	for _, e := range p.st.Extensions {
 		if out.Degraded == "" && e.Status.Degraded != "" {
@@ -150,6 +150,8 @@ func validSpec(spec *apiv1.ExtensionSpec) error {
 
 // apply drives one desired extension one pass forward.
 func (p *pass) apply(ctx context.Context, spec *apiv1.ExtensionSpec) {
+	p.attempt = spec.Version
+	defer func() { p.attempt = "" }()
 	e := p.st.Lookup(spec.Name)
 	if e == nil {
 		e = &Entry{Name: spec.Name, Source: SourceControlPlane, Publisher: spec.Publisher, Type: spec.Type}

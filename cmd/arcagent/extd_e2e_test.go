@@ -71,15 +71,31 @@ func (w *extdWorld) ok(args ...string) string {
 	return out
 }
 
-// build builds and signs a handler directory as version v and publishes it.
+// publish builds and signs a handler directory as version v with the
+// trusted key and publishes it.
 func (w *extdWorld) publish(src, typ, v string) string {
 	w.t.Helper()
-	dist := filepath.Join(w.tmp, "dist")
-	w.ok("package", "build", src, "--publisher", srPublisher, "--type", typ, "--version", v, "--out", dist)
-	pkg := filepath.Join(dist, srPublisher+"."+typ+"-"+v+".zip")
-	w.ok("package", "sign", pkg, "--key", filepath.Join(w.tmp, "contoso.key"))
+	pkg := w.build(src, srPublisher, typ, v, "contoso")
 	w.ok("fleet", "packages", "publish", pkg)
 	return pkg
+}
+
+// build builds a handler directory as publisher/typ/v and signs it with
+// the key called key.
+func (w *extdWorld) build(src, publisher, typ, v, key string) string {
+	w.t.Helper()
+	dist := filepath.Join(w.tmp, "dist")
+	w.ok("package", "build", src, "--publisher", publisher, "--type", typ, "--version", v, "--out", dist)
+	pkg := filepath.Join(dist, publisher+"."+typ+"-"+v+".zip")
+	w.ok("package", "sign", pkg, "--key", filepath.Join(w.tmp, key+".key"))
+	return pkg
+}
+
+func mustJSONOut(t testing.TB, out string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
 }
 
 // copyWithNote copies a handler directory and adds a file naming the
