@@ -235,7 +235,7 @@ func (p *pass) run(ctx context.Context, e *Entry, version string, op handler.Op)
 			p.degraded = res.Degraded
 		}
 	}
-	p.m.o.Log.Info("handler command", "extension", e.Name, "version", version, "op", string(op), "err", err)
+	p.m.o.Log.Debug("handler command", "extension", e.Name, "version", version, "op", string(op), "err", err)
 	return res, err
 }
 
