@@ -364,6 +364,12 @@ func (p *pass) reconfigure(ctx context.Context, e *Entry, spec *apiv1.ExtensionS
 			return
 		}
 	}
+	p.installThenEnable(ctx, e)
+}
+
+// installThenEnable runs an install still owed (after an update with
+// UpdateWithInstall, or one that failed), then enable.
+func (p *pass) installThenEnable(ctx context.Context, e *Entry) {
 	if e.NeedInstall {
 		if p.step(e, PhaseInstallNew) != nil {
 			return
@@ -456,17 +462,7 @@ func (p *pass) finishUpdate(ctx context.Context, e *Entry, target, phase string)
 			}
 		}
 	}
-	if e.NeedInstall {
-		if p.step(e, PhaseInstallNew) != nil {
-			return
-		}
-		if res, err := p.run(ctx, e, e.Version, handler.OpInstall); err != nil {
-			p.fail(e, "Install", err, res)
-			return
-		}
-		e.NeedInstall = false
-	}
-	_ = p.enable(ctx, e)
+	p.installThenEnable(ctx, e)
 }
 
 // removeSteps removes e: disable → uninstall → delete tree and record,
