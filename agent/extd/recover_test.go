@@ -2,13 +2,16 @@ package extd
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/extensions"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/signing"
 )
 
 // interrupt rewrites the state as a crash in phase would leave it.
@@ -265,4 +268,31 @@ func TestOneExtensionOfAKind(t *testing.T) {
 	if !e.exists("1.0.0") {
 		t.Fatal("removing the refused assignment deleted the installed tree")
 	}
+}
+
+// FuzzValidSpec: whatever a control plane sends, an accepted spec names a
+// package whose tree is one plain path element under the extensions
+// directory.
+func FuzzValidSpec(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"a","publisher":"Contoso.Test","type":"Handler","version":"1.0.0","packageSha256":"` + strings.Repeat("a", 64) + `"}`,
+		`{"name":"a","publisher":"..","type":"x","version":"1","packageSha256":"` + strings.Repeat("0", 64) + `"}`,
+		`{"name":"a","publisher":"a/b","type":"../x","version":"1/2","packageSha256":"zz"}`,
+		`{"name":"a","publisher":"P","type":"T","version":"1","packageSha256":"` + strings.Repeat("A", 64) + `","packageSize":-1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var spec apiv1.ExtensionSpec
+		if json.Unmarshal(data, &spec) != nil || validSpec(&spec) != nil {
+			return
+		}
+		name := signing.Package{Publisher: spec.Publisher, Type: spec.Type, Version: spec.Version}.Name()
+		if name != filepath.Base(name) || name == ".." || name == "." || strings.ContainsAny(name, "/\\\x00") || strings.HasPrefix(name, ".") {
+			t.Fatalf("accepted a spec whose tree name %q is not one plain path element", name)
+		}
+		if !digestRE.MatchString(spec.PackageSHA256) || strings.ContainsAny(spec.PackageSHA256, "/.") {
+			t.Fatalf("accepted digest %q", spec.PackageSHA256)
+		}
+	})
 }
