@@ -177,6 +177,11 @@ func (p *pass) apply(ctx context.Context, spec *apiv1.ExtensionSpec) {
 		}
 		e = &Entry{Name: spec.Name, Source: SourceControlPlane, Publisher: spec.Publisher, Type: spec.Type}
 	}
+	if !e.installed() {
+		// Nothing of a refused or failed kind is on disk: the entry is
+		// what is asked for now, never the tree of the kind it once named.
+		e.Publisher, e.Type = spec.Publisher, spec.Type
+	}
 	if e.installed() && e.Version == spec.Version && e.SettingsHash == settingsHash(spec) && e.Phase == PhaseEnabled && !e.NeedInstall {
 		if e.Status.State == apiv1.ExtensionTransitioning {
 			p.readStatus(e, nil)
