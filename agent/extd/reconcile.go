@@ -555,11 +555,10 @@ func (m *Manager) Recover(ctx context.Context) error {
 			p.st.drop(e.Name)
 			p.changed = true
 		case PhaseUninstallOld, PhaseInstallNew:
-			p.finishUpdate(ctx, e, e.Target, phase)
 			if phase == PhaseInstallNew {
-				e.NeedInstall = true
-				p.finishUpdate(ctx, e, e.Version, "")
+				e.NeedInstall = true // the interrupted install runs again, once
 			}
+			p.finishUpdate(ctx, e, e.Target, phase)
 		case PhaseEnabling:
 			e.Phase = PhaseInstalled
 			p.setStatus(e, apiv1.ExtensionTransitioning, "Enable", "an interrupted enable runs again")

@@ -44,3 +44,19 @@ func TestRefusedNameReassigned(t *testing.T) {
 		t.Fatalf("first: %+v", s)
 	}
 }
+
+// TestRecoverInterruptedInstallNew: a crash while the new version's
+// install command ran (UpdateWithInstall) runs install once more, then
+// enable — not install twice.
+func TestRecoverInterruptedInstallNew(t *testing.T) {
+	e := newEnv(t)
+	v1 := e.publish("test", pub, typ, "1.0.0", e.signer)
+	e.cp.assign(v1)
+	e.pass()
+	e.journalLines()
+	e.interrupt("test", func(en *Entry) { en.Phase, en.NeedInstall = PhaseInstallNew, true })
+	if err := e.m.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	wantJournal(t, e, "install 0 1.0.0", "enable 0 1.0.0")
+}
