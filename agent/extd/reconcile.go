@@ -51,8 +51,17 @@ func (m *Manager) Reconcile(ctx context.Context, cp ControlPlane, desired *apiv1
 	}
 	if d := p.st.Desired; d != nil {
 		want := map[string]bool{}
+		seen := map[string]bool{}
 		for i := range d.Extensions {
 			spec := &d.Extensions[i]
+			if fold := strings.ToLower(spec.Name); spec.Name == "" || seen[fold] {
+				// No entry can be kept (or reported) for it: an empty name
+				// would make the state unreadable, a second one flap.
+				p.m.o.Log.Warn("the desired state names an extension with no name or twice; ignored", "extension", spec.Name, "publisher", spec.Publisher, "type", spec.Type)
+				continue
+			} else {
+				seen[fold] = true
+			}
 			want[spec.Name] = true
 			if ctx.Err() != nil {
 				break

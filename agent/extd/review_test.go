@@ -3,6 +3,7 @@ package extd
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
@@ -59,4 +60,60 @@ func TestRecoverInterruptedInstallNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantJournal(t, e, "install 0 1.0.0", "enable 0 1.0.0")
+}
+
+// TestHostileNames: a desired state naming an extension "" or twice is
+// not applied for that name: the state stays readable and a pass with
+// nothing new runs no handler command.
+func TestHostileNames(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		specs func(e *env) []apiv1.ExtensionSpec
+		trees int
+	}{
+		{"empty", func(e *env) []apiv1.ExtensionSpec { return []apiv1.ExtensionSpec{e.publish("", pub, typ, "1.0.0", e.signer)} }, 0},
+		{"twice", func(e *env) []apiv1.ExtensionSpec {
+			return twice(e, "test", "test")
+		}, 1},
+		{"twice by case", func(e *env) []apiv1.ExtensionSpec {
+			return twice(e, "test", "TEST")
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.cp.assign(tc.specs(e)...)
+			e.pass()
+			if _, err := LoadState(e.l); err != nil {
+				t.Fatalf("state after the pass: %v", err)
+			}
+			if got, _ := os.ReadDir(e.l.ExtensionsDir()); countTrees(got) != tc.trees {
+				st, _ := LoadState(e.l)
+				for _, en := range st.Extensions {
+					t.Logf("%+v", en)
+				}
+				t.Fatalf("trees installed: %v", got)
+			}
+			e.journalLines()
+			e.pass()
+			wantJournal(t, e)
+		})
+	}
+}
+
+// twice assigns one package under two names with different settings.
+func twice(e *env, a, b string) []apiv1.ExtensionSpec {
+	one := e.publish(a, pub, typ, "1.0.0", e.signer)
+	two := one
+	two.Name, two.Settings = b, map[string]any{"journal": e.journal, "other": true}
+	return []apiv1.ExtensionSpec{one, two}
+}
+
+func countTrees(des []os.DirEntry) int {
+	n := 0
+	for _, d := range des {
+		if d.IsDir() && strings.HasPrefix(d.Name(), pub+".") {
+			n++
+		}
+	}
+	return n
 }
