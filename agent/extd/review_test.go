@@ -71,7 +71,9 @@ func TestHostileNames(t *testing.T) {
 		specs func(e *env) []apiv1.ExtensionSpec
 		trees int
 	}{
-		{"empty", func(e *env) []apiv1.ExtensionSpec { return []apiv1.ExtensionSpec{e.publish("", pub, typ, "1.0.0", e.signer)} }, 0},
+		{"empty", func(e *env) []apiv1.ExtensionSpec {
+			return []apiv1.ExtensionSpec{e.publish("", pub, typ, "1.0.0", e.signer)}
+		}, 0},
 		{"twice", func(e *env) []apiv1.ExtensionSpec {
 			return twice(e, "test", "test")
 		}, 1},
