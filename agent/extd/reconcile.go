@@ -411,7 +411,10 @@ func (p *pass) update(ctx context.Context, e *Entry, spec *apiv1.ExtensionSpec) 
 	if p.step(e, PhaseExtracting) != nil {
 		return
 	}
+	oldSeq, oldHash := e.Sequence, e.SettingsHash
 	rollback := func(op string, err error, res *handler.Result) {
+		// The old tree has the settings of the old sequence number only.
+		e.Sequence, e.SettingsHash = oldSeq, oldHash
 		if derr := p.deleteTree(ctx, e, e.Target); derr != nil {
 			p.m.o.Log.Error("roll back a failed update", "extension", e.Name, "err", derr)
 		}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 )
@@ -118,4 +119,29 @@ func countTrees(des []os.DirEntry) int {
 		}
 	}
 	return n
+}
+
+// TestUpdateRollbackKeepsSettings: a failed update re-enables the old
+// version with the sequence number of the settings it has, not the one
+// written only into the new version's tree.
+func TestUpdateRollbackKeepsSettings(t *testing.T) {
+	e := newEnv(t)
+	v1 := e.publish("test", pub, typ, "1.0.0", e.signer)
+	e.cp.assign(v1)
+	e.pass()
+	e.journalLines()
+	v2 := e.publish("test", pub, typ, "1.1.0", e.signer)
+	v2.Settings = map[string]any{"journal": e.journal, "fail": "update"}
+	e.cp.assign(v2)
+	e.pass()
+	wantJournal(t, e, "disable 0 1.0.0", "update 1 1.1.0", "enable 0 1.0.0")
+	if s := e.cp.lastStatus(t, "test"); s.State != apiv1.ExtensionFailed || s.Version != "1.0.0" || s.Sequence != 0 {
+		t.Fatalf("after the failed update: %+v", s)
+	}
+	// Back to the old version with the new settings: they are written.
+	v1.Settings = v2.Settings
+	e.cp.assign(v1)
+	e.m.SetRetryMin(time.Nanosecond)
+	e.pass()
+	wantJournal(t, e, "enable 1 1.0.0")
 }
