@@ -317,9 +317,30 @@ func (p *pass) deleteTree(ctx context.Context, e *Entry, v string) error {
 	return extensions.Remove(ctx, p.m.o.Layout.ExtensionsDir(), name)
 }
 
+// deleteTarget deletes the tree of e.Target when this entry extracted it:
+// a tree of that name with no install record, or the record of another
+// package, was there before (another agent's, or planted) and stays.
+func (p *pass) deleteTarget(ctx context.Context, e *Entry) error {
+	if e.Target == "" {
+		return nil
+	}
+	if e.TargetSHA256 != "" {
+		dir := p.m.o.Layout.ExtensionsDir()
+		name := signing.Package{Publisher: e.Publisher, Type: e.Type, Version: e.Target}.Name()
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			if rec, _, err := extensions.ReadInstallRecord(dir, name); err != nil || rec.PackageSHA256 != e.TargetSHA256 {
+				p.m.o.Log.Warn("a tree of the version being installed was not extracted by this agent: left alone", "extension", e.Name, "dir", filepath.Join(dir, name))
+				return nil
+			}
+		}
+	}
+	return p.deleteTree(ctx, e, e.Target)
+}
+
 // install: download → verify → extract → install → settings → enable.
 func (p *pass) install(ctx context.Context, e *Entry, spec *apiv1.ExtensionSpec) {
 	e.Version, e.Target, e.Sequence, e.SettingsHash, e.NeedInstall = "", spec.Version, 0, "", false
+	e.TargetSHA256 = spec.PackageSHA256
 	p.setStatus(e, apiv1.ExtensionTransitioning, "Download", "")
 	if p.step(e, PhaseDownloading) != nil {
 		return
@@ -400,7 +421,7 @@ func (p *pass) update(ctx context.Context, e *Entry, spec *apiv1.ExtensionSpec) 
 		p.fail(e, "Download", err, nil)
 		return
 	}
-	e.Target = spec.Version
+	e.Target, e.TargetSHA256 = spec.Version, spec.PackageSHA256
 	p.setStatus(e, apiv1.ExtensionTransitioning, "Update", "")
 	if p.step(e, PhaseDisablingOld) != nil {
 		return
@@ -415,7 +436,7 @@ func (p *pass) update(ctx context.Context, e *Entry, spec *apiv1.ExtensionSpec) 
 	rollback := func(op string, err error, res *handler.Result) {
 		// The old tree has the settings of the old sequence number only.
 		e.Sequence, e.SettingsHash = oldSeq, oldHash
-		if derr := p.deleteTree(ctx, e, e.Target); derr != nil {
+		if derr := p.deleteTarget(ctx, e); derr != nil {
 			p.m.o.Log.Error("roll back a failed update", "extension", e.Name, "err", derr)
 		}
 		e.Target = ""
@@ -543,14 +564,14 @@ func (m *Manager) Recover(ctx context.Context) error {
 		switch phase {
 		case PhaseDownloading, PhaseExtracting, PhaseDisablingOld, PhaseUpdatingNew:
 			if e.Version == "" { // a fresh install
-				if err := p.deleteTree(ctx, e, e.Target); err != nil {
+				if err := p.deleteTarget(ctx, e); err != nil {
 					return err
 				}
 				p.st.drop(e.Name)
 				p.changed = true
 			} else { // an update: back to the old version
 				if e.Target != e.Version {
-					if err := p.deleteTree(ctx, e, e.Target); err != nil {
+					if err := p.deleteTarget(ctx, e); err != nil {
 						return err
 					}
 				}

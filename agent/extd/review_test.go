@@ -1,8 +1,11 @@
 package extd
 
 import (
+	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -144,4 +147,68 @@ func TestUpdateRollbackKeepsSettings(t *testing.T) {
 	e.m.SetRetryMin(time.Nanosecond)
 	e.pass()
 	wantJournal(t, e, "enable 1 1.0.0")
+}
+
+// crashCP stops the pass in the middle of a download, as kill -9 would:
+// the goroutine ends (its deferred unlock runs), the state stays as the
+// step left it.
+type crashCP struct{ *memCP }
+
+func (c crashCP) DownloadPackage(context.Context, string, io.Writer, int64) (int64, error) {
+	runtime.Goexit()
+	return 0, nil
+}
+
+// TestUnmanagedTreeOfTargetLeftAlone: a tree of the version being
+// installed that this agent did not extract (no install record) is never
+// deleted by the rollback of a failed update or by the recovery of an
+// install interrupted during its download.
+func TestUnmanagedTreeOfTargetLeftAlone(t *testing.T) {
+	plant := func(e *env, version string) string {
+		dir := filepath.Join(e.l.ExtensionsDir(), treeName(version))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "keep"), []byte("not ours"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(dir, "keep")
+	}
+	t.Run("update rollback", func(t *testing.T) {
+		e := newEnv(t)
+		e.cp.assign(e.publish("test", pub, typ, "1.0.0", e.signer))
+		e.pass()
+		keep := plant(e, "1.1.0")
+		e.cp.assign(e.publish("test", pub, typ, "1.1.0", e.signer))
+		e.pass()
+		if s := e.cp.lastStatus(t, "test"); s.State != apiv1.ExtensionFailed || s.Version != "1.0.0" {
+			t.Fatalf("after the refused update: %+v", s)
+		}
+		if _, err := os.Stat(keep); err != nil {
+			t.Fatalf("the rollback deleted a tree it did not extract: %v", err)
+		}
+	})
+	t.Run("crash during download", func(t *testing.T) {
+		e := newEnv(t)
+		_ = os.MkdirAll(e.l.ExtensionsDir(), 0o755)
+		keep := plant(e, "1.0.0")
+		e.cp.assign(e.publish("test", pub, typ, "1.0.0", e.signer))
+		d, tag, _ := e.cp.DesiredState(t.Context(), "")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = e.m.Reconcile(t.Context(), crashCP{e.cp}, d, tag)
+		}()
+		<-done
+		st, _ := LoadState(e.l)
+		if en := st.Lookup("test"); en == nil || en.Phase != PhaseDownloading {
+			t.Fatalf("the crash left %+v", en)
+		}
+		if err := e.m.Recover(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(keep); err != nil {
+			t.Fatalf("recovery deleted a tree it did not extract: %v", err)
+		}
+	})
 }
