@@ -171,6 +171,10 @@ func (m *Manager) InstallLocal(ctx context.Context, li LocalInstall) (*extension
 			return nil, errcode.New(extensions.CodeAlreadyInstalled, "%s %s is already installed; pass --replace to replace it", name, e.Version)
 		}
 	}
+	if o := p.st.Lookup(name); o != nil && o.Source != SourceLocal {
+		// The entry of that name is another extension's: never replaced.
+		return nil, errcode.New(extensions.CodeAlreadyInstalled, "the name %s is taken by %s.%s, assigned by the control plane; remove that assignment first", name, o.Publisher, o.Type)
+	}
 	trust, err := p.loadTrust()
 	if err != nil {
 		return nil, err

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arcagent/arcagent/agent/extensions"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/signing"
 )
 
 // TestRefusedNameReassigned: a name refused (or failed) for one
@@ -211,4 +213,41 @@ func TestUnmanagedTreeOfTargetLeftAlone(t *testing.T) {
 			t.Fatalf("recovery deleted a tree it did not extract: %v", err)
 		}
 	})
+}
+
+// TestInstallLocalNameOfAssignment: a local install whose entry name
+// (Publisher.Type) is the name of a control-plane assignment of another
+// kind is refused; it replaced that entry and deleted its tree without
+// disable or uninstall.
+func TestInstallLocalNameOfAssignment(t *testing.T) {
+	e := newEnv(t)
+	cpSpec := e.publish(pub+".Other", pub, typ, "1.0.0", e.signer)
+	e.cp.assign(cpSpec)
+	e.pass()
+	e.journalLines()
+	ctx := t.Context()
+	p := signing.Package{Publisher: pub, Type: "Other", Version: "2.0.0"}
+	built, err := extensions.BuildPackage(ctx, extensions.BuildOptions{Dir: "testdata/handler", Package: p, OutDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := signing.ParseSigner(e.signer.PrivatePEM, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _, err := extensions.SignPackage(ctx, built.Path, p, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.m.InstallLocal(ctx, LocalInstall{Package: built.Path, Envelope: env, Expect: signing.Expectation{Publisher: pub, Type: "Other", Version: "2.0.0"}})
+	if err == nil {
+		t.Error("a local install took the name of a control-plane assignment")
+	}
+	if !e.exists("1.0.0") {
+		t.Fatal("the local install deleted the tree of the assigned extension")
+	}
+	st, _ := LoadState(e.l)
+	if en := st.Lookup(pub + ".Other"); en == nil || en.Source != SourceControlPlane || en.Type != typ {
+		t.Fatalf("the assignment's entry: %+v", en)
+	}
 }
