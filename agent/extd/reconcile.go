@@ -296,16 +296,25 @@ func (p *pass) extract(ctx context.Context, e *Entry, spec *apiv1.ExtensionSpec,
 	if err != nil {
 		return fmt.Errorf("load the trust store: %w", err)
 	}
-	_, err = extensions.Install(ctx, extensions.InstallOptions{
+	res, err := extensions.Install(ctx, extensions.InstallOptions{
 		Package: path, Envelope: env, Trust: trust,
 		Expect:        signing.Expectation{Publisher: spec.Publisher, Type: spec.Type, Version: spec.Version},
 		ExtensionsDir: p.m.o.Layout.ExtensionsDir(), StagingDir: p.m.o.Layout.ExtDownloadsDir(),
 		Limits: p.m.o.Limits, Logger: p.m.o.Log, Now: p.now(),
 	})
-	if err == nil {
-		_ = os.Remove(path)
+	if err != nil {
+		return err
 	}
-	return err
+	// The signature check ignores letter case; the tree is named as the
+	// package is signed, and the entry must name that tree.
+	if got, want := res.Record.Package.Name(), (signing.Package{Publisher: spec.Publisher, Type: spec.Type, Version: spec.Version}).Name(); got != want {
+		if rerr := extensions.Remove(ctx, p.m.o.Layout.ExtensionsDir(), got); rerr != nil {
+			p.m.o.Log.Error("delete a refused tree", "dir", res.Dir, "err", rerr)
+		}
+		return errcode.New(signing.CodeStatementMismatch, "the signed package is %s, the assignment names %s (the letter case differs): refused; assign it as it is signed", got, want)
+	}
+	_ = os.Remove(path)
+	return nil
 }
 
 // deleteTree removes the tree and record of e at version v.

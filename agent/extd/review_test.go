@@ -251,3 +251,34 @@ func TestInstallLocalNameOfAssignment(t *testing.T) {
 		t.Fatalf("the assignment's entry: %+v", en)
 	}
 }
+
+// TestAssignmentCaseDiffersFromPackage: an assignment whose publisher/type
+// differ in letter case from the signed package's is refused and leaves no
+// tree; it left an extracted tree that no entry named, and every retry
+// failed with "already installed".
+func TestAssignmentCaseDiffersFromPackage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*apiv1.ExtensionSpec)
+	}{
+		{"publisher", func(s *apiv1.ExtensionSpec) { s.Publisher = strings.ToLower(s.Publisher) }},
+		{"type", func(s *apiv1.ExtensionSpec) { s.Type = strings.ToUpper(s.Type) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			spec := e.publish("test", pub, typ, "1.0.0", e.signer)
+			tc.edit(&spec)
+			e.cp.assign(spec)
+			e.m.SetRetryMin(time.Nanosecond)
+			for range 2 {
+				e.pass()
+				if s := e.cp.lastStatus(t, "test"); s.State != apiv1.ExtensionFailed || !contains(s.Message, "letter case") {
+					t.Fatalf("status: %+v", s)
+				}
+				if got, _ := os.ReadDir(e.l.ExtensionsDir()); countTrees(got) != 0 {
+					t.Fatalf("trees left: %v", got)
+				}
+			}
+		})
+	}
+}
