@@ -282,3 +282,49 @@ func TestAssignmentCaseDiffersFromPackage(t *testing.T) {
 		})
 	}
 }
+
+// localPackage builds and signs the test handler as pub/type/version.
+func (e *env) localPackage(typ, version string) (string, []byte) {
+	e.t.Helper()
+	ctx := context.Background()
+	p := signing.Package{Publisher: pub, Type: typ, Version: version}
+	built, err := extensions.BuildPackage(ctx, extensions.BuildOptions{Dir: "testdata/handler", Package: p, OutDir: e.t.TempDir()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s, err := signing.ParseSigner(e.signer.PrivatePEM, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	env, _, err := extensions.SignPackage(ctx, built.Path, p, s)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return built.Path, env
+}
+
+// TestInstallLocalReplaceCase: package install --replace of a new version
+// with the publisher typed in another letter case replaces the local
+// entry and its old tree, rather than adding a second entry of the kind.
+func TestInstallLocalReplaceCase(t *testing.T) {
+	e := newEnv(t)
+	path, env := e.localPackage(typ, "1.0.0")
+	if _, err := e.m.InstallLocal(t.Context(), LocalInstall{Package: path, Envelope: env, Expect: expectation()}); err != nil {
+		t.Fatal(err)
+	}
+	path, env = e.localPackage(typ, "2.0.0")
+	if _, err := e.m.InstallLocal(t.Context(), LocalInstall{Package: path, Envelope: env, Replace: true,
+		Expect: signing.Expectation{Publisher: strings.ToLower(pub), Type: typ, Version: "2.0.0"}}); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := LoadState(e.l)
+	if len(st.Extensions) != 1 || st.Extensions[0].Version != "2.0.0" {
+		for _, en := range st.Extensions {
+			t.Logf("%+v", en)
+		}
+		t.Fatal("want one local entry at 2.0.0")
+	}
+	if e.exists("1.0.0") {
+		t.Fatal("the replaced version's tree is left")
+	}
+}
