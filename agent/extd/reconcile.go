@@ -52,6 +52,7 @@ func (m *Manager) Reconcile(ctx context.Context, cp ControlPlane, desired *apiv1
 	if d := p.st.Desired; d != nil {
 		want := map[string]bool{}
 		seen := map[string]bool{}
+		var specs []*apiv1.ExtensionSpec
 		for i := range d.Extensions {
 			spec := &d.Extensions[i]
 			if fold := strings.ToLower(spec.Name); spec.Name == "" || seen[fold] {
@@ -63,15 +64,21 @@ func (m *Manager) Reconcile(ctx context.Context, cp ControlPlane, desired *apiv1
 				seen[fold] = true
 			}
 			want[spec.Name] = true
-			if ctx.Err() != nil {
-				break
-			}
-			p.apply(ctx, spec)
+			specs = append(specs, spec)
 		}
+		// Removals first: an assignment renamed in one change must find
+		// the tree of its kind gone, not be refused by the entry this pass
+		// removes (with nothing left to retry it).
 		for _, e := range slices.Clone(p.st.Extensions) {
 			if e.Source == SourceControlPlane && !want[e.Name] && ctx.Err() == nil {
 				p.removeSteps(ctx, e, PhaseDisabling)
 			}
+		}
+		for _, spec := range specs {
+			if ctx.Err() != nil {
+				break
+			}
+			p.apply(ctx, spec)
 		}
 	}
 	out := Outcome{Changed: p.changed, Degraded: p.degraded}

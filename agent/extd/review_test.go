@@ -328,3 +328,27 @@ func TestInstallLocalReplaceCase(t *testing.T) {
 		t.Fatal("the replaced version's tree is left")
 	}
 }
+
+// TestRenamedAssignment: one desired-state change that drops the
+// assignment of a kind and adds another name for it (a rename, or the same
+// name in another letter case, which the control plane treats as the same
+// assignment) ends with the new name installed — not refused as "already
+// installed" by the entry the same pass removes, with nothing left to
+// retry it.
+func TestRenamedAssignment(t *testing.T) {
+	for _, tc := range []struct{ from, to string }{{"first", "second"}, {"Test", "test"}} {
+		t.Run(tc.from+"→"+tc.to, func(t *testing.T) {
+			e := newEnv(t)
+			spec := e.publish(tc.from, pub, typ, "1.0.0", e.signer)
+			e.cp.assign(spec)
+			e.pass()
+			spec.Name = tc.to
+			e.cp.assign(spec)
+			out := e.pass()
+			st := e.cp.lastStatus(t, tc.to)
+			if st.State != apiv1.ExtensionSucceeded && out.Wake.IsZero() {
+				t.Fatalf("%s after the rename, and no retry due: %+v", tc.to, st)
+			}
+		})
+	}
+}
