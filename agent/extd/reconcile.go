@@ -46,6 +46,9 @@ func (m *Manager) Reconcile(ctx context.Context, cp ControlPlane, desired *apiv1
 	}
 	defer done()
 	if desired != nil {
+		if etag != p.st.DesiredETag {
+			p.changed = true // the report acknowledges the new desired state
+		}
 		p.st.Desired = desired
 		p.st.DesiredETag = etag
 	}
@@ -140,6 +143,16 @@ func (s *State) MachineStatus(degraded string, now time.Time) apiv1.MachineStatu
 			degraded = st.Degraded
 		}
 		out.Extensions = append(out.Extensions, st)
+	}
+	if s.Desired != nil {
+		for _, spec := range s.Desired.Extensions {
+			if e := s.Lookup(spec.Name); e != nil && e.Source != SourceControlPlane {
+				// Never touched from the control plane, but said so.
+				out.Extensions = append(out.Extensions, apiv1.ExtensionStatus{Name: spec.Name, Publisher: spec.Publisher, Type: spec.Type,
+					State: apiv1.ExtensionFailed, Operation: "Install", UpdatedAt: e.Status.UpdatedAt,
+					Message: fmt.Sprintf("the name %q is taken on this machine by %s.%s %s, installed locally; assign another name, or remove it on the machine: arcagent extension remove --name %s", spec.Name, e.Publisher, e.Type, e.Version, e.Name)})
+			}
+		}
 	}
 	svc := apiv1.ServiceStatus{Name: "extd", State: "Running"}
 	if degraded != "" {

@@ -352,3 +352,20 @@ func TestRenamedAssignment(t *testing.T) {
 		})
 	}
 }
+
+// TestAssignmentNamedAsLocalInstall: an assignment whose name is that of
+// a local install (Publisher.Type) is reported Failed with the reason; it
+// was skipped without any status, so the control plane never heard of it.
+func TestAssignmentNamedAsLocalInstall(t *testing.T) {
+	e := newEnv(t)
+	path, env := e.localPackage(typ, "1.0.0")
+	if _, err := e.m.InstallLocal(t.Context(), LocalInstall{Package: path, Envelope: env, Expect: expectation()}); err != nil {
+		t.Fatal(err)
+	}
+	e.cp.assign(e.publish(pub+"."+typ, pub, typ, "1.0.0", e.signer))
+	e.pass()
+	if s := e.cp.lastStatus(t, pub+"."+typ); s.State != apiv1.ExtensionFailed || !contains(s.Message, "arcagent extension remove") {
+		t.Fatalf("status: %+v", s)
+	}
+	wantJournal(t, e)
+}
