@@ -605,6 +605,9 @@ func (m *Manager) Recover(ctx context.Context) error {
 					}
 				}
 				e.Target, e.Phase = "", PhaseInstalled
+				// The settings of the sequence number may have been written
+				// into the new tree only: written again before the next enable.
+				e.SettingsHash = ""
 				p.setStatus(e, apiv1.ExtensionTransitioning, "Update", "an interrupted update was rolled back; retrying")
 			}
 		case PhaseInstallCmd:

@@ -369,3 +369,26 @@ func TestAssignmentNamedAsLocalInstall(t *testing.T) {
 	}
 	wantJournal(t, e)
 }
+
+// TestRecoverUpdateRollbackSettings: an update interrupted after it wrote
+// the new settings (next sequence number) into the new tree rolls back to
+// the old version, which then gets those settings written before it is
+// enabled with that sequence number.
+func TestRecoverUpdateRollbackSettings(t *testing.T) {
+	e := newEnv(t)
+	v1 := e.publish("test", pub, typ, "1.0.0", e.signer)
+	e.cp.assign(v1)
+	e.pass()
+	e.journalLines()
+	back := v1
+	back.Settings = map[string]any{"journal": e.journal, "message": "new"}
+	e.interrupt("test", func(en *Entry) {
+		en.Phase, en.Target, en.Sequence, en.SettingsHash = PhaseUpdatingNew, "1.1.0", 1, settingsHash(&back)
+	})
+	if err := e.m.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e.cp.assign(back) // the update is withdrawn, the new settings stay
+	e.pass()
+	wantJournal(t, e, "enable 1 1.0.0")
+}
