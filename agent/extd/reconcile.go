@@ -74,7 +74,11 @@ func (m *Manager) Reconcile(ctx context.Context, cp ControlPlane, desired *apiv1
 		// removes (with nothing left to retry it).
 		for _, e := range slices.Clone(p.st.Extensions) {
 			if e.Source == SourceControlPlane && !want[e.Name] && ctx.Err() == nil {
-				p.removeSteps(ctx, e, PhaseDisabling)
+				phase := PhaseDisabling
+				if e.Removing && (e.Phase == PhaseUninstalling || e.Phase == PhaseDeleting) {
+					phase = e.Phase // a failed removal resumes where it stopped
+				}
+				p.removeSteps(ctx, e, phase)
 			}
 		}
 		for _, spec := range specs {
@@ -94,7 +98,7 @@ func (m *Manager) Reconcile(ctx context.Context, cp ControlPlane, desired *apiv1
 		switch {
 		case e.Status.State == apiv1.ExtensionTransitioning:
 			at = now.Add(5 * time.Second)
-		case e.Phase == PhaseFailed && e.NotBefore.After(now):
+		case (e.Phase == PhaseFailed || e.Removing) && e.NotBefore.After(now):
 			at = e.NotBefore
 		}
 		if !at.IsZero() && (out.Wake.IsZero() || at.Before(out.Wake)) {

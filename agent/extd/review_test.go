@@ -392,3 +392,35 @@ func TestRecoverUpdateRollbackSettings(t *testing.T) {
 	e.pass()
 	wantJournal(t, e, "enable 1 1.0.0")
 }
+
+// TestFailedRemovalRetried: a removal that could not delete the tree asks
+// for a retry (the daemon sleeps until it) and resumes at the deletion,
+// without running disable and uninstall again.
+func TestFailedRemovalRetried(t *testing.T) {
+	e := newEnv(t)
+	e.cp.assign(e.publish("test", pub, typ, "1.0.0", e.signer))
+	e.pass()
+	e.journalLines()
+	lock := filepath.Join(extensions.RecordDir(e.l.ExtensionsDir(), treeName("1.0.0"))) + ".lock"
+	_ = os.Remove(lock)
+	if err := os.Symlink("/nonexistent", lock); err != nil {
+		t.Fatal(err)
+	}
+	e.m.SetRetryMin(time.Millisecond)
+	e.cp.assign()
+	out := e.pass()
+	wantJournal(t, e, "disable 0 1.0.0", "uninstall 0 1.0.0")
+	if !e.exists("1.0.0") {
+		t.Fatal("the planted lock did not stop the deletion")
+	}
+	if out.Wake.IsZero() {
+		t.Error("a failed removal asks for no retry")
+	}
+	_ = os.Remove(lock)
+	time.Sleep(5 * time.Millisecond)
+	e.pass()
+	wantJournal(t, e)
+	if e.exists("1.0.0") {
+		t.Fatal("the retried removal left the tree")
+	}
+}
