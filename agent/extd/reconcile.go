@@ -203,9 +203,14 @@ func (p *pass) apply(ctx context.Context, spec *apiv1.ExtensionSpec) {
 			return
 		}
 	}
-	if e.installed() && (e.Publisher != spec.Publisher || e.Type != spec.Type) {
-		// The same name now means another extension: remove the old one first.
-		if !p.removeSteps(ctx, e, PhaseDisabling) {
+	if e.installed() && (e.Removing || e.Publisher != spec.Publisher || e.Type != spec.Type) {
+		// The same name now means another extension, or a removal is
+		// unfinished (uninstall may have run): remove it first.
+		phase := PhaseDisabling
+		if e.Removing && (e.Phase == PhaseUninstalling || e.Phase == PhaseDeleting) {
+			phase = e.Phase
+		}
+		if !p.removeSteps(ctx, e, phase) {
 			return
 		}
 		e = &Entry{Name: spec.Name, Source: SourceControlPlane, Publisher: spec.Publisher, Type: spec.Type}

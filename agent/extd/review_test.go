@@ -424,3 +424,32 @@ func TestFailedRemovalRetried(t *testing.T) {
 		t.Fatal("the retried removal left the tree")
 	}
 }
+
+// TestReassignedDuringFailedRemoval: an assignment that comes back while
+// its removal is unfinished (uninstall ran, the tree not yet deleted)
+// finishes the removal and installs afresh; it enabled the uninstalled
+// tree without install.
+func TestReassignedDuringFailedRemoval(t *testing.T) {
+	e := newEnv(t)
+	spec := e.publish("test", pub, typ, "1.0.0", e.signer)
+	e.cp.assign(spec)
+	e.pass()
+	lock := filepath.Join(extensions.RecordDir(e.l.ExtensionsDir(), treeName("1.0.0"))) + ".lock"
+	_ = os.Remove(lock)
+	if err := os.Symlink("/nonexistent", lock); err != nil {
+		t.Fatal(err)
+	}
+	e.m.SetRetryMin(time.Millisecond)
+	e.cp.assign()
+	e.pass()
+	e.journalLines()
+	_ = os.Remove(lock)
+	time.Sleep(5 * time.Millisecond)
+	e.cp.assign(spec)
+	e.pass()
+	wantJournal(t, e, "install 0 1.0.0", "enable 0 1.0.0")
+	st, _ := LoadState(e.l)
+	if en := st.Lookup("test"); en == nil || en.Removing || en.Phase != PhaseEnabled {
+		t.Fatalf("entry: %+v", en)
+	}
+}
