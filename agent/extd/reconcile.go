@@ -597,6 +597,16 @@ func (m *Manager) Recover(ctx context.Context) error {
 		return err
 	}
 	defer done()
+	// Downloads and verify copies cut off by a crash (their deferred
+	// removal never ran); a finished download stays for reuse.
+	for _, pat := range []string{"*.part-*", "verify-*"} {
+		left, _ := filepath.Glob(filepath.Join(m.o.Layout.ExtDownloadsDir(), pat))
+		for _, f := range left {
+			if err := os.RemoveAll(f); err != nil {
+				m.o.Log.Warn("delete a download left by a crash", "path", f, "err", err)
+			}
+		}
+	}
 	for _, e := range slices.Clone(p.st.Extensions) {
 		phase := e.Phase
 		switch phase {

@@ -453,3 +453,23 @@ func TestReassignedDuringFailedRemoval(t *testing.T) {
 		t.Fatalf("entry: %+v", en)
 	}
 }
+
+// TestRecoverRemovesPartialDownloads: a download cut by kill -9 leaves
+// its .part file; recovery deletes it (up to MaxPackage bytes each).
+func TestRecoverRemovesPartialDownloads(t *testing.T) {
+	e := newEnv(t)
+	dir := e.l.ExtDownloadsDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	part := filepath.Join(dir, strings.Repeat("a", 64)+".part-123")
+	if err := os.WriteFile(part, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(part); !os.IsNotExist(err) {
+		t.Fatalf("partial download left: %v", err)
+	}
+}
