@@ -49,8 +49,14 @@ func (m *Manager) Reconcile(ctx context.Context, cp ControlPlane, desired *apiv1
 		if etag != p.st.DesiredETag {
 			p.changed = true // the report acknowledges the new desired state
 		}
+		old, oldTag := p.st.Desired, p.st.DesiredETag
 		p.st.Desired = desired
 		p.st.DesiredETag = etag
+		if data, err := marshalState(p.st); err == nil && len(data) > maxStateSize {
+			// Kept, it could never be read back: nothing would run again.
+			p.st.Desired, p.st.DesiredETag = old, oldTag
+			return Outcome{}, errcode.New(CodeState, "the desired state %s would make the extension manager's state %d bytes, more than %d: not applied", etag, len(data), maxStateSize)
+		}
 	}
 	if d := p.st.Desired; d != nil {
 		want := map[string]bool{}

@@ -473,3 +473,26 @@ func TestRecoverRemovesPartialDownloads(t *testing.T) {
 		t.Fatalf("partial download left: %v", err)
 	}
 }
+
+// TestOversizedStateNotWritten: a desired state whose settings make the
+// state file larger than LoadState reads is refused, never written: it
+// made state.json unreadable (ARC0150) for the daemon and every local verb.
+func TestOversizedStateNotWritten(t *testing.T) {
+	e := newEnv(t)
+	spec := e.publish("test", pub, typ, "1.0.0", e.signer)
+	e.cp.assign(spec)
+	e.pass()
+	big := make([]any, 3<<20) // 6 MiB as sent, about 30 MiB indented
+	for i := range big {
+		big[i] = 0
+	}
+	spec.Settings = map[string]any{"journal": e.journal, "big": big}
+	e.cp.assign(spec)
+	d, tag, _ := e.cp.DesiredState(t.Context(), "")
+	if _, err := e.m.Reconcile(t.Context(), e.cp, d, tag); err == nil {
+		t.Error("an oversized state was accepted")
+	}
+	if _, err := LoadState(e.l); err != nil {
+		t.Fatalf("state after an oversized desired state: %v", err)
+	}
+}

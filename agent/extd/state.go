@@ -224,6 +224,9 @@ func marshalState(s *State) ([]byte, error) {
 }
 
 func writeState(l layout.Layout, data []byte) error {
+	if len(data) > maxStateSize {
+		return errcode.New(CodeState, "the extension manager's state would be %d bytes, more than the %d it reads back: not saved", len(data), maxStateSize)
+	}
 	if err := ensureDir(l.ExtMgrDir()); err != nil {
 		return err
 	}
