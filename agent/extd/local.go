@@ -163,13 +163,21 @@ func (m *Manager) InstallLocal(ctx context.Context, li LocalInstall) (*extension
 	}
 	defer done()
 	name := li.Expect.Publisher + "." + li.Expect.Type
+	var old *Entry
 	for _, e := range p.st.Extensions {
-		if strings.EqualFold(e.Publisher, li.Expect.Publisher) && strings.EqualFold(e.Type, li.Expect.Type) && (e.Source != SourceLocal || !li.Replace) {
-			if e.Source == SourceControlPlane {
-				return nil, errcode.New(extensions.CodeAlreadyInstalled, "%s is managed by the control plane as %q; change its assignment instead", name, e.Name)
+		if strings.EqualFold(e.Publisher, li.Expect.Publisher) && strings.EqualFold(e.Type, li.Expect.Type) {
+			if e.Source != SourceLocal || !li.Replace {
+				if e.Source == SourceControlPlane {
+					return nil, errcode.New(extensions.CodeAlreadyInstalled, "%s is managed by the control plane as %q; change its assignment instead", name, e.Name)
+				}
+				return nil, errcode.New(extensions.CodeAlreadyInstalled, "%s %s is already installed; pass --replace to replace it", name, e.Version)
 			}
-			return nil, errcode.New(extensions.CodeAlreadyInstalled, "%s %s is already installed; pass --replace to replace it", name, e.Version)
+			old, name = e, e.Name // replaced under its name, whatever the case typed
 		}
+	}
+	if o := p.st.Lookup(name); o != nil && o.Source != SourceLocal {
+		// The entry of that name is another extension's: never replaced.
+		return nil, errcode.New(extensions.CodeAlreadyInstalled, "the name %s is taken by %s.%s, assigned by the control plane; remove that assignment first", name, o.Publisher, o.Type)
 	}
 	trust, err := p.loadTrust()
 	if err != nil {
@@ -182,7 +190,6 @@ func (m *Manager) InstallLocal(ctx context.Context, li LocalInstall) (*extension
 	if err != nil {
 		return nil, err
 	}
-	old := p.st.Lookup(name)
 	e := &Entry{Name: name, Source: SourceLocal, Publisher: res.Record.Package.Publisher, Type: res.Record.Package.Type,
 		Version: res.Record.Package.Version, PackageSHA256: res.Record.PackageSHA256, Phase: PhaseInstalled}
 	e.Status = apiv1.ExtensionStatus{Name: name, Publisher: e.Publisher, Type: e.Type, Version: e.Version, State: PhaseInstalled,

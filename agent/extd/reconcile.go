@@ -46,23 +46,52 @@ func (m *Manager) Reconcile(ctx context.Context, cp ControlPlane, desired *apiv1
 	}
 	defer done()
 	if desired != nil {
+		if etag != p.st.DesiredETag {
+			p.changed = true // the report acknowledges the new desired state
+		}
+		old, oldTag := p.st.Desired, p.st.DesiredETag
 		p.st.Desired = desired
 		p.st.DesiredETag = etag
+		if data, err := marshalState(p.st); err == nil && len(data) > maxStateSize {
+			// Kept, it could never be read back: nothing would run again.
+			p.st.Desired, p.st.DesiredETag = old, oldTag
+			return Outcome{}, errcode.New(CodeState, "the desired state %s would make the extension manager's state %d bytes, more than %d: not applied", etag, len(data), maxStateSize)
+		}
 	}
 	if d := p.st.Desired; d != nil {
 		want := map[string]bool{}
+		seen := map[string]bool{}
+		var specs []*apiv1.ExtensionSpec
 		for i := range d.Extensions {
 			spec := &d.Extensions[i]
+			if fold := strings.ToLower(spec.Name); spec.Name == "" || seen[fold] {
+				// No entry can be kept (or reported) for it: an empty name
+				// would make the state unreadable, a second one flap.
+				p.m.o.Log.Warn("the desired state names an extension with no name or twice; ignored", "extension", spec.Name, "publisher", spec.Publisher, "type", spec.Type)
+				continue
+			} else {
+				seen[fold] = true
+			}
 			want[spec.Name] = true
+			specs = append(specs, spec)
+		}
+		// Removals first: an assignment renamed in one change must find
+		// the tree of its kind gone, not be refused by the entry this pass
+		// removes (with nothing left to retry it).
+		for _, e := range slices.Clone(p.st.Extensions) {
+			if e.Source == SourceControlPlane && !want[e.Name] && ctx.Err() == nil {
+				phase := PhaseDisabling
+				if e.Removing && (e.Phase == PhaseUninstalling || e.Phase == PhaseDeleting) {
+					phase = e.Phase // a failed removal resumes where it stopped
+				}
+				p.removeSteps(ctx, e, phase)
+			}
+		}
+		for _, spec := range specs {
 			if ctx.Err() != nil {
 				break
 			}
 			p.apply(ctx, spec)
-		}
-		for _, e := range slices.Clone(p.st.Extensions) {
-			if e.Source == SourceControlPlane && !want[e.Name] && ctx.Err() == nil {
-				p.removeSteps(ctx, e, PhaseDisabling)
-			}
 		}
 	}
 	out := Outcome{Changed: p.changed || p.reported, Degraded: p.degraded}
@@ -75,7 +104,7 @@ func (m *Manager) Reconcile(ctx context.Context, cp ControlPlane, desired *apiv1
 		switch {
 		case e.Status.State == apiv1.ExtensionTransitioning:
 			at = now.Add(5 * time.Second)
-		case e.Phase == PhaseFailed && e.NotBefore.After(now):
+		case (e.Phase == PhaseFailed || e.Removing) && e.NotBefore.After(now):
 			at = e.NotBefore
 		}
 		if !at.IsZero() && (out.Wake.IsZero() || at.Before(out.Wake)) {
@@ -125,6 +154,16 @@ func (s *State) MachineStatus(degraded string, now time.Time) apiv1.MachineStatu
 		}
 		out.Extensions = append(out.Extensions, st)
 	}
+	if s.Desired != nil {
+		for _, spec := range s.Desired.Extensions {
+			if e := s.Lookup(spec.Name); e != nil && e.Source != SourceControlPlane {
+				// Never touched from the control plane, but said so.
+				out.Extensions = append(out.Extensions, apiv1.ExtensionStatus{Name: spec.Name, Publisher: spec.Publisher, Type: spec.Type,
+					State: apiv1.ExtensionFailed, Operation: "Install", UpdatedAt: e.Status.UpdatedAt,
+					Message: fmt.Sprintf("the name %q is taken on this machine by %s.%s %s, installed locally; assign another name, or remove it on the machine: arcagent extension remove --name %s", spec.Name, e.Publisher, e.Type, e.Version, e.Name)})
+			}
+		}
+	}
 	svc := apiv1.ServiceStatus{Name: "extd", State: "Running"}
 	if degraded != "" {
 		svc.State, svc.Message = "Degraded", degraded
@@ -172,12 +211,22 @@ func (p *pass) apply(ctx context.Context, spec *apiv1.ExtensionSpec) {
 			return
 		}
 	}
-	if e.installed() && (e.Publisher != spec.Publisher || e.Type != spec.Type) {
-		// The same name now means another extension: remove the old one first.
-		if !p.removeSteps(ctx, e, PhaseDisabling) {
+	if e.installed() && (e.Removing || e.Publisher != spec.Publisher || e.Type != spec.Type) {
+		// The same name now means another extension, or a removal is
+		// unfinished (uninstall may have run): remove it first.
+		phase := PhaseDisabling
+		if e.Removing && (e.Phase == PhaseUninstalling || e.Phase == PhaseDeleting) {
+			phase = e.Phase
+		}
+		if !p.removeSteps(ctx, e, phase) {
 			return
 		}
 		e = &Entry{Name: spec.Name, Source: SourceControlPlane, Publisher: spec.Publisher, Type: spec.Type}
+	}
+	if !e.installed() {
+		// Nothing of a refused or failed kind is on disk: the entry is
+		// what is asked for now, never the tree of the kind it once named.
+		e.Publisher, e.Type = spec.Publisher, spec.Type
 	}
 	if e.installed() && e.Version == spec.Version && e.SettingsHash == settingsHash(spec) && e.Phase == PhaseEnabled && !e.NeedInstall {
 		if e.Status.State == apiv1.ExtensionTransitioning {
@@ -284,16 +333,25 @@ func (p *pass) extract(ctx context.Context, e *Entry, spec *apiv1.ExtensionSpec,
 	if err != nil {
 		return fmt.Errorf("load the trust store: %w", err)
 	}
-	_, err = extensions.Install(ctx, extensions.InstallOptions{
+	res, err := extensions.Install(ctx, extensions.InstallOptions{
 		Package: path, Envelope: env, Trust: trust,
 		Expect:        signing.Expectation{Publisher: spec.Publisher, Type: spec.Type, Version: spec.Version},
 		ExtensionsDir: p.m.o.Layout.ExtensionsDir(), StagingDir: p.m.o.Layout.ExtDownloadsDir(),
 		Limits: p.m.o.Limits, Logger: p.m.o.Log, Now: p.now(),
 	})
-	if err == nil {
-		_ = os.Remove(path)
+	if err != nil {
+		return err
 	}
-	return err
+	// The signature check ignores letter case; the tree is named as the
+	// package is signed, and the entry must name that tree.
+	if got, want := res.Record.Package.Name(), (signing.Package{Publisher: spec.Publisher, Type: spec.Type, Version: spec.Version}).Name(); got != want {
+		if rerr := extensions.Remove(ctx, p.m.o.Layout.ExtensionsDir(), got); rerr != nil {
+			p.m.o.Log.Error("delete a refused tree", "dir", res.Dir, "err", rerr)
+		}
+		return errcode.New(signing.CodeStatementMismatch, "the signed package is %s, the assignment names %s (the letter case differs): refused; assign it as it is signed", got, want)
+	}
+	_ = os.Remove(path)
+	return nil
 }
 
 // deleteTree removes the tree and record of e at version v.
@@ -305,9 +363,30 @@ func (p *pass) deleteTree(ctx context.Context, e *Entry, v string) error {
 	return extensions.Remove(ctx, p.m.o.Layout.ExtensionsDir(), name)
 }
 
+// deleteTarget deletes the tree of e.Target when this entry extracted it:
+// a tree of that name with no install record, or the record of another
+// package, was there before (another agent's, or planted) and stays.
+func (p *pass) deleteTarget(ctx context.Context, e *Entry) error {
+	if e.Target == "" {
+		return nil
+	}
+	if e.TargetSHA256 != "" {
+		dir := p.m.o.Layout.ExtensionsDir()
+		name := signing.Package{Publisher: e.Publisher, Type: e.Type, Version: e.Target}.Name()
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			if rec, _, err := extensions.ReadInstallRecord(dir, name); err != nil || rec.PackageSHA256 != e.TargetSHA256 {
+				p.m.o.Log.Warn("a tree of the version being installed was not extracted by this agent: left alone", "extension", e.Name, "dir", filepath.Join(dir, name))
+				return nil
+			}
+		}
+	}
+	return p.deleteTree(ctx, e, e.Target)
+}
+
 // install: download → verify → extract → install → settings → enable.
 func (p *pass) install(ctx context.Context, e *Entry, spec *apiv1.ExtensionSpec) {
 	e.Version, e.Target, e.Sequence, e.SettingsHash, e.NeedInstall = "", spec.Version, 0, "", false
+	e.TargetSHA256 = spec.PackageSHA256
 	p.setStatus(e, apiv1.ExtensionTransitioning, "Download", "")
 	if p.step(e, PhaseDownloading) != nil {
 		return
@@ -394,7 +473,7 @@ func (p *pass) update(ctx context.Context, e *Entry, spec *apiv1.ExtensionSpec) 
 		p.fail(e, "Download", err, nil)
 		return
 	}
-	e.Target = spec.Version
+	e.Target, e.TargetSHA256 = spec.Version, spec.PackageSHA256
 	p.setStatus(e, apiv1.ExtensionTransitioning, "Update", "")
 	if p.step(e, PhaseDisablingOld) != nil {
 		return
@@ -405,8 +484,11 @@ func (p *pass) update(ctx context.Context, e *Entry, spec *apiv1.ExtensionSpec) 
 	if p.step(e, PhaseExtracting) != nil {
 		return
 	}
+	oldSeq, oldHash := e.Sequence, e.SettingsHash
 	rollback := func(op string, err error, res *handler.Result) {
-		if derr := p.deleteTree(ctx, e, e.Target); derr != nil {
+		// The old tree has the settings of the old sequence number only.
+		e.Sequence, e.SettingsHash = oldSeq, oldHash
+		if derr := p.deleteTarget(ctx, e); derr != nil {
 			p.m.o.Log.Error("roll back a failed update", "extension", e.Name, "err", derr)
 		}
 		e.Target = ""
@@ -519,23 +601,36 @@ func (m *Manager) Recover(ctx context.Context) error {
 		return err
 	}
 	defer done()
+	// Downloads and verify copies cut off by a crash (their deferred
+	// removal never ran); a finished download stays for reuse.
+	for _, pat := range []string{"*.part-*", "verify-*"} {
+		left, _ := filepath.Glob(filepath.Join(m.o.Layout.ExtDownloadsDir(), pat))
+		for _, f := range left {
+			if err := os.RemoveAll(f); err != nil {
+				m.o.Log.Warn("delete a download left by a crash", "path", f, "err", err)
+			}
+		}
+	}
 	for _, e := range slices.Clone(p.st.Extensions) {
 		phase := e.Phase
 		switch phase {
 		case PhaseDownloading, PhaseExtracting, PhaseDisablingOld, PhaseUpdatingNew:
 			if e.Version == "" { // a fresh install
-				if err := p.deleteTree(ctx, e, e.Target); err != nil {
+				if err := p.deleteTarget(ctx, e); err != nil {
 					return err
 				}
 				p.st.drop(e.Name)
 				p.changed = true
 			} else { // an update: back to the old version
 				if e.Target != e.Version {
-					if err := p.deleteTree(ctx, e, e.Target); err != nil {
+					if err := p.deleteTarget(ctx, e); err != nil {
 						return err
 					}
 				}
 				e.Target, e.Phase = "", PhaseInstalled
+				// The settings of the sequence number may have been written
+				// into the new tree only: written again before the next enable.
+				e.SettingsHash = ""
 				p.setStatus(e, apiv1.ExtensionTransitioning, "Update", "an interrupted update was rolled back; retrying")
 			}
 		case PhaseInstallCmd:
@@ -548,11 +643,10 @@ func (m *Manager) Recover(ctx context.Context) error {
 			p.st.drop(e.Name)
 			p.changed = true
 		case PhaseUninstallOld, PhaseInstallNew:
-			p.finishUpdate(ctx, e, e.Target, phase)
 			if phase == PhaseInstallNew {
-				e.NeedInstall = true
-				p.finishUpdate(ctx, e, e.Version, "")
+				e.NeedInstall = true // the interrupted install runs again, once
 			}
+			p.finishUpdate(ctx, e, e.Target, phase)
 		case PhaseEnabling:
 			e.Phase = PhaseInstalled
 			p.setStatus(e, apiv1.ExtensionTransitioning, "Enable", "an interrupted enable runs again")

@@ -86,7 +86,11 @@ type Entry struct {
 	Version  string `json:"version"`
 	Previous string `json:"previous,omitempty"`
 	// Target is the version an unfinished update or install is going to.
-	Target        string `json:"target,omitempty"`
+	Target string `json:"target,omitempty"`
+	// TargetSHA256 is the digest of the package Target is extracted from:
+	// a tree of that name whose install record names another package (or
+	// none) was not extracted by this entry and is never deleted for it.
+	TargetSHA256  string `json:"targetSha256,omitempty"`
 	PackageSHA256 string `json:"packageSha256,omitempty"`
 	Phase         string `json:"phase"`
 	// Sequence is the settings sequence number of the last settings
@@ -220,6 +224,9 @@ func marshalState(s *State) ([]byte, error) {
 }
 
 func writeState(l layout.Layout, data []byte) error {
+	if len(data) > maxStateSize {
+		return errcode.New(CodeState, "the extension manager's state would be %d bytes, more than the %d it reads back: not saved", len(data), maxStateSize)
+	}
 	if err := ensureDir(l.ExtMgrDir()); err != nil {
 		return err
 	}
