@@ -71,8 +71,9 @@ func List(m *Manager) ([]Listed, error) {
 
 // Remove removes the named extensions (all with all) on this machine,
 // offline: disable → uninstall → delete, as a removal from the control
-// plane does. A control plane that still assigns one installs it again at
-// its next poll unless local policy refuses it.
+// plane does. While the control plane still assigns one, the running
+// daemon installs it again (it notices the state change) unless local
+// policy refuses it.
 func (m *Manager) Remove(ctx context.Context, names []string, all bool) ([]string, error) {
 	p, done, err := m.begin(ctx, nil)
 	if err != nil {

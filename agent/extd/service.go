@@ -60,6 +60,9 @@ func (m *Manager) Run(ctx context.Context, o ServiceOptions) error {
 	// package install) triggers a pass too.
 	statePath := StatePath(m.o.Layout)
 	stateStamp := stamp(statePath)
+	// A new registration (disconnect, connect) gets a new client.
+	regPath := m.o.Layout.AgentConfig()
+	regStamp := stamp(regPath)
 	var (
 		cp       ControlPlane
 		wake     time.Time
@@ -83,6 +86,10 @@ func (m *Manager) Run(ctx context.Context, o ServiceOptions) error {
 		}
 		if s := stamp(statePath); s != stateStamp {
 			stateStamp, cfgChanged = s, true
+		}
+		if s := stamp(regPath); s != regStamp {
+			regStamp, cp, nextPoll = s, nil, time.Time{}
+			m.o.Log.Info("agentconfig.json changed: connecting to the control plane again")
 		}
 		due := !now.Before(nextPoll)
 		retry := !wake.IsZero() && !now.Before(wake)

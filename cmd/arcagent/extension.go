@@ -114,9 +114,9 @@ func newExtensionRemoveCmd(a *app) *cobra.Command {
 		Short: "Disable, uninstall and delete extensions on this machine",
 		Long: `Runs the extension's disable and uninstall commands, then deletes its tree
 and install record, as a removal by the control plane does. Removal is
-always allowed. A control plane that still assigns the extension installs
-it again at the next poll unless the local controls refuse it: remove the
-assignment (arcagent fleet extensions remove) or block it
+always allowed. While the control plane still assigns the extension, a
+running extd installs it again at once unless the local controls refuse
+it: remove the assignment (arcagent fleet extensions remove) or block it
 (arcagent config set extensions.blocklist --add Publisher/Type).`,
 		Example: "  arcagent extension remove --name ama\n  arcagent extension remove --all",
 		Args:    exactArgs(0),
