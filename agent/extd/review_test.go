@@ -140,8 +140,12 @@ func TestUpdateRollbackKeepsSettings(t *testing.T) {
 	e.cp.assign(v2)
 	e.pass()
 	wantJournal(t, e, "disable 0 1.0.0", "update 1 1.1.0", "enable 0 1.0.0")
-	if s := e.cp.lastStatus(t, "test"); s.State != apiv1.ExtensionFailed || s.Version != "1.0.0" || s.Sequence != 0 {
+	// The report is about the version asked for; 1.0.0 stays installed.
+	if s := e.cp.lastStatus(t, "test"); s.State != apiv1.ExtensionFailed || s.Version != "1.1.0" || s.Sequence != 0 || !strings.Contains(s.Message, "1.0.0 stays") {
 		t.Fatalf("after the failed update: %+v", s)
+	}
+	if st, _ := LoadState(e.l); st.Lookup("test").Version != "1.0.0" {
+		t.Fatalf("installed version after the failed update: %+v", st.Lookup("test"))
 	}
 	// Back to the old version with the new settings: they are written.
 	v1.Settings = v2.Settings
@@ -183,7 +187,7 @@ func TestUnmanagedTreeOfTargetLeftAlone(t *testing.T) {
 		keep := plant(e, "1.1.0")
 		e.cp.assign(e.publish("test", pub, typ, "1.1.0", e.signer))
 		e.pass()
-		if s := e.cp.lastStatus(t, "test"); s.State != apiv1.ExtensionFailed || s.Version != "1.0.0" {
+		if s := e.cp.lastStatus(t, "test"); s.State != apiv1.ExtensionFailed || s.Version != "1.1.0" || !strings.Contains(s.Message, "1.0.0 stays") {
 			t.Fatalf("after the refused update: %+v", s)
 		}
 		if _, err := os.Stat(keep); err != nil {
