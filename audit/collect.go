@@ -34,6 +34,11 @@ type Options struct {
 	// host name (for a planned config: the file's base name by default), so
 	// that findings keep their identity across CI runners.
 	HostName string
+	// Strict makes extension trees without an install record (not
+	// installed by this agent) critical signature and tamper failures
+	// (ARC-EX-001/002), as well as ARC-EX-004's medium finding. Rules
+	// read it as facts.options.strict.
+	Strict bool
 	// SecretPlaces overrides where onboarding credentials are looked for
 	// (production paths; tests).
 	SecretPlaces []string
@@ -95,6 +100,7 @@ func Collect(ctx context.Context, opts Options) (*Facts, error) {
 	c := &collector{opts: opts, l: layout.New(abs), root: sr, facts: &Facts{Errors: []CollectorError{}}}
 	f := c.facts
 	f.Target = TargetFacts{Kind: "host", Root: c.l.Root(), Live: c.l.IsSystemRoot()}
+	f.Options = OptionsFacts{Strict: opts.Strict}
 	if !f.Target.Live {
 		f.Target.Kind = "root"
 	}

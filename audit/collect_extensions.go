@@ -16,9 +16,12 @@ import (
 )
 
 // collectExtensions lists installed extensions and gives each its verdicts:
-// HandlerManifest.json, signature (the recorded DSSE envelope against the
-// trust store), tamper check (files against the install record) and the
-// local allow/block lists.
+// managed (installed by this agent: an install record exists, see
+// installRecord), HandlerManifest.json, signature (the recorded DSSE
+// envelope against the trust store), tamper check (files against the
+// install record) and the local allow/block lists. The protected-settings
+// certificates beside the trees are files, not extensions; the records
+// directory is hidden: neither is listed.
 func (c *collector) collectExtensions(ctx context.Context) {
 	ef := &c.facts.Extensions
 	ef.Installed = []ExtensionFact{}
@@ -74,7 +77,7 @@ func (c *collector) confinedDir(prod string) error {
 
 func (c *collector) extensionFact(ctx context.Context, dir, name string, store *signing.TrustStore, trustErr error) ExtensionFact {
 	x := ExtensionFact{Path: layout.Rel(layout.ExtensionsDir + "/" + name)}
-	rec, env, recErr := extensions.ReadInstallRecord(dir, name)
+	rec, env, recErr := c.installRecord(&x, dir, name)
 	if recErr == nil {
 		x.Publisher, x.Type, x.Version = rec.Package.Publisher, rec.Package.Type, rec.Package.Version
 	} else if p, err := signing.ParsePackageFileName(name + ".zip"); err == nil {
@@ -101,9 +104,14 @@ func (c *collector) extensionFact(ctx context.Context, dir, name string, store *
 
 	x.Tamper.Changed = []string{}
 	switch {
-	case recErr != nil:
+	case x.Error != "":
+		x.Signature.Reason, x.Tamper.Reason = x.Error, x.Error
+	case !x.Managed:
 		x.Signature.Reason = "no install record: the extension was not installed from a verified package (" + errcode.Format(recErr) + ")"
 		x.Tamper.Reason = "no install record to compare the files with"
+	case recErr != nil:
+		x.Signature.Reason = "the install record is corrupt, so nothing vouches for this tree: " + errcode.Format(recErr)
+		x.Tamper.Reason = "the install record is corrupt: " + errcode.Format(recErr)
 	default:
 		x.Signature.Present = true
 		switch {
@@ -138,4 +146,43 @@ func (c *collector) extensionFact(ctx context.Context, dir, name string, store *
 		x.Policy = PolicyDecision{Reason: "the local configuration could not be read"}
 	}
 	return x
+}
+
+// installRecord reads the install record of the extension name and sets
+// x's managed verdict. A tree whose record directory does not exist was
+// not installed by this agent (unmanaged). One whose record exists was,
+// or someone planted it: a record that cannot be parsed, is incomplete or
+// is a link or special file is returned as recErr with Managed set, and
+// the signature and tamper rules fail on it. A record that cannot be read
+// at all (permission denied, a path leaving the root) is neither: x.Error
+// makes every rule on the extension an error (fail closed).
+func (c *collector) installRecord(x *ExtensionFact, dir, name string) (*extensions.InstallRecord, []byte, error) {
+	recProd := layout.ExtensionsDir + "/" + extensions.RecordsDirName + "/" + name
+	unreadable := func(err error) (*extensions.InstallRecord, []byte, error) {
+		x.Managed = false
+		x.Error = "the install record cannot be read: " + err.Error()
+		x.ManagedReason = x.Error
+		c.errorf("extensions", recProd, "%v", err)
+		return nil, nil, err
+	}
+	_, err := c.root.Lstat(recProd)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		x.ManagedReason = "not installed by this agent: there is no install record in " + layout.Rel(recProd)
+		return nil, nil, errcode.Wrap(extensions.CodeInstallRecord, err, "no install record for %s", name)
+	case err != nil:
+		return unreadable(err)
+	}
+	rec, env, err := extensions.ReadInstallRecord(dir, name)
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return unreadable(err)
+	case err != nil:
+		x.Managed = true
+		x.ManagedReason = "an install record exists but cannot be used: " + errcode.Format(err)
+		return nil, nil, err
+	}
+	x.Managed = true
+	x.ManagedReason = "installed by this agent: install record " + layout.Rel(recProd)
+	return rec, env, nil
 }

@@ -19,6 +19,8 @@ var fileClass = map[string]string{
 	"tokens-dir": "tokens", "token-key": "tokens",
 	"trust-dir": "trust", "trust-file": "trust",
 	"log-dir": "logs", "guestconfig-dir": "guestconfig", "extension-dir": "extensions",
+	"extension-records": "extensions", "ext-settings-cert": "extensions", "ext-settings-key": "extensions",
+	"extmgr-dir": "extensions", "ext-downloads-dir": "extensions", "extension-logs-dir": "extensions",
 	"unit-himdsd": "units", "unit-extd": "units", "unit-gcad": "units", "unit-arcproxyd": "units",
 }
 
@@ -30,7 +32,8 @@ func (c *collector) collectFiles() {
 		ff.Available, ff.Error = false, true
 		ff.Reason = "owners and groups cannot be named: the target's users and groups cannot be read: " + c.acctErr.Error()
 	}
-	for _, e := range layout.Entries() {
+	entries := layout.Entries()
+	for _, e := range entries {
 		wantKind := "file"
 		if e.Kind == layout.KindDir || e.ID == "extension-dir" {
 			wantKind = "dir"
@@ -44,7 +47,7 @@ func (c *collector) collectFiles() {
 			continue
 		}
 		for _, prod := range c.glob(e.Path) {
-			if strings.Contains(path.Base(prod), ".lock") {
+			if strings.Contains(path.Base(prod), ".lock") || claimedElsewhere(entries, e, prod) {
 				continue
 			}
 			fi, err := c.root.Lstat(prod)
@@ -62,6 +65,32 @@ func (c *collector) collectFiles() {
 			ff.Entries = append(ff.Entries, c.fileFact(e, prod, kind, mode))
 		}
 	}
+}
+
+// claimedElsewhere reports whether a match prod of glob entry e is named
+// by another, more specific entry (an exact path, or a glob of the same
+// directory whose pattern is not a bare "*"): that entry judges it, so
+// that <ExtensionsDir>/*.prv is a settings key, not an extension tree.
+func claimedElsewhere(entries []layout.Entry, e layout.Entry, prod string) bool {
+	for _, o := range entries {
+		if o.ID == e.ID {
+			continue
+		}
+		if o.Kind != layout.KindGlob {
+			if o.Path == prod {
+				return true
+			}
+			continue
+		}
+		pat := path.Base(o.Path)
+		if path.Dir(o.Path) != path.Dir(e.Path) || pat == "*" || pat == path.Base(e.Path) {
+			continue
+		}
+		if ok, _ := path.Match(pat, path.Base(prod)); ok {
+			return true
+		}
+	}
+	return false
 }
 
 func dirMode(m fs.FileMode) fs.FileMode {

@@ -18,6 +18,7 @@ import (
 // yields not_applicable or error with that reason, never a false fail.
 type Facts struct {
 	Target     TargetFacts     `json:"target"`
+	Options    OptionsFacts    `json:"options"`
 	Host       HostFacts       `json:"host"`
 	Agent      AgentFacts      `json:"agent"`
 	Config     ConfigFacts     `json:"config"`
@@ -63,6 +64,14 @@ type TargetFacts struct {
 	// for an image must use the image's ids, which this host's names may
 	// not map to.
 	IDs map[string]string `json:"ids,omitempty"`
+}
+
+// OptionsFacts are the audit's own options that rules may read.
+type OptionsFacts struct {
+	// Strict judges extension trees that this agent did not install
+	// (no install record) by the signature and tamper rules too, as
+	// critical failures, instead of only as "not installed by this agent".
+	Strict bool `json:"strict"`
 }
 
 // HostFacts describes the machine.
@@ -199,16 +208,27 @@ type ExtensionsFacts struct {
 
 // ExtensionFact is one installed extension and the verdicts about it.
 type ExtensionFact struct {
-	Name          string         `json:"name"` // Publisher/Type
-	Publisher     string         `json:"publisher"`
-	Type          string         `json:"type"`
-	Version       string         `json:"version"`
-	Path          string         `json:"path"` // production path, relative
-	ScriptCapable bool           `json:"script_capable"`
+	Name          string `json:"name"` // Publisher/Type
+	Publisher     string `json:"publisher"`
+	Type          string `json:"type"`
+	Version       string `json:"version"`
+	Path          string `json:"path"` // production path, relative
+	ScriptCapable bool   `json:"script_capable"`
+	// Managed is true when the tree has an install record (it was installed
+	// through agent/extensions.Install: by `package install` or the
+	// extension manager), even one that turns out corrupt: a corrupt
+	// record is a signature and tamper failure, not an unmanaged tree.
+	// ManagedReason says which.
+	Managed       bool           `json:"managed"`
+	ManagedReason string         `json:"managed_reason"`
 	Manifest      ManifestFact   `json:"manifest"`
 	Signature     SignatureFact  `json:"signature"`
 	Tamper        TamperFact     `json:"tamper"`
 	Policy        PolicyDecision `json:"policy"`
+	// Error is set when the install record could not be read (not
+	// corrupt: unreadable, e.g. permission denied): every rule on this
+	// extension is then an error result, never a pass or fail.
+	Error string `json:"error,omitempty"`
 }
 
 // ManifestFact is the HandlerManifest.json verdict.

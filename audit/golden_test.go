@@ -19,6 +19,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
+// settingsThumbprint names the fixtures' protected-settings certificate.
+const settingsThumbprint = "3C2F6E1B0A9D8C7B6A5F4E3D2C1B0A9F8E7D6C5B"
+
 // testNow is the fixed clock of fixture audits.
 var testNow = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
@@ -110,6 +113,8 @@ func scenarios() []scenario {
 		tr.Connect(testNow.Add(-2 * time.Minute))
 		pub := tr.TrustPublisher("microsoft-monitor", "Microsoft.Azure.Monitor")
 		tr.InstallExtension(pub, "Microsoft.Azure.Monitor", "AzureMonitorLinuxAgent", "1.2.0")
+		tr.ExtensionManagerDirs()
+		tr.SettingsCert(settingsThumbprint, 0o600)
 	}
 	return []scenario{
 		{name: "hardened", build: hardened, fails: nil,
@@ -122,7 +127,7 @@ func scenarios() []scenario {
 			tr.LocalConfig(fixture.Tier0Config())
 			tr.File(layout.AgentConfig, `{"resourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.HybridCompute/machines/m", "lastHeartbeat": "2026-11-01T11:59:00Z"}`, "root", "himds", 0o640)
 		}, fails: nil,
-			notApplicable: []string{"ARC-EX-001", "ARC-EX-002", "ARC-EX-003", "ARC-T0-005", "ARC-PR-001", "ARC-PR-002", "ARC-PR-003", "ARC-PR-010", "ARC-PR-011", "ARC-PR-014", "ARC-PR-015", "ARC-PR-016"}},
+			notApplicable: []string{"ARC-EX-001", "ARC-EX-002", "ARC-EX-003", "ARC-EX-004", "ARC-T0-005", "ARC-PR-001", "ARC-PR-002", "ARC-PR-003", "ARC-PR-010", "ARC-PR-011", "ARC-PR-014", "ARC-PR-015", "ARC-PR-016"}},
 		{name: "tampered-unsigned-extensions", build: func(t *testing.T, tr *fixture.Tree) {
 			hardened(t, tr)
 			cfg := fixture.Tier0Config()
@@ -134,9 +139,10 @@ func scenarios() []scenario {
 			}
 			tr.UnsignedExtension("Contoso.Tools", "Helper", "0.9.0")
 		}, fails: []string{
-			"ARC-EX-001 Contoso.Tools/Helper",
-			"ARC-EX-002 Contoso.Tools/Helper",
+			// The hand-copied tree is "not installed by this agent"
+			// (medium), not a critical signature failure: --strict is.
 			"ARC-EX-002 Microsoft.Azure.Monitor/AzureMonitorLinuxAgent",
+			"ARC-EX-004 Contoso.Tools/Helper",
 		}},
 	}
 }

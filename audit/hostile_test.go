@@ -349,6 +349,23 @@ func TestHostileExtensionsAndTrust(t *testing.T) {
 			if x.Signature.Verified || x.Tamper.Checked || !strings.Contains(x.Signature.Reason, ".arcagent/"+ext+"/manifest.json is a FIFO") {
 				t.Errorf("signature = %+v, tamper = %+v", x.Signature, x.Tamper)
 			}
+			// A planted record is tampering, not a tree this agent did
+			// not install (which would be only a medium finding).
+			if !x.Managed {
+				t.Errorf("a FIFO as the record made the tree unmanaged: %q", x.ManagedReason)
+			}
+		}},
+		{"the record directory links to a valid record on the host", func(t *testing.T, root string) {
+			hostRec := filepath.Join(t.TempDir(), ext)
+			if err := os.Rename(filepath.Dir(record(root, "manifest.json")), hostRec); err != nil {
+				t.Fatal(err)
+			}
+			replace(t, filepath.Dir(record(root, "manifest.json")), symlinkTo(hostRec))
+		}, func(t *testing.T, root string, f *Facts) {
+			x := extensionNamed(t, f, ext)
+			if x.Signature.Verified || x.Tamper.Checked || !x.Managed {
+				t.Errorf("record read through a link out of the root: managed %v, signature %+v, tamper %+v", x.Managed, x.Signature, x.Tamper)
+			}
 		}},
 		{"the recorded envelope links to /dev/zero", func(t *testing.T, root string) {
 			replace(t, record(root, "envelope.sig.json"), symlinkTo("/dev/zero"))

@@ -70,7 +70,7 @@ func adaptRemedy(text string, t reports.Target, ids map[string]string) string {
 
 var (
 	// arcagentVerbRE finds the local verbs that act on the root's files.
-	arcagentVerbRE = regexp.MustCompile(`\barcagent (config|package|trust|connect|show)\b`)
+	arcagentVerbRE = regexp.MustCompile(`\barcagent (config|package|trust|connect|show|extension)\b`)
 	// absPathRE finds absolute paths of the layout at the start of a word.
 	absPathRE = regexp.MustCompile(`(?:^|[\s"'=(])/(?:etc|opt|var|usr|home|root|srv|tmp|run|mnt|boot)(?:/[^\s"';,)]*)?`)
 	// systemctlFileRE are the systemctl verbs that work on a tree's unit

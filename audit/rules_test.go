@@ -18,7 +18,7 @@ func goodFacts() *Facts {
 			WantKind: kind, WantOwner: owner, WantGroup: group, WantMode: mode}
 	}
 	ext := ExtensionFact{Name: "Microsoft.Azure.Monitor/AzureMonitorLinuxAgent", Publisher: "Microsoft.Azure.Monitor", Type: "AzureMonitorLinuxAgent", Version: "1.2.0",
-		Path: "var/lib/waagent/Microsoft.Azure.Monitor.AzureMonitorLinuxAgent-1.2.0", Manifest: ManifestFact{Present: true, Valid: true},
+		Path: "var/lib/waagent/Microsoft.Azure.Monitor.AzureMonitorLinuxAgent-1.2.0", Managed: true, ManagedReason: "installed by this agent", Manifest: ManifestFact{Present: true, Valid: true},
 		Signature: SignatureFact{Present: true, Verified: true, Signer: "ms", Reason: "signed"}, Tamper: TamperFact{Checked: true, Clean: true, Changed: []string{}},
 		Policy: PolicyDecision{Allowed: true, Reason: "listed"}}
 	cur := Currency{Product: "Microsoft.Azure.Monitor/AzureMonitorLinuxAgent", Installed: "1.2.0", Latest: "1.2.0", State: "current", Supported: true, Current: true}
@@ -134,6 +134,7 @@ var ruleCases = map[string]struct {
 	"ARC-EX-001": {setExt(func(x *ExtensionFact) { x.Signature = SignatureFact{Reason: "untrusted key"} }), noExt},
 	"ARC-EX-002": {setExt(func(x *ExtensionFact) { x.Tamper.Clean, x.Tamper.Changed = false, []string{"changed: bin/x"} }), noExt},
 	"ARC-EX-003": {setExt(func(x *ExtensionFact) { x.Policy = PolicyDecision{Reason: "not listed in extensions.allowlist"} }), noExt},
+	"ARC-EX-004": {setExt(func(x *ExtensionFact) { x.Managed, x.ManagedReason = false, "not installed by this agent" }), noExt},
 }
 
 func evalRule(t *testing.T, c *rules.Compiled, f *Facts) []rules.Outcome {
@@ -218,5 +219,48 @@ func TestUnreadableSectionIsError(t *testing.T) {
 		if out[0].Status != reports.StatusError || !strings.Contains(out[0].Reason, "not valid") {
 			t.Fatalf("got %+v, want error with the reason", out)
 		}
+	}
+}
+
+// ARC-EX-001/002 leave out a tree without an install record unless
+// facts.options.strict; an extension whose record could not be read
+// (item error) is an error for every ARC-EX rule, never left out.
+func TestExtensionRulesManagedStrictAndError(t *testing.T) {
+	set, err := rules.Compile(builtinRules(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unmanaged := func(x *ExtensionFact) {
+		x.Managed, x.ManagedReason = false, "not installed by this agent"
+		x.Signature, x.Tamper = SignatureFact{Reason: "no install record"}, TamperFact{Changed: []string{}, Reason: "no install record"}
+	}
+	unreadable := func(x *ExtensionFact) {
+		unmanaged(x)
+		x.Error = "the install record cannot be read: permission denied"
+	}
+	for _, tc := range []struct {
+		name   string
+		mod    func(*ExtensionFact)
+		strict bool
+		want   map[string]string // rule -> statuses
+	}{
+		{"unmanaged", unmanaged, false, map[string]string{"ARC-EX-001": "not_applicable", "ARC-EX-002": "not_applicable", "ARC-EX-003": "pass", "ARC-EX-004": "fail"}},
+		{"unmanaged-strict", unmanaged, true, map[string]string{"ARC-EX-001": "fail", "ARC-EX-002": "fail", "ARC-EX-003": "pass", "ARC-EX-004": "fail"}},
+		{"unreadable-record", unreadable, false, map[string]string{"ARC-EX-001": "error", "ARC-EX-002": "error", "ARC-EX-003": "error", "ARC-EX-004": "error"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := goodFacts()
+			f.Options.Strict = tc.strict
+			tc.mod(&f.Extensions.Installed[0])
+			for _, c := range set.Rules {
+				want, ok := tc.want[c.ID]
+				if !ok {
+					continue
+				}
+				if got := statuses(evalRule(t, c, f)); got != want {
+					t.Errorf("%s: %s, want %s", c.ID, got, want)
+				}
+			}
+		})
 	}
 }

@@ -193,7 +193,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if err != nil {
 		return errcode.Wrap(apiv1.CodeTLSConfig, err, "load the TLS certificate %s and key %s", o.TLSCert, o.TLSKey)
 	}
-	srv, err := New(ctx, Config{Store: st, Issuer: o.Issuer, Logger: o.Logger, TokenLifetime: o.TokenLifetime})
+	srv, err := New(ctx, Config{Store: st, Issuer: o.Issuer, Logger: o.Logger, TokenLifetime: o.TokenLifetime, DataDir: o.DataDir})
 	if err != nil {
 		return errcode.Wrap(apiv1.CodeDataDir, err, "start the server")
 	}

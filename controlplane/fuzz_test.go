@@ -150,7 +150,7 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, err := New(ctx, Config{Store: st, Issuer: "https://127.0.0.1:1", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	s, err := New(ctx, Config{Store: st, Issuer: "https://127.0.0.1:1", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), DataDir: dir})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -216,6 +216,13 @@ func FuzzHandler(f *testing.F) {
 		{3, "/v1/machines/{id}", 1, "application/json", `{"tags":{"a":"b"}}`},
 		{0, "/v1/roleAssignments?scope=/subscriptions/{sub}", 1, "", ""},
 		{0, "/.well-known/jwks.json", 0, "", ""},
+		{1, "/v1/packages", 1, "application/json", `{"package":"UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==","envelope":{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"sig":"eA=="}]}}`},
+		{0, "/v1/packages?publisher=Contoso&type=T", 1, "", ""},
+		{2, "/v1/machines/{id}/extensions/monitor", 1, "application/json", `{"publisher":"Contoso","type":"T","version":"1","settings":{"a":1},"protectedSettings":{"p":"x"}}`},
+		{0, "/v1/machines/{id}/extensions", 1, "", ""},
+		{4, "/v1/machines/{id}/extensions/monitor", 1, "", ""},
+		{0, "/v1/machines/{id}/packages/0000000000000000000000000000000000000000000000000000000000000000", 3, "", ""},
+		{0, "/v1/machines/{id}/packages/0000000000000000000000000000000000000000000000000000000000000000/signature", 3, "", ""},
 		{4, "/v1/onboardingCredentials/zzz", 1, "", ""},
 		{0, "/v1/machines/../../etc/passwd", 1, "", ""},
 		{1, "/v1/machines/{id}/heartbeat", 4, "application/json", "eyJhbGciOiJub25lIn0.e30."},

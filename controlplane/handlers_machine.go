@@ -166,11 +166,14 @@ func validateHeartbeat(req *apiv1.HeartbeatRequest) error {
 	return checkText("agentStatus", req.AgentStatus, 64, false)
 }
 
-func (s *Server) handleDesiredState(w http.ResponseWriter, r *http.Request, id string, _ *machineEntry) error {
+func (s *Server) handleDesiredState(w http.ResponseWriter, r *http.Request, id string, e *machineEntry) error {
 	m, err := s.st.Machine(r.Context(), id)
 	if err != nil {
 		return storeErr(err, "machine "+id)
 	}
+	// Refresh the ETag heartbeats report: an assignment that raced with
+	// the first caching of this machine may have left an older one there.
+	e.etag.Store(m.DesiredETag)
 	w.Header().Set("ETag", m.DesiredETag)
 	w.Header().Set("Cache-Control", "no-cache")
 	if inm := r.Header.Get("If-None-Match"); inm != "" {
@@ -189,18 +192,34 @@ func (s *Server) handleDesiredState(w http.ResponseWriter, r *http.Request, id s
 
 // validateStatus bounds a status report.
 func validateStatus(st *apiv1.MachineStatus) error {
-	if len(st.Extensions) > 500 || len(st.GuestConfiguration) > 500 {
-		return errf(apiv1.CodeBadRequest, "a status report may list at most 500 extensions and 500 guest configuration assignments")
+	if len(st.Extensions) > 500 || len(st.GuestConfiguration) > 500 || len(st.Services) > 32 {
+		return errf(apiv1.CodeBadRequest, "a status report may list at most 500 extensions, 500 guest configuration assignments and 32 services")
 	}
 	if err := checkText("desiredStateETag", st.DesiredStateETag, 128, false); err != nil {
 		return err
 	}
 	for i, e := range st.Extensions {
-		if err := checkText("extensions["+strconv.Itoa(i)+"].name", e.Name, 256, true); err != nil {
+		f := "extensions[" + strconv.Itoa(i) + "]."
+		for _, c := range []struct {
+			field, v string
+			max      int
+			required bool
+		}{
+			{"name", e.Name, 256, true}, {"state", e.State, 64, true}, {"publisher", e.Publisher, 128, false}, {"type", e.Type, 64, false},
+			{"version", e.Version, 64, false}, {"operation", e.Operation, 32, false},
+		} {
+			if err := checkText(f+c.field, c.v, c.max, c.required); err != nil {
+				return err
+			}
+		}
+		if err := checkMessage(f+"message", e.Message, maxStatusMessage); err != nil {
 			return err
 		}
-		if err := checkText("extensions["+strconv.Itoa(i)+"].state", e.State, 64, true); err != nil {
+		if err := checkMessage(f+"degraded", e.Degraded, 1024); err != nil {
 			return err
+		}
+		if e.Sequence < 0 {
+			return errf(apiv1.CodeBadRequest, "%ssequence must not be negative", f)
 		}
 	}
 	for i, g := range st.GuestConfiguration {
@@ -208,6 +227,21 @@ func validateStatus(st *apiv1.MachineStatus) error {
 			return err
 		}
 		if err := checkText("guestConfiguration["+strconv.Itoa(i)+"].complianceStatus", g.Compliance, 64, true); err != nil {
+			return err
+		}
+		if err := checkMessage("guestConfiguration["+strconv.Itoa(i)+"].message", g.Message, maxStatusMessage); err != nil {
+			return err
+		}
+	}
+	for i, sv := range st.Services {
+		f := "services[" + strconv.Itoa(i) + "]."
+		if err := checkText(f+"name", sv.Name, 64, true); err != nil {
+			return err
+		}
+		if err := checkText(f+"state", sv.State, 64, true); err != nil {
+			return err
+		}
+		if err := checkMessage(f+"message", sv.Message, maxStatusMessage); err != nil {
 			return err
 		}
 	}

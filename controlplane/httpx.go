@@ -114,6 +114,7 @@ func DecodeStrict(rd io.Reader, limit int64, dst any) error {
 func decodeStrictBytes(data []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
+	dec.UseNumber() // numbers in free-form JSON (extension settings) keep every digit
 	if err := dec.Decode(dst); err != nil {
 		return jsonError(err)
 	}

@@ -42,6 +42,10 @@ type Config struct {
 	TokenLifetime time.Duration
 	// HeartbeatInterval the agents are told to use; 0 means 5 minutes.
 	HeartbeatInterval time.Duration
+	// DataDir is the data directory: published packages live in its
+	// packages/ directory and the protected-settings fingerprint key in
+	// it. Empty (tests) refuses publishing.
+	DataDir string
 	// KeyReload is how often signing keys are re-read from the store (to
 	// pick up `arcserver keys rotate`); 0 means one minute.
 	KeyReload time.Duration
@@ -58,6 +62,12 @@ type Server struct {
 	tokenLife time.Duration
 	hbEvery   time.Duration
 	keyReload time.Duration
+
+	dataDir string
+	// pkgMu serialises publishes (check, write files, insert).
+	pkgMu sync.Mutex
+	keyMu sync.Mutex
+	fpKey []byte // protected-settings fingerprint key, loaded on first use
 
 	keys   *keyring
 	replay *replayCache
@@ -100,6 +110,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		tokenLife: cfg.TokenLifetime,
 		hbEvery:   cfg.HeartbeatInterval,
 		keyReload: cfg.KeyReload,
+		dataDir:   cfg.DataDir,
 		replay:    newReplayCache(),
 		machines:  map[string]*machineEntry{},
 		deleted:   map[string]struct{}{},
@@ -283,6 +294,12 @@ func (s *Server) routes() {
 	m.HandleFunc("PATCH /v1/machines/{id}", s.operator(s.handleUpdateMachine))
 	m.HandleFunc("DELETE /v1/machines/{id}", s.operator(s.handleDeleteMachine))
 
+	m.HandleFunc("POST /v1/packages", s.operator(s.handlePublishPackage))
+	m.HandleFunc("GET /v1/packages", s.operator(s.handleListPackages))
+	m.HandleFunc("GET /v1/machines/{id}/extensions", s.operator(s.handleListExtensions))
+	m.HandleFunc("PUT /v1/machines/{id}/extensions/{name}", s.operator(s.handleSetExtension))
+	m.HandleFunc("DELETE /v1/machines/{id}/extensions/{name}", s.operator(s.handleRemoveExtension))
+
 	m.HandleFunc("POST /v1/machines/register", s.handleRegister)
 	m.HandleFunc("GET /v1/machines/{id}/self", s.machine(s.handleSelf))
 	m.HandleFunc("DELETE /v1/machines/{id}/self", s.machine(s.handleDeleteSelf))
@@ -290,6 +307,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/machines/{id}/desiredState", s.machine(s.handleDesiredState))
 	m.HandleFunc("PUT /v1/machines/{id}/status", s.machine(s.handleStatus))
 	m.HandleFunc("POST /v1/machines/{id}/token", s.machine(s.handleToken))
+	m.HandleFunc("GET /v1/machines/{id}/packages/{sha256}", s.machine(s.handleDownloadPackage))
+	m.HandleFunc("GET /v1/machines/{id}/packages/{sha256}/signature", s.machine(s.handleDownloadSignature))
 	s.mux = m
 }
 

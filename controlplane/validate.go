@@ -52,6 +52,22 @@ func checkText(field, v string, max int, required bool) error {
 	return nil
 }
 
+// maxStatusMessage bounds a message in a status report (a handler's
+// formatted message, say).
+const maxStatusMessage = 4096
+
+// checkMessage validates a reported message: at most max bytes of
+// printable text, where line breaks and tabs are allowed.
+func checkMessage(field, v string, max int) error {
+	if len(v) > max {
+		return errf(apiv1.CodeBadRequest, "%s is %d bytes long; at most %d are allowed", field, len(v), max)
+	}
+	if !printable(strings.NewReplacer("\n", "", "\t", "", "\r", "").Replace(v)) {
+		return errf(apiv1.CodeBadRequest, "%s must be printable text (line breaks and tabs allowed)", field)
+	}
+	return nil
+}
+
 // checkPrincipal validates a principal name.
 func checkPrincipal(v string) error {
 	if v == "" {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature"
 
-	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
@@ -222,7 +221,7 @@ func VerifyCatalog(ctx context.Context, envelope []byte, o CatalogOptions) (*Cat
 	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(statePath, append(data, '\n'), atomicfile.WriteOptions{Mode: 0o644, Owner: atomicfile.Owner{User: layout.UserRoot, Group: layout.GroupRoot}}); err != nil {
+	if err := atomicfile.WriteFile(statePath, append(data, '\n'), atomicfile.WriteOptions{Mode: 0o644, Owner: rootOwner}); err != nil {
 		return nil, fmt.Errorf("record the trusted catalog version: %w", err)
 	}
 	return c, nil

@@ -18,7 +18,6 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature"
 
-	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/atomicfile"
 	"github.com/arcagent/arcagent/internal/saferead"
@@ -36,6 +35,11 @@ var (
 	trustNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	catalogNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 )
+
+// rootOwner owns the trust store and the catalog state files. It is
+// spelt out rather than taken from agent/layout so that signing stays a
+// leaf the control plane may import (it checks envelopes on publish).
+var rootOwner = atomicfile.Owner{User: "root", Group: "root"}
 
 // TrustedKey is one trust-store entry: a public key and what it may sign.
 type TrustedKey struct {
@@ -320,7 +324,7 @@ func AddTrustedKey(ctx context.Context, dir string, o AddKeyOptions, opts ...Tru
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create trust store %s: %w", dir, err)
 	}
-	if err := atomicfile.Chown(dir, atomicfile.Owner{User: layout.UserRoot, Group: layout.GroupRoot}); err != nil {
+	if err := atomicfile.Chown(dir, rootOwner); err != nil {
 		return nil, err
 	}
 	lock, err := atomicfile.LockFile(ctx, filepath.Join(dir, trustLockName))
@@ -345,7 +349,7 @@ func AddTrustedKey(ctx context.Context, dir string, o AddKeyOptions, opts ...Tru
 		return nil, err
 	}
 	path := filepath.Join(dir, k.Name+trustKeySuffix)
-	if err := atomicfile.WriteFile(path, append(data, '\n'), atomicfile.WriteOptions{Mode: 0o644, Owner: atomicfile.Owner{User: layout.UserRoot, Group: layout.GroupRoot}}); err != nil {
+	if err := atomicfile.WriteFile(path, append(data, '\n'), atomicfile.WriteOptions{Mode: 0o644, Owner: rootOwner}); err != nil {
 		return nil, fmt.Errorf("write trust entry: %w", err)
 	}
 	return k, nil

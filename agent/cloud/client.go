@@ -189,3 +189,51 @@ func (c *Client) JWKS(ctx context.Context) (json.RawMessage, error) {
 	_, _, err := c.call(ctx, http.MethodGet, "/.well-known/jwks.json", nil, "", nil, nil, &out)
 	return out, err
 }
+
+// stream GETs path and copies a successful body into w, refusing one
+// longer than max bytes. Errors are decoded as call does.
+func (c *Client) stream(ctx context.Context, path, auth string, w io.Writer, max int64) (int64, error) {
+	u := *c.base
+	u.Path = c.base.Path + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return 0, fmt.Errorf("build the request: %w", err)
+	}
+	req.Header.Set("User-Agent", c.ua)
+	if auth != "" {
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, errcode.Wrap(apiv1.CodeUnreachable, err, "GET %s", c.base.Host)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+		var e apiv1.Error
+		if json.Unmarshal(data, &e) != nil || e.Code == "" {
+			return 0, &APIError{Status: resp.StatusCode, Err: errcode.New(apiv1.CodeBadResponse, "GET %s: HTTP %d from a server that is not arcserver", path, resp.StatusCode)}
+		}
+		return 0, &APIError{Status: resp.StatusCode, Err: errcode.New(errcode.Code(e.Code), "%s", e.Message)}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, errcode.New(apiv1.CodeBadResponse, "GET %s: unexpected HTTP %d", path, resp.StatusCode)
+	}
+	if resp.ContentLength > max {
+		return 0, errcode.New(apiv1.CodeTooLarge, "GET %s: the server sends %d bytes, more than the %d expected", path, resp.ContentLength, max)
+	}
+	n, err := io.Copy(w, io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		return n, errcode.Wrap(apiv1.CodeUnreachable, err, "GET %s: read the body", path)
+	}
+	if n > max {
+		return n, errcode.New(apiv1.CodeTooLarge, "GET %s: the body is longer than the %d bytes expected", path, max)
+	}
+	return n, nil
+}

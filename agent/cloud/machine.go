@@ -1,15 +1,18 @@
 package cloud
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -17,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/errcode"
 )
 
 // DefaultAssertionLifetime is how long the assertions this client signs
@@ -184,13 +188,20 @@ func (m *Machine) DesiredState(ctx context.Context, etag string) (*apiv1.Desired
 	if etag != "" {
 		hdr = http.Header{"If-None-Match": {etag}}
 	}
-	var out apiv1.DesiredState
-	h, status, err := m.c.call(ctx, http.MethodGet, m.path("/desiredState"), nil, a, hdr, nil, &out)
+	var raw json.RawMessage
+	h, status, err := m.c.call(ctx, http.MethodGet, m.path("/desiredState"), nil, a, hdr, nil, &raw)
 	if err != nil {
 		return nil, "", err
 	}
 	if status == http.StatusNotModified {
 		return nil, etag, nil
+	}
+	// Numbers in extension settings keep every digit (json.Number).
+	var out apiv1.DesiredState
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil {
+		return nil, "", errcode.Wrap(apiv1.CodeBadResponse, err, "decode the desired state")
 	}
 	return &out, h.Get("ETag"), nil
 }
@@ -225,4 +236,30 @@ func (m *Machine) Delete(ctx context.Context) error {
 	}
 	_, _, err = m.c.call(ctx, http.MethodDelete, m.path("/self"), nil, a, nil, nil, nil)
 	return err
+}
+
+// DownloadPackage streams the package with digest sha256 (one the
+// machine's desired state names) into w. At most maxSize bytes are
+// accepted: a longer body is an error, never a truncated package. The
+// caller checks the digest of what was written.
+func (m *Machine) DownloadPackage(ctx context.Context, sha256 string, w io.Writer, maxSize int64) (int64, error) {
+	a, err := m.assertion()
+	if err != nil {
+		return 0, err
+	}
+	return m.c.stream(ctx, m.path("/packages/"+url.PathEscape(sha256)), a, w, maxSize)
+}
+
+// PackageSignature fetches the DSSE envelope published with the package
+// with digest sha256, at most maxSize bytes.
+func (m *Machine) PackageSignature(ctx context.Context, sha256 string, maxSize int64) ([]byte, error) {
+	a, err := m.assertion()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := m.c.stream(ctx, m.path("/packages/"+url.PathEscape(sha256)+"/signature"), a, &buf, maxSize); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

@@ -165,3 +165,53 @@ func scopeQuery(sub, rg string) url.Values {
 	}
 	return q
 }
+
+// PublishPackage uploads a signed extension package (the zip and its DSSE
+// envelope) to the control plane's package repository. Publishing the
+// same bytes again returns the existing entry.
+func (o *Operator) PublishPackage(ctx context.Context, req apiv1.PublishPackageRequest) (apiv1.PackageInfo, error) {
+	var out apiv1.PackageInfo
+	err := o.do(ctx, http.MethodPost, "/v1/packages", nil, req, &out)
+	return out, err
+}
+
+// ListPackages lists published packages, optionally of one publisher
+// and type.
+func (o *Operator) ListPackages(ctx context.Context, publisher, typ string) ([]apiv1.PackageInfo, error) {
+	q := url.Values{}
+	if publisher != "" {
+		q.Set("publisher", publisher)
+	}
+	if typ != "" {
+		q.Set("type", typ)
+	}
+	var out apiv1.List[apiv1.PackageInfo]
+	err := o.do(ctx, http.MethodGet, "/v1/packages", q, nil, &out)
+	return out.Value, err
+}
+
+func extensionPath(machineID, name string) string {
+	return "/v1/machines/" + url.PathEscape(machineID) + "/extensions/" + url.PathEscape(name)
+}
+
+// SetExtension assigns (or changes) extension name on a machine. The
+// returned spec carries the pinned package digest; its protected settings
+// are sealed on the server and never returned.
+func (o *Operator) SetExtension(ctx context.Context, machineID, name string, req apiv1.SetExtensionRequest) (apiv1.ExtensionSpec, error) {
+	var out apiv1.ExtensionSpec
+	err := o.do(ctx, http.MethodPut, extensionPath(machineID, name), nil, req, &out)
+	return out, err
+}
+
+// ListExtensions lists a machine's extensions: desired next to reported.
+func (o *Operator) ListExtensions(ctx context.Context, machineID string) ([]apiv1.ExtensionView, error) {
+	var out apiv1.List[apiv1.ExtensionView]
+	err := o.do(ctx, http.MethodGet, "/v1/machines/"+url.PathEscape(machineID)+"/extensions", nil, nil, &out)
+	return out.Value, err
+}
+
+// RemoveExtension removes an extension from a machine's desired state;
+// the machine then disables and uninstalls it.
+func (o *Operator) RemoveExtension(ctx context.Context, machineID, name string) error {
+	return o.do(ctx, http.MethodDelete, extensionPath(machineID, name), nil, nil, nil)
+}

@@ -70,8 +70,13 @@ type InstallOptions struct {
 	ExtensionsDir string              // layout.ExtensionsDir()
 	Limits        Limits
 	Replace       bool // replace an installed tree of the same name
-	Logger        *slog.Logger
-	Now           time.Time
+	// StagingDir holds the private copy of the package while it is
+	// verified (default: a directory under ExtensionsDir/.arcagent). With
+	// it set, nothing is created under ExtensionsDir before the package
+	// verified and its archive passed the extraction rules.
+	StagingDir string
+	Logger     *slog.Logger
+	Now        time.Time
 }
 
 // InstallResult describes an installed extension.
@@ -99,20 +104,21 @@ func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(o.ExtensionsDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", o.ExtensionsDir, err)
-	}
 	recRoot := filepath.Join(o.ExtensionsDir, RecordsDirName)
-	if err := os.MkdirAll(recRoot, 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w", recRoot, err)
+	stageParent := o.StagingDir
+	if stageParent == "" {
+		if err := makeRecordRoot(o.ExtensionsDir, recRoot); err != nil {
+			return nil, err
+		}
+		stageParent = recRoot
 	}
-	staging, err := os.MkdirTemp(recRoot, "staging-*")
+	verifyDir, err := os.MkdirTemp(stageParent, "verify-*")
 	if err != nil {
-		return nil, fmt.Errorf("create a staging directory in %s: %w", recRoot, err)
+		return nil, fmt.Errorf("create a staging directory in %s: %w", stageParent, err)
 	}
-	defer os.RemoveAll(staging)
+	defer os.RemoveAll(verifyDir)
 
-	copyPath := filepath.Join(staging, "package.zip")
+	copyPath := filepath.Join(verifyDir, "package.zip")
 	cp, err := os.OpenFile(copyPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create staging copy: %w", err)
@@ -124,6 +130,23 @@ func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	zf, err := os.Open(copyPath)
+	if err != nil {
+		return nil, err
+	}
+	defer zf.Close()
+	// The archive's entries are checked before anything is created for it.
+	if _, err := planExtraction(zf, res.Size, o.Limits.withDefaults()); err != nil {
+		return nil, err
+	}
+	if err := makeRecordRoot(o.ExtensionsDir, recRoot); err != nil {
+		return nil, err
+	}
+	staging, err := os.MkdirTemp(recRoot, "staging-*")
+	if err != nil {
+		return nil, fmt.Errorf("create a staging directory in %s: %w", recRoot, err)
+	}
+	defer os.RemoveAll(staging)
 	name := res.Package.Name()
 	dest := filepath.Join(o.ExtensionsDir, name)
 	lock, err := atomicfile.LockFile(ctx, filepath.Join(recRoot, name))
@@ -141,12 +164,7 @@ func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
 	if err := os.Mkdir(tree, extensionDirMode); err != nil {
 		return nil, err
 	}
-	zf, err := os.Open(copyPath)
-	if err != nil {
-		return nil, err
-	}
 	files, err := ExtractReader(ctx, zf, res.Size, tree, o.Limits)
-	zf.Close()
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +206,46 @@ func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
 	}
 	logger(o.Logger).Info("extension installed", "name", name, "dir", dest, "signer", res.Signer, "files", len(files))
 	return &InstallResult{Dir: dest, RecordDir: recDir, Record: rec, Verified: res}, nil
+}
+
+// makeRecordRoot creates the extensions directory (0755) and its records
+// directory (0700).
+func makeRecordRoot(extensionsDir, recRoot string) error {
+	if err := os.MkdirAll(extensionsDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", extensionsDir, err)
+	}
+	if err := os.MkdirAll(recRoot, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", recRoot, err)
+	}
+	return nil
+}
+
+// Remove deletes an installed extension's tree and its install record
+// (name is <Publisher.Type-Version>). What is already gone is not an error.
+func Remove(ctx context.Context, extensionsDir, name string) error {
+	if strings.ContainsAny(name, "/\\") || name == "" || name == "." || name == ".." || name == RecordsDirName {
+		return fail(CodeInstallRecord, nil, "%q is not an extension name", name)
+	}
+	if err := makeRecordRoot(extensionsDir, filepath.Join(extensionsDir, RecordsDirName)); err != nil {
+		return err
+	}
+	lock, err := atomicfile.LockFile(ctx, filepath.Join(extensionsDir, RecordsDirName, name))
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	dest := filepath.Join(extensionsDir, name)
+	if err := os.RemoveAll(dest); err != nil {
+		return fmt.Errorf("delete %s: %w", dest, err)
+	}
+	if err := os.RemoveAll(RecordDir(extensionsDir, name)); err != nil {
+		return fmt.Errorf("delete the install record of %s: %w", name, err)
+	}
+	// The lock file goes too; callers serialise installs and removals of
+	// one name (the extension manager's state lock), so no waiter is left
+	// holding a lock on the removed file.
+	_ = os.Remove(filepath.Join(extensionsDir, RecordsDirName, name) + ".lock")
+	return atomicfile.SyncDir(extensionsDir)
 }
 
 // ReadInstallRecord reads the install record and envelope of the extension

@@ -37,9 +37,12 @@ type Info struct {
 	Remedy         string            `json:"remedy,omitempty"`
 	Tags           map[string]string `json:"tags,omitempty"`
 	Services       []ServiceState    `json:"services"`
-	ProxyURL       string            `json:"proxyUrl"`
-	ProxyBypass    []string          `json:"proxyBypass"`
-	Listen         string            `json:"localApi,omitempty"`
+	// Extensions is filled by `arcagent show` from the extension
+	// manager's state (root only), not by HIMDS.
+	Extensions  []ExtensionState `json:"extensions,omitempty"`
+	ProxyURL    string           `json:"proxyUrl"`
+	ProxyBypass []string         `json:"proxyBypass"`
+	Listen      string           `json:"localApi,omitempty"`
 	// Source says where the answer came from: "himds" (the running
 	// service) or "files" (the service was not reachable).
 	Source string `json:"source"`
@@ -50,6 +53,15 @@ type ServiceState struct {
 	Name  string `json:"name"`
 	User  string `json:"user"`
 	State string `json:"state"`
+}
+
+// ExtensionState is one extension as `arcagent show` lists it.
+type ExtensionState struct {
+	Name     string `json:"name"`
+	Version  string `json:"version,omitempty"`
+	State    string `json:"state"`
+	Message  string `json:"message,omitempty"`
+	Degraded string `json:"degraded,omitempty"`
 }
 
 // Info reports the running service's view.

@@ -222,7 +222,14 @@ func idOf(c *AgentConfig) string {
 // machineClient builds the control plane client of a registration, with
 // the proxy of localconfig.json (which wins over HTTPS_PROXY).
 func (s *Service) machineClient(cfg *AgentConfig, settings *config.Settings) (*cloud.Machine, error) {
-	l := s.o.Layout
+	return MachineClient(s.o.Layout, cfg, settings, "arcagent-himds/"+s.o.AgentVersion)
+}
+
+// MachineClient builds the control plane client of the registration cfg,
+// authenticated with the machine key and trusting the control plane CA of
+// the layout, with the proxy of localconfig.json (which wins over
+// HTTPS_PROXY). The other services (extd) use it too.
+func MachineClient(l layout.Layout, cfg *AgentConfig, settings *config.Settings, userAgent string) (*cloud.Machine, error) {
 	keyPEM, err := os.ReadFile(l.MachineKey())
 	if err != nil {
 		return nil, errcode.Wrap(CodeMachineKey, err, "read the machine key")
@@ -235,7 +242,7 @@ func (s *Service) machineClient(cfg *AgentConfig, settings *config.Settings) (*c
 	if err != nil {
 		return nil, err
 	}
-	c, err := cloud.New(cfg.Server, cloud.Options{HTTPClient: hc, UserAgent: "arcagent-himds/" + s.o.AgentVersion})
+	c, err := cloud.New(cfg.Server, cloud.Options{HTTPClient: hc, UserAgent: userAgent})
 	if err != nil {
 		return nil, err
 	}

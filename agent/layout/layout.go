@@ -63,6 +63,9 @@ const (
 	ExtMgrDir        = GuestConfigDir + "/ext_mgr"
 	ExtDownloadsDir  = ExtMgrDir + "/downloads"
 	ExtensionLogsDir = GuestConfigDir + "/extension_logs"
+	// ExtensionRecordsDir is the hidden directory of ExtensionsDir that
+	// holds the install records (agent/extensions.RecordsDirName).
+	ExtensionRecordsDir = ".arcagent"
 )
 
 // Kind says whether an entry is a directory, a regular file or a glob of
@@ -104,6 +107,14 @@ var entries = []Entry{
 	{ID: "trust-file", Path: TrustDir + "/*", Kind: KindGlob, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "trusted key or catalog state"},
 	{ID: "log-dir", Path: LogDir, Kind: KindDir, Owner: UserHIMDS, Group: GroupHIMDS, Mode: 0o750, Holds: "service logs"},
 	{ID: "guestconfig-dir", Path: GuestConfigDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "assignments, downloads, guest configuration and extension manager logs"},
+	{ID: "extmgr-dir", Path: ExtMgrDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "the extension manager's persisted state"},
+	{ID: "ext-downloads-dir", Path: ExtDownloadsDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "extension packages being downloaded and verified"},
+	{ID: "extension-logs-dir", Path: ExtensionLogsDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "the extension handlers' log folders"},
+	// A path a more specific row names (the records directory, the
+	// settings certificates) is judged by that row, not by extension-dir.
+	{ID: "extension-records", Path: ExtensionsDir + "/" + ExtensionRecordsDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "install records of the extensions (agent/extensions)"},
+	{ID: "ext-settings-cert", Path: ExtensionsDir + "/*.crt", Kind: KindGlob, Owner: UserRoot, Group: GroupRoot, Mode: 0o600, Holds: "a protected-settings certificate (<THUMBPRINT>.crt)"},
+	{ID: "ext-settings-key", Path: ExtensionsDir + "/*.prv", Kind: KindGlob, Owner: UserRoot, Group: GroupRoot, Mode: 0o600, Holds: "a protected-settings private key (<THUMBPRINT>.prv)"},
 	{ID: "extension-dir", Path: ExtensionsDir + "/*", Kind: KindGlob, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "an installed extension"},
 	{ID: "unit-himdsd", Path: UnitDir + "/himdsd.service", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "HIMDS systemd unit"},
 	{ID: "unit-extd", Path: UnitDir + "/extd.service", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "extension manager systemd unit"},

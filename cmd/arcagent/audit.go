@@ -29,6 +29,7 @@ type auditFlags struct {
 	dumpFacts   bool
 	quiet       bool
 	host        string
+	strict      bool
 	releases    releaseFlags // release source for the currency rules (fleet_currency.go)
 }
 
@@ -54,6 +55,13 @@ without gating: exit 0 whatever was found or could not be evaluated (those
 are still listed, and warned about on stderr), 2 for bad usage or input, 3
 only when the audit was interrupted or a report could not be written.
 
+Extensions: ARC-EX-001/002 check the signature and files of every
+extension installed by this agent (through the extension manager or
+package install, which write an install record). A tree under
+/var/lib/waagent without a record fails ARC-EX-004 (medium, "not installed
+by this agent"); --strict makes it a critical signature and tamper failure
+as well (facts.options.strict in rules), on the host and under --root.
+
 -q/--quiet prints one verdict line on stdout instead of the report, and
 errors on stderr (no warnings); reports to files (-o FORMAT=FILE) are still
 written.`,
@@ -61,7 +69,8 @@ written.`,
   arcagent audit --profile tier0 -o table -o sarif=audit.sarif -o json=audit.json
   arcagent audit --config planned-localconfig.json --fail-on critical
   arcagent audit -q -o sarif=audit.sarif --fail-on never
-  arcagent audit --root /mnt/image --waivers waivers.yaml --baseline last.json`,
+  arcagent audit --root /mnt/image --waivers waivers.yaml --baseline last.json
+  arcagent audit --profile extensions --strict`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runAudit(cmd, f) },
 	}
@@ -78,6 +87,7 @@ written.`,
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the verdict (one line) and errors; reports to files are still written")
 	fl.StringArrayVarP(&f.outputs, "format", "o", nil, "output FORMAT[=FILE], repeatable: "+strings.Join(reports.Formats(), ", ")+" (default table, or json with -j)")
 	fl.StringVar(&f.host, "host", "", "name of the target in reports and fingerprints (default: the host name; with --config, the file's base name)")
+	fl.BoolVar(&f.strict, "strict", false, "judge extension trees this agent did not install (no install record) as critical signature and tamper failures too (ARC-EX-001/002), not only as ARC-EX-004")
 	fl.BoolVar(&f.dumpFacts, "dump-facts", false, "print the collected facts as JSON (what rules see as the variable facts) and exit")
 	f.releases.register(fl)
 	registerAuditCompletions(cmd, func() string { return f.rulesDir })
@@ -257,7 +267,7 @@ func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
 		return err
 	}
 	opts := audit.RunOptions{
-		Collect: audit.Options{Root: a.root, PlannedConfig: f.planned, HostName: f.host},
+		Collect: audit.Options{Root: a.root, PlannedConfig: f.planned, HostName: f.host, Strict: f.strict},
 		Rules:   rs,
 		Select:  audit.Selection{Profiles: f.profiles, Rules: f.onlyRules, SkipRules: f.skipRules, MinSeverity: minSev},
 		FailOn:  failOn,

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -476,5 +478,127 @@ func TestAuditSIGTERMStopsHostileRule(t *testing.T) {
 	code := cmd.ProcessState.ExitCode()
 	if code != 3 || !strings.Contains(stderr.String(), "ARC0036") || !strings.Contains(stderr.String(), "EVIL-SLOW-001") {
 		t.Errorf("after SIGTERM: exit %d (%v), stderr %q", code, err, stderr.String())
+	}
+}
+
+// --strict makes a tree without an install record a critical signature
+// failure (ARC-EX-001) on a --root target; without it the tree is only
+// ARC-EX-004's medium finding, below the default gate. Rules and
+// --dump-facts see the option as facts.options.strict.
+func TestAuditStrict(t *testing.T) {
+	root := t.TempDir()
+	tr := fixture.New(t, root)
+	tr.DefaultInstall()
+	tr.LocalConfig(fixture.Tier0Config())
+	tr.Connect(time.Now().Add(-time.Minute))
+	pub := tr.TrustPublisher("microsoft-monitor", "Microsoft.Azure.Monitor")
+	tr.InstallExtension(pub, "Microsoft.Azure.Monitor", "AzureMonitorLinuxAgent", "1.2.0")
+	tr.UnsignedExtension("Microsoft.Azure.Monitor", "AzureMonitorLinuxAgent", "0.9.0")
+	const unmanaged = "var/lib/waagent/Microsoft.Azure.Monitor.AzureMonitorLinuxAgent-0.9.0"
+	find := func(r *reports.Report, id string) (reports.Result, bool) {
+		for _, res := range r.Results {
+			if res.RuleID == id && res.Location.Path == unmanaged {
+				return res, true
+			}
+		}
+		return reports.Result{}, false
+	}
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		ex001    reports.Status // "" : no ARC-EX-001 result for the tree
+		strictIn bool
+	}{
+		{nil, 0, "", false},
+		{[]string{"--strict"}, 1, reports.StatusFail, true},
+	} {
+		r, code, stderr := auditJSON(t, append([]string{"--root", root, "audit", "--profile", "extensions"}, tc.args...)...)
+		if code != tc.code {
+			t.Errorf("%v: exit %d, want %d (%s)", tc.args, code, tc.code, stderr)
+		}
+		if res, ok := find(r, "ARC-EX-004"); !ok || res.Status != reports.StatusFail || res.Severity != reports.SeverityMedium {
+			t.Errorf("%v: ARC-EX-004 for the unmanaged tree: %+v", tc.args, res)
+		}
+		res, ok := find(r, "ARC-EX-001")
+		switch {
+		case tc.ex001 == "" && ok:
+			t.Errorf("%v: ARC-EX-001 judged the unmanaged tree: %s %s", tc.args, res.Status, res.Message)
+		case tc.ex001 != "" && (!ok || res.Status != tc.ex001 || res.Severity != reports.SeverityCritical):
+			t.Errorf("%v: ARC-EX-001 for the unmanaged tree: %+v, want critical %s", tc.args, res, tc.ex001)
+		}
+		out, _, code := runCLI(t, append([]string{"--root", root, "audit", "--dump-facts"}, tc.args...)...)
+		var facts struct {
+			Options struct {
+				Strict bool `json:"strict"`
+			} `json:"options"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &facts) != nil || facts.Options.Strict != tc.strictIn {
+			t.Errorf("%v --dump-facts: exit %d, options.strict %v, want %v", tc.args, code, facts.Options.Strict, tc.strictIn)
+		}
+	}
+	// A planned configuration has no extensions: --strict is accepted and
+	// changes nothing there.
+	cfg := writeFile(t, t.TempDir(), "planned.json", `{"incomingconnections.enabled": false}`)
+	a, codeA, _ := auditJSON(t, "audit", "--config", cfg)
+	b, codeB, _ := auditJSON(t, "audit", "--config", cfg, "--strict")
+	if codeA != codeB || a.Summary.ByStatus[reports.StatusFail] != b.Summary.ByStatus[reports.StatusFail] {
+		t.Errorf("--config with --strict: exit %d vs %d, fails %d vs %d", codeA, codeB, a.Summary.ByStatus[reports.StatusFail], b.Summary.ByStatus[reports.StatusFail])
+	}
+}
+
+// An install record the audit cannot read (here: audited as user nobody,
+// the record directory root's 0700) is neither "not installed by this
+// agent" nor a pass: every ARC-EX rule on that extension is an error, and
+// the audit is incomplete (exit 3).
+func TestAuditUnreadableRecordIsError(t *testing.T) {
+	fixture.RequireRoot(t)
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody to drop to")
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	bin := buildArcagent(t)
+	root := t.TempDir()
+	tr := fixture.New(t, root)
+	tr.DefaultInstall()
+	tr.LocalConfig(fixture.Tier0Config())
+	pub := tr.TrustPublisher("microsoft-monitor", "Microsoft.Azure.Monitor")
+	name := tr.InstallExtension(pub, "Microsoft.Azure.Monitor", "AzureMonitorLinuxAgent", "1.2.0")
+	// nobody may list the extensions and the records, not read the record.
+	for d := root; d != filepath.Clean(os.TempDir()) && d != "/" && d != "."; d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o755)
+	}
+	_ = os.Chmod(filepath.Dir(bin), 0o755)
+	for _, d := range []string{"/var/lib/waagent", "/var/lib/waagent/.arcagent"} {
+		if err := os.Chmod(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(root, "/var/lib/waagent/.arcagent", name), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--root", root, "audit", "--profile", "extensions", "-o", "json")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	out, err := cmd.Output()
+	ee, _ := err.(*exec.ExitError)
+	if ee == nil || ee.ExitCode() != 3 {
+		t.Fatalf("exit %v, want 3 (incomplete)\n%s", err, out)
+	}
+	var r reports.Report
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]reports.Status{}
+	for _, res := range r.Results {
+		got[res.RuleID] = res.Status
+		if res.Status == reports.StatusError && !strings.Contains(res.Reason, "install record cannot be read") {
+			t.Errorf("%s: reason %q", res.RuleID, res.Reason)
+		}
+	}
+	for _, id := range []string{"ARC-EX-001", "ARC-EX-002", "ARC-EX-003", "ARC-EX-004"} {
+		if got[id] != reports.StatusError {
+			t.Errorf("%s: %s, want error", id, got[id])
+		}
 	}
 }

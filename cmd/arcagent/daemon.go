@@ -33,10 +33,10 @@ type himdsOptions struct {
 func newDaemonCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "daemon SERVICE",
-		Short: "Run an agent service in the foreground (himds)",
+		Short: "Run an agent service in the foreground (himds, extd)",
 		Args:  exactArgs(1),
 	}
-	cmd.AddCommand(newDaemonHIMDSCmd(a))
+	cmd.AddCommand(newDaemonHIMDSCmd(a), newDaemonExtdCmd(a))
 	return cmd
 }
 

@@ -34,7 +34,7 @@ func init() {
 func newFleetCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "fleet",
-		Short: "Operate a control plane (arcserver): scopes, roles, onboarding, machines",
+		Short: "Operate a control plane (arcserver): scopes, roles, onboarding, machines, packages, extensions",
 		Long: `fleet talks to an arcserver control plane as an operator. Log in once with an
 API token; the login is kept (mode 0600) in ` + "`$XDG_CONFIG_HOME/arcagent/fleet.json`" + `
 (~/.config/arcagent/fleet.json; ARCAGENT_FLEET_CONFIG overrides the path).
@@ -42,7 +42,9 @@ API token; the login is kept (mode 0600) in ` + "`$XDG_CONFIG_HOME/arcagent/flee
   arcagent fleet login --server https://cp.example:8443 --ca-file ca.crt --token -
   arcagent fleet subscriptions create prod
   arcagent fleet groups create web --subscription prod
-  arcagent fleet onboarding create --resource-group web --expires 1h --uses 5`,
+  arcagent fleet onboarding create --resource-group web --expires 1h --uses 5
+  arcagent fleet packages publish Contoso.Monitoring.StatusReporter-1.0.0.zip
+  arcagent fleet extensions set --machine web01 --name monitor --publisher Contoso.Monitoring --type StatusReporter --version 1.0.0`,
 	}
 	for _, add := range fleetCommands {
 		cmd.AddCommand(add(a))

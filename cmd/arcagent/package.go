@@ -12,6 +12,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/spf13/cobra"
 
+	"github.com/arcagent/arcagent/agent/extd"
 	"github.com/arcagent/arcagent/agent/extensions"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/atomicfile"
@@ -379,12 +380,17 @@ func newPackageInstallCmd(a *app) *cobra.Command {
 	var o installOptions
 	cmd := &cobra.Command{
 		Use:   "install PKG --publisher P --type T --version V [--signature F] [--replace]",
-		Short: "Verify a package against the trust store, then extract it safely",
-		Long: `Verifies the package exactly as "package verify" does (against the trust
-store), then extracts it to /var/lib/waagent/<Publisher>.<Type>-<Version>/
+		Short: "Check local policy, verify a package against the trust store, then extract it safely",
+		Long: `Installs through the extension manager's own install path. First the local
+controls decide (extensions.enabled, the blocklist, the allowlist, monitor
+mode): a refused extension is not read or written at all (exit 1, ARC0151).
+Then the package is verified exactly as "package verify" does (against the
+trust store), and extracted to /var/lib/waagent/<Publisher>.<Type>-<Version>/
 (mode 0700) through a temporary directory, and records every file with its
 sha256, plus the envelope, in /var/lib/waagent/.arcagent/<name>/.
-"package check" later compares the tree with that record.`,
+"package check" later compares the tree with that record. The extension
+manager records it as installed locally (arcagent extension list); it does
+not run the handler's commands, and the control plane never removes it.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.publisher == "" || o.typ == "" || o.version == "" {
@@ -400,14 +406,12 @@ sha256, plus the envelope, in /var/lib/waagent/.arcagent/<name>/.
 			if _, err := os.Stat(args[0]); err != nil {
 				return errcode.Wrap(signing.CodeFileAccess, err, "package")
 			}
-			store, err := a.loadTrust("")
-			if err != nil {
+			res, err := a.manager(nil).InstallLocal(cmd.Context(), extd.LocalInstall{
+				Package: args[0], Envelope: env, Expect: o.expect(), Replace: o.replace,
+			})
+			if errors.Is(err, extd.CodeRefused) {
 				return err
 			}
-			res, err := extensions.Install(cmd.Context(), extensions.InstallOptions{
-				Package: args[0], Envelope: env, Trust: store, Expect: o.expect(),
-				ExtensionsDir: a.layout().ExtensionsDir(), Replace: o.replace, Logger: a.log,
-			})
 			if err != nil {
 				return a.invalidOrErr(err, verdict{Package: filepath.Base(args[0])})
 			}

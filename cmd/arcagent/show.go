@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/arcagent/arcagent/agent/extd"
 	"github.com/arcagent/arcagent/agent/himds"
+	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/cli"
 )
@@ -26,6 +30,14 @@ func showProps(in himds.Info) map[string]string {
 	for _, s := range in.Services {
 		svc = append(svc, s.Name+": "+s.State)
 	}
+	var exts []string
+	for _, e := range in.Extensions {
+		x := e.Name + " " + e.Version + " " + e.State
+		if e.Degraded != "" {
+			x += " (degraded: " + e.Degraded + ")"
+		}
+		exts = append(exts, x)
+	}
 	var tags []string
 	for k, v := range in.Tags {
 		tags = append(tags, k+"="+v)
@@ -35,13 +47,13 @@ func showProps(in himds.Info) map[string]string {
 		"name": in.Name, "machineId": in.MachineID, "resourceId": in.ResourceID, "scope": in.Scope,
 		"subscriptionId": in.SubscriptionID, "resourceGroup": in.ResourceGroup, "tenantId": in.TenantID, "location": in.Location,
 		"server": in.Server, "agentVersion": in.AgentVersion, "status": in.Status, "lastHeartbeat": hb, "lastError": in.LastError,
-		"services": strings.Join(svc, ", "), "proxyUrl": in.ProxyURL, "proxyBypass": strings.Join(in.ProxyBypass, ","),
+		"services": strings.Join(svc, ", "), "extensions": strings.Join(exts, ", "), "proxyUrl": in.ProxyURL, "proxyBypass": strings.Join(in.ProxyBypass, ","),
 		"tags": strings.Join(tags, ","), "source": in.Source,
 	}
 }
 
 var showOrder = []string{"name", "resourceId", "machineId", "scope", "location", "tenantId", "server", "agentVersion", "status",
-	"lastHeartbeat", "lastError", "services", "proxyUrl", "proxyBypass", "tags", "source"}
+	"lastHeartbeat", "lastError", "services", "extensions", "proxyUrl", "proxyBypass", "tags", "source"}
 
 func newShowCmd(a *app) *cobra.Command {
 	return &cobra.Command{
@@ -69,6 +81,7 @@ func runShow(ctx context.Context, a *app, props []string) error {
 			return err
 		}
 	}
+	addExtensionManager(&in, l)
 	all := showProps(in)
 	canon := map[string]string{}
 	for k := range all {
@@ -110,4 +123,31 @@ func runShow(ctx context.Context, a *app, props []string) error {
 		fmt.Fprintf(a.stdout, "\n%s\n", in.Remedy)
 	}
 	return nil
+}
+
+// addExtensionManager fills in the extension manager's service state and
+// extensions from its files (root only: unknown otherwise).
+func addExtensionManager(in *himds.Info, l layout.Layout) {
+	state := ""
+	switch s, err := extd.ReadServiceStatus(l); {
+	case err == nil:
+		state = s.State
+		if s.Message != "" {
+			state += " (" + s.Message + ")"
+		}
+	case errors.Is(err, fs.ErrPermission):
+		state = "unknown (its state is readable by root only)"
+	}
+	for i := range in.Services {
+		if in.Services[i].Name == "extd" && state != "" {
+			in.Services[i].State = state
+		}
+	}
+	rows, err := extd.List(extd.New(extd.Options{Layout: l}))
+	if err != nil {
+		return
+	}
+	for _, r := range rows {
+		in.Extensions = append(in.Extensions, himds.ExtensionState{Name: r.Name, Version: r.Version, State: r.State, Message: r.Message, Degraded: r.Degraded})
+	}
 }

@@ -14,15 +14,19 @@ import (
 
 // Permissions (Azure-style action strings) that endpoints check.
 const (
-	SubscriptionsRead     = "Microsoft.Resources/subscriptions/read"
-	SubscriptionsWrite    = "Microsoft.Resources/subscriptions/write"
-	ResourceGroupsRead    = "Microsoft.Resources/subscriptions/resourceGroups/read"
-	ResourceGroupsWrite   = "Microsoft.Resources/subscriptions/resourceGroups/write"
-	MachinesRead          = "Microsoft.HybridCompute/machines/read"
-	MachinesWrite         = "Microsoft.HybridCompute/machines/write"
-	MachinesDelete        = "Microsoft.HybridCompute/machines/delete"
-	ExtensionsRead        = "Microsoft.HybridCompute/machines/extensions/read"
-	ExtensionsWrite       = "Microsoft.HybridCompute/machines/extensions/write"
+	SubscriptionsRead   = "Microsoft.Resources/subscriptions/read"
+	SubscriptionsWrite  = "Microsoft.Resources/subscriptions/write"
+	ResourceGroupsRead  = "Microsoft.Resources/subscriptions/resourceGroups/read"
+	ResourceGroupsWrite = "Microsoft.Resources/subscriptions/resourceGroups/write"
+	MachinesRead        = "Microsoft.HybridCompute/machines/read"
+	MachinesWrite       = "Microsoft.HybridCompute/machines/write"
+	MachinesDelete      = "Microsoft.HybridCompute/machines/delete"
+	ExtensionsRead      = "Microsoft.HybridCompute/machines/extensions/read"
+	ExtensionsWrite     = "Microsoft.HybridCompute/machines/extensions/write"
+	// PackagesRead and PackagesWrite guard the package repository; they
+	// are checked at the tenant scope ("/"), where the repository lives.
+	PackagesRead          = "Microsoft.HybridCompute/extensionPackages/read"
+	PackagesWrite         = "Microsoft.HybridCompute/extensionPackages/write"
 	OnboardingRead        = "Microsoft.HybridCompute/onboardingCredentials/read"
 	OnboardingWrite       = "Microsoft.HybridCompute/onboardingCredentials/write"
 	OnboardingDelete      = "Microsoft.HybridCompute/onboardingCredentials/delete"
@@ -59,8 +63,9 @@ var builtIn = []Role{
 	{Name: Onboarding, Description: "Onboard machines into the scope (create onboarding credentials); nothing else.", Actions: []string{
 		"Microsoft.HybridCompute/onboardingCredentials/*",
 	}},
-	{Name: ResourceAdministrator, Description: "Read, change and delete machines, their extensions and guest configuration assignments; onboard machines.", Actions: []string{
+	{Name: ResourceAdministrator, Description: "Read, change and delete machines, their extensions and guest configuration assignments; publish extension packages; onboard machines.", Actions: []string{
 		"Microsoft.HybridCompute/machines/*",
+		"Microsoft.HybridCompute/extensionPackages/*",
 		"Microsoft.HybridCompute/onboardingCredentials/*",
 		"Microsoft.GuestConfiguration/guestConfigurationAssignments/*",
 		SubscriptionsRead,
@@ -237,7 +242,7 @@ func ParseScope(scope string) (ParsedScope, error) {
 // AllPermissions lists every permission an endpoint checks, sorted.
 func AllPermissions() []string {
 	p := []string{SubscriptionsRead, SubscriptionsWrite, ResourceGroupsRead, ResourceGroupsWrite, MachinesRead, MachinesWrite, MachinesDelete,
-		ExtensionsRead, ExtensionsWrite, OnboardingRead, OnboardingWrite, OnboardingDelete, GuestConfigRead, GuestConfigWrite,
+		ExtensionsRead, ExtensionsWrite, PackagesRead, PackagesWrite, OnboardingRead, OnboardingWrite, OnboardingDelete, GuestConfigRead, GuestConfigWrite,
 		RoleAssignmentsRead, RoleAssignmentsWrite, RoleAssignmentsDelete, APITokensRead, APITokensWrite, APITokensDelete}
 	slices.Sort(p)
 	return p

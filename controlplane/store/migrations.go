@@ -94,4 +94,22 @@ var migrations = []string{
 	);
 	INSERT INTO machine_heartbeats (machine_id, last_heartbeat, agent_version)
 		SELECT id, last_heartbeat, agent_version FROM machines;`,
+	// 3: the extension package repository. The files live in the data
+	// directory, named by sha256; a row says which name they were
+	// published under. One Publisher.Type-Version has one digest, and one
+	// digest one name: neither is ever rebound. machines.desired_private
+	// is server-side data about the desired state that the machine is
+	// never sent (keyed fingerprints of protected settings).
+	`ALTER TABLE machines ADD COLUMN desired_private TEXT NOT NULL DEFAULT '{}';
+	CREATE TABLE packages (
+		publisher TEXT NOT NULL,
+		type TEXT NOT NULL,
+		version TEXT NOT NULL,
+		name_key TEXT NOT NULL UNIQUE,
+		sha256 TEXT NOT NULL UNIQUE,
+		size BIGINT NOT NULL,
+		key_id TEXT NOT NULL DEFAULT '',
+		published_at BIGINT NOT NULL,
+		published_by TEXT NOT NULL DEFAULT ''
+	);`,
 }

@@ -701,6 +701,107 @@ func (s *SQLite) SetDesiredState(ctx context.Context, id string, doc []byte, eta
 	return mustAffect(res, err, "machine "+id)
 }
 
+// UpdateDesiredState is the read-modify-write of a desired state in one
+// write transaction (the writer pool's single connection and BEGIN
+// IMMEDIATE serialise it against every other write).
+func (s *SQLite) UpdateDesiredState(ctx context.Context, id string, fn func(cur DesiredState) (*DesiredState, error)) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("update the desired state of machine %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	var doc, etag, priv string
+	if err := tx.QueryRowContext(ctx, `SELECT desired_state, desired_etag, desired_private FROM machines WHERE id = ?`, id).Scan(&doc, &etag, &priv); err != nil {
+		return notFound(err, "machine "+id)
+	}
+	next, err := fn(DesiredState{Doc: []byte(doc), ETag: etag, Private: []byte(priv)})
+	if err != nil {
+		return err
+	}
+	if next == nil {
+		return nil
+	}
+	if next.Private == nil {
+		next.Private = []byte("{}")
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE machines SET desired_state = ?, desired_etag = ?, desired_private = ? WHERE id = ?`, string(next.Doc), next.ETag, string(next.Private), id); err != nil {
+		return fmt.Errorf("update the desired state of machine %s: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("update the desired state of machine %s: %w", id, err)
+	}
+	return nil
+}
+
+// CreatePackage records a published package.
+func (s *SQLite) CreatePackage(ctx context.Context, p Package) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO packages (publisher, type, version, name_key, sha256, size, key_id, published_at, published_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.Publisher, p.Type, p.Version, PackageKey(p.Publisher, p.Type, p.Version), p.SHA256, p.Size, p.KeyID, ms(p.PublishedAt), p.PublishedBy)
+	if isUnique(err) {
+		return fmt.Errorf("package %s.%s-%s (sha256 %s): %w", p.Publisher, p.Type, p.Version, p.SHA256, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("store package %s.%s-%s: %w", p.Publisher, p.Type, p.Version, err)
+	}
+	return nil
+}
+
+const pkgSelect = `SELECT publisher, type, version, sha256, size, key_id, published_at, published_by FROM packages`
+
+func scanPackage(sc interface{ Scan(...any) error }) (Package, error) {
+	var p Package
+	var at int64
+	err := sc.Scan(&p.Publisher, &p.Type, &p.Version, &p.SHA256, &p.Size, &p.KeyID, &at, &p.PublishedBy)
+	p.PublishedAt = fromMS(at)
+	return p, err
+}
+
+// PackageByName finds a package by publisher, type and version.
+func (s *SQLite) PackageByName(ctx context.Context, publisher, typ, version string) (Package, error) {
+	p, err := scanPackage(s.r.QueryRowContext(ctx, pkgSelect+` WHERE name_key = ?`, PackageKey(publisher, typ, version)))
+	if err != nil {
+		return p, notFound(err, "package "+publisher+"."+typ+"-"+version)
+	}
+	return p, nil
+}
+
+// PackageBySHA256 finds a package by its digest.
+func (s *SQLite) PackageBySHA256(ctx context.Context, sha256 string) (Package, error) {
+	p, err := scanPackage(s.r.QueryRowContext(ctx, pkgSelect+` WHERE sha256 = ?`, sha256))
+	if err != nil {
+		return p, notFound(err, "package with sha256 "+sha256)
+	}
+	return p, nil
+}
+
+// ListPackages lists packages, optionally of one publisher and type.
+func (s *SQLite) ListPackages(ctx context.Context, publisher, typ string) ([]Package, error) {
+	q := pkgSelect + ` WHERE 1 = 1`
+	var args []any
+	if publisher != "" {
+		q += ` AND LOWER(publisher) = ?`
+		args = append(args, strings.ToLower(publisher))
+	}
+	if typ != "" {
+		q += ` AND LOWER(type) = ?`
+		args = append(args, strings.ToLower(typ))
+	}
+	rows, err := s.r.QueryContext(ctx, q+` ORDER BY LOWER(publisher), LOWER(type), published_at, version`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list packages: %w", err)
+	}
+	defer rows.Close()
+	var out []Package
+	for rows.Next() {
+		p, err := scanPackage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list packages: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
 // AddSigningKey stores a new token-signing key.
 func (s *SQLite) AddSigningKey(ctx context.Context, k SigningKey) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO signing_keys (kid, private_pem, created_at, retired_at) VALUES (?, ?, ?, ?)`,

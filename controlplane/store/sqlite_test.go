@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,4 +166,113 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if m, _ := s.Machine(ctx, "m1"); m.LastHeartbeat.UnixMilli() != 200000 || m.AgentVersion != "1.0" {
 		t.Fatalf("after heartbeat: %v %s", m.LastHeartbeat, m.AgentVersion)
 	}
+}
+
+func TestPackages(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	a := Package{Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.0.0", SHA256: "aa", Size: 10, KeyID: "k1", PublishedAt: now, PublishedBy: "owner"}
+	if err := s.CreatePackage(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]Package{
+		"same name, other case":   {Publisher: "contoso.monitoring", Type: "statusreporter", Version: "1.0.0", SHA256: "bb", PublishedAt: now},
+		"same digest, other name": {Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "2.0.0", SHA256: "aa", PublishedAt: now},
+	} {
+		if err := s.CreatePackage(ctx, p); !errors.Is(err, ErrConflict) {
+			t.Errorf("%s: %v, want ErrConflict", name, err)
+		}
+	}
+	b := Package{Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.1.0", SHA256: "cc", Size: 11, PublishedAt: now.Add(time.Second)}
+	if err := s.CreatePackage(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreatePackage(ctx, Package{Publisher: "Fabrikam", Type: "Agent", Version: "1", SHA256: "dd", PublishedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.PackageByName(ctx, "CONTOSO.monitoring", "statusReporter", "1.0.0"); err != nil || got != a {
+		t.Fatalf("by name: %+v %v", got, err)
+	}
+	if got, err := s.PackageBySHA256(ctx, "cc"); err != nil || got != b {
+		t.Fatalf("by digest: %+v %v", got, err)
+	}
+	if _, err := s.PackageBySHA256(ctx, "ee"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown digest: %v", err)
+	}
+	if _, err := s.PackageByName(ctx, "Contoso.Monitoring", "StatusReporter", "9"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown version: %v", err)
+	}
+	for _, tc := range []struct {
+		pub, typ string
+		want     int
+	}{{"", "", 3}, {"contoso.monitoring", "", 2}, {"", "agent", 1}, {"Contoso.Monitoring", "Agent", 0}} {
+		ps, err := s.ListPackages(ctx, tc.pub, tc.typ)
+		if err != nil || len(ps) != tc.want {
+			t.Errorf("list %q %q: %d %v, want %d", tc.pub, tc.typ, len(ps), err, tc.want)
+		}
+	}
+}
+
+func TestUpdateDesiredStateSerialises(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	m := registerOne(t, s)
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.UpdateDesiredState(ctx, m, func(cur DesiredState) (*DesiredState, error) {
+				return &DesiredState{Doc: append(cur.Doc, 'x'), ETag: cur.ETag + "x", Private: append(cur.Private, 'x')}, nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.Machine(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(got.DesiredETag) - len("e0"); n != 20 || len(got.DesiredState) != len("{}")+20 {
+		t.Fatalf("%d of 20 concurrent updates kept (etag %q, doc %q)", n, got.DesiredETag, got.DesiredState)
+	}
+	// A nil document changes nothing; an error is returned as it is.
+	var priv []byte
+	if err := s.UpdateDesiredState(ctx, m, func(cur DesiredState) (*DesiredState, error) { priv = cur.Private; return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if string(priv) != "{}"+strings.Repeat("x", 20) {
+		t.Fatalf("private data %q", priv)
+	}
+	boom := errors.New("boom")
+	if err := s.UpdateDesiredState(ctx, m, func(DesiredState) (*DesiredState, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	if err := s.UpdateDesiredState(ctx, "nope", func(DesiredState) (*DesiredState, error) { return &DesiredState{Doc: []byte("{}")}, nil }); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+}
+
+// registerOne registers one machine (desired ETag "e0") and returns its id.
+func registerOne(t *testing.T, s *SQLite) string {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.CreateSubscription(ctx, Subscription{ID: "s1", DisplayName: "prod", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateResourceGroup(ctx, ResourceGroup{SubscriptionID: "s1", Name: "web", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateOnboarding(ctx, OnboardingCredential{ID: "c1", Hash: "h1", SubscriptionID: "s1", ResourceGroup: "web", CreatedBy: "o", CreatedAt: now, ExpiresAt: now.Add(time.Hour), UsesTotal: 1, UsesLeft: 1}); err != nil {
+		t.Fatal(err)
+	}
+	m := &Machine{ID: "m1", Name: "m1", PublicKeyPEM: "k", DesiredState: []byte("{}"), DesiredETag: "e0", Inventory: []byte("{}"), CreatedAt: now, LastHeartbeat: now}
+	if err := s.RegisterMachine(ctx, "h1", now, m); err != nil {
+		t.Fatal(err)
+	}
+	return m.ID
 }

@@ -8,6 +8,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -118,6 +119,33 @@ type SigningKey struct {
 	RetiredAt  time.Time
 }
 
+// DesiredState is a machine's desired-state document as served (Doc, with
+// its ETag) and Private, JSON the server keeps about it and never serves.
+type DesiredState struct {
+	Doc     []byte
+	ETag    string
+	Private []byte
+}
+
+// Package is one published extension package. Its bytes live beside the
+// database, named by SHA256 (lowercase hex).
+type Package struct {
+	Publisher   string
+	Type        string
+	Version     string
+	SHA256      string
+	Size        int64
+	KeyID       string
+	PublishedAt time.Time
+	PublishedBy string
+}
+
+// PackageKey is the case-insensitive identity of Publisher.Type-Version
+// (publisher and type compare without case, as the signature check does).
+func PackageKey(publisher, typ, version string) string {
+	return strings.ToLower(publisher) + "." + strings.ToLower(typ) + "-" + version
+}
+
 // MachineFilter narrows ListMachines. Empty fields match everything.
 type MachineFilter struct {
 	SubscriptionID string
@@ -167,6 +195,23 @@ type Store interface {
 	RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error
 	SetMachineStatus(ctx context.Context, id string, status []byte, at time.Time) error
 	SetDesiredState(ctx context.Context, id string, doc []byte, etag string) error
+	// UpdateDesiredState reads a machine's desired state, calls fn and
+	// stores what it returns, in one transaction, so that two concurrent
+	// changes to one machine cannot lose either. fn returning nil leaves
+	// the row as it was.
+	UpdateDesiredState(ctx context.Context, id string, fn func(cur DesiredState) (*DesiredState, error)) error
+
+	// CreatePackage records a published package. It fails with
+	// ErrConflict when the name (PackageKey) or the digest is taken.
+	CreatePackage(ctx context.Context, p Package) error
+	// PackageByName finds a package by publisher, type and version
+	// (publisher and type case-insensitively).
+	PackageByName(ctx context.Context, publisher, typ, version string) (Package, error)
+	// PackageBySHA256 finds a package by its digest.
+	PackageBySHA256(ctx context.Context, sha256 string) (Package, error)
+	// ListPackages lists packages, optionally of one publisher and type
+	// (case-insensitively), ordered by publisher, type and publication.
+	ListPackages(ctx context.Context, publisher, typ string) ([]Package, error)
 
 	AddSigningKey(ctx context.Context, k SigningKey) error
 	RetireSigningKeys(ctx context.Context, exceptKID string, at time.Time) error

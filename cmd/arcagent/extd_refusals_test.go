@@ -1,0 +1,116 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/internal/testutil"
+)
+
+// TestExtdRefusals: against the real arcserver, every refusal reaches the
+// control plane as Failed with its reason, and nothing is written under the
+// extensions directory.
+func TestExtdRefusals(t *testing.T) {
+	w := newExtdWorld(t)
+	sr := "../../examples/extensions/status-reporter"
+	w.publish(sr, srType, "1.0.0")
+	// Signed by a key the machine does not trust.
+	w.ok("package", "keygen", "--out", filepath.Join(w.tmp, "stranger"))
+	strangerPkg := w.build(w.copyWithNote(sr, "untrusted"), srPublisher, "Untrusted", "1.0.0", "stranger")
+	w.ok("fleet", "packages", "publish", strangerPkg)
+	// Signed by the trusted key, but for a publisher it may not sign for.
+	w.ok("fleet", "packages", "publish", w.build(w.copyWithNote(sr, "fabrikam"), "Fabrikam.Tools", "Helper", "1.0.0", "contoso"))
+	// A package whose stored bytes, or signature, the server changed.
+	tampered := w.build(w.copyWithNote(sr, "tampered"), srPublisher, "Tampered", "1.0.0", "contoso")
+	w.ok("fleet", "packages", "publish", tampered)
+	unsigned := w.build(w.copyWithNote(sr, "unsigned"), srPublisher, "Unsigned", "1.0.0", "contoso")
+	w.ok("fleet", "packages", "publish", unsigned)
+	// A signed archive with an entry that climbs out of the tree.
+	manifest, err := os.ReadFile(filepath.Join(sr, "HandlerManifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile := filepath.Join(w.tmp, "dist", srPublisher+".Hostile-1.0.0.zip")
+	script, err := os.ReadFile(filepath.Join(sr, "bin", "status-reporter.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hostile, testutil.Zip(t, []testutil.ZipEntry{{Name: "HandlerManifest.json", Body: manifest}, {Name: "bin/status-reporter.sh", Mode: 0o755, Body: script},
+		{Name: "../../../etc/cron.d/evil", Body: []byte("* * * * * root id\n")}}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.ok("package", "sign", hostile, "--key", filepath.Join(w.tmp, "contoso.key"))
+	w.ok("fleet", "packages", "publish", hostile)
+
+	pkgFile := func(pkg string) string {
+		t.Helper()
+		var ps []apiv1.PackageInfo
+		mustJSONOut(t, w.ok("fleet", "packages", "list", "-j"), &ps)
+		for _, p := range ps {
+			if p.FileName == filepath.Base(pkg) {
+				return filepath.Join(w.cp.data, "packages", p.SHA256+".zip")
+			}
+		}
+		t.Fatalf("%s is not published", pkg)
+		return ""
+	}
+	b, err := os.ReadFile(pkgFile(tampered))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(pkgFile(tampered), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pkgFile(unsigned)[:len(pkgFile(unsigned))-len(".zip")]+".sig.json", []byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	extd := w.startExtd()
+	for _, tc := range []struct {
+		name      string
+		config    [][]string // arcagent config set arguments
+		publisher string
+		typ       string
+		want      string
+	}{
+		{"blocklist", [][]string{{"extensions.allowlist", srPublisher + "/" + srType}, {"extensions.blocklist", srPublisher + "/" + srType}}, srPublisher, srType,
+			"blocked by extensions.blocklist; to change it, run on the machine: arcagent config set extensions.blocklist --remove " + srPublisher + "/" + srType},
+		{"allowlist", [][]string{{"extensions.allowlist", "Microsoft.Azure.Monitor/AzureMonitorLinuxAgent"}}, srPublisher, srType,
+			"not listed in extensions.allowlist; to change it, run on the machine: arcagent config set extensions.allowlist --add " + srPublisher + "/" + srType},
+		{"extensions off", [][]string{{"extensions.enabled", "false"}}, srPublisher, srType, "arcagent config set extensions.enabled true"},
+		{"monitor mode", [][]string{{"config.mode", "monitor"}}, srPublisher, srType, "arcagent config set config.mode full"},
+		{"untrusted key", nil, srPublisher, "Untrusted", "ARC01"},
+		{"another publisher", nil, "Fabrikam.Tools", "Helper", "Fabrikam.Tools"},
+		{"digest mismatch", nil, srPublisher, "Tampered", "sha256"},
+		{"unsigned", nil, srPublisher, "Unsigned", "ARC01"},
+		{"hostile archive", nil, srPublisher, "Hostile", "ARC0105"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_ = os.Remove(w.l.LocalConfig())
+			for _, c := range tc.config {
+				w.ok(append([]string{"config", "set", "--root", w.root}, c...)...)
+			}
+			w.ok("fleet", "extensions", "set", "--machine", "web01", "--name", "r", "--publisher", tc.publisher, "--type", tc.typ, "--version", "1.0.0")
+			v := w.waitFor("Failed", extd, func(vs []apiv1.ExtensionView) bool {
+				return len(vs) == 1 && vs[0].State == apiv1.ExtensionFailed && vs[0].Reported != nil && vs[0].Reported.Version == "1.0.0"
+			})
+			if msg := v[0].Reported.Message; !strings.Contains(msg, tc.want) {
+				t.Errorf("reported %q, want it to name %q", msg, tc.want)
+			}
+			if ents, err := os.ReadDir(w.l.ExtensionsDir()); err == nil && len(ents) > 0 {
+				var names []string
+				for _, e := range ents {
+					names = append(names, e.Name())
+				}
+				t.Errorf("written under the extensions directory: %v", names)
+			}
+			w.ok("fleet", "extensions", "remove", "--machine", "web01", "--name", "r")
+			w.waitFor("removed", extd, func(vs []apiv1.ExtensionView) bool { return len(vs) == 0 })
+		})
+	}
+	_ = os.Remove(w.l.LocalConfig())
+}

@@ -1,0 +1,353 @@
+package controlplane
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/controlplane/rbac"
+	"github.com/arcagent/arcagent/controlplane/store"
+	"github.com/arcagent/arcagent/internal/atomicfile"
+	"github.com/arcagent/arcagent/signing"
+)
+
+// Package repository limits.
+const (
+	// MaxPackageSize bounds an uploaded package zip.
+	MaxPackageSize = 64 << 20
+	// maxEnvelope bounds its DSSE envelope (signing refuses more anyway).
+	maxEnvelope = 1 << 20
+	// maxPublishBody is the JSON body of a publish: the zip in base64,
+	// the envelope and the field names.
+	maxPublishBody = (MaxPackageSize+2)/3*4 + maxEnvelope + 4<<10
+	// maxManifest bounds HandlerManifest.json (as the agent does).
+	maxManifest = 64 << 10
+)
+
+// PackagesDir is the directory of the data directory that holds the
+// published packages: <sha256>.zip and <sha256>.sig.json, mode 0600.
+const PackagesDir = "packages"
+
+// handlerManifestName is the file every extension package holds at its root.
+const handlerManifestName = "HandlerManifest.json"
+
+// publication is a publish request that passed every check.
+type publication struct {
+	pkg      signing.Package
+	sha256   string
+	size     int64
+	keyID    string
+	envelope []byte
+}
+
+// validatePublish checks a publish request without deciding trust: the
+// envelope is well-formed DSSE whose payload is an in-toto Statement v1
+// with the arcagent package predicate, the statement's subject is the
+// package file name <Publisher>.<Type>-<Version>.zip of that predicate with
+// the sha256 and size of the uploaded bytes, and the zip is a plausible
+// package (HandlerManifest.json at its root holding one handler object).
+// Which keys may sign for a publisher is the machine's decision.
+func validatePublish(req *apiv1.PublishPackageRequest) (*publication, error) {
+	if len(req.Package) == 0 {
+		return nil, errf(apiv1.CodeBadRequest, "package is required: the bytes of the package zip (base64 in JSON)")
+	}
+	if len(req.Package) > MaxPackageSize {
+		return nil, errf(apiv1.CodeTooLarge, "the package is %d bytes; the limit is %d", len(req.Package), MaxPackageSize)
+	}
+	envBytes := bytes.TrimSpace(req.Envelope)
+	if len(envBytes) == 0 || string(envBytes) == "null" {
+		return nil, errf(apiv1.CodeBadRequest, "envelope is required: the package's DSSE signature file (<package>.zip.sig.json), as a JSON object; sign the package with `arcagent package sign`")
+	}
+	if len(envBytes) > maxEnvelope {
+		return nil, errf(apiv1.CodeTooLarge, "the envelope is %d bytes; the limit is %d", len(envBytes), maxEnvelope)
+	}
+	env, payload, err := signing.ParseEnvelope(envBytes, signing.PayloadType)
+	if err != nil {
+		return nil, errf(apiv1.CodeBadRequest, "the envelope is not a DSSE envelope of an in-toto statement: %s", err.Error())
+	}
+	st, err := signing.ParseStatement(payload)
+	if err != nil {
+		return nil, errf(apiv1.CodeBadRequest, "the envelope's statement is not an arcagent package statement: %s", err.Error())
+	}
+	p := st.Package()
+	sum := sha256.Sum256(req.Package)
+	got := hex.EncodeToString(sum[:])
+	if st.SHA256() != got {
+		return nil, errf(apiv1.CodeBadRequest, "the signature is for other bytes: its statement names %s with sha256 %s, the uploaded package has sha256 %s; sign this package again", p.FileName(), st.SHA256(), got)
+	}
+	if st.Predicate.Size != int64(len(req.Package)) {
+		return nil, errf(apiv1.CodeBadRequest, "the signature is for other bytes: its statement names %s of %d bytes, the uploaded package has %d bytes; sign this package again", p.FileName(), st.Predicate.Size, len(req.Package))
+	}
+	if err := checkPackageZip(req.Package); err != nil {
+		return nil, err
+	}
+	keyID := env.Signatures[0].KeyID
+	if err := checkText("envelope.signatures[0].keyid", keyID, 256, false); err != nil {
+		return nil, err
+	}
+	return &publication{pkg: p, sha256: got, size: int64(len(req.Package)), keyID: keyID, envelope: envBytes}, nil
+}
+
+// checkPackageZip checks that data is a zip archive with a
+// HandlerManifest.json at its root that is a JSON array holding one object
+// with a "handlerManifest" object. The control plane may not import the
+// agent's manifest parser (internal/deptest), so the full manifest check,
+// and safe extraction, happen on the machine.
+func checkPackageZip(data []byte) error {
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+		return errf(apiv1.CodeBadRequest, "the package is not a zip archive (%s): build it with `arcagent package build`", err.Error())
+	}
+	var mf *zip.File
+	for _, f := range zr.File {
+		if f.Name == handlerManifestName {
+			mf = f
+			break
+		}
+	}
+	if mf == nil {
+		return errf(apiv1.CodeBadRequest, "the package has no %s at its root: it is not an extension package", handlerManifestName)
+	}
+	if mf.UncompressedSize64 > maxManifest {
+		return errf(apiv1.CodeBadRequest, "the package's %s is larger than %d bytes", handlerManifestName, maxManifest)
+	}
+	rc, err := mf.Open()
+	if err != nil {
+		return errf(apiv1.CodeBadRequest, "the package's %s cannot be read: %s", handlerManifestName, err.Error())
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxManifest+1))
+	if err != nil || len(b) > maxManifest {
+		return errf(apiv1.CodeBadRequest, "the package's %s cannot be read (damaged archive?)", handlerManifestName)
+	}
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	var handlers []map[string]json.RawMessage
+	if err := json.Unmarshal(b, &handlers); err != nil || len(handlers) != 1 {
+		return errf(apiv1.CodeBadRequest, "the package's %s must be a JSON array holding one handler object", handlerManifestName)
+	}
+	hm := bytes.TrimSpace(handlers[0]["handlerManifest"])
+	if len(hm) == 0 || hm[0] != '{' {
+		return errf(apiv1.CodeBadRequest, "the package's %s has no \"handlerManifest\" object", handlerManifestName)
+	}
+	return nil
+}
+
+func toPackageInfo(p store.Package) apiv1.PackageInfo {
+	return apiv1.PackageInfo{
+		Publisher: p.Publisher, Type: p.Type, Version: p.Version, FileName: signing.Package{Publisher: p.Publisher, Type: p.Type, Version: p.Version}.FileName(),
+		SHA256: p.SHA256, Size: p.Size, KeyID: p.KeyID, PublishedAt: p.PublishedAt, PublishedBy: p.PublishedBy,
+	}
+}
+
+// packagePath is where a package's zip (or, with sig, its envelope) lives.
+func (s *Server) packagePath(sha string, sig bool) string {
+	name := sha + ".zip"
+	if sig {
+		name = sha + signing.SignatureSuffix
+	}
+	return filepath.Join(s.dataDir, PackagesDir, name)
+}
+
+func (s *Server) handlePublishPackage(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := p.require(rbac.PackagesWrite, rbac.TenantScope); err != nil {
+		return err
+	}
+	if s.dataDir == "" {
+		return errors.New("the server was started without a data directory, so it cannot store packages")
+	}
+	var req apiv1.PublishPackageRequest
+	if err := decodeBody(w, r, maxPublishBody, &req); err != nil {
+		return err
+	}
+	pub, err := validatePublish(&req)
+	if err != nil {
+		return err
+	}
+	// One publish at a time: the check for an existing row, the file
+	// writes and the insert must not interleave, or a second publish of
+	// the same bytes could replace the envelope of a published package.
+	s.pkgMu.Lock()
+	defer s.pkgMu.Unlock()
+	ctx := r.Context()
+	name := pub.pkg.Name()
+	if old, err := s.st.PackageByName(ctx, pub.pkg.Publisher, pub.pkg.Type, pub.pkg.Version); err == nil {
+		if old.SHA256 != pub.sha256 {
+			return errf(apiv1.CodeConflict, "%s is already published with sha256 %s; the upload has sha256 %s. A published version is never replaced: publish the change under a new version", name, old.SHA256, pub.sha256)
+		}
+		// Same bytes: idempotent only with the same signature, or the
+		// caller would believe machines get an envelope they never see.
+		stored, err := os.ReadFile(s.packagePath(old.SHA256, true))
+		if err != nil {
+			return fmt.Errorf("read the stored envelope of %s: %w", name, err)
+		}
+		if !sameJSON(stored, pub.envelope) {
+			return errf(apiv1.CodeConflict, "%s is already published with these bytes (sha256 %s) but another signature (key id %q); a published package is never re-signed: publish a new version signed as you want it", name, old.SHA256, old.KeyID)
+		}
+		writeJSON(w, http.StatusOK, toPackageInfo(old))
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if old, err := s.st.PackageBySHA256(ctx, pub.sha256); err == nil {
+		return errf(apiv1.CodeConflict, "these bytes (sha256 %s) are already published as %s.%s-%s; one package file has one name", pub.sha256, old.Publisher, old.Type, old.Version)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(s.dataDir, PackagesDir), 0o700); err != nil {
+		return fmt.Errorf("create the package directory: %w", err)
+	}
+	// No row names this digest, so no machine can be sent these files:
+	// leftovers of an earlier attempt that failed before its insert may be
+	// replaced. Envelope first, zip last: a zip on disk always has one.
+	if err := atomicfile.WriteFile(s.packagePath(pub.sha256, true), pub.envelope, atomicfile.WriteOptions{Mode: 0o600}); err != nil {
+		return fmt.Errorf("store the envelope of %s: %w", name, err)
+	}
+	if err := atomicfile.WriteFile(s.packagePath(pub.sha256, false), req.Package, atomicfile.WriteOptions{Mode: 0o600}); err != nil {
+		return fmt.Errorf("store the package %s: %w", name, err)
+	}
+	row := store.Package{Publisher: pub.pkg.Publisher, Type: pub.pkg.Type, Version: pub.pkg.Version, SHA256: pub.sha256, Size: pub.size, KeyID: pub.keyID, PublishedAt: s.now().UTC(), PublishedBy: p.name}
+	if err := s.st.CreatePackage(ctx, row); err != nil {
+		return storeErr(err, "package "+name)
+	}
+	s.log.Info("package published", "package", name, "sha256", pub.sha256, "size", pub.size, "principal", p.name)
+	writeJSON(w, http.StatusCreated, toPackageInfo(row))
+	return nil
+}
+
+func (s *Server) handleListPackages(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := p.require(rbac.PackagesRead, rbac.TenantScope); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	pub, typ := q.Get("publisher"), q.Get("type")
+	if err := checkText("publisher", pub, 128, false); err != nil {
+		return err
+	}
+	if err := checkText("type", typ, 64, false); err != nil {
+		return err
+	}
+	ps, err := s.st.ListPackages(r.Context(), pub, typ)
+	if err != nil {
+		return err
+	}
+	out := apiv1.List[apiv1.PackageInfo]{Value: []apiv1.PackageInfo{}}
+	for _, x := range ps {
+		out.Value = append(out.Value, toPackageInfo(x))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// sameJSON reports whether two JSON texts are equal but for whitespace.
+func sameJSON(a, b []byte) bool {
+	var ca, cb bytes.Buffer
+	if json.Compact(&ca, a) != nil || json.Compact(&cb, b) != nil {
+		return bytes.Equal(a, b)
+	}
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
+}
+
+// isSHA256 reports whether v is a lowercase hex SHA-256.
+func isSHA256(v string) bool {
+	if len(v) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(v)
+	return err == nil && strings.ToLower(v) == v
+}
+
+// assignedPackage returns the package row of digest sha if the machine's
+// current desired state names it; a machine downloads only what it is
+// assigned (least privilege), and anything else is 404.
+func (s *Server) assignedPackage(r *http.Request, id, sha string) (store.Package, error) {
+	notAssigned := errf(apiv1.CodeNotFound, "package %s is not assigned to machine %s", sha, id)
+	if !isSHA256(sha) {
+		return store.Package{}, errf(apiv1.CodeNotFound, "%q is not a package digest (64 lowercase hex digits)", sha)
+	}
+	m, err := s.st.Machine(r.Context(), id)
+	if err != nil {
+		return store.Package{}, storeErr(err, "machine "+id)
+	}
+	var ds apiv1.DesiredState
+	if err := json.Unmarshal(m.DesiredState, &ds); err != nil {
+		return store.Package{}, fmt.Errorf("machine %s has a damaged desired state: %w", id, err)
+	}
+	found := false
+	for _, e := range ds.Extensions {
+		if e.PackageSHA256 == sha {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return store.Package{}, notAssigned
+	}
+	pkg, err := s.st.PackageBySHA256(r.Context(), sha)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Package{}, notAssigned
+	}
+	return pkg, err
+}
+
+func (s *Server) handleDownloadPackage(w http.ResponseWriter, r *http.Request, id string, _ *machineEntry) error {
+	return s.servePackageFile(w, r, id, false)
+}
+
+func (s *Server) handleDownloadSignature(w http.ResponseWriter, r *http.Request, id string, _ *machineEntry) error {
+	return s.servePackageFile(w, r, id, true)
+}
+
+func (s *Server) servePackageFile(w http.ResponseWriter, r *http.Request, id string, sig bool) error {
+	sha := r.PathValue("sha256")
+	pkg, err := s.assignedPackage(r, id, sha)
+	if err != nil {
+		return err
+	}
+	if s.dataDir == "" {
+		return errors.New("the server was started without a data directory, so it holds no packages")
+	}
+	f, err := os.Open(s.packagePath(sha, sig))
+	if err != nil {
+		return fmt.Errorf("open the stored package %s: %w", sha, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("inspect the stored package %s: %w", sha, err)
+	}
+	if !fi.Mode().IsRegular() || (!sig && fi.Size() != pkg.Size) {
+		return fmt.Errorf("the stored package %s is %d bytes, the repository says %d: the package directory is damaged", sha, fi.Size(), pkg.Size)
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "no-cache")
+	if sig {
+		h.Set("Content-Type", "application/json")
+		h.Set("ETag", `"`+sha+`.sig"`)
+	} else {
+		h.Set("Content-Type", "application/zip")
+		h.Set("ETag", `"`+sha+`"`)
+		h.Set("Content-Disposition", "attachment; filename=\""+toPackageInfo(pkg).FileName+"\"")
+		h.Set("Digest", "sha-256="+base64Std(sha))
+	}
+	// ServeContent sets Content-Length and answers Range and If-None-Match.
+	http.ServeContent(w, r, "", fi.ModTime(), f)
+	return nil
+}
+
+// base64Std is the standard base64 of a hex digest, as the Digest header
+// (RFC 3230) carries it.
+func base64Std(hexDigest string) string {
+	b, _ := hex.DecodeString(hexDigest)
+	return base64.StdEncoding.EncodeToString(b)
+}
