@@ -5,7 +5,8 @@
 // credentials, challenge secrets, protected settings). Every file of the
 // target is read through internal/saferead, so a hostile symbolic link in
 // a log directory is listed as skipped and never followed. Without Full,
-// each log keeps only its last MaxFile bytes.
+// each log keeps only its last MaxFile bytes and all logs together at most
+// DefaultMaxTotal.
 package logbundle
 
 import (
@@ -41,6 +42,9 @@ const (
 	// FullMaxFile bounds each file even with Full (the redactor holds a
 	// file in memory).
 	FullMaxFile = 64 << 20
+	// DefaultMaxTotal bounds the logs taken without Full, all trees
+	// together; later files are listed as skipped.
+	DefaultMaxTotal = 64 << 20
 	// maxFiles bounds the files taken from one directory tree.
 	maxFiles = 2000
 	// maxDepth bounds how deep a directory tree is walked.
@@ -62,6 +66,9 @@ type Options struct {
 	Full bool
 	// MaxFile is the tail kept without Full; 0 means DefaultMaxFile.
 	MaxFile int64
+	// MaxTotal bounds all logs together without Full; 0 means
+	// DefaultMaxTotal.
+	MaxTotal int64
 	// Extra files the caller adds at the top of the bundle.
 	Extra []File
 	// Now is the clock; nil means time.Now.
@@ -113,6 +120,8 @@ type bundle struct {
 	red  Redactor
 	m    Manifest
 	now  time.Time
+	// total is how many bytes of logs the bundle holds so far.
+	total int64
 }
 
 // Write writes the bundle as a zip to w.
@@ -128,6 +137,9 @@ func Write(ctx context.Context, w io.Writer, o Options) (*Manifest, error) {
 	}
 	if o.MaxFile <= 0 {
 		o.MaxFile = DefaultMaxFile
+	}
+	if o.MaxTotal <= 0 {
+		o.MaxTotal = DefaultMaxTotal
 	}
 	b := &bundle{o: o, l: o.Layout, root: root, zw: zip.NewWriter(w), now: now.UTC()}
 	b.m = Manifest{Created: b.now, Root: o.Layout.Root(), Full: o.Full}
@@ -344,6 +356,9 @@ func (b *bundle) addFile(d *saferead.Dir, base, prod string) {
 	limit := b.o.MaxFile
 	if b.o.Full {
 		limit = FullMaxFile
+	} else if b.total+min(fi.Size(), limit) > b.o.MaxTotal {
+		b.skip(prod, fmt.Sprintf("the bundle already holds %d KiB of logs: use --full for all of them", b.total>>10))
+		return
 	}
 	truncated := false
 	if fi.Size() > limit {
@@ -364,6 +379,7 @@ func (b *bundle) addFile(d *saferead.Dir, base, prod string) {
 			data = data[i+1:]
 		}
 	}
+	b.total += int64(len(data))
 	var drop []string
 	if strings.HasPrefix(prod, layout.ExtMgrDir+"/") {
 		// The desired state holds the sealed protected settings.

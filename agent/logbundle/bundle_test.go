@@ -251,3 +251,33 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// Without Full the logs together stay within MaxTotal; with Full all are
+// kept.
+func TestBundleBounded(t *testing.T) {
+	root := t.TempDir()
+	for i := range 5 {
+		plant(t, root, layout.LogDir+"/svc"+string(rune('a'+i))+".log", strings.Repeat("a log line\n", 400))
+	}
+	for _, full := range []bool{false, true} {
+		var buf bytes.Buffer
+		m, err := Write(context.Background(), &buf, Options{Layout: layout.New(root), Full: full, MaxFile: 4096, MaxTotal: 10000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs, budget := 0, 0
+		for _, f := range m.Files {
+			if strings.HasPrefix(f.Name, "var/opt/azcmagent/log/") {
+				logs++
+			}
+		}
+		for _, s := range m.Skipped {
+			if strings.Contains(s.Reason, "use --full") {
+				budget++
+			}
+		}
+		if full && (logs != 5 || budget != 0) || !full && (logs != 2 || budget != 3) {
+			t.Errorf("full=%v: %d logs kept, %d over the budget: %+v", full, logs, budget, m.Skipped)
+		}
+	}
+}
