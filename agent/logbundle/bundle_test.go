@@ -243,6 +243,10 @@ func TestRedact(t *testing.T) {
 		{`{"apiToken": "v"}`, `{"apiToken": "[REDACTED]"}`},
 		{"password: hunter2hunter2", `password: "[REDACTED]"`},
 		{"tok arcob_abc123 end", "tok arcob_[REDACTED] end"},
+		// A known secret's marker is not mistaken for an array opening.
+		{`authorization="Bearer arcp_abcdefghij" secret=KnownSecretValue42`, `authorization="[REDACTED]" secret=[REDACTED]`},
+		{"x secret=[REDACTED] password={\"a\": \"1\", \"b\": \"leak\"} y", "x secret=[REDACTED] password=\"[REDACTED]\" y"},
+		{"protectedSettings: {\n  \"user\": \"u\",\n  \"key\": \"multi-line\"\n}\nnext", "protectedSettings: \"[REDACTED]\"\nnext"},
 		{"a\n-----BEGIN X-----\nQUJD\n-----END X-----\nb", "a\n[REDACTED PEM BLOCK]\nb"},
 		{"QUJD\n-----END X-----\nb\n-----BEGIN Y-----\nRA==", "[REDACTED PEM BLOCK]\nb\n[REDACTED PEM BLOCK]"},
 	} {

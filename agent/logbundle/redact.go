@@ -91,21 +91,103 @@ func (r *Redactor) Redact(data []byte) ([]byte, int) {
 			data = bytes.ReplaceAll(data, s, []byte(Redacted))
 		}
 	}
-	count(arcToken, []byte("${1}"+Redacted))
-	count(jwt, []byte(Redacted))
-	count(authScheme, []byte("${1}${2}"+Redacted))
-	count(userinfo, []byte("${1}"+Redacted+"@"))
-	data = redactObjects(data, &n)
-	data = keyValue.ReplaceAllFunc(data, func(m []byte) []byte {
-		sub := keyValue.FindSubmatch(m)
-		val := bytes.Trim(sub[2], `"'`)
-		if string(val) == Redacted || authWord.Match(val) {
-			return m
+	return redactLines(data, &n), n
+}
+
+// Words that make a line worth the key-value and object rules (lower
+// case); the other rules have their own literal triggers.
+var (
+	keyWords    = [][]byte{[]byte("token"), []byte("secret"), []byte("password"), []byte("credential"), []byte("private"), []byte("protected"), []byte("api"), []byte("assertion"), []byte("authorization"), []byte("cookie")}
+	objectWords = [][]byte{[]byte("protected"), []byte("secret"), []byte("credential"), []byte("password")}
+	authWords   = [][]byte{[]byte("bearer"), []byte("basic"), []byte("negotiate"), []byte("ntlm")}
+)
+
+func hasAny(low []byte, words [][]byte) bool {
+	for _, w := range words {
+		if bytes.Contains(low, w) {
+			return true
 		}
-		n++
-		return append(bytes.Clone(sub[1]), `"`+Redacted+`"`...)
-	})
-	return data, n
+	}
+	return false
+}
+
+// asciiLower lower-cases ASCII letters only, keeping every offset.
+func asciiLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// redactLines applies the token, credential and key-value rules line by
+// line, each only to the lines that hold its trigger (the regular
+// expressions are the slow part). A secret key whose value is an object
+// or array is replaced to the value's balanced end, across lines.
+func redactLines(data []byte, n *int) []byte {
+	out := make([]byte, 0, len(data))
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line = data[:i+1]
+		}
+		low := asciiLower(line)
+		if hasAny(low, objectWords) {
+			open := -1
+			for _, loc := range objectStart.FindAllIndex(line, -1) {
+				// "[REDACTED…]" is what an earlier rule left, not an array.
+				if !bytes.HasPrefix(line[loc[1]-1:], []byte("[REDACTED")) {
+					open = loc[1] - 1
+					break
+				}
+			}
+			if open >= 0 {
+				*n++
+				out = append(append(out, redactLine(line[:open], low[:open], n)...), `"`+Redacted+`"`...)
+				data = data[balancedEnd(data, open):]
+				continue
+			}
+		}
+		out = append(out, redactLine(line, low, n)...)
+		data = data[len(line):]
+	}
+	return out
+}
+
+func redactLine(line, low []byte, n *int) []byte {
+	rule := func(re *regexp.Regexp, repl string) {
+		line = re.ReplaceAllFunc(line, func(m []byte) []byte {
+			*n++
+			return re.ReplaceAll(m, []byte(repl))
+		})
+	}
+	if bytes.Contains(line, []byte("arcp_")) || bytes.Contains(line, []byte("arcob_")) {
+		rule(arcToken, "${1}"+Redacted)
+	}
+	if bytes.Contains(line, []byte("eyJ")) {
+		rule(jwt, Redacted)
+	}
+	if hasAny(low, authWords) {
+		rule(authScheme, "${1}${2}"+Redacted)
+	}
+	if bytes.Contains(line, []byte("://")) && bytes.IndexByte(line, '@') >= 0 {
+		rule(userinfo, "${1}"+Redacted+"@")
+	}
+	if hasAny(low, keyWords) {
+		line = keyValue.ReplaceAllFunc(line, func(m []byte) []byte {
+			sub := keyValue.FindSubmatch(m)
+			val := bytes.Trim(sub[2], `"'`)
+			if string(val) == Redacted || authWord.Match(val) {
+				return m
+			}
+			*n++
+			return append(bytes.Clone(sub[1]), `"`+Redacted+`"`...)
+		})
+	}
+	return line
 }
 
 // authWord is an Authorization scheme, whose credentials authScheme has
@@ -115,39 +197,28 @@ var authWord = regexp.MustCompile(`(?i)^(bearer|basic|negotiate|ntlm)$`)
 // objectStart finds a secret key whose value is a JSON object or array.
 var objectStart = regexp.MustCompile(`(?i)"?[A-Za-z0-9_.\-]*(?:protected[_\-]?settings|secret|credential|password)[A-Za-z0-9_.\-]*"?[ \t]*[:=][ \t]*[{\[]`)
 
-// redactObjects replaces the whole object or array value of a secret key
-// (to its balanced end, or to the end of the text).
-func redactObjects(data []byte, n *int) []byte {
-	var out []byte
-	for {
-		loc := objectStart.FindIndex(data)
-		if loc == nil {
-			return append(out, data...)
+// balancedEnd is the offset just past the object or array that opens at
+// data[open], or len(data) when it does not close.
+func balancedEnd(data []byte, open int) int {
+	depth, inStr := 0, false
+	for i := open; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case inStr && c == '\\':
+			i++
+		case c == '"':
+			inStr = !inStr
+		case inStr:
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
 		}
-		open := loc[1] - 1
-		end, depth, inStr := len(data), 0, false
-		for i := open; i < len(data); i++ {
-			c := data[i]
-			switch {
-			case inStr && c == '\\':
-				i++
-			case c == '"':
-				inStr = !inStr
-			case inStr:
-			case c == '{' || c == '[':
-				depth++
-			case c == '}' || c == ']':
-				depth--
-			}
-			if depth == 0 {
-				end = i + 1
-				break
-			}
+		if depth == 0 {
+			return i + 1
 		}
-		*n++
-		out = append(append(out, data[:open]...), `"`+Redacted+`"`...)
-		data = data[end:]
 	}
+	return len(data)
 }
 
 // RedactJSON redacts a JSON document by structure: the values of secret

@@ -30,7 +30,7 @@ type testCA struct {
 	pem  []byte
 }
 
-func newCA(t *testing.T) *testCA {
+func newCA(t testing.TB) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -48,7 +48,7 @@ func newCA(t *testing.T) *testCA {
 }
 
 // leaf issues a certificate for 127.0.0.1 valid from notBefore to notAfter.
-func (ca *testCA) leaf(t *testing.T, notBefore, notAfter time.Time) tls.Certificate {
+func (ca *testCA) leaf(t testing.TB, notBefore, notAfter time.Time) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -65,7 +65,7 @@ func (ca *testCA) leaf(t *testing.T, notBefore, notAfter time.Time) tls.Certific
 }
 
 // serve starts an HTTPS server with cert answering status on every path.
-func serve(t *testing.T, cert tls.Certificate, status int) *httptest.Server {
+func serve(t testing.TB, cert tls.Certificate, status int) *httptest.Server {
 	t.Helper()
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }))
 	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
