@@ -244,6 +244,13 @@ func (o Options) check(ctx context.Context, e Endpoint, pool *x509.CertPool) Res
 			return status, err
 		}); err != nil {
 			var re *refusedError
+			if errors.As(err, &re) && (re.code == http.StatusProxyAuthRequired || re.code == http.StatusUnauthorized) {
+				creds := "sent none"
+				if o.Proxy.User != nil {
+					creds = "refused the ones sent"
+				}
+				return r.fail(CodeProxyRefused, "the proxy %s refuses CONNECT to %s: %s: it asks for credentials and %s", paddr, addr, re.status, creds)
+			}
 			if errors.As(err, &re) {
 				return r.fail(CodeProxyRefused, "the proxy %s refuses CONNECT to %s: %s", paddr, addr, re.status)
 			}
@@ -377,7 +384,10 @@ func proxyAddr(p *url.URL) string {
 	return net.JoinHostPort(p.Hostname(), port)
 }
 
-type refusedError struct{ status string }
+type refusedError struct {
+	status string
+	code   int
+}
 
 func (e *refusedError) Error() string { return "CONNECT refused: " + e.status }
 
@@ -402,7 +412,7 @@ func connect(ctx context.Context, conn net.Conn, addr string, proxy *url.URL) (s
 	}
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return resp.Status, &refusedError{status: resp.Status}
+		return resp.Status, &refusedError{status: resp.Status, code: resp.StatusCode}
 	}
 	return resp.Status, nil
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -169,5 +170,80 @@ func TestCheck(t *testing.T) {
 		if code != 0 || strings.Count(out, "reachable") != 3 {
 			t.Fatalf("check after connect: exit %d\n%s%s", code, out, stderr)
 		}
+	})
+}
+
+// startTinyproxy runs Debian's tinyproxy on loopback with Basic
+// credentials, allowing CONNECT to connectPort only; it returns the
+// proxy's address and its log file.
+func startTinyproxy(t *testing.T, connectPort string) (addr, logFile string) {
+	t.Helper()
+	bin, err := exec.LookPath("tinyproxy")
+	if err != nil {
+		t.Skip("tinyproxy is not installed (apt-get install tinyproxy; .ci/run installs it)")
+	}
+	dir := t.TempDir()
+	addr = freeLoopbackAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	logFile = filepath.Join(dir, "tinyproxy.log")
+	conf := filepath.Join(dir, "tinyproxy.conf")
+	if err := os.WriteFile(conf, []byte("Listen 127.0.0.1\nPort "+port+"\nTimeout 10\nMaxClients 20\nLogFile \""+logFile+"\"\nLogLevel Connect\nBasicAuth ops s3cret-pw\nConnectPort "+connectPort+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		// tinyproxy drops to its own user: it must be able to write its log.
+		if err := os.Chmod(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := startProc(t, bin, "-d", "-c", conf)
+	t.Cleanup(func() { _ = p.stop(t) })
+	waitUntil(t, "tinyproxy listening", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return addr, logFile
+}
+
+// TestCheckThroughTinyproxy checks a real arcserver through a real
+// upstream proxy with Basic credentials: reachable with the right ones,
+// refused with a message naming the proxy otherwise.
+func TestCheckThroughTinyproxy(t *testing.T) {
+	cp := startControlPlane(t, t.TempDir())
+	caFile := writeTemp(t, "ca.pem", cp.ca)
+	_, cpPort, _ := net.SplitHostPort(cp.addr)
+	proxy, logFile := startTinyproxy(t, cpPort)
+	other, otherCA := tlsServer(t, time.Now().Add(time.Hour), http.StatusOK)
+	bothFile := writeTemp(t, "both.pem", append(append([]byte{}, cp.ca...), otherCA...))
+	for _, tc := range []struct {
+		name, proxyURL string
+		args           []string
+		exit           int
+		msg            string
+	}{
+		{name: "right credentials", proxyURL: "http://ops:s3cret-pw@" + proxy, args: []string{"--ca-file", caFile}, exit: 0, msg: "reachable"},
+		{name: "wrong credentials", proxyURL: "http://ops:wrong@" + proxy, args: []string{"--ca-file", caFile}, exit: 1,
+			msg: "the proxy " + proxy + " refuses CONNECT to " + cp.addr + ": 401 Unauthorized: it asks for credentials and refused the ones sent"},
+		{name: "no credentials", proxyURL: "http://" + proxy, args: []string{"--ca-file", caFile}, exit: 1, msg: "it asks for credentials and sent none"},
+		{name: "port not allowed", proxyURL: "http://ops:s3cret-pw@" + proxy, args: []string{"--ca-file", bothFile, "--endpoint", other.URL + "/x"}, exit: 1,
+			msg: "the proxy " + proxy + " refuses CONNECT to " + other.Listener.Addr().String() + ": 403"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("HTTPS_PROXY", tc.proxyURL)
+			out, stderr, code := runCLI(t, append([]string{"--root", t.TempDir(), "check", "-j", "--server", cp.url()}, tc.args...)...)
+			if code != tc.exit || !strings.Contains(out, tc.msg) {
+				t.Fatalf("exit %d, want %d with %q\n%s%s", code, tc.exit, tc.msg, out, stderr)
+			}
+			if strings.Contains(out+stderr, "s3cret-pw") || strings.Contains(out+stderr, "wrong@") {
+				t.Errorf("the proxy credentials are in the output:\n%s%s", out, stderr)
+			}
+		})
+	}
+	waitUntil(t, "tinyproxy's log to name the control plane", func() bool {
+		data, _ := os.ReadFile(logFile)
+		return strings.Contains(string(data), "CONNECT "+cp.addr)
 	})
 }
