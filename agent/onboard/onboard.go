@@ -26,6 +26,7 @@ import (
 	"github.com/arcagent/arcagent/agent/daemon"
 	"github.com/arcagent/arcagent/agent/himds"
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/agent/netcheck"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/atomicfile"
@@ -51,6 +52,12 @@ type Options struct {
 	Warn func(msg string)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// IgnoreNetworkCheck skips the network check (agent/netcheck) that
+	// otherwise runs before anything is written or registered.
+	IgnoreNetworkCheck bool
+	// CheckTimeout bounds each endpoint of the network check; 0 means the
+	// check's default.
+	CheckTimeout time.Duration
 }
 
 // Result is a completed connect.
@@ -77,6 +84,11 @@ func Connect(ctx context.Context, o Options) (res *Result, err error) {
 	client, err := cloud.New(o.Server, cloud.Options{CAPEM: o.CAPEM, UserAgent: userAgent()})
 	if err != nil {
 		return nil, err
+	}
+	if !o.IgnoreNetworkCheck {
+		if err := networkCheck(ctx, o); err != nil {
+			return nil, err
+		}
 	}
 	if err := EnsureDirs(l); err != nil {
 		return nil, err
@@ -144,6 +156,21 @@ func Connect(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	return &Result{Config: cfg, HIMDSNotified: TellHIMDS(ctx, l)}, nil
+}
+
+// networkCheck runs `arcagent check` for the server connect is about to
+// register with. A failure keeps the check's report (*netcheck.Failed) in
+// the error chain, for the caller to print.
+func networkCheck(ctx context.Context, o Options) error {
+	no, err := netcheck.Plan{Layout: o.Layout, Server: o.Server, CAPEM: o.CAPEM}.Options()
+	if err != nil {
+		return err
+	}
+	no.Timeout, no.UserAgent = o.CheckTimeout, userAgent()
+	if err := netcheck.Run(ctx, no).Err(); err != nil {
+		return errcode.Wrap(netcheck.CodeConnectCheck, err, "the network check failed, nothing was connected")
+	}
+	return nil
 }
 
 func (o Options) warn(msg string) {
