@@ -23,9 +23,9 @@ func TestRoute(t *testing.T) {
 	const server = "https://cp.example.test:8443"
 	for _, tc := range []struct {
 		name, local, httpsProxy, noProxy, arcAddr string
-		dest                                       string
-		via                                        Via
-		proxy                                      string
+		dest                                      string
+		via                                       Via
+		proxy                                     string
 	}{
 		{name: "nothing configured", local: `{}`, dest: server, via: ViaDirect},
 		{name: "HTTPS_PROXY when the arc proxy is off", local: `{}`, httpsProxy: "http://envproxy.test:3128", dest: server, via: ViaProxy, proxy: "http://envproxy.test:3128"},
