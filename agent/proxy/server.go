@@ -233,6 +233,11 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
+		if !s.On() {
+			// Turned off by a SIGHUP reload.
+			s.log.Info("the arc proxy was turned off (connection.type and proxy.url); stopping")
+			return ErrOff
+		}
 		st := s.state()
 		if st != nil && st.stamp == s.stamp() {
 			continue
