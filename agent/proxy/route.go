@@ -278,7 +278,7 @@ func explainRefusal(_ context.Context, proxyURL *url.URL, req *http.Request, res
 	if msg == "" {
 		msg = "no explanation given"
 	}
-	return errcode.New(CodeRefused, "%s refused CONNECT %s: %s: %s", name, req.URL.Host, res.Status, sanitize(msg))
+	return errcode.New(CodeRefused, "%s refused CONNECT %s: %s: %s", name, req.Host, res.Status, sanitize(msg))
 }
 
 // sanitize keeps printable ASCII of a line someone else wrote.

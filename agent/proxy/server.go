@@ -464,10 +464,12 @@ func (s *Server) dialUpstream(ctx context.Context, up *url.URL, auth, dest strin
 	if res.StatusCode != http.StatusOK {
 		res.Body.Close()
 		c.Close()
+		// tinyproxy answers a failed Basic check with 401, others with 407.
+		authFailed := res.StatusCode == http.StatusProxyAuthRequired || res.StatusCode == http.StatusUnauthorized
 		switch {
-		case res.StatusCode == http.StatusProxyAuthRequired && auth == "":
+		case authFailed && auth == "":
 			return nil, &refusal{code: http.StatusBadGateway, msg: fmt.Sprintf("the upstream proxy %s requires credentials (%s): write user:password to %s (root:arcproxy 0640)", up.Redacted(), res.Status, s.o.CredentialsFile), log: "the upstream proxy requires credentials and none are configured"}
-		case res.StatusCode == http.StatusProxyAuthRequired:
+		case authFailed:
 			return nil, &refusal{code: http.StatusBadGateway, msg: fmt.Sprintf("the upstream proxy %s refused the credentials of %s (%s): fix them", up.Redacted(), s.o.CredentialsFile, res.Status), log: "the upstream proxy refused the credentials"}
 		}
 		return nil, &refusal{code: http.StatusBadGateway, msg: fmt.Sprintf("the upstream proxy %s refused CONNECT %s: %s", up.Redacted(), dest, res.Status), log: "the upstream proxy refused the destination"}
