@@ -35,7 +35,8 @@ func goodFacts() *Facts {
 				"extd": {Present: true, Path: "etc/systemd/system/extd.service", User: "root"}, "gcad": {Present: true, Path: "etc/systemd/system/gcad.service", User: "root"}},
 			Processes: map[string][]Process{"himdsd": {{PID: 10, UID: 5001, User: "himds"}}, "arcproxyd": {{PID: 11, UID: 5002, User: "arcproxy"}}, "extd": {}, "gcad": {}},
 			Listeners: map[string][]Listener{"himdsd": {{Address: "127.0.0.1", Port: 40342, Loopback: true}}, "arcproxyd": {{Address: "::1", Port: 40343, Loopback: true}}, "extd": {}, "gcad": {}},
-			Expected:  expectedServices()},
+			Expected:  expectedServices(), ProxyOn: true,
+			ProxyProbes: []ProxyProbe{{Address: "[::1]:40343", Destination: ProbeDestination, Status: 403, Refused: true}}},
 		Files: FilesFacts{Section: Section{Available: true}, Entries: []FileFact{
 			file("tokens-dir", "tokens", "var/opt/azcmagent/tokens", "dir", "himds", "himds", "0710"),
 			file("certs-dir", "certs", "var/opt/azcmagent/certs", "dir", "himds", "himds", "0700"),
@@ -123,6 +124,8 @@ var ruleCases = map[string]struct {
 	"ARC-PR-005": {func(f *Facts) { f.Services.Processes["arcproxyd"][0].User = "root" }, noProc},
 	"ARC-PR-006": {func(f *Facts) { f.Services.Listeners["himdsd"][0] = Listener{Address: "0.0.0.0", Port: 40342} }, noProc},
 	"ARC-PR-007": {func(f *Facts) { f.Services.Listeners["arcproxyd"][0] = Listener{Address: "10.0.0.5", Port: 40343} }, noProc},
+	"ARC-PR-008": {func(f *Facts) { f.Services.ProxyProbes[0].Status, f.Services.ProxyProbes[0].Refused = 502, false },
+		func(f *Facts) { f.Services.ProxyOn, f.Services.ProxyProbes = false, []ProxyProbe{} }},
 	"ARC-PR-010": {setFile("tokens", looseMode), noFiles},
 	"ARC-PR-011": {setFile("certs", func(ff *FileFact) { ff.Owner = "root" }), noFiles},
 	"ARC-PR-012": {setFile("config", func(ff *FileFact) { ff.Group = "users" }), noFiles},
