@@ -181,4 +181,3 @@ func BenchmarkArcProxyIdleRSS(b *testing.B) {
 		b.Logf("idle RSS of the arc proxy: %d KiB (%.1f MiB)", kb, float64(kb)/1024)
 	}
 }
-
