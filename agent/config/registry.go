@@ -109,7 +109,7 @@ var properties = []Property{
 	{Name: ConnectionType, Type: TypeEnum, Default: "default", Allowed: []string{"default", "direct", "gateway"},
 		Help: "How the agent reaches the control plane: default (proxy if configured), direct, or through a gateway."},
 	{Name: ProxyURL, Type: TypeURL, Default: "",
-		Help: "http(s)://host:port of an enterprise proxy for agent and extension traffic. Wins over HTTPS_PROXY. Do not put credentials in it: the file is readable by group himds."},
+		Help: "http(s)://host:port of an enterprise proxy for agent and extension traffic; setting it turns the arc proxy (arcproxyd) on. Wins over HTTPS_PROXY. Do not put credentials in it (the file is readable by group himds, and a URL with credentials is refused): write user:password to /var/opt/azcmagent/proxy-credentials (root:arcproxy 0640)."},
 	{Name: ProxyBypass, Type: TypeEnumList, Default: []string{}, Allowed: []string{"AAD", "ARM", "Arc", "AMA", "ArcData"},
 		Help: "Endpoint classes whose traffic skips the proxy."},
 	{Name: ProxyAllowed, Type: TypeEndpointList, Default: []string{},
