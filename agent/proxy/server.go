@@ -54,6 +54,9 @@ type Options struct {
 	ReloadEvery time.Duration
 	// Resolver resolves destination names (default net.DefaultResolver).
 	Resolver *net.Resolver
+	// MaxTunnels bounds the tunnels open at once (default 256): any local
+	// user may reach the proxy, none may hold all of its connections.
+	MaxTunnels int
 }
 
 // state is one configuration of the proxy, swapped whole on reload.
@@ -75,6 +78,7 @@ type Server struct {
 	st    *state
 	cred  string // last credentials read, kept when a re-read is refused
 	envPr httpproxy.Config
+	slots chan struct{}
 }
 
 // New returns a server; it does no I/O (Reload does).
@@ -97,7 +101,10 @@ func New(o Options) *Server {
 	if o.LoadServer == nil {
 		o.LoadServer = func() (string, error) { return "", nil }
 	}
-	return &Server{o: o, log: o.Log, envPr: *httpproxy.FromEnvironment()}
+	if o.MaxTunnels <= 0 {
+		o.MaxTunnels = 256
+	}
+	return &Server{o: o, log: o.Log, envPr: *httpproxy.FromEnvironment(), slots: make(chan struct{}, o.MaxTunnels)}
 }
 
 func stampOf(p string) string {
@@ -293,6 +300,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		s.log.Warn("refused a destination that is not on the egress allowlist", "destination", dest, "client", client)
 		refuse(w, http.StatusForbidden, fmt.Sprintf("the arc proxy refused %s: not on the egress allowlist (the control plane and proxy.allowed); an operator adds it with `arcagent config set proxy.allowed %s`", dest, dest))
+		return
+	}
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		s.log.Warn("refused a tunnel: too many open", "destination", dest, "client", client, "max", s.o.MaxTunnels)
+		refuse(w, http.StatusServiceUnavailable, fmt.Sprintf("the arc proxy has %d tunnels open, its limit: try again later", s.o.MaxTunnels))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.o.DialTimeout)

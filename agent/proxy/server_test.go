@@ -380,3 +380,31 @@ func TestProxyNameRebound(t *testing.T) {
 		t.Fatalf("not logged:\n%s", w.logs)
 	}
 }
+
+// TestProxyTunnelLimit: with one tunnel open, a second gets 503 until the
+// first closes.
+func TestProxyTunnelLimit(t *testing.T) {
+	cp := newBackend(t)
+	w := newWorld(t, cp.URL, caOf(t, cp.Server), `{"connection.type": "gateway"}`, func(o *Options) { o.MaxTunnels = 1 })
+	dest := strings.TrimPrefix(cp.URL, "https://")
+	c, err := net.Dial("tcp", strings.TrimPrefix(w.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", dest, dest)
+	res, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("first tunnel: %v %v", res, err)
+	}
+	if code := rawConnect(t, w.proxy.URL, dest); code != http.StatusServiceUnavailable {
+		t.Fatalf("second tunnel while the first is open: %d", code)
+	}
+	c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for rawConnect(t, w.proxy.URL, dest) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the slot was not given back when the tunnel closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
