@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -54,6 +55,9 @@ type Options struct {
 	ReloadEvery time.Duration
 	// Resolver resolves destination names (default net.DefaultResolver).
 	Resolver *net.Resolver
+	// UpstreamRoots verifies an https:// upstream proxy (nil: the
+	// system roots).
+	UpstreamRoots *x509.CertPool
 	// MaxTunnels bounds the tunnels open at once (default 256): any local
 	// user may reach the proxy, none may hold all of its connections.
 	MaxTunnels int
@@ -454,7 +458,7 @@ func (s *Server) dialUpstream(ctx context.Context, up *url.URL, auth, dest strin
 		_ = c.SetDeadline(dl)
 	}
 	if up.Scheme == "https" {
-		tc := tls.Client(c, &tls.Config{ServerName: up.Hostname(), MinVersion: tls.VersionTLS12})
+		tc := tls.Client(c, &tls.Config{ServerName: up.Hostname(), MinVersion: tls.VersionTLS12, RootCAs: s.o.UpstreamRoots})
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.Close()
 			return nil, &refusal{code: http.StatusBadGateway, msg: fmt.Sprintf("the arc proxy cannot open TLS to the upstream proxy %s: %v", up.Redacted(), err), log: "TLS to the upstream proxy failed"}

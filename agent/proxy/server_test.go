@@ -408,3 +408,53 @@ func TestProxyTunnelLimit(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// tlsUpstream is an https:// forward proxy: CONNECT over TLS, then bytes
+// spliced to the destination. It records what it was asked for.
+func tlsUpstream(t *testing.T, asked *atomic.Value) *httptest.Server {
+	t.Helper()
+	s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Store(r.Method + " " + r.Host)
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		up, err := net.Dial("tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			up.Close()
+			return
+		}
+		_ = brw.Flush()
+		go func() { _, _ = io.Copy(up, brw); up.Close() }()
+		_, _ = io.Copy(conn, up)
+		conn.Close()
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestProxyHTTPSUpstream(t *testing.T) {
+	cp := newBackend(t)
+	var asked atomic.Value
+	up := tlsUpstream(t, &asked)
+	pool := x509.NewCertPool()
+	pool.AddCert(up.Certificate())
+	w := newWorld(t, cp.URL, caOf(t, cp.Server), `{"proxy.url": "`+up.URL+`"}`, func(o *Options) { o.UpstreamRoots = pool })
+	if body, err := w.get(cp.URL); err != nil || !strings.HasPrefix(body, "hello") {
+		t.Fatalf("through an https:// upstream: %q %v", body, err)
+	}
+	if a, _ := asked.Load().(string); a != "CONNECT "+strings.TrimPrefix(cp.URL, "https://") {
+		t.Fatalf("the upstream was asked %q", a)
+	}
+	// An upstream whose certificate is not trusted is named in the error.
+	w = newWorld(t, cp.URL, caOf(t, cp.Server), `{"proxy.url": "`+up.URL+`"}`)
+	if _, err := w.get(cp.URL); err == nil || !strings.Contains(err.Error(), "cannot open TLS to the upstream proxy "+up.URL) {
+		t.Fatalf("untrusted upstream: %v", err)
+	}
+}
