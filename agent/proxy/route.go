@@ -50,7 +50,7 @@ const headerArcProxy = "X-Arcagent-Proxy"
 
 // CredentialsFile is the production path of the upstream proxy's Basic
 // credentials, "user:password" on one line (root:arcproxy 0640).
-const CredentialsFile = layout.StateDir + "/proxy-credentials"
+const CredentialsFile = layout.ProxyCredentials
 
 // On reports whether the arc proxy is on for these settings: when
 // connection.type is gateway, or when proxy.url is set (and

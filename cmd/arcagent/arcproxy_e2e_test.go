@@ -90,7 +90,7 @@ func writeCredentials(t testing.TB, l layout.Layout, line string) {
 	t.Helper()
 	o := atomicfile.Owner{}
 	if os.Geteuid() == 0 {
-		o = atomicfile.Owner{User: layout.UserRoot, Group: layout.UserArcProxy}
+		o = atomicfile.Owner{User: layout.UserRoot, Group: layout.GroupArcProxy}
 	}
 	if err := atomicfile.WriteFile(l.Path(proxy.CredentialsFile), []byte(line+"\n"), atomicfile.WriteOptions{Mode: 0o640, Owner: o}); err != nil {
 		t.Fatal(err)
