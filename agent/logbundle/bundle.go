@@ -222,6 +222,13 @@ func (b *bundle) learnSecrets() {
 			}
 		}
 	}
+	// The arc proxy's upstream credentials (one line user:password).
+	if line := strings.TrimSpace(strings.SplitN(string(b.readSecret(layout.ProxyCredentials)), "\n", 2)[0]); line != "" {
+		b.red.AddSecret([]byte(line))
+		if _, pw, ok := strings.Cut(line, ":"); ok {
+			b.red.AddSecret([]byte(pw))
+		}
+	}
 	if s, _, err := config.ParseFile(layout.LocalConfig, b.readSecret(layout.LocalConfig)); err == nil {
 		if u, err := url.Parse(s.String(config.ProxyURL)); err == nil && u.User != nil {
 			p, _ := u.User.Password()

@@ -74,6 +74,7 @@ func secretTree(t *testing.T) (string, map[string]string) {
 		"sealed settings":        "c2VhbGVkUHJvdGVjdGVkU2V0dGluZ3NCbG9i",
 		"bearer jwt":             "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJtMSJ9.c2lnbmF0dXJlc2lnbmF0dXJl",
 		"outside file":           "OutsideTheTreeShadowLine",
+		"arc proxy password":     "ArcProxyUpstreamPw9",
 	}
 	for i, l := range pemBody(machineKey) {
 		s["machine key line "+string(rune('a'+i))] = l
@@ -89,6 +90,10 @@ func secretTree(t *testing.T) (string, map[string]string) {
 	plant(t, root, layout.ExtensionsDir+"/0123ABCD.prv", prv)
 	plant(t, root, layout.ExtensionsDir+"/0123ABCD.crt", "-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n")
 	plant(t, root, layout.TokensDir+"/3f2a.key", s["challenge secret"])
+	// The arc proxy's upstream credentials, and a log that printed the
+	// password bare (no URL or header shape a pattern would find).
+	plant(t, root, layout.ProxyCredentials, "upstream-user:"+s["arc proxy password"]+"\n")
+	plant(t, root, layout.LogDir+"/arcproxy.log", `time=2026-12-03T10:00:08Z level=DEBUG msg="upstream auth" pw=`+s["arc proxy password"]+"\n")
 	plant(t, root, "/root/.config/arcagent/fleet.json", `{"server":"https://cp:8443","token":"`+s["fleet token (no shape)"]+`"}`)
 	plant(t, root, layout.LocalConfig, `{"proxy.url": "http://ops:`+s["proxy password"]+`@proxy.corp:3128", "extensions.enabled": true}`)
 	plant(t, root, layout.AgentConfig, `{"machineId":"m-1","server":"https://cp:8443","resourceId":"/subscriptions/s/resourceGroups/web/providers/Microsoft.HybridCompute/machines/web01","onboardingToken":"`+s["onboarding secret"]+`"}`)

@@ -10,6 +10,7 @@ import (
 	"github.com/arcagent/arcagent/agent/config"
 	"github.com/arcagent/arcagent/agent/himds"
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/agent/proxy"
 	"github.com/arcagent/arcagent/errcode"
 )
 
@@ -74,7 +75,32 @@ func (p Plan) Options() (Options, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	o.Proxy, err = ProxyURL(configured, getenv)
+	// The route the agent's own traffic takes (agent/proxy): through the
+	// arc proxy when it is on (proxy.url set or connection.type gateway;
+	// it holds the upstream's credentials), else HTTPS_PROXY unless
+	// connection.type direct or a proxy.bypass class says direct.
+	if configured != "" {
+		if _, err := proxy.ParseUpstream(configured, config.ProxyURL); err != nil {
+			return o, errcode.Wrap(errcode.Usage, err, "check proxy.url (arcagent config get proxy.url)")
+		}
+	}
+	r, err := proxy.NewRouter(s, server)
+	if err != nil {
+		return o, err
+	}
+	route, err := r.Route(u)
+	if err != nil {
+		return o, err
+	}
+	switch {
+	case route.Via == proxy.ViaArcProxy:
+		o.Proxy = route.Proxy
+	case s != nil && s.String(config.ConnectionType) == "direct",
+		route.Via == proxy.ViaDirect && strings.HasPrefix(route.Reason, "proxy.bypass"):
+		o.Proxy = nil
+	default:
+		o.Proxy, err = ProxyURL("", getenv)
+	}
 	return o, err
 }
 

@@ -17,8 +17,12 @@ func TestPlanProxy(t *testing.T) {
 		{name: "none"},
 		{name: "HTTPS_PROXY", env: "http://env-proxy:3128", want: "env-proxy:3128"},
 		{name: "HTTPS_PROXY without scheme", env: "env-proxy:3128", want: "env-proxy:3128"},
-		{name: "proxy.url wins", localconfig: `{"proxy.url": "http://cfg-proxy:8080"}`, env: "http://env-proxy:3128", want: "cfg-proxy:8080"},
-		{name: "https proxy", localconfig: `{"proxy.url": "https://cfg-proxy:8443"}`, want: "cfg-proxy:8443"},
+		// proxy.url turns the arc proxy on: the agent's traffic, and so the
+		// check, goes through it (it goes on to proxy.url with the credentials).
+		{name: "proxy.url: through the arc proxy", localconfig: `{"proxy.url": "http://cfg-proxy:8080"}`, env: "http://env-proxy:3128", want: "127.0.0.1:40343"},
+		{name: "gateway: through the arc proxy", localconfig: `{"connection.type": "gateway"}`, env: "http://env-proxy:3128", want: "127.0.0.1:40343"},
+		{name: "direct ignores HTTPS_PROXY", localconfig: `{"connection.type": "direct"}`, env: "http://env-proxy:3128"},
+		{name: "bypass Arc", localconfig: `{"proxy.bypass": ["Arc"]}`, env: "http://env-proxy:3128"},
 		{name: "socks refused", env: "socks5://p:1", code: errcode.Usage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

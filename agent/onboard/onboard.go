@@ -10,10 +10,12 @@ package onboard
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"regexp"
 	"runtime"
@@ -23,10 +25,12 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/arcagent/arcagent/agent/cloud"
+	"github.com/arcagent/arcagent/agent/config"
 	"github.com/arcagent/arcagent/agent/daemon"
 	"github.com/arcagent/arcagent/agent/himds"
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/agent/netcheck"
+	"github.com/arcagent/arcagent/agent/proxy"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/atomicfile"
@@ -81,7 +85,7 @@ func Connect(ctx context.Context, o Options) (res *Result, err error) {
 	} else if cfg != nil {
 		return nil, errcode.New(himds.CodeAlreadyConnected, "this machine is already connected as %s to %s", cfg.ResourceID, cfg.Server)
 	}
-	client, err := cloud.New(o.Server, cloud.Options{CAPEM: o.CAPEM, UserAgent: userAgent()})
+	client, err := newClient(l, o.Server, o.CAPEM)
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +309,7 @@ func deleteOnServer(ctx context.Context, l layout.Layout, cfg *himds.AgentConfig
 		return errcode.Wrap(himds.CodeMachineKey, err, "parse the machine key")
 	}
 	caPEM, _ := os.ReadFile(l.ServerCA())
-	client, err := cloud.New(cfg.Server, cloud.Options{CAPEM: caPEM, UserAgent: userAgent()})
+	client, err := newClient(l, cfg.Server, caPEM)
 	if err != nil {
 		return err
 	}
@@ -316,6 +320,30 @@ func deleteOnServer(ctx context.Context, l layout.Layout, cfg *himds.AgentConfig
 		return fmt.Errorf("delete the machine on %s (to reset only this machine, run `arcagent disconnect --force-local-only`): %w", cfg.Server, err)
 	}
 	return nil
+}
+
+// newClient is the control plane client of connect and disconnect: routed
+// like the services' traffic (agent/proxy: through the arc proxy when it
+// is on, else direct or HTTPS_PROXY, honouring proxy.bypass), trusting
+// caPEM (empty: the system roots).
+func newClient(l layout.Layout, server string, caPEM []byte) (*cloud.Client, error) {
+	settings, _, err := config.NewStore(l).Load()
+	if err != nil {
+		return nil, err
+	}
+	tr, err := proxy.Transport(l, settings, server)
+	if err != nil {
+		return nil, err
+	}
+	tr.TLSClientConfig.RootCAs = nil
+	if len(caPEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, errcode.New(errcode.Usage, "the CA bundle holds no PEM certificate")
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	return cloud.New(server, cloud.Options{HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: tr}, UserAgent: userAgent()})
 }
 
 // File is a connect --config file: JSON or YAML whose keys are connect's

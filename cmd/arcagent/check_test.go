@@ -97,7 +97,7 @@ func TestCheck(t *testing.T) {
 		{name: "bad server URL", args: []string{"--server", "http://plain:80"}, exit: 2, stderr: "is not valid: use https://HOST:PORT"},
 		{name: "bad endpoint", args: []string{"--server", cp.url(), "--endpoint", "ftp://x"}, exit: 2, stderr: `endpoint "ftp://x" is not valid`},
 		{name: "not connected", args: nil, exit: 2, stderr: "this machine is not connected: pass --server URL"},
-		{name: "bad proxy", args: []string{"--server", cp.url()}, proxy: "socks5://127.0.0.1:1", exit: 2, stderr: "the proxy in HTTPS_PROXY is not an http(s)://HOST:PORT URL"},
+		{name: "bad proxy", args: []string{"--server", cp.url()}, proxy: "socks5://127.0.0.1:1", exit: 2, stderr: `HTTPS_PROXY "socks5://127.0.0.1:1" is not an http:// or https:// proxy URL`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("HTTPS_PROXY", tc.proxy)
@@ -176,7 +176,7 @@ func TestCheck(t *testing.T) {
 // startTinyproxy runs Debian's tinyproxy on loopback with Basic
 // credentials, allowing CONNECT to connectPort only; it returns the
 // proxy's address and its log file.
-func startTinyproxy(t *testing.T, connectPort string) (addr, logFile string) {
+func startCheckTinyproxy(t *testing.T, connectPort string, auth bool) (addr, logFile string) {
 	t.Helper()
 	bin, err := exec.LookPath("tinyproxy")
 	if err != nil {
@@ -187,7 +187,11 @@ func startTinyproxy(t *testing.T, connectPort string) (addr, logFile string) {
 	_, port, _ := net.SplitHostPort(addr)
 	logFile = filepath.Join(dir, "tinyproxy.log")
 	conf := filepath.Join(dir, "tinyproxy.conf")
-	if err := os.WriteFile(conf, []byte("Listen 127.0.0.1\nPort "+port+"\nTimeout 10\nMaxClients 20\nLogFile \""+logFile+"\"\nLogLevel Connect\nBasicAuth ops s3cret-pw\nConnectPort "+connectPort+"\n"), 0o600); err != nil {
+	basic := ""
+	if auth {
+		basic = "BasicAuth ops s3cret-pw\n"
+	}
+	if err := os.WriteFile(conf, []byte("Listen 127.0.0.1\nPort "+port+"\nTimeout 10\nMaxClients 20\nLogFile \""+logFile+"\"\nLogLevel Connect\n"+basic+"ConnectPort "+connectPort+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if os.Geteuid() == 0 {
@@ -209,13 +213,17 @@ func startTinyproxy(t *testing.T, connectPort string) (addr, logFile string) {
 }
 
 // TestCheckThroughTinyproxy checks a real arcserver through a real
-// upstream proxy with Basic credentials: reachable with the right ones,
-// refused with a message naming the proxy otherwise.
+// upstream proxy (HTTPS_PROXY, the arc proxy off): reachable, a port the
+// proxy refuses, a proxy asking for credentials — each named as the
+// proxy's doing. Credentials never go in HTTPS_PROXY: the agent refuses
+// them there, as every service does (they belong in the arc proxy's
+// credentials file; the arc proxy end-to-end test checks through it).
 func TestCheckThroughTinyproxy(t *testing.T) {
 	cp := startControlPlane(t, t.TempDir())
 	caFile := writeTemp(t, "ca.pem", cp.ca)
 	_, cpPort, _ := net.SplitHostPort(cp.addr)
-	proxy, logFile := startTinyproxy(t, cpPort)
+	proxy, logFile := startCheckTinyproxy(t, cpPort, false)
+	authProxy, _ := startCheckTinyproxy(t, cpPort, true)
 	other, otherCA := tlsServer(t, time.Now().Add(time.Hour), http.StatusOK)
 	bothFile := writeTemp(t, "both.pem", append(append([]byte{}, cp.ca...), otherCA...))
 	for _, tc := range []struct {
@@ -224,16 +232,19 @@ func TestCheckThroughTinyproxy(t *testing.T) {
 		exit           int
 		msg            string
 	}{
-		{name: "right credentials", proxyURL: "http://ops:s3cret-pw@" + proxy, args: []string{"--ca-file", caFile}, exit: 0, msg: "reachable"},
-		{name: "wrong credentials", proxyURL: "http://ops:wrong@" + proxy, args: []string{"--ca-file", caFile}, exit: 1,
-			msg: "the proxy " + proxy + " refuses CONNECT to " + cp.addr + ": 401 Unauthorized: it asks for credentials and refused the ones sent"},
-		{name: "no credentials", proxyURL: "http://" + proxy, args: []string{"--ca-file", caFile}, exit: 1, msg: "it asks for credentials and sent none"},
-		{name: "port not allowed", proxyURL: "http://ops:s3cret-pw@" + proxy, args: []string{"--ca-file", bothFile, "--endpoint", other.URL + "/x"}, exit: 1,
+		{name: "reachable", proxyURL: "http://" + proxy, args: []string{"--ca-file", caFile}, exit: 0, msg: "reachable"},
+		{name: "no credentials", proxyURL: "http://" + authProxy, args: []string{"--ca-file", caFile}, exit: 1,
+			msg: "the proxy " + authProxy + " refuses CONNECT to " + cp.addr + ": 407 Proxy Authentication Required: it asks for credentials and sent none"},
+		{name: "credentials in HTTPS_PROXY", proxyURL: "http://ops:s3cret-pw@" + authProxy, args: []string{"--ca-file", caFile}, exit: 2, msg: ""},
+		{name: "port not allowed", proxyURL: "http://" + proxy, args: []string{"--ca-file", bothFile, "--endpoint", other.URL + "/x"}, exit: 1,
 			msg: "the proxy " + proxy + " refuses CONNECT to " + other.Listener.Addr().String() + ": 403"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("HTTPS_PROXY", tc.proxyURL)
 			out, stderr, code := runCLI(t, append([]string{"--root", t.TempDir(), "check", "-j", "--server", cp.url()}, tc.args...)...)
+			if tc.exit == 2 && !strings.Contains(stderr, "ARC0502") {
+				t.Fatalf("credentials in HTTPS_PROXY: exit %d %s%s, want ARC0502", code, out, stderr)
+			}
 			if code != tc.exit || !strings.Contains(out, tc.msg) {
 				t.Fatalf("exit %d, want %d with %q\n%s%s", code, tc.exit, tc.msg, out, stderr)
 			}
