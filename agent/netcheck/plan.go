@@ -3,6 +3,7 @@ package netcheck
 import (
 	"errors"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -62,11 +63,26 @@ func (p Plan) Options() (Options, error) {
 			return o, errcode.New(errcode.Usage, "endpoint %q is not valid: use https://HOST[:PORT][/PATH]", e)
 		}
 	}
-	o.Endpoints = Endpoints(server, issuer, p.Extra...)
 	s, _, err := config.NewStore(p.Layout).Load()
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return o, err
 	}
+	extra := p.Extra
+	if s != nil {
+		// The extension endpoints the operator allowed the agent to reach
+		// (proxy.allowed) are endpoints it needs too.
+		for _, e := range s.List(config.ProxyAllowed) {
+			host, port, err := config.SplitEndpoint(e)
+			if err != nil || strings.Contains(host, "*") {
+				continue
+			}
+			x := "https://" + net.JoinHostPort(host, port) + "/"
+			if !sameHostPort(x, server) {
+				extra = append(extra, x)
+			}
+		}
+	}
+	o.Endpoints = Endpoints(server, issuer, extra...)
 	configured := ""
 	if s != nil {
 		configured = s.String(config.ProxyURL)
@@ -102,6 +118,23 @@ func (p Plan) Options() (Options, error) {
 		o.Proxy, err = ProxyURL("", getenv)
 	}
 	return o, err
+}
+
+// sameHostPort reports whether two https URLs name one host:port.
+func sameHostPort(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	pa, pb := ua.Port(), ub.Port()
+	if pa == "" {
+		pa = "443"
+	}
+	if pb == "" {
+		pb = "443"
+	}
+	return strings.EqualFold(ua.Hostname(), ub.Hostname()) && pa == pb
 }
 
 // ProxyURL is the proxy the agent uses: proxy.url when set, else

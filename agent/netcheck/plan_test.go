@@ -2,6 +2,7 @@ package netcheck
 
 import (
 	"os"
+	"slices"
 	"path/filepath"
 	"testing"
 
@@ -86,5 +87,34 @@ func TestPlanConnected(t *testing.T) {
 	}
 	if _, err := (Plan{Layout: layout.New(t.TempDir())}).Options(); !errcode.Is(err, errcode.Usage) {
 		t.Errorf("not connected: %v", err)
+	}
+}
+
+// TestPlanExtensionEndpoints: the proxy.allowed endpoints are checked too
+// (not the control plane twice, not a wildcard).
+func TestPlanExtensionEndpoints(t *testing.T) {
+	l := layout.New(t.TempDir())
+	if err := os.MkdirAll(filepath.Dir(l.LocalConfig()), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(l.LocalConfig(), []byte(`{"proxy.allowed": ["ext.example:8443", "cp:8443", "monitor.example"]}`), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	o, err := Plan{Layout: l, Server: "https://cp:8443", Getenv: func(string) string { return "" }}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var urls []string
+	for _, e := range o.Endpoints {
+		urls = append(urls, e.URL)
+	}
+	want := []string{"https://ext.example:8443/", "https://monitor.example:443/"}
+	for _, w := range want {
+		if !slices.Contains(urls, w) {
+			t.Errorf("endpoints %v lack %s", urls, w)
+		}
+	}
+	if len(urls) != 3+len(want) {
+		t.Errorf("endpoints %v, want the three of the control plane and %v", urls, want)
 	}
 }
