@@ -97,7 +97,7 @@ func (p Plan) Options() (Options, error) {
 	// connection.type direct or a proxy.bypass class says direct.
 	if configured != "" {
 		if _, err := proxy.ParseUpstream(configured, config.ProxyURL); err != nil {
-			return o, errcode.Wrap(errcode.Usage, err, "check proxy.url (arcagent config get proxy.url)")
+			return o, err
 		}
 	}
 	r, err := proxy.NewRouter(s, server)
