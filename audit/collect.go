@@ -161,7 +161,7 @@ func Collect(ctx context.Context, opts Options) (*Facts, error) {
 	if err := c.collectConfig(c.l.LocalConfig(), "file"); err != nil {
 		return nil, err
 	}
-	c.collectServices()
+	c.collectServices(ctx)
 	c.collectFiles()
 	c.collectExtensions(ctx)
 	c.collectSecrets(ctx)
@@ -172,7 +172,7 @@ func Collect(ctx context.Context, opts Options) (*Facts, error) {
 // unavailable marks the sections that need an installed agent.
 func (c *collector) unavailable(ctx context.Context, why string) {
 	f := c.facts
-	f.Services = ServicesFacts{Section: Section{Reason: why}, ProcReason: why, Units: map[string]UnitFacts{}, Processes: map[string][]Process{}, Listeners: map[string][]Listener{}, Expected: expectedServices()}
+	f.Services = ServicesFacts{Section: Section{Reason: why}, ProcReason: why, Units: map[string]UnitFacts{}, Processes: map[string][]Process{}, Listeners: map[string][]Listener{}, Expected: expectedServices(), ProxyProbes: []ProxyProbe{}}
 	f.Files = FilesFacts{Section: Section{Reason: why}, Entries: []FileFact{}}
 	f.Extensions = ExtensionsFacts{Section: Section{Reason: why}, Installed: []ExtensionFact{}}
 	if !f.Secrets.Available && f.Secrets.Reason == "" {

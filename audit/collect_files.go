@@ -14,7 +14,7 @@ import (
 // fileClass groups layout entries for the privilege rules.
 var fileClass = map[string]string{
 	"bin-dir": "binary", "binary": "binary", "state-dir": "state",
-	"localconfig": "config", "agentconfig": "config",
+	"localconfig": "config", "agentconfig": "config", "proxy-credentials": "proxy",
 	"certs-dir": "certs", "machine-key": "certs",
 	"tokens-dir": "tokens", "token-key": "tokens",
 	"trust-dir": "trust", "trust-file": "trust",

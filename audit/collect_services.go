@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/hex"
 	"net"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/agent/proxy"
 	"github.com/arcagent/arcagent/internal/saferead"
 )
 
@@ -25,13 +27,15 @@ func expectedServices() map[string]ServiceSpec {
 // unitDirs are searched in systemd's order of precedence.
 var unitDirs = []string{"/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"}
 
-func (c *collector) collectServices() {
+func (c *collector) collectServices(ctx context.Context) {
 	sf := &c.facts.Services
 	sf.Available = true
 	sf.Units = map[string]UnitFacts{}
 	sf.Processes = map[string][]Process{}
 	sf.Listeners = map[string][]Listener{}
 	sf.Expected = expectedServices()
+	sf.ProxyProbes = []ProxyProbe{}
+	sf.ProxyOn = c.settings != nil && proxy.On(c.settings)
 	for _, s := range layout.Services() {
 		sf.Units[s.Name] = c.readUnit(s.Name)
 		sf.Processes[s.Name] = []Process{}
@@ -44,6 +48,7 @@ func (c *collector) collectServices() {
 	sf.ProcAvailable = true
 	c.readProcesses(sf)
 	c.readListeners(sf)
+	c.collectProxyProbes(ctx, sf)
 }
 
 // readUnit parses the [Service] section of a unit and its drop-ins.

@@ -139,6 +139,22 @@ type ServicesFacts struct {
 	Processes     map[string][]Process   `json:"processes"`
 	Listeners     map[string][]Listener  `json:"listeners"`
 	Expected      map[string]ServiceSpec `json:"expected"`
+	// ProxyOn is true when localconfig.json turns the arc proxy on
+	// (connection.type gateway, or proxy.url set).
+	ProxyOn bool `json:"proxy_on"`
+	// ProxyProbes are the answers of the arc proxy's loopback listeners to
+	// a CONNECT for a destination no allowlist holds (live host only).
+	ProxyProbes []ProxyProbe `json:"proxy_probes"`
+}
+
+// ProxyProbe is one probe of the arc proxy's egress allowlist.
+type ProxyProbe struct {
+	Address     string `json:"address"`     // loopback IP:port probed
+	Destination string `json:"destination"` // what the probe asked for
+	Status      int    `json:"status"`      // the proxy's HTTP status
+	Answer      string `json:"answer,omitempty"`
+	Refused     bool   `json:"refused"` // 403: the allowlist refused it
+	Error       string `json:"error,omitempty"`
 }
 
 // ServiceSpec is what the layout requires of a service.

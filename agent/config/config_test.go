@@ -22,7 +22,7 @@ func TestRegistryCoversDesign(t *testing.T) {
 		"automaticupgrade.enabled", "config.mode", "connection.type", "extensions.agent.cpulimit",
 		"extensions.allowlist", "extensions.blocklist", "extensions.enabled",
 		"guestconfiguration.agent.cpulimit", "guestconfiguration.enabled",
-		"incomingconnections.enabled", "incomingconnections.ports", "proxy.bypass", "proxy.url",
+		"incomingconnections.enabled", "incomingconnections.ports", "proxy.allowed", "proxy.bypass", "proxy.url",
 	}
 	if got := Names(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
@@ -71,6 +71,18 @@ func TestParseValue(t *testing.T) {
 		{ProxyBypass, "arm, aad", []string{"ARM", "AAD"}, false, false},
 		{ProxyBypass, "ArcData,AMA,Arc", []string{"ArcData", "AMA", "Arc"}, false, false},
 		{ProxyBypass, "Storage", nil, true, false},
+		{ProxyAllowed, "pkg.contoso.com, *.blob.core.windows.net:443,10.0.0.5:8443", []string{"pkg.contoso.com:443", "*.blob.core.windows.net:443", "10.0.0.5:8443"}, false, false},
+		{ProxyAllowed, "PKG.Contoso.COM.,pkg.contoso.com:443", []string{"pkg.contoso.com:443"}, false, false},
+		{ProxyAllowed, "[2001:db8::1]:8443,[::ffff:10.0.0.1]", []string{"[2001:db8::1]:8443", "10.0.0.1:443"}, false, false},
+		{ProxyAllowed, "https://pkg.contoso.com", nil, true, false},
+		{ProxyAllowed, "pkg.contoso.com:0", nil, true, false},
+		{ProxyAllowed, "pkg.contoso.com:0443", nil, true, false},
+		{ProxyAllowed, "*.com", nil, true, false},
+		{ProxyAllowed, "a.*.com", nil, true, false},
+		{ProxyAllowed, "2130706433", nil, true, false},
+		{ProxyAllowed, "0x7f.1", nil, true, false},
+		{ProxyAllowed, "user@host", nil, true, false},
+		{ProxyAllowed, "fe80::1%eth0", nil, true, false},
 		{ExtAllowlist, "Microsoft.Azure.Monitor/AzureMonitorWindowsAgent,Microsoft.Azure.AzureDefenderForServers/MDE.Windows",
 			[]string{"Microsoft.Azure.Monitor/AzureMonitorWindowsAgent", "Microsoft.Azure.AzureDefenderForServers/MDE.Windows"}, false, false},
 		{ExtAllowlist, "\u201cMicrosoft.Azure.Monitor/AzureMonitorWindowsAgent, Microsoft.Azure.AzureDefenderForServers/MDE.Windows\u201d",

@@ -26,11 +26,12 @@ const (
 	TypePortList      Type = "list of ports"
 	TypeExtensionList Type = "list of Publisher/Type"
 	TypeEnumList      Type = "list"
+	TypeEndpointList  Type = "list of host[:port]"
 )
 
 // IsList reports whether values of t are lists.
 func (t Type) IsList() bool {
-	return t == TypePortList || t == TypeExtensionList || t == TypeEnumList
+	return t == TypePortList || t == TypeExtensionList || t == TypeEnumList || t == TypeEndpointList
 }
 
 // Property names.
@@ -40,6 +41,7 @@ const (
 	ConnectionType    = "connection.type"
 	ProxyURL          = "proxy.url"
 	ProxyBypass       = "proxy.bypass"
+	ProxyAllowed      = "proxy.allowed"
 	ExtAllowlist      = "extensions.allowlist"
 	ExtBlocklist      = "extensions.blocklist"
 	ExtEnabled        = "extensions.enabled"
@@ -90,6 +92,8 @@ func (p Property) AllowedText() string {
 		return "comma-separated Publisher/Type names"
 	case TypeEnumList:
 		return "comma-separated values from: " + strings.Join(p.Allowed, ", ")
+	case TypeEndpointList:
+		return "comma-separated host[:port] (port 443 when left out), *.domain for every name under a domain, [IPv6]:port"
 	}
 	return ""
 }
@@ -105,9 +109,11 @@ var properties = []Property{
 	{Name: ConnectionType, Type: TypeEnum, Default: "default", Allowed: []string{"default", "direct", "gateway"},
 		Help: "How the agent reaches the control plane: default (proxy if configured), direct, or through a gateway."},
 	{Name: ProxyURL, Type: TypeURL, Default: "",
-		Help: "http(s)://host:port of an enterprise proxy for agent and extension traffic. Wins over HTTPS_PROXY. Do not put credentials in it: the file is readable by group himds."},
+		Help: "http(s)://host:port of an enterprise proxy for agent and extension traffic; setting it turns the arc proxy (arcproxyd) on. Wins over HTTPS_PROXY. Do not put credentials in it (the file is readable by group himds, and a URL with credentials is refused): write user:password to /var/opt/azcmagent/proxy-credentials (root:arcproxy 0640)."},
 	{Name: ProxyBypass, Type: TypeEnumList, Default: []string{}, Allowed: []string{"AAD", "ARM", "Arc", "AMA", "ArcData"},
 		Help: "Endpoint classes whose traffic skips the proxy."},
+	{Name: ProxyAllowed, Type: TypeEndpointList, Default: []string{},
+		Help: "Extra destinations the arc proxy (arcproxyd) may connect to, as host[:port]: extension and package endpoints outside the control plane. The control plane's own host is always allowed; anything else is refused with 403."},
 	{Name: ExtAllowlist, Type: TypeExtensionList, Default: []string{},
 		Help: "Extensions that may be installed or updated, as Publisher/Type. Empty allows all; Allow/None allows nothing. Changing the list never removes installed extensions."},
 	{Name: ExtBlocklist, Type: TypeExtensionList, Default: []string{},

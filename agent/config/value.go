@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -182,6 +183,12 @@ func normalizeItem(p Property, it string) (string, error) {
 			return "", invalid(p, it, "not in the form Publisher/Type")
 		}
 		return it, nil
+	case TypeEndpointList:
+		host, port, err := SplitEndpoint(it)
+		if err != nil {
+			return "", invalid(p, it, err.Error())
+		}
+		return net.JoinHostPort(host, port), nil
 	}
 	return "", fmt.Errorf("property %s is not a list", p.Name)
 }
@@ -235,4 +242,71 @@ func ContainsFold(list []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// hostLabelRE is one DNS label (letters, digits, hyphens, underscores as
+// some service names have them).
+var hostLabelRE = regexp.MustCompile(`^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$`)
+
+// SplitEndpoint parses a proxy.allowed entry: host[:port], [IPv6][:port]
+// or *.domain[:port]. It returns the host in canonical form (lower case, no
+// trailing dot, IP literals as netip prints them, without brackets) and
+// the port (443 when left out).
+func SplitEndpoint(s string) (host, port string, err error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", "", fmt.Errorf("empty endpoint")
+	}
+	if strings.Contains(s, "://") || strings.ContainsAny(s, "/?#@ ") {
+		return "", "", fmt.Errorf("give host[:port], not a URL")
+	}
+	host, port = s, "443"
+	if h, p, e := net.SplitHostPort(s); e == nil {
+		host, port = h, p
+	} else if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		host = s[1 : len(s)-1]
+	} else if strings.Count(s, ":") == 1 {
+		return "", "", fmt.Errorf("bad host:port")
+	}
+	n, e := strconv.Atoi(port)
+	if e != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+		return "", "", fmt.Errorf("port out of range")
+	}
+	if ip, e := netipParse(host); e == nil {
+		return ip, port, nil
+	}
+	if strings.Contains(host, ":") {
+		return "", "", fmt.Errorf("not a host name or IP address")
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	name := strings.TrimPrefix(host, "*.")
+	labels := strings.Split(name, ".")
+	if len(host) > 253 || name == "" {
+		return "", "", fmt.Errorf("not a host name")
+	}
+	for _, l := range labels {
+		if !hostLabelRE.MatchString(l) {
+			return "", "", fmt.Errorf("not a host name")
+		}
+	}
+	if last := labels[len(labels)-1]; strings.Trim(last, "0123456789") == "" || strings.HasPrefix(last, "0x") {
+		// 2130706433 or 0x7f.1: some resolvers read these as addresses.
+		return "", "", fmt.Errorf("a numeric name is not a host name; give the IP address itself")
+	}
+	if name != host && len(labels) < 2 {
+		return "", "", fmt.Errorf("a wildcard needs a domain with at least two labels (*.example.com)")
+	}
+	return host, port, nil
+}
+
+// netipParse returns the canonical text of an IP literal (zones refused).
+func netipParse(s string) (string, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return "", err
+	}
+	if a.Zone() != "" {
+		return "", fmt.Errorf("zoned address")
+	}
+	return a.Unmap().String(), nil
 }

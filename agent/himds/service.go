@@ -2,15 +2,12 @@ package himds
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -19,6 +16,7 @@ import (
 	"github.com/arcagent/arcagent/agent/cloud"
 	"github.com/arcagent/arcagent/agent/config"
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/agent/proxy"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
 )
@@ -250,28 +248,14 @@ func MachineClient(l layout.Layout, cfg *AgentConfig, settings *config.Settings,
 }
 
 // httpClient is the HTTPS client to the control plane: its CA from certs/
-// and the proxy from localconfig.json or the environment.
+// and the route of agent/proxy (through the arc proxy when it is on,
+// else direct or HTTPS_PROXY, honouring proxy.bypass).
 func httpClient(l layout.Layout, cfg *AgentConfig, settings *config.Settings) (*http.Client, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca, err := os.ReadFile(l.ServerCA()); err == nil {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(ca) {
-			return nil, errcode.New(CodeStateUnreadable, "%s holds no PEM certificate", l.ServerCA())
-		}
-		tc.RootCAs = pool
+	tr, err := proxy.Transport(l, settings, cfg.Server)
+	if err != nil {
+		return nil, err
 	}
-	proxy := http.ProxyFromEnvironment
-	if p := settings.String(config.ProxyURL); p != "" {
-		u, err := url.Parse(p)
-		if err != nil {
-			return nil, errcode.Wrap(errcode.InvalidValue, err, "proxy.url %q", p)
-		}
-		proxy = http.ProxyURL(u)
-	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: tc, ForceAttemptHTTP2: true, Proxy: proxy,
-		MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second,
-	}}, nil
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}, nil
 }
 
 // Kick asks for a heartbeat now (after connect).

@@ -15,11 +15,12 @@ import (
 
 // Service users and groups.
 const (
-	UserRoot     = "root"
-	GroupRoot    = "root"
-	UserHIMDS    = "himds"
-	GroupHIMDS   = "himds"
-	UserArcProxy = "arcproxy"
+	UserRoot      = "root"
+	GroupRoot     = "root"
+	UserHIMDS     = "himds"
+	GroupHIMDS    = "himds"
+	UserArcProxy  = "arcproxy"
+	GroupArcProxy = "arcproxy"
 )
 
 // Well-known absolute paths in production (root prefix "/").
@@ -54,6 +55,11 @@ const (
 	// status, lastHeartbeat (RFC 3339), lastError. The audit reads it.
 	HIMDSStatus = RunDir + "/status.json"
 )
+
+// ProxyCredentials holds the upstream proxy's Basic credentials for the
+// arc proxy, one line user:password (root:arcproxy 0640). It is a secret:
+// never copy it into a log bundle.
+const ProxyCredentials = StateDir + "/proxy-credentials"
 
 // Extension manager paths (root:root 0700, under GuestConfigDir): extd's
 // persisted state, its package downloads, and the handlers' log folders.
@@ -99,6 +105,7 @@ var entries = []Entry{
 	{ID: "state-dir", Path: StateDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o755, Holds: "agent state"},
 	{ID: "localconfig", Path: LocalConfig, Kind: KindFile, Owner: UserRoot, Group: GroupHIMDS, Mode: 0o640, Holds: "local security controls"},
 	{ID: "agentconfig", Path: AgentConfig, Kind: KindFile, Owner: UserRoot, Group: GroupHIMDS, Mode: 0o640, Holds: "registration: machine id, control plane URL, scope"},
+	{ID: "proxy-credentials", Path: ProxyCredentials, Kind: KindFile, Owner: UserRoot, Group: GroupArcProxy, Mode: 0o640, Holds: "the upstream proxy's Basic credentials for the arc proxy"},
 	{ID: "certs-dir", Path: CertsDir, Kind: KindDir, Owner: UserHIMDS, Group: GroupHIMDS, Mode: 0o700, Holds: "machine private key, control plane CA"},
 	{ID: "machine-key", Path: CertsDir + "/*.key", Kind: KindGlob, Owner: UserHIMDS, Group: GroupHIMDS, Mode: 0o600, Holds: "machine private key"},
 	{ID: "tokens-dir", Path: TokensDir, Kind: KindDir, Owner: UserHIMDS, Group: GroupHIMDS, Mode: 0o710, Holds: "challenge secret files"},
@@ -208,6 +215,7 @@ func (l Layout) ServerCA() string         { return l.Path(ServerCA) }
 func (l Layout) RunDir() string           { return l.Path(RunDir) }
 func (l Layout) AdminSocket() string      { return l.Path(AdminSocket) }
 func (l Layout) HIMDSStatus() string      { return l.Path(HIMDSStatus) }
+func (l Layout) ProxyCredentials() string { return l.Path(ProxyCredentials) }
 
 // Lookup returns the entry with the given ID.
 func Lookup(id string) (Entry, bool) {

@@ -35,20 +35,21 @@ func TestEntriesMatchDesign(t *testing.T) {
 		owner, group string
 		mode         os.FileMode
 	}{
-		"binary":          {"root", "root", 0o755},
-		"localconfig":     {"root", "himds", 0o640},
-		"agentconfig":     {"root", "himds", 0o640},
-		"certs-dir":       {"himds", "himds", 0o700},
-		"machine-key":     {"himds", "himds", 0o600},
-		"tokens-dir":      {"himds", "himds", 0o710},
-		"token-key":       {"himds", "himds", 0o640},
-		"trust-dir":       {"root", "root", 0o755},
-		"trust-file":      {"root", "root", 0o644},
-		"log-dir":         {"himds", "himds", 0o750},
-		"guestconfig-dir": {"root", "root", 0o700},
-		"extension-dir":   {"root", "root", 0o700},
-		"unit-himdsd":     {"root", "root", 0o644},
-		"unit-arcproxyd":  {"root", "root", 0o644},
+		"binary":            {"root", "root", 0o755},
+		"localconfig":       {"root", "himds", 0o640},
+		"agentconfig":       {"root", "himds", 0o640},
+		"certs-dir":         {"himds", "himds", 0o700},
+		"machine-key":       {"himds", "himds", 0o600},
+		"tokens-dir":        {"himds", "himds", 0o710},
+		"token-key":         {"himds", "himds", 0o640},
+		"trust-dir":         {"root", "root", 0o755},
+		"trust-file":        {"root", "root", 0o644},
+		"log-dir":           {"himds", "himds", 0o750},
+		"guestconfig-dir":   {"root", "root", 0o700},
+		"extension-dir":     {"root", "root", 0o700},
+		"unit-himdsd":       {"root", "root", 0o644},
+		"unit-arcproxyd":    {"root", "root", 0o644},
+		"proxy-credentials": {"root", "arcproxy", 0o640},
 	}
 	for id, w := range want {
 		e, ok := Lookup(id)

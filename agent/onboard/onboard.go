@@ -10,10 +10,12 @@ package onboard
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"regexp"
 	"runtime"
@@ -23,9 +25,12 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/arcagent/arcagent/agent/cloud"
+	"github.com/arcagent/arcagent/agent/config"
 	"github.com/arcagent/arcagent/agent/daemon"
 	"github.com/arcagent/arcagent/agent/himds"
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/agent/netcheck"
+	"github.com/arcagent/arcagent/agent/proxy"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/atomicfile"
@@ -51,6 +56,12 @@ type Options struct {
 	Warn func(msg string)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// IgnoreNetworkCheck skips the network check (agent/netcheck) that
+	// otherwise runs before anything is written or registered.
+	IgnoreNetworkCheck bool
+	// CheckTimeout bounds each endpoint of the network check; 0 means the
+	// check's default.
+	CheckTimeout time.Duration
 }
 
 // Result is a completed connect.
@@ -74,9 +85,14 @@ func Connect(ctx context.Context, o Options) (res *Result, err error) {
 	} else if cfg != nil {
 		return nil, errcode.New(himds.CodeAlreadyConnected, "this machine is already connected as %s to %s", cfg.ResourceID, cfg.Server)
 	}
-	client, err := cloud.New(o.Server, cloud.Options{CAPEM: o.CAPEM, UserAgent: userAgent()})
+	client, err := newClient(l, o.Server, o.CAPEM)
 	if err != nil {
 		return nil, err
+	}
+	if !o.IgnoreNetworkCheck {
+		if err := networkCheck(ctx, o); err != nil {
+			return nil, err
+		}
 	}
 	if err := EnsureDirs(l); err != nil {
 		return nil, err
@@ -144,6 +160,21 @@ func Connect(ctx context.Context, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	return &Result{Config: cfg, HIMDSNotified: TellHIMDS(ctx, l)}, nil
+}
+
+// networkCheck runs `arcagent check` for the server connect is about to
+// register with. A failure keeps the check's report (*netcheck.Failed) in
+// the error chain, for the caller to print.
+func networkCheck(ctx context.Context, o Options) error {
+	no, err := netcheck.Plan{Layout: o.Layout, Server: o.Server, CAPEM: o.CAPEM}.Options()
+	if err != nil {
+		return err
+	}
+	no.Timeout, no.UserAgent = o.CheckTimeout, userAgent()
+	if err := netcheck.Run(ctx, no).Err(); err != nil {
+		return errcode.Wrap(netcheck.CodeConnectCheck, err, "the network check failed, nothing was connected")
+	}
+	return nil
 }
 
 func (o Options) warn(msg string) {
@@ -278,7 +309,7 @@ func deleteOnServer(ctx context.Context, l layout.Layout, cfg *himds.AgentConfig
 		return errcode.Wrap(himds.CodeMachineKey, err, "parse the machine key")
 	}
 	caPEM, _ := os.ReadFile(l.ServerCA())
-	client, err := cloud.New(cfg.Server, cloud.Options{CAPEM: caPEM, UserAgent: userAgent()})
+	client, err := newClient(l, cfg.Server, caPEM)
 	if err != nil {
 		return err
 	}
@@ -289,6 +320,30 @@ func deleteOnServer(ctx context.Context, l layout.Layout, cfg *himds.AgentConfig
 		return fmt.Errorf("delete the machine on %s (to reset only this machine, run `arcagent disconnect --force-local-only`): %w", cfg.Server, err)
 	}
 	return nil
+}
+
+// newClient is the control plane client of connect and disconnect: routed
+// like the services' traffic (agent/proxy: through the arc proxy when it
+// is on, else direct or HTTPS_PROXY, honouring proxy.bypass), trusting
+// caPEM (empty: the system roots).
+func newClient(l layout.Layout, server string, caPEM []byte) (*cloud.Client, error) {
+	settings, _, err := config.NewStore(l).Load()
+	if err != nil {
+		return nil, err
+	}
+	tr, err := proxy.Transport(l, settings, server)
+	if err != nil {
+		return nil, err
+	}
+	tr.TLSClientConfig.RootCAs = nil
+	if len(caPEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, errcode.New(errcode.Usage, "the CA bundle holds no PEM certificate")
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	return cloud.New(server, cloud.Options{HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: tr}, UserAgent: userAgent()})
 }
 
 // File is a connect --config file: JSON or YAML whose keys are connect's

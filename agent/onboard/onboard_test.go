@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/arcagent/arcagent/agent/himds"
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/agent/netcheck"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
 )
@@ -29,6 +31,16 @@ type fakeServer struct {
 	mu         sync.Mutex
 	registered []apiv1.RegisterRequest
 	deleted    []string
+	unhealthy  bool // /healthz answers 503
+}
+
+func (f *fakeServer) health() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.unhealthy {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusOK
 }
 
 func newFakeServer(t *testing.T, group string) *fakeServer {
@@ -52,6 +64,10 @@ func newFakeServer(t *testing.T, group string) *fakeServer {
 		json.NewEncoder(w).Encode(apiv1.Registration{MachineID: "m-1", ResourceID: "/subscriptions/" + sub + "/resourceGroups/" + f.group + "/providers/Microsoft.HybridCompute/machines/web01",
 			Name: "web01", SubscriptionID: sub, ResourceGroup: f.group, TenantID: "t", Location: "local", Audience: f.URL, Issuer: f.URL, HeartbeatSeconds: 300})
 	})
+	// What the network check before connect asks for.
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(f.health()) })
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("GET /v1/packages", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusUnauthorized) })
 	mux.HandleFunc("DELETE /v1/machines/{id}/self", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.deleted = append(f.deleted, r.PathValue("id"))
@@ -272,5 +288,35 @@ func TestEnsureDirsRefusesLinks(t *testing.T) {
 	}
 	if fi, err := os.Stat(elsewhere); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Errorf("the link's target became %v (%v)", fi.Mode(), err)
+	}
+}
+
+// A failed network check stops connect before the key is generated or
+// anything registered; --ignore-network-check goes on regardless.
+func TestConnectNetworkCheck(t *testing.T) {
+	srv := newFakeServer(t, "web")
+	srv.unhealthy = true
+	root := t.TempDir()
+	_, err := Connect(t.Context(), srv.options(root))
+	failed, ok := errors.AsType[*netcheck.Failed](err)
+	if !hasCode(err, netcheck.CodeConnectCheck) || !ok || errcode.ExitCode(err) != errcode.ExitFailed {
+		t.Fatalf("err %v (exit %d), want %s with the check's report", err, errcode.ExitCode(err), netcheck.CodeConnectCheck)
+	}
+	if r := failed.Report.Results[0]; r.Code != netcheck.CodeHTTP || !strings.Contains(r.Message, "503") {
+		t.Errorf("first result %+v", r)
+	}
+	l := layout.New(root)
+	for _, p := range []string{l.MachineKey(), l.ServerCA(), l.AgentConfig()} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s exists after a failed check", p)
+		}
+	}
+	if len(srv.registered) != 0 {
+		t.Errorf("registered %v after a failed check", srv.registered)
+	}
+	o := srv.options(root)
+	o.IgnoreNetworkCheck = true
+	if _, err := Connect(t.Context(), o); err != nil || len(srv.registered) != 1 {
+		t.Fatalf("connect --ignore-network-check: %v, registered %d", err, len(srv.registered))
 	}
 }

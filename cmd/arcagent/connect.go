@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/arcagent/arcagent/agent/himds"
+	"github.com/arcagent/arcagent/agent/netcheck"
 	"github.com/arcagent/arcagent/agent/onboard"
 	"github.com/arcagent/arcagent/errcode"
 )
@@ -22,6 +24,7 @@ func newServiceLogger(a *app) *slog.Logger {
 func newConnectCmd(a *app) *cobra.Command {
 	var f onboard.File
 	var configFile string
+	var ignoreCheck bool
 	cmd := &cobra.Command{
 		Use:   "connect --server URL --onboarding-token T --resource-group RG",
 		Short: "Connect this machine to a control plane",
@@ -29,6 +32,9 @@ func newConnectCmd(a *app) *cobra.Command {
 never leaves it; certs/machine.key, himds:himds 0600), registers the machine
 with an onboarding credential, writes agentconfig.json and tells a running
 HIMDS to pick the new identity up. If a step fails, it undoes the others.
+Before anything, it runs the network check of "arcagent check" against the
+server and stops, printing the check's table, when an endpoint is
+unreachable (--ignore-network-check skips it).
 
 Keep the credential out of shell history with --config FILE: a JSON or YAML
 file whose keys are the flag names (server, onboarding-token,
@@ -39,7 +45,13 @@ resource-group, ca-file, name, tags). Delete the file after use.`,
 			if err != nil {
 				return err
 			}
+			o.IgnoreNetworkCheck = ignoreCheck
 			res, err := onboard.Connect(cmd.Context(), o)
+			if failed, ok := errors.AsType[*netcheck.Failed](err); ok {
+				if perr := a.printCheck(failed.Report); perr != nil {
+					return perr
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -61,6 +73,7 @@ resource-group, ca-file, name, tags). Delete the file after use.`,
 	fl.StringVar(&f.CAFile, "ca-file", "", "PEM CA bundle that signs the server certificate (default: system roots)")
 	fl.StringVar(&f.Name, "name", "", "machine name (default: the host name)")
 	fl.StringVar(&f.Tags, "tags", "", "tags, k=v,k2=v2")
+	fl.BoolVar(&ignoreCheck, "ignore-network-check", false, "connect without checking first that the control plane's endpoints are reachable")
 	fl.StringVar(&configFile, "config", "", "JSON or YAML file with the flags above (keys = flag names)")
 	return cmd
 }

@@ -33,10 +33,10 @@ type himdsOptions struct {
 func newDaemonCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "daemon SERVICE",
-		Short: "Run an agent service in the foreground (himds, extd)",
+		Short: "Run an agent service in the foreground (himds, extd, arcproxy)",
 		Args:  exactArgs(1),
 	}
-	cmd.AddCommand(newDaemonHIMDSCmd(a), newDaemonExtdCmd(a))
+	cmd.AddCommand(newDaemonHIMDSCmd(a), newDaemonExtdCmd(a), newDaemonArcProxyCmd(a))
 	return cmd
 }
 

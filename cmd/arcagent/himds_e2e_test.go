@@ -484,7 +484,8 @@ func TestConnectUsageErrors(t *testing.T) {
 		{"unknown key in --config", []string{"connect", "--root", root, "--config", bad}, 2, "ARC0407"},
 		{"http server", []string{"connect", "--root", root, "--server", "http://x", "--onboarding-token", "t", "--resource-group", "g"}, 2, "https"},
 		{"bad tags", []string{"connect", "--root", root, "--server", "https://127.0.0.1:1", "--onboarding-token", "t", "--resource-group", "g", "--tags", "novalue"}, 2, "KEY=VALUE"},
-		{"unreachable server", []string{"connect", "--root", root, "--server", "https://127.0.0.1:1", "--onboarding-token", "t", "--resource-group", "g"}, 3, "ARC0212"},
+		{"unreachable server", []string{"connect", "--root", root, "--server", "https://127.0.0.1:1", "--onboarding-token", "t", "--resource-group", "g"}, 3, "ARC0529"},
+		{"unreachable server, no check", []string{"connect", "--root", root, "--server", "https://127.0.0.1:1", "--onboarding-token", "t", "--resource-group", "g", "--ignore-network-check"}, 3, "ARC0212"},
 		{"disconnect when not connected", []string{"disconnect", "--root", root}, 3, "ARC0400"},
 		{"show unknown property", []string{"show", "--root", root, "nope"}, 2, "unknown property"},
 	} {
