@@ -21,6 +21,15 @@ func newServiceLogger(a *app) *slog.Logger {
 	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
+// serviceLogger is the logger of a daemon: a service always logs (stderr
+// goes to the journal under systemd), at debug level with -v.
+func (a *app) serviceLogger() *slog.Logger {
+	if a.logStderr || a.verbose {
+		return a.log
+	}
+	return newServiceLogger(a)
+}
+
 func newConnectCmd(a *app) *cobra.Command {
 	var f onboard.File
 	var configFile string

@@ -73,11 +73,7 @@ and stops gracefully on SIGTERM.`,
 func runHIMDS(cmd *cobra.Command, a *app, o himdsOptions) error {
 	ctx := cmd.Context()
 	l := a.layout()
-	log := a.log
-	if !a.logStderr && !a.verbose {
-		// A service always logs; stderr goes to the journal under systemd.
-		log = newServiceLogger(a)
-	}
+	log := a.serviceLogger()
 	tokens := o.tokensDir
 	if tokens == "" {
 		tokens = l.TokensDir()

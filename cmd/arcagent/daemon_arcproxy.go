@@ -70,10 +70,7 @@ configuration turns it off, and gracefully on SIGTERM.`,
 func runArcProxy(cmd *cobra.Command, a *app, o arcproxyOptions) error {
 	ctx := cmd.Context()
 	l := a.layout()
-	log := a.log
-	if !a.logStderr && !a.verbose {
-		log = newServiceLogger(a)
-	}
+	log := a.serviceLogger()
 	srv := proxy.New(proxy.Options{
 		Layout: l, Log: log, CredentialsFile: o.credentials, ReloadEvery: o.reloadEvery,
 		LoadServer: func() (string, error) {

@@ -66,10 +66,7 @@ an unfinished install back and resumes the rest. It stops on SIGTERM.`,
 func runExtd(cmd *cobra.Command, a *app, o extdOptions) error {
 	ctx := cmd.Context()
 	l := a.layout()
-	log := a.log
-	if !a.logStderr && !a.verbose {
-		log = newServiceLogger(a)
-	}
+	log := a.serviceLogger()
 	if os.Geteuid() != 0 && l.IsSystemRoot() {
 		return errcode.New(errcode.PermissionDenied, "the extension manager runs extension handlers as root: start it as root (systemd unit extd.service), or use --root DIR for a test tree")
 	}
