@@ -2,8 +2,8 @@ package netcheck
 
 import (
 	"os"
-	"slices"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/arcagent/arcagent/agent/layout"
