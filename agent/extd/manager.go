@@ -284,6 +284,10 @@ func (p *pass) writeSettings(e *Entry, version string, spec *apiv1.ExtensionSpec
 	return nil
 }
 
+// TransitionTimeout is how long a handler may report transitioning after
+// enable before the extension is reported Failed.
+const TransitionTimeout = 30 * time.Minute
+
 // enable runs enable for e and reads its status back.
 func (p *pass) enable(ctx context.Context, e *Entry) error {
 	p.setStatus(e, apiv1.ExtensionTransitioning, "Enable", "")
@@ -308,7 +312,15 @@ func (p *pass) readStatus(e *Entry, res *handler.Result) {
 		p.setStatus(e, apiv1.ExtensionFailed, "Enable", err.Error())
 		return
 	}
+	if res != nil { // right after an enable: a new wait starts
+		e.TransitioningSince = time.Time{}
+	}
 	st, err := handler.ReadStatus(x, e.Sequence)
+	defer func() {
+		if e.Status.State != apiv1.ExtensionTransitioning {
+			e.TransitioningSince = time.Time{}
+		}
+	}()
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if e.Status.State == apiv1.ExtensionTransitioning && res == nil {
@@ -327,7 +339,18 @@ func (p *pass) readStatus(e *Entry, res *handler.Result) {
 		case "success", "warning":
 			p.setStatus(e, apiv1.ExtensionSucceeded, op, st.Message)
 		case "transitioning":
+			// A handler that never settles is reported Failed after
+			// TransitionTimeout, not re-read every 5 s for ever.
+			now := p.now()
+			if e.TransitioningSince.IsZero() {
+				e.TransitioningSince = now
+			}
+			if now.Sub(e.TransitioningSince) > TransitionTimeout {
+				p.setStatus(e, apiv1.ExtensionFailed, op, fmt.Sprintf("the handler has reported transitioning since %s, more than %s: %s", e.TransitioningSince.UTC().Format(time.RFC3339), TransitionTimeout, st.Message))
+				return
+			}
 			p.setStatus(e, apiv1.ExtensionTransitioning, op, st.Message)
+			return
 		default:
 			p.setStatus(e, apiv1.ExtensionFailed, op, st.Message)
 		}

@@ -94,6 +94,7 @@ func (m *Manager) Reconcile(ctx context.Context, cp ControlPlane, desired *apiv1
 			p.apply(ctx, spec)
 		}
 	}
+	p.pruneDownloads()
 	out := Outcome{Changed: p.changed || p.reported, Degraded: p.degraded}
 	now := p.now()
 	for _, e := range p.st.Extensions {
@@ -311,6 +312,32 @@ func (p *pass) download(ctx context.Context, spec *apiv1.ExtensionSpec) (string,
 		return "", nil, errcode.Wrap(CodeDownload, err, "store the download")
 	}
 	return final, env, nil
+}
+
+// pruneDownloads deletes finished downloads no desired extension pins any
+// more (a package refused after download, an assignment removed or
+// changed before it installed); one still assigned stays for the retry.
+func (p *pass) pruneDownloads() {
+	if p.st.Desired == nil {
+		return
+	}
+	pinned := map[string]bool{}
+	for _, s := range p.st.Desired.Extensions {
+		pinned[s.PackageSHA256+".zip"] = true
+	}
+	dir := p.m.o.Layout.ExtDownloadsDir()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if e.Type().IsRegular() && strings.HasSuffix(n, ".zip") && digestRE.MatchString(strings.TrimSuffix(n, ".zip")) && !pinned[n] {
+			if err := os.Remove(filepath.Join(dir, n)); err != nil {
+				p.m.o.Log.Warn("delete a download no longer assigned", "path", filepath.Join(dir, n), "err", err)
+			}
+		}
+	}
 }
 
 func fileSHA256(path string) (string, error) {
@@ -603,8 +630,11 @@ func (m *Manager) Recover(ctx context.Context) error {
 	defer done()
 	// Downloads and verify copies cut off by a crash (their deferred
 	// removal never ran); a finished download stays for reuse.
-	for _, pat := range []string{"*.part-*", "verify-*"} {
-		left, _ := filepath.Glob(filepath.Join(m.o.Layout.ExtDownloadsDir(), pat))
+	// So are extraction staging trees under the records directory (a
+	// kill -9 while a package was extracted).
+	for _, pat := range []string{filepath.Join(m.o.Layout.ExtDownloadsDir(), "*.part-*"), filepath.Join(m.o.Layout.ExtDownloadsDir(), "verify-*"),
+		filepath.Join(m.o.Layout.ExtensionsDir(), extensions.RecordsDirName, "staging-*")} {
+		left, _ := filepath.Glob(pat)
 		for _, f := range left {
 			if err := os.RemoveAll(f); err != nil {
 				m.o.Log.Warn("delete a download left by a crash", "path", f, "err", err)

@@ -470,11 +470,19 @@ func TestRecoverRemovesPartialDownloads(t *testing.T) {
 	if err := os.WriteFile(part, []byte("partial"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// An extraction cut off the same way leaves its staging tree.
+	staging := filepath.Join(e.l.ExtensionsDir(), extensions.RecordsDirName, "staging-42", "tree")
+	if err := os.MkdirAll(staging, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.m.Recover(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(part); !os.IsNotExist(err) {
 		t.Fatalf("partial download left: %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(staging)); !os.IsNotExist(err) {
+		t.Fatalf("extraction staging tree left: %v", err)
 	}
 }
 
@@ -498,5 +506,54 @@ func TestOversizedStateNotWritten(t *testing.T) {
 	}
 	if _, err := LoadState(e.l); err != nil {
 		t.Fatalf("state after an oversized desired state: %v", err)
+	}
+}
+
+// TestDownloadsPruned: a package refused after its download stays while it
+// is assigned (a retry reuses it) and goes once the assignment does.
+func TestDownloadsPruned(t *testing.T) {
+	e := newEnv(t)
+	other, _ := signing.GenerateKey(signing.AlgECDSAP256, nil)
+	spec := e.publish("test", pub, typ, "1.0.0", other) // an untrusted key: refused after download
+	e.cp.assign(spec)
+	e.pass()
+	dl := filepath.Join(e.l.ExtDownloadsDir(), spec.PackageSHA256+".zip")
+	if _, err := os.Stat(dl); err != nil {
+		t.Fatalf("the refused package's download should stay while assigned: %v", err)
+	}
+	e.cp.assign()
+	e.pass()
+	if _, err := os.Stat(dl); !os.IsNotExist(err) {
+		t.Fatalf("the download of a package no longer assigned is still there: %v", err)
+	}
+}
+
+// TestTransitioningTimesOut: a handler that reports transitioning for ever
+// is re-read until TransitionTimeout, then reported Failed.
+func TestTransitioningTimesOut(t *testing.T) {
+	e := newEnv(t)
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	e.m.o.Now = func() time.Time { return now }
+	spec := e.publish("test", pub, typ, "1.0.0", e.signer)
+	spec.Settings["status"] = "transitioning"
+	e.cp.assign(spec)
+	if out := e.pass(); out.Wake.IsZero() {
+		t.Fatal("no re-check scheduled for a transitioning handler")
+	}
+	if s := e.cp.lastStatus(t, "test"); s.State != apiv1.ExtensionTransitioning {
+		t.Fatalf("after enable: %+v", s)
+	}
+	now = now.Add(TransitionTimeout / 2)
+	e.pass()
+	if s := e.cp.lastStatus(t, "test"); s.State != apiv1.ExtensionTransitioning {
+		t.Fatalf("within the timeout: %+v", s)
+	}
+	now = now.Add(TransitionTimeout)
+	out := e.pass()
+	if s := e.cp.lastStatus(t, "test"); s.State != apiv1.ExtensionFailed || !strings.Contains(s.Message, "reported transitioning since 2026-12-03T12:00:00Z") {
+		t.Fatalf("after the timeout: %+v", s)
+	}
+	if !out.Wake.IsZero() {
+		t.Fatalf("still re-checking after the timeout: %+v", out)
 	}
 }

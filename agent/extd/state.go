@@ -101,6 +101,9 @@ type Entry struct {
 	Removing bool `json:"removing,omitempty"`
 	// NeedInstall: the install command must (re)run before enable.
 	NeedInstall bool `json:"needInstall,omitempty"`
+	// TransitioningSince is when the handler's status first said
+	// transitioning after the last enable (zero otherwise).
+	TransitioningSince time.Time `json:"transitioningSince,omitzero"`
 	// Attempts counts consecutive failures; NotBefore delays the next try.
 	Attempts  int                   `json:"attempts,omitempty"`
 	NotBefore time.Time             `json:"notBefore,omitzero"`
