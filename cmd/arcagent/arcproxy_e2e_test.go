@@ -28,14 +28,23 @@ import (
 	"github.com/arcagent/arcagent/internal/testutil"
 )
 
-// tinyproxy is a real upstream proxy with Basic auth (Debian's tinyproxy,
-// installed by .ci/run), run as a child process on a loopback port.
+// tinyproxy is a real upstream proxy (Debian's tinyproxy, installed by
+// .ci/run), run as a child process on a loopback port.
 type tinyproxy struct {
 	addr, log string
 	proc      *proc
 }
 
-func startTinyproxy(t testing.TB, dir, user, pass string) *tinyproxy {
+// tinyproxyOptions: Basic credentials when User is set; CONNECT only to
+// ConnectPort when it is set.
+type tinyproxyOptions struct {
+	User, Pass  string
+	ConnectPort string
+}
+
+// startTinyproxy runs tinyproxy with its files in dir (which user nobody
+// must be able to reach when the test runs as root).
+func startTinyproxy(t testing.TB, dir string, o tinyproxyOptions) *tinyproxy {
 	t.Helper()
 	bin, err := exec.LookPath("tinyproxy")
 	if err != nil {
@@ -51,8 +60,13 @@ func startTinyproxy(t testing.TB, dir, user, pass string) *tinyproxy {
 	}
 	tp := &tinyproxy{addr: freeLoopbackAddr(t), log: filepath.Join(tpDir, "tinyproxy.log")}
 	host, port, _ := net.SplitHostPort(tp.addr)
-	conf := fmt.Sprintf("Port %s\nListen %s\nTimeout 60\nLogLevel Info\nLogFile %q\nMaxClients 50\nAllow 127.0.0.1\nBasicAuth %s %s\n",
-		port, host, tp.log, user, pass)
+	conf := fmt.Sprintf("Port %s\nListen %s\nTimeout 60\nLogLevel Info\nLogFile %q\nMaxClients 50\nAllow 127.0.0.1\n", port, host, tp.log)
+	if o.User != "" {
+		conf += fmt.Sprintf("BasicAuth %s %s\n", o.User, o.Pass)
+	}
+	if o.ConnectPort != "" {
+		conf += "ConnectPort " + o.ConnectPort + "\n"
+	}
 	if os.Geteuid() == 0 {
 		conf += "User nobody\nGroup nogroup\n"
 	}
@@ -221,7 +235,7 @@ func TestArcProxyEndToEnd(t *testing.T) {
 	}
 	const user, pass = "arc", "tp-s3cret-pass"
 	tmp := worldTraversableTemp(t)
-	tp := startTinyproxy(t, tmp, user, pass)
+	tp := startTinyproxy(t, tmp, tinyproxyOptions{User: user, Pass: pass})
 	if os.Geteuid() == 0 {
 		ensureArcProxyUser(t)
 	}

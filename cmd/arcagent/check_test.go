@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -173,45 +172,6 @@ func TestCheck(t *testing.T) {
 	})
 }
 
-// startTinyproxy runs Debian's tinyproxy on loopback with Basic
-// credentials, allowing CONNECT to connectPort only; it returns the
-// proxy's address and its log file.
-func startCheckTinyproxy(t *testing.T, connectPort string, auth bool) (addr, logFile string) {
-	t.Helper()
-	bin, err := exec.LookPath("tinyproxy")
-	if err != nil {
-		t.Skip("tinyproxy is not installed (apt-get install tinyproxy; .ci/run installs it)")
-	}
-	dir := t.TempDir()
-	addr = freeLoopbackAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	logFile = filepath.Join(dir, "tinyproxy.log")
-	conf := filepath.Join(dir, "tinyproxy.conf")
-	basic := ""
-	if auth {
-		basic = "BasicAuth ops s3cret-pw\n"
-	}
-	if err := os.WriteFile(conf, []byte("Listen 127.0.0.1\nPort "+port+"\nTimeout 10\nMaxClients 20\nLogFile \""+logFile+"\"\nLogLevel Connect\n"+basic+"ConnectPort "+connectPort+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if os.Geteuid() == 0 {
-		// tinyproxy drops to its own user: it must be able to write its log.
-		if err := os.Chmod(dir, 0o777); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p := startProc(t, bin, "-d", "-c", conf)
-	t.Cleanup(func() { _ = p.stop(t) })
-	waitUntil(t, "tinyproxy listening", func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return addr, logFile
-}
-
 // TestCheckThroughTinyproxy checks a real arcserver through a real
 // upstream proxy (HTTPS_PROXY, the arc proxy off): reachable, a port the
 // proxy refuses, a proxy asking for credentials — each named as the
@@ -222,8 +182,10 @@ func TestCheckThroughTinyproxy(t *testing.T) {
 	cp := startControlPlane(t, t.TempDir())
 	caFile := writeTemp(t, "ca.pem", cp.ca)
 	_, cpPort, _ := net.SplitHostPort(cp.addr)
-	proxy, logFile := startCheckTinyproxy(t, cpPort, false)
-	authProxy, _ := startCheckTinyproxy(t, cpPort, true)
+	tmp := worldTraversableTemp(t)
+	plain := startTinyproxy(t, filepath.Join(tmp, "plain"), tinyproxyOptions{ConnectPort: cpPort})
+	auth := startTinyproxy(t, filepath.Join(tmp, "auth"), tinyproxyOptions{User: "ops", Pass: "s3cret-pw", ConnectPort: cpPort})
+	proxy, logFile, authProxy := plain.addr, plain.log, auth.addr
 	other, otherCA := tlsServer(t, time.Now().Add(time.Hour), http.StatusOK)
 	bothFile := writeTemp(t, "both.pem", append(append([]byte{}, cp.ca...), otherCA...))
 	for _, tc := range []struct {
