@@ -2,6 +2,7 @@ package himds
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/arcagent/arcagent/agent/proxy"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/saferead"
 )
 
 // Options configures a Service. Zero values mean the production defaults.
@@ -223,18 +225,28 @@ func (s *Service) machineClient(cfg *AgentConfig, settings *config.Settings) (*c
 	return MachineClient(s.o.Layout, cfg, settings, "arcagent-himds/"+s.o.AgentVersion)
 }
 
-// MachineClient builds the control plane client of the registration cfg,
-// authenticated with the machine key and trusting the control plane CA of
-// the layout, with the proxy of localconfig.json (which wins over
-// HTTPS_PROXY). The other services (extd) use it too.
-func MachineClient(l layout.Layout, cfg *AgentConfig, settings *config.Settings, userAgent string) (*cloud.Machine, error) {
-	keyPEM, err := os.ReadFile(l.MachineKey())
+// LoadMachineKey reads and parses the machine key (certs/machine.key),
+// bounded and without following a link (CodeMachineKey when it cannot).
+func LoadMachineKey(l layout.Layout) (*ecdsa.PrivateKey, error) {
+	keyPEM, err := saferead.File(l.MachineKey(), 64<<10)
 	if err != nil {
 		return nil, errcode.Wrap(CodeMachineKey, err, "read the machine key")
 	}
 	key, err := cloud.ParsePrivateKey(keyPEM)
 	if err != nil {
 		return nil, errcode.Wrap(CodeMachineKey, err, "parse the machine key")
+	}
+	return key, nil
+}
+
+// MachineClient builds the control plane client of the registration cfg,
+// authenticated with the machine key and trusting the control plane CA of
+// the layout, with the proxy of localconfig.json (which wins over
+// HTTPS_PROXY). The other services (extd) use it too.
+func MachineClient(l layout.Layout, cfg *AgentConfig, settings *config.Settings, userAgent string) (*cloud.Machine, error) {
+	key, err := LoadMachineKey(l)
+	if err != nil {
+		return nil, err
 	}
 	hc, err := httpClient(l, cfg, settings)
 	if err != nil {

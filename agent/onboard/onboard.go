@@ -300,13 +300,9 @@ func Disconnect(ctx context.Context, o DisconnectOptions) (*Disconnected, error)
 }
 
 func deleteOnServer(ctx context.Context, l layout.Layout, cfg *himds.AgentConfig) error {
-	keyPEM, err := os.ReadFile(l.MachineKey())
+	key, err := himds.LoadMachineKey(l)
 	if err != nil {
-		return errcode.Wrap(himds.CodeMachineKey, err, "read the machine key (use --force-local-only to reset the local state anyway)")
-	}
-	key, err := cloud.ParsePrivateKey(keyPEM)
-	if err != nil {
-		return errcode.Wrap(himds.CodeMachineKey, err, "parse the machine key")
+		return fmt.Errorf("%w (use --force-local-only to reset the local state anyway)", err)
 	}
 	caPEM, _ := os.ReadFile(l.ServerCA())
 	client, err := newClient(l, cfg.Server, caPEM)

@@ -9,13 +9,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/arcagent/arcagent/agent/cloud"
 	"github.com/arcagent/arcagent/agent/extd"
 	"github.com/arcagent/arcagent/agent/extensions/handler"
 	"github.com/arcagent/arcagent/agent/himds"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/buildinfo"
-	"github.com/arcagent/arcagent/internal/saferead"
 	"github.com/arcagent/arcagent/internal/sealed"
 	"github.com/arcagent/arcagent/signing"
 )
@@ -45,13 +43,9 @@ func unseal(a *app, name, v string) ([]byte, error) {
 	if cfg == nil {
 		return nil, errcode.New(extd.CodeNotConnected, "protected settings need the machine key of a connected machine")
 	}
-	keyPEM, err := saferead.File(l.MachineKey(), 64<<10)
+	key, err := himds.LoadMachineKey(l)
 	if err != nil {
-		return nil, errcode.Wrap(himds.CodeMachineKey, err, "read the machine key")
-	}
-	key, err := cloud.ParsePrivateKey(keyPEM)
-	if err != nil {
-		return nil, errcode.Wrap(himds.CodeMachineKey, err, "parse the machine key")
+		return nil, err
 	}
 	return sealed.Open(key, cfg.MachineID, name, v)
 }
