@@ -390,13 +390,3 @@ func (p *pass) decide(spec *apiv1.ExtensionSpec) Verdict {
 	}
 	return Decide(p.settings, spec.Publisher, spec.Type)
 }
-
-// SetCgroupRoot points the CPU-limited groups at another cgroup mount.
-func (m *Manager) SetCgroupRoot(dir string) { m.o.CgroupRoot = dir }
-
-// SetRetryMin sets the first retry delay after a failure.
-func (m *Manager) SetRetryMin(d time.Duration) {
-	if d > 0 {
-		m.o.RetryMin = d
-	}
-}

@@ -150,7 +150,7 @@ func TestUpdateRollbackKeepsSettings(t *testing.T) {
 	// Back to the old version with the new settings: they are written.
 	v1.Settings = v2.Settings
 	e.cp.assign(v1)
-	e.m.SetRetryMin(time.Nanosecond)
+	e.m.o.RetryMin = time.Nanosecond
 	e.pass()
 	wantJournal(t, e, "enable 1 1.0.0")
 }
@@ -273,7 +273,7 @@ func TestAssignmentCaseDiffersFromPackage(t *testing.T) {
 			spec := e.publish("test", pub, typ, "1.0.0", e.signer)
 			tc.edit(&spec)
 			e.cp.assign(spec)
-			e.m.SetRetryMin(time.Nanosecond)
+			e.m.o.RetryMin = time.Nanosecond
 			for range 2 {
 				e.pass()
 				if s := e.cp.lastStatus(t, "test"); s.State != apiv1.ExtensionFailed || !contains(s.Message, "letter case") {
@@ -410,7 +410,7 @@ func TestFailedRemovalRetried(t *testing.T) {
 	if err := os.Symlink("/nonexistent", lock); err != nil {
 		t.Fatal(err)
 	}
-	e.m.SetRetryMin(time.Millisecond)
+	e.m.o.RetryMin = time.Millisecond
 	e.cp.assign()
 	out := e.pass()
 	wantJournal(t, e, "disable 0 1.0.0", "uninstall 0 1.0.0")
@@ -443,7 +443,7 @@ func TestReassignedDuringFailedRemoval(t *testing.T) {
 	if err := os.Symlink("/nonexistent", lock); err != nil {
 		t.Fatal(err)
 	}
-	e.m.SetRetryMin(time.Millisecond)
+	e.m.o.RetryMin = time.Millisecond
 	e.cp.assign()
 	e.pass()
 	e.journalLines()

@@ -71,12 +71,14 @@ func runExtd(cmd *cobra.Command, a *app, o extdOptions) error {
 		return errcode.New(errcode.PermissionDenied, "the extension manager runs extension handlers as root: start it as root (systemd unit extd.service), or use --root DIR for a test tree")
 	}
 	a.log = log
-	m := a.manager(map[handler.Op]time.Duration{
-		handler.OpInstall: o.installTimeout, handler.OpEnable: o.enableTimeout,
-		handler.OpUpdate: o.otherTimeout, handler.OpDisable: o.otherTimeout, handler.OpUninstall: o.otherTimeout,
+	m := a.manager(extd.Options{
+		Timeouts: map[handler.Op]time.Duration{
+			handler.OpInstall: o.installTimeout, handler.OpEnable: o.enableTimeout,
+			handler.OpUpdate: o.otherTimeout, handler.OpDisable: o.otherTimeout, handler.OpUninstall: o.otherTimeout,
+		},
+		CgroupRoot: o.cgroupRoot,
+		RetryMin:   o.retryMin,
 	})
-	m.SetCgroupRoot(o.cgroupRoot)
-	m.SetRetryMin(o.retryMin)
 	connect := func() (extd.ControlPlane, error) {
 		cfg, err := himds.LoadAgentConfig(l)
 		if err != nil {

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/arcagent/arcagent/agent/extd"
-	"github.com/arcagent/arcagent/agent/extensions/handler"
 	"github.com/arcagent/arcagent/agent/himds"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/buildinfo"
@@ -21,16 +20,14 @@ import (
 func init() { extraCommands = append(extraCommands, newExtensionCmd) }
 
 // manager is the extension manager of the layout, with the trust store
-// and, when connected, the machine key to open protected settings.
-func (a *app) manager(timeouts map[handler.Op]time.Duration) *extd.Manager {
-	l := a.layout()
-	return extd.New(extd.Options{
-		Layout:   l,
-		Trust:    func() (*signing.TrustStore, error) { return a.loadTrust("") },
-		Unseal:   func(name, v string) ([]byte, error) { return unseal(a, name, v) },
-		Timeouts: timeouts,
-		Log:      a.log,
-	})
+// and, when connected, the machine key to open protected settings; o
+// carries the daemon's tuning (timeouts, cgroup root, retry delay).
+func (a *app) manager(o extd.Options) *extd.Manager {
+	o.Layout = a.layout()
+	o.Trust = func() (*signing.TrustStore, error) { return a.loadTrust("") }
+	o.Unseal = func(name, v string) ([]byte, error) { return unseal(a, name, v) }
+	o.Log = a.log
+	return extd.New(o)
 }
 
 // unseal opens protected settings with the machine key of the registration.
@@ -75,7 +72,7 @@ arcagent package install), the state it last reported, and any tree under
 		Example: "  arcagent extension list\n  arcagent extension list -j",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rows, err := extd.List(a.manager(nil))
+			rows, err := extd.List(a.manager(extd.Options{}))
 			if err != nil {
 				return err
 			}
@@ -123,7 +120,7 @@ it: remove the assignment (arcagent fleet extensions remove) or block it
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			removed, err := a.manager(nil).Remove(ctx, names, all)
+			removed, err := a.manager(extd.Options{}).Remove(ctx, names, all)
 			if a.json && err == nil {
 				return a.printJSON(map[string]any{"removed": removed})
 			}

@@ -406,7 +406,7 @@ not run the handler's commands, and the control plane never removes it.`,
 			if _, err := os.Stat(args[0]); err != nil {
 				return errcode.Wrap(signing.CodeFileAccess, err, "package")
 			}
-			res, err := a.manager(nil).InstallLocal(cmd.Context(), extd.LocalInstall{
+			res, err := a.manager(extd.Options{}).InstallLocal(cmd.Context(), extd.LocalInstall{
 				Package: args[0], Envelope: env, Expect: o.expect(), Replace: o.replace,
 			})
 			if errors.Is(err, extd.CodeRefused) {
