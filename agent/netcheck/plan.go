@@ -115,7 +115,7 @@ func (p Plan) Options() (Options, error) {
 		route.Via == proxy.ViaDirect && strings.HasPrefix(route.Reason, "proxy.bypass"):
 		o.Proxy = nil
 	default:
-		o.Proxy, err = ProxyURL("", getenv)
+		o.Proxy, err = envProxy(getenv)
 	}
 	return o, err
 }
@@ -137,15 +137,13 @@ func sameHostPort(a, b string) bool {
 	return strings.EqualFold(ua.Hostname(), ub.Hostname()) && pa == pb
 }
 
-// ProxyURL is the proxy the agent uses: proxy.url when set, else
-// HTTPS_PROXY (or https_proxy); nil when neither is set.
-func ProxyURL(configured string, getenv func(string) string) (*url.URL, error) {
-	raw, from := configured, "proxy.url"
+// envProxy is the proxy of the environment the agent uses when the arc
+// proxy is off (proxy.url turns it on): HTTPS_PROXY, or https_proxy; nil
+// when neither is set.
+func envProxy(getenv func(string) string) (*url.URL, error) {
+	raw, from := getenv("HTTPS_PROXY"), "HTTPS_PROXY"
 	if raw == "" {
-		raw, from = getenv("HTTPS_PROXY"), "HTTPS_PROXY"
-		if raw == "" {
-			raw, from = getenv("https_proxy"), "https_proxy"
-		}
+		raw, from = getenv("https_proxy"), "https_proxy"
 	}
 	if raw == "" {
 		return nil, nil
@@ -155,7 +153,7 @@ func ProxyURL(configured string, getenv func(string) string) (*url.URL, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Hostname() == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, errcode.New(errcode.Usage, "the proxy in %s is not an http(s)://HOST:PORT URL (check it with `arcagent config get proxy.url`)", from)
+		return nil, errcode.New(errcode.Usage, "the proxy in %s is not an http(s)://HOST:PORT URL: fix or unset it", from)
 	}
 	return u, nil
 }
