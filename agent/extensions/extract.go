@@ -149,6 +149,11 @@ func ExtractReader(ctx context.Context, r io.ReaderAt, size int64, dir string, l
 	if err != nil {
 		return nil, err
 	}
+	return extractPlan(ctx, plan, dir, lim)
+}
+
+// extractPlan writes a checked plan (planExtraction) into dir.
+func extractPlan(ctx context.Context, plan []planned, dir string, lim Limits) ([]FileRecord, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)

@@ -136,7 +136,9 @@ func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
 	}
 	defer zf.Close()
 	// The archive's entries are checked before anything is created for it.
-	if _, err := planExtraction(zf, res.Size, o.Limits.withDefaults()); err != nil {
+	lim := o.Limits.withDefaults()
+	plan, err := planExtraction(zf, res.Size, lim)
+	if err != nil {
 		return nil, err
 	}
 	if err := makeRecordRoot(o.ExtensionsDir, recRoot); err != nil {
@@ -164,7 +166,7 @@ func Install(ctx context.Context, o InstallOptions) (*InstallResult, error) {
 	if err := os.Mkdir(tree, extensionDirMode); err != nil {
 		return nil, err
 	}
-	files, err := ExtractReader(ctx, zf, res.Size, tree, o.Limits)
+	files, err := extractPlan(ctx, plan, tree, lim)
 	if err != nil {
 		return nil, err
 	}
