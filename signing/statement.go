@@ -18,7 +18,40 @@ const (
 	StatementType = "https://in-toto.io/Statement/v1"
 	// PredicateType identifies arcagent's extension-package predicate.
 	PredicateType = "https://arcagent.dev/extension-package/v1"
+	// GuestConfigPredicateType identifies a guest configuration package's
+	// predicate: the same fields, another type, so that a signature over an
+	// extension can never be presented as one over a configuration package
+	// (or the other way round).
+	GuestConfigPredicateType = "https://arcagent.dev/guestconfig-package/v1"
 )
+
+// Kind is what a signed package is: an extension or a guest configuration
+// package. It is bound into the signature through the predicate type.
+type Kind string
+
+// The two kinds of signed package.
+const (
+	KindExtension   Kind = "extension"
+	KindGuestConfig Kind = "guestconfig"
+)
+
+// ParseKind accepts "extension" and "guestconfig" ("" is extension).
+func ParseKind(s string) (Kind, error) {
+	switch Kind(s) {
+	case "", KindExtension:
+		return KindExtension, nil
+	case KindGuestConfig:
+		return KindGuestConfig, nil
+	}
+	return "", fail(CodeBadPackageName, nil, "package kind %q: use extension or guestconfig", s)
+}
+
+func (k Kind) predicateType() string {
+	if k == KindGuestConfig {
+		return GuestConfigPredicateType
+	}
+	return PredicateType
+}
 
 // Limits on untrusted signature input.
 const (
@@ -93,12 +126,25 @@ func (s *Statement) Package() Package {
 // SHA256 returns the subject's hex sha256 digest.
 func (s *Statement) SHA256() string { return s.Subject[0].Digest["sha256"] }
 
-// NewStatement builds the statement for a package file.
+// Kind is the kind of package the statement is about.
+func (s *Statement) Kind() Kind {
+	if s.PredicateType == GuestConfigPredicateType {
+		return KindGuestConfig
+	}
+	return KindExtension
+}
+
+// NewStatement builds the statement for an extension package file.
 func NewStatement(p Package, sha256Hex string, size int64) *Statement {
+	return NewStatementKind(KindExtension, p, sha256Hex, size)
+}
+
+// NewStatementKind builds the statement for a package file of kind k.
+func NewStatementKind(k Kind, p Package, sha256Hex string, size int64) *Statement {
 	return &Statement{
 		Type:          StatementType,
 		Subject:       []Subject{{Name: p.FileName(), Digest: map[string]string{"sha256": sha256Hex}}},
-		PredicateType: PredicateType,
+		PredicateType: k.predicateType(),
 		Predicate:     Predicate{Publisher: p.Publisher, Type: p.Type, Version: p.Version, Size: size},
 	}
 }
@@ -118,8 +164,8 @@ func ParseStatement(data []byte) (*Statement, error) {
 	if s.Type != StatementType {
 		return nil, fail(CodeMalformedEnvelope, nil, "statement _type is %q, want %q", s.Type, StatementType)
 	}
-	if s.PredicateType != PredicateType {
-		return nil, fail(CodeMalformedEnvelope, nil, "predicateType is %q, want %q", s.PredicateType, PredicateType)
+	if s.PredicateType != PredicateType && s.PredicateType != GuestConfigPredicateType {
+		return nil, fail(CodeMalformedEnvelope, nil, "predicateType is %q, want %q or %q", s.PredicateType, PredicateType, GuestConfigPredicateType)
 	}
 	if len(s.Subject) != 1 {
 		return nil, fail(CodeMalformedEnvelope, nil, "statement has %d subjects, want exactly 1", len(s.Subject))

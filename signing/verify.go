@@ -31,6 +31,10 @@ const hashBufSize = 1 << 20
 // Expectation is what the caller asked for. Empty fields accept whatever the
 // statement says (the signer must still be allowed for its publisher).
 type Expectation struct {
+	// Kind is the kind of package asked for; "" is an extension. It is
+	// always checked: a guest configuration package never verifies as an
+	// extension, nor the other way round.
+	Kind      Kind
 	Publisher string
 	Type      string
 	Version   string
@@ -174,6 +178,9 @@ func VerifyEnvelope(ctx context.Context, envelope []byte, keys []*TrustedKey, ex
 	}
 	got := st.Package()
 	var diffs []string
+	if want := expect.Kind.predicateType(); st.PredicateType != want {
+		diffs = append(diffs, fmt.Sprintf("a %s package, not a %s package", st.Kind(), kindName(expect.Kind)))
+	}
 	if expect.Publisher != "" && !strings.EqualFold(expect.Publisher, got.Publisher) {
 		diffs = append(diffs, fmt.Sprintf("publisher %q, not %q", got.Publisher, expect.Publisher))
 	}
@@ -325,6 +332,18 @@ func ReadEnvelopeFile(path string) ([]byte, error) {
 // well-formed extension package is the caller's job (extensions.SignPackage
 // does both).
 func SignPackage(ctx context.Context, path string, p Package, signer signature.Signer) ([]byte, *Statement, error) {
+	return SignPackageKind(ctx, KindExtension, path, p, signer)
+}
+
+func kindName(k Kind) string {
+	if k == "" {
+		return string(KindExtension)
+	}
+	return string(k)
+}
+
+// SignPackageKind is SignPackage for a package of kind k.
+func SignPackageKind(ctx context.Context, k Kind, path string, p Package, signer signature.Signer) ([]byte, *Statement, error) {
 	if err := p.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -332,7 +351,7 @@ func SignPackage(ctx context.Context, path string, p Package, signer signature.S
 	if err != nil {
 		return nil, nil, fail(CodeFileAccess, err, "read package")
 	}
-	st := NewStatement(p, sum, size)
+	st := NewStatementKind(k, p, sum, size)
 	env, err := signStatement(st, signer)
 	return env, st, err
 }

@@ -69,6 +69,34 @@ func TestVerifyPackage(t *testing.T) {
 			wantErr: CodeDigestMismatch, wantCode: CodeDigestMismatch,
 		},
 		{
+			name: "a guest configuration signature presented for an extension",
+			mutate: func(t *testing.T, f *fixture) VerifyOptions {
+				env, _, err := SignPackageKind(ctx, KindGuestConfig, f.pkgPath, testPkg, f.key.signer)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return VerifyOptions{Package: f.pkgPath, Envelope: env, Trust: f.store}
+			},
+			wantErr: CodeStatementMismatch, wantCode: CodeStatementMismatch,
+		},
+		{
+			name: "an extension signature presented for a guest configuration package",
+			mutate: func(t *testing.T, f *fixture) VerifyOptions {
+				return VerifyOptions{Package: f.pkgPath, Trust: f.store, Expect: Expectation{Kind: KindGuestConfig}}
+			},
+			wantErr: CodeStatementMismatch, wantCode: CodeStatementMismatch,
+		},
+		{
+			name: "a guest configuration package verified as one",
+			mutate: func(t *testing.T, f *fixture) VerifyOptions {
+				env, _, err := SignPackageKind(ctx, KindGuestConfig, f.pkgPath, testPkg, f.key.signer)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return VerifyOptions{Package: f.pkgPath, Envelope: env, Trust: f.store, Expect: Expectation{Kind: KindGuestConfig, Publisher: "contoso.monitoring"}}
+			},
+		},
+		{
 			name: "signature by an untrusted key",
 			mutate: func(t *testing.T, f *fixture) VerifyOptions {
 				other := newTestKey(t, AlgEd25519)
