@@ -141,7 +141,7 @@ func (p *pass) report(ctx context.Context) {
 // MachineStatus is the status report of the state: every control-plane
 // extension and the extension manager's own service state.
 func (s *State) MachineStatus(degraded string, now time.Time) apiv1.MachineStatus {
-	out := apiv1.MachineStatus{DesiredStateETag: s.DesiredETag, Extensions: []apiv1.ExtensionStatus{}, GuestConfiguration: []apiv1.GuestConfigurationStatus{}, ReportedAt: now.UTC().Truncate(time.Second)}
+	out := apiv1.MachineStatus{DesiredStateETag: s.DesiredETag, Extensions: []apiv1.ExtensionStatus{}, ReportedAt: now.UTC().Truncate(time.Second)}
 	for _, e := range s.Extensions {
 		if e.Source != SourceControlPlane {
 			continue

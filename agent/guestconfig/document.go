@@ -60,7 +60,8 @@ type Entry struct {
 
 var (
 	idRE       = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
-	docNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+	docNameRE  = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+	versionRE  = regexp.MustCompile(`^[0-9]{1,9}(\.[0-9]{1,9}){0,3}$`)
 	paramRE    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
 	paramRefRE = regexp.MustCompile(`\$\{([^}]*)\}`)
 	severities = map[string]bool{"": true, "critical": true, "high": true, "medium": true, "low": true, "info": true}
@@ -153,9 +154,9 @@ func Parse(name string, data []byte) (*Document, error) {
 	case d.APIVersion != APIVersion:
 		return nil, derr(top.Line, "", "apiVersion is %q, want %q", d.APIVersion, APIVersion)
 	case !docNameRE.MatchString(d.Name):
-		return nil, derr(top.Line, "", "name %q: use letters, digits, ., _ and - (at most 128)", d.Name)
-	case d.Version == "" || len(d.Version) > 64:
-		return nil, derr(top.Line, "", "version is required (at most 64 characters)")
+		return nil, derr(top.Line, "", "name %q: use letters, digits and _ (at most 64): it is the package's type, <Publisher>.<Name>-<Version>.zip", d.Name)
+	case !versionRE.MatchString(d.Version):
+		return nil, derr(top.Line, "", "version %q: use 1 to 4 dot-separated numbers (1.0.0)", d.Version)
 	case resNode == nil || resNode.Kind != yaml.SequenceNode || len(resNode.Content) == 0:
 		return nil, derr(top.Line, "", "resources: a non-empty list of resources is required")
 	case len(resNode.Content) > maxResources:

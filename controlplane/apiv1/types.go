@@ -291,12 +291,35 @@ type ExtensionView struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// GuestConfigurationAssignment is one guest configuration policy assignment.
+// GuestConfigurationAssignment is one guest configuration assignment in a
+// machine's desired state: a signed configuration package pinned by
+// digest, the mode and the parameter values. Policy is the package's
+// "<Publisher>.<Name>" (its file is "<Publisher>.<Name>-<Version>.zip").
 type GuestConfigurationAssignment struct {
-	Name    string `json:"name"`
-	Policy  string `json:"policy"`
-	Version string `json:"version,omitempty"`
-	Mode    string `json:"mode"` // Audit, ApplyAndMonitor, ApplyAndAutoCorrect
+	Name       string            `json:"name"`
+	Policy     string            `json:"policy"`
+	Version    string            `json:"version,omitempty"`
+	Mode       string            `json:"mode"` // Audit, ApplyAndMonitor, ApplyAndAutoCorrect
+	Parameters map[string]string `json:"parameters,omitempty"`
+	// PackageSHA256 and PackageSize pin the package: the machine downloads
+	// GET /v1/machines/{id}/packages/{sha256} (and …/signature) and refuses
+	// other bytes.
+	PackageSHA256 string `json:"packageSha256,omitempty"`
+	PackageSize   int64  `json:"packageSize,omitempty"`
+	// Scope is where the assignment was made: the machine's resource id,
+	// or its resource group's when assigned with --resource-group (it then
+	// applies to every machine of the group, including later ones).
+	Scope string `json:"scope,omitempty"`
+}
+
+// GuestConfigurationAssignRequest is the body of
+// PUT /v1/machines/{id}/guestconfiguration/{name} and
+// PUT /v1/subscriptions/{sub}/resourceGroups/{rg}/guestconfiguration/{name}.
+type GuestConfigurationAssignRequest struct {
+	Policy     string            `json:"policy"` // <Publisher>.<Name> of a published guestconfig package
+	Version    string            `json:"version"`
+	Mode       string            `json:"mode"`
+	Parameters map[string]string `json:"parameters,omitempty"`
 }
 
 // DesiredState is what the control plane wants the machine to run. It is
@@ -342,13 +365,40 @@ type ServiceStatus struct {
 }
 
 // GuestConfigurationStatus is the reported compliance of one assignment.
+// Compliance is Compliant, NonCompliant, Error, Pending (control plane:
+// not reported yet) or NotApplied (refused before evaluation: disabled by
+// local configuration, untrusted package; Message says why).
 type GuestConfigurationStatus struct {
 	Name       string `json:"name"`
-	Compliance string `json:"complianceStatus"` // Compliant, NonCompliant, Pending, Error
+	Compliance string `json:"complianceStatus"`
 	Message    string `json:"message,omitempty"`
+	Policy     string `json:"policy,omitempty"`
+	Version    string `json:"version,omitempty"`
+	Mode       string `json:"mode,omitempty"`
+	// Applied is true when sets were allowed in the last pass.
+	Applied     bool                               `json:"applied,omitempty"`
+	EvaluatedAt time.Time                          `json:"evaluatedAt,omitempty"`
+	DurationMs  float64                            `json:"durationMs,omitempty"`
+	Resources   []GuestConfigurationResourceStatus `json:"resources,omitempty"`
 }
 
-// MachineStatus is the body of PUT /v1/machines/{id}/status.
+// GuestConfigurationResourceStatus is the outcome of one resource of an
+// assignment in the last pass.
+type GuestConfigurationResourceStatus struct {
+	ID         string            `json:"id"`
+	Type       string            `json:"type"`
+	Compliance string            `json:"complianceStatus"` // Compliant, NonCompliant, Error, Skipped
+	Reason     string            `json:"reason,omitempty"`
+	Changed    bool              `json:"changed,omitempty"` // a set ran and succeeded
+	Evidence   map[string]string `json:"evidence,omitempty"`
+	DurationMs float64           `json:"durationMs,omitempty"`
+}
+
+// MachineStatus is the body of PUT /v1/machines/{id}/status. Each service
+// reports its own section: a section that is null or absent keeps what was
+// stored (the extension manager sends extensions, guest configuration
+// sends guestConfiguration), an empty list clears it; services are merged
+// by name.
 type MachineStatus struct {
 	DesiredStateETag   string                     `json:"desiredStateETag,omitempty"`
 	Extensions         []ExtensionStatus          `json:"extensions"`
