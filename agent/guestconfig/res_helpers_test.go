@@ -79,3 +79,34 @@ func testSetRetest(t *testing.T, env *Env, r Resource) (before, after Observatio
 	}
 	return before, after
 }
+
+// treeDigest describes every entry under root (path, type, mode, link
+// target or content) so a test can tell whether anything changed.
+func treeDigest(t *testing.T, root string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		r, _ := filepath.Rel(root, p)
+		b.WriteString(r + " " + fi.Mode().String())
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			b.WriteString(" -> " + l)
+		case fi.Mode().IsRegular():
+			c, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			b.WriteString(" " + string(c))
+		}
+		b.WriteString("\n")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
