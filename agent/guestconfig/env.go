@@ -200,6 +200,11 @@ func (e *Env) backup(p string) error {
 		e.stamp = e.o.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(rb[:])
 	}
 	dst := filepath.Join(e.o.BackupDir, e.stamp, filepath.FromSlash(rel(p)))
+	if _, err := os.Lstat(dst); err == nil {
+		// Several resources of one pass change the same file: keep the
+		// version from before the pass.
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return errcode.Wrap(CodeResource, err, "keep a backup of %s", p)
 	}
