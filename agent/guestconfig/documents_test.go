@@ -160,3 +160,60 @@ func FuzzParse(f *testing.F) {
 		_, _ = Compile(d, params, CompileContext{})
 	})
 }
+
+// BenchmarkAuditExamples is one Audit pass of the example documents
+// against a fixture root holding every file they read.
+func BenchmarkAuditExamples(b *testing.B) {
+	root := b.TempDir()
+	files := map[string]string{
+		"etc/passwd":                             "root:x:0:0:root:/root:/bin/bash\n",
+		"etc/group":                              "root:x:0:\n",
+		"etc/ssh/sshd_config":                    weakSSHDConfig,
+		"etc/login.defs":                         strings.Repeat("# comment line of login.defs\n", 300) + "PASS_MAX_DAYS 99999\nUMASK 022\n",
+		"etc/default/grub":                       "GRUB_DEFAULT=0\nGRUB_DISABLE_RECOVERY=\"false\"\n",
+		"usr/lib/sysctl.d/50-default.conf":       "net.ipv4.ip_forward = 0\nfs.suid_dumpable = 2\n",
+		"etc/sysctl.d/99-local.conf":             "net.ipv4.ip_forward=1\n",
+		"usr/lib/systemd/system/ssh.service":     "[Service]\nExecStart=/usr/sbin/sshd\n[Install]\nWantedBy=multi-user.target\n",
+		"usr/lib/systemd/system/rpcbind.service": "[Service]\n[Install]\nWantedBy=multi-user.target\n",
+		"var/lib/dpkg/status":                    strings.Repeat(strings.ReplaceAll(dpkgStatus, "Package: libc6", "Package: libc6x"), 100) + dpkgStatus,
+	}
+	for p, c := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	env, err := NewEnv(root, EnvOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer env.Close()
+	var docs []*Compiled
+	n := 0
+	for name, data := range testdataDocs(b) {
+		d, err := Parse(name, data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := Compile(d, nil, CompileContext{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		docs = append(docs, c)
+		n += len(c.Resources)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		for _, c := range docs {
+			for _, rr := range Evaluate(ctx, env, c, EvalOptions{Mode: Audit}).Resources {
+				if rr.Compliance == Error {
+					b.Fatalf("%s: %s", rr.ID, rr.Reason)
+				}
+			}
+		}
+	}
+	b.ReportMetric(float64(n), "resources")
+}

@@ -317,14 +317,18 @@ func (r *packageResource) Set(ctx context.Context, env *Env) error {
 	if err := env.requireWrite("package " + r.s.Name); err != nil {
 		return err
 	}
-	// The name is validated: it cannot start with "-".
-	args := []string{"install", "-y", r.s.Name}
+	// The name is validated: it cannot start with "-". Changed
+	// configuration files keep the local version without a prompt.
+	opts := []string{"-y", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"}
+	pkg := r.s.Name
 	if r.s.Version != "" {
-		args[2] += "=" + r.s.Version
+		pkg += "=" + r.s.Version
 	}
+	verb := "install"
 	if r.s.State == "absent" {
-		args = []string{"remove", "-y", r.s.Name}
+		verb, pkg = "remove", r.s.Name
 	}
+	args := append(append([]string{verb}, opts...), pkg)
 	res, err := env.Run(ctx, Command{Path: "/usr/bin/apt-get", Args: args, Env: []string{"DEBIAN_FRONTEND=noninteractive"}})
 	if err != nil {
 		return errcode.Wrap(CodeResource, err, "apt-get %s %s", args[0], r.s.Name)

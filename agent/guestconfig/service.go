@@ -280,9 +280,12 @@ func (r *serviceResource) Test(ctx context.Context, env *Env) (Observation, erro
 		}
 	}
 	if r.s.Active != nil {
-		if !liveSystemd(env) {
+		switch {
+		case !env.Live():
 			ev["active"] = "not evaluated: not the live system"
-		} else {
+		case !liveSystemd(env):
+			ev["active"] = "not evaluated: systemd is not running (/run/systemd/system is missing)"
+		default:
 			a, err := r.isActive(ctx, env)
 			if err != nil {
 				return Observation{Evidence: ev}, err
