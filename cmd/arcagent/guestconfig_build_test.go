@@ -62,6 +62,10 @@ func TestGuestConfigBuildSignCheck(t *testing.T) {
 	if out := mustRun(t, 2, "package", "sign", pkg, "--key", key+".key"); out != "" {
 		t.Fatalf("refused sign printed %q", out)
 	}
+	mustRun(t, 2, "package", "sign", pkg, "--key", key+".key", "--kind", "guestconfig", "--version", "1.0.1")
+	if _, err := os.Stat(pkg + ".sig.json"); err == nil {
+		t.Fatal("a refused sign wrote a signature")
+	}
 	mustRun(t, 0, "package", "sign", pkg, "--key", key+".key", "--kind", "guestconfig")
 	mustRun(t, 0, "--root", root, "trust", "add", "contoso", "--key", key+".pub", "--publisher", "Contoso.Baseline")
 

@@ -240,12 +240,15 @@ never verifies as a configuration package's, nor the reverse.`,
 			if o.version != "" {
 				p.Version = o.version
 			}
-			if filepath.Base(pkgPath) != p.FileName() {
-				a.warnf("the file is named %s but the statement names %s", filepath.Base(pkgPath), p.FileName())
-			}
 			kind, err := signing.ParseKind(o.kind)
 			if err != nil {
 				return errcode.Wrap(errcode.Usage, err, "--kind")
+			}
+			if filepath.Base(pkgPath) != p.FileName() {
+				if kind == signing.KindGuestConfig {
+					return errcode.New(errcode.Usage, "the file is named %s but would be signed as %s: a configuration package is signed under the name guestconfig build gave it", filepath.Base(pkgPath), p.FileName())
+				}
+				a.warnf("the file is named %s but the statement names %s", filepath.Base(pkgPath), p.FileName())
 			}
 			signer, err := signing.LoadSigner(o.key, signing.PasswordFromEnv())
 			if err != nil {
