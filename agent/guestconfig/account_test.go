@@ -300,3 +300,22 @@ func TestAccountSetReadOnly(t *testing.T) {
 		t.Fatalf("set on a read-only env: %v", err)
 	}
 }
+
+func TestUserExclusiveNoGroups(t *testing.T) {
+	needShadowTools(t)
+	root := accountRoot(t)
+	env, err := NewEnv(root, EnvOptions{BackupDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	c := compile(t, accountDoc("user", "      name: alice\n      exclusiveGroups: true\n"), nil)
+	rep := Evaluate(context.Background(), env, c, EvalOptions{Mode: ApplyAndAutoCorrect})
+	if r := rep.Resources[0]; r.Compliance != Compliant || !r.Changed || r.Evidence["groups"] != "" {
+		t.Fatalf("exclusive with no groups: %+v", r)
+	}
+	group, _ := os.ReadFile(filepath.Join(root, "etc/group"))
+	if !strings.Contains(string(group), "adm:x:4:bob\n") || !strings.Contains(string(group), "sudo:x:27:\n") {
+		t.Fatalf("group file:\n%s", group)
+	}
+}
