@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,16 +33,6 @@ func gcParamPairs(pairs []string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
-}
-
-// asDocumentError gives a malformed document (or a resource body it
-// refuses) the document error code, so it exits 2.
-func asDocumentError(err error) error {
-	var de *guestconfig.DocumentError
-	if errors.As(err, &de) {
-		return errcode.Wrap(guestconfig.CodeDocument, err, "")
-	}
-	return err
 }
 
 type gcBuildOptions struct {
@@ -80,7 +69,7 @@ document's name and version. Sign it with
 			}
 			res, err := guestconfig.BuildPackage(cmd.Context(), guestconfig.BuildOptions{Dir: args[0], Publisher: o.publisher, OutDir: o.out, Parameters: params})
 			if err != nil {
-				return asDocumentError(err)
+				return err
 			}
 			if a.json {
 				return a.printJSON(res)
@@ -144,11 +133,11 @@ unreadable.`,
 				}
 			}
 			if err != nil {
-				return asDocumentError(err)
+				return err
 			}
 			c, err := pkg.Compile(params)
 			if err != nil {
-				return asDocumentError(err)
+				return err
 			}
 			rs := make([]checkedResource, 0, len(c.Resources))
 			for _, r := range c.Resources {
