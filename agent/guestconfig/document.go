@@ -93,7 +93,7 @@ func (e *DocumentError) Error() string {
 func (e *DocumentError) Unwrap() error { return e.Err }
 
 // Code is the error code of a malformed document.
-func (e *DocumentError) Code() errcode.Code { return CodeDocument }
+func (e *DocumentError) ErrorCode() errcode.Code { return CodeDocument }
 
 // Parse decodes and validates a configuration document. Unknown keys are
 // refused, every resource names exactly one registered type, ids are unique

@@ -14,6 +14,7 @@ import (
 
 	"github.com/arcagent/arcagent/agent/extd"
 	"github.com/arcagent/arcagent/agent/extensions"
+	"github.com/arcagent/arcagent/agent/guestconfig"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/atomicfile"
 	"github.com/arcagent/arcagent/internal/cli"
@@ -194,8 +195,14 @@ func newPackageBuildCmd(a *app) *cobra.Command {
 
 type signOptions struct {
 	pkgFlags
-	key string
-	out string
+	key  string
+	out  string
+	kind string
+}
+
+// kindFlag registers --kind (extension or guestconfig).
+func kindFlag(cmd *cobra.Command, v *string) {
+	cmd.Flags().StringVar(v, "kind", string(signing.KindExtension), "package kind: extension or guestconfig (a configuration package; the signature is not valid for the other kind)")
 }
 
 func newPackageSignCmd(a *app) *cobra.Command {
@@ -207,7 +214,12 @@ func newPackageSignCmd(a *app) *cobra.Command {
 Statement v1 (subject: file name and sha256; predicate: publisher, type,
 version, size). Publisher, type and version are read from the file name
 <Publisher>.<Type>-<Version>.zip unless given. An encrypted key is opened
-with ARCAGENT_KEY_PASSWORD.`,
+with ARCAGENT_KEY_PASSWORD.
+
+--kind guestconfig signs a configuration package (built by "arcagent
+guestconfig build"): the zip must hold a valid guestconfig.yaml whose name
+and version are the statement's type and version. An extension signature
+never verifies as a configuration package's, nor the reverse.`,
 		Example: `  arcagent package sign dist/Contoso.Monitoring.StatusReporter-1.0.0.zip --key contoso.key`,
 		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -228,14 +240,25 @@ with ARCAGENT_KEY_PASSWORD.`,
 			if o.version != "" {
 				p.Version = o.version
 			}
+			kind, err := signing.ParseKind(o.kind)
+			if err != nil {
+				return errcode.Wrap(errcode.Usage, err, "--kind")
+			}
 			if filepath.Base(pkgPath) != p.FileName() {
+				if kind == signing.KindGuestConfig {
+					return errcode.New(errcode.Usage, "the file is named %s but would be signed as %s: a configuration package is signed under the name guestconfig build gave it", filepath.Base(pkgPath), p.FileName())
+				}
 				a.warnf("the file is named %s but the statement names %s", filepath.Base(pkgPath), p.FileName())
 			}
 			signer, err := signing.LoadSigner(o.key, signing.PasswordFromEnv())
 			if err != nil {
 				return err
 			}
-			env, st, err := extensions.SignPackage(cmd.Context(), pkgPath, p, signer)
+			sign := extensions.SignPackage
+			if kind == signing.KindGuestConfig {
+				sign = guestconfig.SignPackage
+			}
+			env, st, err := sign(cmd.Context(), pkgPath, p, signer)
 			if err != nil {
 				return err
 			}
@@ -257,6 +280,7 @@ with ARCAGENT_KEY_PASSWORD.`,
 	o.register(cmd, "in the statement (default: from the file name)")
 	cmd.Flags().StringVar(&o.key, "key", "", "PEM private key made by \"arcagent package keygen\"")
 	cmd.Flags().StringVar(&o.out, "out", "", "signature file (default: PKG.sig.json)")
+	kindFlag(cmd, &o.kind)
 	return cmd
 }
 
@@ -265,6 +289,7 @@ type verifyOptions struct {
 	signature string
 	key       string
 	trust     string
+	kind      string
 }
 
 // verdict is the printed result of verify, install and check.
@@ -324,7 +349,12 @@ Exit status: 0 valid, 1 invalid, 2 bad usage or unreadable input,
 			if o.key != "" && o.trust != "" {
 				return errcode.New(errcode.Usage, "give --key or --trust, not both")
 			}
+			kind, err := signing.ParseKind(o.kind)
+			if err != nil {
+				return errcode.Wrap(errcode.Usage, err, "--kind")
+			}
 			vo := signing.VerifyOptions{Package: args[0], Expect: o.expect(), Logger: a.log}
+			vo.Expect.Kind = kind
 			if _, err := os.Stat(args[0]); err != nil {
 				return errcode.Wrap(signing.CodeFileAccess, err, "package")
 			}
@@ -367,6 +397,7 @@ Exit status: 0 valid, 1 invalid, 2 bad usage or unreadable input,
 	cmd.Flags().StringVar(&o.signature, "signature", "", "envelope file (default: PKG.sig.json)")
 	cmd.Flags().StringVar(&o.key, "key", "", "verify with this PEM public key instead of the trust store")
 	cmd.Flags().StringVar(&o.trust, "trust", "", "trust store directory (default: the agent's trust directory)")
+	kindFlag(cmd, &o.kind)
 	return cmd
 }
 
