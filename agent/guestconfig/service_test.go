@@ -189,3 +189,26 @@ func TestUnitTemplate(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUnitInstall checks the [Install] reader of unit files: it never
+// panics and returns only well-formed .wants/.requires directory names.
+func FuzzUnitInstall(f *testing.F) {
+	f.Add([]byte("[Unit]\nDescription=x\n[Install]\nWantedBy=multi-user.target graphical.target\nRequiredBy=a.service\nAlias=b.service\n"))
+	f.Add([]byte("[Install]\n# WantedBy=no.target\nWantedBy = ../../etc.target\n[Service]\nWantedBy=x.target\n"))
+	f.Add([]byte("[Install]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		targets, has := unitInstall(b)
+		if len(targets) > 0 && !has {
+			t.Fatal("targets without an [Install] section")
+		}
+		for _, tg := range targets {
+			base, ok := strings.CutSuffix(tg, ".wants")
+			if !ok {
+				base, ok = strings.CutSuffix(tg, ".requires")
+			}
+			if !ok || !unitRE.MatchString(base) || strings.Contains(tg, "/") {
+				t.Fatalf("bad target directory %q", tg)
+			}
+		}
+	})
+}
