@@ -52,6 +52,10 @@ type Entry struct {
 	Rationale   string   `yaml:"rationale,omitempty" json:"rationale,omitempty"`
 	Remediation string   `yaml:"remediation,omitempty" json:"remediation,omitempty"`
 	References  []string `yaml:"references,omitempty" json:"references,omitempty"`
+	// OnlyIfExists names a target path without which the resource does not
+	// apply (the SSH server's settings on a host without sshd_config): it is
+	// then NotApplicable, neither tested nor set.
+	OnlyIfExists string `yaml:"onlyIfExists,omitempty" json:"onlyIfExists,omitempty"`
 	// Type is the resource type (the key of the typed body).
 	Type string    `yaml:"-" json:"type"`
 	Body yaml.Node `yaml:"-" json:"-"`
@@ -65,7 +69,7 @@ var (
 	paramRE    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
 	paramRefRE = regexp.MustCompile(`\$\{([^}]*)\}`)
 	severities = map[string]bool{"": true, "critical": true, "high": true, "medium": true, "low": true, "info": true}
-	commonKeys = map[string]bool{"id": true, "title": true, "severity": true, "rationale": true, "remediation": true, "references": true}
+	commonKeys = map[string]bool{"id": true, "title": true, "severity": true, "rationale": true, "remediation": true, "references": true, "onlyIfExists": true}
 )
 
 // DocumentError is a malformed document, with the line when known.
@@ -186,7 +190,7 @@ func Parse(name string, data []byte) (*Document, error) {
 				continue
 			}
 			if _, ok := lookupType(k.Value); !ok {
-				return nil, derr(k.Line, "", "unknown key %q: a resource has id, title, severity, rationale, remediation, references and one of %s", k.Value, strings.Join(Types(), ", "))
+				return nil, derr(k.Line, "", "unknown key %q: a resource has id, title, severity, rationale, remediation, references, onlyIfExists and one of %s", k.Value, strings.Join(Types(), ", "))
 			}
 			if e.Type != "" {
 				return nil, derr(k.Line, "", "a resource has exactly one type; this one has %s and %s", e.Type, k.Value)
@@ -208,6 +212,11 @@ func Parse(name string, data []byte) (*Document, error) {
 			return nil, derr(n.Line, e.ID, "no resource type: add one of %s", strings.Join(Types(), ", "))
 		case !severities[e.Severity]:
 			return nil, derr(n.Line, e.ID, "severity %q: use critical, high, medium, low or info", e.Severity)
+		}
+		if e.OnlyIfExists != "" {
+			if err := CheckPath(e.OnlyIfExists); err != nil {
+				return nil, derr(n.Line, e.ID, "onlyIfExists: %v", err)
+			}
 		}
 		seen[e.ID] = true
 		var bad error

@@ -2,7 +2,9 @@ package guestconfig
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 )
 
@@ -60,6 +62,9 @@ const (
 	Skipped = "Skipped"
 	// Pending: assigned, not evaluated yet (control plane and status only).
 	Pending = "Pending"
+	// NotApplicable: the resource's onlyIfExists path is missing; it
+	// counts as compliant.
+	NotApplicable = "NotApplicable"
 	// NotApplied: disabled by local configuration or refused before
 	// evaluation (status only).
 	NotApplied = "NotApplied"
@@ -135,7 +140,7 @@ func Evaluate(ctx context.Context, env *Env, c *Compiled, o EvalOptions) *Report
 	stopped := ""
 	for _, cr := range c.Resources {
 		e := cr.Entry
-		rr := ResourceReport{ID: e.ID, Type: e.Type, Title: e.Title, Severity: e.Severity, Remediation: e.Remediation, Steps: []Step{}}
+		rr := ResourceReport{ID: e.ID, Type: e.Type, Title: e.Title, Severity: e.Severity, Remediation: c.Expand(e.Remediation), Steps: []Step{}}
 		if stopped == "" && ctx.Err() != nil {
 			stopped = "the evaluation was cancelled"
 		}
@@ -145,6 +150,17 @@ func Evaluate(ctx context.Context, env *Env, c *Compiled, o EvalOptions) *Report
 			continue
 		}
 		t0 := now()
+		if p := e.OnlyIfExists; p != "" {
+			if _, err := env.Lstat(p); err != nil {
+				rr.Compliance, rr.Reason = NotApplicable, p+" does not exist on this target"
+				if !errors.Is(err, fs.ErrNotExist) {
+					rr.Compliance, rr.Reason = Error, err.Error()
+				}
+				rr.Duration = ms(now().Sub(t0))
+				rep.Resources = append(rep.Resources, rr)
+				continue
+			}
+		}
 		obs, err := test(ctx, env, cr.Resource, &rr, "test")
 		switch {
 		case err != nil:
@@ -206,7 +222,8 @@ func test(ctx context.Context, env *Env, r Resource, rr *ResourceReport, name st
 }
 
 // overall: Error if any resource errored or was skipped, else NonCompliant
-// if any is not compliant, else Compliant.
+// if any is not compliant, else Compliant (NotApplicable counts as
+// compliant).
 func overall(rs []ResourceReport) string {
 	out := Compliant
 	for _, r := range rs {

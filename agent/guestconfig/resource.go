@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"go.yaml.in/yaml/v3"
@@ -119,4 +120,18 @@ func Compile(d *Document, params map[string]string, c CompileContext) (*Compiled
 		out.Resources = append(out.Resources, CompiledResource{Entry: e, Resource: r})
 	}
 	return out, nil
+}
+
+// Expand replaces ${name} in s with the compiled parameter values: for
+// the texts of an entry (remediation) that are not part of its body.
+func (c *Compiled) Expand(s string) string {
+	if !strings.Contains(s, "${") {
+		return s
+	}
+	return paramRefRE.ReplaceAllStringFunc(s, func(m string) string {
+		if v, ok := c.Values[m[2:len(m)-1]]; ok {
+			return v
+		}
+		return m
+	})
 }
