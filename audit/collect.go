@@ -42,6 +42,10 @@ type Options struct {
 	// SecretPlaces overrides where onboarding credentials are looked for
 	// (production paths; tests).
 	SecretPlaces []string
+	// HostConfig evaluates the built-in Linux baseline of guest
+	// configuration against the target (facts.host_config), for the host
+	// profile's rules. Run sets it when one of them is selected.
+	HostConfig bool
 }
 
 // ReleasesCollector fills version currency facts from a release source.
@@ -126,6 +130,11 @@ func Collect(ctx context.Context, opts Options) (*Facts, error) {
 	c.collectHost()
 	if opts.HostName != "" {
 		f.Host.Name = opts.HostName
+	}
+	if opts.PlannedConfig == "" {
+		c.collectHostConfig(ctx)
+	} else {
+		f.HostConfig = HostConfigFacts{Section: Section{Reason: "a planned configuration is audited: the host is not"}, Results: []HostConfigResult{}}
 	}
 	if opts.PlannedConfig != "" {
 		if _, err := os.Stat(opts.PlannedConfig); err != nil {

@@ -74,7 +74,8 @@ func SelectRules(rs []rules.Rule, sel Selection) ([]rules.Rule, []string, error)
 			profiles[q] = true
 		}
 	}
-	if len(profiles) == 0 || profiles["all"] {
+	byDefault := len(profiles) == 0
+	if byDefault || profiles["all"] {
 		profiles = map[string]bool{}
 		names = []string{"all"}
 	} else {
@@ -121,6 +122,11 @@ func SelectRules(rs []rules.Rule, sel Selection) ([]rules.Rule, []string, error)
 		if len(profiles) > 0 && !anyIn(r.Profiles, profiles) {
 			continue
 		}
+		// The host profile judges the host, not the agent: it runs when
+		// named (or with "all"), never by default.
+		if byDefault && len(only) == 0 && slices.Equal(r.Profiles, []string{HostProfile}) {
+			continue
+		}
 		out = append(out, r)
 	}
 	return out, names, nil
@@ -153,6 +159,11 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	set, err := rules.Compile(selected)
 	if err != nil {
 		return nil, &UsageError{err}
+	}
+	for _, r := range selected {
+		if slices.Contains(r.Profiles, HostProfile) {
+			o.Collect.HostConfig = true
+		}
 	}
 	facts, err := Collect(ctx, o.Collect)
 	if err != nil {

@@ -28,6 +28,7 @@ type Facts struct {
 	Secrets    SecretsFacts    `json:"secrets"`
 	Releases   ReleasesFacts   `json:"releases"`
 	Cloud      CloudFacts      `json:"cloud"`
+	HostConfig HostConfigFacts `json:"host_config"`
 	// Errors are the things collectors could not read.
 	Errors []CollectorError `json:"errors"`
 }
