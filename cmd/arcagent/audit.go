@@ -75,7 +75,7 @@ written.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runAudit(cmd, f) },
 	}
 	fl := cmd.Flags()
-	fl.StringSliceVar(&f.profiles, "profile", nil, "profiles to run: tier0, baseline, privilege, extensions, all (repeatable; default all)")
+	fl.StringSliceVar(&f.profiles, "profile", nil, "profiles to run: tier0, baseline, privilege, extensions, host, all (repeatable; default all but host)")
 	fl.StringSliceVar(&f.onlyRules, "rule", nil, "run only these rule ids (repeatable)")
 	fl.StringSliceVar(&f.skipRules, "skip-rule", nil, "skip these rule ids (repeatable)")
 	fl.StringVar(&f.minSeverity, "min-severity", "info", "skip rules below this severity: critical, high, medium, low, info")
@@ -221,6 +221,11 @@ func loadRules(dir string) ([]rules.Rule, error) {
 	if err != nil {
 		return nil, errcode.Wrap(errcode.Internal, err, "built-in rules")
 	}
+	host, err := audit.HostRules()
+	if err != nil {
+		return nil, errcode.Wrap(errcode.Internal, err, "built-in host rules")
+	}
+	rs = append(rs, host...)
 	if dir == "" {
 		return rs, nil
 	}

@@ -10,7 +10,6 @@ import (
 
 	_ "github.com/arcagent/arcagent/controlplane/apiv1" // registers the control plane's error codes
 	"github.com/arcagent/arcagent/errcode"
-	"github.com/arcagent/arcagent/rules"
 )
 
 // The -update flag is registered once per package, whichever test file
@@ -29,7 +28,7 @@ func updating() bool {
 // generatedSections are README sections produced from the code.
 func generatedSections(t *testing.T) map[string]string {
 	t.Helper()
-	rs, err := rules.Builtin()
+	rs, err := loadRules("")
 	if err != nil {
 		t.Fatal(err)
 	}
