@@ -229,6 +229,9 @@ func (s *Server) handleSetExtension(w http.ResponseWriter, r *http.Request, p *p
 	if err != nil {
 		return err
 	}
+	if pkg.Kind == store.KindGuestConfig {
+		return errf(apiv1.CodeBadRequest, "%s is a guest configuration package, not an extension: assign it with `arcagent fleet guestconfig assign --package %s.%s --version %s`", v.pkg.Name(), pkg.Publisher, pkg.Type, pkg.Version)
+	}
 	pub, err := parsePublicKey(m.PublicKeyPEM)
 	if err != nil {
 		return fmt.Errorf("machine %s has a damaged key in the database: %w", m.ID, err)

@@ -245,9 +245,18 @@ type ExtensionSpec struct {
 	ProtectedSettings string `json:"protectedSettings,omitempty"`
 }
 
-// PackageInfo describes one extension package in the control plane's
-// package repository (content-addressed by SHA-256, never overwritten).
+// Package kinds (PackageInfo.Kind), from the predicate type of the
+// package's signed statement.
+const (
+	PackageKindExtension   = "extension"
+	PackageKindGuestConfig = "guestconfig"
+)
+
+// PackageInfo describes one package in the control plane's package
+// repository (content-addressed by SHA-256, never overwritten): an
+// extension, or a guest configuration package whose Type is its name.
 type PackageInfo struct {
+	Kind        string    `json:"kind"` // extension or guestconfig
 	Publisher   string    `json:"publisher"`
 	Type        string    `json:"type"`
 	Version     string    `json:"version"`

@@ -112,4 +112,8 @@ var migrations = []string{
 		published_at BIGINT NOT NULL,
 		published_by TEXT NOT NULL DEFAULT ''
 	);`,
+	// 4: packages have a kind: "extension" (the rows of version 3) or
+	// "guestconfig" (a guest configuration package, guestconfig.yaml at its
+	// root), as its signature's predicate type says.
+	`ALTER TABLE packages ADD COLUMN kind TEXT NOT NULL DEFAULT 'extension';`,
 }

@@ -735,8 +735,11 @@ func (s *SQLite) UpdateDesiredState(ctx context.Context, id string, fn func(cur 
 
 // CreatePackage records a published package.
 func (s *SQLite) CreatePackage(ctx context.Context, p Package) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO packages (publisher, type, version, name_key, sha256, size, key_id, published_at, published_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.Publisher, p.Type, p.Version, PackageKey(p.Publisher, p.Type, p.Version), p.SHA256, p.Size, p.KeyID, ms(p.PublishedAt), p.PublishedBy)
+	if p.Kind == "" {
+		p.Kind = KindExtension
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO packages (publisher, type, version, name_key, sha256, size, key_id, published_at, published_by, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.Publisher, p.Type, p.Version, PackageKey(p.Publisher, p.Type, p.Version), p.SHA256, p.Size, p.KeyID, ms(p.PublishedAt), p.PublishedBy, p.Kind)
 	if isUnique(err) {
 		return fmt.Errorf("package %s.%s-%s (sha256 %s): %w", p.Publisher, p.Type, p.Version, p.SHA256, ErrConflict)
 	}
@@ -746,12 +749,12 @@ func (s *SQLite) CreatePackage(ctx context.Context, p Package) error {
 	return nil
 }
 
-const pkgSelect = `SELECT publisher, type, version, sha256, size, key_id, published_at, published_by FROM packages`
+const pkgSelect = `SELECT publisher, type, version, sha256, size, key_id, published_at, published_by, kind FROM packages`
 
 func scanPackage(sc interface{ Scan(...any) error }) (Package, error) {
 	var p Package
 	var at int64
-	err := sc.Scan(&p.Publisher, &p.Type, &p.Version, &p.SHA256, &p.Size, &p.KeyID, &at, &p.PublishedBy)
+	err := sc.Scan(&p.Publisher, &p.Type, &p.Version, &p.SHA256, &p.Size, &p.KeyID, &at, &p.PublishedBy, &p.Kind)
 	p.PublishedAt = fromMS(at)
 	return p, err
 }
@@ -774,8 +777,8 @@ func (s *SQLite) PackageBySHA256(ctx context.Context, sha256 string) (Package, e
 	return p, nil
 }
 
-// ListPackages lists packages, optionally of one publisher and type.
-func (s *SQLite) ListPackages(ctx context.Context, publisher, typ string) ([]Package, error) {
+// ListPackages lists packages, optionally of one publisher, type and kind.
+func (s *SQLite) ListPackages(ctx context.Context, publisher, typ, kind string) ([]Package, error) {
 	q := pkgSelect + ` WHERE 1 = 1`
 	var args []any
 	if publisher != "" {
@@ -785,6 +788,10 @@ func (s *SQLite) ListPackages(ctx context.Context, publisher, typ string) ([]Pac
 	if typ != "" {
 		q += ` AND LOWER(type) = ?`
 		args = append(args, strings.ToLower(typ))
+	}
+	if kind != "" {
+		q += ` AND kind = ?`
+		args = append(args, kind)
 	}
 	rows, err := s.r.QueryContext(ctx, q+` ORDER BY LOWER(publisher), LOWER(type), published_at, version`, args...)
 	if err != nil {

@@ -168,11 +168,43 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 }
 
+// TestUpgradeFromVersion3 opens a database of schema 3, when every package
+// was an extension, and checks that its packages read back as extensions.
+func TestUpgradeFromVersion3(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "v3.db")
+	db, err := sql.Open("sqlite", "file:"+p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := []string{`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`}
+	qs = append(qs, migrations[:3]...)
+	qs = append(qs, `INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0), (2, 0), (3, 0)`,
+		`INSERT INTO packages (publisher, type, version, name_key, sha256, size, published_at) VALUES ('P', 'T', '1', 'p.t-1', 'aa', 5, 1000)`)
+	for _, q := range qs {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s, err := OpenSQLite(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := s.PackageBySHA256(ctx, "aa"); err != nil || got.Kind != KindExtension || got.Size != 5 {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if ps, err := s.ListPackages(ctx, "", "", KindGuestConfig); err != nil || len(ps) != 0 {
+		t.Fatalf("guest configuration packages of a version 3 database: %v %v", ps, err)
+	}
+}
+
 func TestPackages(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	a := Package{Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.0.0", SHA256: "aa", Size: 10, KeyID: "k1", PublishedAt: now, PublishedBy: "owner"}
+	a := Package{Kind: KindExtension, Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.0.0", SHA256: "aa", Size: 10, KeyID: "k1", PublishedAt: now, PublishedBy: "owner"}
 	if err := s.CreatePackage(ctx, a); err != nil {
 		t.Fatal(err)
 	}
@@ -184,12 +216,22 @@ func TestPackages(t *testing.T) {
 			t.Errorf("%s: %v, want ErrConflict", name, err)
 		}
 	}
-	b := Package{Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.1.0", SHA256: "cc", Size: 11, PublishedAt: now.Add(time.Second)}
+	b := Package{Kind: KindExtension, Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.1.0", SHA256: "cc", Size: 11, PublishedAt: now.Add(time.Second)}
 	if err := s.CreatePackage(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CreatePackage(ctx, Package{Publisher: "Fabrikam", Type: "Agent", Version: "1", SHA256: "dd", PublishedAt: now}); err != nil {
 		t.Fatal(err)
+	}
+	gc := Package{Kind: KindGuestConfig, Publisher: "Contoso.Baseline", Type: "SSH", Version: "1.0", SHA256: "ff", Size: 12, PublishedAt: now}
+	if err := s.CreatePackage(ctx, gc); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.PackageBySHA256(ctx, "ff"); err != nil || got != gc {
+		t.Fatalf("guest configuration package: %+v %v", got, err)
+	}
+	if got, _ := s.PackageBySHA256(ctx, "dd"); got.Kind != KindExtension {
+		t.Fatalf("a package stored without a kind reads back as %q, want %q", got.Kind, KindExtension)
 	}
 	if got, err := s.PackageByName(ctx, "CONTOSO.monitoring", "statusReporter", "1.0.0"); err != nil || got != a {
 		t.Fatalf("by name: %+v %v", got, err)
@@ -204,12 +246,15 @@ func TestPackages(t *testing.T) {
 		t.Fatalf("unknown version: %v", err)
 	}
 	for _, tc := range []struct {
-		pub, typ string
-		want     int
-	}{{"", "", 3}, {"contoso.monitoring", "", 2}, {"", "agent", 1}, {"Contoso.Monitoring", "Agent", 0}} {
-		ps, err := s.ListPackages(ctx, tc.pub, tc.typ)
+		pub, typ, kind string
+		want           int
+	}{
+		{"", "", "", 4}, {"contoso.monitoring", "", "", 2}, {"", "agent", "", 1}, {"Contoso.Monitoring", "Agent", "", 0},
+		{"", "", KindExtension, 3}, {"", "", KindGuestConfig, 1}, {"contoso.baseline", "", KindExtension, 0}, {"contoso.baseline", "ssh", KindGuestConfig, 1},
+	} {
+		ps, err := s.ListPackages(ctx, tc.pub, tc.typ, tc.kind)
 		if err != nil || len(ps) != tc.want {
-			t.Errorf("list %q %q: %d %v, want %d", tc.pub, tc.typ, len(ps), err, tc.want)
+			t.Errorf("list %q %q %q: %d %v, want %d", tc.pub, tc.typ, tc.kind, len(ps), err, tc.want)
 		}
 	}
 }

@@ -127,9 +127,17 @@ type DesiredState struct {
 	Private []byte
 }
 
-// Package is one published extension package. Its bytes live beside the
+// Package kinds (Package.Kind).
+const (
+	KindExtension   = "extension"
+	KindGuestConfig = "guestconfig"
+)
+
+// Package is one published package: an extension or a guest configuration
+// package (Kind; "" is read as KindExtension). Its bytes live beside the
 // database, named by SHA256 (lowercase hex).
 type Package struct {
+	Kind        string
 	Publisher   string
 	Type        string
 	Version     string
@@ -210,8 +218,9 @@ type Store interface {
 	// PackageBySHA256 finds a package by its digest.
 	PackageBySHA256(ctx context.Context, sha256 string) (Package, error)
 	// ListPackages lists packages, optionally of one publisher and type
-	// (case-insensitively), ordered by publisher, type and publication.
-	ListPackages(ctx context.Context, publisher, typ string) ([]Package, error)
+	// (case-insensitively) and of one kind, ordered by publisher, type and
+	// publication.
+	ListPackages(ctx context.Context, publisher, typ, kind string) ([]Package, error)
 
 	AddSigningKey(ctx context.Context, k SigningKey) error
 	RetireSigningKeys(ctx context.Context, exceptKID string, at time.Time) error
