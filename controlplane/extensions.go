@@ -189,6 +189,9 @@ func encodeDesired(cur store.DesiredState, ds apiv1.DesiredState, priv desiredPr
 	slices.SortFunc(ds.Extensions, func(a, b apiv1.ExtensionSpec) int {
 		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
 	})
+	slices.SortFunc(ds.GuestConfigurationAssignments, func(a, b apiv1.GuestConfigurationAssignment) int {
+		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+	})
 	doc, err := json.Marshal(ds)
 	if err != nil {
 		return nil, err

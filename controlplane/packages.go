@@ -344,8 +344,9 @@ func isSHA256(v string) bool {
 }
 
 // assignedPackage returns the package row of digest sha if the machine's
-// current desired state names it; a machine downloads only what it is
-// assigned (least privilege), and anything else is 404.
+// current desired state names it (an extension or a guest configuration
+// assignment, its own or its resource group's); a machine downloads only
+// what it is assigned (least privilege), and anything else is 404.
 func (s *Server) assignedPackage(r *http.Request, id, sha string) (store.Package, error) {
 	notAssigned := errf(apiv1.CodeNotFound, "package %s is not assigned to machine %s", sha, id)
 	if !isSHA256(sha) {
@@ -362,6 +363,12 @@ func (s *Server) assignedPackage(r *http.Request, id, sha string) (store.Package
 	found := false
 	for _, e := range ds.Extensions {
 		if e.PackageSHA256 == sha {
+			found = true
+			break
+		}
+	}
+	for _, a := range ds.GuestConfigurationAssignments {
+		if a.PackageSHA256 == sha {
 			found = true
 			break
 		}

@@ -331,6 +331,39 @@ type GuestConfigurationAssignRequest struct {
 	Parameters map[string]string `json:"parameters,omitempty"`
 }
 
+// Guest configuration states only the control plane shows in a view.
+const (
+	GuestConfigPending  = "Pending"  // assigned; the machine has not reported this version and mode yet
+	GuestConfigRemoving = "Removing" // no longer assigned; the machine still reports it
+)
+
+// GuestConfigurationView is one row of GET
+// /v1/machines/{id}/guestconfiguration: an assignment (with its scope) next
+// to what the machine last reported about it.
+type GuestConfigurationView struct {
+	Name     string                        `json:"name"`
+	Desired  *GuestConfigurationAssignment `json:"desired,omitempty"`
+	Reported *GuestConfigurationStatus     `json:"reported,omitempty"`
+	// State is the reported compliance (Compliant, NonCompliant, Error,
+	// NotApplied) once the machine reports the desired version and mode,
+	// else Pending (or Removing).
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	// Resources and NonCompliantResources count the reported resources
+	// and those not Compliant (NonCompliant or Error).
+	Resources             int `json:"resources"`
+	NonCompliantResources int `json:"nonCompliantResources"`
+}
+
+// MachineGuestConfiguration is one machine of GET /v1/guestconfiguration:
+// its assignments' views, without the per-resource detail.
+type MachineGuestConfiguration struct {
+	MachineID   string                   `json:"machineId"`
+	Name        string                   `json:"name"`
+	ResourceID  string                   `json:"resourceId"`
+	Assignments []GuestConfigurationView `json:"assignments"`
+}
+
 // DesiredState is what the control plane wants the machine to run. It is
 // served with an ETag; agents poll with If-None-Match.
 type DesiredState struct {

@@ -321,3 +321,75 @@ func registerOne(t *testing.T, s *SQLite) string {
 	}
 	return m.ID
 }
+
+func TestGroupAssignments(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	id := registerOne(t, s)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	// sync writes the names of the group's assignments as the document.
+	var synced []string
+	sync := func(m MachineRef, cur DesiredState, group []GroupAssignment) (*DesiredState, error) {
+		synced = append(synced, m.ID)
+		var names []string
+		for _, g := range group {
+			names = append(names, g.Name)
+		}
+		doc := []byte(strings.Join(names, ","))
+		if string(doc) == string(cur.Doc) {
+			return nil, nil
+		}
+		return &DesiredState{Doc: doc, ETag: "e-" + string(doc)}, nil
+	}
+	add := func(name string) func([]GroupAssignment) ([]GroupAssignment, error) {
+		return func(cur []GroupAssignment) ([]GroupAssignment, error) {
+			return append(cur, GroupAssignment{Name: name, Doc: []byte(`{"name":"` + name + `"}`), UpdatedAt: now}), nil
+		}
+	}
+	if err := s.UpdateGroupAssignments(ctx, "S1", "WEB", add("b"), sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateGroupAssignments(ctx, "s1", "web", add("A"), sync); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := s.Machine(ctx, id); string(m.DesiredState) != "A,b" || m.DesiredETag != "e-A,b" || len(synced) != 2 {
+		t.Fatalf("machine desired state %q etag %q after %v", m.DesiredState, m.DesiredETag, synced)
+	}
+	gs, err := s.ListGroupAssignments(ctx, "s1", "Web")
+	if err != nil || len(gs) != 2 || gs[0].Name != "A" || string(gs[1].Doc) != `{"name":"b"}` || !gs[1].UpdatedAt.Equal(now) {
+		t.Fatalf("%+v %v", gs, err)
+	}
+	if err := s.UpdateGroupAssignments(ctx, "s1", "web", add("a"), sync); !errors.Is(err, ErrConflict) {
+		t.Fatalf("same name, other case: %v", err)
+	}
+	// A failing sync rolls the group change back.
+	boom := errors.New("boom")
+	err = s.UpdateGroupAssignments(ctx, "s1", "web", add("c"), func(MachineRef, DesiredState, []GroupAssignment) (*DesiredState, error) { return nil, boom })
+	if !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	if gs, _ := s.ListGroupAssignments(ctx, "s1", "web"); len(gs) != 2 {
+		t.Fatalf("a failed change was kept: %+v", gs)
+	}
+	// fn returning nil changes nothing and syncs nobody.
+	synced = nil
+	if err := s.UpdateGroupAssignments(ctx, "s1", "web", func([]GroupAssignment) ([]GroupAssignment, error) { return nil, nil }, sync); err != nil || synced != nil {
+		t.Fatalf("%v %v", err, synced)
+	}
+	// A machine whose document lost the group's view is brought back.
+	if err := s.SetDesiredState(ctx, id, []byte("{}"), "e0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SyncGroupAssignments(ctx, id, sync); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := s.Machine(ctx, id); string(m.DesiredState) != "A,b" {
+		t.Fatalf("after sync: %q", m.DesiredState)
+	}
+	if err := s.SyncGroupAssignments(ctx, "nope", sync); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown machine: %v", err)
+	}
+	if gs, err := s.ListGroupAssignments(ctx, "s1", "other"); err != nil || len(gs) != 0 {
+		t.Fatalf("other group: %+v %v", gs, err)
+	}
+}
