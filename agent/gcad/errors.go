@@ -8,6 +8,7 @@ const (
 	CodeAssignment   errcode.Code = "ARC0172" // the desired state names an invalid assignment
 	CodeRefused      errcode.Code = "ARC0173" // an assignment was refused before any change
 	CodeNotConnected errcode.Code = "ARC0174" // the machine is not connected
+	CodeNotFound     errcode.Code = "ARC0175" // no such assignment on this machine
 )
 
 func init() {
@@ -20,6 +21,8 @@ func init() {
 			Remedy: "a resource could not even be tested (a path leading outside the root, an unreadable file): read `arcagent guestconfig show NAME`, fix the document or the machine, and publish again; nothing was changed"},
 		{Code: CodeNotConnected, Exit: errcode.ExitFailed, Title: "guest configuration has no control plane",
 			Remedy: "connect the machine with `arcagent connect`; gcad picks the registration up without a restart"},
+		{Code: CodeNotFound, Exit: errcode.ExitFailed, Title: "no such guest configuration assignment",
+			Remedy: "`arcagent guestconfig list` shows the assignments gcad evaluated on this machine; a new assignment appears after gcad's next poll"},
 	} {
 		errcode.Register(i)
 	}
