@@ -566,6 +566,7 @@ func (s *State) MachineStatus(degraded string, disabled bool, now time.Time) api
 	case degraded != "":
 		svc.State, svc.Message = "Degraded", degraded
 	}
+	out.GuestConfiguration = bound(out.GuestConfiguration)
 	out.Services = []apiv1.ServiceStatus{svc}
 	return out
 }

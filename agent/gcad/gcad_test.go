@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/arcagent/arcagent/agent/guestconfig"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
@@ -345,4 +347,63 @@ func TestInvalidAssignments(t *testing.T) {
 	if Fingerprint(&a) == Fingerprint(&b) {
 		t.Error("parameters do not change the fingerprint")
 	}
+}
+
+func TestBound(t *testing.T) {
+	long := make([]byte, 5000)
+	for i := range long {
+		long[i] = 'x'
+	}
+	ev := map[string]string{"bad": "a\x00b\xffc", "long": string(long)}
+	for i := range 40 {
+		ev["k"+string(rune('a'+i%26))+string(rune('a'+i/26))] = "v"
+	}
+	in := []apiv1.GuestConfigurationStatus{{Name: "a", Compliance: "Error", Message: string(long) + "\x01",
+		Resources: []apiv1.GuestConfigurationResourceStatus{{ID: "r", Type: "file", Compliance: "Error", Reason: "line\nnext\ttab\x07", Evidence: ev}}}}
+	out := bound(in)[0]
+	if len(out.Message) > maxMessage || contains(out.Message, "\x01") {
+		t.Errorf("message %d bytes", len(out.Message))
+	}
+	r := out.Resources[0]
+	if r.Reason != "line\nnext\ttab?" {
+		t.Errorf("reason %q", r.Reason)
+	}
+	if len(r.Evidence) != maxEvidence || r.Evidence["bad"] != "a?b?c" || len(r.Evidence["kaa"]) == 0 {
+		t.Errorf("evidence %d entries, bad=%q", len(r.Evidence), r.Evidence["bad"])
+	}
+	if v := r.Evidence["long"]; v != "" && len(v) > maxEvidenceValue {
+		t.Errorf("long evidence %d bytes", len(v))
+	}
+	many := make([]apiv1.GuestConfigurationResourceStatus, 3000)
+	for i := range many {
+		many[i] = apiv1.GuestConfigurationResourceStatus{ID: "r", Type: "file", Compliance: "Compliant"}
+	}
+	got := bound([]apiv1.GuestConfigurationStatus{{Name: "a", Compliance: "Compliant", Resources: many}, {Name: "b", Compliance: "Compliant", Resources: many}})
+	if len(got[0].Resources) != 3000 || got[1].Resources != nil || !contains(got[1].Message, "left out") {
+		t.Errorf("resource bound: %d, %v, %q", len(got[0].Resources), got[1].Resources == nil, got[1].Message)
+	}
+	// The input is not changed (the state keeps everything).
+	if len(in[0].Resources[0].Evidence) != len(ev) {
+		t.Error("bound changed its input")
+	}
+}
+
+func FuzzClean(f *testing.F) {
+	for _, s := range []string{"", "plain", "a\x00b", "\xff\xfe", "line\nbreak", "ünïcödé…"} {
+		f.Add(s, 16, true)
+	}
+	f.Fuzz(func(t *testing.T, s string, max int, lines bool) {
+		if max < 8 || max > 1<<16 {
+			return
+		}
+		out := clean(s, max, lines)
+		if len(out) > max || !utf8.ValidString(out) {
+			t.Fatalf("clean(%q, %d) = %q", s, max, out)
+		}
+		for _, r := range out {
+			if !unicode.IsPrint(r) && (!lines || (r != '\n' && r != '\t' && r != '\r')) {
+				t.Fatalf("clean(%q) kept %q", s, r)
+			}
+		}
+	})
 }
