@@ -435,8 +435,16 @@ func (p *pass) load(ctx context.Context, a *apiv1.GuestConfigurationAssignment, 
 	if err != nil {
 		return nil, err
 	}
-	return guestconfig.LoadPackage(ctx, guestconfig.LoadOptions{Path: path, Envelope: env, Trust: p.trust,
+	pkg, err := guestconfig.LoadPackage(ctx, guestconfig.LoadOptions{Path: path, Envelope: env, Trust: p.trust,
 		Expect: signing.Expectation{Publisher: spec.Publisher, Type: spec.Type, Version: spec.Version}})
+	if err != nil {
+		// Refused: the kept copy is deleted, so the next pass downloads it
+		// again (a key added to the trust store, a damaged file).
+		_ = os.Remove(path)
+		_ = os.Remove(path[:len(path)-len(".zip")] + ".sig.json")
+		return nil, err
+	}
+	return pkg, nil
 }
 
 // download fetches the pinned package and its envelope into

@@ -407,3 +407,35 @@ func FuzzClean(f *testing.F) {
 		}
 	})
 }
+
+func TestKeptPackageVerifiedAtEachLoad(t *testing.T) {
+	w := newWorld(t)
+	a := w.publish("ssh", pub, "1.0.0", baseline, "Audit", w.signer)
+	w.cp.assign(a)
+	w.pass(true)
+	sig := filepath.Join(w.l.GCPackagesDir(), a.PackageSHA256+".sig.json")
+	if _, err := os.Stat(sig); err != nil {
+		t.Fatalf("signature not kept: %v", err)
+	}
+	// Offline, the kept copy is evaluated; a stripped signature refuses it.
+	w.cp.setDown(true)
+	w.pass(true)
+	st, _ := LoadState(w.l)
+	if c := st.Lookup("ssh").Status.Compliance; c != guestconfig.NonCompliant {
+		t.Fatalf("offline evaluation of the kept package: %s", c)
+	}
+	if err := os.WriteFile(sig, []byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.pass(true)
+	st, _ = LoadState(w.l)
+	if s := st.Lookup("ssh").Status; s.Compliance != guestconfig.NotApplied || !contains(s.Message, "ARC0161") {
+		t.Fatalf("stripped signature: %+v", s)
+	}
+	// Back online, the package is downloaded again and verifies.
+	w.cp.setDown(false)
+	w.pass(true)
+	if _, s := w.cp.last(t, "ssh"); s.Compliance != guestconfig.NonCompliant {
+		t.Fatalf("after a new download: %+v", s)
+	}
+}
