@@ -189,6 +189,9 @@ func encodeDesired(cur store.DesiredState, ds apiv1.DesiredState, priv desiredPr
 	slices.SortFunc(ds.Extensions, func(a, b apiv1.ExtensionSpec) int {
 		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
 	})
+	slices.SortFunc(ds.GuestConfigurationAssignments, func(a, b apiv1.GuestConfigurationAssignment) int {
+		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+	})
 	doc, err := json.Marshal(ds)
 	if err != nil {
 		return nil, err
@@ -228,6 +231,9 @@ func (s *Server) handleSetExtension(w http.ResponseWriter, r *http.Request, p *p
 	}
 	if err != nil {
 		return err
+	}
+	if pkg.Kind == store.KindGuestConfig {
+		return errf(apiv1.CodeBadRequest, "%s is a guest configuration package, not an extension: assign it with `arcagent fleet guestconfig assign --package %s.%s --version %s`", v.pkg.Name(), pkg.Publisher, pkg.Type, pkg.Version)
 	}
 	pub, err := parsePublicKey(m.PublicKeyPEM)
 	if err != nil {

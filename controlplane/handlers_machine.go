@@ -7,8 +7,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -105,6 +107,12 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	if c, ok := r.Context().Value(callerKey{}).(*caller); ok {
 		c.machine = m.ID
 	}
+	// Before the machine learns its id: its first desired state already
+	// holds its resource group's guest configuration assignments.
+	if err := s.syncGroupFor(r, m.ID); err != nil {
+		s.log.Error("machine registered without its resource group's guest configuration assignments", "machine", m.ID, "error", err)
+		return fmt.Errorf("machine %s was registered, but its resource group's guest configuration could not be added: delete it (`arcagent fleet machines delete`) and connect again: %w", m.ID, err)
+	}
 	s.log.Info("machine registered", "machine", m.ID, "resource_id", m.ResourceID, "onboarding_credential", m.OnboardingID)
 	g, _ := s.st.ResourceGroup(r.Context(), m.SubscriptionID, m.ResourceGroup)
 	writeJSON(w, http.StatusCreated, apiv1.Registration{
@@ -192,7 +200,7 @@ func (s *Server) handleDesiredState(w http.ResponseWriter, r *http.Request, id s
 
 // validateStatus bounds a status report.
 func validateStatus(st *apiv1.MachineStatus) error {
-	if len(st.Extensions) > 500 || len(st.GuestConfiguration) > 500 || len(st.Services) > 32 {
+	if len(st.Extensions) > 500 || len(st.GuestConfiguration) > 500 || len(st.Services) > maxServices {
 		return errf(apiv1.CodeBadRequest, "a status report may list at most 500 extensions, 500 guest configuration assignments and 32 services")
 	}
 	if err := checkText("desiredStateETag", st.DesiredStateETag, 128, false); err != nil {
@@ -222,16 +230,8 @@ func validateStatus(st *apiv1.MachineStatus) error {
 			return errf(apiv1.CodeBadRequest, "%ssequence must not be negative", f)
 		}
 	}
-	for i, g := range st.GuestConfiguration {
-		if err := checkText("guestConfiguration["+strconv.Itoa(i)+"].name", g.Name, 256, true); err != nil {
-			return err
-		}
-		if err := checkText("guestConfiguration["+strconv.Itoa(i)+"].complianceStatus", g.Compliance, 64, true); err != nil {
-			return err
-		}
-		if err := checkMessage("guestConfiguration["+strconv.Itoa(i)+"].message", g.Message, maxStatusMessage); err != nil {
-			return err
-		}
+	if err := validateGuestConfigStatus(st.GuestConfiguration); err != nil {
+		return err
 	}
 	for i, sv := range st.Services {
 		f := "services[" + strconv.Itoa(i) + "]."
@@ -260,21 +260,60 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, id string,
 	if st.ReportedAt.IsZero() {
 		st.ReportedAt = now
 	}
-	if st.Extensions == nil {
-		st.Extensions = []apiv1.ExtensionStatus{}
-	}
-	if st.GuestConfiguration == nil {
-		st.GuestConfiguration = []apiv1.GuestConfigurationStatus{}
-	}
-	b, err := json.Marshal(st)
+	err := s.st.UpdateMachineStatus(r.Context(), id, now, func(cur []byte) ([]byte, error) {
+		var old apiv1.MachineStatus
+		if len(cur) > 0 {
+			if err := json.Unmarshal(cur, &old); err != nil {
+				s.log.Warn("replacing a damaged stored status report", "machine", id, "error", err)
+				old = apiv1.MachineStatus{}
+			}
+		}
+		return json.Marshal(mergeStatus(old, st))
+	})
 	if err != nil {
-		return err
-	}
-	if err := s.st.SetMachineStatus(r.Context(), id, b, now); err != nil {
 		return storeErr(err, "machine "+id)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// mergeStatus merges a report into the stored one by section, as each
+// agent service reports its own: a null or absent extensions or
+// guestConfiguration section keeps the stored one, an empty list clears
+// it; services are merged by name (the reported ones replace theirs).
+func mergeStatus(old, rep apiv1.MachineStatus) apiv1.MachineStatus {
+	out := rep
+	if rep.Extensions == nil {
+		out.Extensions = old.Extensions
+	}
+	if rep.GuestConfiguration == nil {
+		out.GuestConfiguration = old.GuestConfiguration
+	}
+	if rep.DesiredStateETag == "" {
+		out.DesiredStateETag = old.DesiredStateETag
+	}
+	out.Services = append([]apiv1.ServiceStatus(nil), rep.Services...)
+	for _, o := range old.Services {
+		if len(out.Services) >= maxServices {
+			break
+		}
+		if !slices.ContainsFunc(rep.Services, func(n apiv1.ServiceStatus) bool { return strings.EqualFold(n.Name, o.Name) }) {
+			out.Services = append(out.Services, o)
+		}
+	}
+	slices.SortFunc(out.Services, func(a, b apiv1.ServiceStatus) int {
+		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+	})
+	if out.Extensions == nil {
+		out.Extensions = []apiv1.ExtensionStatus{}
+	}
+	if out.GuestConfiguration == nil {
+		out.GuestConfiguration = []apiv1.GuestConfigurationStatus{}
+	}
+	if len(out.Services) == 0 {
+		out.Services = nil
+	}
+	return out
 }
 
 // tokenClaims are the claims of an issued managed-identity token.

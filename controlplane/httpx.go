@@ -18,8 +18,8 @@ import (
 
 // Body limits.
 const (
-	maxBody       = 64 << 10  // ordinary requests
-	maxStatusBody = 256 << 10 // status uploads
+	maxBody       = 64 << 10 // ordinary requests
+	maxStatusBody = 16 << 20 // status uploads (guest configuration: up to 5000 resources with reasons and evidence)
 )
 
 // apiError is an error the API reports to the caller as {code, message}.

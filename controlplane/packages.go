@@ -33,6 +33,12 @@ const (
 	maxPublishBody = (MaxPackageSize+2)/3*4 + maxEnvelope + 4<<10
 	// maxManifest bounds HandlerManifest.json (as the agent does).
 	maxManifest = 64 << 10
+	// maxGuestConfigPackage and maxGuestConfigDocument are the machine's
+	// bounds of a guest configuration package and of its guestconfig.yaml
+	// (agent/guestconfig MaxPackage and MaxDocument, which the control
+	// plane may not import).
+	maxGuestConfigPackage  = 16 << 20
+	maxGuestConfigDocument = 1 << 20
 )
 
 // PackagesDir is the directory of the data directory that holds the
@@ -42,8 +48,13 @@ const PackagesDir = "packages"
 // handlerManifestName is the file every extension package holds at its root.
 const handlerManifestName = "HandlerManifest.json"
 
+// guestConfigDocumentName is the file every guest configuration package
+// holds at its root.
+const guestConfigDocumentName = "guestconfig.yaml"
+
 // publication is a publish request that passed every check.
 type publication struct {
+	kind     string // store.KindExtension or store.KindGuestConfig
 	pkg      signing.Package
 	sha256   string
 	size     int64
@@ -56,8 +67,10 @@ type publication struct {
 // with the arcagent package predicate, the statement's subject is the
 // package file name <Publisher>.<Type>-<Version>.zip of that predicate with
 // the sha256 and size of the uploaded bytes, and the zip is a plausible
-// package (HandlerManifest.json at its root holding one handler object).
-// Which keys may sign for a publisher is the machine's decision.
+// package of the kind the predicate type says: an extension
+// (HandlerManifest.json at its root holding one handler object) or a guest
+// configuration package (guestconfig.yaml at its root). Which keys may
+// sign for a publisher is the machine's decision.
 func validatePublish(req *apiv1.PublishPackageRequest) (*publication, error) {
 	if len(req.Package) == 0 {
 		return nil, errf(apiv1.CodeBadRequest, "package is required: the bytes of the package zip (base64 in JSON)")
@@ -89,14 +102,62 @@ func validatePublish(req *apiv1.PublishPackageRequest) (*publication, error) {
 	if st.Predicate.Size != int64(len(req.Package)) {
 		return nil, errf(apiv1.CodeBadRequest, "the signature is for other bytes: its statement names %s of %d bytes, the uploaded package has %d bytes; sign this package again", p.FileName(), st.Predicate.Size, len(req.Package))
 	}
-	if err := checkPackageZip(req.Package); err != nil {
+	kind := store.KindExtension
+	if st.Kind() == signing.KindGuestConfig {
+		kind = store.KindGuestConfig
+		if len(req.Package) > maxGuestConfigPackage {
+			return nil, errf(apiv1.CodeTooLarge, "the guest configuration package is %d bytes; machines accept at most %d", len(req.Package), maxGuestConfigPackage)
+		}
+		if err := checkGuestConfigZip(req.Package); err != nil {
+			return nil, err
+		}
+	} else if err := checkPackageZip(req.Package); err != nil {
 		return nil, err
 	}
 	keyID := env.Signatures[0].KeyID
 	if err := checkText("envelope.signatures[0].keyid", keyID, 256, false); err != nil {
 		return nil, err
 	}
-	return &publication{pkg: p, sha256: got, size: int64(len(req.Package)), keyID: keyID, envelope: envBytes}, nil
+	return &publication{kind: kind, pkg: p, sha256: got, size: int64(len(req.Package)), keyID: keyID, envelope: envBytes}, nil
+}
+
+// checkGuestConfigZip checks that data is a zip archive with a non-empty
+// guestconfig.yaml at its root within the machine's document limit. The
+// document itself is parsed, and the archive extracted, only on the
+// machine (the control plane may not import agent/guestconfig).
+func checkGuestConfigZip(data []byte) error {
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+		return errf(apiv1.CodeBadRequest, "the package is not a zip archive (%s): a guest configuration package is a zip with guestconfig.yaml at its root", err.Error())
+	}
+	var df *zip.File
+	for _, f := range zr.File {
+		if f.Name == handlerManifestName {
+			return errf(apiv1.CodeBadRequest, "the package holds %s but is signed as a guest configuration package: sign it as an extension package (`arcagent package sign`)", handlerManifestName)
+		}
+		if f.Name == guestConfigDocumentName && df == nil {
+			df = f
+		}
+	}
+	if df == nil {
+		return errf(apiv1.CodeBadRequest, "the package has no %s at its root: it is not a guest configuration package", guestConfigDocumentName)
+	}
+	if df.UncompressedSize64 > maxGuestConfigDocument {
+		return errf(apiv1.CodeBadRequest, "the package's %s is larger than %d bytes", guestConfigDocumentName, maxGuestConfigDocument)
+	}
+	rc, err := df.Open()
+	if err != nil {
+		return errf(apiv1.CodeBadRequest, "the package's %s cannot be read: %s", guestConfigDocumentName, err.Error())
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxGuestConfigDocument+1))
+	if err != nil || len(b) > maxGuestConfigDocument {
+		return errf(apiv1.CodeBadRequest, "the package's %s cannot be read (damaged archive?)", guestConfigDocumentName)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return errf(apiv1.CodeBadRequest, "the package's %s is empty", guestConfigDocumentName)
+	}
+	return nil
 }
 
 // checkPackageZip checks that data is a zip archive with a
@@ -117,6 +178,11 @@ func checkPackageZip(data []byte) error {
 		}
 	}
 	if mf == nil {
+		for _, f := range zr.File {
+			if f.Name == guestConfigDocumentName {
+				return errf(apiv1.CodeBadRequest, "the package holds %s but is signed as an extension package: sign it as a guest configuration package (signing kind guestconfig), and publish it with `arcagent fleet guestconfig publish`", guestConfigDocumentName)
+			}
+		}
 		return errf(apiv1.CodeBadRequest, "the package has no %s at its root: it is not an extension package", handlerManifestName)
 	}
 	if mf.UncompressedSize64 > maxManifest {
@@ -144,8 +210,12 @@ func checkPackageZip(data []byte) error {
 }
 
 func toPackageInfo(p store.Package) apiv1.PackageInfo {
+	kind := p.Kind
+	if kind == "" {
+		kind = store.KindExtension
+	}
 	return apiv1.PackageInfo{
-		Publisher: p.Publisher, Type: p.Type, Version: p.Version, FileName: signing.Package{Publisher: p.Publisher, Type: p.Type, Version: p.Version}.FileName(),
+		Kind: kind, Publisher: p.Publisher, Type: p.Type, Version: p.Version, FileName: signing.Package{Publisher: p.Publisher, Type: p.Type, Version: p.Version}.FileName(),
 		SHA256: p.SHA256, Size: p.Size, KeyID: p.KeyID, PublishedAt: p.PublishedAt, PublishedBy: p.PublishedBy,
 	}
 }
@@ -216,7 +286,7 @@ func (s *Server) handlePublishPackage(w http.ResponseWriter, r *http.Request, p 
 	if err := atomicfile.WriteFile(s.packagePath(pub.sha256, false), req.Package, atomicfile.WriteOptions{Mode: 0o600}); err != nil {
 		return fmt.Errorf("store the package %s: %w", name, err)
 	}
-	row := store.Package{Publisher: pub.pkg.Publisher, Type: pub.pkg.Type, Version: pub.pkg.Version, SHA256: pub.sha256, Size: pub.size, KeyID: pub.keyID, PublishedAt: s.now().UTC(), PublishedBy: p.name}
+	row := store.Package{Kind: pub.kind, Publisher: pub.pkg.Publisher, Type: pub.pkg.Type, Version: pub.pkg.Version, SHA256: pub.sha256, Size: pub.size, KeyID: pub.keyID, PublishedAt: s.now().UTC(), PublishedBy: p.name}
 	if err := s.st.CreatePackage(ctx, row); err != nil {
 		return storeErr(err, "package "+name)
 	}
@@ -237,7 +307,13 @@ func (s *Server) handleListPackages(w http.ResponseWriter, r *http.Request, p *p
 	if err := checkText("type", typ, 64, false); err != nil {
 		return err
 	}
-	ps, err := s.st.ListPackages(r.Context(), pub, typ)
+	kind := q.Get("kind")
+	switch kind {
+	case "", store.KindExtension, store.KindGuestConfig:
+	default:
+		return errf(apiv1.CodeBadRequest, "kind %q is not a package kind: use %s or %s", kind, store.KindExtension, store.KindGuestConfig)
+	}
+	ps, err := s.st.ListPackages(r.Context(), pub, typ, kind)
 	if err != nil {
 		return err
 	}
@@ -268,8 +344,9 @@ func isSHA256(v string) bool {
 }
 
 // assignedPackage returns the package row of digest sha if the machine's
-// current desired state names it; a machine downloads only what it is
-// assigned (least privilege), and anything else is 404.
+// current desired state names it (an extension or a guest configuration
+// assignment, its own or its resource group's); a machine downloads only
+// what it is assigned (least privilege), and anything else is 404.
 func (s *Server) assignedPackage(r *http.Request, id, sha string) (store.Package, error) {
 	notAssigned := errf(apiv1.CodeNotFound, "package %s is not assigned to machine %s", sha, id)
 	if !isSHA256(sha) {
@@ -286,6 +363,12 @@ func (s *Server) assignedPackage(r *http.Request, id, sha string) (store.Package
 	found := false
 	for _, e := range ds.Extensions {
 		if e.PackageSHA256 == sha {
+			found = true
+			break
+		}
+	}
+	for _, a := range ds.GuestConfigurationAssignments {
+		if a.PackageSHA256 == sha {
 			found = true
 			break
 		}

@@ -121,7 +121,7 @@ func TestPublishPackage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := apiv1.PackageInfo{Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.0.0", FileName: "Contoso.Monitoring.StatusReporter-1.0.0.zip", SHA256: sha256Hex(zb), Size: int64(len(zb)), PublishedBy: "owner"}
+	want := apiv1.PackageInfo{Kind: apiv1.PackageKindExtension, Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.0.0", FileName: "Contoso.Monitoring.StatusReporter-1.0.0.zip", SHA256: sha256Hex(zb), Size: int64(len(zb)), PublishedBy: "owner"}
 	got := info
 	got.PublishedAt, got.KeyID = want.PublishedAt, ""
 	if got != want || info.PublishedAt.IsZero() {
@@ -174,7 +174,7 @@ func TestPublishPackage(t *testing.T) {
 			pub, typ string
 			want     int
 		}{{"", "", 2}, {"contoso.monitoring", "", 1}, {"", "Agent", 1}, {"Nobody", "", 0}} {
-			ps, err := e.owner.ListPackages(ctx, tc.pub, tc.typ)
+			ps, err := e.owner.ListPackages(ctx, tc.pub, tc.typ, "")
 			if err != nil || len(ps) != tc.want {
 				t.Errorf("list %q %q: %d %v, want %d", tc.pub, tc.typ, len(ps), err, tc.want)
 			}
@@ -182,7 +182,7 @@ func TestPublishPackage(t *testing.T) {
 	})
 	t.Run("RBAC", func(t *testing.T) {
 		reader := e.operatorFor("rita", rbac.Reader, "/")
-		if ps, err := reader.ListPackages(ctx, "", ""); err != nil || len(ps) == 0 {
+		if ps, err := reader.ListPackages(ctx, "", "", ""); err != nil || len(ps) == 0 {
 			t.Fatalf("reader list: %d %v", len(ps), err)
 		}
 		zb4, env4 := signedPackage(t, signing.Package{Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.1.0"}, "r")
@@ -192,7 +192,7 @@ func TestPublishPackage(t *testing.T) {
 		subAdmin := e.operatorFor("sam", rbac.ResourceAdministrator, rbac.SubscriptionScope(sub))
 		_, err = subAdmin.PublishPackage(ctx, apiv1.PublishPackageRequest{Package: zb4, Envelope: env4})
 		wantCode(t, err, http.StatusForbidden, apiv1.CodeForbidden, rbac.PackagesWrite)
-		_, err = subAdmin.ListPackages(ctx, "", "")
+		_, err = subAdmin.ListPackages(ctx, "", "", "")
 		wantCode(t, err, http.StatusForbidden, apiv1.CodeForbidden, rbac.PackagesRead)
 		admin := e.operatorFor("ada", rbac.ResourceAdministrator, "/")
 		if _, err := admin.PublishPackage(ctx, apiv1.PublishPackageRequest{Package: zb4, Envelope: env4}); err != nil {
@@ -262,7 +262,7 @@ func TestPublishRefusals(t *testing.T) {
 		_, err = c.Operator(e.ownerT).PublishPackage(ctx, apiv1.PublishPackageRequest{Package: big, Envelope: env})
 		wantCode(t, err, http.StatusRequestEntityTooLarge, apiv1.CodeTooLarge, "limit")
 	})
-	if ps, err := e.owner.ListPackages(ctx, "", ""); err != nil || len(ps) != 0 {
+	if ps, err := e.owner.ListPackages(ctx, "", "", ""); err != nil || len(ps) != 0 {
 		t.Fatalf("refused uploads were recorded: %+v %v", ps, err)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(e.dir, controlplane.PackagesDir)); len(ents) != 0 {

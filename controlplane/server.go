@@ -299,6 +299,11 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/machines/{id}/extensions", s.operator(s.handleListExtensions))
 	m.HandleFunc("PUT /v1/machines/{id}/extensions/{name}", s.operator(s.handleSetExtension))
 	m.HandleFunc("DELETE /v1/machines/{id}/extensions/{name}", s.operator(s.handleRemoveExtension))
+	m.HandleFunc("PUT /v1/machines/{id}/guestconfiguration/{name}", s.operator(s.handleAssignMachineGC))
+	m.HandleFunc("DELETE /v1/machines/{id}/guestconfiguration/{name}", s.operator(s.handleRemoveMachineGC))
+	m.HandleFunc("GET /v1/subscriptions/{sub}/resourceGroups/{rg}/guestconfiguration", s.operator(s.handleListGroupGC))
+	m.HandleFunc("PUT /v1/subscriptions/{sub}/resourceGroups/{rg}/guestconfiguration/{name}", s.operator(s.handleAssignGroupGC))
+	m.HandleFunc("DELETE /v1/subscriptions/{sub}/resourceGroups/{rg}/guestconfiguration/{name}", s.operator(s.handleRemoveGroupGC))
 
 	m.HandleFunc("POST /v1/machines/register", s.handleRegister)
 	m.HandleFunc("GET /v1/machines/{id}/self", s.machine(s.handleSelf))

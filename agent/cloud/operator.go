@@ -175,10 +175,13 @@ func (o *Operator) PublishPackage(ctx context.Context, req apiv1.PublishPackageR
 	return out, err
 }
 
-// ListPackages lists published packages, optionally of one publisher
-// and type.
-func (o *Operator) ListPackages(ctx context.Context, publisher, typ string) ([]apiv1.PackageInfo, error) {
+// ListPackages lists published packages, optionally of one publisher,
+// type and kind (apiv1.PackageKindExtension or PackageKindGuestConfig).
+func (o *Operator) ListPackages(ctx context.Context, publisher, typ, kind string) ([]apiv1.PackageInfo, error) {
 	q := url.Values{}
+	if kind != "" {
+		q.Set("kind", kind)
+	}
 	if publisher != "" {
 		q.Set("publisher", publisher)
 	}

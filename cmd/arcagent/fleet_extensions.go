@@ -51,33 +51,18 @@ at / (Owner, Connected Machine Resource Administrator).
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			zipPath := args[0]
-			if sigPath == "" {
-				sigPath = zipPath + signing.SignatureSuffix
-			}
-			zb, err := saferead.File(zipPath, fleetMaxPackage)
-			if err != nil {
-				return errcode.Wrap(errcode.Usage, err, "read the package %s (at most %d MiB)", zipPath, fleetMaxPackage>>20)
-			}
-			env, err := saferead.File(sigPath, fleetMaxEnvelope)
-			if err != nil {
-				return errcode.Wrap(errcode.Usage, err, "read the signature %s: sign the package with `arcagent package sign %s --key KEY`, or name the file with --signature", sigPath, zipPath)
-			}
-			if !json.Valid(env) {
-				return errcode.New(errcode.Usage, "the signature %s is not JSON: give the .sig.json file `arcagent package sign` wrote", sigPath)
-			}
-			op, _, err := a.fleetOperator()
+			req, err := readPublication(zipPath, sigPath)
 			if err != nil {
 				return err
 			}
-			info, err := op.PublishPackage(cmd.Context(), apiv1.PublishPackageRequest{Package: zb, Envelope: env})
-			if err != nil {
+			info, err := a.publishPackage(cmd, zipPath, req)
+			if err != nil || a.json {
 				return err
 			}
-			if a.json {
-				return a.printJSON(info)
-			}
-			if base := filepath.Base(zipPath); base != info.FileName {
-				fmt.Fprintf(a.stderr, "note: %s is published under its signed name %s\n", base, info.FileName)
+			if info.Kind == apiv1.PackageKindGuestConfig {
+				fmt.Fprintf(a.stdout, "Published guest configuration package %s (sha256 %s, %d bytes)\nAssign it with: arcagent fleet guestconfig assign --machine M --name N --package %s.%s --version %s --mode Audit\n",
+					info.FileName, info.SHA256, info.Size, info.Publisher, info.Type, info.Version)
+				return nil
 			}
 			fmt.Fprintf(a.stdout, "Published %s (sha256 %s, %d bytes)\nAssign it with: arcagent fleet extensions set --machine M --name N --publisher %s --type %s --version %s\n",
 				info.FileName, info.SHA256, info.Size, info.Publisher, info.Type, info.Version)
@@ -85,9 +70,9 @@ at / (Owner, Connected Machine Resource Administrator).
 		},
 	}
 	publish.Flags().StringVar(&sigPath, "signature", "", "the package's DSSE signature file (default PKG.zip.sig.json)")
-	var pub, typ string
+	var pub, typ, kind string
 	list := &cobra.Command{
-		Use:   "list [--publisher P] [--type T]",
+		Use:   "list [--publisher P] [--type T] [--kind extension|guestconfig]",
 		Short: "List published packages",
 		Long: `list shows the packages in the repository with their sha256, size and who
 published them. Needs Microsoft.HybridCompute/extensionPackages/read at /
@@ -101,7 +86,7 @@ published them. Needs Microsoft.HybridCompute/extensionPackages/read at /
 			if err != nil {
 				return err
 			}
-			ps, err := op.ListPackages(cmd.Context(), pub, typ)
+			ps, err := op.ListPackages(cmd.Context(), pub, typ, kind)
 			if err != nil {
 				return err
 			}
@@ -110,15 +95,56 @@ published them. Needs Microsoft.HybridCompute/extensionPackages/read at /
 			}
 			var rows [][]string
 			for _, p := range ps {
-				rows = append(rows, []string{p.Publisher, p.Type, p.Version, p.SHA256, fmt.Sprint(p.Size), fmtTime(p.PublishedAt), p.PublishedBy})
+				rows = append(rows, []string{p.Kind, p.Publisher, p.Type, p.Version, p.SHA256, fmt.Sprint(p.Size), fmtTime(p.PublishedAt), p.PublishedBy})
 			}
-			return a.printTable([]string{"PUBLISHER", "TYPE", "VERSION", "SHA256", "SIZE", "PUBLISHED", "BY"}, rows, "SHA256")
+			return a.printTable([]string{"KIND", "PUBLISHER", "TYPE", "VERSION", "SHA256", "SIZE", "PUBLISHED", "BY"}, rows, "SHA256")
 		},
 	}
 	list.Flags().StringVar(&pub, "publisher", "", "only this publisher")
 	list.Flags().StringVar(&typ, "type", "", "only this type")
+	list.Flags().StringVar(&kind, "kind", "", "only packages of this kind: extension or guestconfig")
 	cmd.AddCommand(publish, list)
 	return cmd
+}
+
+// readPublication reads a package zip and its signature file (default
+// PKG.zip.sig.json) within the server's limits.
+func readPublication(zipPath, sigPath string) (apiv1.PublishPackageRequest, error) {
+	if sigPath == "" {
+		sigPath = zipPath + signing.SignatureSuffix
+	}
+	zb, err := saferead.File(zipPath, fleetMaxPackage)
+	if err != nil {
+		return apiv1.PublishPackageRequest{}, errcode.Wrap(errcode.Usage, err, "read the package %s (at most %d MiB)", zipPath, fleetMaxPackage>>20)
+	}
+	env, err := saferead.File(sigPath, fleetMaxEnvelope)
+	if err != nil {
+		return apiv1.PublishPackageRequest{}, errcode.Wrap(errcode.Usage, err, "read the signature %s: sign the package with `arcagent package sign %s --key KEY`, or name the file with --signature", sigPath, zipPath)
+	}
+	if !json.Valid(env) {
+		return apiv1.PublishPackageRequest{}, errcode.New(errcode.Usage, "the signature %s is not JSON: give the .sig.json file `arcagent package sign` wrote", sigPath)
+	}
+	return apiv1.PublishPackageRequest{Package: zb, Envelope: env}, nil
+}
+
+// publishPackage uploads a read publication; with -o json it prints the
+// result, else it notes a file published under another (its signed) name.
+func (a *app) publishPackage(cmd *cobra.Command, zipPath string, req apiv1.PublishPackageRequest) (apiv1.PackageInfo, error) {
+	op, _, err := a.fleetOperator()
+	if err != nil {
+		return apiv1.PackageInfo{}, err
+	}
+	info, err := op.PublishPackage(cmd.Context(), req)
+	if err != nil {
+		return info, err
+	}
+	if a.json {
+		return info, a.printJSON(info)
+	}
+	if base := filepath.Base(zipPath); base != info.FileName {
+		fmt.Fprintf(a.stderr, "note: %s is published under its signed name %s\n", base, info.FileName)
+	}
+	return info, nil
 }
 
 // readJSONObject reads a JSON object given as @FILE or @- (stdin); what

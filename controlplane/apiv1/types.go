@@ -245,9 +245,18 @@ type ExtensionSpec struct {
 	ProtectedSettings string `json:"protectedSettings,omitempty"`
 }
 
-// PackageInfo describes one extension package in the control plane's
-// package repository (content-addressed by SHA-256, never overwritten).
+// Package kinds (PackageInfo.Kind), from the predicate type of the
+// package's signed statement.
+const (
+	PackageKindExtension   = "extension"
+	PackageKindGuestConfig = "guestconfig"
+)
+
+// PackageInfo describes one package in the control plane's package
+// repository (content-addressed by SHA-256, never overwritten): an
+// extension, or a guest configuration package whose Type is its name.
 type PackageInfo struct {
+	Kind        string    `json:"kind"` // extension or guestconfig
 	Publisher   string    `json:"publisher"`
 	Type        string    `json:"type"`
 	Version     string    `json:"version"`
@@ -320,6 +329,39 @@ type GuestConfigurationAssignRequest struct {
 	Version    string            `json:"version"`
 	Mode       string            `json:"mode"`
 	Parameters map[string]string `json:"parameters,omitempty"`
+}
+
+// Guest configuration states only the control plane shows in a view.
+const (
+	GuestConfigPending  = "Pending"  // assigned; the machine has not reported this version and mode yet
+	GuestConfigRemoving = "Removing" // no longer assigned; the machine still reports it
+)
+
+// GuestConfigurationView is one row of GET
+// /v1/machines/{id}/guestconfiguration: an assignment (with its scope) next
+// to what the machine last reported about it.
+type GuestConfigurationView struct {
+	Name     string                        `json:"name"`
+	Desired  *GuestConfigurationAssignment `json:"desired,omitempty"`
+	Reported *GuestConfigurationStatus     `json:"reported,omitempty"`
+	// State is the reported compliance (Compliant, NonCompliant, Error,
+	// NotApplied) once the machine reports the desired version and mode,
+	// else Pending (or Removing).
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	// Resources and NonCompliantResources count the reported resources
+	// and those not Compliant (NonCompliant or Error).
+	Resources             int `json:"resources"`
+	NonCompliantResources int `json:"nonCompliantResources"`
+}
+
+// MachineGuestConfiguration is one machine of GET /v1/guestconfiguration:
+// its assignments' views, without the per-resource detail.
+type MachineGuestConfiguration struct {
+	MachineID   string                   `json:"machineId"`
+	Name        string                   `json:"name"`
+	ResourceID  string                   `json:"resourceId"`
+	Assignments []GuestConfigurationView `json:"assignments"`
 }
 
 // DesiredState is what the control plane wants the machine to run. It is

@@ -112,4 +112,22 @@ var migrations = []string{
 		published_at BIGINT NOT NULL,
 		published_by TEXT NOT NULL DEFAULT ''
 	);`,
+	// 4: packages have a kind: "extension" (the rows of version 3) or
+	// "guestconfig" (a guest configuration package, guestconfig.yaml at its
+	// root), as its signature's predicate type says.
+	`ALTER TABLE packages ADD COLUMN kind TEXT NOT NULL DEFAULT 'extension';`,
+	// 5: guest configuration assignments made at a resource group. Each
+	// row is one assignment (doc: its JSON as the control plane serves it);
+	// the control plane copies a group's assignments into the desired state
+	// of every machine of the group, in the transaction that changes them
+	// and when a machine registers.
+	`CREATE TABLE guestconfig_group_assignments (
+		subscription_id TEXT NOT NULL,
+		rg_key TEXT NOT NULL,
+		name TEXT NOT NULL,
+		name_key TEXT NOT NULL,
+		doc TEXT NOT NULL,
+		updated_at BIGINT NOT NULL,
+		PRIMARY KEY (subscription_id, rg_key, name_key)
+	);`,
 }

@@ -695,6 +695,35 @@ func (s *SQLite) SetMachineStatus(ctx context.Context, id string, status []byte,
 	return mustAffect(res, err, "machine "+id)
 }
 
+// UpdateMachineStatus is the read-modify-write of a machine's status in
+// one write transaction.
+func (s *SQLite) UpdateMachineStatus(ctx context.Context, id string, at time.Time, fn func(cur []byte) ([]byte, error)) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("update the status of machine %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	var st sql.NullString
+	if err := tx.QueryRowContext(ctx, `SELECT status FROM machines WHERE id = ?`, id).Scan(&st); err != nil {
+		return notFound(err, "machine "+id)
+	}
+	var cur []byte
+	if st.Valid {
+		cur = []byte(st.String)
+	}
+	next, err := fn(cur)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE machines SET status = ?, status_at = ? WHERE id = ?`, string(next), ms(at), id); err != nil {
+		return fmt.Errorf("update the status of machine %s: %w", id, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("update the status of machine %s: %w", id, err)
+	}
+	return nil
+}
+
 // SetDesiredState replaces a machine's desired-state document.
 func (s *SQLite) SetDesiredState(ctx context.Context, id string, doc []byte, etag string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE machines SET desired_state = ?, desired_etag = ? WHERE id = ?`, string(doc), etag, id)
@@ -733,10 +762,152 @@ func (s *SQLite) UpdateDesiredState(ctx context.Context, id string, fn func(cur 
 	return nil
 }
 
+const gaSelect = `SELECT subscription_id, rg_key, name, doc, updated_at FROM guestconfig_group_assignments`
+
+func queryGroupAssignments(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, sub, rgKey string) ([]GroupAssignment, error) {
+	rows, err := q.QueryContext(ctx, gaSelect+` WHERE subscription_id = ? AND rg_key = ? ORDER BY name_key`, strings.ToLower(sub), rgKey)
+	if err != nil {
+		return nil, fmt.Errorf("list the guest configuration assignments of resource group %s: %w", rgKey, err)
+	}
+	defer rows.Close()
+	out := []GroupAssignment{}
+	for rows.Next() {
+		var g GroupAssignment
+		var doc string
+		var at int64
+		if err := rows.Scan(&g.SubscriptionID, &g.ResourceGroup, &g.Name, &doc, &at); err != nil {
+			return nil, fmt.Errorf("list the guest configuration assignments of resource group %s: %w", rgKey, err)
+		}
+		g.Doc, g.UpdatedAt = []byte(doc), fromMS(at)
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// ListGroupAssignments lists a resource group's guest configuration
+// assignments.
+func (s *SQLite) ListGroupAssignments(ctx context.Context, subscriptionID, resourceGroup string) ([]GroupAssignment, error) {
+	return queryGroupAssignments(ctx, s.r, subscriptionID, strings.ToLower(resourceGroup))
+}
+
+// syncMachines runs sync for every machine of a group inside tx.
+func syncMachines(ctx context.Context, tx *sql.Tx, where string, args []any, group func(sub, rgKey string) ([]GroupAssignment, error), sync SyncFunc) error {
+	type row struct {
+		ref                         MachineRef
+		sub, rgKey, doc, etag, priv string
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, resource_id, subscription_id, rg_key, desired_state, desired_etag, desired_private FROM machines WHERE `+where, args...)
+	if err != nil {
+		return fmt.Errorf("read the desired states to update: %w", err)
+	}
+	var ms []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.ref.ID, &r.ref.ResourceID, &r.sub, &r.rgKey, &r.doc, &r.etag, &r.priv); err != nil {
+			rows.Close()
+			return fmt.Errorf("read the desired states to update: %w", err)
+		}
+		ms = append(ms, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read the desired states to update: %w", err)
+	}
+	for _, m := range ms {
+		g, err := group(m.sub, m.rgKey)
+		if err != nil {
+			return err
+		}
+		next, err := sync(m.ref, DesiredState{Doc: []byte(m.doc), ETag: m.etag, Private: []byte(m.priv)}, g)
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			continue
+		}
+		if next.Private == nil {
+			next.Private = []byte("{}")
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE machines SET desired_state = ?, desired_etag = ?, desired_private = ? WHERE id = ?`, string(next.Doc), next.ETag, string(next.Private), m.ref.ID); err != nil {
+			return fmt.Errorf("update the desired state of machine %s: %w", m.ref.ID, err)
+		}
+	}
+	return nil
+}
+
+// UpdateGroupAssignments changes a group's assignments and its machines'
+// desired states in one write transaction.
+func (s *SQLite) UpdateGroupAssignments(ctx context.Context, subscriptionID, resourceGroup string, fn func(cur []GroupAssignment) ([]GroupAssignment, error), sync SyncFunc) error {
+	sub, rgKey := strings.ToLower(subscriptionID), strings.ToLower(resourceGroup)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("update the guest configuration assignments of resource group %s: %w", resourceGroup, err)
+	}
+	defer tx.Rollback()
+	cur, err := queryGroupAssignments(ctx, tx, sub, rgKey)
+	if err != nil {
+		return err
+	}
+	next, err := fn(cur)
+	if err != nil || next == nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM guestconfig_group_assignments WHERE subscription_id = ? AND rg_key = ?`, sub, rgKey); err != nil {
+		return fmt.Errorf("update the guest configuration assignments of resource group %s: %w", resourceGroup, err)
+	}
+	for _, g := range next {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO guestconfig_group_assignments (subscription_id, rg_key, name, name_key, doc, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			sub, rgKey, g.Name, strings.ToLower(g.Name), string(g.Doc), ms(g.UpdatedAt)); err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("guest configuration assignment %s in resource group %s: %w", g.Name, resourceGroup, ErrConflict)
+			}
+			return fmt.Errorf("update the guest configuration assignments of resource group %s: %w", resourceGroup, err)
+		}
+	}
+	stored, err := queryGroupAssignments(ctx, tx, sub, rgKey)
+	if err != nil {
+		return err
+	}
+	group := func(string, string) ([]GroupAssignment, error) { return stored, nil }
+	if err := syncMachines(ctx, tx, `subscription_id = ? AND rg_key = ?`, []any{sub, rgKey}, group, sync); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("update the guest configuration assignments of resource group %s: %w", resourceGroup, err)
+	}
+	return nil
+}
+
+// SyncGroupAssignments runs sync for one machine in one write transaction.
+func (s *SQLite) SyncGroupAssignments(ctx context.Context, machineID string, sync SyncFunc) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("update the desired state of machine %s: %w", machineID, err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM machines WHERE id = ?`, machineID).Scan(&n); err != nil || n == 0 {
+		return notFound(sql.ErrNoRows, "machine "+machineID)
+	}
+	group := func(sub, rgKey string) ([]GroupAssignment, error) { return queryGroupAssignments(ctx, tx, sub, rgKey) }
+	if err := syncMachines(ctx, tx, `id = ?`, []any{machineID}, group, sync); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("update the desired state of machine %s: %w", machineID, err)
+	}
+	return nil
+}
+
 // CreatePackage records a published package.
 func (s *SQLite) CreatePackage(ctx context.Context, p Package) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO packages (publisher, type, version, name_key, sha256, size, key_id, published_at, published_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.Publisher, p.Type, p.Version, PackageKey(p.Publisher, p.Type, p.Version), p.SHA256, p.Size, p.KeyID, ms(p.PublishedAt), p.PublishedBy)
+	if p.Kind == "" {
+		p.Kind = KindExtension
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO packages (publisher, type, version, name_key, sha256, size, key_id, published_at, published_by, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.Publisher, p.Type, p.Version, PackageKey(p.Publisher, p.Type, p.Version), p.SHA256, p.Size, p.KeyID, ms(p.PublishedAt), p.PublishedBy, p.Kind)
 	if isUnique(err) {
 		return fmt.Errorf("package %s.%s-%s (sha256 %s): %w", p.Publisher, p.Type, p.Version, p.SHA256, ErrConflict)
 	}
@@ -746,12 +917,12 @@ func (s *SQLite) CreatePackage(ctx context.Context, p Package) error {
 	return nil
 }
 
-const pkgSelect = `SELECT publisher, type, version, sha256, size, key_id, published_at, published_by FROM packages`
+const pkgSelect = `SELECT publisher, type, version, sha256, size, key_id, published_at, published_by, kind FROM packages`
 
 func scanPackage(sc interface{ Scan(...any) error }) (Package, error) {
 	var p Package
 	var at int64
-	err := sc.Scan(&p.Publisher, &p.Type, &p.Version, &p.SHA256, &p.Size, &p.KeyID, &at, &p.PublishedBy)
+	err := sc.Scan(&p.Publisher, &p.Type, &p.Version, &p.SHA256, &p.Size, &p.KeyID, &at, &p.PublishedBy, &p.Kind)
 	p.PublishedAt = fromMS(at)
 	return p, err
 }
@@ -774,8 +945,8 @@ func (s *SQLite) PackageBySHA256(ctx context.Context, sha256 string) (Package, e
 	return p, nil
 }
 
-// ListPackages lists packages, optionally of one publisher and type.
-func (s *SQLite) ListPackages(ctx context.Context, publisher, typ string) ([]Package, error) {
+// ListPackages lists packages, optionally of one publisher, type and kind.
+func (s *SQLite) ListPackages(ctx context.Context, publisher, typ, kind string) ([]Package, error) {
 	q := pkgSelect + ` WHERE 1 = 1`
 	var args []any
 	if publisher != "" {
@@ -785,6 +956,10 @@ func (s *SQLite) ListPackages(ctx context.Context, publisher, typ string) ([]Pac
 	if typ != "" {
 		q += ` AND LOWER(type) = ?`
 		args = append(args, strings.ToLower(typ))
+	}
+	if kind != "" {
+		q += ` AND kind = ?`
+		args = append(args, kind)
 	}
 	rows, err := s.r.QueryContext(ctx, q+` ORDER BY LOWER(publisher), LOWER(type), published_at, version`, args...)
 	if err != nil {

@@ -168,11 +168,43 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	}
 }
 
+// TestUpgradeFromVersion3 opens a database of schema 3, when every package
+// was an extension, and checks that its packages read back as extensions.
+func TestUpgradeFromVersion3(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "v3.db")
+	db, err := sql.Open("sqlite", "file:"+p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := []string{`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`}
+	qs = append(qs, migrations[:3]...)
+	qs = append(qs, `INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0), (2, 0), (3, 0)`,
+		`INSERT INTO packages (publisher, type, version, name_key, sha256, size, published_at) VALUES ('P', 'T', '1', 'p.t-1', 'aa', 5, 1000)`)
+	for _, q := range qs {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s, err := OpenSQLite(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := s.PackageBySHA256(ctx, "aa"); err != nil || got.Kind != KindExtension || got.Size != 5 {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if ps, err := s.ListPackages(ctx, "", "", KindGuestConfig); err != nil || len(ps) != 0 {
+		t.Fatalf("guest configuration packages of a version 3 database: %v %v", ps, err)
+	}
+}
+
 func TestPackages(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	a := Package{Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.0.0", SHA256: "aa", Size: 10, KeyID: "k1", PublishedAt: now, PublishedBy: "owner"}
+	a := Package{Kind: KindExtension, Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.0.0", SHA256: "aa", Size: 10, KeyID: "k1", PublishedAt: now, PublishedBy: "owner"}
 	if err := s.CreatePackage(ctx, a); err != nil {
 		t.Fatal(err)
 	}
@@ -184,12 +216,22 @@ func TestPackages(t *testing.T) {
 			t.Errorf("%s: %v, want ErrConflict", name, err)
 		}
 	}
-	b := Package{Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.1.0", SHA256: "cc", Size: 11, PublishedAt: now.Add(time.Second)}
+	b := Package{Kind: KindExtension, Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.1.0", SHA256: "cc", Size: 11, PublishedAt: now.Add(time.Second)}
 	if err := s.CreatePackage(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.CreatePackage(ctx, Package{Publisher: "Fabrikam", Type: "Agent", Version: "1", SHA256: "dd", PublishedAt: now}); err != nil {
 		t.Fatal(err)
+	}
+	gc := Package{Kind: KindGuestConfig, Publisher: "Contoso.Baseline", Type: "SSH", Version: "1.0", SHA256: "ff", Size: 12, PublishedAt: now}
+	if err := s.CreatePackage(ctx, gc); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.PackageBySHA256(ctx, "ff"); err != nil || got != gc {
+		t.Fatalf("guest configuration package: %+v %v", got, err)
+	}
+	if got, _ := s.PackageBySHA256(ctx, "dd"); got.Kind != KindExtension {
+		t.Fatalf("a package stored without a kind reads back as %q, want %q", got.Kind, KindExtension)
 	}
 	if got, err := s.PackageByName(ctx, "CONTOSO.monitoring", "statusReporter", "1.0.0"); err != nil || got != a {
 		t.Fatalf("by name: %+v %v", got, err)
@@ -204,12 +246,15 @@ func TestPackages(t *testing.T) {
 		t.Fatalf("unknown version: %v", err)
 	}
 	for _, tc := range []struct {
-		pub, typ string
-		want     int
-	}{{"", "", 3}, {"contoso.monitoring", "", 2}, {"", "agent", 1}, {"Contoso.Monitoring", "Agent", 0}} {
-		ps, err := s.ListPackages(ctx, tc.pub, tc.typ)
+		pub, typ, kind string
+		want           int
+	}{
+		{"", "", "", 4}, {"contoso.monitoring", "", "", 2}, {"", "agent", "", 1}, {"Contoso.Monitoring", "Agent", "", 0},
+		{"", "", KindExtension, 3}, {"", "", KindGuestConfig, 1}, {"contoso.baseline", "", KindExtension, 0}, {"contoso.baseline", "ssh", KindGuestConfig, 1},
+	} {
+		ps, err := s.ListPackages(ctx, tc.pub, tc.typ, tc.kind)
 		if err != nil || len(ps) != tc.want {
-			t.Errorf("list %q %q: %d %v, want %d", tc.pub, tc.typ, len(ps), err, tc.want)
+			t.Errorf("list %q %q %q: %d %v, want %d", tc.pub, tc.typ, tc.kind, len(ps), err, tc.want)
 		}
 	}
 }
@@ -275,4 +320,76 @@ func registerOne(t *testing.T, s *SQLite) string {
 		t.Fatal(err)
 	}
 	return m.ID
+}
+
+func TestGroupAssignments(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	id := registerOne(t, s)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	// sync writes the names of the group's assignments as the document.
+	var synced []string
+	sync := func(m MachineRef, cur DesiredState, group []GroupAssignment) (*DesiredState, error) {
+		synced = append(synced, m.ID)
+		var names []string
+		for _, g := range group {
+			names = append(names, g.Name)
+		}
+		doc := []byte(strings.Join(names, ","))
+		if string(doc) == string(cur.Doc) {
+			return nil, nil
+		}
+		return &DesiredState{Doc: doc, ETag: "e-" + string(doc)}, nil
+	}
+	add := func(name string) func([]GroupAssignment) ([]GroupAssignment, error) {
+		return func(cur []GroupAssignment) ([]GroupAssignment, error) {
+			return append(cur, GroupAssignment{Name: name, Doc: []byte(`{"name":"` + name + `"}`), UpdatedAt: now}), nil
+		}
+	}
+	if err := s.UpdateGroupAssignments(ctx, "S1", "WEB", add("b"), sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateGroupAssignments(ctx, "s1", "web", add("A"), sync); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := s.Machine(ctx, id); string(m.DesiredState) != "A,b" || m.DesiredETag != "e-A,b" || len(synced) != 2 {
+		t.Fatalf("machine desired state %q etag %q after %v", m.DesiredState, m.DesiredETag, synced)
+	}
+	gs, err := s.ListGroupAssignments(ctx, "s1", "Web")
+	if err != nil || len(gs) != 2 || gs[0].Name != "A" || string(gs[1].Doc) != `{"name":"b"}` || !gs[1].UpdatedAt.Equal(now) {
+		t.Fatalf("%+v %v", gs, err)
+	}
+	if err := s.UpdateGroupAssignments(ctx, "s1", "web", add("a"), sync); !errors.Is(err, ErrConflict) {
+		t.Fatalf("same name, other case: %v", err)
+	}
+	// A failing sync rolls the group change back.
+	boom := errors.New("boom")
+	err = s.UpdateGroupAssignments(ctx, "s1", "web", add("c"), func(MachineRef, DesiredState, []GroupAssignment) (*DesiredState, error) { return nil, boom })
+	if !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	if gs, _ := s.ListGroupAssignments(ctx, "s1", "web"); len(gs) != 2 {
+		t.Fatalf("a failed change was kept: %+v", gs)
+	}
+	// fn returning nil changes nothing and syncs nobody.
+	synced = nil
+	if err := s.UpdateGroupAssignments(ctx, "s1", "web", func([]GroupAssignment) ([]GroupAssignment, error) { return nil, nil }, sync); err != nil || synced != nil {
+		t.Fatalf("%v %v", err, synced)
+	}
+	// A machine whose document lost the group's view is brought back.
+	if err := s.SetDesiredState(ctx, id, []byte("{}"), "e0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SyncGroupAssignments(ctx, id, sync); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := s.Machine(ctx, id); string(m.DesiredState) != "A,b" {
+		t.Fatalf("after sync: %q", m.DesiredState)
+	}
+	if err := s.SyncGroupAssignments(ctx, "nope", sync); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown machine: %v", err)
+	}
+	if gs, err := s.ListGroupAssignments(ctx, "s1", "other"); err != nil || len(gs) != 0 {
+		t.Fatalf("other group: %+v %v", gs, err)
+	}
 }

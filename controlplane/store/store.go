@@ -127,9 +127,17 @@ type DesiredState struct {
 	Private []byte
 }
 
-// Package is one published extension package. Its bytes live beside the
+// Package kinds (Package.Kind).
+const (
+	KindExtension   = "extension"
+	KindGuestConfig = "guestconfig"
+)
+
+// Package is one published package: an extension or a guest configuration
+// package (Kind; "" is read as KindExtension). Its bytes live beside the
 // database, named by SHA256 (lowercase hex).
 type Package struct {
+	Kind        string
 	Publisher   string
 	Type        string
 	Version     string
@@ -145,6 +153,27 @@ type Package struct {
 func PackageKey(publisher, typ, version string) string {
 	return strings.ToLower(publisher) + "." + strings.ToLower(typ) + "-" + version
 }
+
+// GroupAssignment is a guest configuration assignment made at a resource
+// group; Doc is its JSON as the control plane serves it. SubscriptionID
+// and ResourceGroup are read back in lower case (the keys).
+type GroupAssignment struct {
+	SubscriptionID string
+	ResourceGroup  string
+	Name           string
+	Doc            []byte
+	UpdatedAt      time.Time
+}
+
+// MachineRef names the machine a desired-state sync is for.
+type MachineRef struct {
+	ID         string
+	ResourceID string
+}
+
+// SyncFunc computes a machine's next desired state from its current one
+// and its resource group's assignments (nil: unchanged).
+type SyncFunc func(m MachineRef, cur DesiredState, group []GroupAssignment) (*DesiredState, error)
 
 // MachineFilter narrows ListMachines. Empty fields match everything.
 type MachineFilter struct {
@@ -194,12 +223,30 @@ type Store interface {
 	DeleteMachine(ctx context.Context, id string) error
 	RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error
 	SetMachineStatus(ctx context.Context, id string, status []byte, at time.Time) error
+	// UpdateMachineStatus reads a machine's stored status (nil if none),
+	// calls fn and stores what it returns with at, in one transaction, so
+	// that two services reporting at once cannot erase each other.
+	UpdateMachineStatus(ctx context.Context, id string, at time.Time, fn func(cur []byte) ([]byte, error)) error
 	SetDesiredState(ctx context.Context, id string, doc []byte, etag string) error
 	// UpdateDesiredState reads a machine's desired state, calls fn and
 	// stores what it returns, in one transaction, so that two concurrent
 	// changes to one machine cannot lose either. fn returning nil leaves
 	// the row as it was.
 	UpdateDesiredState(ctx context.Context, id string, fn func(cur DesiredState) (*DesiredState, error)) error
+
+	// ListGroupAssignments lists the guest configuration assignments made
+	// at a resource group, ordered by name (case-insensitively).
+	ListGroupAssignments(ctx context.Context, subscriptionID, resourceGroup string) ([]GroupAssignment, error)
+	// UpdateGroupAssignments changes a resource group's assignments and
+	// every machine of the group in one transaction: fn gets the current
+	// assignments and returns the next ones (nil: no change, nothing is
+	// written); then sync runs for each machine of the group and what it
+	// returns is stored. Any error leaves everything as it was.
+	UpdateGroupAssignments(ctx context.Context, subscriptionID, resourceGroup string, fn func(cur []GroupAssignment) ([]GroupAssignment, error), sync SyncFunc) error
+	// SyncGroupAssignments runs sync for one machine with its resource
+	// group's assignments, in one transaction (a machine registered after
+	// an assignment gets it).
+	SyncGroupAssignments(ctx context.Context, machineID string, sync SyncFunc) error
 
 	// CreatePackage records a published package. It fails with
 	// ErrConflict when the name (PackageKey) or the digest is taken.
@@ -210,8 +257,9 @@ type Store interface {
 	// PackageBySHA256 finds a package by its digest.
 	PackageBySHA256(ctx context.Context, sha256 string) (Package, error)
 	// ListPackages lists packages, optionally of one publisher and type
-	// (case-insensitively), ordered by publisher, type and publication.
-	ListPackages(ctx context.Context, publisher, typ string) ([]Package, error)
+	// (case-insensitively) and of one kind, ordered by publisher, type and
+	// publication.
+	ListPackages(ctx context.Context, publisher, typ, kind string) ([]Package, error)
 
 	AddSigningKey(ctx context.Context, k SigningKey) error
 	RetireSigningKeys(ctx context.Context, exceptKID string, at time.Time) error

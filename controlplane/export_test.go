@@ -1,0 +1,4 @@
+package controlplane
+
+// ValidateStatus exports validateStatus to the API tests.
+var ValidateStatus = validateStatus
