@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -437,5 +438,56 @@ func TestKeptPackageVerifiedAtEachLoad(t *testing.T) {
 	w.pass(true)
 	if _, s := w.cp.last(t, "ssh"); s.Compliance != guestconfig.NonCompliant {
 		t.Fatalf("after a new download: %+v", s)
+	}
+}
+
+// TestRunLoop: the daemon loop evaluates a new assignment at once, leaves
+// an unchanged one alone until its interval, and evaluates everything
+// again when localconfig.json changes or a poke brings a changed one.
+func TestRunLoop(t *testing.T) {
+	w := newWorld(t)
+	a := w.publish("ssh", pub, "1.0.0", baseline, "Audit", w.signer)
+	w.cp.assign(a)
+	passes := make(chan Outcome, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- w.d.Run(ctx, ServiceOptions{Interval: time.Hour, Poll: time.Hour, ConfigEvery: 20 * time.Millisecond,
+			Connect: func() (ControlPlane, error) { return w.cp, nil }, Passed: func(o Outcome, _ error) { passes <- o }})
+	}()
+	next := func(what string) Outcome {
+		t.Helper()
+		select {
+		case o := <-passes:
+			return o
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no pass: %s", what)
+		}
+		return Outcome{}
+	}
+	if o := next("start"); o.Evaluated != 1 {
+		t.Fatalf("first pass %+v", o)
+	}
+	select {
+	case o := <-passes:
+		t.Fatalf("a pass without a change: %+v", o)
+	case <-time.After(200 * time.Millisecond):
+	}
+	w.config(map[string]any{"guestconfiguration.agent.cpulimit": 10})
+	if o := next("localconfig.json changed"); o.Evaluated != 1 {
+		t.Fatalf("after a config change %+v", o)
+	}
+	a.Mode = "ApplyAndAutoCorrect"
+	w.cp.assign(a)
+	w.d.Poke()
+	if o := next("poke"); o.Evaluated != 1 {
+		t.Fatalf("after a poke %+v", o)
+	}
+	if got := w.read("etc/ssh/sshd_config"); got != goodSSHD {
+		t.Fatalf("the changed assignment was not applied: %q", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
