@@ -110,10 +110,10 @@ type PassOptions struct {
 
 // Outcome says what a pass did.
 type Outcome struct {
-	Evaluated int       // assignments evaluated
-	Pending   bool      // a status report is still to be sent
-	Next      time.Time // when the next assignment is due (zero: none)
-	Degraded  string    // why the CPU limit is not applied ("" when it is)
+	Evaluated int       `json:"evaluated"`               // assignments evaluated
+	Pending   bool      `json:"statusPending"`           // a status report is still to be sent
+	Next      time.Time `json:"nextEvaluation,omitzero"` // when the next assignment is due (zero: none)
+	Degraded  string    `json:"degraded,omitempty"`      // why the CPU limit is not applied ("" when it is)
 }
 
 // Fingerprint is what makes an assignment new for the daemon: version,
