@@ -510,3 +510,138 @@ func validateGuestConfigStatus(gs []apiv1.GuestConfigurationStatus) error {
 	}
 	return nil
 }
+
+// guestConfigViews puts each desired assignment next to what the machine
+// reported (matched by name, case-insensitively): State is the reported
+// compliance when the machine reports this version and mode, else Pending;
+// an assignment reported but no longer desired shows Removing. Sorted by
+// name; with brief, the per-resource detail is left out (counts stay).
+func guestConfigViews(desired []apiv1.GuestConfigurationAssignment, reported []apiv1.GuestConfigurationStatus, brief bool) []apiv1.GuestConfigurationView {
+	out := []apiv1.GuestConfigurationView{}
+	seen := map[string]bool{}
+	find := func(name string) *apiv1.GuestConfigurationStatus {
+		for i := range reported {
+			if strings.EqualFold(reported[i].Name, name) {
+				rep := reported[i]
+				return &rep
+			}
+		}
+		return nil
+	}
+	view := func(name string, d *apiv1.GuestConfigurationAssignment, rep *apiv1.GuestConfigurationStatus) apiv1.GuestConfigurationView {
+		v := apiv1.GuestConfigurationView{Name: name, Desired: d, Reported: rep}
+		if rep != nil {
+			v.Resources = len(rep.Resources)
+			for _, r := range rep.Resources {
+				if r.Compliance == "NonCompliant" || r.Compliance == "Error" {
+					v.NonCompliantResources++
+				}
+			}
+			if brief {
+				rep.Resources = nil
+			}
+		}
+		return v
+	}
+	for i := range desired {
+		d := desired[i]
+		seen[strings.ToLower(d.Name)] = true
+		rep := find(d.Name)
+		v := view(d.Name, &d, rep)
+		switch {
+		case rep == nil:
+			v.State, v.Reason = apiv1.GuestConfigPending, "the machine has not reported this assignment yet"
+		case rep.Version != d.Version:
+			v.State, v.Reason = apiv1.GuestConfigPending, fmt.Sprintf("the machine has not reported version %s yet (it reports %s)", d.Version, orDash(rep.Version))
+		case rep.Mode != d.Mode:
+			v.State, v.Reason = apiv1.GuestConfigPending, fmt.Sprintf("the machine has not reported mode %s yet (it reports %s)", d.Mode, orNone(rep.Mode))
+		case rep.Policy != "" && !strings.EqualFold(rep.Policy, d.Policy):
+			v.State, v.Reason = apiv1.GuestConfigPending, fmt.Sprintf("the machine reports policy %s, not %s", rep.Policy, d.Policy)
+		default:
+			v.State, v.Reason = rep.Compliance, rep.Message
+		}
+		out = append(out, v)
+	}
+	for i := range reported {
+		if seen[strings.ToLower(reported[i].Name)] {
+			continue
+		}
+		seen[strings.ToLower(reported[i].Name)] = true
+		rep := reported[i]
+		v := view(rep.Name, nil, &rep)
+		v.State, v.Reason = apiv1.GuestConfigRemoving, "no longer assigned; the machine still reports it ("+rep.Compliance+")"
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b apiv1.GuestConfigurationView) int {
+		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+	})
+	return out
+}
+
+// machineGuestConfig is the views of one stored machine.
+func machineGuestConfig(m store.Machine, brief bool) ([]apiv1.GuestConfigurationView, error) {
+	ds, _, err := decodeDesired(store.DesiredState{Doc: m.DesiredState})
+	if err != nil {
+		return nil, fmt.Errorf("machine %s: %w", m.ID, err)
+	}
+	var st apiv1.MachineStatus
+	if len(m.Status) > 0 {
+		if err := json.Unmarshal(m.Status, &st); err != nil {
+			return nil, fmt.Errorf("machine %s has a damaged status report: %w", m.ID, err)
+		}
+	}
+	return guestConfigViews(ds.GuestConfigurationAssignments, st.GuestConfiguration, brief), nil
+}
+
+func (s *Server) handleMachineGC(w http.ResponseWriter, r *http.Request, p *principal) error {
+	m, err := s.loadMachine(r, p, rbac.GuestConfigRead)
+	if err != nil {
+		return err
+	}
+	vs, err := machineGuestConfig(m, false)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, apiv1.List[apiv1.GuestConfigurationView]{Value: vs})
+	return nil
+}
+
+// handleFleetGC lists the guest configuration of every machine the caller
+// may read it on, optionally within a subscription or resource group.
+func (s *Server) handleFleetGC(w http.ResponseWriter, r *http.Request, p *principal) error {
+	sub, rg, scope, err := filterScope(r)
+	if err != nil {
+		return err
+	}
+	if scope != "" {
+		if err := p.require(rbac.GuestConfigRead, scope); err != nil {
+			return err
+		}
+	} else if !p.canAnywhere(rbac.GuestConfigRead) {
+		return forbidden(rbac.GuestConfigRead, rbac.TenantScope)
+	}
+	ms, err := s.st.ListMachines(r.Context(), store.MachineFilter{SubscriptionID: sub, ResourceGroup: rg})
+	if err != nil {
+		return err
+	}
+	out := apiv1.List[apiv1.MachineGuestConfiguration]{Value: []apiv1.MachineGuestConfiguration{}}
+	for _, m := range ms {
+		if !p.can(rbac.GuestConfigRead, m.ResourceID) {
+			continue
+		}
+		vs, err := machineGuestConfig(m, true)
+		if err != nil {
+			return err
+		}
+		out.Value = append(out.Value, apiv1.MachineGuestConfiguration{MachineID: m.ID, Name: m.Name, ResourceID: m.ResourceID, Assignments: vs})
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

@@ -514,3 +514,102 @@ func TestStatusValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestGuestConfigViews(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	sub := e.scope("prod", "web", "db")
+	e.publishGC(sshBaseline)
+	e.publishGC(signing.Package{Publisher: "Contoso.Baseline", Type: "SSH", Version: "1.1"})
+	m := e.mustRegister(sub, "web", "m1")
+	d := e.mustRegister(sub, "db", "d1")
+	if _, err := e.owner.AssignGroupGuestConfig(ctx, sub, "web", "ssh", apiv1.GuestConfigurationAssignRequest{Policy: "Contoso.Baseline.SSH", Version: "1.0", Mode: "ApplyAndMonitor"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.owner.AssignGuestConfig(ctx, d.reg.MachineID, "db-ssh", apiv1.GuestConfigurationAssignRequest{Policy: "Contoso.Baseline.SSH", Version: "1.0"}); err != nil {
+		t.Fatal(err)
+	}
+	state := func() apiv1.GuestConfigurationView {
+		t.Helper()
+		vs, err := e.owner.GuestConfig(ctx, m.reg.MachineID)
+		if err != nil || len(vs) != 1 {
+			t.Fatalf("%+v %v", vs, err)
+		}
+		return vs[0]
+	}
+	if v := state(); v.State != apiv1.GuestConfigPending || v.Desired == nil || v.Desired.Scope != rbac.ResourceGroupScope(sub, "web") || v.Reported != nil {
+		t.Fatalf("before any report: %+v", v)
+	}
+	rep := apiv1.GuestConfigurationStatus{Name: "ssh", Compliance: "NonCompliant", Policy: "Contoso.Baseline.SSH", Version: "1.0", Mode: "ApplyAndMonitor", Resources: []apiv1.GuestConfigurationResourceStatus{
+		{ID: "sshd-root-login", Type: "file", Compliance: "NonCompliant", Reason: "PermitRootLogin yes"},
+		{ID: "shadow-mode", Type: "file", Compliance: "Compliant"},
+		{ID: "broken", Type: "exec", Compliance: "Error", Reason: "timed out"},
+	}}
+	for _, tc := range []struct {
+		name  string
+		mut   func(*apiv1.GuestConfigurationStatus)
+		state string
+	}{
+		{"another version", func(r *apiv1.GuestConfigurationStatus) { r.Version = "0.9" }, apiv1.GuestConfigPending},
+		{"another mode", func(r *apiv1.GuestConfigurationStatus) { r.Mode = "Audit" }, apiv1.GuestConfigPending},
+		{"this version and mode", func(*apiv1.GuestConfigurationStatus) {}, "NonCompliant"},
+	} {
+		r := rep
+		tc.mut(&r)
+		if err := m.m.PutStatus(ctx, apiv1.MachineStatus{GuestConfiguration: []apiv1.GuestConfigurationStatus{r}}); err != nil {
+			t.Fatal(err)
+		}
+		if v := state(); v.State != tc.state || v.Reported == nil || v.Resources != 3 || v.NonCompliantResources != 2 {
+			t.Fatalf("%s: %+v", tc.name, v)
+		}
+	}
+	// A new version: Pending until the machine reports it.
+	if _, err := e.owner.AssignGroupGuestConfig(ctx, sub, "web", "ssh", apiv1.GuestConfigurationAssignRequest{Policy: "Contoso.Baseline.SSH", Version: "1.1", Mode: "ApplyAndMonitor"}); err != nil {
+		t.Fatal(err)
+	}
+	if v := state(); v.State != apiv1.GuestConfigPending || !strings.Contains(v.Reason, "1.1") {
+		t.Fatalf("after a version change: %+v", v)
+	}
+
+	t.Run("fleet-wide, RBAC-scoped, without resource detail", func(t *testing.T) {
+		all, err := e.owner.FleetGuestConfig(ctx, "", "")
+		if err != nil || len(all) != 2 {
+			t.Fatalf("%+v %v", all, err)
+		}
+		for _, mg := range all {
+			if len(mg.Assignments) != 1 {
+				t.Fatalf("%s: %+v", mg.Name, mg.Assignments)
+			}
+			if a := mg.Assignments[0]; a.Reported != nil && a.Reported.Resources != nil {
+				t.Fatalf("resource detail in the fleet list: %+v", a.Reported)
+			}
+		}
+		webReader := e.operatorFor("wendy", rbac.Reader, rbac.ResourceGroupScope(sub, "web"))
+		mine, err := webReader.FleetGuestConfig(ctx, "", "")
+		if err != nil || len(mine) != 1 || mine[0].MachineID != m.reg.MachineID || mine[0].Assignments[0].NonCompliantResources != 2 {
+			t.Fatalf("reader of web: %+v %v", mine, err)
+		}
+		_, err = webReader.FleetGuestConfig(ctx, sub, "db")
+		wantCode(t, err, http.StatusForbidden, apiv1.CodeForbidden, rbac.GuestConfigRead)
+		_, err = webReader.GuestConfig(ctx, d.reg.MachineID)
+		wantCode(t, err, http.StatusForbidden, apiv1.CodeForbidden, rbac.GuestConfigRead)
+		nobody := e.operatorFor("nobody", "", "")
+		_, err = nobody.FleetGuestConfig(ctx, "", "")
+		wantCode(t, err, http.StatusForbidden, apiv1.CodeForbidden, rbac.GuestConfigRead)
+	})
+
+	t.Run("removed but still reported: Removing", func(t *testing.T) {
+		if err := e.owner.RemoveGroupGuestConfig(ctx, sub, "web", "ssh"); err != nil {
+			t.Fatal(err)
+		}
+		if v := state(); v.State != apiv1.GuestConfigRemoving || v.Desired != nil {
+			t.Fatalf("%+v", v)
+		}
+		if err := m.m.PutStatus(ctx, apiv1.MachineStatus{GuestConfiguration: []apiv1.GuestConfigurationStatus{}}); err != nil {
+			t.Fatal(err)
+		}
+		if vs, err := e.owner.GuestConfig(ctx, m.reg.MachineID); err != nil || len(vs) != 0 {
+			t.Fatalf("after the machine reports nothing: %+v %v", vs, err)
+		}
+	})
+}

@@ -299,6 +299,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/machines/{id}/extensions", s.operator(s.handleListExtensions))
 	m.HandleFunc("PUT /v1/machines/{id}/extensions/{name}", s.operator(s.handleSetExtension))
 	m.HandleFunc("DELETE /v1/machines/{id}/extensions/{name}", s.operator(s.handleRemoveExtension))
+	m.HandleFunc("GET /v1/guestconfiguration", s.operator(s.handleFleetGC))
+	m.HandleFunc("GET /v1/machines/{id}/guestconfiguration", s.operator(s.handleMachineGC))
 	m.HandleFunc("PUT /v1/machines/{id}/guestconfiguration/{name}", s.operator(s.handleAssignMachineGC))
 	m.HandleFunc("DELETE /v1/machines/{id}/guestconfiguration/{name}", s.operator(s.handleRemoveMachineGC))
 	m.HandleFunc("GET /v1/subscriptions/{sub}/resourceGroups/{rg}/guestconfiguration", s.operator(s.handleListGroupGC))
