@@ -185,12 +185,17 @@ func (w *gcWorld) pkg(name, version, doc, key string) string {
 	return path
 }
 
+// assign is `arcagent fleet guestconfig assign --machine web01`.
 func (w *gcWorld) assign(name, policy, version, mode string, params map[string]string) apiv1.GuestConfigurationAssignment {
 	w.t.Helper()
-	a, err := w.cp.operator(w.t).AssignGuestConfig(context.Background(), w.machineID, name,
-		apiv1.GuestConfigurationAssignRequest{Policy: policy, Version: version, Mode: mode, Parameters: params})
-	if err != nil {
-		w.t.Fatalf("assign %s: %v", name, err)
+	args := []string{"fleet", "guestconfig", "assign", "--machine", "web01", "--name", name, "--package", policy, "--version", version, "--mode", mode, "-j"}
+	for k, v := range params {
+		args = append(args, "--parameters", k+"="+v)
+	}
+	var a apiv1.GuestConfigurationAssignment
+	mustJSONOut(w.t, w.ok(args...), &a)
+	if a.PackageSHA256 == "" {
+		w.t.Fatalf("assign %s: no pinned digest: %+v", name, a)
 	}
 	return a
 }
@@ -314,6 +319,15 @@ func TestGcadEndToEnd(t *testing.T) {
 	if r := gcResource(t, v, "sshd-root-login"); r.Compliance != "NonCompliant" || !strings.Contains(r.Reason, "yes") {
 		t.Errorf("sshd-root-login: %+v", r)
 	}
+	// The operator's view: `fleet guestconfig status --machine`.
+	var views []apiv1.GuestConfigurationView
+	mustJSONOut(t, w.ok("fleet", "guestconfig", "status", "--machine", "web01", "-j"), &views)
+	if len(views) != 1 || views[0].State != "NonCompliant" || views[0].NonCompliantResources != 4 || views[0].Reported == nil || len(views[0].Reported.Resources) != 4 {
+		t.Errorf("fleet guestconfig status: %+v", views)
+	}
+	if out := w.ok("fleet", "guestconfig", "status", "--machine", "web01"); !strings.Contains(out, "shadow-mode") || !strings.Contains(out, "want at most 0640") {
+		t.Errorf("fleet guestconfig status table:\n%s", out)
+	}
 	var rows []gcad.Row
 	mustJSONOut(t, w.ok("guestconfig", "list", "--root", w.root, "-j"), &rows)
 	if len(rows) != 1 || rows[0].Name != "ssh" || rows[0].Compliance != "NonCompliant" || rows[0].NonCompliant != 4 || rows[0].Mode != "Audit" || rows[0].Evaluated.IsZero() {
@@ -384,9 +398,7 @@ func TestGcadEndToEnd(t *testing.T) {
 	}
 
 	// Removed: dropped on the machine; nothing is un-applied.
-	if err := w.cp.operator(t).RemoveGuestConfig(context.Background(), w.machineID, "ssh"); err != nil {
-		t.Fatal(err)
-	}
+	w.ok("fleet", "guestconfig", "remove", "--machine", "web01", "--name", "ssh")
 	w.once()
 	mustJSONOut(t, w.ok("guestconfig", "list", "--root", w.root, "-j"), &rows)
 	if len(rows) != 0 {
