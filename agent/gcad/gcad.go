@@ -401,7 +401,39 @@ func (p *pass) run(ctx context.Context, a *apiv1.GuestConfigurationAssignment, m
 		return nil, err
 	}
 	defer rw.Close()
-	return guestconfig.Evaluate(ctx, rw, c, guestconfig.EvalOptions{Mode: mode, Apply: true}), nil
+	rep := guestconfig.Evaluate(ctx, rw, c, guestconfig.EvalOptions{Mode: mode, Apply: true})
+	pruneBackups(o.BackupDir, KeepBackups, filepath.Base(rep.Backups), p.d.o.Log)
+	return rep, nil
+}
+
+// KeepBackups is how many passes' backups are kept per assignment (the
+// oldest are deleted).
+const KeepBackups = 10
+
+// pruneBackups keeps the keep newest backup directories of dir (their
+// names start with the UTC time of the pass, so they sort by age); the
+// current pass's is never deleted.
+func pruneBackups(dir string, keep int, current string, log *slog.Logger) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	var stamps []string
+	for _, de := range ents {
+		if de.IsDir() && de.Name() != current {
+			stamps = append(stamps, de.Name())
+		}
+	}
+	sort.Strings(stamps)
+	if current != "" && current != "." {
+		keep--
+	}
+	for len(stamps) > max(keep, 0) {
+		if err := os.RemoveAll(filepath.Join(dir, stamps[0])); err != nil {
+			log.Warn("delete an old backup", "path", filepath.Join(dir, stamps[0]), "err", err)
+		}
+		stamps = stamps[1:]
+	}
 }
 
 // statusOf is the status report of one evaluation.

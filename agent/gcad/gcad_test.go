@@ -491,3 +491,21 @@ func TestRunLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestBackupsPruned(t *testing.T) {
+	w := newWorld(t)
+	w.cp.assign(w.publish("ssh", pub, "1.0.0", baseline, "ApplyAndAutoCorrect", w.signer))
+	for range KeepBackups + 3 {
+		if err := os.WriteFile(filepath.Join(w.root, "etc/ssh/sshd_config"), []byte(weakSSHD), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		w.pass(true)
+	}
+	ents, err := os.ReadDir(filepath.Join(w.l.GCBackupsDir(), "ssh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != KeepBackups {
+		t.Fatalf("%d backup directories kept, want %d", len(ents), KeepBackups)
+	}
+}
