@@ -74,6 +74,16 @@ const (
 	ExtensionRecordsDir = ".arcagent"
 )
 
+// Guest configuration paths (root:root 0700, under GuestConfigDir): gcad's
+// state and last reports, the configuration packages it downloaded (kept,
+// verified again at each load) and the backups of the files it replaced.
+const (
+	GCAgentDir    = GuestConfigDir + "/gc_agent"
+	GCPackagesDir = GCAgentDir + "/packages"
+	GCReportsDir  = GCAgentDir + "/reports"
+	GCBackupsDir  = GCAgentDir + "/backups"
+)
+
 // Kind says whether an entry is a directory, a regular file or a glob of
 // files whose members share owner and mode.
 type Kind string
@@ -116,6 +126,10 @@ var entries = []Entry{
 	{ID: "guestconfig-dir", Path: GuestConfigDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "assignments, downloads, guest configuration and extension manager logs"},
 	{ID: "extmgr-dir", Path: ExtMgrDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "the extension manager's persisted state"},
 	{ID: "ext-downloads-dir", Path: ExtDownloadsDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "extension packages being downloaded and verified"},
+	{ID: "gcagent-dir", Path: GCAgentDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "guest configuration's state (gcad)"},
+	{ID: "gc-packages-dir", Path: GCPackagesDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "downloaded configuration packages and their signatures"},
+	{ID: "gc-reports-dir", Path: GCReportsDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "the last compliance report of each assignment"},
+	{ID: "gc-backups-dir", Path: GCBackupsDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "previous versions of the files guest configuration replaced"},
 	{ID: "extension-logs-dir", Path: ExtensionLogsDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "the extension handlers' log folders"},
 	// A path a more specific row names (the records directory, the
 	// settings certificates) is judged by that row, not by extension-dir.
@@ -210,6 +224,10 @@ func (l Layout) UnitDir() string          { return l.Path(UnitDir) }
 func (l Layout) ExtMgrDir() string        { return l.Path(ExtMgrDir) }
 func (l Layout) ExtDownloadsDir() string  { return l.Path(ExtDownloadsDir) }
 func (l Layout) ExtensionLogsDir() string { return l.Path(ExtensionLogsDir) }
+func (l Layout) GCAgentDir() string       { return l.Path(GCAgentDir) }
+func (l Layout) GCPackagesDir() string    { return l.Path(GCPackagesDir) }
+func (l Layout) GCReportsDir() string     { return l.Path(GCReportsDir) }
+func (l Layout) GCBackupsDir() string     { return l.Path(GCBackupsDir) }
 func (l Layout) MachineKey() string       { return l.Path(MachineKey) }
 func (l Layout) ServerCA() string         { return l.Path(ServerCA) }
 func (l Layout) RunDir() string           { return l.Path(RunDir) }

@@ -36,7 +36,7 @@ func newDaemonCmd(a *app) *cobra.Command {
 		Short: "Run an agent service in the foreground (himds, extd, arcproxy)",
 		Args:  exactArgs(1),
 	}
-	cmd.AddCommand(newDaemonHIMDSCmd(a), newDaemonExtdCmd(a), newDaemonArcProxyCmd(a))
+	cmd.AddCommand(newDaemonHIMDSCmd(a), newDaemonExtdCmd(a), newDaemonGcadCmd(a), newDaemonArcProxyCmd(a))
 	return cmd
 }
 
