@@ -69,11 +69,12 @@ type Entry struct {
 }
 
 // NonCompliant counts the resources of the last status that are not
-// compliant (NonCompliant, Error or Skipped).
+// compliant (NonCompliant, Error or Skipped; NotApplicable counts as
+// compliant).
 func (e *Entry) NonCompliant() int {
 	n := 0
 	for _, r := range e.Status.Resources {
-		if r.Compliance != guestconfig.Compliant {
+		if r.Compliance != guestconfig.Compliant && r.Compliance != guestconfig.NotApplicable {
 			n++
 		}
 	}

@@ -127,7 +127,7 @@ func gcShowResource(a *app, r guestconfig.ResourceReport) {
 		}
 		fmt.Fprintln(w)
 	}
-	if r.Remediation != "" && r.Compliance != guestconfig.Compliant {
+	if r.Remediation != "" && r.Compliance != guestconfig.Compliant && r.Compliance != guestconfig.NotApplicable {
 		fmt.Fprintf(w, "  remediation: %s\n", r.Remediation)
 	}
 }
