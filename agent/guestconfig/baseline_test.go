@@ -63,3 +63,30 @@ func TestBaselineOnEmptyTree(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBaselineLive is one Audit pass of the built-in baseline over
+// this live host (read only).
+//
+//	go test -run '^$' -bench BaselineLive -benchmem ./agent/guestconfig/
+func BenchmarkBaselineLive(b *testing.B) {
+	d, err := Baseline()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := Compile(d, nil, CompileContext{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	env, err := NewEnv("/", EnvOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer env.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if rep := Evaluate(context.Background(), env, c, EvalOptions{Mode: Audit}); len(rep.Resources) != len(c.Resources) {
+			b.Fatal("short report")
+		}
+	}
+	b.ReportMetric(float64(len(c.Resources)), "resources")
+}
