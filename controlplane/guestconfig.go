@@ -440,7 +440,7 @@ const (
 // Compliance values a machine reports.
 var (
 	assignmentCompliance = []string{"Compliant", "NonCompliant", "Error", "NotApplied"}
-	resourceCompliance   = []string{"Compliant", "NonCompliant", "Error", "Skipped"}
+	resourceCompliance   = []string{"Compliant", "NonCompliant", "Error", "Skipped", "NotApplicable"}
 )
 
 // validateGuestConfigStatus bounds the guest configuration section of a

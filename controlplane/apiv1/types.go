@@ -429,7 +429,7 @@ type GuestConfigurationStatus struct {
 type GuestConfigurationResourceStatus struct {
 	ID         string            `json:"id"`
 	Type       string            `json:"type"`
-	Compliance string            `json:"complianceStatus"` // Compliant, NonCompliant, Error, Skipped
+	Compliance string            `json:"complianceStatus"` // Compliant, NonCompliant, Error, Skipped, NotApplicable
 	Reason     string            `json:"reason,omitempty"`
 	Changed    bool              `json:"changed,omitempty"` // a set ran and succeeded
 	Evidence   map[string]string `json:"evidence,omitempty"`
