@@ -239,7 +239,7 @@ func (e *Env) WriteFile(p string, data []byte, spec WriteSpec) error {
 	case err == nil && !fi.Mode().IsRegular():
 		return errcode.New(CodeResource, "refusing to replace %s: it is a %s, not a regular file", p, fi.Mode().Type())
 	case err == nil:
-		mode = fi.Mode().Perm()
+		mode = permBits(fi.Mode()) // set-id and sticky bits too
 		uid, gid = Owner(fi)
 	case errors.Is(err, fs.ErrNotExist):
 		if err := e.writes.MkdirAll(rel(path.Dir(p)), 0o755); err != nil {
