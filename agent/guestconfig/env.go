@@ -389,7 +389,8 @@ func (e *Env) Remove(p string) error {
 }
 
 // SetOwnerMode changes the owner and mode of the existing regular file or
-// directory p without following a final link (nil fields are kept).
+// directory p without following a final link (nil fields are kept). A
+// regular file with more than one hard link is refused.
 func (e *Env) SetOwnerMode(p string, spec WriteSpec) error {
 	if err := e.requireWrite(p); err != nil {
 		return err
@@ -410,6 +411,12 @@ func (e *Env) SetOwnerMode(p string, spec WriteSpec) error {
 	}
 	if !fi.Mode().IsRegular() && !fi.IsDir() {
 		return errcode.New(CodeResource, "refusing to change %s: it is a %s", p, fi.Mode().Type())
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode().IsRegular() && st.Nlink > 1 {
+		// Another name of the same file may be anywhere on the file
+		// system (/etc/shadow linked into a home): its owner and mode are
+		// that file's too.
+		return errcode.New(CodeResource, "refusing to change the owner or mode of %s: it has %d hard links, so it is also another file (find them with find / -xdev -samefile %s); give the resource content so the file is replaced instead, or remove the other links", p, st.Nlink, p)
 	}
 	uid, gid := Owner(fi)
 	if spec.UID != nil {

@@ -115,3 +115,31 @@ func TestRemoveMissingParent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestChownRefusesHardLink: a user who made a hard link to /etc/shadow in
+// their home (possible with fs.protected_hardlinks off, or in an image
+// someone else built) must not get it handed over by a resource that sets
+// the owner or mode of the file in their home: the inode is shadow's.
+func TestChownRefusesHardLink(t *testing.T) {
+	root := testRoot(t, map[string]string{"etc/shadow": "root:$6$secret:19000::::::\n", "home/alice/.keep": ""},
+		map[string]os.FileMode{"etc/shadow": 0o640})
+	if err := os.Link(filepath.Join(root, "etc/shadow"), filepath.Join(root, "home/alice/shadow")); err != nil {
+		t.Fatal(err)
+	}
+	r := oneResource(t, "file", "path: /home/alice/shadow\nowner: \"1000\"\nmode: \"0644\"")
+	env := writeEnv(t, root)
+	ctx := t.Context()
+	if obs, err := r.Test(ctx, env); err != nil || obs.Compliant {
+		t.Fatalf("test: %+v, %v", obs, err)
+	}
+	if err := r.Set(ctx, env); err == nil || !strings.Contains(err.Error(), "hard link") {
+		t.Fatalf("set through a hard link: %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(root, "etc/shadow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, _ := Owner(fi); uid != os.Getuid() || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("/etc/shadow is now %s owned by %d", fi.Mode(), uid)
+	}
+}
