@@ -143,3 +143,15 @@ func TestChownRefusesHardLink(t *testing.T) {
 		t.Fatalf("/etc/shadow is now %s owned by %d", fi.Mode(), uid)
 	}
 }
+
+// TestKeyValueRefusesUnreadableValue: with the whitespace separator a
+// value starting with "=" is read back as the separator, so set would
+// rewrite the file (and keep a backup) at every pass without converging.
+func TestKeyValueRefusesUnreadableValue(t *testing.T) {
+	if _, err := tryResource("keyvalue", "path: /etc/ssh/sshd_config\nkey: Banner\nvalue: \"=/etc/issue\""); err == nil || !strings.Contains(err.Error(), "cannot start with =") {
+		t.Fatalf("value starting with =: %v", err)
+	}
+	if _, err := tryResource("keyvalue", "path: /etc/default/grub\nkey: X\nseparator: \"=\"\nvalue: \"=y\""); err != nil {
+		t.Fatalf("with the = separator it is a value like any other: %v", err)
+	}
+}
