@@ -44,6 +44,12 @@ type EnvOptions struct {
 	Log *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// TrustedTree says a non-live root was built by whoever runs this
+	// (a test's fixture): only then may user and group resources change
+	// it, because the shadow tools chroot into the tree and run its own
+	// programs as root (nscd, sss_cache, login.defs' USERDEL_CMD, NSS and
+	// PAM modules), and root leaves a chroot at will.
+	TrustedTree bool
 }
 
 // Env is the target a document is evaluated against: a root prefix ("/"
