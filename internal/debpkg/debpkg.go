@@ -69,6 +69,7 @@ type Package struct {
 	Version     string // Debian version
 	Arch        string // Debian architecture: amd64 or arm64
 	Depends     []string
+	Conflicts   []string
 	Items       []Item
 	Scripts     Scripts
 }
