@@ -105,12 +105,12 @@ func (d downloader) previous(ctx context.Context, cat *signing.Catalog, arch, in
 		return "", errcode.Wrap(CodeNoRollback, err, "installed version")
 	}
 	cached := filepath.Join(d.dir, name)
-	iv, _ := releases.ParseVersion(installed)
+	iv, _ := parseVersion(installed)
 	for _, e := range cat.Entries {
 		if releases.ProductName(e.Name) != Product || e.Annotations[ArchAnnotation] != arch {
 			continue
 		}
-		if v, err := releases.ParseVersion(e.Version); err != nil || v.Compare(iv) != 0 || e.URL == "" || e.SHA256 == "" {
+		if v, err := parseVersion(e.Version); err != nil || v.Compare(iv) != 0 || e.URL == "" || e.SHA256 == "" {
 			continue
 		}
 		p, err := d.fetch(ctx, e, arch)

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/layout"
@@ -164,7 +165,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	res.From = installed
-	cur, err := releases.ParseVersion(installed)
+	cur, err := parseVersion(installed)
 	if err != nil {
 		return res, errcode.Wrap(CodeNoPackage, err, "the installed version %q cannot be compared", installed)
 	}
@@ -173,7 +174,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return res, err
 	}
 	res.To = entry.Version
-	want, _ := releases.ParseVersion(entry.Version)
+	want, _ := parseVersion(entry.Version)
 	switch c := want.Compare(cur); {
 	case c == 0:
 		return res, errcode.New(CodeUpToDate, "arcagent %s is installed: nothing to do", installed)
@@ -261,6 +262,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, errcode.Wrap(CodeStartFailed, err, "%s did not start after the upgrade to %s: rolled back to %s", failed, entry.Version, installed)
 }
 
+// parseVersion reads a catalog or dpkg version: a Debian "~" (sorts
+// before the release, as 1.2.3~rc.1) is a semver pre-release.
+func parseVersion(s string) (releases.Version, error) {
+	return releases.ParseVersion(strings.Replace(s, "~", "-", 1))
+}
+
 // restart restarts units in order and waits for each to run; it returns
 // the first unit that did not.
 func restart(ctx context.Context, sys System, units []string, timeout time.Duration) (string, error) {
@@ -283,7 +290,7 @@ func restart(ctx context.Context, sys System, units []string, timeout time.Durat
 func pick(cat *signing.Catalog, arch, want string) (signing.CatalogEntry, error) {
 	var wantV releases.Version
 	if want != "" {
-		v, err := releases.ParseVersion(want)
+		v, err := parseVersion(want)
 		if err != nil {
 			return signing.CatalogEntry{}, errcode.Wrap(errcode.Usage, err, "--version %q", want)
 		}
@@ -297,7 +304,7 @@ func pick(cat *signing.Catalog, arch, want string) (signing.CatalogEntry, error)
 		if releases.ProductName(e.Name) != Product || e.Annotations[ArchAnnotation] != arch {
 			continue
 		}
-		v, err := releases.ParseVersion(e.Version)
+		v, err := parseVersion(e.Version)
 		if err != nil || e.URL == "" || e.SHA256 == "" || e.Size <= 0 {
 			continue // not an installable package entry
 		}

@@ -159,6 +159,8 @@ func TestRun(t *testing.T) {
 		{name: "no rollback package", pkgs: []pkgFile{v2}, sys: fakeSystem{installed: "1.0.0"}, code: CodeNoRollback, installed: "1.0.0"},
 		{name: "--no-rollback", pkgs: []pkgFile{v2}, noRB: true, sys: fakeSystem{installed: "1.0.0"},
 			installs: []string{"arcagent_2.0.0_amd64.deb"}, installed: "2.0.0"},
+		{name: "a Debian pre-release sorts before its release", pkgs: []pkgFile{{version: "1.0.0~rc.1", arch: "amd64", body: "rc"}, v1},
+			sys: fakeSystem{installed: "1.0.0~rc.1"}, installs: []string{"arcagent_1.0.0_amd64.deb"}, installed: "1.0.0"},
 		{name: "dry run", pkgs: []pkgFile{v1, v2}, dryRun: true, sys: fakeSystem{installed: "1.0.0"}, installed: "1.0.0"},
 	}
 	for _, tt := range tests {
