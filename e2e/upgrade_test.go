@@ -88,7 +88,7 @@ func upgrades(t *testing.T, root, arch string, debs map[string]string) {
 	if v := installedVersion(t, root); v != "2.0.0" {
 		t.Errorf("installed %q after the tampered upgrade, want 2.0.0", v)
 	}
-	if m, _ := filepath.Glob(filepath.Join(root, "var/cache/arcagent/upgrade/*3.0.0*")); len(m) > 0 {
+	if m, _ := filepath.Glob(filepath.Join(root, "var/opt/azcmagent/upgrade/*3.0.0*")); len(m) > 0 {
 		t.Errorf("the refused package was kept: %v", m)
 	}
 

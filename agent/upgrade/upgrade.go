@@ -35,8 +35,9 @@ const Product = "arcagent"
 const ArchAnnotation = "arch"
 
 // CacheDir is where packages are downloaded and the previous version's
-// package is kept (root:root 0700).
-const CacheDir = "/var/cache/arcagent/upgrade"
+// package is kept (root:root 0700; a layout row, so the package creates it
+// and a purge removes it with the state directory).
+const CacheDir = layout.UpgradeDir
 
 // DefaultConfig is the release configuration read when no --catalog is
 // given: its `releases.catalog` section names the catalog (location, name,

@@ -30,7 +30,7 @@ func newUpgradeCmd(a *app) *cobra.Command {
 		Long: `Upgrades the agent package to the newest version of the signed release
 catalog (or --version V). The catalog is verified (trusted keys, threshold,
 expiry, rollback); the package of this machine's architecture is
-downloaded into /var/cache/arcagent/upgrade and its size and SHA-256
+downloaded into /var/opt/azcmagent/upgrade and its size and SHA-256
 checked against the signed entry before dpkg sees it. A downgrade or the
 installed version is refused. The installed version's package is kept to
 roll back to; the services that were running are restarted in order
