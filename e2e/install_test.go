@@ -80,6 +80,12 @@ type release struct {
 // the root) and writes it into the root; it returns the path in the root.
 func writeCatalog(t *testing.T, root string, signer *signingKey, version int64, arch string, rels []release, sums map[string]string) string {
 	t.Helper()
+	return writeCatalogAt(t, root, signer, version, arch, "file:///tmp/pkgs/", rels, sums)
+}
+
+// writeCatalogAt is writeCatalog with the packages' URLs under prefix.
+func writeCatalogAt(t *testing.T, root string, signer *signingKey, version int64, arch, prefix string, rels []release, sums map[string]string) string {
+	t.Helper()
 	c := &signing.Catalog{Name: "releases", Version: version, Expires: time.Now().Add(24 * time.Hour)}
 	for _, r := range rels {
 		data, err := os.ReadFile(r.deb)
@@ -92,7 +98,7 @@ func writeCatalog(t *testing.T, root string, signer *signingKey, version int64, 
 			sha = s
 		}
 		c.Entries = append(c.Entries, signing.CatalogEntry{Name: "arcagent", Version: r.version,
-			URL: "file:///tmp/pkgs/" + filepath.Base(r.deb), SHA256: sha, Size: int64(len(data)),
+			URL: prefix + filepath.Base(r.deb), SHA256: sha, Size: int64(len(data)),
 			Annotations: map[string]string{"arch": arch}})
 	}
 	env, err := signing.SignCatalog(c, signer.signer)

@@ -110,4 +110,16 @@ func upgrades(t *testing.T, root, arch string, debs map[string]string) {
 	if v := installedVersion(t, root); v != "2.0.0" {
 		t.Errorf("installed %q at the end, want 2.0.0", v)
 	}
+
+	// 2.0.0 -> 3.0.0 (the real file this time) with HIMDS running in the
+	// root, restarted by the upgrade's restart step through a seam: the
+	// downtime figure. Run by this process with dpkg --root, so the package
+	// URLs are the host's paths.
+	copyFile(t, debs["3.0.0"], v3)
+	cat5 := writeCatalogAt(t, root, key, 5, arch, "file://"+filepath.Join(root, "tmp", "pkgs")+"/", []release{rel("2.0.0"), rel("3.0.0")}, nil)
+	store, err := signing.LoadTrustStore(filepath.Join(root, "var/opt/azcmagent/trust"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	himdsDowntime(t, root, arch, store, cat5)
 }
