@@ -72,6 +72,14 @@ func (c *chrootHIMDS) ActiveUnits(context.Context, []string) ([]string, error) {
 	return []string{"himdsd"}, nil
 }
 func (c *chrootHIMDS) Reload(context.Context) error { return nil }
+func (c *chrootHIMDS) MainPID(context.Context, string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
 func (c *chrootHIMDS) Restart(_ context.Context, unit string) error {
 	c.stop()
 	return c.start()

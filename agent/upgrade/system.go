@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,8 @@ type System interface {
 	ActiveUnits(ctx context.Context, units []string) ([]string, error)
 	// Reload makes the service manager read the units again.
 	Reload(ctx context.Context) error
+	// MainPID is the main process of a running unit (0: none).
+	MainPID(ctx context.Context, unit string) int
 	// Restart restarts one unit.
 	Restart(ctx context.Context, unit string) error
 	// WaitRunning waits until unit runs (and, for HIMDS, answers).
@@ -130,6 +133,16 @@ func (d *Debian) ActiveUnits(ctx context.Context, units []string) ([]string, err
 func (d *Debian) Reload(ctx context.Context) error {
 	_, err := run(ctx, "systemctl", "daemon-reload")
 	return err
+}
+
+// MainPID is systemctl show -p MainPID.
+func (d *Debian) MainPID(ctx context.Context, unit string) int {
+	out, err := run(ctx, "systemctl", "show", "-p", "MainPID", "--value", unit+".service")
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(out))
+	return pid
 }
 
 // Restart is systemctl restart.

@@ -214,6 +214,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
+	pids := mainPIDs(ctx, sys, units)
 	if err := sys.Install(ctx, pkg); err != nil {
 		res.step("install", "failed", "%v", err)
 		if prev != "" {
@@ -239,11 +240,17 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		prune(cache, pkg, prev)
 		return res, nil
 	}
-	failed, err := restart(ctx, sys, units, o.StartTimeout)
+	failed, here, err := restart(ctx, sys, units, pids, o.StartTimeout)
 	if err == nil {
 		res.Upgraded = true
 		res.Restarted = units
-		res.step("restart", "done", "restarted %v; all running", units)
+		var byPkg []string
+		for _, u := range units {
+			if !slices.Contains(here, u) {
+				byPkg = append(byPkg, u)
+			}
+		}
+		res.step("restart", "done", "%v run the new version (restarted here: %v; by the package's postinst: %v)", units, here, byPkg)
 		prune(cache, pkg, prev)
 		return res, nil
 	}
@@ -252,10 +259,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if prev == "" {
 		return res, errcode.Wrap(CodeStartFailed, err, "%s did not start after the upgrade to %s, and there is no package of %s to roll back to (--no-rollback)", failed, entry.Version, installed)
 	}
+	pids = mainPIDs(ctx, sys, units)
 	if rerr := sys.Install(ctx, prev); rerr != nil {
 		return res, errcode.Wrap(CodeRollbackFail, rerr, "%s did not start after the upgrade to %s (%v), and reinstalling %s failed", failed, entry.Version, err, prev)
 	}
-	if f2, rerr := restart(ctx, sys, units, o.StartTimeout); rerr != nil {
+	if f2, _, rerr := restart(ctx, sys, units, pids, o.StartTimeout); rerr != nil {
 		return res, errcode.Wrap(CodeRollbackFail, rerr, "%s did not start after the upgrade to %s (%v); %s was reinstalled but %s does not start either", failed, entry.Version, err, installed, f2)
 	}
 	res.RolledBack = true
@@ -269,21 +277,37 @@ func parseVersion(s string) (releases.Version, error) {
 	return releases.ParseVersion(strings.Replace(s, "~", "-", 1))
 }
 
-// restart restarts units in order and waits for each to run; it returns
-// the first unit that did not.
-func restart(ctx context.Context, sys System, units []string, timeout time.Duration) (string, error) {
-	if err := sys.Reload(ctx); err != nil {
-		return "daemon-reload", err
-	}
+func mainPIDs(ctx context.Context, sys System, units []string) map[string]int {
+	pids := map[string]int{}
 	for _, u := range units {
-		if err := sys.Restart(ctx, u); err != nil {
-			return u, err
+		pids[u] = sys.MainPID(ctx, u)
+	}
+	return pids
+}
+
+// restart makes units run the installed version, in order, and waits for
+// each to run; it returns the first unit that did not. A unit whose main
+// process is still the one from before the install (pids) is restarted
+// here; one the package's postinst restarted already (a new main process,
+// or none when its restart failed) is only waited for, so no service is
+// restarted twice. It also returns the units restarted here.
+func restart(ctx context.Context, sys System, units []string, pids map[string]int, timeout time.Duration) (string, []string, error) {
+	if err := sys.Reload(ctx); err != nil {
+		return "daemon-reload", nil, err
+	}
+	var here []string
+	for _, u := range units {
+		if pid := sys.MainPID(ctx, u); pid != 0 && pid == pids[u] {
+			if err := sys.Restart(ctx, u); err != nil {
+				return u, here, err
+			}
+			here = append(here, u)
 		}
 		if err := sys.WaitRunning(ctx, u, timeout); err != nil {
-			return u, err
+			return u, here, err
 		}
 	}
-	return "", nil
+	return "", here, nil
 }
 
 // pick returns the catalog entry of the agent package for arch: version

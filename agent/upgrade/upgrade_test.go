@@ -28,6 +28,9 @@ type fakeSystem struct {
 	badDpkg   []string // package base names dpkg refuses
 	installs  []string
 	restarts  []string
+	// postinst restarts the running services itself, as the package's does.
+	postinst bool
+	pid      int
 }
 
 func (f *fakeSystem) InstalledVersion(context.Context) (string, error) { return f.installed, nil }
@@ -38,9 +41,13 @@ func (f *fakeSystem) Install(_ context.Context, pkg string) error {
 		return errors.New("dpkg: error processing archive")
 	}
 	f.installed = strings.Split(base, "_")[1]
+	if f.postinst && f.running {
+		f.pid++
+	}
 	return nil
 }
-func (f *fakeSystem) Running() bool { return f.running }
+func (f *fakeSystem) MainPID(context.Context, string) int { return 100 + f.pid }
+func (f *fakeSystem) Running() bool                       { return f.running }
 func (f *fakeSystem) ActiveUnits(_ context.Context, units []string) ([]string, error) {
 	var out []string
 	for _, u := range units {
@@ -142,6 +149,9 @@ func TestRun(t *testing.T) {
 		{name: "v1 to v2 restarts the running services in order", pkgs: []pkgFile{v1, v2},
 			sys:      fakeSystem{installed: "1.0.0", running: true, active: []string{"gcad", "himdsd", "arcproxyd"}},
 			installs: []string{"arcagent_2.0.0_amd64.deb"}, restarts: []string{"arcproxyd", "himdsd", "gcad"}, installed: "2.0.0"},
+		{name: "services the package restarted are not restarted again", pkgs: []pkgFile{v1, v2},
+			sys:      fakeSystem{installed: "1.0.0", running: true, postinst: true, active: []string{"himdsd", "extd"}},
+			installs: []string{"arcagent_2.0.0_amd64.deb"}, installed: "2.0.0"},
 		{name: "a service that does not start rolls back", pkgs: []pkgFile{v1, v2},
 			sys:  fakeSystem{installed: "1.0.0", running: true, active: []string{"himdsd"}, failOn: []string{"arcagent_2.0.0_amd64.deb"}},
 			code: CodeStartFailed, installs: []string{"arcagent_2.0.0_amd64.deb", "arcagent_1.0.0_amd64.deb"},
