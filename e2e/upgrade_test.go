@@ -69,6 +69,11 @@ func upgrades(t *testing.T, root, arch string, debs map[string]string) {
 		t.Errorf("config get incomingconnections.enabled after the upgrade: %q", got)
 	}
 
+	// The automatic upgrade does nothing while automaticupgrade.enabled is false.
+	if out := must(agent, "upgrade", "--auto", "--catalog", cat1); !strings.Contains(out, "automatic upgrade is off") {
+		t.Errorf("upgrade --auto with automaticupgrade.enabled false:\n%s", out)
+	}
+
 	// A tampered v3: the catalog has the real file's SHA-256, the bytes differ.
 	v3 := filepath.Join(root, "tmp", "pkgs", filepath.Base(debs["3.0.0"]))
 	data, err := os.ReadFile(v3)
@@ -121,5 +126,15 @@ func upgrades(t *testing.T, root, arch string, debs map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	himdsDowntime(t, root, arch, store, cat5)
+	last := cat5
+	if !himdsDowntime(t, root, arch, store, cat5) {
+		last = writeCatalog(t, root, key, 6, arch, []release{rel("2.0.0"), rel("3.0.0")}, nil)
+		must(agent, "upgrade", "--catalog", last)
+	}
+
+	// Turned on, the automatic upgrade finds 3.0.0 current: success, nothing done.
+	must(agent, "config", "set", "automaticupgrade.enabled", "true")
+	if out := must(agent, "upgrade", "--auto", "--catalog", last); !strings.Contains(out, "nothing to do") {
+		t.Errorf("upgrade --auto with the newest version installed:\n%s", out)
+	}
 }
