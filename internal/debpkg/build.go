@@ -100,16 +100,17 @@ func Server(in Inputs) (Package, error) {
 		return Package{}, err
 	}
 	d := scriptData{
-		Package:      ServerPackage,
-		SysusersFile: ServerSysusers,
-		Sysusers:     serverSysusers(),
-		Users:        []sysUser{{Name: ServerUser, Group: ServerUser, Comment: "arcserver control plane", Home: ServerDataDir}},
-		Fix:          []Item{items[3]},
-		Enable:       []string{path.Base(ServerUnit)},
-		Start:        []string{"arcserver"},
-		Stop:         []string{path.Base(ServerUnit)},
-		ConfiguredIf: ServerInitialised,
-		PurgeTrees:   []string{ServerDataDir},
+		Package:       ServerPackage,
+		SysusersFile:  ServerSysusers,
+		Sysusers:      serverSysusers(),
+		Users:         []sysUser{{Name: ServerUser, Group: ServerUser, Comment: "arcserver control plane", Home: ServerDataDir}},
+		Fix:           []Item{items[3]},
+		Enable:        []string{path.Base(ServerUnit)},
+		Start:         []string{"arcserver"},
+		Stop:          []string{path.Base(ServerUnit)},
+		ConfiguredIf:  ServerInitialised,
+		ConfiguredWhy: "the server is initialised (arcserver init)",
+		PurgeTrees:    []string{ServerDataDir},
 	}
 	for _, t := range wantedBy(unit) {
 		d.Wants = append(d.Wants, wantsDir+"/"+t+".wants/"+path.Base(ServerUnit))
@@ -199,17 +200,18 @@ func (p Package) Write(ctx context.Context, w io.Writer) error {
 			Depends:  p.Depends,
 			Contents: contents,
 			Scripts:  nfpm.Scripts{PreInstall: scripts[0], PostInstall: scripts[1], PreRemove: scripts[2], PostRemove: scripts[3]},
-			Deb:      nfpm.Deb{Compression: "xz"},
+			Deb:      nfpm.Deb{Compression: "none"}, // finishDeb compresses
 		},
 	}
 	info = nfpm.WithDefaults(info)
 	if err := nfpm.PrepareForPackager(info, "deb"); err != nil {
 		return fmt.Errorf("prepare package %s: %w", p.Name, err)
 	}
-	if err := deb.Default.Package(info, w); err != nil {
+	var raw bytes.Buffer
+	if err := deb.Default.Package(info, &raw); err != nil {
 		return fmt.Errorf("write package %s: %w", p.Name, err)
 	}
-	return nil
+	return finishDeb(raw.Bytes(), w)
 }
 
 // Build writes both packages for in.Arch into outDir (atomically: a

@@ -57,6 +57,9 @@ type Item struct {
 	LayoutID string
 	// Why says where an item that is not a layout row comes from.
 	Why string
+	// NoFix leaves the item's owner and mode alone after the first
+	// install (postinst does not reset a directory an operator tightened).
+	NoFix bool
 }
 
 // Package is one .deb: its control data, items and maintainer scripts.
@@ -164,7 +167,7 @@ func AgentItems(in Inputs) ([]Item, error) {
 				continue
 			}
 			globParents[dir] = true
-			items = append(items, Item{Path: dir, Type: TypeDir, Owner: layout.UserRoot, Group: layout.GroupRoot, Mode: 0o755,
+			items = append(items, Item{Path: dir, Type: TypeDir, Owner: layout.UserRoot, Group: layout.GroupRoot, Mode: 0o755, NoFix: true,
 				Why: "the directory of layout row " + e.ID + " (" + e.Path + "), not a row itself: root:root 0755, its entries protect themselves"})
 			continue
 		default:

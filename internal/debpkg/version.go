@@ -16,10 +16,9 @@ var (
 	describeRE = regexp.MustCompile(`^v?([0-9]+\.[0-9]+\.[0-9]+)` +
 		`(?:-([0-9A-Za-z.]+?))?` + // prerelease (lazy: -N-gHASH is not part of it)
 		`(?:\+([0-9A-Za-z.]+))?` + // build metadata
-		`(?:-([0-9]+)-g([0-9a-f]{4,40}))?` + // commits since the tag, abbreviated hash
-		`(-dirty)?$`)
+		`(?:-([0-9]+)-g([0-9a-f]{4,40}))?$`) // commits since the tag, abbreviated hash
 	// hashRE is git describe --always without any tag: a bare hash.
-	hashRE = regexp.MustCompile(`^([0-9a-f]{4,40})(-dirty)?$`)
+	hashRE = regexp.MustCompile(`^[0-9a-f]{4,40}$`)
 	// debianVersionRE is Debian policy 5.6.12 without epoch or revision:
 	// it starts with a digit, then alphanumerics and . + ~.
 	debianVersionRE = regexp.MustCompile(`^[0-9][0-9A-Za-z.+~]*$`)
@@ -38,9 +37,10 @@ var (
 // Anything else is refused with an error saying what is expected.
 func DebianVersion(describe string) (string, error) {
 	s := strings.TrimSpace(describe)
-	if m := hashRE.FindStringSubmatch(s); m != nil && !strings.Contains(s, ".") {
-		v := "0.1.0~dev+g" + m[1]
-		if m[2] != "" {
+	s, dirty := strings.CutSuffix(s, "-dirty")
+	if hashRE.MatchString(s) {
+		v := "0.1.0~dev+g" + s
+		if dirty {
 			v += ".dirty"
 		}
 		return v, nil
@@ -60,7 +60,7 @@ func DebianVersion(describe string) (string, error) {
 	if m[4] != "" {
 		plus = append(plus, m[4], "g"+m[5])
 	}
-	if m[6] != "" {
+	if dirty {
 		plus = append(plus, "dirty")
 	}
 	if len(plus) > 0 {
