@@ -216,18 +216,14 @@ func TestInstalledSystem(t *testing.T) {
 	t.Logf("installed-system test done in %s (root cached: %v)", time.Since(start).Round(time.Second), cached)
 }
 
-// purgeLeftovers are the accounts `dpkg --purge arcagent` leaves behind
-// on purpose (docs/packaging.md): files elsewhere may still be owned by
-// them, and Debian never reuses a name's uid by removing it.
-var purgeLeftovers = []string{"passwd:himds", "passwd:arcproxy", "group:himds", "group:arcproxy"}
+// purgeLeftovers are the accounts `dpkg --purge arcagent` may leave
+// behind: none, its postrm removes the users and groups it created.
+var purgeLeftovers []string
 
 // purgeChanges are the file-list differences a purge may leave: the backups
-// useradd and groupadd keep of the account files they changed, and the
-// empty /opt and /var/opt that debootstrap creates without a package
-// owning them, which dpkg removes with the last package that listed them.
+// useradd and groupadd keep of the account files they changed.
 var purgeChanges = []string{
 	"/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-", "/etc/subuid-", "/etc/subgid-",
-	"- /opt", "- /var/opt",
 }
 
 func allowedChange(d string) bool {

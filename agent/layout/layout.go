@@ -147,6 +147,8 @@ var entries = []Entry{
 	{ID: "unit-extd", Path: UnitDir + "/extd.service", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "extension manager systemd unit"},
 	{ID: "unit-gcad", Path: UnitDir + "/gcad.service", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "guest configuration systemd unit"},
 	{ID: "unit-arcproxyd", Path: UnitDir + "/arcproxyd.service", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "arc proxy systemd unit"},
+	{ID: "unit-upgrade", Path: UnitDir + "/arcagent-upgrade.service", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "automatic upgrade systemd unit (arcagent upgrade --auto)"},
+	{ID: "unit-upgrade-timer", Path: UnitDir + "/arcagent-upgrade.timer", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "daily timer of the automatic upgrade"},
 }
 
 // Entries returns a copy of the layout table.
