@@ -55,7 +55,9 @@ install: build
 # The Debian packages dist/arcagent_<version>_<arch>.deb and
 # dist/arcserver_<version>_<arch>.deb (docs/packaging.md), for every ARCH
 # (default: both). VERSION is mapped to a Debian version by internal/debpkg.
-ARCH ?= amd64 arm64
+# Set on the command line only (make deb ARCH=amd64): an ARCH in the
+# environment (x86_64 on some CI machines) is not a Go or Debian name.
+ARCH = amd64 arm64
 deb:
 	@set -e; for arch in $(ARCH); do \
 	  mkdir -p dist/bin/linux_$$arch; \

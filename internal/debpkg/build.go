@@ -68,8 +68,10 @@ func Agent(in Inputs) (Package, error) {
 		Description: "arcagent: Azure Connected Machine agent (azcmagent) and security audit engine\n HIMDS, the extension manager, guest configuration and the arc proxy as\n systemd services, with the users, owners and modes its own audit expects.",
 		Version:     v,
 		Arch:        in.Arch,
-		Items:       items,
-		Scripts:     s,
+		// Microsoft's agent package installs the same paths.
+		Conflicts: []string{"azcmagent"},
+		Items:     items,
+		Scripts:   s,
 	}, nil
 }
 
@@ -197,10 +199,11 @@ func (p Package) Write(ctx context.Context, w io.Writer) error {
 		Description:   p.Description,
 		Homepage:      homepage,
 		Overridables: nfpm.Overridables{
-			Depends:  p.Depends,
-			Contents: contents,
-			Scripts:  nfpm.Scripts{PreInstall: scripts[0], PostInstall: scripts[1], PreRemove: scripts[2], PostRemove: scripts[3]},
-			Deb:      nfpm.Deb{Compression: "none"}, // finishDeb compresses
+			Depends:   p.Depends,
+			Conflicts: p.Conflicts,
+			Contents:  contents,
+			Scripts:   nfpm.Scripts{PreInstall: scripts[0], PostInstall: scripts[1], PreRemove: scripts[2], PostRemove: scripts[3]},
+			Deb:       nfpm.Deb{Compression: "none"}, // finishDeb compresses
 		},
 	}
 	info = nfpm.WithDefaults(info)

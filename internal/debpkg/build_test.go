@@ -128,6 +128,9 @@ func TestBuildDeb(t *testing.T) {
 				if strings.TrimSpace(conffiles) != layout.LocalConfig {
 					t.Errorf("conffiles = %q, want %s only", conffiles, layout.LocalConfig)
 				}
+				if c := dpkgDeb(t, "-f", deb, "Conflicts"); strings.TrimSpace(c) != "azcmagent" {
+					t.Errorf("Conflicts = %q, want azcmagent (the same paths)", c)
+				}
 				if postinst := dpkgDeb(t, "-I", deb, "postinst"); postinst != p.Scripts.PostInst {
 					t.Error("the packaged postinst is not the generated one")
 				}

@@ -69,6 +69,7 @@ type Package struct {
 	Version     string // Debian version
 	Arch        string // Debian architecture: amd64 or arm64
 	Depends     []string
+	Conflicts   []string
 	Items       []Item
 	Scripts     Scripts
 }
@@ -181,7 +182,7 @@ func AgentItems(in Inputs) ([]Item, error) {
 			Why: "the binary answers to " + l + " (as make install links it)"})
 	}
 	items = append(items,
-		Item{Path: VersionFile, Type: TypeFile, Data: []byte(in.Version + "\n"), Owner: layout.UserRoot, Group: layout.GroupRoot, Mode: 0o644,
+		Item{Path: VersionFile, Type: TypeFile, Data: []byte(strings.TrimSpace(in.Version) + "\n"), Owner: layout.UserRoot, Group: layout.GroupRoot, Mode: 0o644,
 			Why: "the version the binary was built as (make install writes it too)"},
 		Item{Path: layout.UnitDir + "/" + PathUnit, Type: TypeFile, Source: filepath.Join(in.UnitDir, PathUnit), Owner: layout.UserRoot, Group: layout.GroupRoot, Mode: 0o644,
 			Why: "starts arcproxyd when localconfig.json changes"},

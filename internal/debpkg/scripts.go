@@ -135,13 +135,27 @@ fix_file() {
 	fi
 }
 {{end}}
-# start_or_restart UNIT OLDVERSION: after an upgrade restart the service if
-# it runs; on a fresh install start it.
-start_or_restart() {
-	if [ -n "$2" ]; then
-		systemctl try-restart "$1.service" || echo "{{.Package}}: $1 did not restart; see journalctl -u $1" >&2
-	else
-		systemctl start "$1.service" || echo "{{.Package}}: $1 did not start; see journalctl -u $1" >&2
+# restart_enabled UNIT: (re)start a unit the operator has enabled, as
+# debhelper's deb-systemd-invoke does: after an upgrade it runs the new
+# binary; a stopped one starts; a disabled one is left alone.
+restart_enabled() {
+	if systemctl is-enabled --quiet "$1" 2>/dev/null; then
+		systemctl restart "$1" || echo "{{.Package}}: $1 did not start; see journalctl -u $1" >&2
+	fi
+}
+
+# start_services: with systemd running, the watchers start, and the
+# services once {{.ConfiguredWhy}} ({{.ConfiguredIf}}
+# exists), in dependency order.
+start_services() {
+	[ -d /run/systemd/system ] || return 0
+{{- range .StartAlways}}
+	restart_enabled {{q .}}
+{{- end}}
+	if [ -e {{q .ConfiguredIf}} ]; then
+{{- range .Start}}
+		restart_enabled {{q .}}.service
+{{- end}}
 	fi
 }
 
@@ -155,25 +169,18 @@ configure)
 		if [ -d /run/systemd/system ]; then
 			systemctl daemon-reload || true
 		fi
-		# Enabled on first install only: an upgrade keeps the operator's
-		# choice (a unit they disabled stays disabled).
+		# Enabled on first install only (after a purge too): an upgrade
+		# keeps the operator's choice, a disabled unit stays disabled.
 		if [ -z "$2" ]; then
 			systemctl enable {{join .Enable}} >/dev/null 2>&1 || echo "{{.Package}}: could not enable the units; enable them with: systemctl enable {{join .Enable}}" >&2
 		fi
-		if [ -d /run/systemd/system ]; then
-{{- range .StartAlways}}
-			systemctl start {{q .}} || echo "{{$.Package}}: could not start {{.}}; see journalctl -u {{.}}" >&2
-{{- end}}
-			# The services start once {{.ConfiguredWhy}}
-			# ({{.ConfiguredIf}} exists): after an upgrade, those running
-			# are restarted in dependency order; on a fresh install, they
-			# start.
-			if [ -e {{q .ConfiguredIf}} ]; then
-{{- range .Start}}
-				start_or_restart {{q .}} "$2"
-{{- end}}
-			fi
-		fi
+		start_services
+	fi
+	;;
+abort-remove|abort-deconfigure)
+	# prerm stopped the services and the removal failed: start them again.
+	if command -v systemctl >/dev/null 2>&1; then
+		start_services
 	fi
 	;;
 esac
