@@ -4,11 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/arcagent/arcagent/agent/config"
+	"github.com/arcagent/arcagent/agent/himds"
+	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/agent/proxy"
 	"github.com/arcagent/arcagent/agent/upgrade"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/releases"
@@ -49,18 +54,20 @@ not an error.`,
 				return errcode.New(upgrade.CodeNotRoot, "arcagent upgrade installs packages and restarts services")
 			}
 			l := a.layout()
-			if f.auto {
-				s, _, err := config.NewStore(l).Load()
-				if err != nil {
-					return err
-				}
-				if !s.EffectiveBool(config.AutoUpgradeEnable) {
-					fmt.Fprintln(a.stdout, "automatic upgrade is off (automaticupgrade.enabled is false): nothing to do")
-					return nil
-				}
+			settings, _, err := config.NewStore(l).Load()
+			if err != nil {
+				return err
+			}
+			if f.auto && !settings.EffectiveBool(config.AutoUpgradeEnable) {
+				fmt.Fprintln(a.stdout, "automatic upgrade is off (automaticupgrade.enabled is false): nothing to do")
+				return nil
+			}
+			hc, err := upgradeClient(l, settings)
+			if err != nil {
+				return err
 			}
 			o := upgrade.Options{Layout: l, Catalog: f.catalog, CatalogName: f.catalogName, Threshold: f.threshold,
-				Version: f.version, DryRun: f.dryRun, NoRollback: f.noRollback, Log: a.log}
+				Version: f.version, DryRun: f.dryRun, NoRollback: f.noRollback, Log: a.log, HTTPClient: hc}
 			if o.Catalog == "" {
 				if err := fromReleaseConfig(&o, f.releaseConfig, l.Path(upgrade.DefaultConfig)); err != nil {
 					return err
@@ -96,6 +103,23 @@ not an error.`,
 	fl.BoolVar(&f.noRollback, "no-rollback", false, "upgrade even without a package of the installed version to roll back to")
 	fl.BoolVar(&f.auto, "auto", false, "the automatic upgrade: only when automaticupgrade.enabled is true; up to date is not an error")
 	return cmd
+}
+
+// upgradeClient is the HTTP client of the catalog and package downloads:
+// the agent's own route (the arc proxy, proxy.url or direct, as
+// agent/proxy decides), trusting the system roots, since release hosts are
+// not the control plane.
+func upgradeClient(l layout.Layout, settings *config.Settings) (*http.Client, error) {
+	server := ""
+	if ac, err := himds.LoadAgentConfig(l); err == nil && ac != nil {
+		server = ac.Server
+	}
+	tr, err := proxy.Transport(l, settings, server)
+	if err != nil {
+		return nil, err
+	}
+	tr.TLSClientConfig.RootCAs = nil
+	return &http.Client{Transport: tr, Timeout: 10 * time.Minute}, nil
 }
 
 // fromReleaseConfig fills the catalog from the release configuration file.
