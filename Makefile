@@ -11,7 +11,7 @@ FUZZTIME ?= 10s
 # caches it like any module.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test bench fuzz install deb clean
+.PHONY: build test bench fuzz install deb clean e2e
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
@@ -22,6 +22,14 @@ test:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) test -race -count=1 ./...
+
+# The installed-system test (root, debootstrap, the Debian mirror): a
+# throwaway Debian root, the .deb installed with dpkg, the privilege audit,
+# purge and upgrades (e2e/). The debootstrap root is cached as a tarball in
+# $(E2E_CACHE).
+E2E_CACHE ?= /var/cache/arcagent-e2e
+e2e:
+	ARCAGENT_E2E_CACHE=$(E2E_CACHE) $(GO) test -tags e2e -count=1 -v -timeout 25m ./e2e/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

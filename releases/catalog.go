@@ -35,6 +35,8 @@ type CatalogOptions struct {
 	Now time.Time
 	// HTTPClient fetches an https:// location (nil: a client with a timeout).
 	HTTPClient *http.Client
+	// NoPersist verifies without recording the catalog's version (a dry run).
+	NoPersist bool
 }
 
 // CatalogSource lists the releases of a signed catalog. The catalog is
@@ -58,7 +60,7 @@ func OpenCatalog(ctx context.Context, o CatalogOptions) (*CatalogSource, error) 
 	if err != nil {
 		return nil, err
 	}
-	c, err := signing.VerifyCatalog(ctx, env, signing.CatalogOptions{Name: o.Name, Threshold: o.Threshold, Trust: o.Trust, StateDir: o.StateDir, Now: o.Now})
+	c, err := signing.VerifyCatalog(ctx, env, signing.CatalogOptions{Name: o.Name, Threshold: o.Threshold, Trust: o.Trust, StateDir: o.StateDir, Now: o.Now, NoPersist: o.NoPersist})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}

@@ -56,6 +56,11 @@ const (
 	HIMDSStatus = RunDir + "/status.json"
 )
 
+// UpgradeDir holds the agent packages `arcagent upgrade` downloaded and
+// verified, and the installed version's package kept to roll back to
+// (root:root 0700).
+const UpgradeDir = StateDir + "/upgrade"
+
 // ProxyCredentials holds the upstream proxy's Basic credentials for the
 // arc proxy, one line user:password (root:arcproxy 0640). It is a secret:
 // never copy it into a log bundle.
@@ -116,6 +121,7 @@ var entries = []Entry{
 	{ID: "localconfig", Path: LocalConfig, Kind: KindFile, Owner: UserRoot, Group: GroupHIMDS, Mode: 0o640, Holds: "local security controls"},
 	{ID: "agentconfig", Path: AgentConfig, Kind: KindFile, Owner: UserRoot, Group: GroupHIMDS, Mode: 0o640, Holds: "registration: machine id, control plane URL, scope"},
 	{ID: "proxy-credentials", Path: ProxyCredentials, Kind: KindFile, Owner: UserRoot, Group: GroupArcProxy, Mode: 0o640, Holds: "the upstream proxy's Basic credentials for the arc proxy"},
+	{ID: "upgrade-dir", Path: UpgradeDir, Kind: KindDir, Owner: UserRoot, Group: GroupRoot, Mode: 0o700, Holds: "agent packages downloaded and verified by arcagent upgrade, and the previous version's to roll back to"},
 	{ID: "certs-dir", Path: CertsDir, Kind: KindDir, Owner: UserHIMDS, Group: GroupHIMDS, Mode: 0o700, Holds: "machine private key, control plane CA"},
 	{ID: "machine-key", Path: CertsDir + "/*.key", Kind: KindGlob, Owner: UserHIMDS, Group: GroupHIMDS, Mode: 0o600, Holds: "machine private key"},
 	{ID: "tokens-dir", Path: TokensDir, Kind: KindDir, Owner: UserHIMDS, Group: GroupHIMDS, Mode: 0o710, Holds: "challenge secret files"},
@@ -141,6 +147,8 @@ var entries = []Entry{
 	{ID: "unit-extd", Path: UnitDir + "/extd.service", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "extension manager systemd unit"},
 	{ID: "unit-gcad", Path: UnitDir + "/gcad.service", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "guest configuration systemd unit"},
 	{ID: "unit-arcproxyd", Path: UnitDir + "/arcproxyd.service", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "arc proxy systemd unit"},
+	{ID: "unit-upgrade", Path: UnitDir + "/arcagent-upgrade.service", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "automatic upgrade systemd unit (arcagent upgrade --auto)"},
+	{ID: "unit-upgrade-timer", Path: UnitDir + "/arcagent-upgrade.timer", Kind: KindFile, Owner: UserRoot, Group: GroupRoot, Mode: 0o644, Holds: "daily timer of the automatic upgrade"},
 }
 
 // Entries returns a copy of the layout table.
