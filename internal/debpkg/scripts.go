@@ -341,6 +341,13 @@ func agentScriptData(items []Item) (scriptData, error) {
 			}
 		}
 	}
+	// Timers (the automatic upgrade's) start with the watchers: what they
+	// run decides for itself whether there is anything to do.
+	for _, u := range d.Enable {
+		if strings.HasSuffix(u, ".timer") {
+			d.StartAlways = append(d.StartAlways, u)
+		}
+	}
 	for _, id := range []string{"state-dir", "guestconfig-dir", "extension-records"} {
 		e, ok := layout.Lookup(id)
 		if !ok {
