@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/arcagent/arcagent/agent/config"
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/internal/saferead"
@@ -25,10 +23,7 @@ func (c *collector) collectHost() {
 		if n, err := os.Hostname(); err == nil {
 			h.Name = n
 		}
-		var u unix.Utsname
-		if unix.Uname(&u) == nil {
-			h.Kernel = unix.ByteSliceToString(u.Release[:])
-		}
+		h.Kernel = kernelRelease()
 	} else if b, err := c.read("/etc/hostname", smallLimit); err == nil {
 		h.Name = strings.TrimSpace(string(b))
 	}

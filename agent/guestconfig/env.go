@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/arcagent/arcagent/errcode"
@@ -160,14 +159,6 @@ func (e *Env) Lstat(p string) (fs.FileInfo, error) {
 	return fi, nil
 }
 
-// Owner returns the numeric owner and group of fi.
-func Owner(fi fs.FileInfo) (uid, gid int) {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return int(st.Uid), int(st.Gid)
-	}
-	return -1, -1
-}
-
 // WriteSpec says what a written file's mode and owner are; nil fields keep
 // those of the file being replaced (or 0644 root:root for a new file).
 type WriteSpec struct {
@@ -180,7 +171,7 @@ func (e *Env) requireWrite(p string) error {
 	if !e.CanWrite() {
 		return errcode.New(CodeResource, "refusing to change %s: this evaluation may not write (Audit mode)", p)
 	}
-	return nil
+	return writesSupported(p)
 }
 
 // backup copies the current content of p (a regular file) under
@@ -263,7 +254,7 @@ func (e *Env) WriteFile(p string, data []byte, spec WriteSpec) error {
 	var rb [6]byte
 	_, _ = rand.Read(rb[:])
 	tmp := rel(path.Join(path.Dir(p), "."+path.Base(p)+".gc-tmp-"+hex.EncodeToString(rb[:])))
-	f, err := e.writes.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	f, err := e.writes.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
 	if err != nil {
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "write %s", p)
 	}
@@ -334,7 +325,7 @@ func (e *Env) SetOwnerMode(p string, spec WriteSpec) error {
 	if err := e.requireWrite(p); err != nil {
 		return err
 	}
-	f, err := e.writes.OpenFile(rel(p), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := e.writes.OpenFile(rel(p), os.O_RDONLY|oNoFollow|oNonBlock, 0)
 	if err != nil {
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "open %s", p)
 	}
@@ -413,8 +404,7 @@ func (e *Env) Run(ctx context.Context, c Command) (CommandResult, error) {
 	var stdout, stderr limitedBuffer
 	stdout.n, stderr.n = outputLimit, outputLimit
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	ownGroup(cmd)
 	cmd.WaitDelay = 5 * time.Second
 	run := e.o.Run
 	if run == nil {

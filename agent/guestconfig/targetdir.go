@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"sort"
-	"syscall"
 
 	"github.com/arcagent/arcagent/errcode"
 )
@@ -56,7 +55,7 @@ func (e *Env) writeInPlace(p string, data []byte) error {
 	if err := CheckPath(p); err != nil {
 		return err
 	}
-	f, err := e.writes.OpenFile(rel(p), os.O_WRONLY|syscall.O_NOFOLLOW, 0)
+	f, err := e.writes.OpenFile(rel(p), os.O_WRONLY|oNoFollow, 0)
 	if err != nil {
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "open %s for writing", p)
 	}

@@ -1,0 +1,20 @@
+package audit
+
+import (
+	"io/fs"
+
+	"github.com/arcagent/arcagent/errcode"
+)
+
+// netlinkListeners: no NETLINK_SOCK_DIAG on Windows.
+func netlinkListeners() ([]Listener, error) {
+	return nil, errcode.Unsupported("listing listening sockets")
+}
+
+// fileIDs: a Windows file has an owner SID and an ACL, not numeric ids;
+// the owner is left unknown (the rules that judge owners are not
+// evaluated on Windows).
+func fileIDs(fs.FileInfo) (uid, gid int, ok bool) { return -1, -1, false }
+
+// kernelRelease: no uname on Windows.
+func kernelRelease() string { return "" }
