@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -80,6 +81,9 @@ type collector struct {
 func Collect(ctx context.Context, opts Options) (*Facts, error) {
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
+	}
+	if runtime.GOOS == "windows" {
+		return collectWindows(ctx, opts)
 	}
 	root := opts.Root
 	if root == "" {

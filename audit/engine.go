@@ -208,6 +208,8 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 				// The planned file is what the finding is about, as the
 				// user named it: CI annotates it in the pull request.
 				loc.Path = planned
+			} else if facts.Target.OS == "windows" {
+				loc.Path = windowsLocation(loc.Path)
 			}
 			rep.Results = append(rep.Results, reports.Result{
 				RuleID: c.ID, Severity: c.Severity, Status: oc.Status, Message: oc.Message, Resource: oc.Resource,

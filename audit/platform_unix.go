@@ -26,3 +26,6 @@ func kernelRelease() string {
 	}
 	return ""
 }
+
+// windowsVersion: not Windows.
+func windowsVersion() string { return "Windows" }

@@ -1,7 +1,10 @@
 package audit
 
 import (
+	"fmt"
 	"io/fs"
+
+	"golang.org/x/sys/windows"
 
 	"github.com/arcagent/arcagent/errcode"
 )
@@ -18,3 +21,9 @@ func fileIDs(fs.FileInfo) (uid, gid int, ok bool) { return -1, -1, false }
 
 // kernelRelease: no uname on Windows.
 func kernelRelease() string { return "" }
+
+// windowsVersion names the running Windows ("Windows 10.0.20348").
+func windowsVersion() string {
+	v := windows.RtlGetVersion()
+	return fmt.Sprintf("Windows %d.%d.%d", v.MajorVersion, v.MinorVersion, v.BuildNumber)
+}
