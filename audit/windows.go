@@ -32,7 +32,7 @@ const (
 // Linux accounts says it is not evaluated on Windows yet.
 func collectWindows(ctx context.Context, opts Options) (*Facts, error) {
 	if opts.Root != "" && opts.Root != "/" {
-		return nil, &TargetError{What: "--root " + opts.Root, Err: errcode.Unsupported("auditing a tree (--root)")}
+		return nil, errcode.Unsupported("auditing a tree (--root " + opts.Root + ")")
 	}
 	c := &collector{opts: opts, l: layout.New(""), facts: &Facts{Errors: []CollectorError{}}}
 	f := c.facts
