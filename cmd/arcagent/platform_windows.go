@@ -30,3 +30,14 @@ func platformAllows(cmd *cobra.Command) error {
 	}
 	return errcode.Unsupported("`" + strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ") + "`")
 }
+
+// windowsHelp turns the Linux paths and extension names of a help text
+// into those of Windows.
+var windowsHelp = strings.NewReplacer(
+	"/var/opt/azcmagent/localconfig.json", `%ProgramData%\AzureConnectedMachineAgent\Config\localconfig.json`,
+	"AzureMonitorLinuxAgent", "AzureMonitorWindowsAgent",
+	"MDE.Linux", "MDE.Windows",
+)
+
+// platformHelp is a help text for Windows.
+func platformHelp(s string) string { return windowsHelp.Replace(s) }
