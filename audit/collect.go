@@ -223,7 +223,11 @@ func (c *collector) collectOptional(ctx context.Context) {
 }
 
 func (c *collector) errorf(collector, prodPath, format string, args ...any) {
-	c.facts.Errors = append(c.facts.Errors, CollectorError{Collector: collector, Path: layout.Rel(prodPath), Error: fmt.Sprintf(format, args...)})
+	p := layout.Rel(prodPath)
+	if c.facts.Target.OS == "windows" && p != "" {
+		p = windowsLocation(p)
+	}
+	c.facts.Errors = append(c.facts.Errors, CollectorError{Collector: collector, Path: p, Error: fmt.Sprintf(format, args...)})
 }
 
 // TargetError says the target itself cannot be audited.

@@ -246,8 +246,11 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 // property a near miss probably meant.
 func warnUnknownKeys(f *Facts, warn func(string)) {
 	file := filepath.Join(f.Target.Root, "/"+f.Config.Path)
-	if f.Target.Kind == reports.TargetPlanned {
+	switch {
+	case f.Target.Kind == reports.TargetPlanned:
 		file = f.Target.Planned
+	case f.Target.OS == "windows":
+		file = windowsLocation(f.Config.Path)
 	}
 	for _, k := range f.Config.UnknownKeys {
 		at := file
