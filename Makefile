@@ -11,7 +11,7 @@ FUZZTIME ?= 10s
 # caches it like any module.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build build-windows windows-check test bench fuzz install clean
+.PHONY: build build-windows windows-check test bench fuzz install deb clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
@@ -55,5 +55,19 @@ install: build
 	chmod 0644 $(DESTDIR)$(PREFIX)/bin/VERSION
 	@if [ -f bin/arcserver ]; then install -d -m 0755 $(DESTDIR)/usr/local/bin && install -m 0755 bin/arcserver $(DESTDIR)/usr/local/bin/arcserver; fi
 
+# The Debian packages dist/arcagent_<version>_<arch>.deb and
+# dist/arcserver_<version>_<arch>.deb (docs/packaging.md), for every ARCH
+# (default: both). VERSION is mapped to a Debian version by internal/debpkg.
+# Set on the command line only (make deb ARCH=amd64): an ARCH in the
+# environment (x86_64 on some CI machines) is not a Go or Debian name.
+ARCH = amd64 arm64
+deb:
+	@set -e; for arch in $(ARCH); do \
+	  mkdir -p dist/bin/linux_$$arch; \
+	  echo "build linux/$$arch"; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/bin/linux_$$arch/ ./cmd/arcagent ./cmd/arcserver; \
+	  $(GO) run ./packaging/mkdeb -version '$(VERSION)' -arch $$arch -bin dist/bin/linux_$$arch -units packaging/systemd -out dist; \
+	done
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

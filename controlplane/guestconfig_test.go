@@ -490,6 +490,10 @@ func TestStatusValidation(t *testing.T) {
 		{"Pending is the control plane's", gc(func(g *apiv1.GuestConfigurationStatus) { g.Compliance = "Pending" }), "complianceStatus"},
 		{"resource NotApplied", gc(func(g *apiv1.GuestConfigurationStatus) { g.Resources[0].Compliance = "NotApplied" }), "resources[0].complianceStatus"},
 		{"resource Skipped", gc(func(g *apiv1.GuestConfigurationStatus) { g.Resources[0].Compliance = "Skipped" }), ""},
+		// gcad reports a resource whose onlyIfExists path is missing as
+		// NotApplicable (the built-in baseline has many): refusing it would
+		// leave every such report pending for ever.
+		{"resource NotApplicable", gc(func(g *apiv1.GuestConfigurationStatus) { g.Resources[0].Compliance = "NotApplicable" }), ""},
 		{"long id", gc(func(g *apiv1.GuestConfigurationStatus) { g.Resources[0].ID = strings.Repeat("i", 129) }), "resources[0].id"},
 		{"no id", gc(func(g *apiv1.GuestConfigurationStatus) { g.Resources[0].ID = "" }), "resources[0].id"},
 		{"long reason", gc(func(g *apiv1.GuestConfigurationStatus) { g.Resources[0].Reason = strings.Repeat("r", 4097) }), "reason"},

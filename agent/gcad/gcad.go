@@ -264,6 +264,11 @@ func (d *Daemon) Pass(ctx context.Context, cp ControlPlane, desired *apiv1.Desir
 		}
 		fp := Fingerprint(a)
 		now := d.o.Now()
+		if enabled && !p.enabledNow() {
+			// Turned off while this pass runs: nothing more is changed.
+			enabled = false
+			d.o.Log.Warn("guest configuration was disabled during the pass: the remaining assignments are not evaluated")
+		}
 		switch {
 		case !enabled:
 			msg := DisabledMessage
@@ -306,6 +311,19 @@ func (d *Daemon) Pass(ctx context.Context, cp ControlPlane, desired *apiv1.Desir
 	}
 	out.Pending = st.StatusPending
 	return out, ctx.Err()
+}
+
+// enabledNow reads localconfig.json again: guest configuration turned off
+// (or monitor mode turned on) while a pass runs stops the pass from
+// changing anything more.
+func (p *pass) enabledNow() bool {
+	s, _, err := config.NewStore(p.d.o.Layout).Load()
+	if err != nil {
+		p.cfgErr = err
+		return false
+	}
+	p.settings = s
+	return s.EffectiveBool(config.GCEnabled)
 }
 
 // refuse records an assignment as NotApplied (disabled, or refused before
@@ -390,6 +408,10 @@ func (p *pass) run(ctx context.Context, a *apiv1.GuestConfigurationAssignment, m
 	if pre.Compliance == guestconfig.Compliant && mode == guestconfig.ApplyAndAutoCorrect {
 		pre.Mode, pre.Applied = mode, true
 		return pre, nil // nothing to set: the preflight is the pass
+	}
+	if !p.enabledNow() {
+		// Turned off during the preflight (its exec scripts may run long).
+		return nil, errcode.New(guestconfig.CodeDisabled, "%s", DisabledMessage)
 	}
 	o := base
 	o.BackupDir = filepath.Join(l.GCBackupsDir(), a.Name)

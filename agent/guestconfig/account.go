@@ -34,10 +34,14 @@ var toolDirs = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/
 // accountTool runs one of the shadow suite's tools (useradd, usermod,
 // userdel, groupadd, groupmod, groupdel, gpasswd) on the target: with
 // --root ROOT (the tools chroot into it) unless the target is the live
-// system. A missing tool or a non-zero exit is an error.
+// system; a non-live root only when EnvOptions.TrustedTree vouches for it.
+// A missing tool or a non-zero exit is an error.
 func accountTool(ctx context.Context, env *Env, tool string, args ...string) error {
 	if !env.CanWrite() {
 		return errcode.New(CodeResource, "refusing to run %s: this evaluation may not change the target (Audit mode)", tool)
+	}
+	if !env.Live() && !env.o.TrustedTree {
+		return errcode.New(CodeResource, "%s: user and group changes need the live system (the target is the root %s): in a tree the shadow tools chroot into it and run its own programs as root (its nscd, sss_cache, login.defs USERDEL_CMD, NSS and PAM modules), so a tree someone else built would run code as root on this host; change the accounts in the image itself", tool, env.Root())
 	}
 	bin := ""
 	for _, d := range toolDirs {

@@ -179,7 +179,7 @@ func TestAccountSet(t *testing.T) {
 	ctx := context.Background()
 	before := hostAccounts(t)
 	root := accountRoot(t)
-	env, err := NewEnv(root, EnvOptions{BackupDir: t.TempDir()})
+	env, err := NewEnv(root, EnvOptions{BackupDir: t.TempDir(), TrustedTree: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ resources:
 
 func TestUserUnlockWithoutPassword(t *testing.T) {
 	needShadowTools(t)
-	env, err := NewEnv(accountRoot(t), EnvOptions{BackupDir: t.TempDir()})
+	env, err := NewEnv(accountRoot(t), EnvOptions{BackupDir: t.TempDir(), TrustedTree: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestAccountSetReadOnly(t *testing.T) {
 func TestUserExclusiveNoGroups(t *testing.T) {
 	needShadowTools(t)
 	root := accountRoot(t)
-	env, err := NewEnv(root, EnvOptions{BackupDir: t.TempDir()})
+	env, err := NewEnv(root, EnvOptions{BackupDir: t.TempDir(), TrustedTree: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,5 +317,42 @@ func TestUserExclusiveNoGroups(t *testing.T) {
 	group, _ := os.ReadFile(filepath.Join(root, "etc/group"))
 	if !strings.Contains(string(group), "adm:x:4:bob\n") || !strings.Contains(string(group), "sudo:x:27:\n") {
 		t.Fatalf("group file:\n%s", group)
+	}
+}
+
+// TestAccountToolsRefusedInForeignTree: the shadow tools chroot into a
+// non-live root and run, as root, what the tree holds (its /usr/sbin/nscd
+// and sss_cache after every change, its login.defs USERDEL_CMD, its NSS and
+// PAM modules), and root escapes a chroot: a tree someone else built gets
+// root on this host. They run only on a tree the caller vouches for
+// (EnvOptions.TrustedTree).
+func TestAccountToolsRefusedInForeignTree(t *testing.T) {
+	needShadowTools(t)
+	root := accountRoot(t)
+	if err := os.MkdirAll(filepath.Join(root, "usr/sbin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Planted by the tree's author: were it run, it would leave a marker.
+	if err := os.WriteFile(filepath.Join(root, "usr/sbin/nscd"), []byte("#!/bin/sh\necho ran > /pwned\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env, err := NewEnv(root, EnvOptions{BackupDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	for _, body := range []string{"      name: dave\n", "      name: alice\n      shell: /bin/sh\n"} {
+		c := compile(t, accountDoc("user", body), nil)
+		err := c.Resources[0].Resource.Set(context.Background(), env)
+		if err == nil || !strings.Contains(err.Error(), "live system") {
+			t.Errorf("%q: set in a foreign tree: %v", body, err)
+		}
+	}
+	c := compile(t, accountDoc("group", "      name: ops\n"), nil)
+	if err := c.Resources[0].Resource.Set(context.Background(), env); err == nil {
+		t.Error("group set in a foreign tree ran")
+	}
+	if _, err := os.Stat(filepath.Join(root, "pwned")); err == nil {
+		t.Fatal("the tree's own nscd ran as root")
 	}
 }

@@ -222,6 +222,15 @@ func Parse(name string, data []byte) (*Document, error) {
 		var bad error
 		walkScalars(&e.Body, func(s *yaml.Node) {
 			for _, m := range paramRefRE.FindAllStringSubmatch(s.Value, -1) {
+				if e.Type == "exec" {
+					// Nothing is substituted in an exec body: a value pasted
+					// into a script would be code its publisher never
+					// signed. ${VAR} there is the shell's.
+					if bad == nil && declared[m[1]] {
+						bad = derr(s.Line, e.ID, "${%s}: parameters are not substituted in an exec resource (the value would become code the package's signature does not cover); read the environment variable \"$ARCAGENT_PARAM_%s\" in the script instead", m[1], m[1])
+					}
+					continue
+				}
 				if bad == nil && !declared[m[1]] {
 					bad = derr(s.Line, e.ID, "${%s} is not a declared parameter", m[1])
 				}

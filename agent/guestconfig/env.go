@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -42,6 +43,12 @@ type EnvOptions struct {
 	Log *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// TrustedTree says a non-live root was built by whoever runs this
+	// (a test's fixture): only then may user and group resources change
+	// it, because the shadow tools chroot into the tree and run its own
+	// programs as root (nscd, sss_cache, login.defs' USERDEL_CMD, NSS and
+	// PAM modules), and root leaves a chroot at will.
+	TrustedTree bool
 }
 
 // Env is the target a document is evaluated against: a root prefix ("/"
@@ -174,15 +181,27 @@ func (e *Env) requireWrite(p string) error {
 	return writesSupported(p)
 }
 
-// backup copies the current content of p (a regular file) under
-// BackupDir/<stamp>/<p>, 0600, before it is replaced or removed.
-func (e *Env) backup(p string) error {
-	b, err := e.ReadFile(p)
+// backup copies the current content of base in d (the target file p, a
+// regular file) under BackupDir/<stamp>/<p>, 0600, before it is replaced
+// or removed.
+func (e *Env) backup(d *os.Root, base, p string) error {
+	f, err := d.OpenFile(base, os.O_RDONLY|oNoFollow|oNonBlock, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return err
+		return errcode.Wrap(CodeResource, e.wrap(p, err), "keep a backup of %s", p)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return errcode.New(CodeResource, "keep a backup of %s: it is not a regular file", p)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, ReadLimit+1))
+	if err != nil {
+		return errcode.Wrap(CodeResource, err, "keep a backup of %s", p)
+	}
+	if len(b) > ReadLimit {
+		return errcode.New(CodeResource, "keep a backup of %s: it is larger than %d bytes", p, ReadLimit)
 	}
 	if e.stamp == "" {
 		var rb [4]byte
@@ -204,6 +223,47 @@ func (e *Env) backup(p string) error {
 	return nil
 }
 
+// parentDir opens the directory of the target path p for a change, one
+// component at a time, each resolved inside the directory before it
+// (os.Root): a symbolic link on the way is followed only down into the
+// directory it is in, never up or out of it, and the directory returned
+// stays the one resolved whatever is renamed meanwhile. So a user who owns
+// a directory on the way (a home, /tmp) cannot send a change elsewhere by
+// planting or swapping a link. With create, missing directories are made
+// 0755. done releases the directory.
+func (e *Env) parentDir(p string, create bool) (d *os.Root, done func(), err error) {
+	if err := CheckPath(p); err != nil {
+		return nil, nil, err
+	}
+	cur := e.writes
+	release := func() {
+		if cur != e.writes {
+			cur.Close()
+		}
+	}
+	for _, c := range strings.Split(rel(path.Dir(p)), "/") {
+		if c == "" {
+			continue
+		}
+		next, err := cur.OpenRoot(c)
+		if create && errors.Is(err, fs.ErrNotExist) {
+			if err = cur.Mkdir(c, 0o755); err == nil || errors.Is(err, fs.ErrExist) {
+				next, err = cur.OpenRoot(c)
+			}
+		}
+		if err != nil {
+			release()
+			if w := e.wrap(p, err); w != err {
+				return nil, nil, w
+			}
+			return nil, nil, errcode.Wrap(CodeResource, err, "open the directory of %s", p)
+		}
+		release()
+		cur = next
+	}
+	return cur, release, nil
+}
+
 // BackupPath is the directory of this evaluation's backups ("" until the
 // first backup).
 func (e *Env) BackupPath() string {
@@ -221,21 +281,21 @@ func (e *Env) WriteFile(p string, data []byte, spec WriteSpec) error {
 	if err := e.requireWrite(p); err != nil {
 		return err
 	}
-	if err := CheckPath(p); err != nil {
+	d, done, err := e.parentDir(p, true)
+	if err != nil {
 		return err
 	}
+	defer done()
+	base := path.Base(p)
 	mode, uid, gid := fs.FileMode(0o644), 0, 0
-	fi, err := e.writes.Lstat(rel(p))
+	fi, err := d.Lstat(base)
 	switch {
 	case err == nil && !fi.Mode().IsRegular():
 		return errcode.New(CodeResource, "refusing to replace %s: it is a %s, not a regular file", p, fi.Mode().Type())
 	case err == nil:
-		mode = fi.Mode().Perm()
+		mode = permBits(fi.Mode()) // set-id and sticky bits too
 		uid, gid = Owner(fi)
 	case errors.Is(err, fs.ErrNotExist):
-		if err := e.writes.MkdirAll(rel(path.Dir(p)), 0o755); err != nil {
-			return errcode.Wrap(CodeResource, e.wrap(p, err), "create the directory of %s", p)
-		}
 	default:
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "inspect %s", p)
 	}
@@ -248,19 +308,19 @@ func (e *Env) WriteFile(p string, data []byte, spec WriteSpec) error {
 	if spec.GID != nil {
 		gid = *spec.GID
 	}
-	if err := e.backup(p); err != nil {
+	if err := e.backup(d, base, p); err != nil {
 		return err
 	}
 	var rb [6]byte
 	_, _ = rand.Read(rb[:])
-	tmp := rel(path.Join(path.Dir(p), "."+path.Base(p)+".gc-tmp-"+hex.EncodeToString(rb[:])))
-	f, err := e.writes.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
+	tmp := "." + base + ".gc-tmp-" + hex.EncodeToString(rb[:])
+	f, err := d.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
 	if err != nil {
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "write %s", p)
 	}
 	fail := func(err error) error {
 		f.Close()
-		_ = e.writes.Remove(tmp)
+		_ = d.Remove(tmp)
 		return errcode.Wrap(CodeResource, err, "write %s (the previous file is unchanged)", p)
 	}
 	if _, err := f.Write(data); err != nil {
@@ -276,16 +336,16 @@ func (e *Env) WriteFile(p string, data []byte, spec WriteSpec) error {
 		return fail(err)
 	}
 	if err := f.Close(); err != nil {
-		_ = e.writes.Remove(tmp)
+		_ = d.Remove(tmp)
 		return errcode.Wrap(CodeResource, err, "write %s", p)
 	}
-	if err := e.writes.Rename(tmp, rel(p)); err != nil {
-		_ = e.writes.Remove(tmp)
+	if err := d.Rename(tmp, base); err != nil {
+		_ = d.Remove(tmp)
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "replace %s", p)
 	}
-	if d, err := e.writes.Open(rel(path.Dir(p))); err == nil {
-		_ = d.Sync()
-		d.Close()
+	if df, err := d.Open("."); err == nil {
+		_ = df.Sync()
+		df.Close()
 	}
 	return nil
 }
@@ -296,10 +356,16 @@ func (e *Env) Remove(p string) error {
 	if err := e.requireWrite(p); err != nil {
 		return err
 	}
-	if err := CheckPath(p); err != nil {
+	d, done, err := e.parentDir(p, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
-	fi, err := e.writes.Lstat(rel(p))
+	defer done()
+	base := path.Base(p)
+	fi, err := d.Lstat(base)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -307,25 +373,31 @@ func (e *Env) Remove(p string) error {
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "inspect %s", p)
 	}
 	if fi.Mode().IsRegular() {
-		if err := e.backup(p); err != nil {
+		if err := e.backup(d, base, p); err != nil {
 			return err
 		}
 	} else if fi.IsDir() {
 		return errcode.New(CodeResource, "refusing to remove %s: it is a directory", p)
 	}
-	if err := e.writes.Remove(rel(p)); err != nil {
+	if err := d.Remove(base); err != nil {
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "remove %s", p)
 	}
 	return nil
 }
 
 // SetOwnerMode changes the owner and mode of the existing regular file or
-// directory p without following a final link (nil fields are kept).
+// directory p without following a final link (nil fields are kept). A
+// regular file with more than one hard link is refused.
 func (e *Env) SetOwnerMode(p string, spec WriteSpec) error {
 	if err := e.requireWrite(p); err != nil {
 		return err
 	}
-	f, err := e.writes.OpenFile(rel(p), os.O_RDONLY|oNoFollow|oNonBlock, 0)
+	d, done, err := e.parentDir(p, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	f, err := d.OpenFile(path.Base(p), os.O_RDONLY|oNoFollow|oNonBlock, 0)
 	if err != nil {
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "open %s", p)
 	}
@@ -336,6 +408,12 @@ func (e *Env) SetOwnerMode(p string, spec WriteSpec) error {
 	}
 	if !fi.Mode().IsRegular() && !fi.IsDir() {
 		return errcode.New(CodeResource, "refusing to change %s: it is a %s", p, fi.Mode().Type())
+	}
+	if nlink := linkCount(fi); fi.Mode().IsRegular() && nlink > 1 {
+		// Another name of the same file may be anywhere on the file
+		// system (/etc/shadow linked into a home): its owner and mode are
+		// that file's too.
+		return errcode.New(CodeResource, "refusing to change the owner or mode of %s: it has %d hard links, so it is also another file (find them with find / -xdev -samefile %s); give the resource content so the file is replaced instead, or remove the other links", p, nlink, p)
 	}
 	uid, gid := Owner(fi)
 	if spec.UID != nil {

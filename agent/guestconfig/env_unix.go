@@ -22,6 +22,14 @@ func Owner(fi fs.FileInfo) (uid, gid int) {
 	return -1, -1
 }
 
+// linkCount is the number of hard links of fi (0 when unknown).
+func linkCount(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 0
+}
+
 // writesSupported: every write of a resource is possible here.
 func writesSupported(string) error { return nil }
 

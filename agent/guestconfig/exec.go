@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,7 @@ type execResource struct {
 	validate []byte
 	enforce  []byte // nil: the resource only audits
 	timeout  time.Duration
+	params   []string // ARCAGENT_PARAM_<name>=<value>, sorted
 }
 
 // errUnsignedExec is the guard: scripts only come from verified packages.
@@ -70,6 +72,10 @@ func decodeExec(body *yaml.Node, c CompileContext) (Resource, error) {
 		return nil, err
 	}
 	r := &execResource{s: s}
+	for k, v := range c.Params {
+		r.params = append(r.params, "ARCAGENT_PARAM_"+k+"="+v)
+	}
+	sort.Strings(r.params)
 	var err error
 	if r.validate, err = execScript("validate", s.Validate, s.ValidateFile, c); err != nil {
 		return nil, err
@@ -119,7 +125,7 @@ func execScript(what, inline, file string, c CompileContext) ([]byte, error) {
 // run runs one script: written 0700 into a private 0700 temporary
 // directory and passed to the interpreter as its only argument, with stdin
 // empty, the working directory the target root and ARCAGENT_ROOT /
-// ARCAGENT_MODE in the environment, through Env.Run (timeout, bounded
+// ARCAGENT_MODE / ARCAGENT_PARAM_<name> in the environment, through Env.Run (timeout, bounded
 // output, the daemon's cgroup).
 func (r *execResource) run(ctx context.Context, env *Env, mode string, script []byte) (CommandResult, error) {
 	dir, err := os.MkdirTemp("", "arcagent-gc-exec-")
@@ -139,7 +145,7 @@ func (r *execResource) run(ctx context.Context, env *Env, mode string, script []
 	res, err := env.Run(ctx, Command{
 		Path: r.s.Interpreter,
 		Args: []string{file},
-		Env:  []string{"ARCAGENT_ROOT=" + env.Root(), "ARCAGENT_MODE=" + mode},
+		Env:  append([]string{"ARCAGENT_ROOT=" + env.Root(), "ARCAGENT_MODE=" + mode}, r.params...),
 		Dir:  env.Root(),
 	})
 	if err != nil {

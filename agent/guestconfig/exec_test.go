@@ -189,3 +189,52 @@ func TestExecExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestExecParameterIsNotCode: the assignment's parameters come from a
+// control-plane operator, not from the publisher who signed the script, so
+// a value must never become part of the script: it reaches the script as
+// the environment variable ARCAGENT_PARAM_<name> (data, not code), a
+// ${name} of a declared parameter in a script is refused, and the shell's
+// own ${VAR} syntax is left to the shell.
+func TestExecParameterIsNotCode(t *testing.T) {
+	ctx := context.Background()
+	root := testRoot(t, nil, nil)
+	env, err := NewEnv(root, EnvOptions{BackupDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	const head = `apiVersion: arcagent.dev/guestconfig/v1
+name: Exec
+version: 1.0.0
+parameters:
+  - name: port
+    default: "22"
+resources:
+  - id: marker
+    exec:
+`
+	// The old way of writing it: the value was pasted into the script.
+	if _, err := Parse("test.yaml", []byte(head+"      validate: test \"${port}\" = 22 && exit 100; exit 101\n")); err == nil || !strings.Contains(err.Error(), "ARCAGENT_PARAM_port") {
+		t.Fatalf("a declared parameter in a script: %v", err)
+	}
+	d, err := Parse("test.yaml", []byte(head+`      validate: |
+        p="${ARCAGENT_PARAM_port}"
+        [ "$p" = '22; touch pwned' ] && [ "${HOME:-unset}" != x ] && exit 100
+        echo "got $p"; exit 101
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Compile(d, map[string]string{"port": "22; touch pwned"}, CompileContext{Signed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := c.Resources[0].Resource.Test(ctx, env)
+	if err != nil || !obs.Compliant {
+		t.Fatalf("the parameter did not reach the script as data: %+v, %v", obs, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "pwned")); err == nil {
+		t.Fatal("the parameter value ran as code")
+	}
+}

@@ -280,8 +280,8 @@ func newKeyValue(s KeyValueSpec) (*kvResource, error) {
 		r.f.firstWins = *s.FirstWins
 	}
 	r.f.stopAt = s.StopAt
-	if strings.ContainsAny(s.Value, "\n\x00") {
-		return nil, errors.New("value: one line without NUL bytes")
+	if err := checkKVValue(s.Value, r.f.equals); err != nil {
+		return nil, err
 	}
 	if s.MissingMeans != nil && strings.ContainsAny(*s.MissingMeans, "\n\x00") {
 		return nil, errors.New("missingMeans: one line without NUL bytes")
@@ -330,6 +330,20 @@ func checkKVToken(what, k string, equals bool) error {
 	}
 	if k == "" || strings.ContainsAny(k, bad) || (!equals && strings.Contains(k, "=")) {
 		return fmt.Errorf("%s %q: a non-empty word without whitespace, # or =", what, k)
+	}
+	return nil
+}
+
+// checkKVValue refuses a value that set could write but a reader would not
+// read back: more than one line, and with the whitespace separator a value
+// starting with "=" (`Key =x` is sshd's `Key=x`, value x), which set would
+// rewrite at every pass without ever becoming compliant.
+func checkKVValue(v string, equals bool) error {
+	if strings.ContainsAny(v, "\n\x00") {
+		return errors.New("value: one line without NUL bytes")
+	}
+	if !equals && strings.HasPrefix(strings.TrimSpace(v), "=") {
+		return fmt.Errorf("value %q: with the whitespace separator a value cannot start with = (it is read as the separator)", v)
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ func FuzzKeyValue(f *testing.F) {
 			return
 		}
 		v := normSpace(value)
-		if v == "" || strings.ContainsAny(v, "\"'\x00") {
+		if v == "" || strings.ContainsAny(v, "\"'\x00") || checkKVValue(v, equals) != nil {
 			return
 		}
 		out := sc.setValue(fm, key, v)

@@ -48,6 +48,9 @@ type CompileContext struct {
 	// Files are the package's other files by path inside the package
 	// ("scripts/check.sh"), for resources that refer to them.
 	Files map[string][]byte
+	// Params are the resolved parameter values (set by Compile): exec
+	// resources hand them to their scripts as environment variables.
+	Params map[string]string
 }
 
 var (
@@ -113,7 +116,12 @@ func Compile(d *Document, params map[string]string, c CompileContext) (*Compiled
 		if !ok {
 			return nil, &DocumentError{File: d.Name, Line: e.Line, ID: e.ID, Err: fmt.Errorf("unknown resource type %q", e.Type)}
 		}
-		r, err := dec(substitute(&e.Body, values), c)
+		body := &e.Body
+		if e.Type != "exec" { // see Parse: exec bodies take no ${parameter}
+			body = substitute(body, values)
+		}
+		c.Params = values
+		r, err := dec(body, c)
 		if err != nil {
 			return nil, &DocumentError{File: d.Name, Line: e.Body.Line, ID: e.ID, Err: fmt.Errorf("%s: %w", e.Type, err)}
 		}

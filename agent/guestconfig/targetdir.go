@@ -52,10 +52,12 @@ func (e *Env) writeInPlace(p string, data []byte) error {
 	if err := e.requireWrite(p); err != nil {
 		return err
 	}
-	if err := CheckPath(p); err != nil {
+	d, done, err := e.parentDir(p, false)
+	if err != nil {
 		return err
 	}
-	f, err := e.writes.OpenFile(rel(p), os.O_WRONLY|oNoFollow, 0)
+	defer done()
+	f, err := d.OpenFile(path.Base(p), os.O_WRONLY|oNoFollow, 0)
 	if err != nil {
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "open %s for writing", p)
 	}
@@ -75,27 +77,27 @@ func (e *Env) symlink(p, target string) error {
 	if err := e.requireWrite(p); err != nil {
 		return err
 	}
-	if err := CheckPath(p); err != nil {
+	d, done, err := e.parentDir(p, true)
+	if err != nil {
 		return err
 	}
-	fi, err := e.writes.Lstat(rel(p))
+	defer done()
+	base := path.Base(p)
+	fi, err := d.Lstat(base)
 	switch {
 	case err == nil && fi.Mode()&fs.ModeSymlink == 0:
 		return errcode.New(CodeResource, "refusing to replace %s with a link: it is a %s", p, fileType(fi.Mode()))
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "inspect %s", p)
 	}
-	if err := e.writes.MkdirAll(rel(path.Dir(p)), 0o755); err != nil {
-		return errcode.Wrap(CodeResource, e.wrap(p, err), "create the directory of %s", p)
-	}
 	var rb [6]byte
 	_, _ = rand.Read(rb[:])
-	tmp := rel(path.Join(path.Dir(p), "."+path.Base(p)+".gc-tmp-"+hex.EncodeToString(rb[:])))
-	if err := e.writes.Symlink(target, tmp); err != nil {
+	tmp := "." + base + ".gc-tmp-" + hex.EncodeToString(rb[:])
+	if err := d.Symlink(target, tmp); err != nil {
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "link %s", p)
 	}
-	if err := e.writes.Rename(tmp, rel(p)); err != nil {
-		_ = e.writes.Remove(tmp)
+	if err := d.Rename(tmp, base); err != nil {
+		_ = d.Remove(tmp)
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "link %s", p)
 	}
 	return nil
@@ -107,10 +109,16 @@ func (e *Env) removeLink(p string) error {
 	if err := e.requireWrite(p); err != nil {
 		return err
 	}
-	if err := CheckPath(p); err != nil {
+	d, done, err := e.parentDir(p, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
-	fi, err := e.writes.Lstat(rel(p))
+	defer done()
+	base := path.Base(p)
+	fi, err := d.Lstat(base)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -120,7 +128,7 @@ func (e *Env) removeLink(p string) error {
 	if fi.Mode()&fs.ModeSymlink == 0 {
 		return errcode.New(CodeResource, "refusing to remove %s: it is a %s, not a link", p, fileType(fi.Mode()))
 	}
-	if err := e.writes.Remove(rel(p)); err != nil {
+	if err := d.Remove(base); err != nil {
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "remove %s", p)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/arcagent/arcagent/agent/guestconfig"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/saferead"
+	"github.com/arcagent/arcagent/internal/safetext"
 	"github.com/arcagent/arcagent/signing"
 )
 
@@ -148,13 +149,13 @@ unreadable.`,
 			}
 			verified := "not signed"
 			if c.Signed {
-				verified = "signature verified, signed by " + pkg.Verified.Signer
+				verified = "signature verified, signed by " + safetext.Line(pkg.Verified.Signer)
 			}
 			fmt.Fprintf(a.stdout, "%s %s: %d resources (%s)\n", c.Doc.Name, c.Doc.Version, len(rs), verified)
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tTYPE\tTITLE")
 			for _, r := range rs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", r.ID, r.Type, r.Title)
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", r.ID, r.Type, safetext.Line(r.Title))
 			}
 			return tw.Flush()
 		},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/arcagent/arcagent/agent/gcad"
 	"github.com/arcagent/arcagent/agent/guestconfig"
+	"github.com/arcagent/arcagent/internal/safetext"
 )
 
 func init() {
@@ -42,7 +43,11 @@ root:root 0700).`,
 			}
 			var t [][]string
 			for _, r := range rows {
-				t = append(t, []string{r.Name, r.Policy, r.Version, r.Mode, r.Compliance, strconv.Itoa(r.NonCompliant), gcWhen(r.Evaluated), r.Message})
+				row := []string{r.Name, r.Policy, r.Version, r.Mode, r.Compliance, strconv.Itoa(r.NonCompliant), gcWhen(r.Evaluated), r.Message}
+				for i := range row {
+					row[i] = safetext.Line(row[i]) // the state quotes the target's files
+				}
+				t = append(t, row)
 			}
 			return a.printTable([]string{"NAME", "POLICY", "VERSION", "MODE", "COMPLIANCE", "NON-COMPLIANT", "LAST EVALUATED", "MESSAGE"}, t, "MESSAGE")
 		},
@@ -74,18 +79,21 @@ steps (test, set, retest) with their outcome and duration.`,
 			if a.json {
 				return a.printJSON(d)
 			}
+			// Reasons, evidence and messages quote the target's files
+			// (written by their owners): every text is escaped.
+			sl := safetext.Line
 			w := a.stdout
-			fmt.Fprintf(w, "%s: %s %s, mode %s\n", d.Name, d.Policy, d.Version, d.Mode)
-			fmt.Fprintf(w, "compliance: %s (%d not compliant), last evaluated %s\n", d.Compliance, d.NonCompliant, gcWhen(d.Evaluated))
+			fmt.Fprintf(w, "%s: %s %s, mode %s\n", sl(d.Name), sl(d.Policy), sl(d.Version), sl(d.Mode))
+			fmt.Fprintf(w, "compliance: %s (%d not compliant), last evaluated %s\n", sl(d.Compliance), d.NonCompliant, gcWhen(d.Evaluated))
 			if d.Message != "" {
-				fmt.Fprintf(w, "message: %s\n", d.Message)
+				fmt.Fprintf(w, "message: %s\n", sl(d.Message))
 			}
 			if d.Report == nil {
 				return nil
 			}
 			fmt.Fprintf(w, "applied in this pass: %t, duration %.1f ms\n", d.Report.Applied, d.Report.Duration)
 			if d.Report.Backups != "" {
-				fmt.Fprintf(w, "backups: %s\n", d.Report.Backups)
+				fmt.Fprintf(w, "backups: %s\n", sl(d.Report.Backups))
 			}
 			for _, r := range d.Report.Resources {
 				gcShowResource(a, r)
@@ -96,17 +104,17 @@ steps (test, set, retest) with their outcome and duration.`,
 }
 
 func gcShowResource(a *app, r guestconfig.ResourceReport) {
-	w := a.stdout
-	fmt.Fprintf(w, "\n%s (%s): %s", r.ID, r.Type, r.Compliance)
+	w, sl := a.stdout, safetext.Line
+	fmt.Fprintf(w, "\n%s (%s): %s", sl(r.ID), sl(r.Type), sl(r.Compliance))
 	if r.Changed {
 		fmt.Fprint(w, ", changed")
 	}
 	fmt.Fprintln(w)
 	if r.Title != "" {
-		fmt.Fprintf(w, "  title: %s\n", r.Title)
+		fmt.Fprintf(w, "  title: %s\n", sl(r.Title))
 	}
 	if r.Reason != "" {
-		fmt.Fprintf(w, "  reason: %s\n", r.Reason)
+		fmt.Fprintf(w, "  reason: %s\n", sl(r.Reason))
 	}
 	if len(r.Evidence) > 0 {
 		keys := make([]string, 0, len(r.Evidence))
@@ -116,18 +124,18 @@ func gcShowResource(a *app, r guestconfig.ResourceReport) {
 		sort.Strings(keys)
 		var parts []string
 		for _, k := range keys {
-			parts = append(parts, k+"="+r.Evidence[k])
+			parts = append(parts, sl(k)+"="+sl(r.Evidence[k]))
 		}
 		fmt.Fprintf(w, "  evidence: %s\n", strings.Join(parts, " "))
 	}
 	for _, s := range r.Steps {
-		fmt.Fprintf(w, "  step %s: %s (%.1f ms)", s.Name, s.Outcome, s.Duration)
+		fmt.Fprintf(w, "  step %s: %s (%.1f ms)", sl(s.Name), sl(s.Outcome), s.Duration)
 		if s.Message != "" {
-			fmt.Fprintf(w, ": %s", s.Message)
+			fmt.Fprintf(w, ": %s", sl(s.Message))
 		}
 		fmt.Fprintln(w)
 	}
 	if r.Remediation != "" && r.Compliance != guestconfig.Compliant && r.Compliance != guestconfig.NotApplicable {
-		fmt.Fprintf(w, "  remediation: %s\n", r.Remediation)
+		fmt.Fprintf(w, "  remediation: %s\n", sl(r.Remediation))
 	}
 }
