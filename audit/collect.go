@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -80,6 +81,9 @@ type collector struct {
 func Collect(ctx context.Context, opts Options) (*Facts, error) {
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
+	}
+	if runtime.GOOS == "windows" {
+		return collectWindows(ctx, opts)
 	}
 	root := opts.Root
 	if root == "" {
@@ -219,7 +223,11 @@ func (c *collector) collectOptional(ctx context.Context) {
 }
 
 func (c *collector) errorf(collector, prodPath, format string, args ...any) {
-	c.facts.Errors = append(c.facts.Errors, CollectorError{Collector: collector, Path: layout.Rel(prodPath), Error: fmt.Sprintf(format, args...)})
+	p := layout.Rel(prodPath)
+	if c.facts.Target.OS == "windows" && p != "" {
+		p = windowsLocation(p)
+	}
+	c.facts.Errors = append(c.facts.Errors, CollectorError{Collector: collector, Path: p, Error: fmt.Sprintf(format, args...)})
 }
 
 // TargetError says the target itself cannot be audited.

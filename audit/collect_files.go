@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"path"
 	"strings"
-	"syscall"
 
 	"github.com/arcagent/arcagent/agent/layout"
 )
@@ -127,8 +126,8 @@ func (c *collector) fileFact(e layout.Entry, prod, wantKind string, want fs.File
 	perm := fi.Mode().Perm() | fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
 	f.Mode = fmt.Sprintf("%04o", unixMode(perm))
 	f.ExtraBits = fmt.Sprintf("%o", unixMode(perm)&^unixMode(want))
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		f.UID, f.GID = int(st.Uid), int(st.Gid)
+	if uid, gid, ok := fileIDs(fi); ok {
+		f.UID, f.GID = uid, gid
 		f.Owner, f.Group = c.acct.userName(f.UID), c.acct.groupName(f.GID)
 	}
 	return f

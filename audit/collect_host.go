@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/arcagent/arcagent/agent/config"
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/internal/saferead"
@@ -25,10 +23,7 @@ func (c *collector) collectHost() {
 		if n, err := os.Hostname(); err == nil {
 			h.Name = n
 		}
-		var u unix.Utsname
-		if unix.Uname(&u) == nil {
-			h.Kernel = unix.ByteSliceToString(u.Release[:])
-		}
+		h.Kernel = kernelRelease()
 	} else if b, err := c.read("/etc/hostname", smallLimit); err == nil {
 		h.Name = strings.TrimSpace(string(b))
 	}
@@ -174,7 +169,7 @@ func (c *collector) collectConfig(path, source string) error {
 		if source == "planned" {
 			data, err = readPlanned(path)
 		} else {
-			data, err = c.read(layout.LocalConfig, saferead.ConfigLimit)
+			data, err = c.readLocalConfig()
 		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist) && source == "file":
@@ -214,8 +209,24 @@ func (c *collector) collectConfig(path, source string) error {
 	}
 	cf.Mode = s.Mode()
 	cf.ProxyHasCredentials = s.ProxyHasCredentials()
-	cf.ScriptExtensionsAllowed = scriptExtensionsAllowed(s)
+	cf.ScriptExtensionsAllowed = scriptExtensionsAllowed(s, c.facts.Target.OS == "windows")
 	return nil
+}
+
+// readLocalConfig reads the target's localconfig.json: through the root
+// (see read) or, in the Windows layout, inside its own folder (a link or
+// anything but a regular file refused).
+func (c *collector) readLocalConfig() ([]byte, error) {
+	if !c.l.IsWindows() {
+		return c.read(layout.LocalConfig, saferead.ConfigLimit)
+	}
+	p := c.l.LocalConfig()
+	root, err := saferead.Open(filepath.Dir(p))
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return root.ReadFile(filepath.Base(p), saferead.ConfigLimit)
 }
 
 // readPlanned reads a planned localconfig.json named on the command line:

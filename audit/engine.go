@@ -208,6 +208,8 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 				// The planned file is what the finding is about, as the
 				// user named it: CI annotates it in the pull request.
 				loc.Path = planned
+			} else if facts.Target.OS == "windows" {
+				loc.Path = windowsLocation(loc.Path)
 			}
 			rep.Results = append(rep.Results, reports.Result{
 				RuleID: c.ID, Severity: c.Severity, Status: oc.Status, Message: oc.Message, Resource: oc.Resource,
@@ -244,8 +246,11 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 // property a near miss probably meant.
 func warnUnknownKeys(f *Facts, warn func(string)) {
 	file := filepath.Join(f.Target.Root, "/"+f.Config.Path)
-	if f.Target.Kind == reports.TargetPlanned {
+	switch {
+	case f.Target.Kind == reports.TargetPlanned:
 		file = f.Target.Planned
+	case f.Target.OS == "windows":
+		file = windowsLocation(f.Config.Path)
 	}
 	for _, k := range f.Config.UnknownKeys {
 		at := file

@@ -56,6 +56,9 @@ type TargetFacts struct {
 	Root    string `json:"root"`
 	Planned string `json:"planned,omitempty"`
 	Live    bool   `json:"live"` // the running system: /proc is this target's
+	// OS is "windows" for a Windows target (the live Windows machine, or a
+	// planned file audited there); empty for Linux.
+	OS string `json:"os,omitempty"`
 	// DefaultInstall is true when no agent is installed and the default
 	// configuration is evaluated as the planned one.
 	DefaultInstall bool `json:"default_install"`

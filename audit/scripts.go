@@ -19,6 +19,16 @@ var KnownScriptExtensions = []string{
 	"Microsoft.Compute/RunCommandWindows",
 }
 
+// KnownWindowsScriptExtensions are those of a Windows target: the Windows
+// Custom Script Extension and the Windows run commands. A Windows audit
+// names these, not the Linux ones, in its findings.
+var KnownWindowsScriptExtensions = []string{
+	"Microsoft.Compute/CustomScriptExtension",
+	"Microsoft.CPlat.Core/RunCommandWindows",
+	"Microsoft.CPlat.Core/RunCommandHandlerWindows",
+	"Microsoft.Compute/RunCommandWindows",
+}
+
 var scriptTypeRE = regexp.MustCompile(`(?i)(customscript|runcommand)`)
 
 // IsScriptCapable reports whether an extension type is of the CustomScript
@@ -28,8 +38,12 @@ func IsScriptCapable(typ string) bool { return scriptTypeRE.MatchString(typ) }
 // scriptExtensionsAllowed lists the script-capable extensions the effective
 // local lists would let install: the well-known ones plus any allowlist
 // entry of that kind.
-func scriptExtensionsAllowed(s *config.Settings) []string {
-	cands := append([]string{}, KnownScriptExtensions...)
+func scriptExtensionsAllowed(s *config.Settings, windows bool) []string {
+	known := KnownScriptExtensions
+	if windows {
+		known = KnownWindowsScriptExtensions
+	}
+	cands := append([]string{}, known...)
 	for _, e := range s.EffectiveList(config.ExtAllowlist) {
 		if _, typ, ok := strings.Cut(e, "/"); ok && IsScriptCapable(typ) && !config.ContainsFold(cands, e) {
 			cands = append(cands, e)

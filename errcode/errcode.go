@@ -43,6 +43,9 @@ const (
 	ConfigLocked     Code = "ARC0017"
 	PermissionDenied Code = "ARC0018"
 	WriteFailed      Code = "ARC0019"
+	// NotOnWindows: a daemon or a Linux-only verb run on Windows, where
+	// only the configuration and the pre-onboarding audit work yet.
+	NotOnWindows Code = "ARC0560"
 )
 
 var registry = map[Code]Info{}
@@ -70,9 +73,16 @@ func init() {
 		{ConfigLocked, ExitFailed, "another process is changing the configuration", "wait for the other arcagent process to finish and try again"},
 		{PermissionDenied, ExitFailed, "permission denied", "run the command as root (sudo arcagent …), or use --root DIR for a tree you own"},
 		{WriteFailed, ExitFailed, "the file could not be written", "check free disk space and the directory's permissions; the previous file is unchanged"},
+		{NotOnWindows, ExitUsage, "not supported on Windows", "on Windows only `config` and `audit` (of the configuration, or --config FILE) work yet; run this on the Linux machine"},
 	} {
 		Register(i)
 	}
+}
+
+// Unsupported is the error of something that does not work on Windows
+// (yet): what names it ("the himdsd daemon", "peer credentials").
+func Unsupported(what string) *Error {
+	return New(NotOnWindows, "%s is not supported on Windows", what)
 }
 
 // Lookup returns the registered info for c.

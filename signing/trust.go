@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -265,21 +264,7 @@ func checkTrustPath(p string, fi fs.FileInfo, isDir bool, cfg *trustConfig) erro
 	case fi.Mode().Perm()&0o022 != 0:
 		return trustErr(CodeTrustInsecure, p, fmt.Sprintf("mode %04o is group- or world-writable", fi.Mode().Perm()))
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
-		// A command not running as root may trust a store its own user
-		// owns: only that user and root can change it, so it is exactly as
-		// trustworthy as the process reading it. Root trusts root's only.
-		if euid := os.Geteuid(); euid != 0 && int(st.Uid) == euid {
-			return nil
-		}
-		if !cfg.allowForeignOwner {
-			return trustErr(CodeTrustInsecure, p, fmt.Sprintf("is owned by uid %d, not root", st.Uid))
-		}
-		if cfg.warn != nil && isDir {
-			cfg.warn(fmt.Sprintf("trust store %s is owned by uid %d, not root: ownership check skipped (not running as root under --root)", p, st.Uid))
-		}
-	}
-	return nil
+	return checkTrustOwner(p, fi, isDir, cfg)
 }
 
 // AddKeyOptions describes a new trust entry.

@@ -2,10 +2,8 @@ package extd
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/layout"
@@ -62,11 +60,6 @@ func ReadServiceStatus(l layout.Layout) (ServiceStatus, error) {
 		s.State = ServiceStopped
 	}
 	return s, nil
-}
-
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // removeServiceStatus removes service.json when the daemon stops.

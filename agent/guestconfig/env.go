@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/arcagent/arcagent/errcode"
@@ -167,14 +166,6 @@ func (e *Env) Lstat(p string) (fs.FileInfo, error) {
 	return fi, nil
 }
 
-// Owner returns the numeric owner and group of fi.
-func Owner(fi fs.FileInfo) (uid, gid int) {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return int(st.Uid), int(st.Gid)
-	}
-	return -1, -1
-}
-
 // WriteSpec says what a written file's mode and owner are; nil fields keep
 // those of the file being replaced (or 0644 root:root for a new file).
 type WriteSpec struct {
@@ -187,14 +178,14 @@ func (e *Env) requireWrite(p string) error {
 	if !e.CanWrite() {
 		return errcode.New(CodeResource, "refusing to change %s: this evaluation may not write (Audit mode)", p)
 	}
-	return nil
+	return writesSupported(p)
 }
 
 // backup copies the current content of base in d (the target file p, a
 // regular file) under BackupDir/<stamp>/<p>, 0600, before it is replaced
 // or removed.
 func (e *Env) backup(d *os.Root, base, p string) error {
-	f, err := d.OpenFile(base, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := d.OpenFile(base, os.O_RDONLY|oNoFollow|oNonBlock, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -323,7 +314,7 @@ func (e *Env) WriteFile(p string, data []byte, spec WriteSpec) error {
 	var rb [6]byte
 	_, _ = rand.Read(rb[:])
 	tmp := "." + base + ".gc-tmp-" + hex.EncodeToString(rb[:])
-	f, err := d.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	f, err := d.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
 	if err != nil {
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "write %s", p)
 	}
@@ -406,7 +397,7 @@ func (e *Env) SetOwnerMode(p string, spec WriteSpec) error {
 		return err
 	}
 	defer done()
-	f, err := d.OpenFile(path.Base(p), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := d.OpenFile(path.Base(p), os.O_RDONLY|oNoFollow|oNonBlock, 0)
 	if err != nil {
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "open %s", p)
 	}
@@ -418,11 +409,11 @@ func (e *Env) SetOwnerMode(p string, spec WriteSpec) error {
 	if !fi.Mode().IsRegular() && !fi.IsDir() {
 		return errcode.New(CodeResource, "refusing to change %s: it is a %s", p, fi.Mode().Type())
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode().IsRegular() && st.Nlink > 1 {
+	if nlink := linkCount(fi); fi.Mode().IsRegular() && nlink > 1 {
 		// Another name of the same file may be anywhere on the file
 		// system (/etc/shadow linked into a home): its owner and mode are
 		// that file's too.
-		return errcode.New(CodeResource, "refusing to change the owner or mode of %s: it has %d hard links, so it is also another file (find them with find / -xdev -samefile %s); give the resource content so the file is replaced instead, or remove the other links", p, st.Nlink, p)
+		return errcode.New(CodeResource, "refusing to change the owner or mode of %s: it has %d hard links, so it is also another file (find them with find / -xdev -samefile %s); give the resource content so the file is replaced instead, or remove the other links", p, nlink, p)
 	}
 	uid, gid := Owner(fi)
 	if spec.UID != nil {
@@ -491,8 +482,7 @@ func (e *Env) Run(ctx context.Context, c Command) (CommandResult, error) {
 	var stdout, stderr limitedBuffer
 	stdout.n, stderr.n = outputLimit, outputLimit
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	ownGroup(cmd)
 	cmd.WaitDelay = 5 * time.Second
 	run := e.o.Run
 	if run == nil {

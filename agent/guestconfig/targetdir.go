@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"sort"
-	"syscall"
 
 	"github.com/arcagent/arcagent/errcode"
 )
@@ -58,7 +57,7 @@ func (e *Env) writeInPlace(p string, data []byte) error {
 		return err
 	}
 	defer done()
-	f, err := d.OpenFile(path.Base(p), os.O_WRONLY|syscall.O_NOFOLLOW, 0)
+	f, err := d.OpenFile(path.Base(p), os.O_WRONLY|oNoFollow, 0)
 	if err != nil {
 		return errcode.Wrap(CodeResource, e.wrap(p, err), "open %s for writing", p)
 	}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/config"
@@ -190,18 +189,11 @@ func AdminConnContext(ctx context.Context, c net.Conn) context.Context {
 	if !ok {
 		return ctx
 	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
+	uid, ok := socketPeerUID(uc)
+	if !ok {
 		return ctx
 	}
-	var cred *syscall.Ucred
-	_ = raw.Control(func(fd uintptr) {
-		cred, _ = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-	})
-	if cred == nil {
-		return context.WithValue(ctx, peerUIDKey{}, -1)
-	}
-	return context.WithValue(ctx, peerUIDKey{}, int(cred.Uid))
+	return context.WithValue(ctx, peerUIDKey{}, uid)
 }
 
 // AdminClient talks to HIMDS over its admin socket.

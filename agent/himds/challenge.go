@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/internal/atomicfile"
 )
@@ -243,17 +241,7 @@ func (c *challenges) write() (sf *secretFile, secret string, err error) {
 		return nil, "", fmt.Errorf("create the secret file in %s: %w", c.dir, err)
 	}
 	sf = &secretFile{dir: root, name: name, path: path}
-	// The umask may have narrowed the mode; group himds must read it.
-	err = unix.Fchmod(fd, 0o640)
-	if err == nil && (c.uid >= 0 || c.gid >= 0) {
-		err = unix.Fchown(fd, c.uid, c.gid)
-	}
-	if err == nil {
-		err = pwriteAll(fd, []byte(secret))
-	}
-	if cerr := unix.Close(fd); err == nil {
-		err = cerr
-	}
+	err = finishSecret(fd, c.uid, c.gid, []byte(secret))
 	if err != nil {
 		sf.dispose()
 		return nil, "", fmt.Errorf("write the secret file %s: %w", path, err)

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -179,10 +180,20 @@ func Services() []Service {
 // Layout resolves production paths under a root prefix.
 type Layout struct {
 	root string
+	// win is set for the Windows layout (see windows.go).
+	win *WindowsEnv
 }
 
-// New returns a Layout rooted at root. An empty root means "/".
+// New returns a Layout rooted at root. An empty root means "/". On
+// Windows it is the Windows layout (NewWindows with WindowsEnvFromOS).
 func New(root string) Layout {
+	if runtime.GOOS == "windows" {
+		return NewWindows(root, WindowsEnvFromOS())
+	}
+	return newLinux(root)
+}
+
+func newLinux(root string) Layout {
 	if root == "" {
 		root = "/"
 	}
@@ -197,6 +208,9 @@ func (l Layout) IsSystemRoot() bool { return l.root == "/" }
 
 // Path maps a production absolute path to its location under the root.
 func (l Layout) Path(prod string) string {
+	if l.win != nil {
+		return l.windowsPath(prod)
+	}
 	if l.root == "/" {
 		return filepath.Clean(prod)
 	}

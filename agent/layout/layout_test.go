@@ -2,6 +2,7 @@ package layout
 
 import (
 	"os"
+	"runtime"
 	"testing"
 )
 
@@ -67,5 +68,45 @@ func TestEntriesMatchDesign(t *testing.T) {
 			t.Errorf("duplicate id %s", e.ID)
 		}
 		seen[e.ID] = true
+	}
+}
+
+func TestWindowsPaths(t *testing.T) {
+	env := WindowsEnv{ProgramData: `C:\ProgramData`, ProgramFiles: `C:\Program Files`, SystemDrive: `C:`}
+	tests := []struct {
+		root, prod, want string
+	}{
+		{"", LocalConfig, `C:\ProgramData\AzureConnectedMachineAgent\Config\localconfig.json`},
+		{"/", AgentConfig, `C:\ProgramData\AzureConnectedMachineAgent\Config\agentconfig.json`},
+		{"", TokensDir + "/a.key", `C:\ProgramData\AzureConnectedMachineAgent\Tokens\a.key`},
+		{"", StateDir, `C:\ProgramData\AzureConnectedMachineAgent`},
+		{"", Binary, `C:\Program Files\AzureConnectedMachineAgent\arcagent.exe`},
+		{"", ExtensionsDir + "/Contoso.Backup-1.0", `C:\Packages\Plugins\Contoso.Backup-1.0`},
+		{"", GCReportsDir, `C:\ProgramData\GuestConfig\gc_agent\reports`},
+		{"", UnitDir, `\etc\systemd\system`},
+		{`D:\img\`, LocalConfig, `D:\img\ProgramData\AzureConnectedMachineAgent\Config\localconfig.json`},
+	}
+	for _, tt := range tests {
+		if got := NewWindows(tt.root, env).Path(tt.prod); got != tt.want {
+			t.Errorf("NewWindows(%q).Path(%q) = %q, want %q", tt.root, tt.prod, got, tt.want)
+		}
+	}
+	// %ProgramData% elsewhere moves the agent's folder with it.
+	l := NewWindows("", WindowsEnv{ProgramData: `E:\Data\`, ProgramFiles: `C:\Program Files`, SystemDrive: `C:`})
+	if got, want := l.LocalConfig(), `E:\Data\AzureConnectedMachineAgent\Config\localconfig.json`; got != want {
+		t.Errorf("LocalConfig = %q, want %q", got, want)
+	}
+	if !l.IsWindows() || !l.IsSystemRoot() || (runtime.GOOS != "windows" && New("/").IsWindows()) {
+		t.Errorf("IsWindows/IsSystemRoot wrong")
+	}
+}
+
+func TestWindowsEnvFromOS(t *testing.T) {
+	t.Setenv("ProgramData", "")
+	t.Setenv("ProgramFiles", `D:\Apps`)
+	t.Setenv("SystemDrive", "")
+	e := WindowsEnvFromOS()
+	if e.ProgramData != `C:\ProgramData` || e.ProgramFiles != `D:\Apps` || e.SystemDrive != "C:" {
+		t.Errorf("WindowsEnvFromOS = %+v", e)
 	}
 }

@@ -17,12 +17,12 @@ func newConfigCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Show and change the local security controls (localconfig.json)",
-		Long: `Local security controls decide what this machine allows, whatever the control
+		Long: platformHelp(`Local security controls decide what this machine allows, whatever the control
 plane asks for. They live in /var/opt/azcmagent/localconfig.json (under --root).
 
 Lists are given as one comma-separated value, with or without spaces:
   arcagent config set extensions.allowlist "Microsoft.Azure.Monitor/AzureMonitorLinuxAgent, Contoso/Backup"
-"set" replaces a list; --add appends to it and --remove removes from it.`,
+"set" replaces a list; --add appends to it and --remove removes from it.`),
 	}
 	cmd.AddCommand(newConfigListCmd(a), newConfigGetCmd(a), newConfigSetCmd(a), newConfigClearCmd(a), newConfigInfoCmd(a))
 	return cmd
@@ -112,11 +112,11 @@ func newConfigSetCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "set PROPERTY VALUE",
 		Short: "Set a property; lists are replaced unless --add or --remove is given",
-		Example: `  arcagent config set incomingconnections.enabled false
+		Example: platformHelp(`  arcagent config set incomingconnections.enabled false
   arcagent config set guestconfiguration.enabled false
   arcagent config set extensions.allowlist "Microsoft.Azure.Monitor/AzureMonitorLinuxAgent,Microsoft.Azure.AzureDefenderForServers/MDE.Linux"
   arcagent config set extensions.blocklist --add Microsoft.Compute/CustomScriptExtension
-  arcagent config set extensions.allowlist Allow/None`,
+  arcagent config set extensions.allowlist Allow/None`),
 		Args:              usageArgs(cobra.MinimumNArgs(2)),
 		ValidArgsFunction: completeProperties,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -59,6 +59,9 @@ control plane asks for.`,
 			if a.root == "" {
 				a.root = os.Getenv("ARCAGENT_ROOT")
 			}
+			if err := platformAllows(cmd); err != nil {
+				return err
+			}
 			level := slog.LevelInfo
 			if a.verbose {
 				level = slog.LevelDebug

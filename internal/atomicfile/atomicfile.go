@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // Owner names a file's owner and group. Empty names leave that part alone.
@@ -92,8 +91,8 @@ func Write(path string, opts WriteOptions, write func(io.Writer) error) (err err
 		return fmt.Errorf("replace %s: it is not a regular file (%s); remove it or choose another path", path, fi.Mode().Type())
 	case statErr == nil && fi.Mode().IsRegular() && !opts.Enforce:
 		mode = fi.Mode().Perm()
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			uid, gid = int(st.Uid), int(st.Gid)
+		if u, g, ok := fileOwner(fi); ok {
+			uid, gid = u, g
 		}
 	case statErr == nil && fi.IsDir():
 		return fmt.Errorf("replace %s: it is a directory; move it away and retry", path)
@@ -174,19 +173,6 @@ func RemoveStale(path string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// SyncDir fsyncs a directory so that a rename in it is durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }
 
 // ResolveOwner looks up the numeric ids of o. A name that is empty or does

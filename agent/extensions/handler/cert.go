@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/arcagent/arcagent/internal/atomicfile"
@@ -211,8 +210,8 @@ func readPrivate(path string) ([]byte, error) {
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, fail(CodeSettingsCert, nil, "%s has mode %s: others may read it, so it is not used", path, fi.Mode().Perm())
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return nil, fail(CodeSettingsCert, nil, "%s is owned by uid %d, not by this user, so it is not used", path, st.Uid)
+	if err := checkCertOwner(path, fi); err != nil {
+		return nil, err
 	}
 	if fi.Size() > certFileLimit {
 		return nil, fail(CodeSettingsCert, nil, "%s is larger than %d bytes", path, certFileLimit)

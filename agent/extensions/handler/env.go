@@ -3,8 +3,6 @@ package handler
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/arcagent/arcagent/agent/extensions"
 	"github.com/arcagent/arcagent/internal/atomicfile"
-	"golang.org/x/sys/unix"
 )
 
 // Extension is one installed extension tree and where its handler writes.
@@ -141,27 +138,6 @@ func Prepare(ext Extension) error {
 		Mode: 0o600, Owner: atomicfile.Owner{User: "root", Group: "root"}, Enforce: true})
 	if err != nil {
 		return fail(CodeHandlerFiles, err, "write %s", path)
-	}
-	return nil
-}
-
-// privateDir makes path a directory of mode 0700 without following a link
-// at path: it creates it, or opens the existing one with O_NOFOLLOW and
-// fixes its mode through the descriptor.
-func privateDir(path string) error {
-	if err := os.Mkdir(path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-			return fmt.Errorf("%s is a symbolic link or not a directory; remove it and retry", path)
-		}
-		return &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	if err := unix.Fchmod(fd, 0o700); err != nil {
-		return &fs.PathError{Op: "chmod", Path: path, Err: err}
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os/exec"
 	"sync"
-	"syscall"
 )
 
 // CPULimiter runs commands of another service (guest configuration) in one
@@ -57,14 +56,7 @@ func (l *CPULimiter) Run(cmd *exec.Cmd) error {
 	}
 	if cg.version == 2 {
 		plain := *cmd // an unstarted copy for the fallback
-		if cmd.SysProcAttr == nil {
-			cmd.SysProcAttr = &syscall.SysProcAttr{}
-		} else {
-			a := *cmd.SysProcAttr
-			cmd.SysProcAttr = &a
-		}
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = cg.fd
+		withCgroupFD(cmd, cg.fd)
 		if err := cmd.Start(); err != nil {
 			var ee *exec.Error
 			if errors.As(err, &ee) {

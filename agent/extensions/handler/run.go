@@ -282,7 +282,7 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 			op, ext.FullName(), time.Since(start).Round(time.Millisecond), res.LogFile)
 	}
 	if stopErr != nil {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		killGroup(pgid)
 		if cg != nil {
 			cg.kill()
 		}
@@ -314,8 +314,8 @@ func (r *Runner) Run(ctx context.Context, ext Extension, op Op, seq int) (*Resul
 		res.ExitCode = 0
 	case errors.As(waitErr, &ee):
 		res.ExitCode = ee.ExitCode() // -1 when killed by a signal
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			signal = ws.Signal().String()
+		if s, ok := signalOf(ee); ok {
+			signal = s
 		}
 	default:
 		stopErr = fail(CodeCommandFailed, waitErr, "%s of %s: waiting for the command", op, ext.FullName())
@@ -354,11 +354,7 @@ func startCommand(dir, script string, env []string, cg *cgroup) (cmd *exec.Cmd, 
 	cmd = exec.Command("/bin/sh", "-c", script)
 	cmd.Dir = dir
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if cg != nil && cg.version == 2 {
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = cg.fd
-	}
+	ownGroup(cmd, cg)
 	if gateR != nil {
 		cmd.ExtraFiles = []*os.File{gateR}
 	}
@@ -399,7 +395,7 @@ func openLog(path string) (*os.File, error) {
 	if err := os.Rename(path, path+".1"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow|syscall.O_CLOEXEC, 0o600)
 }
 
 // output copies a command's output into its log file up to a limit and

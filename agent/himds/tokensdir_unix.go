@@ -1,3 +1,5 @@
+//go:build !windows
+
 package himds
 
 import (
@@ -102,4 +104,21 @@ func pwriteAll(fd int, b []byte) error {
 		off += n
 	}
 	return nil
+}
+
+// finishSecret gives the new secret file fd its mode and owner, writes the
+// secret and closes the file.
+func finishSecret(fd, uid, gid int, secret []byte) error {
+	// The umask may have narrowed the mode; group himds must read it.
+	err := unix.Fchmod(fd, 0o640)
+	if err == nil && (uid >= 0 || gid >= 0) {
+		err = unix.Fchown(fd, uid, gid)
+	}
+	if err == nil {
+		err = pwriteAll(fd, secret)
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	return err
 }

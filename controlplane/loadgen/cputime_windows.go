@@ -1,0 +1,19 @@
+package loadgen
+
+import (
+	"time"
+
+	"golang.org/x/sys/windows"
+)
+
+// cpuTime is the user+system CPU time this process has used.
+func cpuTime() time.Duration {
+	var creation, exit, kernel, user windows.Filetime
+	if windows.GetProcessTimes(windows.CurrentProcess(), &creation, &exit, &kernel, &user) != nil {
+		return 0
+	}
+	// FILETIME counts 100-nanosecond intervals.
+	ticks := int64(kernel.HighDateTime)<<32 | int64(kernel.LowDateTime)
+	ticks += int64(user.HighDateTime)<<32 | int64(user.LowDateTime)
+	return time.Duration(ticks * 100)
+}
