@@ -2,10 +2,10 @@ package extd
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"time"
+
+	"github.com/arcagent/arcagent/agent/daemon"
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 )
@@ -54,14 +54,14 @@ func (m *Manager) Run(ctx context.Context, o ServiceOptions) error {
 		etag = st.DesiredETag
 	}
 	cfgPath := m.o.Layout.LocalConfig()
-	cfgStamp := stamp(cfgPath)
+	cfgStamp := daemon.FileStamp(cfgPath)
 	// A change of the state by someone else (arcagent extension remove,
 	// package install) triggers a pass too.
 	statePath := StatePath(m.o.Layout)
-	stateStamp := stamp(statePath)
+	stateStamp := daemon.FileStamp(statePath)
 	// A new registration (disconnect, connect) gets a new client.
 	regPath := m.o.Layout.AgentConfig()
-	regStamp := stamp(regPath)
+	regStamp := daemon.FileStamp(regPath)
 	var (
 		cp       ControlPlane
 		wake     time.Time
@@ -79,14 +79,14 @@ func (m *Manager) Run(ctx context.Context, o ServiceOptions) error {
 	for {
 		now := m.o.Now()
 		cfgChanged := false
-		if s := stamp(cfgPath); s != cfgStamp {
+		if s := daemon.FileStamp(cfgPath); s != cfgStamp {
 			cfgStamp, cfgChanged = s, true
 			m.o.Log.Info("localconfig.json changed: applying the local controls again")
 		}
-		if s := stamp(statePath); s != stateStamp {
+		if s := daemon.FileStamp(statePath); s != stateStamp {
 			stateStamp, cfgChanged = s, true
 		}
-		if s := stamp(regPath); s != regStamp {
+		if s := daemon.FileStamp(regPath); s != regStamp {
 			regStamp, cp, nextPoll = s, nil, time.Time{}
 			m.o.Log.Info("agentconfig.json changed: connecting to the control plane again")
 		}
@@ -114,7 +114,7 @@ func (m *Manager) Run(ctx context.Context, o ServiceOptions) error {
 			}
 			if desired != nil || cfgChanged || retry || pending {
 				out, err := m.Reconcile(ctx, cp, desired, tag)
-				stateStamp = stamp(statePath)
+				stateStamp = daemon.FileStamp(statePath)
 				if err != nil && ctx.Err() == nil {
 					m.o.Log.Error("reconcile", "err", err)
 				} else if desired != nil {
@@ -160,16 +160,4 @@ func (m *Manager) Run(ctx context.Context, o ServiceOptions) error {
 			nextPoll = time.Time{}
 		}
 	}
-}
-
-// stamp is what says localconfig.json changed: inode, size and mtime.
-func stamp(path string) string {
-	fi, err := os.Stat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return "absent"
-	}
-	if err != nil {
-		return "unreadable"
-	}
-	return fmt.Sprintf("%d/%d/%d", inode(fi), fi.Size(), fi.ModTime().UnixNano())
 }

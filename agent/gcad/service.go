@@ -2,10 +2,10 @@ package gcad
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"time"
+
+	"github.com/arcagent/arcagent/agent/daemon"
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 )
@@ -51,9 +51,9 @@ func (d *Daemon) Run(ctx context.Context, o ServiceOptions) error {
 	}
 	etag := st.DesiredETag
 	cfgPath := d.o.Layout.LocalConfig()
-	cfgStamp := stamp(cfgPath)
+	cfgStamp := daemon.FileStamp(cfgPath)
 	regPath := d.o.Layout.AgentConfig()
-	regStamp := stamp(regPath)
+	regStamp := daemon.FileStamp(regPath)
 	var (
 		cp       ControlPlane
 		nextPoll time.Time
@@ -66,11 +66,11 @@ func (d *Daemon) Run(ctx context.Context, o ServiceOptions) error {
 	for {
 		now := d.o.Now()
 		all := first || o.Once
-		if s := stamp(cfgPath); s != cfgStamp {
+		if s := daemon.FileStamp(cfgPath); s != cfgStamp {
 			cfgStamp, all = s, true
 			d.o.Log.Info("localconfig.json changed: evaluating every assignment again")
 		}
-		if s := stamp(regPath); s != regStamp {
+		if s := daemon.FileStamp(regPath); s != regStamp {
 			regStamp, cp, nextPoll = s, nil, time.Time{}
 			d.o.Log.Info("agentconfig.json changed: connecting to the control plane again")
 		}
@@ -134,16 +134,4 @@ func (d *Daemon) Run(ctx context.Context, o ServiceOptions) error {
 			nextPoll = time.Time{}
 		}
 	}
-}
-
-// stamp is what says a file changed: inode, size and mtime.
-func stamp(path string) string {
-	fi, err := os.Stat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return "absent"
-	}
-	if err != nil {
-		return "unreadable"
-	}
-	return fmt.Sprintf("%d/%d/%d", inode(fi), fi.Size(), fi.ModTime().UnixNano())
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/arcagent/arcagent/agent/daemon"
 
 	"github.com/arcagent/arcagent/agent/cloud"
 	"github.com/arcagent/arcagent/agent/config"
@@ -144,21 +145,12 @@ func (s *Service) waitReady(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// stamp identifies a file version for change detection.
-func stamp(path string) string {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "missing"
-	}
-	return fmt.Sprintf("%d/%d", fi.ModTime().UnixNano(), fi.Size())
-}
-
 // Reload re-reads agentconfig.json, the machine key, the server CA and
 // localconfig.json, and rebuilds the control plane client. A new machine
 // identity drops every cached token.
 func (s *Service) Reload(ctx context.Context) error {
 	l := s.o.Layout
-	cfgStamp, localStamp := stamp(l.AgentConfig()), stamp(l.LocalConfig())
+	cfgStamp, localStamp := daemon.FileStamp(l.AgentConfig()), daemon.FileStamp(l.LocalConfig())
 	settings, _, err := config.NewStore(l).Load()
 	if err != nil {
 		s.log.Warn("localconfig.json cannot be read; keeping the previous settings", "err", err)
@@ -307,7 +299,7 @@ func (s *Service) watch(ctx context.Context) {
 		s.ch.sweep()
 		l := s.o.Layout
 		s.mu.RLock()
-		same := s.cfgStamp == stamp(l.AgentConfig()) && s.localStamp == stamp(l.LocalConfig())
+		same := s.cfgStamp == daemon.FileStamp(l.AgentConfig()) && s.localStamp == daemon.FileStamp(l.LocalConfig())
 		s.mu.RUnlock()
 		if same {
 			continue

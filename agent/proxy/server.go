@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/arcagent/arcagent/agent/daemon"
+
 	"golang.org/x/net/http/httpproxy"
 
 	"github.com/arcagent/arcagent/agent/config"
@@ -121,17 +123,9 @@ func New(o Options) *Server {
 	return &Server{o: o, log: o.Log, envPr: *httpproxy.FromEnvironment(), slots: make(chan struct{}, o.MaxTunnels)}
 }
 
-func stampOf(p string) string {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return "missing"
-	}
-	return fmt.Sprintf("%d/%d", fi.ModTime().UnixNano(), fi.Size())
-}
-
 func (s *Server) stamp() string {
 	l := s.o.Layout
-	return stampOf(l.LocalConfig()) + "|" + stampOf(l.AgentConfig()) + "|" + stampOf(s.o.CredentialsFile)
+	return daemon.FileStamp(l.LocalConfig()) + "|" + daemon.FileStamp(l.AgentConfig()) + "|" + daemon.FileStamp(s.o.CredentialsFile)
 }
 
 // Reload reads localconfig.json, the control plane URL and the

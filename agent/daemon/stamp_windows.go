@@ -1,4 +1,4 @@
-package gcad
+package daemon
 
 import "io/fs"
 

@@ -1,6 +1,6 @@
 //go:build !windows
 
-package gcad
+package daemon
 
 import (
 	"io/fs"
