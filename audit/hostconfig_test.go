@@ -44,6 +44,8 @@ func TestHostProfileVerdicts(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// The baseline judges owners: the tree's files must be root's.
+			fixture.RequireRoot(t)
 			tr := fixture.New(t, t.TempDir())
 			tr.HostBaseline(tc.weak)
 			rep := runHost(t, tr.Root)
