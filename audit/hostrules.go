@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/arcagent/arcagent/agent/guestconfig"
 	"github.com/arcagent/arcagent/reports"
 	"github.com/arcagent/arcagent/rules"
@@ -36,11 +34,14 @@ func HostRules() ([]rules.Rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	comp, err := guestconfig.Compile(doc, nil, guestconfig.CompileContext{})
+	// The rules need only the parameters' defaults (for the remediation
+	// texts), not the compiled resources: the collector compiles them when
+	// a host rule is selected.
+	values, err := doc.Values(nil)
 	if err != nil {
 		return nil, err
 	}
-	var f rules.File
+	var rs []rules.Rule
 	for _, e := range doc.Resources {
 		sev := e.Severity
 		if sev == "" {
@@ -59,15 +60,11 @@ func HostRules() ([]rules.Rule, error) {
 			Message:       "${item.reason}",
 			Evidence:      map[string]string{"seen": "item.evidence"},
 			Location:      rules.Location{Path: "${item.path}"},
-			Rationale:     e.Rationale, Remediation: comp.Expand(e.Remediation), References: e.References,
+			Rationale:     e.Rationale, Remediation: guestconfig.Expand(e.Remediation, values), References: e.References,
 		}
 		r.Severity = reports.Severity(sev) // Parse below validates it
-		f.Rules = append(f.Rules, r)
+		rs = append(rs, r)
 	}
-	b, err := yaml.Marshal(f)
-	if err != nil {
-		return nil, err
-	}
-	// Through the loader, so the generated rules meet every rule a pack's do.
-	return rules.Parse(hostSource, b)
+	// Validated as a pack's rules are.
+	return rules.Build(hostSource, rs)
 }

@@ -168,6 +168,27 @@ func Parse(name string, data []byte) ([]Rule, error) {
 	return f.Rules, nil
 }
 
+// Build validates rules made in Go rather than read from a file (the
+// audit's host rules, generated from guest configuration's baseline) with
+// the checks Parse applies to a file's; positions are unknown.
+func Build(source string, rs []Rule) ([]Rule, error) {
+	seen := map[string]bool{}
+	out := make([]Rule, len(rs))
+	for i, r := range rs {
+		r.Source = source
+		r.lines, r.cols, r.blocks = map[string]int{}, map[string]int{}, map[string]bool{}
+		if err := r.validate(); err != nil {
+			return nil, &LoadError{File: source, Rule: r.ID, Err: err}
+		}
+		if seen[r.ID] {
+			return nil, &LoadError{File: source, Rule: r.ID, Err: errors.New("duplicate rule id")}
+		}
+		seen[r.ID] = true
+		out[i] = r
+	}
+	return out, nil
+}
+
 // TopKey returns the value node of key in a YAML document's top-level
 // mapping, or nil. Loaders use it to find the line of each list item.
 func TopKey(root *yaml.Node, key string) *yaml.Node {

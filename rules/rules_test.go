@@ -173,3 +173,23 @@ func TestEvalEdgeCases(t *testing.T) {
 		t.Errorf("missing key = %+v", out)
 	}
 }
+
+func TestBuildValidatesLikeParse(t *testing.T) {
+	ok := Rule{ID: "ARC-X-001", Title: "t", Severity: "high", Profiles: []string{"x"}, Check: "true", Message: "m", Rationale: "r", Remediation: "fix"}
+	rs, err := Build("builtin:test", []Rule{ok})
+	if err != nil || len(rs) != 1 || rs[0].Source != "builtin:test" {
+		t.Fatalf("a valid rule: %v %+v", err, rs)
+	}
+	if _, err := Compile(rs); err != nil {
+		t.Fatalf("a built rule does not compile: %v", err)
+	}
+	bad := ok
+	bad.ID = "lower-case"
+	noCheck := ok
+	noCheck.Check = ""
+	for name, in := range map[string][]Rule{"bad id": {bad}, "no check": {noCheck}, "duplicate": {ok, ok}} {
+		if _, err := Build("builtin:test", in); err == nil {
+			t.Errorf("%s: built", name)
+		}
+	}
+}

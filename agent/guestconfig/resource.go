@@ -132,12 +132,16 @@ func Compile(d *Document, params map[string]string, c CompileContext) (*Compiled
 
 // Expand replaces ${name} in s with the compiled parameter values: for
 // the texts of an entry (remediation) that are not part of its body.
-func (c *Compiled) Expand(s string) string {
+func (c *Compiled) Expand(s string) string { return Expand(s, c.Values) }
+
+// Expand replaces ${name} in s with values[name]; a name without a value
+// is left as it is.
+func Expand(s string, values map[string]string) string {
 	if !strings.Contains(s, "${") {
 		return s
 	}
 	return paramRefRE.ReplaceAllStringFunc(s, func(m string) string {
-		if v, ok := c.Values[m[2:len(m)-1]]; ok {
+		if v, ok := values[m[2:len(m)-1]]; ok {
 			return v
 		}
 		return m
