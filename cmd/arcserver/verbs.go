@@ -270,6 +270,7 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 	f.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured duration")
 	f.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured warm-up")
 	f.BoolVar(&cfg.HTTP2, "http2", false, "use HTTP/2 (default HTTP/1.1 keep-alive connections)")
+	f.BoolVar(&cfg.Reconnect, "reconnect", false, "open a new TLS connection for every heartbeat, as real agents do (default: keep-alive connections)")
 	f.BoolVar(&cfg.PreSign, "presign", false, "sign the machines' assertions before the measured window")
 	f.StringVar(&serverLog, "server-log", "", "write the in-process server's request log to this file (default: format it, then discard it)")
 	return cmd

@@ -38,6 +38,10 @@ type Config struct {
 	Duration  time.Duration
 	Warmup    time.Duration
 	HTTP2     bool // use HTTP/2 instead of HTTP/1.1 keep-alive connections
+	// Reconnect opens a new TCP connection and does a full TLS handshake
+	// (no session resumption) for every heartbeat, as a real agent does:
+	// it closes idle connections after 90 s and heartbeats every 5 min.
+	Reconnect bool
 	// PreSign signs every assertion before the timed window, so that the
 	// simulated machines' signing (which real machines do on their own
 	// CPUs) does not compete with the server for this host's CPU. The
@@ -52,6 +56,10 @@ type Result struct {
 	Machines   int           `json:"machines"`
 	Workers    int           `json:"workers"`
 	Protocol   string        `json:"protocol"`
+	Reconnect  bool          `json:"reconnect"`
+	// Connections is how many TCP connections the measured window opened
+	// (about Workers with keep-alive, Heartbeats+Errors when reconnecting).
+	Connections int64 `json:"connections"`
 	PreSigned  bool          `json:"preSigned"`
 	Heartbeats int           `json:"heartbeats"`
 	Errors     int           `json:"errors"`
@@ -74,8 +82,12 @@ func (r Result) String() string {
 	if r.PreSigned {
 		signing = "pre-signed"
 	}
-	return fmt.Sprintf("%d heartbeats from %d machines over %d workers (%s, assertions %s) in %s: %.0f heartbeats/s, p50 %s, p90 %s, p99 %s, max %s, %d errors",
-		r.Heartbeats, r.Machines, r.Workers, r.Protocol, signing, r.Elapsed.Round(time.Millisecond), r.PerSecond,
+	conns := "keep-alive"
+	if r.Reconnect {
+		conns = "a new TLS connection per heartbeat"
+	}
+	return fmt.Sprintf("%d heartbeats from %d machines over %d workers (%s, %s, assertions %s) in %s: %.0f heartbeats/s, p50 %s, p90 %s, p99 %s, max %s, %d errors",
+		r.Heartbeats, r.Machines, r.Workers, r.Protocol, conns, signing, r.Elapsed.Round(time.Millisecond), r.PerSecond,
 		r.P50.Round(time.Microsecond), r.P90.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Errors) +
 		fmt.Sprintf("; CPU %s per heartbeat (this process)", r.CPUPerHeartbeat.Round(time.Microsecond))
 }
@@ -95,7 +107,7 @@ func (c *Config) defaults() {
 	}
 }
 
-func httpClient(caPEM []byte, conns int, h2 bool) (*http.Client, error) {
+func httpClient(caPEM []byte, conns int, h2, reconnect bool, dials *atomic.Int64) (*http.Client, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, errors.New("the CA bundle holds no PEM certificate")
@@ -107,6 +119,16 @@ func httpClient(caPEM []byte, conns int, h2 bool) (*http.Client, error) {
 		MaxConnsPerHost:     conns,
 		IdleConnTimeout:     time.Minute,
 		ForceAttemptHTTP2:   h2,
+		// Without a ClientSessionCache every new connection is a full
+		// handshake.
+		DisableKeepAlives: reconnect,
+	}
+	if dials != nil {
+		var d net.Dialer
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return d.DialContext(ctx, network, addr)
+		}
 	}
 	if !h2 {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
@@ -118,13 +140,15 @@ func httpClient(caPEM []byte, conns int, h2 bool) (*http.Client, error) {
 type Fleet struct {
 	Machines []*Machine
 	client   *client
+	dials    *atomic.Int64 // connections client opened
 }
 
 // Setup creates a subscription, a resource group and an onboarding
 // credential, and registers cfg.Machines machines (each with its own key).
 func Setup(ctx context.Context, cfg Config) (*Fleet, error) {
 	cfg.defaults()
-	hc, err := httpClient(cfg.CAPEM, cfg.Workers, cfg.HTTP2)
+	dials := new(atomic.Int64)
+	hc, err := httpClient(cfg.CAPEM, cfg.Workers, cfg.HTTP2, false, dials)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +168,7 @@ func Setup(ctx context.Context, cfg Config) (*Fleet, error) {
 		return nil, fmt.Errorf("create the load-test onboarding credential: %w", err)
 	}
 	cfg.Progress("registering %d machines in %s", cfg.Machines, sub.ID+"/resourceGroups/loadgen")
-	f := &Fleet{Machines: make([]*Machine, cfg.Machines), client: c}
+	f := &Fleet{Machines: make([]*Machine, cfg.Machines), client: c, dials: dials}
 	var next atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -180,13 +204,24 @@ func Setup(ctx context.Context, cfg Config) (*Fleet, error) {
 // when n > 0.
 func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 	cfg.defaults()
-	res := Result{Machines: len(f.Machines), Workers: cfg.Workers, Protocol: "HTTP/1.1", PreSigned: cfg.PreSign}
+	res := Result{Machines: len(f.Machines), Workers: cfg.Workers, Protocol: "HTTP/1.1", PreSigned: cfg.PreSign, Reconnect: cfg.Reconnect}
 	if cfg.HTTP2 {
 		res.Protocol = "HTTP/2"
 	}
+	c, dials := f.client, f.dials
+	if cfg.Reconnect {
+		dials = new(atomic.Int64)
+		hc, err := httpClient(cfg.CAPEM, cfg.Workers, cfg.HTTP2, true, dials)
+		if err != nil {
+			res.FirstError = err.Error()
+			return res
+		}
+		c = &client{base: f.client.base, http: hc}
+		defer hc.CloseIdleConnections()
+	}
 	if cfg.Warmup > 0 && n == 0 {
 		wctx, cancel := context.WithTimeout(ctx, cfg.Warmup)
-		f.run(wctx, cfg.Workers, 0, nil)
+		f.run(wctx, c, cfg.Workers, 0, nil)
 		cancel()
 	}
 	var pre [][]string
@@ -207,9 +242,10 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 		dctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	start, cpu0 := time.Now(), cpuTime()
-	lat, errs, firstErr := f.run(dctx, cfg.Workers, n, pre)
+	start, cpu0, dials0 := time.Now(), cpuTime(), dials.Load()
+	lat, errs, firstErr := f.run(dctx, c, cfg.Workers, n, pre)
 	res.Elapsed = time.Since(start)
+	res.Connections = dials.Load() - dials0
 	if len(lat) > 0 {
 		res.CPUPerHeartbeat = (cpuTime() - cpu0) / time.Duration(len(lat))
 	}
@@ -249,7 +285,7 @@ func (f *Fleet) presign(workers, total int) ([][]string, error) {
 	return pre, nil
 }
 
-func (f *Fleet) run(ctx context.Context, workers, n int, pre [][]string) ([]time.Duration, int, error) {
+func (f *Fleet) run(ctx context.Context, c *client, workers, n int, pre [][]string) ([]time.Duration, int, error) {
 	var mu sync.Mutex
 	var all []time.Duration
 	var errs int
@@ -273,7 +309,7 @@ func (f *Fleet) run(ctx context.Context, workers, n int, pre [][]string) ([]time
 					a = pre[w][k]
 				}
 				t0 := time.Now()
-				err := f.client.heartbeat(ctx, m, a)
+				err := c.heartbeat(ctx, m, a)
 				d := time.Since(t0)
 				if err != nil {
 					if ctx.Err() != nil {

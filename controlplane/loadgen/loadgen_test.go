@@ -87,3 +87,64 @@ func BenchmarkHeartbeatsHTTP2(b *testing.B) {
 	b.ReportMetric(float64(r.P99.Microseconds()), "p99-µs")
 	b.ReportMetric(float64(r.CPUPerHeartbeat.Microseconds()), "cpu-µs/hb")
 }
+
+// TestReconnect: with Reconnect every heartbeat opens its own connection
+// (a full TLS handshake); with keep-alive the workers' connections are
+// reused.
+func TestReconnect(t *testing.T) {
+	ctx := context.Background()
+	l, err := StartLocal(ctx, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop()
+	cfg := Config{ServerURL: l.URL, Token: l.Token, CAPEM: l.CAPEM, Machines: 20, Workers: 4}
+	f, err := Setup(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Drive(ctx, cfg, 50) // the keep-alive connections exist now
+	kept := f.Drive(ctx, cfg, 200)
+	if kept.Errors != 0 || kept.Connections > int64(cfg.Workers) || kept.Reconnect {
+		t.Fatalf("keep-alive: %d connections for %d heartbeats (%s)", kept.Connections, kept.Heartbeats, kept)
+	}
+	cfg.Reconnect = true
+	r := f.Drive(ctx, cfg, 200)
+	if r.Errors != 0 || r.Heartbeats != 200 || r.Connections != 200 || !r.Reconnect {
+		t.Fatalf("reconnect: %d connections for %d heartbeats, %d errors (%s)", r.Connections, r.Heartbeats, r.Errors, r.FirstError)
+	}
+}
+
+// BenchmarkHeartbeatsReconnect is BenchmarkHeartbeatsPreSigned with a new
+// TLS connection per heartbeat, as real agents heartbeat; the keep-alive
+// figure of the same run is reported beside it.
+//
+//	go test -run '^$' -bench HeartbeatsReconnect -benchtime 20000x ./controlplane/loadgen
+func BenchmarkHeartbeatsReconnect(b *testing.B) {
+	ctx := context.Background()
+	l, err := StartLocal(ctx, b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Stop()
+	cfg := Config{ServerURL: l.URL, Token: l.Token, CAPEM: l.CAPEM, Machines: 1000, Workers: 64, PreSign: true}
+	f, err := Setup(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.Drive(ctx, cfg, 2000)
+	b.ResetTimer()
+	kept := f.Drive(ctx, cfg, b.N)
+	rc := cfg
+	rc.Reconnect = true
+	r := f.Drive(ctx, rc, b.N)
+	b.StopTimer()
+	if r.Errors > 0 || kept.Errors > 0 {
+		b.Fatalf("errors: %s / %s", r.FirstError, kept.FirstError)
+	}
+	b.ReportMetric(r.PerSecond, "reconnect-hb/s")
+	b.ReportMetric(float64(r.P99.Microseconds()), "reconnect-p99-µs")
+	b.ReportMetric(kept.PerSecond, "keepalive-hb/s")
+	b.ReportMetric(float64(kept.P99.Microseconds()), "keepalive-p99-µs")
+	b.ReportMetric(r.PerSecond/kept.PerSecond, "reconnect/keepalive")
+}
