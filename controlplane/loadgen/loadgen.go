@@ -53,23 +53,23 @@ type Config struct {
 
 // Result is what a run measured.
 type Result struct {
-	Machines   int           `json:"machines"`
-	Workers    int           `json:"workers"`
-	Protocol   string        `json:"protocol"`
-	Reconnect  bool          `json:"reconnect"`
+	Machines  int    `json:"machines"`
+	Workers   int    `json:"workers"`
+	Protocol  string `json:"protocol"`
+	Reconnect bool   `json:"reconnect"`
 	// Connections is how many TCP connections the measured window opened
 	// (about Workers with keep-alive, Heartbeats+Errors when reconnecting).
-	Connections int64 `json:"connections"`
-	PreSigned  bool          `json:"preSigned"`
-	Heartbeats int           `json:"heartbeats"`
-	Errors     int           `json:"errors"`
-	Elapsed    time.Duration `json:"elapsed"`
-	PerSecond  float64       `json:"heartbeatsPerSecond"`
-	P50        time.Duration `json:"p50"`
-	P90        time.Duration `json:"p90"`
-	P99        time.Duration `json:"p99"`
-	Max        time.Duration `json:"max"`
-	FirstError string        `json:"firstError,omitempty"`
+	Connections int64         `json:"connections"`
+	PreSigned   bool          `json:"preSigned"`
+	Heartbeats  int           `json:"heartbeats"`
+	Errors      int           `json:"errors"`
+	Elapsed     time.Duration `json:"elapsed"`
+	PerSecond   float64       `json:"heartbeatsPerSecond"`
+	P50         time.Duration `json:"p50"`
+	P90         time.Duration `json:"p90"`
+	P99         time.Duration `json:"p99"`
+	Max         time.Duration `json:"max"`
+	FirstError  string        `json:"firstError,omitempty"`
 	// CPUPerHeartbeat is the CPU time (user+system) this process spent per
 	// heartbeat during the window: server and simulated machines together
 	// when the server runs in-process. It shows the cost independently of
