@@ -439,8 +439,8 @@ const (
 
 // Compliance values a machine reports.
 var (
-	assignmentCompliance = []string{"Compliant", "NonCompliant", "Error", "NotApplied"}
-	resourceCompliance   = []string{"Compliant", "NonCompliant", "Error", "Skipped", "NotApplicable"}
+	assignmentCompliance = []string{apiv1.GuestConfigCompliant, apiv1.GuestConfigNonCompliant, apiv1.GuestConfigError, apiv1.GuestConfigNotApplied}
+	resourceCompliance   = []string{apiv1.GuestConfigCompliant, apiv1.GuestConfigNonCompliant, apiv1.GuestConfigError, apiv1.GuestConfigSkipped, apiv1.GuestConfigNotApplicable}
 )
 
 // validateGuestConfigStatus bounds the guest configuration section of a
@@ -533,7 +533,7 @@ func guestConfigViews(desired []apiv1.GuestConfigurationAssignment, reported []a
 		if rep != nil {
 			v.Resources = len(rep.Resources)
 			for _, r := range rep.Resources {
-				if r.Compliance == "NonCompliant" || r.Compliance == "Error" {
+				if !apiv1.GuestConfigResourceCompliant(r.Compliance) {
 					v.NonCompliantResources++
 				}
 			}

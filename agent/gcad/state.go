@@ -74,7 +74,7 @@ type Entry struct {
 func (e *Entry) NonCompliant() int {
 	n := 0
 	for _, r := range e.Status.Resources {
-		if r.Compliance != guestconfig.Compliant && r.Compliance != guestconfig.NotApplicable {
+		if !apiv1.GuestConfigResourceCompliant(r.Compliance) {
 			n++
 		}
 	}

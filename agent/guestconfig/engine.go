@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"time"
+
+	"github.com/arcagent/arcagent/controlplane/apiv1"
 )
 
 // Mode is an assignment's mode.
@@ -51,23 +53,24 @@ func equalFold(a, b string) bool {
 	return true
 }
 
-// Compliance values of a resource and of a whole report.
+// Compliance values of a resource and of a whole report: the wire
+// values of controlplane/apiv1.
 const (
-	Compliant    = "Compliant"
-	NonCompliant = "NonCompliant"
-	Error        = "Error"
+	Compliant    = apiv1.GuestConfigCompliant
+	NonCompliant = apiv1.GuestConfigNonCompliant
+	Error        = apiv1.GuestConfigError
 	// Skipped: not evaluated because an earlier resource failed to set
 	// (a resource error stops its policy in the enforcing modes) or the
 	// evaluation was cancelled.
-	Skipped = "Skipped"
+	Skipped = apiv1.GuestConfigSkipped
 	// Pending: assigned, not evaluated yet (control plane and status only).
-	Pending = "Pending"
+	Pending = apiv1.GuestConfigPending
 	// NotApplicable: the resource's onlyIfExists path is missing; it
 	// counts as compliant.
-	NotApplicable = "NotApplicable"
+	NotApplicable = apiv1.GuestConfigNotApplicable
 	// NotApplied: disabled by local configuration or refused before
 	// evaluation (status only).
-	NotApplied = "NotApplied"
+	NotApplied = apiv1.GuestConfigNotApplied
 )
 
 // Step is one step of a resource's evaluation.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/arcagent/arcagent/agent/gcad"
 	"github.com/arcagent/arcagent/agent/guestconfig"
+	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/internal/safetext"
 )
 
@@ -135,7 +136,7 @@ func gcShowResource(a *app, r guestconfig.ResourceReport) {
 		}
 		fmt.Fprintln(w)
 	}
-	if r.Remediation != "" && r.Compliance != guestconfig.Compliant && r.Compliance != guestconfig.NotApplicable {
+	if r.Remediation != "" && !apiv1.GuestConfigResourceCompliant(r.Compliance) {
 		fmt.Fprintf(w, "  remediation: %s\n", sl(r.Remediation))
 	}
 }

@@ -331,6 +331,31 @@ type GuestConfigurationAssignRequest struct {
 	Parameters map[string]string `json:"parameters,omitempty"`
 }
 
+// Guest configuration compliance values, of a resource and of an
+// assignment, as machines report them. agent/guestconfig's engine uses the
+// same names.
+const (
+	GuestConfigCompliant    = "Compliant"
+	GuestConfigNonCompliant = "NonCompliant"
+	GuestConfigError        = "Error"
+	// GuestConfigSkipped: a resource not evaluated because an earlier one
+	// failed to set, or the pass was cancelled.
+	GuestConfigSkipped = "Skipped"
+	// GuestConfigNotApplicable: a resource whose onlyIfExists path is
+	// missing on the machine; it counts as compliant.
+	GuestConfigNotApplicable = "NotApplicable"
+	// GuestConfigNotApplied: an assignment refused before evaluation
+	// (disabled by local configuration, untrusted package).
+	GuestConfigNotApplied = "NotApplied"
+)
+
+// GuestConfigResourceCompliant reports whether a resource's compliance
+// counts as compliant (Compliant or NotApplicable): the one rule every
+// count of non-compliant resources uses.
+func GuestConfigResourceCompliant(compliance string) bool {
+	return compliance == GuestConfigCompliant || compliance == GuestConfigNotApplicable
+}
+
 // Guest configuration states only the control plane shows in a view.
 const (
 	GuestConfigPending  = "Pending"  // assigned; the machine has not reported this version and mode yet
