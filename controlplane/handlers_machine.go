@@ -198,6 +198,12 @@ func (s *Server) handleDesiredState(w http.ResponseWriter, r *http.Request, id s
 	return nil
 }
 
+// ValidateStatus applies to a status report the checks PUT
+// /v1/machines/{id}/status applies, so that the agent's tests, which
+// drive passes against an in-memory stand-in for the control plane,
+// refuse what the server refuses.
+func ValidateStatus(st *apiv1.MachineStatus) error { return validateStatus(st) }
+
 // validateStatus bounds a status report.
 func validateStatus(st *apiv1.MachineStatus) error {
 	if len(st.Extensions) > 500 || len(st.GuestConfiguration) > 500 || len(st.Services) > maxServices {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/arcagent/arcagent/agent/extensions"
 	"github.com/arcagent/arcagent/agent/layout"
+	"github.com/arcagent/arcagent/controlplane"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/signing"
 )
@@ -60,6 +61,10 @@ func (c *memCP) PutStatus(_ context.Context, st apiv1.MachineStatus) error {
 	defer c.mu.Unlock()
 	if c.down {
 		return errDown
+	}
+	// What the server would answer 400 to fails here too.
+	if err := controlplane.ValidateStatus(&st); err != nil {
+		return err
 	}
 	c.statuses = append(c.statuses, st)
 	return nil

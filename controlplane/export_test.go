@@ -1,4 +1,0 @@
-package controlplane
-
-// ValidateStatus exports validateStatus to the API tests.
-var ValidateStatus = validateStatus
