@@ -1,12 +1,15 @@
 package cloudfacts
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/arcagent/arcagent/agent/cloud"
 	"github.com/arcagent/arcagent/agent/layout"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 )
@@ -68,5 +71,45 @@ func TestCollectCloudLocal(t *testing.T) {
 	_, err = c.CollectCloud(t.Context(), nil)
 	if err == nil || !strings.Contains(err.Error(), "https://cp.invalid:8443") || !strings.Contains(err.Error(), "machine key") {
 		t.Fatalf("broken key: %v, want an error naming the server and the key", err)
+	}
+}
+
+// A control plane that accepts the connection and never answers costs
+// the audit the timeout, not a hang, and the error names the server.
+func TestCollectCloudTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	root := t.TempDir()
+	l := layout.New(root)
+	key, _ := cloud.GenerateKey()
+	pemKey, _ := cloud.MarshalPrivateKey(key)
+	server := "https://" + ln.Addr().String()
+	for path, body := range map[string]string{
+		l.AgentConfig(): `{"machineId":"m1","server":"` + server + `","audience":"urn:arcserver:tenant:t","resourceId":"/subscriptions/s/resourceGroups/rg/providers/Microsoft.HybridCompute/machines/m"}`,
+		l.MachineKey():  string(pemKey),
+	} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &Collector{Root: root, Timeout: 300 * time.Millisecond}
+	_, err = c.CollectCloud(t.Context(), nil)
+	if err == nil || !strings.Contains(err.Error(), server) || !strings.Contains(err.Error(), "did not answer within 300ms") {
+		t.Fatalf("silent server: %v, want a timeout naming %s", err, server)
 	}
 }
