@@ -216,8 +216,12 @@ func (c *collector) collectOptional(ctx context.Context) {
 		}
 	}
 	f.Cloud = CloudFacts{Section: Section{Reason: "the agent is not connected to a control plane"}, StandingAdmins: []string{}, InheritedAssignments: []string{}}
-	if f.Agent.Connected {
+	switch {
+	case f.Agent.Connected:
 		f.Cloud.Reason = NoCloudReason
+	case f.Agent.Error:
+		// Whether the agent is connected is not known: never "not connected".
+		f.Cloud.Reason, f.Cloud.Error = "the agent's registration cannot be read: "+f.Agent.Reason, true
 	}
 	if c.opts.Cloud != nil && f.Agent.Connected {
 		cl, err := c.opts.Cloud.CollectCloud(ctx, f)

@@ -3,11 +3,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/arcagent/arcagent/agent/cloud"
@@ -138,5 +143,59 @@ func TestAuditCloudFacts(t *testing.T) {
 	// The gate: an incomplete audit at the default --fail-on high.
 	if _, _, code := runCLI(t, "--root", root, "audit", "--profile", "tier0", "-q"); code != 3 {
 		t.Errorf("server away: exit %d, want 3 (rules could not be evaluated)", code)
+	}
+	auditCloudAsNobody(t, root)
+}
+
+// auditCloudAsNobody: not root, the audit cannot sign as the machine. A
+// registration it may read with a machine key it may not makes the cloud
+// rules not applicable (run as root); a registration it may not read makes
+// them errors, never "not connected".
+func auditCloudAsNobody(t *testing.T, root string) {
+	if os.Geteuid() != 0 {
+		t.Log("not root: the unprivileged audit is not tested")
+		return
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Log("no user nobody to drop to")
+		return
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	bin := buildArcagent(t)
+	for d := root; d != filepath.Clean(os.TempDir()) && d != "/" && d != "."; d = filepath.Dir(d) {
+		_ = os.Chmod(d, 0o755)
+	}
+	_ = os.Chmod(filepath.Dir(bin), 0o755)
+	l := layout.New(root)
+	for _, tc := range []struct {
+		mode   os.FileMode
+		status reports.Status
+		reason string
+	}{
+		{0o644, reports.StatusNotApplicable, "machine key is readable only by root"},
+		{0o600, reports.StatusError, "registration cannot be read"},
+	} {
+		if err := os.Chmod(l.AgentConfig(), tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "--root", root, "audit", "--profile", "tier0", "--fail-on", "never", "-o", "json")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("agentconfig.json %v, as nobody: %v\n%s", tc.mode, err, out)
+		}
+		var r reports.Report
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(r.Results, func(res reports.Result) bool { return res.RuleID == "ARC-T0-007" })
+		if i < 0 {
+			t.Fatalf("agentconfig.json %v, as nobody: no ARC-T0-007 result", tc.mode)
+		}
+		if res := r.Results[i]; res.Status != tc.status || !strings.Contains(res.Reason, tc.reason) {
+			t.Errorf("agentconfig.json %v, as nobody: ARC-T0-007 %s (%s), want %s (%s)", tc.mode, res.Status, res.Reason, tc.status, tc.reason)
+		}
 	}
 }
