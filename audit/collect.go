@@ -54,7 +54,15 @@ type ReleasesCollector interface {
 	CollectReleases(ctx context.Context, f *Facts) (ReleasesFacts, error)
 }
 
-// CloudCollector fills the cloud section from the control plane.
+// NoCloudReason is why the cloud rules are not applicable on a connected
+// machine when no CloudCollector was given (`arcagent audit --offline`, or
+// no selected rule reads facts.cloud).
+const NoCloudReason = "the control plane was not asked (offline audit): run `arcagent audit` without --offline on the connected machine, as root"
+
+// CloudCollector fills the cloud section from the control plane. It
+// returns a section that is not Available, with its Reason, when it cannot
+// ask for a reason that is not a failure (e.g. the machine key is readable
+// only by root), and an error when the control plane was asked and failed.
 type CloudCollector interface {
 	CollectCloud(ctx context.Context, f *Facts) (CloudFacts, error)
 }
@@ -208,8 +216,12 @@ func (c *collector) collectOptional(ctx context.Context) {
 		}
 	}
 	f.Cloud = CloudFacts{Section: Section{Reason: "the agent is not connected to a control plane"}, StandingAdmins: []string{}, InheritedAssignments: []string{}}
-	if f.Agent.Connected {
-		f.Cloud.Reason = "cloud facts are not collected in this version: connect-time scope checks need the control plane's audit API"
+	switch {
+	case f.Agent.Connected:
+		f.Cloud.Reason = NoCloudReason
+	case f.Agent.Error:
+		// Whether the agent is connected is not known: never "not connected".
+		f.Cloud.Reason, f.Cloud.Error = "the agent's registration cannot be read: "+f.Agent.Reason, true
 	}
 	if c.opts.Cloud != nil && f.Agent.Connected {
 		cl, err := c.opts.Cloud.CollectCloud(ctx, f)
@@ -217,6 +229,12 @@ func (c *collector) collectOptional(ctx context.Context) {
 			c.errorf("cloud", "", "%v", err)
 			f.Cloud.Reason, f.Cloud.Error = "the control plane could not be asked: "+err.Error(), true
 		} else {
+			if cl.StandingAdmins == nil {
+				cl.StandingAdmins = []string{}
+			}
+			if cl.InheritedAssignments == nil {
+				cl.InheritedAssignments = []string{}
+			}
 			f.Cloud = cl
 		}
 	}

@@ -160,10 +160,15 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 	if err != nil {
 		return nil, &UsageError{err}
 	}
+	readsCloud := false
 	for _, r := range selected {
 		if slices.Contains(r.Profiles, HostProfile) {
 			o.Collect.HostConfig = true
 		}
+		readsCloud = readsCloud || ruleReads(r, "facts.cloud")
+	}
+	if !readsCloud {
+		o.Collect.Cloud = nil // no selected rule needs the control plane
 	}
 	facts, err := Collect(ctx, o.Collect)
 	if err != nil {
@@ -322,4 +327,13 @@ func newRunID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// ruleReads reports whether any expression of r mentions name.
+func ruleReads(r rules.Rule, name string) bool {
+	exprs := []string{r.Applies, r.ForEach, r.Check, r.Message, r.Location.Path, r.Location.Line, r.Remediation}
+	for _, e := range r.Evidence {
+		exprs = append(exprs, e)
+	}
+	return slices.ContainsFunc(exprs, func(e string) bool { return strings.Contains(e, name) })
 }

@@ -321,12 +321,36 @@ type ReleasesFacts struct {
 type Currency = releases.Currency
 
 // CloudFacts holds what the control plane says about the machine's scope,
-// filled when the agent is connected and the control plane is reachable.
+// filled when the agent is connected and the control plane is reachable
+// (audit/cloudfacts asks GET /v1/machines/{id}/cloudFacts as the machine).
 type CloudFacts struct {
 	Section
-	Subscription          string   `json:"subscription,omitempty"`
-	DedicatedSubscription bool     `json:"dedicated_subscription"`
-	OtherMachines         int      `json:"other_machines"`
-	StandingAdmins        []string `json:"standing_admins"`
-	InheritedAssignments  []string `json:"inherited_assignments"`
+	// Server is the control plane that was asked.
+	Server        string `json:"server,omitempty"`
+	Subscription  string `json:"subscription,omitempty"`
+	ResourceGroup string `json:"resource_group,omitempty"`
+	// DedicatedSubscription: no other machine is in the subscription.
+	DedicatedSubscription bool `json:"dedicated_subscription"`
+	// OtherMachines counts the other machines of the subscription.
+	OtherMachines int `json:"other_machines"`
+	// StandingAdmins are the principals holding an administrative role
+	// (AdminRoles) at any scope over the machine.
+	StandingAdmins []string `json:"standing_admins"`
+	AdminRoles     []string `json:"admin_roles,omitempty"`
+	// InheritedAssignments are the assignments made at the tenant or the
+	// subscription, as "principal: Role at the tenant|subscription"; those
+	// made at the resource group or on the machine are not counted.
+	InheritedAssignments []string `json:"inherited_assignments"`
+	// Assignments are every role assignment that applies to the machine.
+	Assignments []CloudAssignment `json:"assignments,omitempty"`
+}
+
+// CloudAssignment is one role assignment that applies to the machine;
+// InheritedFrom is tenant, subscription, resourceGroup or machine (made on
+// the machine itself).
+type CloudAssignment struct {
+	Principal     string `json:"principal"`
+	Role          string `json:"role"`
+	Scope         string `json:"scope"`
+	InheritedFrom string `json:"inherited_from"`
 }

@@ -313,6 +313,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/machines/{id}/heartbeat", s.machine(s.handleHeartbeat))
 	m.HandleFunc("GET /v1/machines/{id}/desiredState", s.machine(s.handleDesiredState))
 	m.HandleFunc("PUT /v1/machines/{id}/status", s.machine(s.handleStatus))
+	m.HandleFunc("GET /v1/machines/{id}/cloudFacts", s.machine(s.handleCloudFacts))
 	m.HandleFunc("POST /v1/machines/{id}/token", s.machine(s.handleToken))
 	m.HandleFunc("GET /v1/machines/{id}/packages/{sha256}", s.machine(s.handleDownloadPackage))
 	m.HandleFunc("GET /v1/machines/{id}/packages/{sha256}/signature", s.machine(s.handleDownloadSignature))

@@ -7,7 +7,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/arcagent/arcagent/audit"
+	"github.com/arcagent/arcagent/audit/cloudfacts"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/buildinfo"
 	"github.com/arcagent/arcagent/internal/table"
 	"github.com/arcagent/arcagent/reports"
 	"github.com/arcagent/arcagent/rules"
@@ -62,6 +64,14 @@ package install, which write an install record). A tree under
 by this agent"); --strict makes it a critical signature and tamper failure
 as well (facts.options.strict in rules), on the host and under --root.
 
+Cloud facts: on a connected machine, the tier0 rules ARC-T0-006/007/008
+ask the control plane, as the machine (an assertion signed with the
+machine key, so as root), who holds which role over the machine and how
+many other machines share its subscription (GET /v1/machines/{id}/cloudFacts,
+at most 10 seconds). --offline skips that: the three rules are then not
+applicable. A control plane that cannot be asked makes them errors that
+name the server.
+
 -q/--quiet prints one verdict line on stdout instead of the report, and
 errors on stderr (no warnings); reports to files (-o FORMAT=FILE) are still
 written.`,
@@ -70,7 +80,8 @@ written.`,
   arcagent audit --config planned-localconfig.json --fail-on critical
   arcagent audit -q -o sarif=audit.sarif --fail-on never
   arcagent audit --root /mnt/image --waivers waivers.yaml --baseline last.json
-  arcagent audit --profile extensions --strict`,
+  arcagent audit --profile extensions --strict
+  arcagent audit --offline -o sarif=audit.sarif`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runAudit(cmd, f) },
 	}
@@ -90,6 +101,7 @@ written.`,
 	fl.BoolVar(&f.strict, "strict", false, "judge extension trees this agent did not install (no install record) as critical signature and tamper failures too (ARC-EX-001/002), not only as ARC-EX-004")
 	fl.BoolVar(&f.dumpFacts, "dump-facts", false, "print the collected facts as JSON (what rules see as the variable facts) and exit")
 	f.releases.register(fl)
+	fl.Lookup("offline").Usage = "no network: use only the GitHub responses cached by an earlier run, and do not ask the control plane for the cloud facts of ARC-T0-006/007/008 (they are then not applicable)"
 	registerAuditCompletions(cmd, func() string { return f.rulesDir })
 	return cmd
 }
@@ -284,6 +296,9 @@ func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
 	}
 	if opts.Collect.Releases, err = f.releases.collector(cmd.Context(), a); err != nil {
 		return err
+	}
+	if !f.releases.offline && f.planned == "" {
+		opts.Collect.Cloud = &cloudfacts.Collector{Root: a.root, UserAgent: "arcagent-audit/" + buildinfo.Get().Version}
 	}
 	if f.waivers != "" {
 		if opts.Waivers, err = audit.LoadWaivers(f.waivers); err != nil {
