@@ -214,6 +214,9 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if cfg.Resume && !cfg.Reconnect {
+				return errcode.New(errcode.Usage, "--resume needs --reconnect: keep-alive connections do not handshake again")
+			}
 			tuneGC()
 			if cfg.ServerURL == "" {
 				dir, err := os.MkdirTemp("", "arcserver-loadgen-*")
@@ -271,6 +274,7 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 	f.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured warm-up")
 	f.BoolVar(&cfg.HTTP2, "http2", false, "use HTTP/2 (default HTTP/1.1 keep-alive connections)")
 	f.BoolVar(&cfg.Reconnect, "reconnect", false, "open a new TLS connection for every heartbeat, as real agents do (default: keep-alive connections)")
+	f.BoolVar(&cfg.Resume, "resume", false, "with --reconnect, each machine resumes its TLS session from its last connection's ticket, as the agent does")
 	f.BoolVar(&cfg.PreSign, "presign", false, "sign the machines' assertions before the measured window")
 	f.StringVar(&serverLog, "server-log", "", "write the in-process server's request log to this file (default: format it, then discard it)")
 	return cmd

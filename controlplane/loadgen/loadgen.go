@@ -42,6 +42,12 @@ type Config struct {
 	// (no session resumption) for every heartbeat, as a real agent does:
 	// it closes idle connections after 90 s and heartbeats every 5 min.
 	Reconnect bool
+	// Resume, with Reconnect, lets each simulated machine resume its TLS
+	// session from the ticket the server gave its previous connection
+	// (as the agent's client does): the handshake then skips the
+	// certificate signature and chain verification. A machine's first
+	// connection is a full handshake.
+	Resume bool
 	// PreSign signs every assertion before the timed window, so that the
 	// simulated machines' signing (which real machines do on their own
 	// CPUs) does not compete with the server for this host's CPU. The
@@ -57,19 +63,22 @@ type Result struct {
 	Workers   int    `json:"workers"`
 	Protocol  string `json:"protocol"`
 	Reconnect bool   `json:"reconnect"`
+	Resume    bool   `json:"resume"`
 	// Connections is how many TCP connections the measured window opened
 	// (about Workers with keep-alive, Heartbeats+Errors when reconnecting).
-	Connections int64         `json:"connections"`
-	PreSigned   bool          `json:"preSigned"`
-	Heartbeats  int           `json:"heartbeats"`
-	Errors      int           `json:"errors"`
-	Elapsed     time.Duration `json:"elapsed"`
-	PerSecond   float64       `json:"heartbeatsPerSecond"`
-	P50         time.Duration `json:"p50"`
-	P90         time.Duration `json:"p90"`
-	P99         time.Duration `json:"p99"`
-	Max         time.Duration `json:"max"`
-	FirstError  string        `json:"firstError,omitempty"`
+	Connections int64 `json:"connections"`
+	// Resumed is how many of those connections resumed a TLS session.
+	Resumed    int64         `json:"resumed"`
+	PreSigned  bool          `json:"preSigned"`
+	Heartbeats int           `json:"heartbeats"`
+	Errors     int           `json:"errors"`
+	Elapsed    time.Duration `json:"elapsed"`
+	PerSecond  float64       `json:"heartbeatsPerSecond"`
+	P50        time.Duration `json:"p50"`
+	P90        time.Duration `json:"p90"`
+	P99        time.Duration `json:"p99"`
+	Max        time.Duration `json:"max"`
+	FirstError string        `json:"firstError,omitempty"`
 	// CPUPerHeartbeat is the CPU time (user+system) this process spent per
 	// heartbeat during the window: server and simulated machines together
 	// when the server runs in-process. It shows the cost independently of
@@ -85,6 +94,9 @@ func (r Result) String() string {
 	conns := "keep-alive"
 	if r.Reconnect {
 		conns = "a new TLS connection per heartbeat"
+		if r.Resume {
+			conns += fmt.Sprintf(" resuming the machine's TLS session (%d of %d resumed)", r.Resumed, r.Connections)
+		}
 	}
 	return fmt.Sprintf("%d heartbeats from %d machines over %d workers (%s, %s, assertions %s) in %s: %.0f heartbeats/s, p50 %s, p90 %s, p99 %s, max %s, %d errors",
 		r.Heartbeats, r.Machines, r.Workers, r.Protocol, conns, signing, r.Elapsed.Round(time.Millisecond), r.PerSecond,
@@ -107,7 +119,17 @@ func (c *Config) defaults() {
 	}
 }
 
-func httpClient(caPEM []byte, conns int, h2, reconnect bool, dials *atomic.Int64) (*http.Client, error) {
+// machineKey carries a heartbeat's machine in its request context, so that
+// a resuming dialer finds the machine's session cache.
+type machineKey struct{}
+
+// dialStats counts what a client's dialer did.
+type dialStats struct {
+	dials   atomic.Int64
+	resumed atomic.Int64
+}
+
+func httpClient(caPEM []byte, conns int, h2, reconnect, resume bool, st *dialStats) (*http.Client, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, errors.New("the CA bundle holds no PEM certificate")
@@ -123,11 +145,31 @@ func httpClient(caPEM []byte, conns int, h2, reconnect bool, dials *atomic.Int64
 		// handshake.
 		DisableKeepAlives: reconnect,
 	}
-	if dials != nil {
+	if st != nil {
 		var d net.Dialer
 		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			dials.Add(1)
+			st.dials.Add(1)
 			return d.DialContext(ctx, network, addr)
+		}
+	}
+	if resume {
+		// The transport's own TLS dial has one session cache for all;
+		// each machine keeps its own ticket, as each agent does.
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			tc := tr.TLSClientConfig.Clone()
+			if m, ok := ctx.Value(machineKey{}).(*Machine); ok {
+				tc.ClientSessionCache = m.sessions()
+			}
+			if !h2 {
+				tc.NextProtos = []string{"http/1.1"}
+			}
+			d := tls.Dialer{Config: tc}
+			st.dials.Add(1)
+			c, err := d.DialContext(ctx, network, addr)
+			if err == nil && c.(*tls.Conn).ConnectionState().DidResume {
+				st.resumed.Add(1)
+			}
+			return c, err
 		}
 	}
 	if !h2 {
@@ -140,15 +182,15 @@ func httpClient(caPEM []byte, conns int, h2, reconnect bool, dials *atomic.Int64
 type Fleet struct {
 	Machines []*Machine
 	client   *client
-	dials    *atomic.Int64 // connections client opened
+	stats    *dialStats // what client's dialer did
 }
 
 // Setup creates a subscription, a resource group and an onboarding
 // credential, and registers cfg.Machines machines (each with its own key).
 func Setup(ctx context.Context, cfg Config) (*Fleet, error) {
 	cfg.defaults()
-	dials := new(atomic.Int64)
-	hc, err := httpClient(cfg.CAPEM, cfg.Workers, cfg.HTTP2, false, dials)
+	stats := new(dialStats)
+	hc, err := httpClient(cfg.CAPEM, cfg.Workers, cfg.HTTP2, false, false, stats)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +210,7 @@ func Setup(ctx context.Context, cfg Config) (*Fleet, error) {
 		return nil, fmt.Errorf("create the load-test onboarding credential: %w", err)
 	}
 	cfg.Progress("registering %d machines in %s", cfg.Machines, sub.ID+"/resourceGroups/loadgen")
-	f := &Fleet{Machines: make([]*Machine, cfg.Machines), client: c, dials: dials}
+	f := &Fleet{Machines: make([]*Machine, cfg.Machines), client: c, stats: stats}
 	var next atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -204,14 +246,14 @@ func Setup(ctx context.Context, cfg Config) (*Fleet, error) {
 // when n > 0.
 func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 	cfg.defaults()
-	res := Result{Machines: len(f.Machines), Workers: cfg.Workers, Protocol: "HTTP/1.1", PreSigned: cfg.PreSign, Reconnect: cfg.Reconnect}
+	res := Result{Machines: len(f.Machines), Workers: cfg.Workers, Protocol: "HTTP/1.1", PreSigned: cfg.PreSign, Reconnect: cfg.Reconnect, Resume: cfg.Reconnect && cfg.Resume}
 	if cfg.HTTP2 {
 		res.Protocol = "HTTP/2"
 	}
-	c, dials := f.client, f.dials
+	c, stats := f.client, f.stats
 	if cfg.Reconnect {
-		dials = new(atomic.Int64)
-		hc, err := httpClient(cfg.CAPEM, cfg.Workers, cfg.HTTP2, true, dials)
+		stats = new(dialStats)
+		hc, err := httpClient(cfg.CAPEM, cfg.Workers, cfg.HTTP2, true, res.Resume, stats)
 		if err != nil {
 			res.FirstError = err.Error()
 			return res
@@ -242,10 +284,11 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 		dctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	start, cpu0, dials0 := time.Now(), cpuTime(), dials.Load()
+	start, cpu0, dials0, resumed0 := time.Now(), cpuTime(), stats.dials.Load(), stats.resumed.Load()
 	lat, errs, firstErr := f.run(dctx, c, cfg.Workers, n, pre)
 	res.Elapsed = time.Since(start)
-	res.Connections = dials.Load() - dials0
+	res.Connections = stats.dials.Load() - dials0
+	res.Resumed = stats.resumed.Load() - resumed0
 	if len(lat) > 0 {
 		res.CPUPerHeartbeat = (cpuTime() - cpu0) / time.Duration(len(lat))
 	}
