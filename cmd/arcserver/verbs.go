@@ -214,6 +214,9 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if len(cfg.Replicas) > 0 && cfg.ServerURL == "" {
+				return errcode.New(errcode.Usage, "--replica needs --server: replicas share a running server's database")
+			}
 			if cfg.Resume && !cfg.Reconnect {
 				return errcode.New(errcode.Usage, "--resume needs --reconnect: keep-alive connections do not handshake again")
 			}
@@ -266,6 +269,7 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.ServerURL, "server", "", "server URL (default: start one in-process on 127.0.0.1)")
+	f.StringArrayVar(&cfg.Replicas, "replica", nil, "URL of a further replica sharing --server's database; heartbeats are spread over all servers (repeatable)")
 	f.StringVar(&cfg.Token, "token", "", "Owner API token for --server")
 	f.StringVar(&caFile, "ca-file", "", "CA certificate of --server")
 	f.IntVar(&cfg.Machines, "machines", 1000, "simulated machines")

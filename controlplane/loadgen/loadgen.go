@@ -31,13 +31,18 @@ import (
 // Config describes a run.
 type Config struct {
 	ServerURL string // https://127.0.0.1:PORT
-	Token     string // an API token that may create subscriptions (Owner at /)
-	CAPEM     []byte // CA of the server certificate
-	Machines  int    // simulated machines (default 1000)
-	Workers   int    // concurrent requests in flight (default 64)
-	Duration  time.Duration
-	Warmup    time.Duration
-	HTTP2     bool // use HTTP/2 instead of HTTP/1.1 keep-alive connections
+	// Replicas are further URLs of arcserver replicas sharing ServerURL's
+	// database (and CA). Setup registers through ServerURL; Drive spreads
+	// the heartbeats over all of them, each worker sending its successive
+	// heartbeats to successive servers, as a round-robin balancer would.
+	Replicas []string
+	Token    string // an API token that may create subscriptions (Owner at /)
+	CAPEM    []byte // CA of the server certificate
+	Machines int    // simulated machines (default 1000)
+	Workers  int    // concurrent requests in flight (default 64)
+	Duration time.Duration
+	Warmup   time.Duration
+	HTTP2    bool // use HTTP/2 instead of HTTP/1.1 keep-alive connections
 	// Reconnect opens a new TCP connection and does a full TLS handshake
 	// (no session resumption) for every heartbeat, as a real agent does:
 	// it closes idle connections after 90 s and heartbeats every 5 min.
@@ -62,6 +67,7 @@ type Result struct {
 	Machines  int    `json:"machines"`
 	Workers   int    `json:"workers"`
 	Protocol  string `json:"protocol"`
+	Servers   int    `json:"servers"`
 	Reconnect bool   `json:"reconnect"`
 	Resume    bool   `json:"resume"`
 	// Connections is how many TCP connections the measured window opened
@@ -98,8 +104,12 @@ func (r Result) String() string {
 			conns += fmt.Sprintf(" resuming the machine's TLS session (%d of %d resumed)", r.Resumed, r.Connections)
 		}
 	}
-	return fmt.Sprintf("%d heartbeats from %d machines over %d workers (%s, %s, assertions %s) in %s: %.0f heartbeats/s, p50 %s, p90 %s, p99 %s, max %s, %d errors",
-		r.Heartbeats, r.Machines, r.Workers, r.Protocol, conns, signing, r.Elapsed.Round(time.Millisecond), r.PerSecond,
+	servers := ""
+	if r.Servers > 1 {
+		servers = fmt.Sprintf(", spread over %d servers", r.Servers)
+	}
+	return fmt.Sprintf("%d heartbeats from %d machines over %d workers (%s, %s, assertions %s%s) in %s: %.0f heartbeats/s, p50 %s, p90 %s, p99 %s, max %s, %d errors",
+		r.Heartbeats, r.Machines, r.Workers, r.Protocol, conns, signing, servers, r.Elapsed.Round(time.Millisecond), r.PerSecond,
 		r.P50.Round(time.Microsecond), r.P90.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Errors) +
 		fmt.Sprintf("; CPU %s per heartbeat (this process)", r.CPUPerHeartbeat.Round(time.Microsecond))
 }
@@ -246,7 +256,7 @@ func Setup(ctx context.Context, cfg Config) (*Fleet, error) {
 // when n > 0.
 func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 	cfg.defaults()
-	res := Result{Machines: len(f.Machines), Workers: cfg.Workers, Protocol: "HTTP/1.1", PreSigned: cfg.PreSign, Reconnect: cfg.Reconnect, Resume: cfg.Reconnect && cfg.Resume}
+	res := Result{Machines: len(f.Machines), Workers: cfg.Workers, Protocol: "HTTP/1.1", PreSigned: cfg.PreSign, Reconnect: cfg.Reconnect, Resume: cfg.Reconnect && cfg.Resume, Servers: 1 + len(cfg.Replicas)}
 	if cfg.HTTP2 {
 		res.Protocol = "HTTP/2"
 	}
@@ -261,9 +271,18 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 		c = &client{base: f.client.base, http: hc}
 		defer hc.CloseIdleConnections()
 	}
+	cs := []*client{c}
+	for _, u := range cfg.Replicas {
+		rc, err := newClient(u, c.http)
+		if err != nil {
+			res.FirstError = err.Error()
+			return res
+		}
+		cs = append(cs, rc)
+	}
 	if cfg.Warmup > 0 && n == 0 {
 		wctx, cancel := context.WithTimeout(ctx, cfg.Warmup)
-		f.run(wctx, c, cfg.Workers, 0, nil)
+		f.run(wctx, cs, cfg.Workers, 0, nil)
 		cancel()
 	}
 	var pre [][]string
@@ -285,7 +304,7 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 		defer cancel()
 	}
 	start, cpu0, dials0, resumed0 := time.Now(), cpuTime(), stats.dials.Load(), stats.resumed.Load()
-	lat, errs, firstErr := f.run(dctx, c, cfg.Workers, n, pre)
+	lat, errs, firstErr := f.run(dctx, cs, cfg.Workers, n, pre)
 	res.Elapsed = time.Since(start)
 	res.Connections = stats.dials.Load() - dials0
 	res.Resumed = stats.resumed.Load() - resumed0
@@ -328,7 +347,7 @@ func (f *Fleet) presign(workers, total int) ([][]string, error) {
 	return pre, nil
 }
 
-func (f *Fleet) run(ctx context.Context, c *client, workers, n int, pre [][]string) ([]time.Duration, int, error) {
+func (f *Fleet) run(ctx context.Context, cs []*client, workers, n int, pre [][]string) ([]time.Duration, int, error) {
 	var mu sync.Mutex
 	var all []time.Duration
 	var errs int
@@ -352,7 +371,7 @@ func (f *Fleet) run(ctx context.Context, c *client, workers, n int, pre [][]stri
 					a = pre[w][k]
 				}
 				t0 := time.Now()
-				err := c.heartbeat(ctx, m, a)
+				err := cs[(w+k)%len(cs)].heartbeat(ctx, m, a)
 				d := time.Since(t0)
 				if err != nil {
 					if ctx.Err() != nil {
