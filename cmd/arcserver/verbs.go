@@ -269,6 +269,7 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.ServerURL, "server", "", "server URL (default: start one in-process on 127.0.0.1)")
+	f.IntSliceVar(&cfg.ServerPIDs, "server-pid", nil, "process id of --server (and of each --replica) on this host: report the servers' own CPU per heartbeat")
 	f.StringArrayVar(&cfg.Replicas, "replica", nil, "URL of a further replica sharing --server's database; heartbeats are spread over all servers (repeatable)")
 	f.StringVar(&cfg.Token, "token", "", "Owner API token for --server")
 	f.StringVar(&caFile, "ca-file", "", "CA certificate of --server")

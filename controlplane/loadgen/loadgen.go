@@ -58,6 +58,10 @@ type Config struct {
 	// CPUs) does not compete with the server for this host's CPU. The
 	// server still verifies every assertion and checks every jti.
 	PreSign bool
+	// ServerPIDs are the processes of the servers measured (ServerURL and
+	// Replicas, when they run as separate processes on this host): the
+	// result then says how much CPU they spent per heartbeat.
+	ServerPIDs []int
 	// Progress, if set, receives a line per setup step.
 	Progress func(format string, args ...any)
 }
@@ -90,6 +94,11 @@ type Result struct {
 	// when the server runs in-process. It shows the cost independently of
 	// other load on the host.
 	CPUPerHeartbeat time.Duration `json:"cpuPerHeartbeat"`
+	// ServerCPUPerHeartbeat is the CPU time the Config.ServerPIDs spent
+	// per heartbeat during the window (0: not measured): what one
+	// heartbeat costs the control plane alone, without the simulated
+	// machines' TLS and JSON work that shares the host in a load test.
+	ServerCPUPerHeartbeat time.Duration `json:"serverCpuPerHeartbeat,omitempty"`
 }
 
 func (r Result) String() string {
@@ -111,7 +120,15 @@ func (r Result) String() string {
 	return fmt.Sprintf("%d heartbeats from %d machines over %d workers (%s, %s, assertions %s%s) in %s: %.0f heartbeats/s, p50 %s, p90 %s, p99 %s, max %s, %d errors",
 		r.Heartbeats, r.Machines, r.Workers, r.Protocol, conns, signing, servers, r.Elapsed.Round(time.Millisecond), r.PerSecond,
 		r.P50.Round(time.Microsecond), r.P90.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Errors) +
-		fmt.Sprintf("; CPU %s per heartbeat (this process)", r.CPUPerHeartbeat.Round(time.Microsecond))
+		fmt.Sprintf("; CPU %s per heartbeat (this process)", r.CPUPerHeartbeat.Round(time.Microsecond)) + r.serverCPU()
+}
+
+func (r Result) serverCPU() string {
+	if r.ServerCPUPerHeartbeat <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("; server processes' CPU %s per heartbeat (%.0f heartbeats/s per core)",
+		r.ServerCPUPerHeartbeat.Round(time.Microsecond), float64(time.Second)/float64(r.ServerCPUPerHeartbeat))
 }
 
 func (c *Config) defaults() {
@@ -303,6 +320,11 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 		dctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
+	srv0, srvErr := serversCPU(cfg.ServerPIDs)
+	if srvErr != nil {
+		res.FirstError = srvErr.Error()
+		return res
+	}
 	start, cpu0, dials0, resumed0 := time.Now(), cpuTime(), stats.dials.Load(), stats.resumed.Load()
 	lat, errs, firstErr := f.run(dctx, cs, cfg.Workers, n, pre)
 	res.Elapsed = time.Since(start)
@@ -310,6 +332,11 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 	res.Resumed = stats.resumed.Load() - resumed0
 	if len(lat) > 0 {
 		res.CPUPerHeartbeat = (cpuTime() - cpu0) / time.Duration(len(lat))
+		if len(cfg.ServerPIDs) > 0 {
+			if srv1, err := serversCPU(cfg.ServerPIDs); err == nil {
+				res.ServerCPUPerHeartbeat = (srv1 - srv0) / time.Duration(len(lat))
+			}
+		}
 	}
 	res.Heartbeats, res.Errors = len(lat), errs
 	if firstErr != nil {
@@ -324,6 +351,19 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 		res.P50, res.P90, res.P99, res.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
 	}
 	return res
+}
+
+// serversCPU sums the CPU time of the server processes.
+func serversCPU(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		d, err := processCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
 }
 
 // run returns the latencies of successful heartbeats and the error count.
