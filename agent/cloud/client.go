@@ -60,7 +60,8 @@ func New(baseURL string, o Options) (*Client, error) {
 		c.ua = "arcagent"
 	}
 	if c.http == nil {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		// A reconnect after the idle timeout resumes the TLS session.
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(8)}
 		if len(o.CAPEM) > 0 {
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(o.CAPEM) {

@@ -214,6 +214,12 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if len(cfg.Replicas) > 0 && cfg.ServerURL == "" {
+				return errcode.New(errcode.Usage, "--replica needs --server: replicas share a running server's database")
+			}
+			if cfg.Resume && !cfg.Reconnect {
+				return errcode.New(errcode.Usage, "--resume needs --reconnect: keep-alive connections do not handshake again")
+			}
 			tuneGC()
 			if cfg.ServerURL == "" {
 				dir, err := os.MkdirTemp("", "arcserver-loadgen-*")
@@ -263,6 +269,8 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.ServerURL, "server", "", "server URL (default: start one in-process on 127.0.0.1)")
+	f.IntSliceVar(&cfg.ServerPIDs, "server-pid", nil, "process id of --server (and of each --replica) on this host: report the servers' own CPU per heartbeat")
+	f.StringArrayVar(&cfg.Replicas, "replica", nil, "URL of a further replica sharing --server's database; heartbeats are spread over all servers (repeatable)")
 	f.StringVar(&cfg.Token, "token", "", "Owner API token for --server")
 	f.StringVar(&caFile, "ca-file", "", "CA certificate of --server")
 	f.IntVar(&cfg.Machines, "machines", 1000, "simulated machines")
@@ -271,6 +279,7 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 	f.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured warm-up")
 	f.BoolVar(&cfg.HTTP2, "http2", false, "use HTTP/2 (default HTTP/1.1 keep-alive connections)")
 	f.BoolVar(&cfg.Reconnect, "reconnect", false, "open a new TLS connection for every heartbeat, as real agents do (default: keep-alive connections)")
+	f.BoolVar(&cfg.Resume, "resume", false, "with --reconnect, each machine resumes its TLS session from its last connection's ticket, as the agent does")
 	f.BoolVar(&cfg.PreSign, "presign", false, "sign the machines' assertions before the measured window")
 	f.StringVar(&serverLog, "server-log", "", "write the in-process server's request log to this file (default: format it, then discard it)")
 	return cmd

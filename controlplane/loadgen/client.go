@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -83,6 +85,16 @@ type Machine struct {
 	ID       string
 	Audience string
 	Key      *ecdsa.PrivateKey
+
+	sessOnce sync.Once
+	sess     tls.ClientSessionCache
+}
+
+// sessions is the machine's own TLS session cache (one ticket: an agent
+// talks to one server).
+func (m *Machine) sessions() tls.ClientSessionCache {
+	m.sessOnce.Do(func() { m.sess = tls.NewLRUClientSessionCache(1) })
+	return m.sess
 }
 
 func (c *client) register(ctx context.Context, credential string, name string) (*Machine, error) {
@@ -131,6 +143,7 @@ func (c *client) heartbeat(ctx context.Context, m *Machine, a string) error {
 		}
 	}
 	var out apiv1.HeartbeatResponse
+	ctx = context.WithValue(ctx, machineKey{}, m)
 	return c.call(ctx, http.MethodPost, "/v1/machines/"+url.PathEscape(m.ID)+"/heartbeat", a, nil, &out)
 }
 

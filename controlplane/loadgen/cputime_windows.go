@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"errors"
 	"time"
 
 	"golang.org/x/sys/windows"
@@ -16,4 +17,9 @@ func cpuTime() time.Duration {
 	ticks := int64(kernel.HighDateTime)<<32 | int64(kernel.LowDateTime)
 	ticks += int64(user.HighDateTime)<<32 | int64(user.LowDateTime)
 	return time.Duration(ticks * 100)
+}
+
+// processCPU is not implemented on Windows.
+func processCPU(int) (time.Duration, error) {
+	return 0, errors.New("reading another process's CPU time is implemented on Linux only")
 }

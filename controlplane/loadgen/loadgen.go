@@ -31,22 +31,37 @@ import (
 // Config describes a run.
 type Config struct {
 	ServerURL string // https://127.0.0.1:PORT
-	Token     string // an API token that may create subscriptions (Owner at /)
-	CAPEM     []byte // CA of the server certificate
-	Machines  int    // simulated machines (default 1000)
-	Workers   int    // concurrent requests in flight (default 64)
-	Duration  time.Duration
-	Warmup    time.Duration
-	HTTP2     bool // use HTTP/2 instead of HTTP/1.1 keep-alive connections
+	// Replicas are further URLs of arcserver replicas sharing ServerURL's
+	// database (and CA). Setup registers through ServerURL; Drive spreads
+	// the heartbeats over all of them, each worker sending its successive
+	// heartbeats to successive servers, as a round-robin balancer would.
+	Replicas []string
+	Token    string // an API token that may create subscriptions (Owner at /)
+	CAPEM    []byte // CA of the server certificate
+	Machines int    // simulated machines (default 1000)
+	Workers  int    // concurrent requests in flight (default 64)
+	Duration time.Duration
+	Warmup   time.Duration
+	HTTP2    bool // use HTTP/2 instead of HTTP/1.1 keep-alive connections
 	// Reconnect opens a new TCP connection and does a full TLS handshake
 	// (no session resumption) for every heartbeat, as a real agent does:
 	// it closes idle connections after 90 s and heartbeats every 5 min.
 	Reconnect bool
+	// Resume, with Reconnect, lets each simulated machine resume its TLS
+	// session from the ticket the server gave its previous connection
+	// (as the agent's client does): the handshake then skips the
+	// certificate signature and chain verification. A machine's first
+	// connection is a full handshake.
+	Resume bool
 	// PreSign signs every assertion before the timed window, so that the
 	// simulated machines' signing (which real machines do on their own
 	// CPUs) does not compete with the server for this host's CPU. The
 	// server still verifies every assertion and checks every jti.
 	PreSign bool
+	// ServerPIDs are the processes of the servers measured (ServerURL and
+	// Replicas, when they run as separate processes on this host): the
+	// result then says how much CPU they spent per heartbeat.
+	ServerPIDs []int
 	// Progress, if set, receives a line per setup step.
 	Progress func(format string, args ...any)
 }
@@ -56,25 +71,34 @@ type Result struct {
 	Machines  int    `json:"machines"`
 	Workers   int    `json:"workers"`
 	Protocol  string `json:"protocol"`
+	Servers   int    `json:"servers"`
 	Reconnect bool   `json:"reconnect"`
+	Resume    bool   `json:"resume"`
 	// Connections is how many TCP connections the measured window opened
 	// (about Workers with keep-alive, Heartbeats+Errors when reconnecting).
-	Connections int64         `json:"connections"`
-	PreSigned   bool          `json:"preSigned"`
-	Heartbeats  int           `json:"heartbeats"`
-	Errors      int           `json:"errors"`
-	Elapsed     time.Duration `json:"elapsed"`
-	PerSecond   float64       `json:"heartbeatsPerSecond"`
-	P50         time.Duration `json:"p50"`
-	P90         time.Duration `json:"p90"`
-	P99         time.Duration `json:"p99"`
-	Max         time.Duration `json:"max"`
-	FirstError  string        `json:"firstError,omitempty"`
+	Connections int64 `json:"connections"`
+	// Resumed is how many of those connections resumed a TLS session.
+	Resumed    int64         `json:"resumed"`
+	PreSigned  bool          `json:"preSigned"`
+	Heartbeats int           `json:"heartbeats"`
+	Errors     int           `json:"errors"`
+	Elapsed    time.Duration `json:"elapsed"`
+	PerSecond  float64       `json:"heartbeatsPerSecond"`
+	P50        time.Duration `json:"p50"`
+	P90        time.Duration `json:"p90"`
+	P99        time.Duration `json:"p99"`
+	Max        time.Duration `json:"max"`
+	FirstError string        `json:"firstError,omitempty"`
 	// CPUPerHeartbeat is the CPU time (user+system) this process spent per
 	// heartbeat during the window: server and simulated machines together
 	// when the server runs in-process. It shows the cost independently of
 	// other load on the host.
 	CPUPerHeartbeat time.Duration `json:"cpuPerHeartbeat"`
+	// ServerCPUPerHeartbeat is the CPU time the Config.ServerPIDs spent
+	// per heartbeat during the window (0: not measured): what one
+	// heartbeat costs the control plane alone, without the simulated
+	// machines' TLS and JSON work that shares the host in a load test.
+	ServerCPUPerHeartbeat time.Duration `json:"serverCpuPerHeartbeat,omitempty"`
 }
 
 func (r Result) String() string {
@@ -85,11 +109,26 @@ func (r Result) String() string {
 	conns := "keep-alive"
 	if r.Reconnect {
 		conns = "a new TLS connection per heartbeat"
+		if r.Resume {
+			conns += fmt.Sprintf(" resuming the machine's TLS session (%d of %d resumed)", r.Resumed, r.Connections)
+		}
 	}
-	return fmt.Sprintf("%d heartbeats from %d machines over %d workers (%s, %s, assertions %s) in %s: %.0f heartbeats/s, p50 %s, p90 %s, p99 %s, max %s, %d errors",
-		r.Heartbeats, r.Machines, r.Workers, r.Protocol, conns, signing, r.Elapsed.Round(time.Millisecond), r.PerSecond,
+	servers := ""
+	if r.Servers > 1 {
+		servers = fmt.Sprintf(", spread over %d servers", r.Servers)
+	}
+	return fmt.Sprintf("%d heartbeats from %d machines over %d workers (%s, %s, assertions %s%s) in %s: %.0f heartbeats/s, p50 %s, p90 %s, p99 %s, max %s, %d errors",
+		r.Heartbeats, r.Machines, r.Workers, r.Protocol, conns, signing, servers, r.Elapsed.Round(time.Millisecond), r.PerSecond,
 		r.P50.Round(time.Microsecond), r.P90.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond), r.Errors) +
-		fmt.Sprintf("; CPU %s per heartbeat (this process)", r.CPUPerHeartbeat.Round(time.Microsecond))
+		fmt.Sprintf("; CPU %s per heartbeat (this process)", r.CPUPerHeartbeat.Round(time.Microsecond)) + r.serverCPU()
+}
+
+func (r Result) serverCPU() string {
+	if r.ServerCPUPerHeartbeat <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("; server processes' CPU %s per heartbeat (%.0f heartbeats/s per core)",
+		r.ServerCPUPerHeartbeat.Round(time.Microsecond), float64(time.Second)/float64(r.ServerCPUPerHeartbeat))
 }
 
 func (c *Config) defaults() {
@@ -107,7 +146,17 @@ func (c *Config) defaults() {
 	}
 }
 
-func httpClient(caPEM []byte, conns int, h2, reconnect bool, dials *atomic.Int64) (*http.Client, error) {
+// machineKey carries a heartbeat's machine in its request context, so that
+// a resuming dialer finds the machine's session cache.
+type machineKey struct{}
+
+// dialStats counts what a client's dialer did.
+type dialStats struct {
+	dials   atomic.Int64
+	resumed atomic.Int64
+}
+
+func httpClient(caPEM []byte, conns int, h2, reconnect, resume bool, st *dialStats) (*http.Client, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, errors.New("the CA bundle holds no PEM certificate")
@@ -123,11 +172,31 @@ func httpClient(caPEM []byte, conns int, h2, reconnect bool, dials *atomic.Int64
 		// handshake.
 		DisableKeepAlives: reconnect,
 	}
-	if dials != nil {
+	if st != nil {
 		var d net.Dialer
 		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			dials.Add(1)
+			st.dials.Add(1)
 			return d.DialContext(ctx, network, addr)
+		}
+	}
+	if resume {
+		// The transport's own TLS dial has one session cache for all;
+		// each machine keeps its own ticket, as each agent does.
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			tc := tr.TLSClientConfig.Clone()
+			if m, ok := ctx.Value(machineKey{}).(*Machine); ok {
+				tc.ClientSessionCache = m.sessions()
+			}
+			if !h2 {
+				tc.NextProtos = []string{"http/1.1"}
+			}
+			d := tls.Dialer{Config: tc}
+			st.dials.Add(1)
+			c, err := d.DialContext(ctx, network, addr)
+			if err == nil && c.(*tls.Conn).ConnectionState().DidResume {
+				st.resumed.Add(1)
+			}
+			return c, err
 		}
 	}
 	if !h2 {
@@ -140,15 +209,15 @@ func httpClient(caPEM []byte, conns int, h2, reconnect bool, dials *atomic.Int64
 type Fleet struct {
 	Machines []*Machine
 	client   *client
-	dials    *atomic.Int64 // connections client opened
+	stats    *dialStats // what client's dialer did
 }
 
 // Setup creates a subscription, a resource group and an onboarding
 // credential, and registers cfg.Machines machines (each with its own key).
 func Setup(ctx context.Context, cfg Config) (*Fleet, error) {
 	cfg.defaults()
-	dials := new(atomic.Int64)
-	hc, err := httpClient(cfg.CAPEM, cfg.Workers, cfg.HTTP2, false, dials)
+	stats := new(dialStats)
+	hc, err := httpClient(cfg.CAPEM, cfg.Workers, cfg.HTTP2, false, false, stats)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +237,7 @@ func Setup(ctx context.Context, cfg Config) (*Fleet, error) {
 		return nil, fmt.Errorf("create the load-test onboarding credential: %w", err)
 	}
 	cfg.Progress("registering %d machines in %s", cfg.Machines, sub.ID+"/resourceGroups/loadgen")
-	f := &Fleet{Machines: make([]*Machine, cfg.Machines), client: c, dials: dials}
+	f := &Fleet{Machines: make([]*Machine, cfg.Machines), client: c, stats: stats}
 	var next atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -204,14 +273,14 @@ func Setup(ctx context.Context, cfg Config) (*Fleet, error) {
 // when n > 0.
 func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 	cfg.defaults()
-	res := Result{Machines: len(f.Machines), Workers: cfg.Workers, Protocol: "HTTP/1.1", PreSigned: cfg.PreSign, Reconnect: cfg.Reconnect}
+	res := Result{Machines: len(f.Machines), Workers: cfg.Workers, Protocol: "HTTP/1.1", PreSigned: cfg.PreSign, Reconnect: cfg.Reconnect, Resume: cfg.Reconnect && cfg.Resume, Servers: 1 + len(cfg.Replicas)}
 	if cfg.HTTP2 {
 		res.Protocol = "HTTP/2"
 	}
-	c, dials := f.client, f.dials
+	c, stats := f.client, f.stats
 	if cfg.Reconnect {
-		dials = new(atomic.Int64)
-		hc, err := httpClient(cfg.CAPEM, cfg.Workers, cfg.HTTP2, true, dials)
+		stats = new(dialStats)
+		hc, err := httpClient(cfg.CAPEM, cfg.Workers, cfg.HTTP2, true, res.Resume, stats)
 		if err != nil {
 			res.FirstError = err.Error()
 			return res
@@ -219,9 +288,18 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 		c = &client{base: f.client.base, http: hc}
 		defer hc.CloseIdleConnections()
 	}
+	cs := []*client{c}
+	for _, u := range cfg.Replicas {
+		rc, err := newClient(u, c.http)
+		if err != nil {
+			res.FirstError = err.Error()
+			return res
+		}
+		cs = append(cs, rc)
+	}
 	if cfg.Warmup > 0 && n == 0 {
 		wctx, cancel := context.WithTimeout(ctx, cfg.Warmup)
-		f.run(wctx, c, cfg.Workers, 0, nil)
+		f.run(wctx, cs, cfg.Workers, 0, nil)
 		cancel()
 	}
 	var pre [][]string
@@ -242,12 +320,23 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 		dctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	start, cpu0, dials0 := time.Now(), cpuTime(), dials.Load()
-	lat, errs, firstErr := f.run(dctx, c, cfg.Workers, n, pre)
+	srv0, srvErr := serversCPU(cfg.ServerPIDs)
+	if srvErr != nil {
+		res.FirstError = srvErr.Error()
+		return res
+	}
+	start, cpu0, dials0, resumed0 := time.Now(), cpuTime(), stats.dials.Load(), stats.resumed.Load()
+	lat, errs, firstErr := f.run(dctx, cs, cfg.Workers, n, pre)
 	res.Elapsed = time.Since(start)
-	res.Connections = dials.Load() - dials0
+	res.Connections = stats.dials.Load() - dials0
+	res.Resumed = stats.resumed.Load() - resumed0
 	if len(lat) > 0 {
 		res.CPUPerHeartbeat = (cpuTime() - cpu0) / time.Duration(len(lat))
+		if len(cfg.ServerPIDs) > 0 {
+			if srv1, err := serversCPU(cfg.ServerPIDs); err == nil {
+				res.ServerCPUPerHeartbeat = (srv1 - srv0) / time.Duration(len(lat))
+			}
+		}
 	}
 	res.Heartbeats, res.Errors = len(lat), errs
 	if firstErr != nil {
@@ -262,6 +351,19 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 		res.P50, res.P90, res.P99, res.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
 	}
 	return res
+}
+
+// serversCPU sums the CPU time of the server processes.
+func serversCPU(pids []int) (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range pids {
+		d, err := processCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
 }
 
 // run returns the latencies of successful heartbeats and the error count.
@@ -285,7 +387,7 @@ func (f *Fleet) presign(workers, total int) ([][]string, error) {
 	return pre, nil
 }
 
-func (f *Fleet) run(ctx context.Context, c *client, workers, n int, pre [][]string) ([]time.Duration, int, error) {
+func (f *Fleet) run(ctx context.Context, cs []*client, workers, n int, pre [][]string) ([]time.Duration, int, error) {
 	var mu sync.Mutex
 	var all []time.Duration
 	var errs int
@@ -309,7 +411,7 @@ func (f *Fleet) run(ctx context.Context, c *client, workers, n int, pre [][]stri
 					a = pre[w][k]
 				}
 				t0 := time.Now()
-				err := c.heartbeat(ctx, m, a)
+				err := cs[(w+k)%len(cs)].heartbeat(ctx, m, a)
 				d := time.Since(t0)
 				if err != nil {
 					if ctx.Err() != nil {

@@ -110,8 +110,15 @@ func TestReconnect(t *testing.T) {
 	}
 	cfg.Reconnect = true
 	r := f.Drive(ctx, cfg, 200)
-	if r.Errors != 0 || r.Heartbeats != 200 || r.Connections != 200 || !r.Reconnect {
-		t.Fatalf("reconnect: %d connections for %d heartbeats, %d errors (%s)", r.Connections, r.Heartbeats, r.Errors, r.FirstError)
+	if r.Errors != 0 || r.Heartbeats != 200 || r.Connections != 200 || !r.Reconnect || r.Resumed != 0 {
+		t.Fatalf("reconnect: %d connections (%d resumed) for %d heartbeats, %d errors (%s)", r.Connections, r.Resumed, r.Heartbeats, r.Errors, r.FirstError)
+	}
+	// Resuming: each of the 20 machines' first connection is a full
+	// handshake, every later one resumes the machine's own session.
+	cfg.Resume = true
+	r = f.Drive(ctx, cfg, 200)
+	if r.Errors != 0 || r.Connections != 200 || !r.Resume || r.Resumed != 200-int64(len(f.Machines)) {
+		t.Fatalf("resume: %d of %d connections resumed for %d machines, %d errors (%s)", r.Resumed, r.Connections, len(f.Machines), r.Errors, r.FirstError)
 	}
 }
 
@@ -138,10 +145,16 @@ func BenchmarkHeartbeatsReconnect(b *testing.B) {
 	rc := cfg
 	rc.Reconnect = true
 	r := f.Drive(ctx, rc, b.N)
+	rc.Resume = true
+	f.Drive(ctx, rc, len(f.Machines)) // every machine holds a ticket now
+	rs := f.Drive(ctx, rc, b.N)
 	b.StopTimer()
-	if r.Errors > 0 || kept.Errors > 0 {
-		b.Fatalf("errors: %s / %s", r.FirstError, kept.FirstError)
+	if r.Errors > 0 || kept.Errors > 0 || rs.Errors > 0 {
+		b.Fatalf("errors: %s / %s / %s", r.FirstError, kept.FirstError, rs.FirstError)
 	}
+	b.ReportMetric(rs.PerSecond, "resume-hb/s")
+	b.ReportMetric(float64(rs.P99.Microseconds()), "resume-p99-µs")
+	b.ReportMetric(float64(rs.Resumed)/float64(rs.Connections), "resumed-fraction")
 	b.ReportMetric(r.PerSecond, "reconnect-hb/s")
 	b.ReportMetric(float64(r.P99.Microseconds()), "reconnect-p99-µs")
 	b.ReportMetric(kept.PerSecond, "keepalive-hb/s")
