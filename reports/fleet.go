@@ -8,6 +8,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"github.com/arcagent/arcagent/internal/atomicfile"
 )
 
 // FleetFinding is one failing rule on one machine, from the machine's
@@ -232,4 +234,24 @@ func writeFleetSARIF(w io.Writer, fr *FleetReport) error {
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(doc)
+}
+
+// WriteFleetAll writes fr to every output as WriteAll writes a report:
+// files atomically (0644), standard output with opts.
+func WriteFleetAll(fr *FleetReport, outs []Output, stdout io.Writer, opts Options) error {
+	for _, o := range outs {
+		if o.ToStdout() {
+			if err := WriteFleet(stdout, o.Format, fr, opts); err != nil {
+				return fmt.Errorf("write %s report: %w", o.Format, err)
+			}
+			continue
+		}
+		err := atomicfile.Write(o.File, atomicfile.WriteOptions{Mode: 0o644, Output: true}, func(w io.Writer) error {
+			return WriteFleet(w, o.Format, fr, Options{})
+		})
+		if err != nil {
+			return fmt.Errorf("write %s report to %s: %w", o.Format, o.File, err)
+		}
+	}
+	return nil
 }
