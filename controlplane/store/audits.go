@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -240,13 +241,18 @@ func (s *SQLite) LatestAuditFindings(ctx context.Context, f AuditFindingFilter) 
 
 // TopFailingRules counts machines failing each rule in their latest
 // reports, most first, at most limit (0 = all). A machine failing a rule in
-// two profiles counts once; Title and Severity are those of one of its
-// findings.
+// two profiles counts once; Title is that of one of its findings and
+// Severity the highest.
 func (s *SQLite) TopFailingRules(ctx context.Context, f AuditFindingFilter, limit int) ([]RuleCount, error) {
 	where, args := findingWhere(f)
-	q := `SELECT MIN(f.rule_id), MIN(f.title), MAX(f.sev_rank), COUNT(DISTINCT f.machine_id) AS n
-		FROM audit_findings f JOIN machines m ON m.id = f.machine_id` + where + `
-		GROUP BY f.rule_key ORDER BY n DESC, MAX(f.sev_rank) DESC, f.rule_key`
+	from := ` FROM audit_findings f`
+	if f.SubscriptionID != "" || f.ResourceGroup != "" {
+		from += ` JOIN machines m ON m.id = f.machine_id` // only a scope needs the machines
+	}
+	// Counted on the covering index (rule_key, sev_rank, machine_id); the
+	// titles of the rules kept are read after.
+	q := `SELECT f.rule_key, COUNT(DISTINCT f.machine_id) AS n, MAX(f.sev_rank) AS r` + from + where + `
+		GROUP BY f.rule_key ORDER BY n DESC, r DESC, f.rule_key`
 	if limit > 0 {
 		q += ` LIMIT ?`
 		args = append(args, limit)
@@ -255,18 +261,35 @@ func (s *SQLite) TopFailingRules(ctx context.Context, f AuditFindingFilter, limi
 	if err != nil {
 		return nil, fmt.Errorf("count failing rules: %w", err)
 	}
-	defer rows.Close()
 	var out []RuleCount
 	for rows.Next() {
+		var key string
 		var c RuleCount
 		var rank int
-		if err := rows.Scan(&c.RuleID, &c.Title, &rank, &c.Machines); err != nil {
+		if err := rows.Scan(&key, &c.Machines, &rank); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("count failing rules: %w", err)
 		}
-		c.Severity = severityWord(rank)
+		c.RuleID, c.Severity = key, severityWord(rank)
 		out = append(out, c)
 	}
-	return out, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count failing rules: %w", err)
+	}
+	// One row per rule kept, by the index: the title of any of its
+	// findings (they come from the same rule metadata).
+	st, err := s.r.PrepareContext(ctx, `SELECT rule_id, title FROM audit_findings WHERE rule_key = ? LIMIT 1`)
+	if err != nil {
+		return nil, fmt.Errorf("read failing rules: %w", err)
+	}
+	defer st.Close()
+	for i := range out {
+		if err := st.QueryRowContext(ctx, out[i].RuleID).Scan(&out[i].RuleID, &out[i].Title); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("read failing rules: %w", err)
+		}
+	}
+	return out, nil
 }
 
 func severityWord(rank int) string {
