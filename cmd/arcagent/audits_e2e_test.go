@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/arcagent/arcagent/agent/config"
 	"github.com/arcagent/arcagent/agent/extd"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/rbac"
@@ -131,5 +133,46 @@ func TestAuditUploadEndToEnd(t *testing.T) {
 		if f.Machine != "web01" || f.ResourceGroup != "web" {
 			t.Fatalf("web reader sees %s in %s", f.Machine, f.ResourceGroup)
 		}
+	}
+}
+
+// TestExtdPeriodicAuditUpload: a real extd with audit.upload.enabled
+// uploads the machine's audit at once and again after the (test) interval;
+// with the setting off it uploads nothing.
+func TestExtdPeriodicAuditUpload(t *testing.T) {
+	w := newExtdWorld(t)
+	ctx := context.Background()
+	op := w.cp.operator(t)
+	ms, err := op.ListMachines(ctx, "", "")
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("machines: %v %v", ms, err)
+	}
+	reportsOf := func() int {
+		rs, err := op.MachineAudits(ctx, ms[0].ID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rs)
+	}
+	p := startProc(t, w.bin, "daemon", "extd", "--root", w.root, "--interval", "1h", "--reload-every", "100ms",
+		"--cgroup-root", filepath.Join(w.tmp, "no-cgroup"), "--audit-every", "2s", "--audit-check", "50ms")
+	defer p.stop(t)
+	// Off by default: several checks pass without an upload.
+	for range 10 {
+		if reportsOf() != 0 {
+			t.Fatalf("uploaded while audit.upload.enabled is false:\n%s", p.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.ok("config", "set", "--root", w.root, config.AuditUploadEnabled, "true")
+	deadline := time.Now().Add(90 * time.Second)
+	for reportsOf() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("extd uploaded %d reports:\n%s", reportsOf(), p.out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := os.Stat(extd.AuditStatePath(w.l)); err != nil {
+		t.Fatalf("no periodic audit state: %v", err)
 	}
 }
