@@ -163,6 +163,9 @@ type ServeOptions struct {
 	ShutdownTimeout time.Duration
 	// Ready, if set, is called with the bound address once listening.
 	Ready func(addr net.Addr)
+	// AuditHistory is how many uploaded audit reports of one machine and
+	// profile are kept (default DefaultAuditHistory).
+	AuditHistory int
 }
 
 // Serve runs the HTTPS server until ctx is cancelled (SIGTERM in the
@@ -193,7 +196,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if err != nil {
 		return errcode.Wrap(apiv1.CodeTLSConfig, err, "load the TLS certificate %s and key %s", o.TLSCert, o.TLSKey)
 	}
-	srv, err := New(ctx, Config{Store: st, Issuer: o.Issuer, Logger: o.Logger, TokenLifetime: o.TokenLifetime, DataDir: o.DataDir})
+	srv, err := New(ctx, Config{Store: st, Issuer: o.Issuer, Logger: o.Logger, TokenLifetime: o.TokenLifetime, DataDir: o.DataDir, AuditHistory: o.AuditHistory})
 	if err != nil {
 		return errcode.Wrap(apiv1.CodeDataDir, err, "start the server")
 	}

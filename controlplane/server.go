@@ -49,6 +49,10 @@ type Config struct {
 	// KeyReload is how often signing keys are re-read from the store (to
 	// pick up `arcserver keys rotate`); 0 means one minute.
 	KeyReload time.Duration
+	// AuditHistory is how many uploaded audit reports of one machine and
+	// profile are kept (the oldest are deleted); 0 means
+	// DefaultAuditHistory (20).
+	AuditHistory int
 }
 
 // Server is the control plane's HTTP API.
@@ -62,6 +66,8 @@ type Server struct {
 	tokenLife time.Duration
 	hbEvery   time.Duration
 	keyReload time.Duration
+	// auditHistory bounds the stored reports per machine and profile.
+	auditHistory int
 
 	dataDir string
 	// pkgMu serialises publishes (check, write files, insert).
@@ -103,17 +109,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("controlplane: Config.Store is required")
 	}
 	s := &Server{
-		st:        cfg.Store,
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		issuer:    strings.TrimRight(cfg.Issuer, "/"),
-		tokenLife: cfg.TokenLifetime,
-		hbEvery:   cfg.HeartbeatInterval,
-		keyReload: cfg.KeyReload,
-		dataDir:   cfg.DataDir,
-		replay:    newReplayCache(),
-		machines:  map[string]*machineEntry{},
-		deleted:   map[string]struct{}{},
+		st:           cfg.Store,
+		log:          cfg.Logger,
+		now:          cfg.Now,
+		issuer:       strings.TrimRight(cfg.Issuer, "/"),
+		tokenLife:    cfg.TokenLifetime,
+		hbEvery:      cfg.HeartbeatInterval,
+		keyReload:    cfg.KeyReload,
+		auditHistory: cfg.AuditHistory,
+		dataDir:      cfg.DataDir,
+		replay:       newReplayCache(),
+		machines:     map[string]*machineEntry{},
+		deleted:      map[string]struct{}{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewJSONHandler(io.Discard, nil))
@@ -126,6 +133,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.hbEvery <= 0 {
 		s.hbEvery = 5 * time.Minute
+	}
+	if s.auditHistory <= 0 {
+		s.auditHistory = DefaultAuditHistory
 	}
 	if s.keyReload <= 0 {
 		s.keyReload = time.Minute
@@ -300,6 +310,9 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /v1/machines/{id}/extensions/{name}", s.operator(s.handleSetExtension))
 	m.HandleFunc("DELETE /v1/machines/{id}/extensions/{name}", s.operator(s.handleRemoveExtension))
 	m.HandleFunc("GET /v1/guestconfiguration", s.operator(s.handleFleetGC))
+	m.HandleFunc("GET /v1/audits/findings", s.operator(s.handleAuditFindings))
+	m.HandleFunc("GET /v1/machines/{id}/audits", s.operator(s.handleMachineAudits))
+	m.HandleFunc("GET /v1/machines/{id}/audits/{reportId}", s.operator(s.handleMachineAuditReport))
 	m.HandleFunc("GET /v1/machines/{id}/guestconfiguration", s.operator(s.handleMachineGC))
 	m.HandleFunc("PUT /v1/machines/{id}/guestconfiguration/{name}", s.operator(s.handleAssignMachineGC))
 	m.HandleFunc("DELETE /v1/machines/{id}/guestconfiguration/{name}", s.operator(s.handleRemoveMachineGC))
@@ -314,6 +327,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/machines/{id}/desiredState", s.machine(s.handleDesiredState))
 	m.HandleFunc("PUT /v1/machines/{id}/status", s.machine(s.handleStatus))
 	m.HandleFunc("GET /v1/machines/{id}/cloudFacts", s.machine(s.handleCloudFacts))
+	m.HandleFunc("POST /v1/machines/{id}/audits", s.machine(s.handleUploadAudit))
 	m.HandleFunc("POST /v1/machines/{id}/token", s.machine(s.handleToken))
 	m.HandleFunc("GET /v1/machines/{id}/packages/{sha256}", s.machine(s.handleDownloadPackage))
 	m.HandleFunc("GET /v1/machines/{id}/packages/{sha256}/signature", s.machine(s.handleDownloadSignature))

@@ -19,7 +19,7 @@ func codeOf(err error) errcode.Code {
 
 func TestRegistryCoversDesign(t *testing.T) {
 	want := []string{
-		"automaticupgrade.enabled", "config.mode", "connection.type", "extensions.agent.cpulimit",
+		"audit.upload.enabled", "audit.upload.interval", "automaticupgrade.enabled", "config.mode", "connection.type", "extensions.agent.cpulimit",
 		"extensions.allowlist", "extensions.blocklist", "extensions.enabled",
 		"guestconfiguration.agent.cpulimit", "guestconfiguration.enabled",
 		"incomingconnections.enabled", "incomingconnections.ports", "proxy.allowed", "proxy.bypass", "proxy.url",

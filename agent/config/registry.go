@@ -50,6 +50,10 @@ const (
 	ExtCPULimit       = "extensions.agent.cpulimit"
 	ConfigMode        = "config.mode"
 	AutoUpgradeEnable = "automaticupgrade.enabled"
+	// AuditUploadEnabled and AuditUploadInterval drive extd's periodic
+	// audit upload; the interval is in minutes.
+	AuditUploadEnabled  = "audit.upload.enabled"
+	AuditUploadInterval = "audit.upload.interval"
 )
 
 // AllowNone is the allowlist entry that means "nothing may install".
@@ -130,6 +134,10 @@ var properties = []Property{
 		Help: "full: every feature as configured. monitor: only the built-in monitoring extensions may install, remote access and guest configuration are off, and the extension lists are locked (but kept for a return to full)."},
 	{Name: AutoUpgradeEnable, Type: TypeBool, Default: false,
 		Help: "Let the agent upgrade itself from a signed release catalog."},
+	{Name: AuditUploadEnabled, Type: TypeBool, Default: false,
+		Help: "Let the extension manager (extd) audit this machine every audit.upload.interval minutes and upload the JSON report to the control plane (as `arcagent audit --upload` does)."},
+	{Name: AuditUploadInterval, Type: TypeInt, Default: 1440, Min: 15, Max: 10080,
+		Help: "Minutes between periodic audit uploads (15 to 10080, a week); 1440 is a day."},
 }
 
 // MonitorAllowlist is the built-in allowlist that monitor mode enforces.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/arcagent/arcagent/agent/extd"
 	"github.com/arcagent/arcagent/audit"
 	"github.com/arcagent/arcagent/audit/cloudfacts"
 	"github.com/arcagent/arcagent/errcode"
@@ -32,6 +33,7 @@ type auditFlags struct {
 	quiet       bool
 	host        string
 	strict      bool
+	upload      bool
 	releases    releaseFlags // release source for the currency rules (fleet_currency.go)
 }
 
@@ -74,8 +76,15 @@ name the server.
 
 -q/--quiet prints one verdict line on stdout instead of the report, and
 errors on stderr (no warnings); reports to files (-o FORMAT=FILE) are still
-written.`,
+written.
+
+--upload sends the JSON report to the control plane this machine is
+connected to, signed with the machine key (root only), after the -o
+outputs were written; the server keeps it as the machine's latest report
+of its profiles. The exit code keeps its meaning; a failed upload exits 3
+(ARC0612) even when the gate passed, with the reports already written.`,
 		Example: `  arcagent audit
+  sudo arcagent audit --upload -q --fail-on never
   arcagent audit --profile tier0 -o table -o sarif=audit.sarif -o json=audit.json
   arcagent audit --config planned-localconfig.json --fail-on critical
   arcagent audit -q -o sarif=audit.sarif --fail-on never
@@ -99,6 +108,7 @@ written.`,
 	fl.StringArrayVarP(&f.outputs, "format", "o", nil, "output FORMAT[=FILE], repeatable: "+strings.Join(reports.Formats(), ", ")+" (default table, or json with -j)")
 	fl.StringVar(&f.host, "host", "", "name of the target in reports and fingerprints (default: the host name; with --config, the file's base name)")
 	fl.BoolVar(&f.strict, "strict", false, "judge extension trees this agent did not install (no install record) as critical signature and tamper failures too (ARC-EX-001/002), not only as ARC-EX-004")
+	fl.BoolVar(&f.upload, "upload", false, "send the JSON report to the control plane the machine is connected to (root: signed with the machine key)")
 	fl.BoolVar(&f.dumpFacts, "dump-facts", false, "print the collected facts as JSON (what rules see as the variable facts) and exit")
 	f.releases.register(fl)
 	fl.Lookup("offline").Usage = "no network: use only the GitHub responses cached by an earlier run, and do not ask the control plane for the cloud facts of ARC-T0-006/007/008 (they are then not applicable)"
@@ -260,6 +270,12 @@ func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.upload && f.planned != "" {
+		return errcode.New(extd.CodeUploadPlanned, "--upload sends an audit of this machine: it cannot be combined with --config")
+	}
+	if f.upload && f.dumpFacts {
+		return errcode.New(errcode.Usage, "--upload and --dump-facts are alternatives: --dump-facts prints the facts")
+	}
 	if f.quiet && f.dumpFacts {
 		return errcode.New(errcode.Usage, "--quiet and --dump-facts are alternatives: --dump-facts prints the facts")
 	}
@@ -325,6 +341,15 @@ func (a *app) runAudit(cmd *cobra.Command, f *auditFlags) error {
 	a.log.Debug("audit finished", "results", res.Report.Summary.Total, "ms", res.Report.DurationMs)
 	if err := reports.WriteAll(res.Report, outs, a.stdout, reports.Options{Color: a.color(), Width: table.Width(a.stdout)}); err != nil {
 		return errcode.Wrap(errcode.WriteFailed, err, "report")
+	}
+	if f.upload {
+		info, err := a.uploadReport(cmd.Context(), res.Report)
+		if err != nil {
+			return err
+		}
+		if !f.quiet {
+			fmt.Fprintf(a.stderr, "uploaded audit report %s (profile %s, %d failing rules)\n", info.ID, info.Profile, info.Failed)
+		}
 	}
 	if f.quiet {
 		fmt.Fprintln(a.stdout, verdictLine(res.Report))

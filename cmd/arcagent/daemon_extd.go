@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -24,6 +25,8 @@ type extdOptions struct {
 	configEvery    time.Duration
 	cgroupRoot     string
 	retryMin       time.Duration
+	auditEvery     time.Duration
+	auditCheck     time.Duration
 }
 
 func newDaemonExtdCmd(a *app) *cobra.Command {
@@ -43,7 +46,13 @@ extension handler protocol, each in a CPU-limited cgroup
 (extensions.agent.cpulimit); then status to the control plane. A change of
 localconfig.json is applied without a restart; SIGHUP polls at once. Its state is kept in
 /var/lib/GuestConfig/ext_mgr/state.json, so a restart after a crash rolls
-an unfinished install back and resumes the rest. It stops on SIGTERM.`,
+an unfinished install back and resumes the rest. It stops on SIGTERM.
+
+With audit.upload.enabled true (off by default), it also audits the
+machine every audit.upload.interval minutes (default 1440, at least 15)
+with the default rule packs, report only, and uploads the JSON report to
+the control plane as ` + "`arcagent audit --upload`" + ` does; the time of the last
+run is kept in /var/lib/GuestConfig/ext_mgr/audit_upload.json.`,
 		Example: "  arcagent daemon extd\n  arcagent daemon extd --interval 30s",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -58,6 +67,10 @@ an unfinished install back and resumes the rest. It stops on SIGTERM.`,
 	f.DurationVar(&o.configEvery, "reload-every", 2*time.Second, "how often to look for changes to localconfig.json")
 	f.StringVar(&o.cgroupRoot, "cgroup-root", "", "cgroup mount to create the CPU-limited groups under (default /sys/fs/cgroup)")
 	f.DurationVar(&o.retryMin, "retry-min", 30*time.Second, "first retry delay after a failed step (doubles up to 64 times)")
+	f.DurationVar(&o.auditEvery, "audit-every", 0, "override audit.upload.interval (tests)")
+	f.DurationVar(&o.auditCheck, "audit-check", time.Minute, "how often to read audit.upload.enabled again")
+	_ = f.MarkHidden("audit-every")
+	_ = f.MarkHidden("audit-check")
 	_ = f.MarkHidden("reload-every")
 	_ = f.MarkHidden("cgroup-root")
 	return cmd
@@ -96,7 +109,16 @@ func runExtd(cmd *cobra.Command, a *app, o extdOptions) error {
 	return daemon.Run(ctx, daemon.Options{
 		Log: log,
 		Work: func(ctx context.Context) error {
-			return m.Run(ctx, extd.ServiceOptions{Interval: o.interval, ConfigEvery: o.configEvery, Connect: connect})
+			// The periodic audit runs beside the extension manager and
+			// stops with it.
+			actx, stop := context.WithCancel(ctx)
+			audits := make(chan error, 1)
+			go func() {
+				audits <- extd.RunAudits(actx, extd.AuditOptions{Layout: l, Log: log, Run: a.periodicAudit, Every: o.auditEvery, Check: o.auditCheck})
+			}()
+			err := m.Run(ctx, extd.ServiceOptions{Interval: o.interval, ConfigEvery: o.configEvery, Connect: connect})
+			stop()
+			return errors.Join(err, <-audits)
 		},
 		// SIGHUP: poll the desired state now.
 		Reload: func(context.Context) error { m.Poke(); return nil },

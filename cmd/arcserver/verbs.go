@@ -80,6 +80,9 @@ credentials and request bodies are never logged.`,
 					fmt.Fprintf(a.stdout, "arcserver serving https://%s (Ctrl-C or SIGTERM to stop)\n", addr)
 				}
 			}
+			if o.AuditHistory < 1 || o.AuditHistory > 1000 {
+				return errcode.New(errcode.Usage, "--audit-history must be between 1 and 1000, not %d", o.AuditHistory)
+			}
 			tuneGC()
 			return controlplane.Serve(cmd.Context(), o)
 		},
@@ -91,6 +94,7 @@ credentials and request bodies are never logged.`,
 	f.StringVar(&o.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&o.Issuer, "issuer", "", "public https URL of this server, the iss of issued tokens (default https://LISTEN)")
 	f.DurationVar(&o.TokenLifetime, "token-lifetime", time.Hour, "lifetime of issued managed-identity tokens")
+	f.IntVar(&o.AuditHistory, "audit-history", controlplane.DefaultAuditHistory, "uploaded audit reports kept per machine and profile (the oldest are deleted)")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long requests in flight may take to finish at shutdown")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&format, "log-format", "json", "log format: json or text")

@@ -509,3 +509,33 @@ const (
 	// AssertionType is the typ header of machine assertions.
 	AssertionType = "JWT"
 )
+
+// AuditReportInfo describes one uploaded audit report: the answer to POST
+// /v1/machines/{id}/audits and one row of GET /v1/machines/{id}/audits.
+// GET /v1/machines/{id}/audits/{reportId} serves the report itself (the
+// JSON report of `arcagent audit -o json`).
+type AuditReportInfo struct {
+	ID         string    `json:"id"`
+	MachineID  string    `json:"machineId"`
+	Profile    string    `json:"profile"`    // the report's profiles, sorted and joined with ","
+	CreatedAt  time.Time `json:"createdAt"`  // the report's startedAt
+	ReceivedAt time.Time `json:"receivedAt"` // when the server stored it
+	Failed     int       `json:"failed"`     // failing rules (status fail)
+}
+
+// AuditFinding is one failing rule of a machine's latest report of a
+// profile: a row of GET /v1/audits/findings.
+type AuditFinding struct {
+	MachineID      string    `json:"machineId"`
+	ResourceID     string    `json:"resourceId"`
+	MachineName    string    `json:"machineName"`
+	SubscriptionID string    `json:"subscriptionId"`
+	ResourceGroup  string    `json:"resourceGroup"`
+	Profile        string    `json:"profile"`
+	RuleID         string    `json:"ruleId"`
+	Severity       string    `json:"severity"`
+	Title          string    `json:"title,omitempty"`
+	Message        string    `json:"message,omitempty"`
+	Remediation    string    `json:"remediation,omitempty"`
+	ReportedAt     time.Time `json:"reportedAt"`
+}

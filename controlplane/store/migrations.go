@@ -130,4 +130,36 @@ var migrations = []string{
 		updated_at BIGINT NOT NULL,
 		PRIMARY KEY (subscription_id, rg_key, name_key)
 	);`,
+	// 6: uploaded audit reports. audit_reports keeps each machine's
+	// reports per profile (history bounded by the server); audit_findings
+	// holds the failing rules of the latest report of each machine and
+	// profile only, so that fleet reads never parse report documents.
+	// sev_rank orders severities (critical 4 … info 0); rule_key is the
+	// rule id in lower case.
+	`CREATE TABLE audit_reports (
+		id TEXT PRIMARY KEY,
+		machine_id TEXT NOT NULL,
+		profile TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		received_at BIGINT NOT NULL,
+		failed INTEGER NOT NULL,
+		doc TEXT NOT NULL
+	);
+	CREATE INDEX audit_reports_machine ON audit_reports (machine_id, profile, created_at);
+	CREATE TABLE audit_findings (
+		machine_id TEXT NOT NULL,
+		profile TEXT NOT NULL,
+		rule_key TEXT NOT NULL,
+		rule_id TEXT NOT NULL,
+		report_id TEXT NOT NULL,
+		severity TEXT NOT NULL,
+		sev_rank INTEGER NOT NULL,
+		title TEXT NOT NULL,
+		message TEXT NOT NULL,
+		remediation TEXT NOT NULL,
+		reported_at BIGINT NOT NULL,
+		PRIMARY KEY (machine_id, profile, rule_key)
+	);
+	CREATE INDEX audit_findings_rule ON audit_findings (rule_key, sev_rank, machine_id);
+	CREATE INDEX audit_findings_rank ON audit_findings (sev_rank, rule_key, machine_id);`,
 }

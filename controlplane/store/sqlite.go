@@ -647,6 +647,9 @@ func (s *SQLite) DeleteMachine(ctx context.Context, id string) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM machine_heartbeats WHERE machine_id = ?`, id); err != nil {
 		return fmt.Errorf("delete machine %s: %w", id, err)
 	}
+	if err := deleteMachineAudits(ctx, tx, id); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("delete machine %s: %w", id, err)
 	}

@@ -261,6 +261,23 @@ type Store interface {
 	// publication.
 	ListPackages(ctx context.Context, publisher, typ, kind string) ([]Package, error)
 
+	// AddAuditReport stores r as the latest report of (r.MachineID,
+	// r.Profile), replaces that pair's findings with findings, and keeps at
+	// most keep reports of the pair (oldest deleted), in one transaction.
+	AddAuditReport(ctx context.Context, r AuditReport, findings []AuditFinding, keep int) error
+	// AuditReports lists a machine's reports of one profile ("" = every
+	// profile), newest first, at most limit (0 = all).
+	AuditReports(ctx context.Context, machineID, profile string, limit int) ([]AuditReport, error)
+	// AuditReport returns one report by id.
+	AuditReport(ctx context.Context, id string) (AuditReport, error)
+	// LatestAuditFindings lists the failing findings of every machine's
+	// latest report per profile, ordered by severity (critical first), rule
+	// id, machine name.
+	LatestAuditFindings(ctx context.Context, f AuditFindingFilter) ([]AuditFinding, error)
+	// TopFailingRules counts machines failing each rule in their latest
+	// reports, most first, at most limit.
+	TopFailingRules(ctx context.Context, f AuditFindingFilter, limit int) ([]RuleCount, error)
+
 	AddSigningKey(ctx context.Context, k SigningKey) error
 	RetireSigningKeys(ctx context.Context, exceptKID string, at time.Time) error
 	SigningKeys(ctx context.Context) ([]SigningKey, error)
