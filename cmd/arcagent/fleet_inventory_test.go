@@ -18,7 +18,7 @@ import (
 
 // fleetLogin logs the fleet CLI in to srv with token, in a config
 // directory of its own.
-func fleetLogin(t *testing.T, url string, caPEM []byte, token string) {
+func fleetLogin(t testing.TB, url string, caPEM []byte, token string) {
 	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", dir)
@@ -28,7 +28,10 @@ func fleetLogin(t *testing.T, url string, caPEM []byte, token string) {
 	if err := os.WriteFile(ca, caPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fleetOK(t, "fleet", "login", "--server", url, "--ca-file", ca, "--token", token)
+	var out, errb strings.Builder
+	if code := run([]string{"fleet", "login", "--server", url, "--ca-file", ca, "--token", token}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("fleet login: exit %d %s%s", code, out.String(), errb.String())
+	}
 }
 
 // csvWithoutLines drops the line column of a currency CSV report (a file
