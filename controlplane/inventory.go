@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"net/http"
@@ -122,6 +123,8 @@ func (s *Server) handleListInventory(w http.ResponseWriter, r *http.Request, p *
 	}
 	now := s.now()
 	var bw *bufio.Writer
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf) // one buffer for every row
 	n := 0
 	err = s.st.EachInventory(r.Context(), store.MachineFilter{SubscriptionID: sub, ResourceGroup: rg}, func(row *store.InventoryRow) error {
 		if !p.can(rbac.MachinesRead, row.ResourceID) {
@@ -129,10 +132,11 @@ func (s *Server) handleListInventory(w http.ResponseWriter, r *http.Request, p *
 		}
 		v := toInventory(row)
 		v.Status = apiv1.StatusAt(row.LastHeartbeat, now)
-		b, err := json.Marshal(v)
-		if err != nil {
+		buf.Reset()
+		if err := enc.Encode(&v); err != nil {
 			return err
 		}
+		b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 		if bw == nil {
 			h := w.Header()
 			h.Set("Content-Type", "application/json")

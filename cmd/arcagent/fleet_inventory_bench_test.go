@@ -5,11 +5,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,7 +101,8 @@ func seedFleet(b *testing.B, dataDir string, n int) string {
 // process, output discarded) for 100,000 machines read from a control
 // plane (GET /v1/inventory over loopback TLS, conversion, currency) and
 // from an inventory file of the same machines, in the same run; "list" is
-// GET /v1/inventory alone (server and client, decoded, no check).
+// GET /v1/inventory alone (server and client, decoded, no check) and
+// "list-raw" the server's part (the body read and discarded).
 func BenchmarkFleetCurrency100k(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
@@ -151,5 +155,27 @@ func BenchmarkFleetCurrency100k(b *testing.B) {
 				b.Fatalf("list: %d machines, %v", n, err)
 			}
 		}
+	})
+	// The server's share: the body read and thrown away (so the client
+	// allocates next to nothing and B/op is the server's).
+	b.Run("list-raw", func(b *testing.B) {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca)
+		hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+		var size int64
+		for b.Loop() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/v1/inventory", nil)
+			req.Header.Set("Authorization", "Bearer "+res.OwnerToken)
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			size, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				b.Fatalf("GET /v1/inventory: HTTP %d, %v", resp.StatusCode, err)
+			}
+		}
+		b.ReportMetric(float64(size)/benchFleet, "bytes/machine")
 	})
 }

@@ -30,15 +30,21 @@ const invSelect = `SELECT m.id, m.name, m.subscription_id, m.resource_group, m.r
 func (s *SQLite) ListInventory(ctx context.Context, f MachineFilter) ([]InventoryRow, error) {
 	var out []InventoryRow
 	err := s.EachInventory(ctx, f, func(r *InventoryRow) error {
-		out = append(out, *r)
+		c := *r
+		c.Inventory = append([]byte(nil), r.Inventory...)
+		if r.Status != nil {
+			c.Status = append([]byte(nil), r.Status...)
+		}
+		out = append(out, c)
 		return nil
 	})
 	return out, err
 }
 
 // EachInventory streams the rows ListInventory returns to fn, one at a
-// time, from one query; fn owns the row it is passed (its byte slices are
-// not reused). An error from fn stops the scan and is returned.
+// time, from one query. The row and its Inventory and Status bytes are
+// reused for the next row: fn must copy what it keeps. An error from fn
+// stops the scan and is returned.
 func (s *SQLite) EachInventory(ctx context.Context, f MachineFilter, fn func(*InventoryRow) error) error {
 	q := invSelect
 	var args []any
@@ -55,17 +61,17 @@ func (s *SQLite) EachInventory(ctx context.Context, f MachineFilter, fn func(*In
 		return fmt.Errorf("list the fleet inventory: %w", err)
 	}
 	defer rows.Close()
+	var r InventoryRow
+	var inv, st sql.RawBytes // copied into by Scan, reused row after row
+	var hb, c int64
 	for rows.Next() {
-		var r InventoryRow
-		var inv string
-		var st sql.NullString
-		var hb, c int64
+		r = InventoryRow{}
 		if err := rows.Scan(&r.ID, &r.Name, &r.SubscriptionID, &r.ResourceGroup, &r.ResourceID, &r.AgentVersion, &hb, &c, &inv, &st); err != nil {
 			return fmt.Errorf("list the fleet inventory: %w", err)
 		}
-		r.LastHeartbeat, r.CreatedAt, r.Inventory = fromMS(hb), fromMS(c), []byte(inv)
-		if st.Valid {
-			r.Status = []byte(st.String)
+		r.LastHeartbeat, r.CreatedAt, r.Inventory = fromMS(hb), fromMS(c), inv
+		if st != nil {
+			r.Status = st
 		}
 		if err := fn(&r); err != nil {
 			return err

@@ -225,7 +225,8 @@ type Store interface {
 	// ListInventory lists the inventory of the machines matching f
 	// (ordered by scope and name), without their desired states.
 	ListInventory(ctx context.Context, f MachineFilter) ([]InventoryRow, error)
-	// EachInventory streams what ListInventory returns to fn, row by row.
+	// EachInventory streams what ListInventory returns to fn, row by row
+	// (the row and its bytes are reused: fn copies what it keeps).
 	EachInventory(ctx context.Context, f MachineFilter, fn func(*InventoryRow) error) error
 	// UpdateMachineInventory replaces the inventory (JSON) a machine reported.
 	UpdateMachineInventory(ctx context.Context, id string, inventory []byte) error
