@@ -67,7 +67,7 @@ func (s *Server) storeInventory(r *http.Request, id string, m *machineEntry, inv
 
 // inventoryStatus is the part of a stored status report the inventory
 // reads, and storedInventory that of a stored inventory: decoding only
-// these fields (the rest is skipped, not built) halves the cost of a row.
+// these fields (the rest is scanned, not built) keeps a row cheap.
 type inventoryStatus struct {
 	Extensions []apiv1.InventoryExtension `json:"extensions"`
 }
