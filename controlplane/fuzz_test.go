@@ -31,7 +31,7 @@ var decodeTargets = []func([]byte) error{
 	},
 	func(b []byte) error {
 		var v apiv1.HeartbeatRequest
-		if err := DecodeStrict(bytes.NewReader(b), 4<<10, &v); err != nil {
+		if err := DecodeStrict(bytes.NewReader(b), maxHeartbeatBody, &v); err != nil {
 			return err
 		}
 		return validateHeartbeat(&v)
@@ -115,6 +115,10 @@ func FuzzDecodeRequests(f *testing.F) {
 	f.Add(uint8(4), []byte(`{"displayName":"a","displayName":"b"}`))
 	f.Add(uint8(6), []byte(`{"principal":"a","role":"Reader","Scope":"/"}`))
 	f.Add(uint8(0), []byte(`{"publicKey":"x","inventory":{"hostname":"h","HOSTNAME":"i"}}`))
+	f.Add(uint8(1), []byte(`{"agentVersion":"1.2.0","inventory":{"hostname":"web1","osType":"linux","osName":"Debian GNU/Linux","osVersion":"13","kernel":"6.12.0","arch":"amd64","agentVersion":"1.2.0","cpus":4}}`))
+	f.Add(uint8(1), []byte(`{"inventory":{"hostname":"web1","osType":"linux","agentVersion":"1.2.0","cpus":-1}}`))
+	f.Add(uint8(1), []byte(`{"inventory":{"hostname":"web1","osType":"","agentVersion":"1.2.0","kernel":"a\u0000b"}}`))
+	f.Add(uint8(1), []byte(`{"inventory":null}`))
 	f.Fuzz(func(t *testing.T, kind uint8, data []byte) {
 		err := decodeTargets[int(kind)%len(decodeTargets)](data)
 		var ae *apiError

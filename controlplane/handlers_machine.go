@@ -25,7 +25,7 @@ import (
 // name and the parsed key's thumbprint.
 func validateRegister(req *apiv1.RegisterRequest) (name, thumb string, err error) {
 	inv := &req.Inventory
-	if err := checkName("inventory.hostname", inv.Hostname, 253); err != nil {
+	if err := validateInventory("inventory", inv); err != nil {
 		return "", "", err
 	}
 	name = req.Name
@@ -34,20 +34,6 @@ func validateRegister(req *apiv1.RegisterRequest) (name, thumb string, err error
 	}
 	if err := checkName("name", name, 64); err != nil {
 		return "", "", err
-	}
-	if err := checkText("inventory.osType", inv.OSType, 32, true); err != nil {
-		return "", "", err
-	}
-	if err := checkText("inventory.agentVersion", inv.AgentVersion, 64, true); err != nil {
-		return "", "", err
-	}
-	for field, v := range map[string]string{"osName": inv.OSName, "osVersion": inv.OSVersion, "kernel": inv.Kernel, "arch": inv.Arch, "fqdn": inv.FQDN, "manufacturer": inv.Manufacturer, "model": inv.Model, "vmId": inv.VMID} {
-		if err := checkText("inventory."+field, v, 256, false); err != nil {
-			return "", "", err
-		}
-	}
-	if inv.CPUs < 0 || inv.MemoryMB < 0 {
-		return "", "", errf(apiv1.CodeBadRequest, "inventory.cpus and inventory.memoryMB must not be negative")
 	}
 	if err := checkTags(req.Tags); err != nil {
 		return "", "", err
@@ -146,11 +132,22 @@ func readOptionalBody(w http.ResponseWriter, r *http.Request, limit int64, dst a
 
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request, id string, m *machineEntry) error {
 	var req apiv1.HeartbeatRequest
-	if err := readOptionalBody(w, r, 4<<10, &req); err != nil {
+	if err := readOptionalBody(w, r, maxHeartbeatBody, &req); err != nil {
 		return err
 	}
 	if err := validateHeartbeat(&req); err != nil {
 		return err
+	}
+	if req.Inventory != nil {
+		// Rare (an agent's start, a change): written at once, outside the
+		// batch; a refused inventory refuses the heartbeat (400) and the
+		// agent sends it again without one.
+		if err := s.storeInventory(r, id, m, req.Inventory); err != nil {
+			return err
+		}
+		if req.AgentVersion == "" {
+			req.AgentVersion = req.Inventory.AgentVersion
+		}
 	}
 	now := s.now()
 	if err := s.hb.record(r.Context(), store.Heartbeat{MachineID: id, At: now, AgentVersion: req.AgentVersion}); err != nil {
@@ -170,6 +167,11 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request, id stri
 func validateHeartbeat(req *apiv1.HeartbeatRequest) error {
 	if err := checkText("agentVersion", req.AgentVersion, 64, false); err != nil {
 		return err
+	}
+	if req.Inventory != nil {
+		if err := validateInventory("inventory", req.Inventory); err != nil {
+			return err
+		}
 	}
 	return checkText("agentStatus", req.AgentStatus, 64, false)
 }

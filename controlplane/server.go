@@ -101,6 +101,7 @@ type machineEntry struct {
 	resourceID string
 	lastHB     atomic.Int64 // unix ms
 	etag       atomic.Value // string
+	invDigest  atomic.Value // string: SHA-256 of the inventory this process stored last
 }
 
 // New builds a server over an initialised store.
@@ -303,6 +304,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/machines/{id}", s.operator(s.handleGetMachine))
 	m.HandleFunc("PATCH /v1/machines/{id}", s.operator(s.handleUpdateMachine))
 	m.HandleFunc("DELETE /v1/machines/{id}", s.operator(s.handleDeleteMachine))
+	m.HandleFunc("GET /v1/inventory", s.operator(s.handleListInventory))
 
 	m.HandleFunc("POST /v1/packages", s.operator(s.handlePublishPackage))
 	m.HandleFunc("GET /v1/packages", s.operator(s.handleListPackages))

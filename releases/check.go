@@ -106,9 +106,13 @@ func ParseFailOn(s string) (string, error) {
 type CheckOptions struct {
 	Inventory io.Reader
 	Format    string // FormatJSON, FormatCSV or "" (by content)
-	Checker   *Checker
-	Writers   []RowWriter
-	Header    Header
+	// Machines, when set, yields the fleet instead of Inventory (a fleet
+	// read from a control plane, see MachineFromInventory): it calls fn
+	// for each machine, as ReadInventory does, and returns fn's errors.
+	Machines func(fn func(*Machine) error) error
+	Checker  *Checker
+	Writers  []RowWriter
+	Header   Header
 	// Progress, when set, is called every ProgressEvery machines.
 	Progress func(machines int)
 }
@@ -150,7 +154,11 @@ func Check(ctx context.Context, o CheckOptions) (*Summary, error) {
 		count(s, ps, row.State)
 		return write(o.Writers, &row)
 	}
-	err = ReadInventory(o.Inventory, o.Format, func(m *Machine) error {
+	machines := o.Machines
+	if machines == nil {
+		machines = func(fn func(*Machine) error) error { return ReadInventory(o.Inventory, o.Format, fn) }
+	}
+	err = machines(func(m *Machine) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

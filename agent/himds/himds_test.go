@@ -46,6 +46,12 @@ type fakeCP struct {
 	heartbeats atomic.Int64
 	tokenLife  atomic.Int64 // seconds
 	clock      *clock
+	// hbMu guards hbBodies, the heartbeat bodies received; refuseInv makes
+	// the double answer 400 to a body with an inventory, as an arcserver
+	// older than the field does (it decodes strictly).
+	hbMu      sync.Mutex
+	hbBodies  []string
+	refuseInv atomic.Bool
 }
 
 func newFakeCP(t testing.TB, c *clock) *fakeCP {
@@ -65,6 +71,15 @@ func newFakeCP(t testing.TB, c *clock) *fakeCP {
 		}
 		switch {
 		case strings.HasSuffix(r.URL.Path, "/heartbeat"):
+			b, _ := io.ReadAll(r.Body)
+			f.hbMu.Lock()
+			f.hbBodies = append(f.hbBodies, string(b))
+			f.hbMu.Unlock()
+			if f.refuseInv.Load() && strings.Contains(string(b), `"inventory"`) {
+				w.WriteHeader(http.StatusBadRequest)
+				_ = json.NewEncoder(w).Encode(apiv1.Error{Code: string(apiv1.CodeBadRequest), Message: `the request body has an unknown field "inventory"`})
+				return
+			}
 			f.heartbeats.Add(1)
 			_ = json.NewEncoder(w).Encode(apiv1.HeartbeatResponse{Status: apiv1.StatusConnected, HeartbeatSeconds: 300})
 		case strings.HasSuffix(r.URL.Path, "/self"):

@@ -48,6 +48,9 @@ type Options struct {
 	AgentVersion         string
 	// Listen is the address the local API is served on (for show).
 	Listen string
+	// Inventory describes the machine for heartbeats (default
+	// CollectInventory under Layout).
+	Inventory func() apiv1.Inventory
 }
 
 // Service is HIMDS: registration state, heartbeats, token cache and the
@@ -75,6 +78,10 @@ type Service struct {
 	settings    *config.Settings
 	cfgStamp    string
 	localStamp  string
+	// invSent and invRefused are "machine id:inventory digest" of the
+	// inventory the control plane last accepted and last refused: a
+	// heartbeat carries the inventory only when it differs from both.
+	invSent, invRefused string
 
 	// ready is closed by the first successful Reload; requests wait for
 	// it (or for Run to return, closing stopped) rather than answer from
@@ -104,6 +111,10 @@ func New(o Options) (*Service, error) {
 	}
 	if o.AgentVersion == "" {
 		o.AgentVersion = "dev"
+	}
+	if o.Inventory == nil {
+		l, v := o.Layout, o.AgentVersion
+		o.Inventory = func() apiv1.Inventory { return CollectInventory(l, v) }
 	}
 	s := &Service{
 		o: o, log: o.Log, now: o.Now,
@@ -399,7 +410,28 @@ func (s *Service) Heartbeat(ctx context.Context) error {
 		return errNotConnected
 	}
 	now := s.now()
-	_, err := m.Heartbeat(ctx, apiv1.HeartbeatRequest{AgentVersion: s.o.AgentVersion, AgentStatus: "Ready"})
+	req := apiv1.HeartbeatRequest{AgentVersion: s.o.AgentVersion, AgentStatus: "Ready"}
+	inv := s.o.Inventory()
+	if inv.VMID == "" { // the product UUID is root's to read; connect read it
+		inv.VMID = cfg.VMID
+	}
+	key := cfg.MachineID + ":" + InventoryDigest(inv)
+	s.mu.RLock()
+	withInv := key != s.invSent && key != s.invRefused
+	s.mu.RUnlock()
+	if withInv {
+		req.Inventory = &inv
+	}
+	_, err := m.Heartbeat(ctx, req)
+	refused := false
+	if withInv && cloud.StatusOf(err) == http.StatusBadRequest {
+		// An older control plane does not know the field (it decodes
+		// strictly), or this one refuses a value: the heartbeat still
+		// goes, without the inventory, until the inventory changes.
+		s.log.Warn("the control plane refused the machine's inventory; heartbeats go on without it until it changes", "err", err)
+		refused, req.Inventory = true, nil
+		_, err = m.Heartbeat(ctx, req)
+	}
 	s.mu.Lock()
 	if idOf(s.cfg) != cfg.MachineID { // another registration meanwhile
 		s.mu.Unlock()
@@ -409,6 +441,12 @@ func (s *Service) Heartbeat(ctx context.Context) error {
 	switch {
 	case err == nil:
 		s.status, s.lastHB, s.lastErr = StatusConnected, now, ""
+		switch {
+		case refused:
+			s.invRefused = key
+		case withInv:
+			s.invSent = key
+		}
 	case cloud.CodeOf(err) == apiv1.CodeMachineExpired:
 		s.status, s.lastErr = StatusExpired, err.Error()
 	default:

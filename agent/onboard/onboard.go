@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"regexp"
-	"runtime"
 	"strings"
 	"time"
 
@@ -39,7 +38,7 @@ import (
 
 // ProductUUID is the production path of the DMI product UUID, reported as
 // the machine's vmId.
-const ProductUUID = "/sys/class/dmi/id/product_uuid"
+const ProductUUID = himds.ProductUUID
 
 // Options are what Connect needs.
 type Options struct {
@@ -232,21 +231,10 @@ func EnsureDirs(l layout.Layout) error {
 	return nil
 }
 
-// Inventory describes this machine for registration. The product UUID is
-// read under the layout's root; the kernel is the running one.
+// Inventory describes this machine for registration, as HIMDS reports it
+// in heartbeats (himds.CollectInventory).
 func Inventory(l layout.Layout) apiv1.Inventory {
-	host, _ := os.Hostname()
-	if host == "" {
-		host = "localhost"
-	}
-	inv := apiv1.Inventory{Hostname: host, OSType: runtime.GOOS, Arch: runtime.GOARCH, AgentVersion: buildinfo.Get().Version, CPUs: runtime.NumCPU()}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		inv.Kernel = strings.TrimSpace(string(b))
-	}
-	if b, err := os.ReadFile(l.Path(ProductUUID)); err == nil {
-		inv.VMID = strings.ToLower(strings.TrimSpace(string(b)))
-	}
-	return inv
+	return himds.CollectInventory(l, buildinfo.Get().Version)
 }
 
 // TellHIMDS asks a running HIMDS to reload; it reports whether it did.

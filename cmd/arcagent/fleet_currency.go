@@ -12,8 +12,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/arcagent/arcagent/agent/cloud"
 	"github.com/arcagent/arcagent/audit"
 	"github.com/arcagent/arcagent/audit/releasefacts"
+	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/buildinfo"
 	"github.com/arcagent/arcagent/internal/cli"
@@ -86,6 +88,7 @@ func (f *releaseFlags) collector(ctx context.Context, a *app) (audit.ReleasesCol
 type fleetCurrencyFlags struct {
 	releases  releaseFlags
 	inventory string
+	sub, rg   string
 	format    string
 	outputs   []string
 	failOn    string
@@ -95,12 +98,18 @@ type fleetCurrencyFlags struct {
 func newFleetCurrencyCmd(a *app) *cobra.Command {
 	f := &fleetCurrencyFlags{}
 	cmd := &cobra.Command{
-		Use:   "currency --inventory FILE (--github-repo PRODUCT=OWNER/REPO… | --catalog FILE|URL)",
+		Use:   "currency [--inventory FILE] (--github-repo PRODUCT=OWNER/REPO… | --catalog FILE|URL)",
 		Short: "Report which agents and extensions of a fleet are behind or out of support",
-		Long: `currency reads a fleet inventory (JSON or CSV: machine name, agent version,
-installed extensions with versions) and checks every version against a release
-source: GitHub releases (or GitHub Enterprise with --github-url) or a signed
-catalog. Each agent and extension is current (the latest release), behind
+		Long: `currency reads a fleet inventory (machine name, agent version, installed
+extensions with versions) and checks every version against a release source:
+GitHub releases (or GitHub Enterprise with --github-url) or a signed catalog.
+
+Without --inventory the fleet is read from the control plane you are logged in
+to (` + "`arcagent fleet login`" + `): the machines you may read (machines/read), optionally
+of one --subscription or --resource-group, each with the agent version and OS
+its heartbeats report and the extensions of its last status report. With
+--inventory FILE (JSON or CSV; - for standard input) it is read offline from
+the file. Each agent and extension is current (the latest release), behind
 (supported, N releases behind) or unsupported (older than the support window,
 default the releases of the last 12 months, or outside --supported). A version
 that cannot be parsed, and a bad inventory row, is reported as unknown.
@@ -114,7 +123,8 @@ the JSON of "arcagent fleet machines list -j" on standard input (--inventory -).
 Exit codes: 0 done (and nothing at or above --fail-on); 1 findings at or
 above --fail-on (unknown versions count at either level); 2 bad usage or
 input; 3 the source could not be read.`,
-		Example: `  arcagent fleet machines list -j | arcagent fleet currency --inventory - --github-repo arcagent/arcagent
+		Example: `  arcagent fleet currency --github-repo arcagent/arcagent --resource-group web
+  arcagent fleet machines list -j | arcagent fleet currency --inventory - --github-repo arcagent/arcagent
   arcagent fleet currency --inventory fleet.json --github-repo arcagent/arcagent \
       --github-repo Contoso.Monitoring.StatusReporter=contoso/status-reporter
   arcagent fleet currency --inventory fleet.csv --catalog https://releases.example.com/releases.sig.json \
@@ -125,7 +135,9 @@ input; 3 the source could not be read.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runFleetCurrency(cmd.Context(), f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.inventory, "inventory", "", "inventory file, JSON or CSV (- for standard input)")
+	fl.StringVar(&f.inventory, "inventory", "", "inventory file, JSON or CSV (- for standard input); default: the fleet of the logged-in control plane")
+	fl.StringVar(&f.sub, "subscription", "", "with the control plane: only this subscription (name or id)")
+	fl.StringVar(&f.rg, "resource-group", "", "with the control plane: only this resource group (name, with --subscription when not unique, or scope)")
 	fl.StringVar(&f.format, "inventory-format", "", "json or csv (default: by the file's content)")
 	fl.StringArrayVarP(&f.outputs, "format", "o", nil, "output FORMAT[=FILE], repeatable: "+strings.Join(currencyFormats(), ", ")+" (default table, or json with -j)")
 	fl.StringVar(&f.failOn, "fail-on", "", "exit 1 when a version is behind or unsupported: behind, unsupported, or never (the default: report only)")
@@ -142,8 +154,8 @@ input; 3 the source could not be read.`,
 func currencyFormats() []string { return slices.Sorted(slices.Values(releases.Formats())) }
 
 func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error {
-	if f.inventory == "" {
-		return errcode.New(errcode.Usage, "fleet currency needs --inventory FILE")
+	if f.inventory != "" && (f.sub != "" || f.rg != "") {
+		return errcode.New(errcode.Usage, "--subscription and --resource-group select machines of the control plane; they do not apply to --inventory FILE")
 	}
 	failOn, err := releases.ParseFailOn(f.failOn)
 	if err != nil {
@@ -158,7 +170,22 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 		return errcode.Wrap(releases.CodeBadOutput, err, "-o")
 	}
 	var in io.Reader = a.stdin
-	if f.inventory != "-" {
+	var machines func(func(*releases.Machine) error) error
+	name := f.inventory
+	switch f.inventory {
+	case "":
+		op, l, err := a.fleetOperator()
+		if err != nil {
+			return err
+		}
+		sid, rg, err := op.ResolveListScope(ctx, f.sub, f.rg)
+		if err != nil {
+			return err
+		}
+		name = l.Server + "/v1/inventory"
+		machines = fleetMachines(ctx, op, sid, rg)
+	case "-":
+	default:
 		fh, err := os.Open(f.inventory)
 		if err != nil {
 			return errcode.Wrap(releases.CodeBadInventory, err, "inventory %s", f.inventory)
@@ -171,10 +198,10 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 		return err
 	}
 	bi := buildinfo.Get()
-	head := releases.Header{Tool: "arcagent", Version: bi.Version, Inventory: f.inventory, Source: checker.Source.String(), GeneratedAt: time.Now().UTC(), FailOn: failOn}
+	head := releases.Header{Tool: "arcagent", Version: bi.Version, Inventory: name, Source: checker.Source.String(), GeneratedAt: time.Now().UTC(), FailOn: failOn}
 	progress := a.progress("checked %d machines")
 	sum, err := releases.WriteReports(ctx, releases.ReportOptions{
-		CheckOptions: releases.CheckOptions{Inventory: in, Format: format, Checker: checker, Header: head, Progress: progress.update},
+		CheckOptions: releases.CheckOptions{Inventory: in, Format: format, Machines: machines, Checker: checker, Header: head, Progress: progress.update},
 		Outputs:      outs, Stdout: a.stdout, All: f.all, Width: table.Width(a.stdout),
 	})
 	progress.done()
@@ -186,6 +213,20 @@ func (a *app) runFleetCurrency(ctx context.Context, f *fleetCurrencyFlags) error
 		return silentError{errcode.ExitFindings}
 	}
 	return nil
+}
+
+// fleetMachines yields the control plane's fleet inventory as the
+// machines of an inventory file.
+func fleetMachines(ctx context.Context, op *cloud.Operator, sub, rg string) func(func(*releases.Machine) error) error {
+	return func(fn func(*releases.Machine) error) error {
+		var m releases.Machine
+		i := 0
+		return op.EachInventory(ctx, sub, rg, func(v *apiv1.MachineInventory) error {
+			i++
+			releases.MachineFromInventory(&m, v, i)
+			return fn(&m)
+		})
+	}
 }
 
 // progressLine shows a progress count on a terminal's stderr; it does

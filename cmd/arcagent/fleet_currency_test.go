@@ -23,7 +23,7 @@ import (
 
 // currencyCatalog writes a signed release catalog whose dates are relative
 // to now, and a trust directory trusting its key; it returns both paths.
-func currencyCatalog(t *testing.T, version int64) (catalog, trustDir string) {
+func currencyCatalog(t testing.TB, version int64) (catalog, trustDir string) {
 	t.Helper()
 	dir := t.TempDir()
 	trustDir = filepath.Join(dir, "trust")
@@ -41,7 +41,7 @@ func currencyCatalog(t *testing.T, version int64) (catalog, trustDir string) {
 	return writeCurrencyCatalog(t, dir, kp.PrivatePEM, version), trustDir
 }
 
-func writeCurrencyCatalog(t *testing.T, dir string, keyPEM []byte, version int64) string {
+func writeCurrencyCatalog(t testing.TB, dir string, keyPEM []byte, version int64) string {
 	t.Helper()
 	s, err := signing.ParseSigner(keyPEM, nil)
 	if err != nil {

@@ -218,6 +218,41 @@ type UpdateMachineRequest struct {
 type HeartbeatRequest struct {
 	AgentVersion string `json:"agentVersion,omitempty"`
 	AgentStatus  string `json:"agentStatus,omitempty"` // e.g. "Ready", "Degraded"
+	// Inventory, when set, replaces the machine's stored inventory. The
+	// agent sends it on its first heartbeat after start and whenever it
+	// changed; a server that refuses it (an older one) is sent the
+	// heartbeat again without it.
+	Inventory *Inventory `json:"inventory,omitempty"`
+}
+
+// MachineInventory is one machine of GET /v1/inventory: what the machine
+// last reported about itself (agent, OS) and the extensions of its last
+// status report.
+type MachineInventory struct {
+	ID             string               `json:"id"`
+	Name           string               `json:"name"`
+	ResourceID     string               `json:"resourceId"`
+	SubscriptionID string               `json:"subscriptionId"`
+	ResourceGroup  string               `json:"resourceGroup"`
+	Status         string               `json:"status"`
+	LastHeartbeat  time.Time            `json:"lastHeartbeat"`
+	AgentVersion   string               `json:"agentVersion"`
+	OSType         string               `json:"osType"`
+	OSName         string               `json:"osName,omitempty"`
+	OSVersion      string               `json:"osVersion,omitempty"`
+	Kernel         string               `json:"kernel,omitempty"`
+	Arch           string               `json:"arch,omitempty"`
+	Extensions     []InventoryExtension `json:"extensions"` // from the last status report
+}
+
+// InventoryExtension is one installed extension in a MachineInventory, as
+// the machine last reported it.
+type InventoryExtension struct {
+	Name      string `json:"name,omitempty"`
+	Publisher string `json:"publisher,omitempty"`
+	Type      string `json:"type,omitempty"`
+	Version   string `json:"version,omitempty"`
+	State     string `json:"state,omitempty"`
 }
 
 // HeartbeatResponse answers a heartbeat.

@@ -222,6 +222,14 @@ type Store interface {
 	UpdateMachineTags(ctx context.Context, id string, tags map[string]string) error
 	DeleteMachine(ctx context.Context, id string) error
 	RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error
+	// ListInventory lists the inventory of the machines matching f
+	// (ordered by scope and name), without their desired states.
+	ListInventory(ctx context.Context, f MachineFilter) ([]InventoryRow, error)
+	// EachInventory streams what ListInventory returns to fn, row by row
+	// (the row and its bytes are reused: fn copies what it keeps).
+	EachInventory(ctx context.Context, f MachineFilter, fn func(*InventoryRow) error) error
+	// UpdateMachineInventory replaces the inventory (JSON) a machine reported.
+	UpdateMachineInventory(ctx context.Context, id string, inventory []byte) error
 	SetMachineStatus(ctx context.Context, id string, status []byte, at time.Time) error
 	// UpdateMachineStatus reads a machine's stored status (nil if none),
 	// calls fn and stores what it returns with at, in one transaction, so
