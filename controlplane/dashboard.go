@@ -141,9 +141,15 @@ func (s *Server) uiLoginForm(w http.ResponseWriter, r *http.Request) {
 }
 
 // sameOrigin reports whether a state-changing form post comes from this
-// server's own pages: Origin, or failing that Referer, must name the
-// host the request was sent to over https. Neither present fails closed.
+// server's own pages. A browser's Sec-Fetch-Site must be same-origin;
+// without it, Origin, or failing that Referer, must name the host the
+// request was sent to over https. Pages send no referrer
+// (Referrer-Policy: no-referrer), so browsers post Origin "null", which
+// alone is refused: everything unproven fails closed.
 func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin"
+	}
 	want := "https://" + r.Host
 	if o := r.Header.Get("Origin"); o != "" {
 		return strings.EqualFold(o, want)

@@ -255,11 +255,25 @@ func TestDashboardLogin(t *testing.T) {
 				t.Errorf("origin %q: %d %v", origin, resp.StatusCode, resp.Cookies())
 			}
 		}
-		req, _ := http.NewRequest(http.MethodPost, e.url+"/ui/login", strings.NewReader("token=x"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Referer", e.url+"/ui/login")
-		if resp, _ := c.do(req); resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("same-origin Referer without Origin: %d, want the token checked (401)", resp.StatusCode)
+		for _, tc := range []struct {
+			headers map[string]string
+			want    int
+		}{
+			{map[string]string{"Referer": e.url + "/ui/login"}, http.StatusUnauthorized},
+			{map[string]string{"Origin": "null"}, http.StatusForbidden},
+			{map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-origin"}, http.StatusUnauthorized},
+			{map[string]string{"Origin": e.url, "Sec-Fetch-Site": "same-site"}, http.StatusForbidden},
+			{map[string]string{"Origin": e.url, "Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+			{map[string]string{"Referer": "https://evil.example/ui/login"}, http.StatusForbidden},
+		} {
+			req, _ := http.NewRequest(http.MethodPost, e.url+"/ui/login", strings.NewReader("token=x"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range tc.headers {
+				req.Header.Set(k, v)
+			}
+			if resp, _ := c.do(req); resp.StatusCode != tc.want {
+				t.Errorf("%v: %d, want %d (401: the origin passed and the token was checked)", tc.headers, resp.StatusCode, tc.want)
+			}
 		}
 	})
 
