@@ -60,6 +60,7 @@ const (
 	uiCookie     = "arcagent_ui"
 	uiPageSize   = 100
 	uiTopRules   = 10
+	uiAllRules   = 100_000 // "every rule" when counts of several scopes are summed
 	uiMaxForm    = 4 << 10
 	uiSessionAge = 12 * time.Hour
 	uiCSP        = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -240,6 +241,23 @@ func (s *Server) uiPage(h uiHandler) http.HandlerFunc {
 	}
 }
 
+// canner is p.can(perm, scope) for the many rows of one page, decided
+// once per scope (a viewer of the whole tenant decides nothing per row).
+func (p *principal) canner(perm string) func(scope string) bool {
+	if p.can(perm, rbac.TenantScope) {
+		return func(string) bool { return true }
+	}
+	memo := map[string]bool{}
+	return func(scope string) bool {
+		v, ok := memo[scope]
+		if !ok {
+			v = p.can(perm, scope)
+			memo[scope] = v
+		}
+		return v
+	}
+}
+
 func (p *principal) nameOrEmpty() string {
 	if p == nil {
 		return ""
@@ -328,16 +346,17 @@ func (s *Server) uiOverview(w http.ResponseWriter, r *http.Request, p *principal
 		filter = ""
 	}
 	d.Filter = filter
-	ms, err := s.st.ListMachines(ctx, store.MachineFilter{})
+	ms, err := s.machineSummaries(ctx)
 	if err != nil {
 		return err
 	}
 	now := s.now()
 	versions := map[string]int{}
 	rows := make([]uiMachineRow, 0, len(ms))
+	canRead := p.canner(rbac.MachinesRead)
 	for i := range ms {
 		m := &ms[i]
-		if !p.can(rbac.MachinesRead, m.ResourceID) {
+		if !canRead(m.ResourceID) {
 			continue
 		}
 		st := apiv1.StatusAt(m.LastHeartbeat, now)
@@ -385,6 +404,28 @@ func (s *Server) uiOverview(w http.ResponseWriter, r *http.Request, p *principal
 	return nil
 }
 
+// machineSummarizer is the store's cheap machine listing (store/dashboard.go).
+type machineSummarizer interface {
+	MachineSummaries(ctx context.Context, f store.MachineFilter) ([]store.MachineSummary, error)
+}
+
+// machineSummaries lists every machine without its documents, through the
+// store's MachineSummaries when it has one, else ListMachines.
+func (s *Server) machineSummaries(ctx context.Context) ([]store.MachineSummary, error) {
+	if ms, ok := s.st.(machineSummarizer); ok {
+		return ms.MachineSummaries(ctx, store.MachineFilter{})
+	}
+	full, err := s.st.ListMachines(ctx, store.MachineFilter{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.MachineSummary, len(full))
+	for i, m := range full {
+		out[i] = store.MachineSummary{ID: m.ID, Name: m.Name, SubscriptionID: m.SubscriptionID, ResourceGroup: m.ResourceGroup, ResourceID: m.ResourceID, AgentVersion: m.AgentVersion, LastHeartbeat: m.LastHeartbeat}
+	}
+	return out, nil
+}
+
 // topRules counts the machines failing each rule among those p may read:
 // the store's count for a viewer of the whole tenant, else a count over
 // the findings p may read (fail closed: never a count over hidden machines).
@@ -392,14 +433,34 @@ func (s *Server) topRules(ctx context.Context, p *principal) ([]store.RuleCount,
 	if p.can(rbac.MachinesRead, rbac.TenantScope) {
 		return s.audits.TopFailingRules(ctx, store.AuditFindingFilter{}, uiTopRules)
 	}
+	if filters, ok := p.scopeFilters(rbac.MachinesRead); ok {
+		// Disjoint scopes hold disjoint machines: their counts add up.
+		sum := map[string]*store.RuleCount{}
+		for _, f := range filters {
+			rcs, err := s.audits.TopFailingRules(ctx, f, uiAllRules)
+			if err != nil {
+				return nil, err
+			}
+			for _, rc := range rcs {
+				k := strings.ToLower(rc.RuleID)
+				if c := sum[k]; c != nil {
+					c.Machines += rc.Machines
+				} else {
+					sum[k] = &rc
+				}
+			}
+		}
+		return sortRuleCounts(sum), nil
+	}
 	fs, err := s.audits.LatestAuditFindings(ctx, store.AuditFindingFilter{})
 	if err != nil {
 		return nil, err
 	}
 	counts := map[string]*store.RuleCount{}
 	seen := map[[2]string]bool{}
+	canRead := p.canner(rbac.MachinesRead)
 	for _, f := range fs {
-		if !p.can(rbac.MachinesRead, f.ResourceID) {
+		if !canRead(f.ResourceID) {
 			continue
 		}
 		k := strings.ToLower(f.RuleID)
@@ -414,6 +475,11 @@ func (s *Server) topRules(ctx context.Context, p *principal) ([]store.RuleCount,
 		}
 		c.Machines++
 	}
+	return sortRuleCounts(counts), nil
+}
+
+// sortRuleCounts orders counts most machines first and keeps the top ones.
+func sortRuleCounts(counts map[string]*store.RuleCount) []store.RuleCount {
 	out := make([]store.RuleCount, 0, len(counts))
 	for _, c := range counts {
 		out = append(out, *c)
@@ -424,7 +490,46 @@ func (s *Server) topRules(ctx context.Context, p *principal) ([]store.RuleCount,
 	if len(out) > uiTopRules {
 		out = out[:uiTopRules]
 	}
-	return out, nil
+	return out
+}
+
+// scopeFilters turns the scopes where p holds perm into disjoint
+// subscription and resource group filters (a scope inside another is
+// dropped). ok is false when a scope is a machine's: then only a count
+// over the findings p may read is exact.
+func (p *principal) scopeFilters(perm string) (filters []store.AuditFindingFilter, ok bool) {
+	var scopes []string
+	for _, a := range p.rbac {
+		if r, found := rbac.LookupRole(a.Role); found && r.Allows(perm) {
+			scopes = append(scopes, a.Scope)
+		}
+	}
+	for i, sc := range scopes {
+		covered := false
+		for j, o := range scopes {
+			// An equal scope is dropped once (the later copy).
+			if i != j && rbac.Within(o, sc) && (!rbac.Within(sc, o) || j < i) {
+				covered = true
+				break
+			}
+		}
+		if covered {
+			continue
+		}
+		ps, err := rbac.ParseScope(sc)
+		if err != nil {
+			return nil, false
+		}
+		switch ps.Level() {
+		case "subscription":
+			filters = append(filters, store.AuditFindingFilter{SubscriptionID: ps.Subscription})
+		case "resourceGroup":
+			filters = append(filters, store.AuditFindingFilter{SubscriptionID: ps.Subscription, ResourceGroup: ps.ResourceGroup})
+		default:
+			return nil, false
+		}
+	}
+	return filters, true
 }
 
 // versionChart classifies the agent versions (current, behind,
@@ -601,8 +706,9 @@ func (s *Server) uiRule(w http.ResponseWriter, r *http.Request, p *principal) er
 			return err
 		}
 		visible := fs[:0]
+		canRead := p.canner(rbac.MachinesRead)
 		for _, f := range fs {
-			if p.can(rbac.MachinesRead, f.ResourceID) {
+			if canRead(f.ResourceID) {
 				visible = append(visible, f)
 			}
 		}
