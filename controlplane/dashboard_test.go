@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,8 @@ import (
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/rbac"
 	"github.com/arcagent/arcagent/controlplane/store"
+	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/releases"
 )
 
 // fakeAudits serves seeded findings through the dashboard's AuditReader
@@ -104,10 +107,15 @@ type fleet struct {
 
 const sshFix = "Set PermitRootLogin no in /etc/ssh/sshd_config and reload sshd"
 
-func newFleet(t *testing.T) *fleet {
+func newFleet(t *testing.T, tunes ...func(*controlplane.Config)) *fleet {
 	t.Helper()
 	fa := &fakeAudits{reports: map[string][]store.AuditReport{}}
-	e := newEnvWith(t, func(c *controlplane.Config) { c.Audits = fa })
+	e := newEnvWith(t, func(c *controlplane.Config) {
+		c.Audits = fa
+		for _, tune := range tunes {
+			tune(c)
+		}
+	})
 	ctx := context.Background()
 	f := &fleet{e: e, audits: fa, ownerTok: e.ownerT, hostileTag: `"><script>alert('tag')</script>`, hostileF: `<img src=x onerror=alert(1)>`}
 	f.sub = e.scope("prod", "web", "db")
@@ -430,5 +438,52 @@ func TestDashboardRBAC(t *testing.T) {
 	}
 	if resp, _ := c.get("/ui/machines/" + f.web01.reg.MachineID); resp.StatusCode != 200 {
 		t.Errorf("a machine in scope: %d", resp.StatusCode)
+	}
+}
+
+func TestDashboardVersionChart(t *testing.T) {
+	now := time.Now().UTC()
+	src := &releases.StaticSource{Name: "test catalog", ByProduct: map[string][]releases.Release{releases.AgentProduct: {
+		{Version: "1.2.0", Published: now.AddDate(0, -1, 0)},
+		{Version: "1.1.0", Published: now.AddDate(0, -3, 0)},
+		{Version: "1.0.0", Published: now.AddDate(-2, 0, 0)},
+	}}}
+	f := newFleet(t, func(c *controlplane.Config) { c.Releases = src })
+	ctx := context.Background()
+	for tm, v := range map[*testMachine]string{&f.web02: "1.1.0", &f.db01: "1.0.0"} {
+		if _, err := tm.m.Heartbeat(ctx, apiv1.HeartbeatRequest{AgentVersion: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := f.e.uiClient(t)
+	c.login(f.ownerTok)
+	// Heartbeats are written in batches: wait for them to land.
+	var body string
+	for range 50 {
+		if _, body = c.get("/ui/"); strings.Contains(body, "1.0.0") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_, chart, _ := strings.Cut(body, `id="version-chart"`)
+	chart, _, _ = strings.Cut(chart, "</svg>")
+	for _, want := range []string{">current<", ">behind<", ">unsupported<", `class="bar current"`, `class="bar unsupported"`, "against test catalog (latest 1.2.0)"} {
+		if !strings.Contains(chart+body, want) {
+			t.Errorf("chart lacks %q: %s", want, chart)
+		}
+	}
+	if strings.Count(chart, `class="count">1<`) != 3 {
+		t.Errorf("want one machine each current, behind, unsupported: %s", chart)
+	}
+}
+
+func TestServeRefusesABadReleaseCatalog(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := controlplane.Init(context.Background(), controlplane.InitOptions{DataDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	err := controlplane.Serve(context.Background(), controlplane.ServeOptions{DataDir: dir, Listen: "127.0.0.1:0", ReleaseCatalog: filepath.Join(dir, "missing.sig.json"), ReleaseTrustDir: t.TempDir()})
+	if !errcode.Is(err, controlplane.CodeReleaseCatalog) {
+		t.Fatalf("serve with a missing catalog: %v, want %s", err, controlplane.CodeReleaseCatalog)
 	}
 }
