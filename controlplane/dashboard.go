@@ -40,7 +40,7 @@ const (
 
 func init() {
 	for _, i := range []errcode.Info{
-		{Code: CodeUILoginRefused, Exit: errcode.ExitFailed, Title: "the dashboard refused the API token", Remedy: "paste a valid operator API token (`arcagent fleet tokens create`, or `arcserver token create --data DIR`) into the login form"},
+		{Code: CodeUILoginRefused, Exit: errcode.ExitFailed, Title: "the dashboard refused the API token", Remedy: "paste a valid operator API token (`arcagent fleet tokens create`, or `arcserver tokens create --data DIR --principal P`) into the login form"},
 		{Code: CodeUICrossOrigin, Exit: errcode.ExitFailed, Title: "a dashboard form was posted from another origin", Remedy: "open the dashboard at the server's own URL (https://HOST:PORT/ui/) and log in from its login page"},
 		{Code: CodeReleaseCatalog, Exit: errcode.ExitUsage, Title: "the release catalog for the dashboard cannot be used", Remedy: "give a signed catalog that `arcagent fleet currency --catalog FILE` accepts, with --release-catalog-name and a trust directory holding its keys (--release-trust-dir)"},
 	} {
