@@ -340,13 +340,18 @@ func uiPageURL(base string, q url.Values, page int) string {
 
 func (s *Server) uiOverview(w http.ResponseWriter, r *http.Request, p *principal) error {
 	ctx := r.Context()
+	if !p.canAnywhere(rbac.MachinesRead) {
+		s.uiRender(w, http.StatusForbidden, "error.html", uiErrorData{Principal: p.name, Title: "No access",
+			Message: "your roles grant " + rbac.MachinesRead + " nowhere: ask an Owner for a role (e.g. Reader) at a subscription or resource group"})
+		return nil
+	}
 	d := uiOverviewData{Principal: p.name}
 	filter := r.URL.Query().Get("status")
 	if filter != "" && !slices.Contains(uiStatuses, filter) {
 		filter = ""
 	}
 	d.Filter = filter
-	ms, err := s.machineSummaries(ctx)
+	ms, err := s.visibleMachines(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -409,13 +414,32 @@ type machineSummarizer interface {
 	MachineSummaries(ctx context.Context, f store.MachineFilter) ([]store.MachineSummary, error)
 }
 
-// machineSummaries lists every machine without its documents, through the
-// store's MachineSummaries when it has one, else ListMachines.
-func (s *Server) machineSummaries(ctx context.Context) ([]store.MachineSummary, error) {
-	if ms, ok := s.st.(machineSummarizer); ok {
-		return ms.MachineSummaries(ctx, store.MachineFilter{})
+// visibleMachines lists the machines of the scopes where p may read
+// machines (every machine for a viewer of the tenant or of single
+// machines; the caller still checks each row).
+func (s *Server) visibleMachines(ctx context.Context, p *principal) ([]store.MachineSummary, error) {
+	filters, ok := p.scopeFilters(rbac.MachinesRead)
+	if p.can(rbac.MachinesRead, rbac.TenantScope) || !ok {
+		return s.machineSummaries(ctx, store.MachineFilter{})
 	}
-	full, err := s.st.ListMachines(ctx, store.MachineFilter{})
+	var out []store.MachineSummary
+	for _, f := range filters {
+		ms, err := s.machineSummaries(ctx, store.MachineFilter{SubscriptionID: f.SubscriptionID, ResourceGroup: f.ResourceGroup})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms...)
+	}
+	return out, nil
+}
+
+// machineSummaries lists machines without their documents, through the
+// store's MachineSummaries when it has one, else ListMachines.
+func (s *Server) machineSummaries(ctx context.Context, f store.MachineFilter) ([]store.MachineSummary, error) {
+	if ms, ok := s.st.(machineSummarizer); ok {
+		return ms.MachineSummaries(ctx, f)
+	}
+	full, err := s.st.ListMachines(ctx, f)
 	if err != nil {
 		return nil, err
 	}
