@@ -9,13 +9,13 @@ import "time"
 
 // AuditReport is one uploaded audit report.
 type AuditReport struct {
-	ID         string    // server-assigned (UUID)
-	MachineID  string    //
+	ID         string // server-assigned (UUID)
+	MachineID  string
 	Profile    string    // the audit profile the report says it ran ("default", "host", "all", …)
 	CreatedAt  time.Time // when the agent produced it (the report's own time)
-	ReceivedAt time.Time //
-	Failed     int       // number of failing findings
-	Doc        []byte    // the report JSON as uploaded (after validation)
+	ReceivedAt time.Time
+	Failed     int    // number of failing findings
+	Doc        []byte // the report JSON as uploaded (after validation)
 }
 
 // AuditFinding is one failing rule of the latest report of a machine and profile.
