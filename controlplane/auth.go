@@ -82,6 +82,12 @@ func (s *Server) authenticateOperator(r *http.Request) (*principal, error) {
 	if !ok {
 		return nil, errf(apiv1.CodeUnauthenticated, "this endpoint needs an operator API token: send Authorization: Bearer <token>")
 	}
+	return s.authenticateToken(r, tok)
+}
+
+// authenticateToken checks an operator API token (from the Authorization
+// header or the dashboard's cookie) and loads the principal's roles.
+func (s *Server) authenticateToken(r *http.Request, tok string) (*principal, error) {
 	if !strings.HasPrefix(tok, apiTokenPrefix) {
 		return nil, errf(apiv1.CodeUnauthenticated, "the bearer token is not an operator API token (they start with %q)", apiTokenPrefix)
 	}

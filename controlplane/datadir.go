@@ -166,6 +166,13 @@ type ServeOptions struct {
 	// AuditHistory is how many uploaded audit reports of one machine and
 	// profile are kept (default DefaultAuditHistory).
 	AuditHistory int
+	// ReleaseCatalog is a signed release catalog (FILE or https://URL) the
+	// dashboard classifies agent versions with; "" shows plain counts.
+	// ReleaseCatalogName is the name its keys are trusted for (default
+	// "releases"), ReleaseTrustDir the trust directory (default DATA/trust).
+	ReleaseCatalog     string
+	ReleaseCatalogName string
+	ReleaseTrustDir    string
 }
 
 // Serve runs the HTTPS server until ctx is cancelled (SIGTERM in the
@@ -196,7 +203,13 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if err != nil {
 		return errcode.Wrap(apiv1.CodeTLSConfig, err, "load the TLS certificate %s and key %s", o.TLSCert, o.TLSKey)
 	}
-	srv, err := New(ctx, Config{Store: st, Issuer: o.Issuer, Logger: o.Logger, TokenLifetime: o.TokenLifetime, DataDir: o.DataDir, AuditHistory: o.AuditHistory})
+	cfg := Config{Store: st, Issuer: o.Issuer, Logger: o.Logger, TokenLifetime: o.TokenLifetime, DataDir: o.DataDir, AuditHistory: o.AuditHistory}
+	if o.ReleaseCatalog != "" {
+		if cfg.Releases, err = openReleaseCatalog(ctx, o, o.Logger); err != nil {
+			return err
+		}
+	}
+	srv, err := New(ctx, cfg)
 	if err != nil {
 		return errcode.Wrap(apiv1.CodeDataDir, err, "start the server")
 	}

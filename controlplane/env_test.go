@@ -54,7 +54,10 @@ type env struct {
 	logs   *testutil.Buffer
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with tune applied to the server's Config.
+func newEnvWith(t testing.TB, tune func(*controlplane.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -71,7 +74,11 @@ func newEnv(t testing.TB) *env {
 		e.t = tt
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.srv, err = controlplane.New(ctx, controlplane.Config{Store: st, Now: e.clock.Now, Logger: log, DataDir: dir})
+	cfg := controlplane.Config{Store: st, Now: e.clock.Now, Logger: log, DataDir: dir}
+	if tune != nil {
+		tune(&cfg)
+	}
+	e.srv, err = controlplane.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

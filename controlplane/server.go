@@ -27,6 +27,7 @@ import (
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/store"
+	"github.com/arcagent/arcagent/releases"
 )
 
 // Config configures a Server.
@@ -53,6 +54,13 @@ type Config struct {
 	// profile are kept (the oldest are deleted); 0 means
 	// DefaultAuditHistory (20).
 	AuditHistory int
+	// Audits is what the dashboard reads of uploaded audits; nil means the
+	// store's own audit methods when it has them, else no audit sections.
+	Audits AuditReader
+	// Releases classifies agent versions on the dashboard (current,
+	// behind, unsupported) under ReleasePolicy; nil shows plain counts.
+	Releases      releases.Source
+	ReleasePolicy releases.Policies
 }
 
 // Server is the control plane's HTTP API.
@@ -93,6 +101,10 @@ type Server struct {
 	// a lookup that raced with the delete cannot cache the machine again.
 	deleted map[string]struct{}
 	reqSeq  atomic.Uint64
+
+	audits    AuditReader
+	releases  releases.Source
+	relPolicy releases.Policies
 }
 
 // machineEntry caches what authenticating a machine needs.
@@ -117,11 +129,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		tokenLife:    cfg.TokenLifetime,
 		hbEvery:      cfg.HeartbeatInterval,
 		keyReload:    cfg.KeyReload,
-		auditHistory: cfg.AuditHistory,
 		dataDir:      cfg.DataDir,
+		auditHistory: cfg.AuditHistory,
 		replay:       newReplayCache(),
 		machines:     map[string]*machineEntry{},
 		deleted:      map[string]struct{}{},
+		audits:       cfg.Audits,
+		releases:     cfg.Releases,
+		relPolicy:    cfg.ReleasePolicy,
+	}
+	if s.audits == nil {
+		if a, ok := cfg.Store.(AuditReader); ok {
+			s.audits = a
+		}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewJSONHandler(io.Discard, nil))
@@ -333,6 +353,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/machines/{id}/token", s.machine(s.handleToken))
 	m.HandleFunc("GET /v1/machines/{id}/packages/{sha256}", s.machine(s.handleDownloadPackage))
 	m.HandleFunc("GET /v1/machines/{id}/packages/{sha256}/signature", s.machine(s.handleDownloadSignature))
+	s.uiRoutes(m)
 	s.mux = m
 }
 

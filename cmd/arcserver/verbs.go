@@ -58,6 +58,10 @@ own. Pending schema migrations run at start. On SIGTERM or SIGINT it stops
 accepting connections, lets requests in flight finish (up to --shutdown-timeout),
 writes queued heartbeats and exits 0.
 
+The read-only web dashboard is served at https://LISTEN/ui/ (log in with an
+operator API token); --release-catalog lets its agent version chart tell
+current, behind and unsupported versions apart.
+
 Requests are logged as JSON (or text) on stderr with slog; tokens, onboarding
 credentials and request bodies are never logged.`,
 		Args: usageArgs(cobra.NoArgs),
@@ -96,6 +100,9 @@ credentials and request bodies are never logged.`,
 	f.DurationVar(&o.TokenLifetime, "token-lifetime", time.Hour, "lifetime of issued managed-identity tokens")
 	f.IntVar(&o.AuditHistory, "audit-history", controlplane.DefaultAuditHistory, "uploaded audit reports kept per machine and profile (the oldest are deleted)")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long requests in flight may take to finish at shutdown")
+	f.StringVar(&o.ReleaseCatalog, "release-catalog", "", "signed release catalog (FILE or https://URL, as `arcagent fleet currency --catalog` reads) the dashboard classifies agent versions with")
+	f.StringVar(&o.ReleaseCatalogName, "release-catalog-name", "releases", "name the release catalog's keys are trusted for")
+	f.StringVar(&o.ReleaseTrustDir, "release-trust-dir", "", "trust directory holding the release catalog's keys (default DIR/trust)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&format, "log-format", "json", "log format: json or text")
 	return cmd
