@@ -54,7 +54,7 @@ func FuzzAdaptRemedy(f *testing.F) {
 	f.Add("arcagent config set proxy.url \"\"")
 	f.Fuzz(func(t *testing.T, s string) {
 		out := adaptRemedy(s, reports.Target{Kind: reports.TargetRoot, Root: "/srv/img"}, map[string]string{"user:himds": "999", "group:himds": "995"})
-		if m := arcagentVerbRE.FindString(out); m != "" {
+		if m := arcagentVerbRE().FindString(out); m != "" {
 			t.Errorf("%q -> %q still has %q", s, out, m)
 		}
 		_ = adaptRemedy(s, reports.Target{Kind: reports.TargetPlanned, Planned: "plan.json"}, nil)

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/arcagent/arcagent/agent/config"
 	"github.com/arcagent/arcagent/reports"
@@ -33,8 +34,8 @@ func adaptRemedy(text string, t reports.Target, ids map[string]string) string {
 		}
 		// chown by the tree's own numeric ids: this host's names may map to
 		// other ids than the image's.
-		text = chownRE.ReplaceAllStringFunc(text, func(m string) string {
-			sm := chownRE.FindStringSubmatch(m)
+		text = chownRE().ReplaceAllStringFunc(text, func(m string) string {
+			sm := chownRE().FindStringSubmatch(m)
 			user, group := sm[2], sm[3]
 			uid, okU := ids["user:"+user]
 			if !okU {
@@ -50,19 +51,19 @@ func adaptRemedy(text string, t reports.Target, ids map[string]string) string {
 			}
 			return out + " "
 		})
-		text = absPathRE.ReplaceAllStringFunc(text, func(m string) string {
+		text = absPathRE().ReplaceAllStringFunc(text, func(m string) string {
 			i := strings.IndexByte(m, '/')
 			return m[:i] + shellWord(t.Root) + m[i:]
 		})
 		r := shellWord(t.Root)
-		text = arcagentVerbRE.ReplaceAllString(text, "arcagent --root "+r+" $1")
+		text = arcagentVerbRE().ReplaceAllString(text, "arcagent --root "+r+" $1")
 		// Unit files and groups of the tree, not of this host.
-		text = systemctlFileRE.ReplaceAllString(text, "systemctl --root "+r+" $1")
-		text = gpasswdRE.ReplaceAllString(text, "gpasswd -R "+r+" ")
-		return systemctlRestartRE.ReplaceAllString(text, "on the machine that runs this tree: systemctl restart $1")
+		text = systemctlFileRE().ReplaceAllString(text, "systemctl --root "+r+" $1")
+		text = gpasswdRE().ReplaceAllString(text, "gpasswd -R "+r+" ")
+		return systemctlRestartRE().ReplaceAllString(text, "on the machine that runs this tree: systemctl restart $1")
 	case reports.TargetPlanned:
-		return configSetRE.ReplaceAllStringFunc(text, func(m string) string {
-			return plannedEdit(t.Planned, configSetRE.FindStringSubmatch(m))
+		return configSetRE().ReplaceAllStringFunc(text, func(m string) string {
+			return plannedEdit(t.Planned, configSetRE().FindStringSubmatch(m))
 		})
 	}
 	return text
@@ -70,18 +71,26 @@ func adaptRemedy(text string, t reports.Target, ids map[string]string) string {
 
 var (
 	// arcagentVerbRE finds the local verbs that act on the root's files.
-	arcagentVerbRE = regexp.MustCompile(`\barcagent (config|package|trust|connect|show|extension)\b`)
+	arcagentVerbRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`\barcagent (config|package|trust|connect|show|extension)\b`)
+	})
 	// absPathRE finds absolute paths of the layout at the start of a word.
-	absPathRE = regexp.MustCompile(`(?:^|[\s"'=(])/(?:etc|opt|var|usr|home|root|srv|tmp|run|mnt|boot)(?:/[^\s"';,)]*)?`)
+	absPathRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?:^|[\s"'=(])/(?:etc|opt|var|usr|home|root|srv|tmp|run|mnt|boot)(?:/[^\s"';,)]*)?`)
+	})
 	// systemctlFileRE are the systemctl verbs that work on a tree's unit
 	// files; systemctlRestartRE a restart, which only a running machine can do.
-	systemctlFileRE    = regexp.MustCompile(`\bsystemctl (edit|revert)\b`)
-	systemctlRestartRE = regexp.MustCompile(`(?m)^systemctl restart (.+)$`)
-	gpasswdRE          = regexp.MustCompile(`\bgpasswd `)
+	systemctlFileRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\bsystemctl (edit|revert)\b`) })
+	systemctlRestartRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^systemctl restart (.+)$`) })
+	gpasswdRE          = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\bgpasswd `) })
 	// chownRE is a chown of a user and optional group named in letters.
-	chownRE = regexp.MustCompile(`\bchown (-R )?([a-z_][a-z0-9_-]*)(?::([a-z_][a-z0-9_-]*))? `)
+	chownRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`\bchown (-R )?([a-z_][a-z0-9_-]*)(?::([a-z_][a-z0-9_-]*))? `)
+	})
 	// configSetRE is one `arcagent config set` command: key, flag, value.
-	configSetRE = regexp.MustCompile(`arcagent config set ([A-Za-z0-9_.]+)(?: (--add|-a|--remove|-r))? ("[^"]*"|[^\s"]+)`)
+	configSetRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`arcagent config set ([A-Za-z0-9_.]+)(?: (--add|-a|--remove|-r))? ("[^"]*"|[^\s"]+)`)
+	})
 )
 
 // plannedEdit words a config set command as an edit of the planned file.

@@ -3,6 +3,7 @@ package audit
 import (
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/arcagent/arcagent/agent/config"
 )
@@ -29,11 +30,11 @@ var KnownWindowsScriptExtensions = []string{
 	"Microsoft.Compute/RunCommandWindows",
 }
 
-var scriptTypeRE = regexp.MustCompile(`(?i)(customscript|runcommand)`)
+var scriptTypeRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)(customscript|runcommand)`) })
 
 // IsScriptCapable reports whether an extension type is of the CustomScript
 // or RunCommand kind.
-func IsScriptCapable(typ string) bool { return scriptTypeRE.MatchString(typ) }
+func IsScriptCapable(typ string) bool { return scriptTypeRE().MatchString(typ) }
 
 // scriptExtensionsAllowed lists the script-capable extensions the effective
 // local lists would let install: the well-known ones plus any allowlist

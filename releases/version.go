@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/Masterminds/semver/v3"
 )
@@ -131,7 +132,9 @@ func validIdents(s string, pre bool) bool {
 
 // constraintVersionRE finds the versions in a constraint: three or four
 // numbers, with optional "v", pre-release and metadata.
-var constraintVersionRE = regexp.MustCompile(`v?\d+\.\d+\.\d+(?:\.\d+)?(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?`)
+var constraintVersionRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`v?\d+\.\d+\.\d+(?:\.\d+)?(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?`)
+})
 
 // ParseConstraint parses a semver constraint (">=1.40.0", "^1.28", ">=
 // 1.28.02260.736 <2") whose versions are mapped like ParseVersion maps
@@ -139,7 +142,7 @@ var constraintVersionRE = regexp.MustCompile(`v?\d+\.\d+\.\d+(?:\.\d+)?(?:-[0-9A
 // same way inside and outside constraints.
 func ParseConstraint(s string) (*semver.Constraints, error) {
 	var bad error
-	mapped := constraintVersionRE.ReplaceAllStringFunc(s, func(tok string) string {
+	mapped := constraintVersionRE().ReplaceAllStringFunc(s, func(tok string) string {
 		v, err := ParseVersion(tok)
 		if err != nil {
 			bad = fmt.Errorf("%s: %w", tok, err)

@@ -9,6 +9,7 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/arcagent/arcagent/internal/safetext"
@@ -19,12 +20,15 @@ func init() { Register("html", func(Options) Writer { return HTMLWriter{} }) }
 //go:embed html/report.html.tmpl
 var htmlSource string
 
-// htmlTemplate is parsed once; html/template escapes every value from the
-// report for the context it lands in.
-var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"isURL":           func(s string) bool { return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://") },
-	"hiddenByDefault": hiddenByDefault,
-}).Parse(htmlSource))
+// htmlTemplate is parsed once, at the first HTML report (not at every
+// start of the binary); html/template escapes every value from the report
+// for the context it lands in.
+var htmlTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{
+		"isURL":           func(s string) bool { return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://") },
+		"hiddenByDefault": hiddenByDefault,
+	}).Parse(htmlSource))
+})
 
 // HTMLWriter writes one self-contained HTML page: inline CSS and a little
 // inline JavaScript, no external assets (a Content-Security-Policy forbids
@@ -203,7 +207,7 @@ func (HTMLWriter) Write(w io.Writer, r *Report) error {
 		}
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	if err := htmlTemplate.Execute(bw, p); err != nil {
+	if err := htmlTemplate().Execute(bw, p); err != nil {
 		return fmt.Errorf("render HTML report: %w", err)
 	}
 	return bw.Flush()

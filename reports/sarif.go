@@ -9,6 +9,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -586,14 +587,16 @@ func (s *SARIFStream) Close(notes []SARIFNote, properties any) error {
 	return s.s.close(&sarifRunTail{Invocations: []sarifInvocation{inv}, Properties: properties})
 }
 
-var semverRE = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+var semverRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+})
 
 // semanticVersion returns v without a leading "v" when it is a semantic
 // version, and "" (so that the field is left out) when it is not, such as
 // a development build's "test".
 func semanticVersion(v string) string {
 	v = strings.TrimPrefix(strings.TrimSpace(v), "v")
-	if !semverRE.MatchString(v) {
+	if !semverRE().MatchString(v) {
 		return ""
 	}
 	return v

@@ -157,7 +157,7 @@ func compileRule(env *cel.Env, r Rule, cache map[string]cel.Program) (*Compiled,
 	return c, nil
 }
 
-var celPosRE = regexp.MustCompile(`<input>:(\d+):(\d+)`)
+var celPosRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`<input>:(\d+):(\d+)`) })
 
 // templateMark tags a field name whose expression sits inside ${…}: its
 // CEL column is relative to the expression, not to the YAML value.
@@ -171,7 +171,7 @@ func (r Rule) celError(field string, err error) error {
 		line = r.line
 	}
 	col := 0
-	if m := celPosRE.FindStringSubmatch(err.Error()); m != nil {
+	if m := celPosRE().FindStringSubmatch(err.Error()); m != nil {
 		l, _ := strconv.Atoi(m[1])
 		col, _ = strconv.Atoi(m[2])
 		switch {
@@ -338,7 +338,7 @@ func evalProgram(ctx context.Context, p cel.Program, vars map[string]any) (ref.V
 	return v, nil
 }
 
-var sectionRefRE = regexp.MustCompile(`facts\.([a-z_]+)(?:\.([a-z_]+))?`)
+var sectionRefRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`facts\.([a-z_]+)(?:\.([a-z_]+))?`) })
 
 // Eval is EvalContext without a deadline.
 func (c *Compiled) Eval(facts map[string]any) []Outcome {
@@ -513,7 +513,7 @@ func (c *Compiled) RenderRemediation(ctx context.Context, facts map[string]any) 
 // closed), not merely not applicable. Without such a reason it is the
 // rule's not_applicable sentence, or a generic one: never the raw CEL.
 func (c *Compiled) naReason(facts map[string]any) (why string, isErr bool) {
-	for _, m := range sectionRefRE.FindAllStringSubmatch(c.Applies, -1) {
+	for _, m := range sectionRefRE().FindAllStringSubmatch(c.Applies, -1) {
 		sec, ok := facts[m[1]].(map[string]any)
 		if !ok {
 			continue
@@ -533,7 +533,7 @@ func (c *Compiled) naReason(facts map[string]any) (why string, isErr bool) {
 		return s, false
 	}
 	// A section may explain itself even when it is available.
-	for _, m := range sectionRefRE.FindAllStringSubmatch(c.Applies, -1) {
+	for _, m := range sectionRefRE().FindAllStringSubmatch(c.Applies, -1) {
 		if sec, ok := facts[m[1]].(map[string]any); ok {
 			if r, ok := sec["reason"].(string); ok && r != "" {
 				return r, false
@@ -559,7 +559,7 @@ var sectionPaths = map[string]string{
 
 func (c *Compiled) defaultPath() string {
 	for _, src := range []string{c.ForEach, c.Applies, c.Check} {
-		if m := sectionRefRE.FindStringSubmatch(src); m != nil {
+		if m := sectionRefRE().FindStringSubmatch(src); m != nil {
 			if p, ok := sectionPaths[m[1]]; ok {
 				return p
 			}

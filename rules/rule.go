@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -102,9 +103,9 @@ func (e *LoadError) Error() string {
 func (e *LoadError) Unwrap() error { return e.Err }
 
 var (
-	yamlLineRE = regexp.MustCompile(`line (\d+):`)
-	idRE       = regexp.MustCompile(`^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$`)
-	profileRE  = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
+	yamlLineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`line (\d+):`) })
+	idRE       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$`) })
+	profileRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9-]*$`) })
 )
 
 // maxRuleFile bounds a rule file's size.
@@ -129,7 +130,7 @@ func Parse(name string, data []byte) ([]Rule, error) {
 	strict.KnownFields(true)
 	if err := strict.Decode(&f); err != nil {
 		le := &LoadError{File: name, Err: fmt.Errorf("not a rule file: %w", err)}
-		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		if m := yamlLineRE().FindStringSubmatch(err.Error()); m != nil {
 			le.Line, _ = strconv.Atoi(m[1])
 		}
 		return nil, le
@@ -209,7 +210,7 @@ func TopKey(root *yaml.Node, key string) *yaml.Node {
 
 func (r *Rule) validate() error {
 	var problems []string
-	if !idRE.MatchString(r.ID) {
+	if !idRE().MatchString(r.ID) {
 		problems = append(problems, fmt.Sprintf("id %q must look like ARC-T0-001 (upper case, dash-separated)", r.ID))
 	}
 	if strings.TrimSpace(r.Title) == "" {
@@ -222,7 +223,7 @@ func (r *Rule) validate() error {
 		problems = append(problems, "profiles must name at least one profile")
 	}
 	for _, p := range r.Profiles {
-		if !profileRE.MatchString(p) || p == "all" {
+		if !profileRE().MatchString(p) || p == "all" {
 			problems = append(problems, fmt.Sprintf("profile %q must be lower case letters, digits and dashes (and not \"all\")", p))
 		}
 	}

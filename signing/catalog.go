@@ -52,7 +52,7 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 		return nil, fail(CodeCatalogMalformed, nil, "catalog has trailing data")
 	}
 	switch {
-	case !catalogNameRE.MatchString(c.Name):
+	case !catalogNameRE().MatchString(c.Name):
 		return nil, fail(CodeCatalogMalformed, nil, "catalog name %q is not valid", c.Name)
 	case c.Version <= 0:
 		return nil, fail(CodeCatalogMalformed, nil, "catalog version must be a positive integer")
@@ -135,7 +135,7 @@ func LoadCatalogState(stateDir, name string) (*CatalogState, error) {
 // version is not lower than the last trusted one (*RollbackError). The
 // version is then persisted atomically, under a lock.
 func VerifyCatalog(ctx context.Context, envelope []byte, o CatalogOptions) (*Catalog, error) {
-	if !catalogNameRE.MatchString(o.Name) {
+	if !catalogNameRE().MatchString(o.Name) {
 		return nil, fail(CodeCatalogMalformed, nil, "catalog name %q is not valid", o.Name)
 	}
 	threshold := o.Threshold

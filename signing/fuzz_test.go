@@ -182,7 +182,7 @@ func FuzzParseCatalog(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if c.Version <= 0 || c.Expires.IsZero() || !catalogNameRE.MatchString(c.Name) {
+		if c.Version <= 0 || c.Expires.IsZero() || !catalogNameRE().MatchString(c.Name) {
 			t.Fatalf("accepted an invalid catalog: %+v", c)
 		}
 		for _, e := range c.Entries {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // In-toto and DSSE identifiers used by package signatures.
@@ -67,9 +68,9 @@ type Package struct {
 }
 
 var (
-	publisherRE = regexp.MustCompile(`^[A-Za-z0-9]+(\.[A-Za-z0-9]+)*$`)
-	typeRE      = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
-	versionRE   = regexp.MustCompile(`^[0-9]{1,9}(\.[0-9]{1,9}){0,3}$`)
+	publisherRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]+(\.[A-Za-z0-9]+)*$`) })
+	typeRE      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_]+$`) })
+	versionRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{1,9}(\.[0-9]{1,9}){0,3}$`) })
 )
 
 // Validate checks the three parts. Publishers are dot-separated words
@@ -77,11 +78,11 @@ var (
 // one to four dot-separated numbers (1.0.0): so "<P>.<T>-<V>" is unambiguous.
 func (p Package) Validate() error {
 	switch {
-	case len(p.Publisher) > 128 || !publisherRE.MatchString(p.Publisher):
+	case len(p.Publisher) > 128 || !publisherRE().MatchString(p.Publisher):
 		return fail(CodeBadPackageName, nil, "publisher %q: use letters and digits separated by dots", p.Publisher)
-	case len(p.Type) > 64 || !typeRE.MatchString(p.Type):
+	case len(p.Type) > 64 || !typeRE().MatchString(p.Type):
 		return fail(CodeBadPackageName, nil, "type %q: use letters, digits and _", p.Type)
-	case !versionRE.MatchString(p.Version):
+	case !versionRE().MatchString(p.Version):
 		return fail(CodeBadPackageName, nil, "version %q: use 1 to 4 dot-separated numbers", p.Version)
 	}
 	return nil

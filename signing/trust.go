@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -31,8 +32,8 @@ const (
 )
 
 var (
-	trustNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	catalogNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	trustNameRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`) })
+	catalogNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`) })
 )
 
 // rootOwner owns the trust store and the catalog state files. It is
@@ -97,7 +98,7 @@ func NewTrustedKey(name string, publicKeyPEM []byte, publishers, catalogs []stri
 
 // load parses PublicKey and checks that KeyID matches it.
 func (k *TrustedKey) load() error {
-	if !trustNameRE.MatchString(k.Name) {
+	if !trustNameRE().MatchString(k.Name) {
 		return fmt.Errorf("entry name %q is not valid", k.Name)
 	}
 	pub, alg, err := ParsePublicKey([]byte(k.PublicKey))
@@ -281,7 +282,7 @@ type AddKeyOptions struct {
 // (0644, root:root when running as root). It refuses a taken name
 // (CodeTrustKeyUnknown) and a key already trusted under another name.
 func AddTrustedKey(ctx context.Context, dir string, o AddKeyOptions, opts ...TrustOption) (*TrustedKey, error) {
-	if !trustNameRE.MatchString(o.Name) {
+	if !trustNameRE().MatchString(o.Name) {
 		return nil, fail(CodeTrustKeyUnknown, nil, "trust entry name %q: use letters, digits, '.', '_' and '-' (at most 64)", o.Name)
 	}
 	if len(o.Publishers) == 0 && len(o.Catalogs) == 0 {
@@ -292,13 +293,13 @@ func AddTrustedKey(ctx context.Context, dir string, o AddKeyOptions, opts ...Tru
 		k.Added = time.Now().UTC().Truncate(time.Second)
 	}
 	for _, p := range o.Publishers {
-		if len(p) > 128 || !publisherRE.MatchString(p) {
+		if len(p) > 128 || !publisherRE().MatchString(p) {
 			return nil, fail(CodeBadPackageName, nil, "publisher %q: use letters and digits separated by dots", p)
 		}
 		k.Publishers = appendUniqueFold(k.Publishers, p)
 	}
 	for _, c := range o.Catalogs {
-		if !catalogNameRE.MatchString(c) {
+		if !catalogNameRE().MatchString(c) {
 			return nil, fail(CodeBadPackageName, nil, "catalog name %q: use lower-case letters, digits, '.', '_' and '-'", c)
 		}
 		k.Catalogs = appendUniqueFold(k.Catalogs, c)
@@ -342,7 +343,7 @@ func AddTrustedKey(ctx context.Context, dir string, o AddKeyOptions, opts ...Tru
 
 // RemoveTrustedKey deletes the entry called name.
 func RemoveTrustedKey(ctx context.Context, dir, name string, opts ...TrustOption) error {
-	if !trustNameRE.MatchString(name) {
+	if !trustNameRE().MatchString(name) {
 		return fail(CodeTrustKeyUnknown, nil, "no trust entry called %q", name)
 	}
 	if _, err := os.Stat(dir); err != nil {

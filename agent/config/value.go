@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/arcagent/arcagent/errcode"
 )
@@ -35,7 +36,9 @@ func StripQuotes(s string) (string, bool) {
 	return s, found
 }
 
-var extNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$`)
+var extNameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$`)
+})
 
 func invalid(p Property, raw, why string) error {
 	return errcode.New(errcode.InvalidValue, "%q is not a valid value for %s: %s (allowed: %s)", raw, p.Name, why, p.AllowedText())
@@ -179,7 +182,7 @@ func normalizeItem(p Property, it string) (string, error) {
 			}
 			return AllowNone, nil
 		}
-		if !extNameRE.MatchString(it) {
+		if !extNameRE().MatchString(it) {
 			return "", invalid(p, it, "not in the form Publisher/Type")
 		}
 		return it, nil
@@ -246,7 +249,7 @@ func ContainsFold(list []string, name string) bool {
 
 // hostLabelRE is one DNS label (letters, digits, hyphens, underscores as
 // some service names have them).
-var hostLabelRE = regexp.MustCompile(`^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$`)
+var hostLabelRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$`) })
 
 // SplitEndpoint parses a proxy.allowed entry: host[:port], [IPv6][:port]
 // or *.domain[:port]. It returns the host in canonical form (lower case, no
@@ -285,7 +288,7 @@ func SplitEndpoint(s string) (host, port string, err error) {
 		return "", "", fmt.Errorf("not a host name")
 	}
 	for _, l := range labels {
-		if !hostLabelRE.MatchString(l) {
+		if !hostLabelRE().MatchString(l) {
 			return "", "", fmt.Errorf("not a host name")
 		}
 	}

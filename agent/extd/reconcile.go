@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/extensions"
@@ -23,7 +24,7 @@ import (
 // maxSignature bounds a downloaded envelope.
 const maxSignature = 1 << 20
 
-var digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var digestRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{64}$`) })
 
 // Outcome says what a pass did.
 type Outcome struct {
@@ -179,7 +180,7 @@ func validSpec(spec *apiv1.ExtensionSpec) error {
 	if err := pkg.Validate(); err != nil {
 		return fmt.Errorf("the assignment names an invalid package: %w", err)
 	}
-	if !digestRE.MatchString(spec.PackageSHA256) {
+	if !digestRE().MatchString(spec.PackageSHA256) {
 		return fmt.Errorf("the assignment does not pin the package by a sha256 digest (got %q)", spec.PackageSHA256)
 	}
 	if spec.PackageSize < 0 {
@@ -332,7 +333,7 @@ func (p *pass) pruneDownloads() {
 	}
 	for _, e := range ents {
 		n := e.Name()
-		if e.Type().IsRegular() && strings.HasSuffix(n, ".zip") && digestRE.MatchString(strings.TrimSuffix(n, ".zip")) && !pinned[n] {
+		if e.Type().IsRegular() && strings.HasSuffix(n, ".zip") && digestRE().MatchString(strings.TrimSuffix(n, ".zip")) && !pinned[n] {
 			if err := os.Remove(filepath.Join(dir, n)); err != nil {
 				p.m.o.Log.Warn("delete a download no longer assigned", "path", filepath.Join(dir, n), "err", err)
 			}

@@ -44,7 +44,7 @@ const CgroupName = "gcad"
 // maxSignature bounds a downloaded envelope.
 const maxSignature = 1 << 20
 
-var digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var digestRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{64}$`) })
 
 // ControlPlane is what gcad asks of the control plane; *cloud.Machine
 // implements it.
@@ -148,7 +148,7 @@ func splitPolicy(policy, version string) (signing.Package, error) {
 }
 
 func validAssignment(a *apiv1.GuestConfigurationAssignment) (signing.Package, guestconfig.Mode, error) {
-	if !nameRE.MatchString(a.Name) {
+	if !nameRE().MatchString(a.Name) {
 		return signing.Package{}, "", errcode.New(CodeAssignment, "assignment name %q: use letters, digits, '.', '_' and '-' (at most 80)", a.Name)
 	}
 	p, err := splitPolicy(a.Policy, a.Version)
@@ -159,7 +159,7 @@ func validAssignment(a *apiv1.GuestConfigurationAssignment) (signing.Package, gu
 	if err != nil {
 		return p, "", errcode.Wrap(CodeAssignment, err, "assignment %s", a.Name)
 	}
-	if !digestRE.MatchString(a.PackageSHA256) {
+	if !digestRE().MatchString(a.PackageSHA256) {
 		return p, "", errcode.New(CodeAssignment, "assignment %s does not pin its package by a sha256 digest (got %q)", a.Name, a.PackageSHA256)
 	}
 	if a.PackageSize < 0 || a.PackageSize > guestconfig.MaxPackage {
@@ -227,7 +227,7 @@ func (d *Daemon) Pass(ctx context.Context, cp ControlPlane, desired *apiv1.Desir
 		}
 		p.changed = true
 		d.o.Log.Info("assignment removed from the desired state: its state and report are dropped, nothing is un-applied", "assignment", e.Name)
-		if nameRE.MatchString(e.Name) {
+		if nameRE().MatchString(e.Name) {
 			_ = os.Remove(ReportPath(d.o.Layout, e.Name))
 		}
 	}

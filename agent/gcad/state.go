@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/guestconfig"
@@ -35,7 +36,7 @@ const stateVersion = 1
 
 // nameRE is what an assignment name may be: it names a report file and a
 // backup directory.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$`) })
 
 // State is gc_agent/state.json.
 type State struct {
@@ -161,7 +162,7 @@ func writeReport(l layout.Layout, name string, r *guestconfig.Report) error {
 // ReadReport reads the last report of an assignment; a missing one is
 // fs.ErrNotExist.
 func ReadReport(l layout.Layout, name string) (*guestconfig.Report, error) {
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		return nil, fmt.Errorf("%q is not an assignment name: %w", name, fs.ErrNotExist)
 	}
 	data, err := saferead.File(ReportPath(l, name), maxReportSize)

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -25,7 +26,7 @@ func init() {
 
 // accountNameRE is what useradd/groupadd accept by default (a trailing $
 // for machine accounts).
-var accountNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}\$?$`)
+var accountNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}\$?$`) })
 
 // toolDirs are where the shadow tools are looked for (the PATH Env.Run
 // gives commands).
@@ -67,7 +68,7 @@ func accountTool(ctx context.Context, env *Env, tool string, args ...string) err
 }
 
 func checkAccountName(kind, name string) error {
-	if !accountNameRE.MatchString(name) {
+	if !accountNameRE().MatchString(name) {
 		return fmt.Errorf("%s name %q: use lower-case letters, digits, _ . - (at most 32, starting with a letter or _)", kind, name)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -63,11 +64,11 @@ type Entry struct {
 }
 
 var (
-	idRE       = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
-	docNameRE  = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
-	versionRE  = regexp.MustCompile(`^[0-9]{1,9}(\.[0-9]{1,9}){0,3}$`)
-	paramRE    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
-	paramRefRE = regexp.MustCompile(`\$\{([^}]*)\}`)
+	idRE       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`) })
+	docNameRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`) })
+	versionRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{1,9}(\.[0-9]{1,9}){0,3}$`) })
+	paramRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`) })
+	paramRefRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$\{([^}]*)\}`) })
 	severities = map[string]bool{"": true, "critical": true, "high": true, "medium": true, "low": true, "info": true}
 	commonKeys = map[string]bool{"id": true, "title": true, "severity": true, "rationale": true, "remediation": true, "references": true, "onlyIfExists": true}
 )
@@ -157,9 +158,9 @@ func Parse(name string, data []byte) (*Document, error) {
 	switch {
 	case d.APIVersion != APIVersion:
 		return nil, derr(top.Line, "", "apiVersion is %q, want %q", d.APIVersion, APIVersion)
-	case !docNameRE.MatchString(d.Name):
+	case !docNameRE().MatchString(d.Name):
 		return nil, derr(top.Line, "", "name %q: use letters, digits and _ (at most 64): it is the package's type, <Publisher>.<Name>-<Version>.zip", d.Name)
-	case !versionRE.MatchString(d.Version):
+	case !versionRE().MatchString(d.Version):
 		return nil, derr(top.Line, "", "version %q: use 1 to 4 dot-separated numbers (1.0.0)", d.Version)
 	case resNode == nil || resNode.Kind != yaml.SequenceNode || len(resNode.Content) == 0:
 		return nil, derr(top.Line, "", "resources: a non-empty list of resources is required")
@@ -168,7 +169,7 @@ func Parse(name string, data []byte) (*Document, error) {
 	}
 	declared := map[string]bool{}
 	for _, p := range d.Parameters {
-		if !paramRE.MatchString(p.Name) {
+		if !paramRE().MatchString(p.Name) {
 			return nil, derr(0, "", "parameter name %q: use letters, digits and _", p.Name)
 		}
 		if declared[p.Name] {
@@ -204,7 +205,7 @@ func Parse(name string, data []byte) (*Document, error) {
 			return nil, derr(n.Line, "", "%v", err)
 		}
 		switch {
-		case !idRE.MatchString(e.ID):
+		case !idRE().MatchString(e.ID):
 			return nil, derr(n.Line, e.ID, "id %q: use lower-case letters, digits, ., _ and - (at most 128)", e.ID)
 		case seen[e.ID]:
 			return nil, derr(n.Line, e.ID, "duplicate id")
@@ -221,7 +222,7 @@ func Parse(name string, data []byte) (*Document, error) {
 		seen[e.ID] = true
 		var bad error
 		walkScalars(&e.Body, func(s *yaml.Node) {
-			for _, m := range paramRefRE.FindAllStringSubmatch(s.Value, -1) {
+			for _, m := range paramRefRE().FindAllStringSubmatch(s.Value, -1) {
 				if e.Type == "exec" {
 					// Nothing is substituted in an exec body: a value pasted
 					// into a script would be code its publisher never
@@ -294,7 +295,7 @@ func substitute(body *yaml.Node, values map[string]string) *yaml.Node {
 		c.Content[i] = substitute(ch, values)
 	}
 	if c.Kind == yaml.ScalarNode && strings.Contains(c.Value, "${") {
-		c.Value = paramRefRE.ReplaceAllStringFunc(c.Value, func(m string) string {
+		c.Value = paramRefRE().ReplaceAllStringFunc(c.Value, func(m string) string {
 			return values[m[2:len(m)-1]]
 		})
 		// A substituted value is a string whatever it looks like.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"regexp"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -33,8 +34,8 @@ type PackageSpec struct {
 const DpkgStatusFile = "/var/lib/dpkg/status"
 
 var (
-	debNameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]{0,127}(:[a-z0-9-]{1,32})?$`)
-	debVersionRE = regexp.MustCompile(`^([0-9]{1,9}:)?[0-9][A-Za-z0-9.+~:-]{0,127}$`)
+	debNameRE    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]{0,127}(:[a-z0-9-]{1,32})?$`) })
+	debVersionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9]{1,9}:)?[0-9][A-Za-z0-9.+~:-]{0,127}$`) })
 )
 
 // DpkgPackage is one stanza of the dpkg status file.
@@ -211,7 +212,7 @@ func decodePackage(body *yaml.Node, _ CompileContext) (Resource, error) {
 	if err := DecodeBody(body, &s); err != nil {
 		return nil, err
 	}
-	if !debNameRE.MatchString(s.Name) {
+	if !debNameRE().MatchString(s.Name) {
 		return nil, fmt.Errorf("name %q: a Debian package name (lower-case letters, digits, + - .), optionally :arch", s.Name)
 	}
 	switch s.State {
@@ -228,7 +229,7 @@ func decodePackage(body *yaml.Node, _ CompileContext) (Resource, error) {
 		return nil, errors.New("give version or minVersion, not both")
 	}
 	for _, v := range []string{s.Version, s.MinVersion} {
-		if v != "" && !debVersionRE.MatchString(v) {
+		if v != "" && !debVersionRE().MatchString(v) {
 			return nil, fmt.Errorf("version %q is not a Debian version (it starts with a digit, optionally after an epoch N:)", v)
 		}
 	}

@@ -140,7 +140,7 @@ func Expand(s string, values map[string]string) string {
 	if !strings.Contains(s, "${") {
 		return s
 	}
-	return paramRefRE.ReplaceAllStringFunc(s, func(m string) string {
+	return paramRefRE().ReplaceAllStringFunc(s, func(m string) string {
 		if v, ok := values[m[2:len(m)-1]]; ok {
 			return v
 		}

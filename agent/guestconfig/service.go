@@ -9,6 +9,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -38,7 +39,9 @@ var unitDirs = []string{"/etc/systemd/system", "/run/systemd/system", "/usr/loca
 // (/run: enabled for this boot only).
 var enableDirs = []string{"/etc/systemd/system", "/run/systemd/system"}
 
-var unitRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|timer|target|path|mount|automount|swap|slice)$`)
+var unitRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|timer|target|path|mount|automount|swap|slice)$`)
+})
 
 type serviceResource struct{ s ServiceSpec }
 
@@ -47,7 +50,7 @@ func decodeService(body *yaml.Node, _ CompileContext) (Resource, error) {
 	if err := DecodeBody(body, &s); err != nil {
 		return nil, err
 	}
-	if len(s.Unit) > 255 || !unitRE.MatchString(s.Unit) {
+	if len(s.Unit) > 255 || !unitRE().MatchString(s.Unit) {
 		return nil, fmt.Errorf("unit %q: a systemd unit name with its type (sshd.service, getty@tty1.service, apt-daily.timer)", s.Unit)
 	}
 	if s.Enabled == nil && s.Active == nil && s.Masked == nil {
@@ -184,7 +187,7 @@ func unitInstall(b []byte) (targets []string, has bool) {
 				suffix = ".requires"
 			}
 			for _, t := range strings.Fields(v) {
-				if unitRE.MatchString(t) {
+				if unitRE().MatchString(t) {
 					targets = append(targets, t+suffix)
 				}
 			}

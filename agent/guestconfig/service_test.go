@@ -206,7 +206,7 @@ func FuzzUnitInstall(f *testing.F) {
 			if !ok {
 				base, ok = strings.CutSuffix(tg, ".requires")
 			}
-			if !ok || !unitRE.MatchString(base) || strings.Contains(tg, "/") {
+			if !ok || !unitRE().MatchString(base) || strings.Contains(tg, "/") {
 				t.Fatalf("bad target directory %q", tg)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -39,7 +40,7 @@ const DefaultSysctlPersistFile = "/etc/sysctl.d/90-arcagent.conf"
 // name present in several.
 var sysctlDirs = []string{"/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"}
 
-var sysctlKeyRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_:@+-]+)+$`)
+var sysctlKeyRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_:@+-]+)+$`) })
 
 type sysctlResource struct {
 	s       SysctlSpec
@@ -73,7 +74,7 @@ func decodeSysctl(body *yaml.Node, _ CompileContext) (Resource, error) {
 	if err := DecodeBody(body, &s); err != nil {
 		return nil, err
 	}
-	if len(s.Key) > 255 || !sysctlKeyRE.MatchString(s.Key) {
+	if len(s.Key) > 255 || !sysctlKeyRE().MatchString(s.Key) {
 		return nil, fmt.Errorf("key %q: a dotted kernel parameter name such as net.ipv4.ip_forward", s.Key)
 	}
 	if strings.TrimSpace(s.Value) == "" || strings.ContainsAny(s.Value, "\n\x00") {

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Redacted replaces what the redactor removes.
@@ -17,21 +18,27 @@ const minSecret = 8
 
 var (
 	// A PEM block of any kind, or an unterminated BEGIN to the end.
-	pemBlock = regexp.MustCompile(`(?s)-----BEGIN .*?(?:-----END [^\n]*?-----|\z)`)
+	pemBlock = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?s)-----BEGIN .*?(?:-----END [^\n]*?-----|\z)`) })
 	// An END line left without its BEGIN.
-	pemEnd = regexp.MustCompile(`-----END [^\n]*`)
+	pemEnd = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`-----END [^\n]*`) })
 	// Everything up to a first END whose BEGIN was cut off (a log's tail).
-	pemTail = regexp.MustCompile(`(?s)\A.*?-----END [^\n]*?-----`)
+	pemTail = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?s)\A.*?-----END [^\n]*?-----`) })
 	// The control plane's API tokens and onboarding credentials.
-	arcToken = regexp.MustCompile(`\b(arcp_|arcob_)[A-Za-z0-9_\-]+`)
+	arcToken = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\b(arcp_|arcob_)[A-Za-z0-9_\-]+`) })
 	// JSON Web Tokens (assertions, access tokens).
-	jwt = regexp.MustCompile(`\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*`)
+	jwt = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*`)
+	})
 	// Authorization header values.
-	authScheme = regexp.MustCompile(`(?i)\b(bearer|basic|negotiate|ntlm)( +)[A-Za-z0-9._~+/=\-]{6,}`)
+	authScheme = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)\b(bearer|basic|negotiate|ntlm)( +)[A-Za-z0-9._~+/=\-]{6,}`)
+	})
 	// User information in a URL: scheme://user:password@host.
-	userinfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@"'<>]+@`)
+	userinfo = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@"'<>]+@`) })
 	// key = value, key: value and "key": "value" where the key names a secret.
-	keyValue = regexp.MustCompile(`(?i)((?:"|\b)[A-Za-z0-9_.\-]*(?:token|secret|password|credential|private[_\-]?key|protected[_\-]?settings|api[_\-]?key|assertion|authorization|cookie)[A-Za-z0-9_.\-]*"?[ \t]*[:=][ \t]*)("(?:[^"\\\n]|\\.)*"?|'[^'\n]*'?|[^\s,;}]+)`)
+	keyValue = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?i)((?:"|\b)[A-Za-z0-9_.\-]*(?:token|secret|password|credential|private[_\-]?key|protected[_\-]?settings|api[_\-]?key|assertion|authorization|cookie)[A-Za-z0-9_.\-]*"?[ \t]*[:=][ \t]*)("(?:[^"\\\n]|\\.)*"?|'[^'\n]*'?|[^\s,;}]+)`)
+	})
 )
 
 // secretKey reports whether a JSON key names a secret value.
@@ -81,10 +88,10 @@ func (r *Redactor) Redact(data []byte) ([]byte, int) {
 		})
 	}
 	if end, begin := bytes.Index(data, []byte("-----END ")), bytes.Index(data, []byte("-----BEGIN ")); end >= 0 && (begin < 0 || end < begin) {
-		count(pemTail, []byte("[REDACTED PEM BLOCK]"))
+		count(pemTail(), []byte("[REDACTED PEM BLOCK]"))
 	}
-	count(pemBlock, []byte("[REDACTED PEM BLOCK]"))
-	count(pemEnd, []byte("[REDACTED PEM BLOCK]"))
+	count(pemBlock(), []byte("[REDACTED PEM BLOCK]"))
+	count(pemEnd(), []byte("[REDACTED PEM BLOCK]"))
 	for _, s := range r.known {
 		if c := bytes.Count(data, s); c > 0 {
 			n += c
@@ -137,7 +144,7 @@ func redactLines(data []byte, n *int) []byte {
 		low := asciiLower(line)
 		if hasAny(low, objectWords) {
 			open := -1
-			for _, loc := range objectStart.FindAllIndex(line, -1) {
+			for _, loc := range objectStart().FindAllIndex(line, -1) {
 				// "[REDACTED…]" is what an earlier rule left, not an array.
 				if !bytes.HasPrefix(line[loc[1]-1:], []byte("[REDACTED")) {
 					open = loc[1] - 1
@@ -165,22 +172,22 @@ func redactLine(line, low []byte, n *int) []byte {
 		})
 	}
 	if bytes.Contains(line, []byte("arcp_")) || bytes.Contains(line, []byte("arcob_")) {
-		rule(arcToken, "${1}"+Redacted)
+		rule(arcToken(), "${1}"+Redacted)
 	}
 	if bytes.Contains(line, []byte("eyJ")) {
-		rule(jwt, Redacted)
+		rule(jwt(), Redacted)
 	}
 	if hasAny(low, authWords) {
-		rule(authScheme, "${1}${2}"+Redacted)
+		rule(authScheme(), "${1}${2}"+Redacted)
 	}
 	if bytes.Contains(line, []byte("://")) && bytes.IndexByte(line, '@') >= 0 {
-		rule(userinfo, "${1}"+Redacted+"@")
+		rule(userinfo(), "${1}"+Redacted+"@")
 	}
 	if hasAny(low, keyWords) {
-		line = keyValue.ReplaceAllFunc(line, func(m []byte) []byte {
-			sub := keyValue.FindSubmatch(m)
+		line = keyValue().ReplaceAllFunc(line, func(m []byte) []byte {
+			sub := keyValue().FindSubmatch(m)
 			val := bytes.Trim(sub[2], `"'`)
-			if string(val) == Redacted || authWord.Match(val) {
+			if string(val) == Redacted || authWord().Match(val) {
 				return m
 			}
 			*n++
@@ -192,10 +199,12 @@ func redactLine(line, low []byte, n *int) []byte {
 
 // authWord is an Authorization scheme, whose credentials authScheme has
 // already replaced.
-var authWord = regexp.MustCompile(`(?i)^(bearer|basic|negotiate|ntlm)$`)
+var authWord = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)^(bearer|basic|negotiate|ntlm)$`) })
 
 // objectStart finds a secret key whose value is a JSON object or array.
-var objectStart = regexp.MustCompile(`(?i)"?[A-Za-z0-9_.\-]*(?:protected[_\-]?settings|secret|credential|password)[A-Za-z0-9_.\-]*"?[ \t]*[:=][ \t]*[{\[]`)
+var objectStart = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)"?[A-Za-z0-9_.\-]*(?:protected[_\-]?settings|secret|credential|password)[A-Za-z0-9_.\-]*"?[ \t]*[:=][ \t]*[{\[]`)
+})
 
 // balancedEnd is the offset just past the object or array that opens at
 // data[open], or len(data) when it does not close.
