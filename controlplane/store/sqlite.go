@@ -540,8 +540,15 @@ func (s *SQLite) RegisterMachine(ctx context.Context, credentialHash string, now
 	if err != nil {
 		return notFound(err, "resource group "+c.ResourceGroup)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE onboarding_credentials SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0`, c.ID); err != nil {
+	// The decrement itself decides (the read above may be stale on an
+	// engine at READ COMMITTED with several replicas): no row affected
+	// means another registration took the last use.
+	res, err := tx.ExecContext(ctx, `UPDATE onboarding_credentials SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0 AND revoked_at = 0`, c.ID)
+	if err != nil {
 		return fmt.Errorf("register machine: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("onboarding credential %s: %w", c.ID, errors.Join(ErrOnboardingUsedUp, err))
 	}
 	m.SubscriptionID, m.ResourceGroup, m.OnboardingID = g.SubscriptionID, g.Name, c.ID
 	if m.ResourceID == "" {

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestRememberAssertion(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	t0 := time.UnixMilli(1_700_000_000_000)
+	steps := []struct {
+		name  string
+		key   string
+		exp   time.Time
+		now   time.Time
+		fresh bool
+	}{
+		{"first use", "m\x00a", t0.Add(time.Minute), t0, true},
+		{"replay", "m\x00a", t0.Add(time.Minute), t0.Add(time.Second), false},
+		{"replay with a later exp", "m\x00a", t0.Add(time.Hour), t0.Add(time.Second), false},
+		{"other jti", "m\x00b", t0.Add(time.Minute), t0, true},
+		{"same jti after the row expired", "m\x00a", t0.Add(3 * time.Minute), t0.Add(2 * time.Minute), true},
+		{"and replayed again", "m\x00a", t0.Add(3 * time.Minute), t0.Add(2 * time.Minute), false},
+	}
+	for _, st := range steps {
+		fresh, err := s.RememberAssertion(ctx, st.key, st.exp, st.now)
+		if err != nil || fresh != st.fresh {
+			t.Fatalf("%s: fresh=%v err=%v, want %v", st.name, fresh, err, st.fresh)
+		}
+	}
+	n, err := s.SweepAssertions(ctx, t0.Add(2*time.Minute))
+	if err != nil || n != 1 { // m\x00b expired; m\x00a lives to +3m
+		t.Fatalf("sweep: %d, %v; want 1", n, err)
+	}
+	if fresh, _ := s.RememberAssertion(ctx, "m\x00a", t0.Add(3*time.Minute), t0.Add(2*time.Minute)); fresh {
+		t.Fatal("a live key was swept")
+	}
+}
+
+// TestRememberAssertionConcurrent: many goroutines (as replicas would)
+// presenting one jti at once: exactly one is fresh.
+func TestRememberAssertionConcurrent(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	now := time.Now()
+	var fresh atomic.Int32
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := s.RememberAssertion(ctx, "m\x00same", now.Add(time.Minute), now)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				fresh.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if fresh.Load() != 1 {
+		t.Fatalf("%d fresh, want exactly 1", fresh.Load())
+	}
+}
+
+func TestEnsureSetting(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	v, err := s.EnsureSetting(ctx, "k", []byte("first"), time.Now())
+	if err != nil || string(v) != "first" {
+		t.Fatalf("%q %v", v, err)
+	}
+	v, err = s.EnsureSetting(ctx, "k", []byte("second"), time.Now())
+	if err != nil || string(v) != "first" {
+		t.Fatalf("the first value must win: %q %v", v, err)
+	}
+}
+
+func TestMachineAuthNotFound(t *testing.T) {
+	s, _ := open(t)
+	if _, err := s.MachineAuth(context.Background(), "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("want ErrNotFound, got %v", err)
+	}
+}
