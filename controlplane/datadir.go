@@ -96,7 +96,7 @@ func Init(ctx context.Context, o InitOptions) (InitResult, error) {
 	if err := st.CreateTenant(ctx, store.Tenant{ID: res.TenantID, CreatedAt: now}); err != nil {
 		return res, errcode.Wrap(apiv1.CodeStore, err, "store the tenant")
 	}
-	if _, err := newSigningKey(ctx, st, now); err != nil {
+	if _, err := newSigningKey(ctx, st, now, 0); err != nil {
 		return res, errcode.Wrap(apiv1.CodeStore, err, "create the token-signing key")
 	}
 	res.OwnerToken = newSecret(apiTokenPrefix)
@@ -163,6 +163,32 @@ type ServeOptions struct {
 	ShutdownTimeout time.Duration
 	// Ready, if set, is called with the bound address once listening.
 	Ready func(addr net.Addr)
+	// Replica serves the data directory's database beside other arcserver
+	// processes (replicas): no data-directory lock is taken, and the state
+	// replicas must agree on (assertion replay cache, machine cache) is
+	// kept in the database. Without it Serve takes the data directory's
+	// lock, refuses to start while another arcserver holds it, and keeps
+	// that state in memory.
+	Replica bool
+}
+
+// LockFile is the data directory's lock (held by `arcserver serve`
+// without --replica).
+const LockFile = DBFile + ".lock"
+
+// lockDataDir takes the data directory's exclusive lock, failing at once
+// (within a second) when another arcserver holds it.
+func lockDataDir(ctx context.Context, dir string) (*atomicfile.Lock, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	l, err := atomicfile.LockFile(ctx, filepath.Join(dir, DBFile))
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, errcode.Wrap(apiv1.CodeDataDirLocked, err, "another arcserver serves %s (it holds %s): stop it first, or run every process with --replica", dir, filepath.Join(dir, LockFile))
+	}
+	if err != nil {
+		return nil, errcode.Wrap(apiv1.CodeDataDir, err, "lock the data directory %s", dir)
+	}
+	return l, nil
 }
 
 // Serve runs the HTTPS server until ctx is cancelled (SIGTERM in the
@@ -189,11 +215,18 @@ func Serve(ctx context.Context, o ServeOptions) error {
 		return err
 	}
 	defer st.Close()
+	if !o.Replica {
+		l, err := lockDataDir(ctx, o.DataDir)
+		if err != nil {
+			return err
+		}
+		defer l.Unlock()
+	}
 	cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
 	if err != nil {
 		return errcode.Wrap(apiv1.CodeTLSConfig, err, "load the TLS certificate %s and key %s", o.TLSCert, o.TLSKey)
 	}
-	srv, err := New(ctx, Config{Store: st, Issuer: o.Issuer, Logger: o.Logger, TokenLifetime: o.TokenLifetime, DataDir: o.DataDir})
+	srv, err := New(ctx, Config{Store: st, Issuer: o.Issuer, Logger: o.Logger, TokenLifetime: o.TokenLifetime, DataDir: o.DataDir, Exclusive: !o.Replica})
 	if err != nil {
 		return errcode.Wrap(apiv1.CodeDataDir, err, "start the server")
 	}

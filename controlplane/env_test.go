@@ -71,7 +71,7 @@ func newEnv(t testing.TB) *env {
 		e.t = tt
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.srv, err = controlplane.New(ctx, controlplane.Config{Store: st, Now: e.clock.Now, Logger: log, DataDir: dir})
+	e.srv, err = controlplane.New(ctx, controlplane.Config{Store: st, Now: e.clock.Now, Logger: log, DataDir: dir, Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
