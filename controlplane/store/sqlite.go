@@ -661,8 +661,9 @@ func (s *SQLite) DeleteMachine(ctx context.Context, id string) error {
 }
 
 // RecordHeartbeats records a batch of heartbeats in one transaction. A
-// heartbeat never moves last_heartbeat backwards; unknown machines (deleted
-// meanwhile) are skipped.
+// heartbeat never moves last_heartbeat backwards, and an older one (from
+// another replica's later batch) does not overwrite the agent version of
+// a newer one; unknown machines (deleted meanwhile) are skipped.
 func (s *SQLite) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
 	if len(hbs) == 0 {
 		return nil
@@ -671,7 +672,7 @@ func (s *SQLite) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
 	s.hbOnce.Do(func() {
 		s.hbStmt, s.hbErr = s.w.PrepareContext(context.Background(), `UPDATE machine_heartbeats SET
 		last_heartbeat = CASE WHEN last_heartbeat < ? THEN ? ELSE last_heartbeat END,
-		agent_version = CASE WHEN ? <> '' THEN ? ELSE agent_version END
+		agent_version = CASE WHEN ? <> '' AND last_heartbeat <= ? THEN ? ELSE agent_version END
 		WHERE machine_id = ?`)
 	})
 	if s.hbErr != nil {
@@ -686,7 +687,7 @@ func (s *SQLite) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
 	defer st.Close()
 	for _, h := range hbs {
 		at := ms(h.At)
-		if _, err := st.ExecContext(ctx, at, at, h.AgentVersion, h.AgentVersion, h.MachineID); err != nil {
+		if _, err := st.ExecContext(ctx, at, at, h.AgentVersion, at, h.AgentVersion, h.MachineID); err != nil {
 			return fmt.Errorf("record heartbeat of %s: %w", h.MachineID, err)
 		}
 	}
