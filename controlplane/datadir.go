@@ -164,11 +164,11 @@ type ServeOptions struct {
 	// Ready, if set, is called with the bound address once listening.
 	Ready func(addr net.Addr)
 	// Replica serves the data directory's database beside other arcserver
-	// processes (replicas): no data-directory lock is taken, and the state
-	// replicas must agree on (assertion replay cache, machine cache) is
-	// kept in the database. Without it Serve takes the data directory's
-	// lock, refuses to start while another arcserver holds it, and keeps
-	// that state in memory.
+	// processes (replicas): the data directory's lock is taken shared, and
+	// the state replicas must agree on (assertion replay cache, machine
+	// cache) is kept in the database. Without it Serve takes the lock
+	// exclusive, refuses to start while another arcserver holds it either
+	// way, and keeps that state in memory.
 	Replica bool
 }
 
@@ -176,13 +176,21 @@ type ServeOptions struct {
 // without --replica).
 const LockFile = DBFile + ".lock"
 
-// lockDataDir takes the data directory's exclusive lock, failing at once
-// (within a second) when another arcserver holds it.
-func lockDataDir(ctx context.Context, dir string) (*atomicfile.Lock, error) {
+// lockDataDir takes the data directory's lock, exclusive for a server
+// alone on it and shared for a replica, failing within a second when
+// another arcserver holds it in the other way (or exclusive).
+func lockDataDir(ctx context.Context, dir string, replica bool) (*atomicfile.Lock, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	l, err := atomicfile.LockFile(ctx, filepath.Join(dir, DBFile))
+	lock := atomicfile.LockFile
+	if replica {
+		lock = atomicfile.LockFileShared
+	}
+	l, err := lock(ctx, filepath.Join(dir, DBFile))
 	if errors.Is(err, context.DeadlineExceeded) {
+		if replica {
+			return nil, errcode.Wrap(apiv1.CodeDataDirLocked, err, "an arcserver without --replica serves %s (it holds %s): stop it, then start every server with --replica", dir, filepath.Join(dir, LockFile))
+		}
 		return nil, errcode.Wrap(apiv1.CodeDataDirLocked, err, "another arcserver serves %s (it holds %s): stop it first, or run every process with --replica", dir, filepath.Join(dir, LockFile))
 	}
 	if err != nil {
@@ -215,13 +223,11 @@ func Serve(ctx context.Context, o ServeOptions) error {
 		return err
 	}
 	defer st.Close()
-	if !o.Replica {
-		l, err := lockDataDir(ctx, o.DataDir)
-		if err != nil {
-			return err
-		}
-		defer l.Unlock()
+	l, err := lockDataDir(ctx, o.DataDir, o.Replica)
+	if err != nil {
+		return err
 	}
+	defer l.Unlock()
 	cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
 	if err != nil {
 		return errcode.Wrap(apiv1.CodeTLSConfig, err, "load the TLS certificate %s and key %s", o.TLSCert, o.TLSKey)
