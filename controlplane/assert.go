@@ -155,11 +155,13 @@ func (s *Server) verifyAssertion(ctx context.Context, raw string, lookup func(id
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion has no iat claim")
 	case c.Issuer != c.Subject:
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion's iss (%q) must equal its sub (the machine id)", c.Issuer)
-	case s.exclusive && c.IssuedAt.Time.Before(s.started.Truncate(time.Second)):
+	case c.IssuedAt.Time.Before(s.started.Truncate(time.Second)):
 		// No clock leeway here: the in-memory replay cache starts empty
 		// at each start, so an assertion signed before it may have been
 		// used already. iat has one-second resolution, hence the
-		// truncation. (Replicas keep the cache in the store instead.)
+		// truncation. Replicas keep the cache in the store, but keep the
+		// rule too: a data directory last served without --replica has
+		// its recent assertions in no store.
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion was issued before this server started: sign a fresh one")
 	case c.ExpiresAt.Sub(c.IssuedAt.Time) > apiv1.MaxAssertionLifetime:
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion lives %s; at most %s is allowed", c.ExpiresAt.Sub(c.IssuedAt.Time), apiv1.MaxAssertionLifetime)

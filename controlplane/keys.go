@@ -96,14 +96,16 @@ func RotateSigningKey(ctx context.Context, st store.Store) (string, error) {
 // store) retired keys whose tokens have all expired. Every key read is
 // published; the signer is the newest key that is not retired yet and was
 // created at least prepublish ago (so every replica has published it by
-// now). Only when there is none (a fresh tenant's first key) does a
-// younger key sign.
+// now). Only when there is none (a tenant younger than the period) does
+// a younger key sign: the previous signer, that is the live key retiring
+// soonest (a rotation retires it at the end of the period), else the
+// oldest.
 func (kr *keyring) load(ctx context.Context, now time.Time) error {
 	keys, err := kr.st.SigningKeys(ctx)
 	if err != nil {
 		return err
 	}
-	var active, newestLive *sigKey
+	var active, fallback *sigKey
 	var pub []*sigKey
 	for _, k := range keys {
 		if !k.RetiredAt.IsZero() && now.After(k.RetiredAt.Add(kr.lifetime+keySkew)) {
@@ -119,15 +121,15 @@ func (kr *keyring) load(ctx context.Context, now time.Time) error {
 		if !k.RetiredAt.IsZero() && !now.Before(k.RetiredAt) {
 			continue // retired: published, never signs again
 		}
-		if newestLive == nil || sk.created.After(newestLive.created) {
-			newestLive = sk
+		if fallback == nil || fallbackBefore(sk, fallback) {
+			fallback = sk
 		}
 		if !sk.created.After(now.Add(-kr.prepublish)) && (active == nil || sk.created.After(active.created)) {
 			active = sk
 		}
 	}
 	if active == nil {
-		active = newestLive
+		active = fallback
 	}
 	if active == nil {
 		return fmt.Errorf("the database has no active token-signing key: run `arcserver keys rotate --data DIR`")
@@ -136,6 +138,18 @@ func (kr *keyring) load(ctx context.Context, now time.Time) error {
 	kr.active, kr.published = active, pub
 	kr.mu.Unlock()
 	return nil
+}
+
+// fallbackBefore orders live keys for the fallback signer: keys already
+// due to retire (previous signers) first, the soonest first, then by age.
+func fallbackBefore(a, b *sigKey) bool {
+	switch {
+	case a.retired.IsZero() != b.retired.IsZero():
+		return !a.retired.IsZero()
+	case !a.retired.Equal(b.retired):
+		return a.retired.Before(b.retired)
+	}
+	return a.created.Before(b.created)
 }
 
 // sign signs claims with the active key.

@@ -91,10 +91,10 @@ type Server struct {
 	// ownersMu makes "count the tenant Owners, then delete one" atomic, so
 	// two Owners removing each other at once cannot both succeed.
 	ownersMu sync.Mutex
-	// started bounds replays across restarts when exclusive: the replay
-	// cache lives in memory then, so assertions issued before this
+	// started bounds replays across restarts: an exclusive server's
+	// replay cache lives in memory, so assertions issued before this
 	// process started are refused (they may have been used with the
-	// previous process).
+	// previous process, which may also have been exclusive).
 	started time.Time
 	hb      *heartbeatBatcher
 	mux     *http.ServeMux
