@@ -161,7 +161,7 @@ published in /.well-known/jwks.json until every token it signed has expired
 			if a.json {
 				return a.printJSON(map[string]string{"kid": kid})
 			}
-			fmt.Fprintf(a.stdout, "New token-signing key %s is published; it signs tokens from %s on, once every server has loaded it\n", kid, controlplane.KeyPrepublication)
+			fmt.Fprintf(a.stdout, "New token-signing key %s is published; it signs tokens %s from now, once every server publishes it\n", kid, controlplane.KeyPrepublication)
 			return nil
 		},
 	}
