@@ -353,3 +353,53 @@ func TestReplicaWithOtherSettingsKeyRefused(t *testing.T) {
 		t.Fatalf("a replica with another settings key: %v, want %s naming %s", err, apiv1.CodeSettingsKeyDiffers, controlplane.SettingsKeyFile)
 	}
 }
+
+// Two tenant Owners removing each other's Owner assignment at once through
+// two replicas: one delete is refused, so the tenant keeps an Owner.
+func TestReplicasKeepLastOwner(t *testing.T) {
+	r := newReplicas(t, 2)
+	ctx := context.Background()
+	for round := range 5 {
+		a2, err := r[0].owner.AssignRole(ctx, apiv1.CreateRoleAssignmentRequest{Principal: "owner2", Role: "Owner", Scope: "/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := r[0].owner.CreateAPIToken(ctx, apiv1.CreateAPITokenRequest{Principal: "owner2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a1 string
+		ras, _ := r[0].owner.ListRoleAssignments(ctx, "/")
+		for _, ra := range ras {
+			if ra.Principal == "owner" && ra.Scope == "/" && ra.Role == "Owner" {
+				a1 = ra.ID
+			}
+		}
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); r[0].raw("DELETE", "/v1/roleAssignments/"+a2.ID, r[0].ownerT, "", nil) }()
+		go func() { defer wg.Done(); r[1].raw("DELETE", "/v1/roleAssignments/"+a1, tok.Token, "", nil) }()
+		wg.Wait()
+		all, err := r[0].st.ListRoleAssignments(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owners := 0
+		for _, ra := range all {
+			if ra.Role == "Owner" && ra.Scope == "/" {
+				owners++
+				if ra.Principal == "owner2" { // owner2 won: make "owner" an Owner again for the next round
+					if _, err := r[0].client.Operator(tok.Token).AssignRole(ctx, apiv1.CreateRoleAssignmentRequest{Principal: "owner", Role: "Owner", Scope: "/"}); err != nil {
+						t.Fatal(err)
+					}
+					if err := r[0].client.Operator(tok.Token).DeleteRoleAssignment(ctx, ra.ID); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		if owners != 1 {
+			t.Fatalf("round %d: %d tenant Owners left, want 1", round, owners)
+		}
+	}
+}

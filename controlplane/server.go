@@ -88,9 +88,6 @@ type Server struct {
 	shared    store.Shared
 	exclusive bool
 	cacheTTL  time.Duration
-	// ownersMu makes "count the tenant Owners, then delete one" atomic, so
-	// two Owners removing each other at once cannot both succeed.
-	ownersMu sync.Mutex
 	// started bounds replays across restarts: an exclusive server's
 	// replay cache lives in memory, so assertions issued before this
 	// process started are refused (they may have been used with the

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -28,7 +29,15 @@ type Shared interface {
 	EnsureSetting(ctx context.Context, name string, value []byte, now time.Time) ([]byte, error)
 	// MachineAuth reads what authenticating a machine needs.
 	MachineAuth(ctx context.Context, id string) (MachineAuth, error)
+	// DeleteRoleAssignmentKeeping deletes role assignment id unless it is
+	// the last assignment of role at scope (ErrLastAssignment), with the
+	// check and the delete serialised against every other such delete.
+	DeleteRoleAssignmentKeeping(ctx context.Context, id, role, scope string) error
 }
+
+// ErrLastAssignment refuses to delete the last assignment of a role at a
+// scope (the tenant's last Owner).
+var ErrLastAssignment = errors.New("it is the last assignment of its role at its scope")
 
 // MachineAuth is the narrow view of a machine a request authenticates
 // against.
@@ -104,4 +113,42 @@ func (s *SQLite) MachineAuth(ctx context.Context, id string) (MachineAuth, error
 	}
 	a.LastHeartbeat = fromMS(hb)
 	return a, nil
+}
+
+// DeleteRoleAssignmentKeeping takes the tenant row's write lock first (a
+// no-op UPDATE, held to commit), so that concurrent deletes of the last
+// assignments run one after the other even at READ COMMITTED; the DELETE
+// then counts and deletes in one statement.
+func (s *SQLite) DeleteRoleAssignmentKeeping(ctx context.Context, id, role, scope string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("delete role assignment %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE tenant SET created_at = created_at`); err != nil {
+		return fmt.Errorf("delete role assignment %s: %w", id, err)
+	}
+	key := strings.ToLower(scope)
+	res, err := tx.ExecContext(ctx, `DELETE FROM role_assignments WHERE id = ?
+		AND NOT (role = ? AND scope_key = ? AND (SELECT COUNT(*) FROM role_assignments WHERE role = ? AND scope_key = ?) <= 1)`,
+		id, role, key, role, key)
+	if err != nil {
+		return fmt.Errorf("delete role assignment %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("delete role assignment %s: %w", id, err)
+	}
+	if n == 0 {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM role_assignments WHERE id = ?`, id).Scan(&one)
+		if err == nil {
+			return fmt.Errorf("role assignment %s: %w", id, ErrLastAssignment)
+		}
+		return notFound(err, "role assignment "+id)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete role assignment %s: %w", id, err)
+	}
+	return nil
 }
