@@ -186,7 +186,7 @@ func (s *Server) rememberAssertion(ctx context.Context, key string, exp, now tim
 	if s.exclusive {
 		return s.replay.remember(key, exp, now), nil
 	}
-	fresh, err := s.shared.RememberAssertion(ctx, key, exp.Add(assertionLeeway), now)
+	fresh, err := s.replayDB.remember(key, exp.Add(assertionLeeway))
 	if err != nil {
 		return false, fmt.Errorf("check the assertion against the replay cache: %w", err)
 	}

@@ -86,6 +86,7 @@ type Server struct {
 	// shared is the store's replica-shared state; exclusive says the
 	// in-memory replay cache and machine cache stand in for it.
 	shared    store.Shared
+	replayDB  *replayBatcher
 	exclusive bool
 	cacheTTL  time.Duration
 	// started bounds replays across restarts: an exclusive server's
@@ -159,6 +160,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("controlplane: the store does not implement store.Shared (replay cache, settings): use a store from controlplane/store")
 	}
 	s.shared = sh
+	s.replayDB = &replayBatcher{sh: sh, now: s.now}
 	t, err := s.st.Tenant(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("the database holds no tenant: run `arcserver init --data DIR` first: %w", err)

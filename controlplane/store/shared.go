@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 )
@@ -20,6 +21,10 @@ type Shared interface {
 	// and not yet expired (a replay). A key whose row has expired is
 	// fresh again.
 	RememberAssertion(ctx context.Context, key string, exp, now time.Time) (fresh bool, err error)
+	// RememberAssertions is RememberAssertion for many keys in one
+	// transaction (a group commit): fresh[i] answers keys[i]. A key twice
+	// in keys is fresh at most once.
+	RememberAssertions(ctx context.Context, keys []AssertionKey, now time.Time) (fresh []bool, err error)
 	// SweepAssertions deletes the replay rows that expired before now and
 	// returns how many.
 	SweepAssertions(ctx context.Context, now time.Time) (int64, error)
@@ -39,6 +44,12 @@ type Shared interface {
 // scope (the tenant's last Owner).
 var ErrLastAssignment = errors.New("it is the last assignment of its role at its scope")
 
+// AssertionKey is one assertion to remember: its key until Expires.
+type AssertionKey struct {
+	Key     string
+	Expires time.Time
+}
+
 // MachineAuth is the narrow view of a machine a request authenticates
 // against.
 type MachineAuth struct {
@@ -55,9 +66,7 @@ var _ Shared = (*SQLite)(nil)
 // same key, in one statement: one row is affected exactly when the key is
 // fresh.
 func (s *SQLite) RememberAssertion(ctx context.Context, key string, exp, now time.Time) (bool, error) {
-	res, err := s.w.ExecContext(ctx, `INSERT INTO assertion_replay (replay_key, expires_at) VALUES (?, ?)
-		ON CONFLICT (replay_key) DO UPDATE SET expires_at = excluded.expires_at
-		WHERE assertion_replay.expires_at < ?`, key, ms(exp), ms(now))
+	res, err := s.w.ExecContext(ctx, rememberSQL, key, ms(exp), ms(now))
 	if err != nil {
 		return false, fmt.Errorf("remember assertion: %w", err)
 	}
@@ -66,6 +75,47 @@ func (s *SQLite) RememberAssertion(ctx context.Context, key string, exp, now tim
 		return false, fmt.Errorf("remember assertion: %w", err)
 	}
 	return n == 1, nil
+}
+
+const rememberSQL = `INSERT INTO assertion_replay (replay_key, expires_at) VALUES (?, ?)
+		ON CONFLICT (replay_key) DO UPDATE SET expires_at = excluded.expires_at
+		WHERE assertion_replay.expires_at < ?`
+
+// RememberAssertions runs the statement of RememberAssertion for each key
+// in one write transaction, in key order (so that two batches meeting on
+// an engine with row locks wait for each other rather than deadlock).
+func (s *SQLite) RememberAssertions(ctx context.Context, keys []AssertionKey, now time.Time) ([]bool, error) {
+	order := make([]int, len(keys))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return keys[order[a]].Key < keys[order[b]].Key })
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("remember assertions: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, rememberSQL)
+	if err != nil {
+		return nil, fmt.Errorf("remember assertions: %w", err)
+	}
+	defer st.Close()
+	fresh := make([]bool, len(keys))
+	for _, i := range order {
+		res, err := st.ExecContext(ctx, keys[i].Key, ms(keys[i].Expires), ms(now))
+		if err != nil {
+			return nil, fmt.Errorf("remember assertion: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("remember assertion: %w", err)
+		}
+		fresh[i] = n == 1
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("remember assertions: %w", err)
+	}
+	return fresh, nil
 }
 
 // SweepAssertions deletes expired replay rows.

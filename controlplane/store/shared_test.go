@@ -145,3 +145,24 @@ func TestDeleteRoleAssignmentKeeping(t *testing.T) {
 		t.Fatalf("%d tenant Owners left, want 1", owners)
 	}
 }
+
+func TestRememberAssertions(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	now := time.UnixMilli(1_700_000_000_000)
+	exp := now.Add(time.Minute)
+	if fresh, err := s.RememberAssertion(ctx, "m\x00old", exp, now); err != nil || !fresh {
+		t.Fatal(fresh, err)
+	}
+	keys := []AssertionKey{{"m\x00z", exp}, {"m\x00old", exp}, {"m\x00a", exp}, {"m\x00z", exp}}
+	fresh, err := s.RememberAssertions(ctx, keys, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []bool{true, false, true, false}
+	for i := range want {
+		if fresh[i] != want[i] {
+			t.Fatalf("fresh = %v, want %v", fresh, want)
+		}
+	}
+}
