@@ -94,7 +94,7 @@ credentials and request bodies are never logged.`,
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long requests in flight may take to finish at shutdown")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&format, "log-format", "json", "log format: json or text")
-	f.BoolVar(&o.Replica, "replica", false, "serve beside other arcserver processes over the same database: share the replay cache through it instead of locking the data directory")
+	f.BoolVar(&o.Replica, "replica", false, "serve beside other arcserver replicas over the same database: the replay cache lives in the database, cached machines are re-read every second, and the data directory lock is taken shared")
 	return cmd
 }
 
