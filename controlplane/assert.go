@@ -1,8 +1,10 @@
 package controlplane
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -119,7 +121,7 @@ type machineClaims struct {
 // verifyAssertion checks a machine's signed assertion and returns the
 // machine id. lookup returns the machine's public key (or an error for an
 // unknown machine).
-func (s *Server) verifyAssertion(raw string, lookup func(id string) (*ecdsa.PublicKey, error)) (string, error) {
+func (s *Server) verifyAssertion(ctx context.Context, raw string, lookup func(id string) (*ecdsa.PublicKey, error)) (string, error) {
 	now := s.now()
 	var lookupErr error
 	var c machineClaims
@@ -154,19 +156,41 @@ func (s *Server) verifyAssertion(raw string, lookup func(id string) (*ecdsa.Publ
 	case c.Issuer != c.Subject:
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion's iss (%q) must equal its sub (the machine id)", c.Issuer)
 	case c.IssuedAt.Time.Before(s.started.Truncate(time.Second)):
-		// No clock leeway here: the replay cache starts empty at each
-		// start, so an assertion signed before it may have been used
-		// already. iat has one-second resolution, hence the truncation.
+		// No clock leeway here: the in-memory replay cache starts empty
+		// at each start, so an assertion signed before it may have been
+		// used already. iat has one-second resolution, hence the
+		// truncation. Replicas keep the cache in the store, but keep the
+		// rule too: a data directory last served without --replica has
+		// its recent assertions in no store.
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion was issued before this server started: sign a fresh one")
 	case c.ExpiresAt.Sub(c.IssuedAt.Time) > apiv1.MaxAssertionLifetime:
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion lives %s; at most %s is allowed", c.ExpiresAt.Sub(c.IssuedAt.Time), apiv1.MaxAssertionLifetime)
 	case c.ID == "" || len(c.ID) > 128:
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion needs a jti claim of 1 to 128 characters, unique per assertion")
 	}
-	if !s.replay.remember(c.Subject+"\x00"+c.ID, c.ExpiresAt.Time, now) {
+	fresh, err := s.rememberAssertion(ctx, c.Subject+"\x00"+c.ID, c.ExpiresAt.Time, now)
+	if err != nil {
+		return "", err
+	}
+	if !fresh {
 		return "", errf(apiv1.CodeAssertionInvalid, "the assertion was already used (jti %q): sign a fresh assertion for every request", c.ID)
 	}
 	return c.Subject, nil
+}
+
+// rememberAssertion records an accepted assertion's key until exp (plus
+// the clock leeway) and reports whether it was fresh: in memory when this
+// process is the store's only user, in the store (seen by every replica)
+// otherwise. A store error refuses the request (fail closed).
+func (s *Server) rememberAssertion(ctx context.Context, key string, exp, now time.Time) (bool, error) {
+	if s.exclusive {
+		return s.replay.remember(key, exp, now), nil
+	}
+	fresh, err := s.replayDB.remember(key, exp.Add(assertionLeeway))
+	if err != nil {
+		return false, fmt.Errorf("check the assertion against the replay cache: %w", err)
+	}
+	return fresh, nil
 }
 
 func assertionError(err error, c machineClaims, aud string) error {

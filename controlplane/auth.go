@@ -140,7 +140,7 @@ func (s *Server) authenticateMachine(r *http.Request, id string) (*machineEntry,
 		return nil, errf(apiv1.CodeAssertionInvalid, "operator API tokens cannot act as a machine: this endpoint needs the machine's signed assertion")
 	}
 	var entry *machineEntry
-	sub, err := s.verifyAssertion(raw, func(sub string) (*ecdsa.PublicKey, error) {
+	sub, err := s.verifyAssertion(r.Context(), raw, func(sub string) (*ecdsa.PublicKey, error) {
 		e, err := s.machineEntry(r.Context(), sub)
 		if err != nil {
 			return nil, err
@@ -163,41 +163,59 @@ func (s *Server) authenticateMachine(r *http.Request, id string) (*machineEntry,
 	return entry, nil
 }
 
-// machineEntry returns the cached authentication data of a machine.
+// machineEntry returns the cached authentication data of a machine. When
+// the store is shared with other replicas, an entry older than cacheTTL is
+// read again, so that a machine deleted elsewhere stops authenticating,
+// and a desired state or heartbeat recorded elsewhere is seen, within
+// that bound.
 func (s *Server) machineEntry(ctx context.Context, id string) (*machineEntry, error) {
 	s.mu.RLock()
 	e := s.machines[id]
 	s.mu.RUnlock()
-	if e != nil {
+	if e != nil && (s.exclusive || s.now().UnixNano()-e.loaded.Load() < int64(s.cacheTTL)) {
 		return e, nil
 	}
 	if !isUUID(id) {
 		return nil, errf(apiv1.CodeAssertionInvalid, "machine %q is not registered with this server: connect the machine first", id)
 	}
-	m, err := s.st.Machine(ctx, id)
+	loadedAt := s.now().UnixNano()
+	m, err := s.shared.MachineAuth(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
+		if e != nil {
+			s.forgetMachine(id) // deleted through another replica
+		}
 		return nil, errf(apiv1.CodeAssertionInvalid, "machine %s is not registered with this server (it may have been deleted): connect it again", id)
 	}
 	if err != nil {
 		return nil, err
 	}
+	if e != nil && e.pemKey == m.PublicKeyPEM {
+		// Refresh in place: handlers holding e see the new values.
+		if hb := m.LastHeartbeat.UnixMilli(); hb > e.lastHB.Load() {
+			e.lastHB.Store(hb)
+		}
+		e.etag.Store(m.DesiredETag)
+		e.loaded.Store(loadedAt)
+		return e, nil
+	}
 	pub, err := parsePublicKey(m.PublicKeyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("machine %s has a damaged key in the database: %w", id, err)
 	}
-	e = &machineEntry{pub: pub, resourceID: m.ResourceID}
-	e.lastHB.Store(m.LastHeartbeat.UnixMilli())
-	e.etag.Store(m.DesiredETag)
+	n := &machineEntry{pub: pub, pemKey: m.PublicKeyPEM, resourceID: m.ResourceID}
+	n.lastHB.Store(m.LastHeartbeat.UnixMilli())
+	n.etag.Store(m.DesiredETag)
+	n.loaded.Store(loadedAt)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, gone := s.deleted[id]; gone {
 		return nil, errf(apiv1.CodeAssertionInvalid, "machine %s was deleted: connect it again", id)
 	}
-	if old := s.machines[id]; old != nil {
+	if old := s.machines[id]; old != nil && old != e {
 		return old, nil
 	}
-	s.machines[id] = e
-	return e, nil
+	s.machines[id] = n
+	return n, nil
 }
 
 // forgetMachine drops a deleted machine from the cache for good.

@@ -96,7 +96,7 @@ func Init(ctx context.Context, o InitOptions) (InitResult, error) {
 	if err := st.CreateTenant(ctx, store.Tenant{ID: res.TenantID, CreatedAt: now}); err != nil {
 		return res, errcode.Wrap(apiv1.CodeStore, err, "store the tenant")
 	}
-	if _, err := newSigningKey(ctx, st, now); err != nil {
+	if _, err := newSigningKey(ctx, st, now, 0); err != nil {
 		return res, errcode.Wrap(apiv1.CodeStore, err, "create the token-signing key")
 	}
 	res.OwnerToken = newSecret(apiTokenPrefix)
@@ -173,6 +173,40 @@ type ServeOptions struct {
 	ReleaseCatalog     string
 	ReleaseCatalogName string
 	ReleaseTrustDir    string
+	// Replica serves the data directory's database beside other arcserver
+	// processes (replicas): the data directory's lock is taken shared, and
+	// the state replicas must agree on (assertion replay cache, machine
+	// cache) is kept in the database. Without it Serve takes the lock
+	// exclusive, refuses to start while another arcserver holds it either
+	// way, and keeps that state in memory.
+	Replica bool
+}
+
+// LockFile is the data directory's lock (held by `arcserver serve`
+// without --replica).
+const LockFile = DBFile + ".lock"
+
+// lockDataDir takes the data directory's lock, exclusive for a server
+// alone on it and shared for a replica, failing within a second when
+// another arcserver holds it in the other way (or exclusive).
+func lockDataDir(ctx context.Context, dir string, replica bool) (*atomicfile.Lock, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	lock := atomicfile.LockFile
+	if replica {
+		lock = atomicfile.LockFileShared
+	}
+	l, err := lock(ctx, filepath.Join(dir, DBFile))
+	if errors.Is(err, context.DeadlineExceeded) {
+		if replica {
+			return nil, errcode.Wrap(apiv1.CodeDataDirLocked, err, "an arcserver without --replica serves %s (it holds %s): stop it, then start every server with --replica", dir, filepath.Join(dir, LockFile))
+		}
+		return nil, errcode.Wrap(apiv1.CodeDataDirLocked, err, "another arcserver serves %s (it holds %s): stop it first, or run every process with --replica", dir, filepath.Join(dir, LockFile))
+	}
+	if err != nil {
+		return nil, errcode.Wrap(apiv1.CodeDataDir, err, "lock the data directory %s", dir)
+	}
+	return l, nil
 }
 
 // Serve runs the HTTPS server until ctx is cancelled (SIGTERM in the
@@ -199,11 +233,16 @@ func Serve(ctx context.Context, o ServeOptions) error {
 		return err
 	}
 	defer st.Close()
+	l, err := lockDataDir(ctx, o.DataDir, o.Replica)
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
 	cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
 	if err != nil {
 		return errcode.Wrap(apiv1.CodeTLSConfig, err, "load the TLS certificate %s and key %s", o.TLSCert, o.TLSKey)
 	}
-	cfg := Config{Store: st, Issuer: o.Issuer, Logger: o.Logger, TokenLifetime: o.TokenLifetime, DataDir: o.DataDir, AuditHistory: o.AuditHistory}
+	cfg := Config{Store: st, Issuer: o.Issuer, Logger: o.Logger, TokenLifetime: o.TokenLifetime, DataDir: o.DataDir, AuditHistory: o.AuditHistory, Exclusive: !o.Replica}
 	if o.ReleaseCatalog != "" {
 		if cfg.Releases, err = openReleaseCatalog(ctx, o, o.Logger); err != nil {
 			return err

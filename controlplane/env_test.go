@@ -74,7 +74,7 @@ func newEnvWith(t testing.TB, tune func(*controlplane.Config)) *env {
 		e.t = tt
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg := controlplane.Config{Store: st, Now: e.clock.Now, Logger: log, DataDir: dir}
+	cfg := controlplane.Config{Store: st, Now: e.clock.Now, Logger: log, DataDir: dir, Exclusive: true}
 	if tune != nil {
 		tune(&cfg)
 	}

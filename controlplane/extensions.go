@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -18,6 +19,7 @@ import (
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/rbac"
 	"github.com/arcagent/arcagent/controlplane/store"
+	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/atomicfile"
 	"github.com/arcagent/arcagent/internal/sealed"
 	"github.com/arcagent/arcagent/signing"
@@ -103,8 +105,24 @@ type desiredPrivate struct {
 	ProtectedSettings map[string]string `json:"protectedSettings,omitempty"`
 }
 
-// settingsKey returns the fingerprint key, creating it on first use.
-func (s *Server) settingsKey() ([]byte, error) {
+// settingsKeyCheck names the store setting that holds the check value of
+// the fingerprint key (HMAC of a fixed text under the key). The key itself
+// never enters the database or a backup, where it would let whoever holds
+// a copy test guesses of protected settings against their fingerprints;
+// replicas each hold a copy of the file (as they hold the TLS key), and
+// the check value stored once makes a replica with a different key refuse
+// rather than fingerprint differently from the others.
+const settingsKeyCheck = "protected-settings-key-check"
+
+func settingsKeyCheckValue(k []byte) []byte {
+	mac := hmac.New(sha256.New, k)
+	mac.Write([]byte("arcserver protected-settings key check v1"))
+	return []byte(base64.RawStdEncoding.EncodeToString(mac.Sum(nil)))
+}
+
+// settingsKey returns the fingerprint key, creating it on first use, and
+// checks it against the one the store's other users (replicas) use.
+func (s *Server) settingsKey(ctx context.Context) ([]byte, error) {
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
 	if s.fpKey != nil {
@@ -119,27 +137,32 @@ func (s *Server) settingsKey() ([]byte, error) {
 	}
 	p := filepath.Join(s.dataDir, SettingsKeyFile)
 	b, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		k := make([]byte, 32)
-		_, _ = rand.Read(k)
-		if err := atomicfile.WriteFile(p, k, atomicfile.WriteOptions{Mode: 0o600}); err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		b = make([]byte, 32)
+		_, _ = rand.Read(b)
+		if err := atomicfile.WriteFile(p, b, atomicfile.WriteOptions{Mode: 0o600}); err != nil {
 			return nil, fmt.Errorf("create %s: %w", p, err)
 		}
-		s.fpKey = k
-		return k, nil
-	}
-	if err != nil {
+	case err != nil:
 		return nil, fmt.Errorf("read %s: %w", p, err)
-	}
-	if len(b) != 32 {
+	case len(b) != 32:
 		return nil, fmt.Errorf("%s is damaged (%d bytes, want 32): remove it (protected settings are then sealed afresh on their next assignment)", p, len(b))
+	}
+	want := settingsKeyCheckValue(b)
+	got, err := s.shared.EnsureSetting(ctx, settingsKeyCheck, want, s.now())
+	if err != nil {
+		return nil, err
+	}
+	if !hmac.Equal(got, want) {
+		return nil, errcode.New(apiv1.CodeSettingsKeyDiffers, "%s is not the protected-settings key the other arcserver replicas of this database use: copy that file from the first replica's data directory (mode 0600) and restart this one", p)
 	}
 	s.fpKey = b
 	return b, nil
 }
 
-func (s *Server) fingerprint(machineID, name string, plaintext []byte) (string, error) {
-	k, err := s.settingsKey()
+func (s *Server) fingerprint(ctx context.Context, machineID, name string, plaintext []byte) (string, error) {
+	k, err := s.settingsKey(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -245,7 +268,7 @@ func (s *Server) handleSetExtension(w http.ResponseWriter, r *http.Request, p *p
 	}
 	var fp string
 	if v.protected != nil {
-		if fp, err = s.fingerprint(m.ID, name, v.protected); err != nil {
+		if fp, err = s.fingerprint(ctx, m.ID, name, v.protected); err != nil {
 			return err
 		}
 	}

@@ -99,10 +99,23 @@ func TestTokensValidateWithJWKS(t *testing.T) {
 		t.Fatal("token valid for a foreign audience")
 	}
 
-	// Rotation: the new key signs, the old one stays published until the
-	// old tokens expire, then it is dropped.
+	// Rotation: the new key is published at once and signs after the
+	// pre-publication period (two key reloads); the old one stays
+	// published until the old tokens expire, then it is dropped.
+	oldKid := set.Keys[0].KeyID
 	newKid, err := e.srv.RotateKey(ctx)
 	if err != nil {
+		t.Fatal(err)
+	}
+	trPre, err := m.m.Token(ctx, resource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parsed, _ := josejwt.ParseSigned(trPre.AccessToken, []jose.SignatureAlgorithm{jose.ES256}); parsed.Headers[0].KeyID != oldKid {
+		t.Fatalf("right after rotation the token is signed by %s, want the old key %s", parsed.Headers[0].KeyID, oldKid)
+	}
+	e.clock.Advance(2 * time.Minute)
+	if err := e.srv.ReloadKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
 	tr2, err := m.m.Token(ctx, resource)

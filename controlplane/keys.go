@@ -33,6 +33,8 @@ type sigKey struct {
 type keyring struct {
 	st       store.Store
 	lifetime time.Duration // longest token lifetime
+	// prepublish is how long a new key is published before it signs.
+	prepublish time.Duration
 
 	mu        sync.RWMutex
 	active    *sigKey
@@ -49,8 +51,18 @@ func kidOf(pub *ecdsa.PublicKey) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(h[:16]), nil
 }
 
-// newSigningKey generates and stores a key, retiring every other one.
-func newSigningKey(ctx context.Context, st store.Store, now time.Time) (string, error) {
+// KeyPrepublication is how long `arcserver keys rotate` publishes a new
+// key before it signs: two reload intervals of a server with the default
+// KeyReload, so that every replica has published it before any signs.
+const KeyPrepublication = 2 * time.Minute
+
+// prepublication is the pre-publication period for a key reload interval.
+func prepublication(reload time.Duration) time.Duration { return 2 * reload }
+
+// newSigningKey generates and stores a key and retires every other one at
+// now+prepublish: until then the previous key still signs and the new one
+// is only published (see load).
+func newSigningKey(ctx context.Context, st store.Store, now time.Time, prepublish time.Duration) (string, error) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return "", fmt.Errorf("generate token-signing key: %w", err)
@@ -66,27 +78,34 @@ func newSigningKey(ctx context.Context, st store.Store, now time.Time) (string, 
 	if err := st.AddSigningKey(ctx, store.SigningKey{KID: kid, PrivatePEM: p, CreatedAt: now}); err != nil {
 		return "", err
 	}
-	if err := st.RetireSigningKeys(ctx, kid, now); err != nil {
+	if err := st.RetireSigningKeys(ctx, kid, now.Add(prepublish)); err != nil {
 		return "", err
 	}
 	return kid, nil
 }
 
-// RotateSigningKey makes a new token-signing key active in the store. A
-// running server picks it up at its next key reload (within a minute); the
-// previous key stays published until its tokens expire.
+// RotateSigningKey adds a new token-signing key to the store. Every
+// running server (replica) publishes it at its next key reload (within a
+// minute); it signs from KeyPrepublication on, and the previous key stays
+// published until its tokens expire.
 func RotateSigningKey(ctx context.Context, st store.Store) (string, error) {
-	return newSigningKey(ctx, st, time.Now())
+	return newSigningKey(ctx, st, time.Now(), KeyPrepublication)
 }
 
 // load reads the keys from the store and drops from the JWKS (and the
-// store) retired keys whose tokens have all expired.
+// store) retired keys whose tokens have all expired. Every key read is
+// published; the signer is the newest key that is not retired yet and was
+// created at least prepublish ago (so every replica has published it by
+// now). Only when there is none (a tenant younger than the period) does
+// a younger key sign: the previous signer, that is the live key retiring
+// soonest (a rotation retires it at the end of the period), else the
+// oldest.
 func (kr *keyring) load(ctx context.Context, now time.Time) error {
 	keys, err := kr.st.SigningKeys(ctx)
 	if err != nil {
 		return err
 	}
-	var active *sigKey
+	var active, fallback *sigKey
 	var pub []*sigKey
 	for _, k := range keys {
 		if !k.RetiredAt.IsZero() && now.After(k.RetiredAt.Add(kr.lifetime+keySkew)) {
@@ -98,10 +117,19 @@ func (kr *keyring) load(ctx context.Context, now time.Time) error {
 			return fmt.Errorf("signing key %s in the database is damaged: %w", k.KID, err)
 		}
 		sk := &sigKey{kid: k.KID, priv: priv, created: k.CreatedAt, retired: k.RetiredAt}
-		if k.RetiredAt.IsZero() && (active == nil || sk.created.After(active.created)) {
+		pub = append(pub, sk)
+		if !k.RetiredAt.IsZero() && !now.Before(k.RetiredAt) {
+			continue // retired: published, never signs again
+		}
+		if fallback == nil || fallbackBefore(sk, fallback) {
+			fallback = sk
+		}
+		if !sk.created.After(now.Add(-kr.prepublish)) && (active == nil || sk.created.After(active.created)) {
 			active = sk
 		}
-		pub = append(pub, sk)
+	}
+	if active == nil {
+		active = fallback
 	}
 	if active == nil {
 		return fmt.Errorf("the database has no active token-signing key: run `arcserver keys rotate --data DIR`")
@@ -110,6 +138,18 @@ func (kr *keyring) load(ctx context.Context, now time.Time) error {
 	kr.active, kr.published = active, pub
 	kr.mu.Unlock()
 	return nil
+}
+
+// fallbackBefore orders live keys for the fallback signer: keys already
+// due to retire (previous signers) first, the soonest first, then by age.
+func fallbackBefore(a, b *sigKey) bool {
+	switch {
+	case a.retired.IsZero() != b.retired.IsZero():
+		return !a.retired.IsZero()
+	case !a.retired.Equal(b.retired):
+		return a.retired.Before(b.retired)
+	}
+	return a.created.Before(b.created)
 }
 
 // sign signs claims with the active key.

@@ -27,7 +27,7 @@ func TestNoReplayAcrossRestart(t *testing.T) {
 		t.Fatalf("first use: %d", st)
 	}
 	e.clock.Advance(20 * time.Second) // well inside the clock leeway
-	srv2, err := controlplane.New(context.Background(), controlplane.Config{Store: e.st, Now: e.clock.Now})
+	srv2, err := controlplane.New(context.Background(), controlplane.Config{Store: e.st, Now: e.clock.Now, Exclusive: true})
 	if err != nil {
 		t.Fatal(err)
 	}

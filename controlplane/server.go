@@ -48,7 +48,9 @@ type Config struct {
 	// it. Empty (tests) refuses publishing.
 	DataDir string
 	// KeyReload is how often signing keys are re-read from the store (to
-	// pick up `arcserver keys rotate`); 0 means one minute.
+	// pick up `arcserver keys rotate`); 0 means one minute. A new key is
+	// published at once and signs only after two reload intervals, so
+	// that every replica publishes it before any replica signs with it.
 	KeyReload time.Duration
 	// AuditHistory is how many uploaded audit reports of one machine and
 	// profile are kept (the oldest are deleted); 0 means
@@ -61,6 +63,16 @@ type Config struct {
 	// behind, unsupported) under ReleasePolicy; nil shows plain counts.
 	Releases      releases.Source
 	ReleasePolicy releases.Policies
+	// Exclusive says that no other process uses Store: Serve sets it
+	// while it holds the data directory's lock. The assertion replay
+	// cache and the machine cache then live in this process's memory.
+	// Otherwise (replicas over one database) the replay cache is in the
+	// store and cached machines are re-read after MachineCacheTTL.
+	Exclusive bool
+	// MachineCacheTTL bounds how long a replica trusts its cached view of
+	// a machine (its existence, desired-state ETag and last heartbeat)
+	// before reading it again; 0 means one second. Unused when Exclusive.
+	MachineCacheTTL time.Duration
 }
 
 // Server is the control plane's HTTP API.
@@ -85,12 +97,16 @@ type Server struct {
 
 	keys   *keyring
 	replay *replayCache
-	// ownersMu makes "count the tenant Owners, then delete one" atomic, so
-	// two Owners removing each other at once cannot both succeed.
-	ownersMu sync.Mutex
-	// started bounds replays across restarts: the replay cache lives in
-	// memory, so assertions issued before this process started are
-	// refused (they may have been used with the previous process).
+	// shared is the store's replica-shared state; exclusive says the
+	// in-memory replay cache and machine cache stand in for it.
+	shared    store.Shared
+	replayDB  *replayBatcher
+	exclusive bool
+	cacheTTL  time.Duration
+	// started bounds replays across restarts: an exclusive server's
+	// replay cache lives in memory, so assertions issued before this
+	// process started are refused (they may have been used with the
+	// previous process, which may also have been exclusive).
 	started time.Time
 	hb      *heartbeatBatcher
 	mux     *http.ServeMux
@@ -110,10 +126,14 @@ type Server struct {
 // machineEntry caches what authenticating a machine needs.
 type machineEntry struct {
 	pub        *ecdsa.PublicKey
+	pemKey     string // pub as stored, to tell a refreshed entry apart
 	resourceID string
 	lastHB     atomic.Int64 // unix ms
 	etag       atomic.Value // string
 	invDigest  atomic.Value // string: SHA-256 of the inventory this process stored last
+	// loaded is when the entry was last read from the store (unix ns of
+	// the server clock); replicas re-read entries older than cacheTTL.
+	loaded atomic.Int64
 }
 
 // New builds a server over an initialised store.
@@ -132,6 +152,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		dataDir:      cfg.DataDir,
 		auditHistory: cfg.AuditHistory,
 		replay:       newReplayCache(),
+		exclusive:    cfg.Exclusive,
+		cacheTTL:     cfg.MachineCacheTTL,
 		machines:     map[string]*machineEntry{},
 		deleted:      map[string]struct{}{},
 		audits:       cfg.Audits,
@@ -161,6 +183,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.keyReload <= 0 {
 		s.keyReload = time.Minute
 	}
+	if s.cacheTTL <= 0 {
+		s.cacheTTL = time.Second
+	}
+	sh, ok := cfg.Store.(store.Shared)
+	if !ok {
+		return nil, errors.New("controlplane: the store does not implement store.Shared (replay cache, settings): use a store from controlplane/store")
+	}
+	s.shared = sh
+	s.replayDB = &replayBatcher{sh: sh, now: s.now}
 	t, err := s.st.Tenant(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("the database holds no tenant: run `arcserver init --data DIR` first: %w", err)
@@ -171,9 +202,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.tenantID = t.ID
 	s.started = s.now()
 	s.audience = Audience(t.ID)
-	s.keys = &keyring{st: s.st, lifetime: s.tokenLife}
+	s.keys = &keyring{st: s.st, lifetime: s.tokenLife, prepublish: prepublication(s.keyReload)}
 	if err := s.keys.load(ctx, s.now()); err != nil {
 		return nil, err
+	}
+	if s.dataDir != "" {
+		// Fail at start, not at first use, on a replica whose
+		// protected-settings key differs from the others'.
+		if _, err := s.settingsKey(ctx); err != nil {
+			return nil, err
+		}
 	}
 	s.hb = newHeartbeatBatcher(s.st, s.log)
 	s.routes()
@@ -192,9 +230,11 @@ func (s *Server) Issuer() string { return s.issuer }
 // TenantID returns the tenant's id.
 func (s *Server) TenantID() string { return s.tenantID }
 
-// RotateKey makes a new token-signing key active now and reloads the keys.
+// RotateKey publishes a new token-signing key now and reloads the keys;
+// the new key signs once the pre-publication period (two key reload
+// intervals) has passed, so that every replica publishes it first.
 func (s *Server) RotateKey(ctx context.Context) (string, error) {
-	kid, err := newSigningKey(ctx, s.st, s.now())
+	kid, err := newSigningKey(ctx, s.st, s.now(), s.keys.prepublish)
 	if err != nil {
 		return "", err
 	}
@@ -218,6 +258,11 @@ func (s *Server) Start(ctx context.Context) {
 			case <-t.C:
 				if err := s.keys.load(ctx, s.now()); err != nil && ctx.Err() == nil {
 					s.log.Warn("reload signing keys", "err", err)
+				}
+				if !s.exclusive {
+					if _, err := s.shared.SweepAssertions(ctx, s.now()); err != nil && ctx.Err() == nil {
+						s.log.Warn("sweep expired assertions", "err", err)
+					}
 				}
 			}
 		}

@@ -87,7 +87,7 @@ func TestLifecycle(t *testing.T) {
 	if code, _, stderr := runCLI(t, "backup", "--data", dir, "--to", backup); code != errcode.ExitUsage {
 		t.Fatalf("backup over an existing file: %d %s", code, stderr)
 	}
-	if code, out, stderr := runCLI(t, "keys", "rotate", "--data", dir); code != 0 || !strings.Contains(out, "active") {
+	if code, out, stderr := runCLI(t, "keys", "rotate", "--data", dir); code != 0 || !strings.Contains(out, "is published") {
 		t.Fatalf("rotate: %d %s %s", code, out, stderr)
 	}
 

@@ -105,6 +105,7 @@ credentials and request bodies are never logged.`,
 	f.StringVar(&o.ReleaseTrustDir, "release-trust-dir", "", "trust directory holding the release catalog's keys (default DIR/trust)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&format, "log-format", "json", "log format: json or text")
+	f.BoolVar(&o.Replica, "replica", false, "serve beside other arcserver replicas over the same database: the replay cache lives in the database, cached machines are re-read every second, and the data directory lock is taken shared")
 	return cmd
 }
 
@@ -150,9 +151,11 @@ func newKeysCmd(a *app) *cobra.Command {
 	var dir string
 	rotate := &cobra.Command{
 		Use:   "rotate --data DIR",
-		Short: "Make a new token-signing key active; the old one stays in the JWKS until its tokens expire",
+		Short: "Publish a new token-signing key, which signs 2 minutes later; the old one stays in the JWKS until its tokens expire",
 		Long: `rotate creates a new ES256 token-signing key and retires the current one. A
-running server picks the new key up within a minute. The retired key stays
+running server (every replica) publishes the new key within a minute; it signs
+from 2 minutes after the rotation on, when every server publishes it, and the
+current key signs until then. The retired key stays
 published in /.well-known/jwks.json until every token it signed has expired
 (token lifetime + 5 minutes), then it is deleted.`,
 		Args: usageArgs(cobra.NoArgs),
@@ -169,7 +172,7 @@ published in /.well-known/jwks.json until every token it signed has expired
 			if a.json {
 				return a.printJSON(map[string]string{"kid": kid})
 			}
-			fmt.Fprintf(a.stdout, "New token-signing key %s is active\n", kid)
+			fmt.Fprintf(a.stdout, "New token-signing key %s is published; it signs tokens %s from now, once every server publishes it\n", kid, controlplane.KeyPrepublication)
 			return nil
 		},
 	}

@@ -31,6 +31,9 @@ const (
 	CodeStore             errcode.Code = "ARC0215"
 	CodeTLSConfig         errcode.Code = "ARC0216"
 	CodeBadResponse       errcode.Code = "ARC0217"
+	// Replicas (issue 20): ARC0670–ARC0679.
+	CodeDataDirLocked      errcode.Code = "ARC0670"
+	CodeSettingsKeyDiffers errcode.Code = "ARC0671"
 )
 
 // StatusOf is the HTTP status the server answers with for each code.
@@ -78,6 +81,8 @@ func init() {
 		{Code: CodeStore, Exit: errcode.ExitFailed, Title: "the server database failed", Remedy: "check the data directory's disk space and permissions; restore from `arcserver backup` if the database is damaged"},
 		{Code: CodeTLSConfig, Exit: errcode.ExitUsage, Title: "the TLS certificate or key cannot be used", Remedy: "give a PEM certificate and its matching private key with --tls-cert and --tls-key, or omit both to use the generated ones"},
 		{Code: CodeBadResponse, Exit: errcode.ExitFailed, Title: "the control plane sent a response that cannot be understood", Remedy: "check that the URL points at arcserver and that client and server versions match"},
+		{Code: CodeDataDirLocked, Exit: errcode.ExitFailed, Title: "another arcserver already serves this data directory", Remedy: "stop the other `arcserver serve --data DIR`, or start every process over the shared database with --replica (docs/controlplane.md, Replicas)"},
+		{Code: CodeSettingsKeyDiffers, Exit: errcode.ExitFailed, Title: "this replica's protected-settings key differs from the one the other replicas use", Remedy: "copy DATA/protected-settings.key (mode 0600) from the first replica's data directory to this one's and restart it"},
 	} {
 		errcode.Register(i)
 	}

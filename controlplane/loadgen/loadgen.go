@@ -453,6 +453,12 @@ func (l *Local) Stop() error { return l.stop() }
 // StartLocal initialises dir and serves it on a loopback port. log
 // receives the server's request log (nil: discarded, after formatting).
 func StartLocal(ctx context.Context, dir string, log *slog.Logger) (*Local, error) {
+	return startLocal(ctx, dir, log, false)
+}
+
+// startLocal is StartLocal, serving as a replica (state shared through the
+// database) when replica is set.
+func startLocal(ctx context.Context, dir string, log *slog.Logger, replica bool) (*Local, error) {
 	res, err := controlplane.Init(ctx, controlplane.InitOptions{DataDir: dir})
 	if err != nil {
 		return nil, err
@@ -468,7 +474,7 @@ func StartLocal(ctx context.Context, dir string, log *slog.Logger) (*Local, erro
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- controlplane.Serve(sctx, controlplane.ServeOptions{DataDir: dir, Listen: "127.0.0.1:0", Logger: log, Ready: func(a net.Addr) { ready <- a }})
+		done <- controlplane.Serve(sctx, controlplane.ServeOptions{DataDir: dir, Listen: "127.0.0.1:0", Logger: log, Replica: replica, Ready: func(a net.Addr) { ready <- a }})
 	}()
 	select {
 	case a := <-ready:

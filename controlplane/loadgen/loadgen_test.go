@@ -37,9 +37,17 @@ func BenchmarkHeartbeats(b *testing.B) { benchHeartbeats(b, false) }
 // each one), so the host's CPU goes to the server.
 func BenchmarkHeartbeatsPreSigned(b *testing.B) { benchHeartbeats(b, true) }
 
-func benchHeartbeats(b *testing.B, presign bool) {
+// BenchmarkHeartbeatsPreSignedReplica is BenchmarkHeartbeatsPreSigned
+// against a server serving as a replica (--replica): every assertion's jti
+// is remembered in the database and cached machines are re-read every
+// second, as replicas sharing one database do.
+func BenchmarkHeartbeatsPreSignedReplica(b *testing.B) { benchHeartbeatsMode(b, true, true) }
+
+func benchHeartbeats(b *testing.B, presign bool) { benchHeartbeatsMode(b, presign, false) }
+
+func benchHeartbeatsMode(b *testing.B, presign, replica bool) {
 	ctx := context.Background()
-	l, err := StartLocal(ctx, b.TempDir(), nil)
+	l, err := startLocal(ctx, b.TempDir(), nil, replica)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -162,4 +162,20 @@ var migrations = []string{
 	);
 	CREATE INDEX audit_findings_rule ON audit_findings (rule_key, sev_rank, machine_id);
 	CREATE INDEX audit_findings_rank ON audit_findings (sev_rank, rule_key, machine_id);`,
+	// Replica-shared state: state several arcserver processes over one
+	// database must agree on. assertion_replay remembers each accepted
+	// machine assertion (key: machine id and jti) until it expires, so an
+	// assertion used on one replica is refused on every other; rows are
+	// swept once expired. server_settings holds small server-wide values
+	// (the protected-settings fingerprint key), created once and shared.
+	`CREATE TABLE assertion_replay (
+		replay_key TEXT PRIMARY KEY,
+		expires_at BIGINT NOT NULL
+	);
+	CREATE INDEX assertion_replay_expires ON assertion_replay (expires_at);
+	CREATE TABLE server_settings (
+		name TEXT PRIMARY KEY,
+		value TEXT NOT NULL,
+		created_at BIGINT NOT NULL
+	);`,
 }

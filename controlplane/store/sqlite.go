@@ -540,8 +540,15 @@ func (s *SQLite) RegisterMachine(ctx context.Context, credentialHash string, now
 	if err != nil {
 		return notFound(err, "resource group "+c.ResourceGroup)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE onboarding_credentials SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0`, c.ID); err != nil {
+	// The decrement itself decides (the read above may be stale on an
+	// engine at READ COMMITTED with several replicas): no row affected
+	// means another registration took the last use.
+	res, err := tx.ExecContext(ctx, `UPDATE onboarding_credentials SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0 AND revoked_at = 0`, c.ID)
+	if err != nil {
 		return fmt.Errorf("register machine: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("onboarding credential %s: %w", c.ID, errors.Join(ErrOnboardingUsedUp, err))
 	}
 	m.SubscriptionID, m.ResourceGroup, m.OnboardingID = g.SubscriptionID, g.Name, c.ID
 	if m.ResourceID == "" {
@@ -657,8 +664,9 @@ func (s *SQLite) DeleteMachine(ctx context.Context, id string) error {
 }
 
 // RecordHeartbeats records a batch of heartbeats in one transaction. A
-// heartbeat never moves last_heartbeat backwards; unknown machines (deleted
-// meanwhile) are skipped.
+// heartbeat never moves last_heartbeat backwards, and an older one (from
+// another replica's later batch) does not overwrite the agent version of
+// a newer one; unknown machines (deleted meanwhile) are skipped.
 func (s *SQLite) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
 	if len(hbs) == 0 {
 		return nil
@@ -667,7 +675,7 @@ func (s *SQLite) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
 	s.hbOnce.Do(func() {
 		s.hbStmt, s.hbErr = s.w.PrepareContext(context.Background(), `UPDATE machine_heartbeats SET
 		last_heartbeat = CASE WHEN last_heartbeat < ? THEN ? ELSE last_heartbeat END,
-		agent_version = CASE WHEN ? <> '' THEN ? ELSE agent_version END
+		agent_version = CASE WHEN ? <> '' AND last_heartbeat <= ? THEN ? ELSE agent_version END
 		WHERE machine_id = ?`)
 	})
 	if s.hbErr != nil {
@@ -682,7 +690,7 @@ func (s *SQLite) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
 	defer st.Close()
 	for _, h := range hbs {
 		at := ms(h.At)
-		if _, err := st.ExecContext(ctx, at, at, h.AgentVersion, h.AgentVersion, h.MachineID); err != nil {
+		if _, err := st.ExecContext(ctx, at, at, h.AgentVersion, at, h.AgentVersion, h.MachineID); err != nil {
 			return fmt.Errorf("record heartbeat of %s: %w", h.MachineID, err)
 		}
 	}

@@ -113,13 +113,14 @@ func TestRegisterMachineRules(t *testing.T) {
 		t.Fatalf("unknown: %v", err)
 	}
 
-	// Heartbeats never move backwards and skip deleted machines.
+	// Heartbeats never move backwards (nor does an older one set the agent
+	// version) and skip deleted machines.
 	ms, err := s.ListMachines(ctx, MachineFilter{SubscriptionID: "S1", ResourceGroup: "WEB"})
 	if err != nil || len(ms) != 3 {
 		t.Fatalf("%d machines %v", len(ms), err)
 	}
 	id := ms[0].ID
-	must(s.RecordHeartbeats(ctx, []Heartbeat{{MachineID: id, At: now.Add(time.Minute), AgentVersion: "2"}, {MachineID: id, At: now.Add(-time.Hour)}, {MachineID: "gone", At: now}}))
+	must(s.RecordHeartbeats(ctx, []Heartbeat{{MachineID: id, At: now.Add(time.Minute), AgentVersion: "2"}, {MachineID: id, At: now.Add(-time.Hour), AgentVersion: "1"}, {MachineID: "gone", At: now}}))
 	got, err := s.Machine(ctx, id)
 	if err != nil || !got.LastHeartbeat.Equal(now.Add(time.Minute).Truncate(time.Millisecond)) || got.AgentVersion != "2" {
 		t.Fatalf("%v %s %v", got.LastHeartbeat, got.AgentVersion, err)

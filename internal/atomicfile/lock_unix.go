@@ -18,6 +18,17 @@ import (
 // creates or opens the link's target. A lock file that is not a regular
 // file is refused too. A new lock file has mode 0600.
 func LockFile(ctx context.Context, path string) (*Lock, error) {
+	return lockFile(ctx, path, syscall.LOCK_EX)
+}
+
+// LockFileShared takes the lock for path shared: any number of processes
+// may hold it shared at once, while LockFile's exclusive lock excludes
+// them all. It waits until ctx is done.
+func LockFileShared(ctx context.Context, path string) (*Lock, error) {
+	return lockFile(ctx, path, syscall.LOCK_SH)
+}
+
+func lockFile(ctx context.Context, path string, how int) (*Lock, error) {
 	name := path + ".lock"
 	fd, err := openNoFollow(name)
 	if err != nil {
@@ -39,7 +50,7 @@ func LockFile(ctx context.Context, path string) (*Lock, error) {
 	t := time.NewTicker(lockPoll)
 	defer t.Stop()
 	for {
-		err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+		err := syscall.Flock(fd, how|syscall.LOCK_NB)
 		if err == nil {
 			return &Lock{f: f}, nil
 		}

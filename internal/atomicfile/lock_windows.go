@@ -18,6 +18,17 @@ import (
 // and then refused; a lock file that is not a regular disk file is refused
 // too. A new lock file inherits the ACL of its directory.
 func LockFile(ctx context.Context, path string) (*Lock, error) {
+	return lockFile(ctx, path, windows.LOCKFILE_EXCLUSIVE_LOCK)
+}
+
+// LockFileShared takes the lock for path shared: any number of processes
+// may hold it shared at once, while LockFile's exclusive lock excludes
+// them all. It waits until ctx is done.
+func LockFileShared(ctx context.Context, path string) (*Lock, error) {
+	return lockFile(ctx, path, 0)
+}
+
+func lockFile(ctx context.Context, path string, how uint32) (*Lock, error) {
 	name := path + ".lock"
 	p, err := windows.UTF16PtrFromString(name)
 	if err != nil {
@@ -47,7 +58,7 @@ func LockFile(ctx context.Context, path string) (*Lock, error) {
 	defer t.Stop()
 	for {
 		ol := new(windows.Overlapped)
-		err := windows.LockFileEx(h, windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, ol)
+		err := windows.LockFileEx(h, how|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, ol)
 		if err == nil {
 			return &Lock{f: f}, nil
 		}

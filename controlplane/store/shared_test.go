@@ -1,0 +1,168 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestRememberAssertion(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	t0 := time.UnixMilli(1_700_000_000_000)
+	steps := []struct {
+		name  string
+		key   string
+		exp   time.Time
+		now   time.Time
+		fresh bool
+	}{
+		{"first use", "m\x00a", t0.Add(time.Minute), t0, true},
+		{"replay", "m\x00a", t0.Add(time.Minute), t0.Add(time.Second), false},
+		{"replay with a later exp", "m\x00a", t0.Add(time.Hour), t0.Add(time.Second), false},
+		{"other jti", "m\x00b", t0.Add(time.Minute), t0, true},
+		{"same jti after the row expired", "m\x00a", t0.Add(3 * time.Minute), t0.Add(2 * time.Minute), true},
+		{"and replayed again", "m\x00a", t0.Add(3 * time.Minute), t0.Add(2 * time.Minute), false},
+	}
+	for _, st := range steps {
+		fresh, err := s.RememberAssertion(ctx, st.key, st.exp, st.now)
+		if err != nil || fresh != st.fresh {
+			t.Fatalf("%s: fresh=%v err=%v, want %v", st.name, fresh, err, st.fresh)
+		}
+	}
+	n, err := s.SweepAssertions(ctx, t0.Add(2*time.Minute))
+	if err != nil || n != 1 { // m\x00b expired; m\x00a lives to +3m
+		t.Fatalf("sweep: %d, %v; want 1", n, err)
+	}
+	if fresh, _ := s.RememberAssertion(ctx, "m\x00a", t0.Add(3*time.Minute), t0.Add(2*time.Minute)); fresh {
+		t.Fatal("a live key was swept")
+	}
+}
+
+// TestRememberAssertionConcurrent: many goroutines (as replicas would)
+// presenting one jti at once: exactly one is fresh.
+func TestRememberAssertionConcurrent(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	now := time.Now()
+	var fresh atomic.Int32
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := s.RememberAssertion(ctx, "m\x00same", now.Add(time.Minute), now)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				fresh.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if fresh.Load() != 1 {
+		t.Fatalf("%d fresh, want exactly 1", fresh.Load())
+	}
+}
+
+func TestEnsureSetting(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	v, err := s.EnsureSetting(ctx, "k", []byte("first"), time.Now())
+	if err != nil || string(v) != "first" {
+		t.Fatalf("%q %v", v, err)
+	}
+	v, err = s.EnsureSetting(ctx, "k", []byte("second"), time.Now())
+	if err != nil || string(v) != "first" {
+		t.Fatalf("the first value must win: %q %v", v, err)
+	}
+}
+
+func TestMachineAuthNotFound(t *testing.T) {
+	s, _ := open(t)
+	if _, err := s.MachineAuth(context.Background(), "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("want ErrNotFound, got %v", err)
+	}
+}
+
+func TestDeleteRoleAssignmentKeeping(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	now := time.Now()
+	if err := s.CreateTenant(ctx, Tenant{ID: "t", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []RoleAssignment{
+		{ID: "o1", Principal: "a", Role: "Owner", Scope: "/", CreatedAt: now},
+		{ID: "o2", Principal: "b", Role: "Owner", Scope: "/", CreatedAt: now},
+		{ID: "r1", Principal: "c", Role: "Reader", Scope: "/", CreatedAt: now},
+		{ID: "o3", Principal: "d", Role: "Owner", Scope: "/subscriptions/S", CreatedAt: now},
+	} {
+		if err := s.CreateRoleAssignment(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		id   string
+		want error
+	}{
+		{"r1", nil},               // not an Owner at /
+		{"o3", nil},               // an Owner, but not at /
+		{"nope", ErrNotFound},     // unknown
+		{"o1", nil},               // o2 remains
+		{"o2", ErrLastAssignment}, // the last Owner at /
+	}
+	for _, st := range steps {
+		if err := s.DeleteRoleAssignmentKeeping(ctx, st.id, "Owner", "/"); !errors.Is(err, st.want) {
+			t.Fatalf("delete %s: %v, want %v", st.id, err, st.want)
+		}
+	}
+	// Two Owners deleting each other at once: one remains.
+	if err := s.CreateRoleAssignment(ctx, RoleAssignment{ID: "o4", Principal: "e", Role: "Owner", Scope: "/", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, id := range []string{"o2", "o4"} {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = s.DeleteRoleAssignmentKeeping(ctx, id, "Owner", "/") }()
+	}
+	wg.Wait()
+	all, err := s.ListRoleAssignments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owners := 0
+	for _, a := range all {
+		if a.Role == "Owner" && a.Scope == "/" {
+			owners++
+		}
+	}
+	if owners != 1 {
+		t.Fatalf("%d tenant Owners left, want 1", owners)
+	}
+}
+
+func TestRememberAssertions(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	now := time.UnixMilli(1_700_000_000_000)
+	exp := now.Add(time.Minute)
+	if fresh, err := s.RememberAssertion(ctx, "m\x00old", exp, now); err != nil || !fresh {
+		t.Fatal(fresh, err)
+	}
+	keys := []AssertionKey{{"m\x00z", exp}, {"m\x00old", exp}, {"m\x00a", exp}, {"m\x00z", exp}}
+	fresh, err := s.RememberAssertions(ctx, keys, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []bool{true, false, true, false}
+	for i := range want {
+		if fresh[i] != want[i] {
+			t.Fatalf("fresh = %v, want %v", fresh, want)
+		}
+	}
+}
