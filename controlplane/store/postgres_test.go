@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -167,5 +168,73 @@ func TestPostgresReplicas(t *testing.T) {
 	}
 	if err := stores[2].CreateTenant(ctx, Tenant{ID: "t2", CreatedAt: now}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("second tenant: %v", err)
+	}
+}
+
+// TestCopyAll copies a SQLite store with a row in every table into an
+// empty PostgreSQL schema and reads the same content back; a second copy
+// into the now non-empty target is refused and changes nothing.
+func TestCopyAll(t *testing.T) {
+	ctx := context.Background()
+	src, _ := open(t)
+	mid := registerOne(t, src)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	for _, err := range []error{
+		src.CreateTenant(ctx, Tenant{ID: "t1", CreatedAt: now}),
+		src.CreateAPIToken(ctx, APIToken{ID: "a1", Principal: "owner", Hash: "x", CreatedAt: now}),
+		src.CreateRoleAssignment(ctx, RoleAssignment{ID: "r1", Principal: "owner", Role: "Owner", Scope: "/", CreatedAt: now}),
+		src.AddSigningKey(ctx, SigningKey{KID: "k1", PrivatePEM: []byte("pem"), CreatedAt: now}),
+		src.CreatePackage(ctx, Package{Kind: KindGuestConfig, Publisher: "P", Type: "T", Version: "1", SHA256: "aa", Size: 3, PublishedAt: now}),
+		src.SetMachineStatus(ctx, mid, []byte(`{"it's":"?"}`), now),
+		src.RecordHeartbeats(ctx, []Heartbeat{{MachineID: mid, At: now.Add(time.Minute), AgentVersion: "9"}}),
+		src.UpdateGroupAssignments(ctx, "s1", "web", func([]GroupAssignment) ([]GroupAssignment, error) {
+			return []GroupAssignment{{Name: "a", Doc: []byte(`{}`), UpdatedAt: now}}, nil
+		}, func(MachineRef, DesiredState, []GroupAssignment) (*DesiredState, error) { return nil, nil }),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := openPG(t)
+	counts, err := CopyAll(ctx, src, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, c := range counts {
+		total += c.Rows
+	}
+	if len(counts) < 10 || total < 11 {
+		t.Fatalf("copied %+v", counts)
+	}
+	want, _ := src.Machine(ctx, mid)
+	got, err := dst.Machine(ctx, mid)
+	if err != nil || got.LastHeartbeat != want.LastHeartbeat || string(got.Status) != string(want.Status) || got.AgentVersion != "9" || got.ResourceID != want.ResourceID {
+		t.Fatalf("machine after copy: %+v %v", got, err)
+	}
+	for _, check := range []func(s *DB) (any, error){
+		func(s *DB) (any, error) { return s.Tenant(ctx) },
+		func(s *DB) (any, error) { return s.ListAPITokens(ctx) },
+		func(s *DB) (any, error) { return s.ListRoleAssignments(ctx) },
+		func(s *DB) (any, error) { return s.SigningKeys(ctx) },
+		func(s *DB) (any, error) { return s.ListPackages(ctx, "", "", "") },
+		func(s *DB) (any, error) { return s.ListOnboarding(ctx) },
+		func(s *DB) (any, error) { return s.ListResourceGroups(ctx, "") },
+		func(s *DB) (any, error) { return s.ListSubscriptions(ctx) },
+		func(s *DB) (any, error) { return s.ListGroupAssignments(ctx, "s1", "web") },
+		func(s *DB) (any, error) { return s.ListMachines(ctx, MachineFilter{}) },
+	} {
+		a, err1 := check(src)
+		b, err2 := check(dst)
+		if err1 != nil || err2 != nil || fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("after copy:\n sqlite   %v %v\n postgres %v %v", a, err1, b, err2)
+		}
+	}
+	if _, err := CopyAll(ctx, src, dst); !errors.Is(err, ErrTargetNotEmpty) {
+		t.Fatalf("second copy: %v", err)
+	}
+	// The copy's rows are ordinary rows: the target keeps working.
+	if err := dst.CreateAPIToken(ctx, APIToken{ID: "a2", Principal: "p", Hash: "y", CreatedAt: now}); err != nil {
+		t.Fatal(err)
 	}
 }
