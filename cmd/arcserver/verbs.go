@@ -25,9 +25,15 @@ ca.key), a TLS certificate for localhost, 127.0.0.1, ::1, this host's name and
 every --host (tls.crt, tls.key), the token-signing key, and a first API token
 for the principal "owner", who holds the Owner role on the whole tenant.
 
-The Owner token is printed once and stored only as a hash: keep it safe.`,
+The Owner token is printed once and stored only as a hash: keep it safe.
+
+With --database postgres://… (or ARCSERVER_DATABASE) the tenant, keys and
+tokens go into that PostgreSQL database instead of DIR/arcserver.db; DIR still
+holds the CA and TLS files. For several replicas, init once and copy DIR to
+every replica host.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Database = databaseSpec(o.Database)
 			res, err := controlplane.Init(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -37,12 +43,17 @@ The Owner token is printed once and stored only as a hash: keep it safe.`,
 			}
 			fmt.Fprintf(a.stdout, "Initialised %s\n  tenant:   %s\n  database: %s\n  CA:       %s (give it to agents and operators)\n  TLS cert: %s\n\n", o.DataDir, res.TenantID, res.DB, res.CACert, res.TLSCert)
 			fmt.Fprintf(a.stdout, "Owner API token (shown once, stored only as a hash):\n\n  %s\n\n", res.OwnerToken)
-			fmt.Fprintf(a.stdout, "Next:\n  arcserver serve --data %s\n  arcagent fleet login --server https://127.0.0.1:8443 --ca-file %s --token -   (paste the token)\n", o.DataDir, res.CACert)
+			serve := "arcserver serve --data " + o.DataDir
+			if o.Database != "" {
+				serve += " --database URL"
+			}
+			fmt.Fprintf(a.stdout, "Next:\n  %s\n  arcagent fleet login --server https://127.0.0.1:8443 --ca-file %s --token -   (paste the token)\n", serve, res.CACert)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&o.DataDir, "data", "", "data directory to create (required)")
 	cmd.Flags().StringSliceVar(&o.Hosts, "host", nil, "extra DNS name or IP address for the TLS certificate (repeatable)")
+	databaseFlag(cmd, &o.Database)
 	return cmd
 }
 
@@ -59,7 +70,11 @@ accepting connections, lets requests in flight finish (up to --shutdown-timeout)
 writes queued heartbeats and exits 0.
 
 Requests are logged as JSON (or text) on stderr with slog; tokens, onboarding
-credentials and request bodies are never logged.`,
+credentials and request bodies are never logged.
+
+With --database postgres://… (or ARCSERVER_DATABASE) the state is in that
+PostgreSQL database, and several replicas may serve it at once; DIR still holds
+the TLS files and the published packages. Without it, DIR/arcserver.db.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var lv slog.Level
@@ -81,6 +96,7 @@ credentials and request bodies are never logged.`,
 				}
 			}
 			tuneGC()
+			o.Database = databaseSpec(o.Database)
 			return controlplane.Serve(cmd.Context(), o)
 		},
 	}
@@ -94,20 +110,27 @@ credentials and request bodies are never logged.`,
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long requests in flight may take to finish at shutdown")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&format, "log-format", "json", "log format: json or text")
+	databaseFlag(cmd, &o.Database)
 	return cmd
 }
 
 func newBackupCmd(a *app) *cobra.Command {
-	var dir, to string
+	var dir, to, database string
 	cmd := &cobra.Command{
 		Use:   "backup --data DIR --to FILE",
 		Short: "Write a consistent copy of the database, also while serving",
 		Long: `backup copies the database (VACUUM INTO) to FILE, which must not exist. It is
 safe while "arcserver serve" runs. The copy is mode 0600: it holds the
 token-signing keys. To restore, stop the server and replace DIR/arcserver.db
-(and remove DIR/arcserver.db-wal and -shm) with the copy.`,
+(and remove DIR/arcserver.db-wal and -shm) with the copy.
+
+A PostgreSQL database (--database) is refused: back it up with pg_dump or
+PostgreSQL's base backups.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if databaseSpec(database) != "" {
+				return controlplane.BackupPostgresError()
+			}
 			if to == "" {
 				return errcode.New(errcode.Usage, "--to FILE is required")
 			}
@@ -131,12 +154,13 @@ token-signing keys. To restore, stop the server and replace DIR/arcserver.db
 	}
 	cmd.Flags().StringVar(&dir, "data", "", "data directory (required)")
 	cmd.Flags().StringVar(&to, "to", "", "backup file to create (required)")
+	databaseFlag(cmd, &database)
 	return cmd
 }
 
 func newKeysCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage the token-signing keys"}
-	var dir string
+	var dir, database string
 	rotate := &cobra.Command{
 		Use:   "rotate --data DIR",
 		Short: "Make a new token-signing key active; the old one stays in the JWKS until its tokens expire",
@@ -146,7 +170,7 @@ published in /.well-known/jwks.json until every token it signed has expired
 (token lifetime + 5 minutes), then it is deleted.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := controlplane.OpenStore(cmd.Context(), dir)
+			st, err := controlplane.OpenStoreAt(cmd.Context(), dir, databaseSpec(database))
 			if err != nil {
 				return err
 			}
@@ -163,13 +187,14 @@ published in /.well-known/jwks.json until every token it signed has expired
 		},
 	}
 	rotate.Flags().StringVar(&dir, "data", "", "data directory (required)")
+	databaseFlag(rotate, &database)
 	cmd.AddCommand(rotate)
 	return cmd
 }
 
 func newTokensCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "tokens", Short: "Create API tokens directly in the database (recovery)"}
-	var dir, principal string
+	var dir, principal, database string
 	var life time.Duration
 	create := &cobra.Command{
 		Use:   "create --data DIR --principal P",
@@ -180,7 +205,7 @@ it; "owner" is the principal that init made Owner of the tenant. Normally use
 "arcagent fleet tokens create" instead.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			tok, err := controlplane.CreateTokenOffline(cmd.Context(), dir, principal, life)
+			tok, err := controlplane.CreateTokenOfflineAt(cmd.Context(), dir, databaseSpec(database), principal, life)
 			if err != nil {
 				return err
 			}
@@ -194,6 +219,7 @@ it; "owner" is the principal that init made Owner of the tenant. Normally use
 	create.Flags().StringVar(&dir, "data", "", "data directory (required)")
 	create.Flags().StringVar(&principal, "principal", controlplane.OwnerPrincipal, "principal the token acts as")
 	create.Flags().DurationVar(&life, "expires", 0, "lifetime (default: never expires)")
+	databaseFlag(create, &database)
 	cmd.AddCommand(create)
 	return cmd
 }
