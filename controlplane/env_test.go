@@ -54,15 +54,23 @@ type env struct {
 	logs   *testutil.Buffer
 }
 
+// envDatabase, when set, gives newEnv a PostgreSQL database instead of
+// the data directory's SQLite file (onPostgres sets it).
+var envDatabase func(t testing.TB) string
+
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	res, err := controlplane.Init(ctx, controlplane.InitOptions{DataDir: dir})
+	database := ""
+	if envDatabase != nil {
+		database = envDatabase(t)
+	}
+	res, err := controlplane.Init(ctx, controlplane.InitOptions{DataDir: dir, Database: database})
 	if err != nil {
 		t.Fatalf("init: %v", err)
 	}
-	st, err := controlplane.OpenStore(ctx, dir)
+	st, err := controlplane.OpenStoreAt(ctx, dir, database)
 	if err != nil {
 		t.Fatal(err)
 	}
