@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -680,6 +679,9 @@ func (s *SQLite) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
 	if len(hbs) == 0 {
 		return nil
 	}
+	if s.dialect == dialectPostgres {
+		return s.recordHeartbeatsPG(ctx, hbs)
+	}
 	// Prepare outside the transaction: the writer pool has one connection.
 	s.hbOnce.Do(func() {
 		s.hbStmt, s.hbErr = s.w.PrepareContext(context.Background(), `UPDATE machine_heartbeats SET
@@ -689,12 +691,6 @@ func (s *SQLite) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
 	})
 	if s.hbErr != nil {
 		return fmt.Errorf("record heartbeats: %w", s.hbErr)
-	}
-	if s.dialect == dialectPostgres && len(hbs) > 1 {
-		// Replicas write overlapping batches at once: rows locked in one
-		// order cannot deadlock.
-		hbs = slices.Clone(hbs)
-		slices.SortFunc(hbs, func(a, b Heartbeat) int { return strings.Compare(a.MachineID, b.MachineID) })
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
