@@ -162,24 +162,13 @@ func (s *Server) handleDeleteRoleAssignment(w http.ResponseWriter, r *http.Reque
 	if err = p.requireHidden(err, rbac.RoleAssignmentsDelete, a.Scope, "role assignment "+id); err != nil {
 		return err
 	}
-	if a.Role == rbac.Owner && a.Scope == rbac.TenantScope {
-		s.ownersMu.Lock()
-		defer s.ownersMu.Unlock()
-		all, err := s.st.ListRoleAssignments(r.Context())
-		if err != nil {
-			return err
-		}
-		owners := 0
-		for _, b := range all {
-			if b.Role == rbac.Owner && b.Scope == rbac.TenantScope {
-				owners++
-			}
-		}
-		if owners <= 1 {
-			return errf(apiv1.CodeConflict, "this is the last Owner assignment at the tenant scope; assign Owner at / to another principal first")
-		}
+	// The count of tenant Owners and the delete are one store transaction
+	// (atomic across replicas): the last Owner at / is never removed.
+	err = s.st.DeleteRoleAssignmentKeepOne(r.Context(), id, rbac.Owner, rbac.TenantScope)
+	if errors.Is(err, store.ErrLastAssignment) {
+		return errf(apiv1.CodeConflict, "this is the last Owner assignment at the tenant scope; assign Owner at / to another principal first")
 	}
-	if err := s.st.DeleteRoleAssignment(r.Context(), id); err != nil {
+	if err != nil {
 		return storeErr(err, "role assignment "+id)
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -71,9 +71,6 @@ type Server struct {
 
 	keys   *keyring
 	replay *replayCache
-	// ownersMu makes "count the tenant Owners, then delete one" atomic, so
-	// two Owners removing each other at once cannot both succeed.
-	ownersMu sync.Mutex
 	// started bounds replays across restarts: the replay cache lives in
 	// memory, so assertions issued before this process started are
 	// refused (they may have been used with the previous process).

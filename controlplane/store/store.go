@@ -207,6 +207,10 @@ type Store interface {
 	ListRoleAssignments(ctx context.Context) ([]RoleAssignment, error)
 	RoleAssignmentsFor(ctx context.Context, principal string) ([]RoleAssignment, error)
 	DeleteRoleAssignment(ctx context.Context, id string) error
+	// DeleteRoleAssignmentKeepOne deletes an assignment unless it is the
+	// last of role at scope (ErrLastAssignment), atomically across
+	// replicas.
+	DeleteRoleAssignmentKeepOne(ctx context.Context, id, role, scope string) error
 
 	CreateOnboarding(ctx context.Context, c OnboardingCredential) error
 	Onboarding(ctx context.Context, id string) (OnboardingCredential, error)
