@@ -226,7 +226,7 @@ it; "owner" is the principal that init made Owner of the tenant. Normally use
 
 func newLoadgenCmd(a *app) *cobra.Command {
 	var cfg loadgen.Config
-	var caFile, serverLog string
+	var caFile, serverLog, database string
 	cmd := &cobra.Command{
 		Use:   "loadgen",
 		Short: "Measure heartbeat throughput and latency with simulated machines",
@@ -256,7 +256,7 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 					defer f.Close()
 					log = slog.New(slog.NewJSONHandler(f, nil))
 				}
-				l, err := loadgen.StartLocal(ctx, dir, log)
+				l, err := loadgen.StartLocalOn(ctx, dir, database, log)
 				if err != nil {
 					return err
 				}
@@ -298,6 +298,7 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 	f.BoolVar(&cfg.HTTP2, "http2", false, "use HTTP/2 (default HTTP/1.1 keep-alive connections)")
 	f.BoolVar(&cfg.Reconnect, "reconnect", false, "open a new TLS connection for every heartbeat, as real agents do (default: keep-alive connections)")
 	f.BoolVar(&cfg.PreSign, "presign", false, "sign the machines' assertions before the measured window")
+	f.StringVar(&database, "database", "", "an EMPTY PostgreSQL database (postgres:// URL) for the in-process server (default: SQLite in the temporary directory; $ARCSERVER_DATABASE is not read)")
 	f.StringVar(&serverLog, "server-log", "", "write the in-process server's request log to this file (default: format it, then discard it)")
 	return cmd
 }

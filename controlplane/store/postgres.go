@@ -100,12 +100,14 @@ func openPostgres(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 	}
 	conn := &rewriteConnector{c: stdlib.GetConnector(*cfg)}
 	w := sql.OpenDB(conn)
-	w.SetMaxOpenConns(16)
-	w.SetMaxIdleConns(16)
+	// 8 + 8 connections a replica: enough to keep two cores busy, and
+	// several replicas fit PostgreSQL's default max_connections (100).
+	w.SetMaxOpenConns(8)
+	w.SetMaxIdleConns(8)
 	w.SetConnMaxIdleTime(5 * time.Minute)
 	r := sql.OpenDB(conn)
-	r.SetMaxOpenConns(16)
-	r.SetMaxIdleConns(16)
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
 	r.SetConnMaxIdleTime(5 * time.Minute)
 	s := &DB{w: w, r: r, path: name, dialect: dialectPostgres}
 	if err := w.PingContext(ctx); err != nil {
