@@ -1,8 +1,11 @@
 // Package store is the control plane's persistence: one Store interface
-// and its embedded SQLite implementation (modernc.org/sqlite, pure Go).
-// The SQL is kept portable (standard types, ON CONFLICT, no SQLite-only
-// functions in queries) so that a PostgreSQL implementation can follow
-// behind the same interface. Times are stored as Unix milliseconds.
+// and its database/sql implementation (DB) on embedded SQLite
+// (modernc.org/sqlite, pure Go; the default) or PostgreSQL (pgx); Open
+// picks the engine from its spec. The SQL is shared and kept portable
+// (standard types, ON CONFLICT, no engine-only functions in queries, ?
+// placeholders rewritten to $n for PostgreSQL); read-modify-writes lock
+// what they read (DB.forUpdate, DB.lock), since PostgreSQL runs them at
+// READ COMMITTED. Times are stored as Unix milliseconds.
 package store
 
 import (
