@@ -39,6 +39,9 @@ type InitOptions struct {
 	// Hosts are extra DNS names or IPs for the generated TLS certificate
 	// (localhost, 127.0.0.1, ::1 and the host name are always included).
 	Hosts []string
+	// Database, if set, is the PostgreSQL database (a postgres:// URL) to
+	// initialise instead of DIR/arcserver.db. It must hold no tenant.
+	Database string
 }
 
 // InitResult is what Init created. OwnerToken is shown once and never
@@ -68,8 +71,21 @@ func Init(ctx context.Context, o InitOptions) (InitResult, error) {
 	if _, err := os.Stat(dbPath); err == nil {
 		return InitResult{}, errcode.New(apiv1.CodeDataDir, "%s is already initialised (%s exists); serve it, or choose an empty directory", dir, dbPath)
 	}
-	st, err := store.OpenSQLite(ctx, dbPath)
-	if err != nil {
+	if _, err := os.Stat(filepath.Join(dir, CAKeyFile)); err == nil {
+		return InitResult{}, errcode.New(apiv1.CodeDataDir, "%s is already initialised (%s exists); serve it, or choose an empty directory", dir, CAKeyFile)
+	}
+	var st *store.DB
+	var err error
+	if o.Database != "" {
+		if st, err = OpenStoreAt(ctx, dir, o.Database); err != nil {
+			return InitResult{}, err
+		}
+		dbPath = st.Name()
+		if _, err := st.Tenant(ctx); err == nil {
+			st.Close()
+			return InitResult{}, errcode.New(CodeDatabaseInitted, "database %s already holds a tenant", dbPath)
+		}
+	} else if st, err = store.OpenSQLite(ctx, dbPath); err != nil {
 		return InitResult{}, errcode.Wrap(apiv1.CodeStore, err, "create the database")
 	}
 	defer st.Close()
@@ -113,10 +129,16 @@ func Init(ctx context.Context, o InitOptions) (InitResult, error) {
 // database, for recovery when no Owner token is left. The server must not
 // need to be stopped: the database is shared safely.
 func CreateTokenOffline(ctx context.Context, dir, principal string, life time.Duration) (string, error) {
+	return CreateTokenOfflineAt(ctx, dir, "", principal, life)
+}
+
+// CreateTokenOfflineAt is CreateTokenOffline on the database OpenStoreAt
+// opens (PostgreSQL when database is set).
+func CreateTokenOfflineAt(ctx context.Context, dir, database, principal string, life time.Duration) (string, error) {
 	if err := checkPrincipal(principal); err != nil {
 		return "", errcode.New(errcode.Usage, "%s", err.(*apiError).msg)
 	}
-	st, err := OpenStore(ctx, dir)
+	st, err := OpenStoreAt(ctx, dir, database)
 	if err != nil {
 		return "", err
 	}
@@ -180,6 +202,10 @@ type ServeOptions struct {
 	// exclusive, refuses to start while another arcserver holds it either
 	// way, and keeps that state in memory.
 	Replica bool
+	// Database, if set, is the PostgreSQL database (postgres:// URL) to
+	// serve instead of DATA/arcserver.db; DATA still holds the TLS files
+	// and the published packages.
+	Database string
 }
 
 // LockFile is the data directory's lock (held by `arcserver serve`
@@ -228,7 +254,10 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 20 * time.Second
 	}
-	st, err := OpenStore(ctx, o.DataDir)
+	if o.DataDir == "" {
+		return errcode.New(apiv1.CodeDataDir, "--data DIR is required")
+	}
+	st, err := OpenStoreAt(ctx, o.DataDir, o.Database)
 	if err != nil {
 		return err
 	}
@@ -238,11 +267,17 @@ func Serve(ctx context.Context, o ServeOptions) error {
 		return err
 	}
 	defer l.Unlock()
+	if st.Postgres() {
+		o.Logger.Info("arcserver database", "database", st.Name())
+	}
 	cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
 	if err != nil {
 		return errcode.Wrap(apiv1.CodeTLSConfig, err, "load the TLS certificate %s and key %s", o.TLSCert, o.TLSKey)
 	}
-	cfg := Config{Store: st, Issuer: o.Issuer, Logger: o.Logger, TokenLifetime: o.TokenLifetime, DataDir: o.DataDir, AuditHistory: o.AuditHistory, Exclusive: !o.Replica}
+	cfg := Config{Store: st, Issuer: o.Issuer, Logger: o.Logger, TokenLifetime: o.TokenLifetime, DataDir: o.DataDir, AuditHistory: o.AuditHistory,
+		// A PostgreSQL database is there to be shared: every server over
+		// it keeps the replica-shared state in it, --replica or not.
+		Exclusive: !o.Replica && !st.Postgres()}
 	if o.ReleaseCatalog != "" {
 		if cfg.Releases, err = openReleaseCatalog(ctx, o, o.Logger); err != nil {
 			return err

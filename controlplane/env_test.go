@@ -54,6 +54,10 @@ type env struct {
 	logs   *testutil.Buffer
 }
 
+// envDatabase, when set, gives newEnv a PostgreSQL database instead of
+// the data directory's SQLite file (onPostgres sets it).
+var envDatabase func(t testing.TB) string
+
 func newEnv(t testing.TB) *env { return newEnvWith(t, nil) }
 
 // newEnvWith is newEnv with tune applied to the server's Config.
@@ -61,11 +65,15 @@ func newEnvWith(t testing.TB, tune func(*controlplane.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	res, err := controlplane.Init(ctx, controlplane.InitOptions{DataDir: dir})
+	database := ""
+	if envDatabase != nil {
+		database = envDatabase(t)
+	}
+	res, err := controlplane.Init(ctx, controlplane.InitOptions{DataDir: dir, Database: database})
 	if err != nil {
 		t.Fatalf("init: %v", err)
 	}
-	st, err := controlplane.OpenStore(ctx, dir)
+	st, err := controlplane.OpenStoreAt(ctx, dir, database)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +82,9 @@ func newEnvWith(t testing.TB, tune func(*controlplane.Config)) *env {
 		e.t = tt
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg := controlplane.Config{Store: st, Now: e.clock.Now, Logger: log, DataDir: dir, Exclusive: true}
+	// On PostgreSQL the server keeps the replica-shared state in the
+	// database, as Serve does there.
+	cfg := controlplane.Config{Store: st, Now: e.clock.Now, Logger: log, DataDir: dir, Exclusive: database == ""}
 	if tune != nil {
 		tune(&cfg)
 	}

@@ -162,10 +162,9 @@ func (s *Server) handleDeleteRoleAssignment(w http.ResponseWriter, r *http.Reque
 	if err = p.requireHidden(err, rbac.RoleAssignmentsDelete, a.Scope, "role assignment "+id); err != nil {
 		return err
 	}
-	// The store checks "not the last tenant Owner" and deletes in one
-	// serialised step, so two Owners removing each other at once (on any
-	// replicas) cannot both succeed.
-	err = s.shared.DeleteRoleAssignmentKeeping(r.Context(), id, rbac.Owner, rbac.TenantScope)
+	// The count of tenant Owners and the delete are one store transaction
+	// (atomic across replicas): the last Owner at / is never removed.
+	err = s.st.DeleteRoleAssignmentKeepOne(r.Context(), id, rbac.Owner, rbac.TenantScope)
 	if errors.Is(err, store.ErrLastAssignment) {
 		return errf(apiv1.CodeConflict, "this is the last Owner assignment at the tenant scope; assign Owner at / to another principal first")
 	}

@@ -51,7 +51,7 @@ Start with:
 	cmd.SetErr(a.stderr)
 	cmd.SetGlobalNormalizationFunc(cli.NormalizeOutput)
 	out = cli.OutputFlags(cmd.PersistentFlags(), &a.json)
-	cmd.AddCommand(newInitCmd(a), newServeCmd(a), newBackupCmd(a), newKeysCmd(a), newTokensCmd(a), newLoadgenCmd(a), newVersionCmd(a))
+	cmd.AddCommand(newInitCmd(a), newServeCmd(a), newBackupCmd(a), newKeysCmd(a), newTokensCmd(a), newLoadgenCmd(a), newMigrateCmd(a), newVersionCmd(a))
 	cli.Prepare(cmd)
 	return cmd
 }

@@ -25,9 +25,15 @@ ca.key), a TLS certificate for localhost, 127.0.0.1, ::1, this host's name and
 every --host (tls.crt, tls.key), the token-signing key, and a first API token
 for the principal "owner", who holds the Owner role on the whole tenant.
 
-The Owner token is printed once and stored only as a hash: keep it safe.`,
+The Owner token is printed once and stored only as a hash: keep it safe.
+
+With --database postgres://… (or ARCSERVER_DATABASE) the tenant, keys and
+tokens go into that PostgreSQL database instead of DIR/arcserver.db; DIR still
+holds the CA and TLS files. For several replicas, init once and copy DIR to
+every replica host.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Database = databaseSpec(o.Database)
 			res, err := controlplane.Init(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -37,12 +43,17 @@ The Owner token is printed once and stored only as a hash: keep it safe.`,
 			}
 			fmt.Fprintf(a.stdout, "Initialised %s\n  tenant:   %s\n  database: %s\n  CA:       %s (give it to agents and operators)\n  TLS cert: %s\n\n", o.DataDir, res.TenantID, res.DB, res.CACert, res.TLSCert)
 			fmt.Fprintf(a.stdout, "Owner API token (shown once, stored only as a hash):\n\n  %s\n\n", res.OwnerToken)
-			fmt.Fprintf(a.stdout, "Next:\n  arcserver serve --data %s\n  arcagent fleet login --server https://127.0.0.1:8443 --ca-file %s --token -   (paste the token)\n", o.DataDir, res.CACert)
+			serve := "arcserver serve --data " + o.DataDir
+			if o.Database != "" {
+				serve += " --database URL"
+			}
+			fmt.Fprintf(a.stdout, "Next:\n  %s\n  arcagent fleet login --server https://127.0.0.1:8443 --ca-file %s --token -   (paste the token)\n", serve, res.CACert)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&o.DataDir, "data", "", "data directory to create (required)")
 	cmd.Flags().StringSliceVar(&o.Hosts, "host", nil, "extra DNS name or IP address for the TLS certificate (repeatable)")
+	databaseFlag(cmd, &o.Database)
 	return cmd
 }
 
@@ -63,7 +74,11 @@ operator API token); --release-catalog lets its agent version chart tell
 current, behind and unsupported versions apart.
 
 Requests are logged as JSON (or text) on stderr with slog; tokens, onboarding
-credentials and request bodies are never logged.`,
+credentials and request bodies are never logged.
+
+With --database postgres://… (or ARCSERVER_DATABASE) the state is in that
+PostgreSQL database, and several replicas may serve it at once; DIR still holds
+the TLS files and the published packages. Without it, DIR/arcserver.db.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var lv slog.Level
@@ -88,6 +103,7 @@ credentials and request bodies are never logged.`,
 				return errcode.New(errcode.Usage, "--audit-history must be between 1 and 1000, not %d", o.AuditHistory)
 			}
 			tuneGC()
+			o.Database = databaseSpec(o.Database)
 			return controlplane.Serve(cmd.Context(), o)
 		},
 	}
@@ -106,20 +122,27 @@ credentials and request bodies are never logged.`,
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&format, "log-format", "json", "log format: json or text")
 	f.BoolVar(&o.Replica, "replica", false, "serve beside other arcserver replicas over the same database: the replay cache lives in the database, cached machines are re-read every second, and the data directory lock is taken shared")
+	databaseFlag(cmd, &o.Database)
 	return cmd
 }
 
 func newBackupCmd(a *app) *cobra.Command {
-	var dir, to string
+	var dir, to, database string
 	cmd := &cobra.Command{
 		Use:   "backup --data DIR --to FILE",
 		Short: "Write a consistent copy of the database, also while serving",
 		Long: `backup copies the database (VACUUM INTO) to FILE, which must not exist. It is
 safe while "arcserver serve" runs. The copy is mode 0600: it holds the
 token-signing keys. To restore, stop the server and replace DIR/arcserver.db
-(and remove DIR/arcserver.db-wal and -shm) with the copy.`,
+(and remove DIR/arcserver.db-wal and -shm) with the copy.
+
+A PostgreSQL database (--database) is refused: back it up with pg_dump or
+PostgreSQL's base backups.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if databaseSpec(database) != "" {
+				return controlplane.BackupPostgresError()
+			}
 			if to == "" {
 				return errcode.New(errcode.Usage, "--to FILE is required")
 			}
@@ -143,12 +166,13 @@ token-signing keys. To restore, stop the server and replace DIR/arcserver.db
 	}
 	cmd.Flags().StringVar(&dir, "data", "", "data directory (required)")
 	cmd.Flags().StringVar(&to, "to", "", "backup file to create (required)")
+	databaseFlag(cmd, &database)
 	return cmd
 }
 
 func newKeysCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage the token-signing keys"}
-	var dir string
+	var dir, database string
 	rotate := &cobra.Command{
 		Use:   "rotate --data DIR",
 		Short: "Publish a new token-signing key, which signs 2 minutes later; the old one stays in the JWKS until its tokens expire",
@@ -160,7 +184,7 @@ published in /.well-known/jwks.json until every token it signed has expired
 (token lifetime + 5 minutes), then it is deleted.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := controlplane.OpenStore(cmd.Context(), dir)
+			st, err := controlplane.OpenStoreAt(cmd.Context(), dir, databaseSpec(database))
 			if err != nil {
 				return err
 			}
@@ -177,13 +201,14 @@ published in /.well-known/jwks.json until every token it signed has expired
 		},
 	}
 	rotate.Flags().StringVar(&dir, "data", "", "data directory (required)")
+	databaseFlag(rotate, &database)
 	cmd.AddCommand(rotate)
 	return cmd
 }
 
 func newTokensCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "tokens", Short: "Create API tokens directly in the database (recovery)"}
-	var dir, principal string
+	var dir, principal, database string
 	var life time.Duration
 	create := &cobra.Command{
 		Use:   "create --data DIR --principal P",
@@ -194,7 +219,7 @@ it; "owner" is the principal that init made Owner of the tenant. Normally use
 "arcagent fleet tokens create" instead.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			tok, err := controlplane.CreateTokenOffline(cmd.Context(), dir, principal, life)
+			tok, err := controlplane.CreateTokenOfflineAt(cmd.Context(), dir, databaseSpec(database), principal, life)
 			if err != nil {
 				return err
 			}
@@ -208,13 +233,14 @@ it; "owner" is the principal that init made Owner of the tenant. Normally use
 	create.Flags().StringVar(&dir, "data", "", "data directory (required)")
 	create.Flags().StringVar(&principal, "principal", controlplane.OwnerPrincipal, "principal the token acts as")
 	create.Flags().DurationVar(&life, "expires", 0, "lifetime (default: never expires)")
+	databaseFlag(create, &database)
 	cmd.AddCommand(create)
 	return cmd
 }
 
 func newLoadgenCmd(a *app) *cobra.Command {
 	var cfg loadgen.Config
-	var caFile, serverLog string
+	var caFile, serverLog, database string
 	cmd := &cobra.Command{
 		Use:   "loadgen",
 		Short: "Measure heartbeat throughput and latency with simulated machines",
@@ -250,7 +276,7 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 					defer f.Close()
 					log = slog.New(slog.NewJSONHandler(f, nil))
 				}
-				l, err := loadgen.StartLocal(ctx, dir, log)
+				l, err := loadgen.StartLocalOn(ctx, dir, database, log)
 				if err != nil {
 					return err
 				}
@@ -295,6 +321,7 @@ and --ca-file; it creates a "loadgen-…" subscription there.`,
 	f.BoolVar(&cfg.Reconnect, "reconnect", false, "open a new TLS connection for every heartbeat, as real agents do (default: keep-alive connections)")
 	f.BoolVar(&cfg.Resume, "resume", false, "with --reconnect, each machine resumes its TLS session from its last connection's ticket, as the agent does")
 	f.BoolVar(&cfg.PreSign, "presign", false, "sign the machines' assertions before the measured window")
+	f.StringVar(&database, "database", "", "an EMPTY PostgreSQL database (postgres:// URL) for the in-process server (default: SQLite in the temporary directory; $ARCSERVER_DATABASE is not read)")
 	f.StringVar(&serverLog, "server-log", "", "write the in-process server's request log to this file (default: format it, then discard it)")
 	return cmd
 }

@@ -2,11 +2,12 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -34,15 +35,7 @@ type Shared interface {
 	EnsureSetting(ctx context.Context, name string, value []byte, now time.Time) ([]byte, error)
 	// MachineAuth reads what authenticating a machine needs.
 	MachineAuth(ctx context.Context, id string) (MachineAuth, error)
-	// DeleteRoleAssignmentKeeping deletes role assignment id unless it is
-	// the last assignment of role at scope (ErrLastAssignment), with the
-	// check and the delete serialised against every other such delete.
-	DeleteRoleAssignmentKeeping(ctx context.Context, id, role, scope string) error
 }
-
-// ErrLastAssignment refuses to delete the last assignment of a role at a
-// scope (the tenant's last Owner).
-var ErrLastAssignment = errors.New("it is the last assignment of its role at its scope")
 
 // AssertionKey is one assertion to remember: its key until Expires.
 type AssertionKey struct {
@@ -66,7 +59,7 @@ var _ Shared = (*SQLite)(nil)
 // same key, in one statement: one row is affected exactly when the key is
 // fresh.
 func (s *SQLite) RememberAssertion(ctx context.Context, key string, exp, now time.Time) (bool, error) {
-	res, err := s.w.ExecContext(ctx, rememberSQL, key, ms(exp), ms(now))
+	res, err := s.w.ExecContext(ctx, rememberSQL, replayRowKey(key), ms(exp), ms(now))
 	if err != nil {
 		return false, fmt.Errorf("remember assertion: %w", err)
 	}
@@ -75,6 +68,14 @@ func (s *SQLite) RememberAssertion(ctx context.Context, key string, exp, now tim
 		return false, fmt.Errorf("remember assertion: %w", err)
 	}
 	return n == 1, nil
+}
+
+// replayRowKey is the row key of a replay key: its SHA-256 in hex, so that
+// any bytes a key holds (the server joins machine id and jti with a NUL,
+// which PostgreSQL's text refuses) are stored, in a fixed 64 characters.
+func replayRowKey(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(h[:])
 }
 
 const rememberSQL = `INSERT INTO assertion_replay (replay_key, expires_at) VALUES (?, ?)
@@ -86,10 +87,12 @@ const rememberSQL = `INSERT INTO assertion_replay (replay_key, expires_at) VALUE
 // an engine with row locks wait for each other rather than deadlock).
 func (s *SQLite) RememberAssertions(ctx context.Context, keys []AssertionKey, now time.Time) ([]bool, error) {
 	order := make([]int, len(keys))
+	rows := make([]string, len(keys))
 	for i := range order {
 		order[i] = i
+		rows[i] = replayRowKey(keys[i].Key)
 	}
-	sort.SliceStable(order, func(a, b int) bool { return keys[order[a]].Key < keys[order[b]].Key })
+	sort.SliceStable(order, func(a, b int) bool { return rows[order[a]] < rows[order[b]] })
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("remember assertions: %w", err)
@@ -102,7 +105,7 @@ func (s *SQLite) RememberAssertions(ctx context.Context, keys []AssertionKey, no
 	defer st.Close()
 	fresh := make([]bool, len(keys))
 	for _, i := range order {
-		res, err := st.ExecContext(ctx, keys[i].Key, ms(keys[i].Expires), ms(now))
+		res, err := st.ExecContext(ctx, rows[i], ms(keys[i].Expires), ms(now))
 		if err != nil {
 			return nil, fmt.Errorf("remember assertion: %w", err)
 		}
@@ -163,42 +166,4 @@ func (s *SQLite) MachineAuth(ctx context.Context, id string) (MachineAuth, error
 	}
 	a.LastHeartbeat = fromMS(hb)
 	return a, nil
-}
-
-// DeleteRoleAssignmentKeeping takes the tenant row's write lock first (a
-// no-op UPDATE, held to commit), so that concurrent deletes of the last
-// assignments run one after the other even at READ COMMITTED; the DELETE
-// then counts and deletes in one statement.
-func (s *SQLite) DeleteRoleAssignmentKeeping(ctx context.Context, id, role, scope string) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("delete role assignment %s: %w", id, err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `UPDATE tenant SET created_at = created_at`); err != nil {
-		return fmt.Errorf("delete role assignment %s: %w", id, err)
-	}
-	key := strings.ToLower(scope)
-	res, err := tx.ExecContext(ctx, `DELETE FROM role_assignments WHERE id = ?
-		AND NOT (role = ? AND scope_key = ? AND (SELECT COUNT(*) FROM role_assignments WHERE role = ? AND scope_key = ?) <= 1)`,
-		id, role, key, role, key)
-	if err != nil {
-		return fmt.Errorf("delete role assignment %s: %w", id, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("delete role assignment %s: %w", id, err)
-	}
-	if n == 0 {
-		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM role_assignments WHERE id = ?`, id).Scan(&one)
-		if err == nil {
-			return fmt.Errorf("role assignment %s: %w", id, ErrLastAssignment)
-		}
-		return notFound(err, "role assignment "+id)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("delete role assignment %s: %w", id, err)
-	}
-	return nil
 }

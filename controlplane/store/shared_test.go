@@ -89,63 +89,6 @@ func TestMachineAuthNotFound(t *testing.T) {
 	}
 }
 
-func TestDeleteRoleAssignmentKeeping(t *testing.T) {
-	s, _ := open(t)
-	ctx := context.Background()
-	now := time.Now()
-	if err := s.CreateTenant(ctx, Tenant{ID: "t", CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []RoleAssignment{
-		{ID: "o1", Principal: "a", Role: "Owner", Scope: "/", CreatedAt: now},
-		{ID: "o2", Principal: "b", Role: "Owner", Scope: "/", CreatedAt: now},
-		{ID: "r1", Principal: "c", Role: "Reader", Scope: "/", CreatedAt: now},
-		{ID: "o3", Principal: "d", Role: "Owner", Scope: "/subscriptions/S", CreatedAt: now},
-	} {
-		if err := s.CreateRoleAssignment(ctx, a); err != nil {
-			t.Fatal(err)
-		}
-	}
-	steps := []struct {
-		id   string
-		want error
-	}{
-		{"r1", nil},               // not an Owner at /
-		{"o3", nil},               // an Owner, but not at /
-		{"nope", ErrNotFound},     // unknown
-		{"o1", nil},               // o2 remains
-		{"o2", ErrLastAssignment}, // the last Owner at /
-	}
-	for _, st := range steps {
-		if err := s.DeleteRoleAssignmentKeeping(ctx, st.id, "Owner", "/"); !errors.Is(err, st.want) {
-			t.Fatalf("delete %s: %v, want %v", st.id, err, st.want)
-		}
-	}
-	// Two Owners deleting each other at once: one remains.
-	if err := s.CreateRoleAssignment(ctx, RoleAssignment{ID: "o4", Principal: "e", Role: "Owner", Scope: "/", CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	for _, id := range []string{"o2", "o4"} {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = s.DeleteRoleAssignmentKeeping(ctx, id, "Owner", "/") }()
-	}
-	wg.Wait()
-	all, err := s.ListRoleAssignments(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	owners := 0
-	for _, a := range all {
-		if a.Role == "Owner" && a.Scope == "/" {
-			owners++
-		}
-	}
-	if owners != 1 {
-		t.Fatalf("%d tenant Owners left, want 1", owners)
-	}
-}
-
 func TestRememberAssertions(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()

@@ -16,21 +16,30 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// SQLite is the embedded Store. It keeps two pools over one database file:
-// a single writer connection (SQLite allows one writer at a time, so
+// DB is the database/sql Store, on SQLite (embedded, the default) or on
+// PostgreSQL; the SQL is shared, written with ? placeholders (rewritten to
+// $n for PostgreSQL by the connection). It keeps two pools: on SQLite a
+// single writer connection (SQLite allows one writer at a time, so
 // queueing in Go is cheaper than retrying on SQLITE_BUSY) and a pool of
-// readers, which WAL mode lets run beside the writer.
-type SQLite struct {
-	w    *sql.DB
-	r    *sql.DB
-	path string
+// readers, which WAL mode lets run beside the writer; on PostgreSQL two
+// ordinary pools, where read-modify-write transactions lock what they
+// read (forUpdate, lock) because they run at READ COMMITTED.
+type DB struct {
+	w       *sql.DB
+	r       *sql.DB
+	path    string // file, or the redacted URL
+	dialect dialect
 
 	hbOnce sync.Once
 	hbStmt *sql.Stmt // prepared once on the writer, reused by every batch
 	hbErr  error
 }
 
-var _ Store = (*SQLite)(nil)
+// SQLite is the name the store had when it was SQLite only; methods are
+// declared on it and hold for both engines.
+type SQLite = DB
+
+var _ Store = (*DB)(nil)
 
 // OpenSQLite opens (creating if needed) the database at path, applies the
 // pending migrations and returns the store. The file is created 0600.
@@ -166,6 +175,9 @@ func isUnique(err error) bool {
 	if err == nil {
 		return false
 	}
+	if pgCode(err) == "23505" { // unique_violation
+		return true
+	}
 	var c interface{ Code() int }
 	if errors.As(err, &c) {
 		switch c.Code() {
@@ -216,6 +228,9 @@ func (s *SQLite) CreateTenant(ctx context.Context, t Tenant) error {
 		return fmt.Errorf("create tenant: %w", err)
 	}
 	defer tx.Rollback()
+	if err := s.lock(ctx, tx, "tenant"); err != nil {
+		return fmt.Errorf("create tenant: %w", err)
+	}
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenant`).Scan(&n); err != nil {
 		return fmt.Errorf("create tenant: %w", err)
@@ -341,7 +356,7 @@ func (s *SQLite) CreateResourceGroup(ctx context.Context, g ResourceGroup) error
 		return fmt.Errorf("resource group %s: %w", g.Name, ErrConflict)
 	}
 	if err != nil {
-		if strings.Contains(err.Error(), "FOREIGN KEY") {
+		if isForeignKey(err) {
 			return fmt.Errorf("subscription %s: %w", g.SubscriptionID, ErrNotFound)
 		}
 		return fmt.Errorf("create resource group: %w", err)
@@ -524,7 +539,7 @@ func (s *SQLite) RegisterMachine(ctx context.Context, credentialHash string, now
 		return fmt.Errorf("register machine: %w", err)
 	}
 	defer tx.Rollback()
-	c, err := scanOB(tx.QueryRowContext(ctx, `SELECT `+obCols+` FROM onboarding_credentials WHERE hash = ?`, credentialHash))
+	c, err := scanOB(tx.QueryRowContext(ctx, `SELECT `+obCols+` FROM onboarding_credentials WHERE hash = ?`+s.forUpdate(), credentialHash))
 	if err != nil {
 		return notFound(err, "onboarding credential")
 	}
@@ -671,6 +686,9 @@ func (s *SQLite) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
 	if len(hbs) == 0 {
 		return nil
 	}
+	if s.dialect == dialectPostgres {
+		return s.recordHeartbeatsPG(ctx, hbs)
+	}
 	// Prepare outside the transaction: the writer pool has one connection.
 	s.hbOnce.Do(func() {
 		s.hbStmt, s.hbErr = s.w.PrepareContext(context.Background(), `UPDATE machine_heartbeats SET
@@ -715,7 +733,7 @@ func (s *SQLite) UpdateMachineStatus(ctx context.Context, id string, at time.Tim
 	}
 	defer tx.Rollback()
 	var st sql.NullString
-	if err := tx.QueryRowContext(ctx, `SELECT status FROM machines WHERE id = ?`, id).Scan(&st); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT status FROM machines WHERE id = ?`+s.forUpdate(), id).Scan(&st); err != nil {
 		return notFound(err, "machine "+id)
 	}
 	var cur []byte
@@ -751,7 +769,7 @@ func (s *SQLite) UpdateDesiredState(ctx context.Context, id string, fn func(cur 
 	}
 	defer tx.Rollback()
 	var doc, etag, priv string
-	if err := tx.QueryRowContext(ctx, `SELECT desired_state, desired_etag, desired_private FROM machines WHERE id = ?`, id).Scan(&doc, &etag, &priv); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT desired_state, desired_etag, desired_private FROM machines WHERE id = ?`+s.forUpdate(), id).Scan(&doc, &etag, &priv); err != nil {
 		return notFound(err, "machine "+id)
 	}
 	next, err := fn(DesiredState{Doc: []byte(doc), ETag: etag, Private: []byte(priv)})
@@ -804,12 +822,12 @@ func (s *SQLite) ListGroupAssignments(ctx context.Context, subscriptionID, resou
 }
 
 // syncMachines runs sync for every machine of a group inside tx.
-func syncMachines(ctx context.Context, tx *sql.Tx, where string, args []any, group func(sub, rgKey string) ([]GroupAssignment, error), sync SyncFunc) error {
+func (s *DB) syncMachines(ctx context.Context, tx *sql.Tx, where string, args []any, group func(sub, rgKey string) ([]GroupAssignment, error), sync SyncFunc) error {
 	type row struct {
 		ref                         MachineRef
 		sub, rgKey, doc, etag, priv string
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, resource_id, subscription_id, rg_key, desired_state, desired_etag, desired_private FROM machines WHERE `+where, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT id, resource_id, subscription_id, rg_key, desired_state, desired_etag, desired_private FROM machines WHERE `+where+` ORDER BY id`+s.forUpdate(), args...)
 	if err != nil {
 		return fmt.Errorf("read the desired states to update: %w", err)
 	}
@@ -857,6 +875,9 @@ func (s *SQLite) UpdateGroupAssignments(ctx context.Context, subscriptionID, res
 		return fmt.Errorf("update the guest configuration assignments of resource group %s: %w", resourceGroup, err)
 	}
 	defer tx.Rollback()
+	if err := s.lock(ctx, tx, "guestconfig-group/"+sub+"/"+rgKey); err != nil {
+		return fmt.Errorf("update the guest configuration assignments of resource group %s: %w", resourceGroup, err)
+	}
 	cur, err := queryGroupAssignments(ctx, tx, sub, rgKey)
 	if err != nil {
 		return err
@@ -882,7 +903,7 @@ func (s *SQLite) UpdateGroupAssignments(ctx context.Context, subscriptionID, res
 		return err
 	}
 	group := func(string, string) ([]GroupAssignment, error) { return stored, nil }
-	if err := syncMachines(ctx, tx, `subscription_id = ? AND rg_key = ?`, []any{sub, rgKey}, group, sync); err != nil {
+	if err := s.syncMachines(ctx, tx, `subscription_id = ? AND rg_key = ?`, []any{sub, rgKey}, group, sync); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -903,7 +924,7 @@ func (s *SQLite) SyncGroupAssignments(ctx context.Context, machineID string, syn
 		return notFound(sql.ErrNoRows, "machine "+machineID)
 	}
 	group := func(sub, rgKey string) ([]GroupAssignment, error) { return queryGroupAssignments(ctx, tx, sub, rgKey) }
-	if err := syncMachines(ctx, tx, `id = ?`, []any{machineID}, group, sync); err != nil {
+	if err := s.syncMachines(ctx, tx, `id = ?`, []any{machineID}, group, sync); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -1040,6 +1061,9 @@ func (s *SQLite) DeleteSigningKey(ctx context.Context, kid string) error {
 // a private temporary directory beside path, made 0600, then renamed into
 // place, so the snapshot is never readable by others.
 func (s *SQLite) Backup(ctx context.Context, path string) error {
+	if s.dialect == dialectPostgres {
+		return fmt.Errorf("back up %s: %w", s.path, ErrBackupUnsupported)
+	}
 	if _, err := os.Lstat(path); err == nil {
 		return fmt.Errorf("backup target %s: %w (choose a new file name)", path, ErrConflict)
 	}

@@ -10,7 +10,32 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/arcagent/arcagent/controlplane/store/storetest"
 )
+
+// backends runs f on a fresh SQLite store and on a fresh PostgreSQL
+// schema (storetest.Postgres: skipped without ARCSERVER_TEST_POSTGRES,
+// failed under CI=true), the same test for both engines.
+func backends(t *testing.T, f func(t *testing.T, s *DB)) {
+	t.Run("sqlite", func(t *testing.T) {
+		s, _ := open(t)
+		f(t, s)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		f(t, openPG(t))
+	})
+}
+
+func openPG(t *testing.T) *DB {
+	t.Helper()
+	s, err := Open(context.Background(), storetest.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
 
 func open(t *testing.T) (*SQLite, string) {
 	t.Helper()
@@ -58,8 +83,9 @@ func TestMigrationsAndModes(t *testing.T) {
 	}
 }
 
-func TestRegisterMachineRules(t *testing.T) {
-	s, _ := open(t)
+func TestRegisterMachineRules(t *testing.T) { backends(t, testRegisterMachineRules) }
+
+func testRegisterMachineRules(t *testing.T, s *DB) {
 	ctx := context.Background()
 	now := time.Now()
 	must := func(err error) {
@@ -201,8 +227,9 @@ func TestUpgradeFromVersion3(t *testing.T) {
 	}
 }
 
-func TestPackages(t *testing.T) {
-	s, _ := open(t)
+func TestPackages(t *testing.T) { backends(t, testPackages) }
+
+func testPackages(t *testing.T, s *DB) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	a := Package{Kind: KindExtension, Publisher: "Contoso.Monitoring", Type: "StatusReporter", Version: "1.0.0", SHA256: "aa", Size: 10, KeyID: "k1", PublishedAt: now, PublishedBy: "owner"}
@@ -260,8 +287,9 @@ func TestPackages(t *testing.T) {
 	}
 }
 
-func TestUpdateDesiredStateSerialises(t *testing.T) {
-	s, _ := open(t)
+func TestUpdateDesiredStateSerialises(t *testing.T) { backends(t, testUpdateDesiredStateSerialises) }
+
+func testUpdateDesiredStateSerialises(t *testing.T, s *DB) {
 	ctx := context.Background()
 	m := registerOne(t, s)
 	var wg sync.WaitGroup
@@ -323,8 +351,9 @@ func registerOne(t *testing.T, s *SQLite) string {
 	return m.ID
 }
 
-func TestGroupAssignments(t *testing.T) {
-	s, _ := open(t)
+func TestGroupAssignments(t *testing.T) { backends(t, testGroupAssignments) }
+
+func testGroupAssignments(t *testing.T, s *DB) {
 	ctx := context.Background()
 	id := registerOne(t, s)
 	now := time.Now().UTC().Truncate(time.Millisecond)

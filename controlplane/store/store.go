@@ -1,8 +1,11 @@
 // Package store is the control plane's persistence: one Store interface
-// and its embedded SQLite implementation (modernc.org/sqlite, pure Go).
-// The SQL is kept portable (standard types, ON CONFLICT, no SQLite-only
-// functions in queries) so that a PostgreSQL implementation can follow
-// behind the same interface. Times are stored as Unix milliseconds.
+// and its database/sql implementation (DB) on embedded SQLite
+// (modernc.org/sqlite, pure Go; the default) or PostgreSQL (pgx); Open
+// picks the engine from its spec. The SQL is shared and kept portable
+// (standard types, ON CONFLICT, no engine-only functions in queries, ?
+// placeholders rewritten to $n for PostgreSQL); read-modify-writes lock
+// what they read (DB.forUpdate, DB.lock), since PostgreSQL runs them at
+// READ COMMITTED. Times are stored as Unix milliseconds.
 package store
 
 import (
@@ -207,6 +210,10 @@ type Store interface {
 	ListRoleAssignments(ctx context.Context) ([]RoleAssignment, error)
 	RoleAssignmentsFor(ctx context.Context, principal string) ([]RoleAssignment, error)
 	DeleteRoleAssignment(ctx context.Context, id string) error
+	// DeleteRoleAssignmentKeepOne deletes an assignment unless it is the
+	// last of role at scope (ErrLastAssignment), atomically across
+	// replicas.
+	DeleteRoleAssignmentKeepOne(ctx context.Context, id, role, scope string) error
 
 	CreateOnboarding(ctx context.Context, c OnboardingCredential) error
 	Onboarding(ctx context.Context, id string) (OnboardingCredential, error)

@@ -1,0 +1,72 @@
+package loadgen
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/arcagent/arcagent/controlplane"
+)
+
+// StartLocalOn is StartLocal with the store in the PostgreSQL database
+// at database (a postgres:// URL; "" is StartLocal's SQLite file).
+func StartLocalOn(ctx context.Context, dir, database string, log *slog.Logger) (*Local, error) {
+	res, err := controlplane.Init(ctx, controlplane.InitOptions{DataDir: dir, Database: database})
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	return serveLocal(ctx, dir, database, res.OwnerToken, log)
+}
+
+// StartReplica serves, from a new data directory dir, the PostgreSQL
+// database that a StartLocalOn server in fromDir serves: a second replica
+// with a copy of the first one's CA and TLS files, on its own loopback
+// port. token is the first server's Owner token (Local.Token).
+func StartReplica(ctx context.Context, fromDir, dir, database, token string, log *slog.Logger) (*Local, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	for _, name := range []string{controlplane.CACertFile, controlplane.CAKeyFile, controlplane.TLSCertFile, controlplane.TLSKeyFile} {
+		b, err := os.ReadFile(filepath.Join(fromDir, name))
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	if log == nil {
+		log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	return serveLocal(ctx, dir, database, token, log)
+}
+
+func serveLocal(ctx context.Context, dir, database, token string, log *slog.Logger) (*Local, error) {
+	ca, err := readFile(filepath.Join(dir, controlplane.CACertFile))
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- controlplane.Serve(sctx, controlplane.ServeOptions{DataDir: dir, Database: database, Listen: "127.0.0.1:0", Logger: log, Ready: func(a net.Addr) { ready <- a }})
+	}()
+	select {
+	case a := <-ready:
+		return &Local{URL: "https://" + a.String(), Token: token, CAPEM: ca, stop: func() error { cancel(); return <-done }}, nil
+	case err := <-done:
+		cancel()
+		return nil, err
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return nil, ctx.Err()
+	}
+}
