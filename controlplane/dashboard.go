@@ -48,14 +48,6 @@ func init() {
 	}
 }
 
-// AuditReader is what the dashboard reads of uploaded audits: the audit
-// methods of the store (store/audits.go).
-type AuditReader interface {
-	LatestAuditFindings(ctx context.Context, f store.AuditFindingFilter) ([]store.AuditFinding, error)
-	TopFailingRules(ctx context.Context, f store.AuditFindingFilter, limit int) ([]store.RuleCount, error)
-	AuditReports(ctx context.Context, machineID, profile string, limit int) ([]store.AuditReport, error)
-}
-
 const (
 	uiCookie     = "arcagent_ui"
 	uiPageSize   = 100
@@ -302,7 +294,6 @@ type uiOverviewData struct {
 	Expired          int
 	Chart            uiChart
 	TopRules         []store.RuleCount
-	AuditsAvailable  bool
 	Machines         []uiMachineRow
 	Filter           string
 	Page, Pages      int
@@ -399,11 +390,8 @@ func (s *Server) uiOverview(w http.ResponseWriter, r *http.Request, p *principal
 	if err != nil {
 		return err
 	}
-	if s.audits != nil {
-		d.AuditsAvailable = true
-		if d.TopRules, err = s.topRules(ctx, p); err != nil {
-			return err
-		}
+	if d.TopRules, err = s.topRules(ctx, p); err != nil {
+		return err
 	}
 	s.uiRender(w, http.StatusOK, "overview.html", d)
 	return nil
@@ -455,13 +443,13 @@ func (s *Server) machineSummaries(ctx context.Context, f store.MachineFilter) ([
 // the findings p may read (fail closed: never a count over hidden machines).
 func (s *Server) topRules(ctx context.Context, p *principal) ([]store.RuleCount, error) {
 	if p.can(rbac.MachinesRead, rbac.TenantScope) {
-		return s.audits.TopFailingRules(ctx, store.AuditFindingFilter{}, uiTopRules)
+		return s.st.TopFailingRules(ctx, store.AuditFindingFilter{}, uiTopRules)
 	}
 	if filters, ok := p.scopeFilters(rbac.MachinesRead); ok {
 		// Disjoint scopes hold disjoint machines: their counts add up.
 		sum := map[string]*store.RuleCount{}
 		for _, f := range filters {
-			rcs, err := s.audits.TopFailingRules(ctx, f, uiAllRules)
+			rcs, err := s.st.TopFailingRules(ctx, f, uiAllRules)
 			if err != nil {
 				return nil, err
 			}
@@ -476,7 +464,7 @@ func (s *Server) topRules(ctx context.Context, p *principal) ([]store.RuleCount,
 		}
 		return sortRuleCounts(sum), nil
 	}
-	fs, err := s.audits.LatestAuditFindings(ctx, store.AuditFindingFilter{})
+	fs, err := s.st.LatestAuditFindings(ctx, store.AuditFindingFilter{})
 	if err != nil {
 		return nil, err
 	}
@@ -639,7 +627,6 @@ type uiMachineData struct {
 	Extensions         []apiv1.ExtensionView
 	CanGuestConfig     bool
 	GuestConfig        []apiv1.GuestConfigurationView
-	AuditsAvailable    bool
 	Findings           []store.AuditFinding
 	Reports            []store.AuditReport
 	StatusReportedAt   time.Time
@@ -692,14 +679,11 @@ func (s *Server) uiMachine(w http.ResponseWriter, r *http.Request, p *principal)
 	if d.CanGuestConfig = p.can(rbac.GuestConfigRead, m.ResourceID); d.CanGuestConfig {
 		d.GuestConfig = guestConfigViews(ds.GuestConfigurationAssignments, st.GuestConfiguration, false)
 	}
-	if s.audits != nil {
-		d.AuditsAvailable = true
-		if d.Findings, err = s.audits.LatestAuditFindings(ctx, store.AuditFindingFilter{MachineID: m.ID}); err != nil {
-			return err
-		}
-		if d.Reports, err = s.audits.AuditReports(ctx, m.ID, "", 10); err != nil {
-			return err
-		}
+	if d.Findings, err = s.st.LatestAuditFindings(ctx, store.AuditFindingFilter{MachineID: m.ID}); err != nil {
+		return err
+	}
+	if d.Reports, err = s.st.AuditReports(ctx, m.ID, "", 10); err != nil {
+		return err
 	}
 	s.uiRender(w, http.StatusOK, "machine.html", d)
 	return nil
@@ -710,7 +694,6 @@ type uiRuleData struct {
 	RuleID           string
 	Title, Severity  string
 	Remediation      string
-	AuditsAvailable  bool
 	Total            int
 	Findings         []store.AuditFinding
 	Page, Pages      int
@@ -723,35 +706,32 @@ func (s *Server) uiRule(w http.ResponseWriter, r *http.Request, p *principal) er
 		return s.uiNotFound(w, p, "no rule has this id")
 	}
 	d := uiRuleData{Principal: p.name, RuleID: rule}
-	if s.audits != nil {
-		d.AuditsAvailable = true
-		fs, err := s.audits.LatestAuditFindings(r.Context(), store.AuditFindingFilter{RuleID: rule})
-		if err != nil {
-			return err
+	fs, err := s.st.LatestAuditFindings(r.Context(), store.AuditFindingFilter{RuleID: rule})
+	if err != nil {
+		return err
+	}
+	visible := fs[:0]
+	canRead := p.canner(rbac.MachinesRead)
+	for _, f := range fs {
+		if canRead(f.ResourceID) {
+			visible = append(visible, f)
 		}
-		visible := fs[:0]
-		canRead := p.canner(rbac.MachinesRead)
-		for _, f := range fs {
-			if canRead(f.ResourceID) {
-				visible = append(visible, f)
-			}
-		}
-		slices.SortStableFunc(visible, func(a, b store.AuditFinding) int {
-			return cmp.Or(strings.Compare(strings.ToLower(a.MachineName), strings.ToLower(b.MachineName)), strings.Compare(a.MachineID, b.MachineID), strings.Compare(a.Profile, b.Profile))
-		})
-		if len(visible) > 0 {
-			d.Title, d.Severity, d.Remediation = visible[0].Title, visible[0].Severity, visible[0].Remediation
-		}
-		d.Total = len(visible)
-		lo, hi, pg, pages := uiPaging(len(visible), uiPageNumber(r))
-		d.Findings, d.Page, d.Pages = visible[lo:hi], pg, pages
-		base := "/ui/rules/" + url.PathEscape(rule)
-		if pg > 1 {
-			d.PrevURL = uiPageURL(base, url.Values{}, pg-1)
-		}
-		if pg < pages {
-			d.NextURL = uiPageURL(base, url.Values{}, pg+1)
-		}
+	}
+	slices.SortStableFunc(visible, func(a, b store.AuditFinding) int {
+		return cmp.Or(strings.Compare(strings.ToLower(a.MachineName), strings.ToLower(b.MachineName)), strings.Compare(a.MachineID, b.MachineID), strings.Compare(a.Profile, b.Profile))
+	})
+	if len(visible) > 0 {
+		d.Title, d.Severity, d.Remediation = visible[0].Title, visible[0].Severity, visible[0].Remediation
+	}
+	d.Total = len(visible)
+	lo, hi, pg, pages := uiPaging(len(visible), uiPageNumber(r))
+	d.Findings, d.Page, d.Pages = visible[lo:hi], pg, pages
+	base := "/ui/rules/" + url.PathEscape(rule)
+	if pg > 1 {
+		d.PrevURL = uiPageURL(base, url.Values{}, pg-1)
+	}
+	if pg < pages {
+		d.NextURL = uiPageURL(base, url.Values{}, pg+1)
 	}
 	s.uiRender(w, http.StatusOK, "rule.html", d)
 	return nil
