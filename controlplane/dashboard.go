@@ -621,7 +621,7 @@ type uiMachineData struct {
 	M                  uiMachineRow
 	ResourceID         string
 	Location           string
-	Inventory          apiv1.Inventory
+	Live               apiv1.MachineInventory // as GET /v1/inventory shows it
 	Tags               []string
 	CanExtensions      bool
 	Extensions         []apiv1.ExtensionView
@@ -651,10 +651,16 @@ func (s *Server) uiMachine(w http.ResponseWriter, r *http.Request, p *principal)
 	if !p.can(rbac.MachinesRead, m.ResourceID) {
 		return s.uiNotFound(w, p, hidden)
 	}
-	v := s.toMachine(m, true)
+	v := s.toMachine(m, false)
+	// The live inventory: what the heartbeats last carried (agent version,
+	// OS, kernel) and the extensions of the last status report, read as
+	// GET /v1/inventory reads them.
+	live := toInventory(&store.InventoryRow{ID: m.ID, Name: m.Name, SubscriptionID: m.SubscriptionID, ResourceGroup: m.ResourceGroup, ResourceID: m.ResourceID,
+		AgentVersion: m.AgentVersion, LastHeartbeat: m.LastHeartbeat, CreatedAt: m.CreatedAt, Inventory: m.Inventory, Status: m.Status})
+	live.Status = v.Status
 	d := uiMachineData{
-		Principal: p.name, ResourceID: m.ResourceID, Location: s.locationOf(r, m), Inventory: v.Inventory,
-		M: uiMachineRow{ID: m.ID, Name: m.Name, ResourceGroup: m.ResourceGroup, SubscriptionID: m.SubscriptionID, Status: v.Status, AgentVersion: m.AgentVersion, LastHeartbeat: m.LastHeartbeat},
+		Principal: p.name, ResourceID: m.ResourceID, Location: s.locationOf(r, m), Live: live,
+		M: uiMachineRow{ID: m.ID, Name: m.Name, ResourceGroup: m.ResourceGroup, SubscriptionID: m.SubscriptionID, Status: v.Status, AgentVersion: live.AgentVersion, LastHeartbeat: m.LastHeartbeat},
 	}
 	for k, val := range m.Tags {
 		d.Tags = append(d.Tags, k+"="+val)

@@ -348,6 +348,32 @@ func TestDashboardPages(t *testing.T) {
 	if strings.Contains(body, "web02</a>") {
 		t.Error("rule page lists web02, which does not fail the rule")
 	}
+	_, body = c.get("/ui/machines/" + f.web01.reg.MachineID)
+	_, installed, _ := strings.Cut(body, `id="installed-extensions"`)
+	installed, _, _ = strings.Cut(installed, "</table>")
+	for _, want := range []string{"monitor", statusReporter.Publisher + "." + statusReporter.Type, statusReporter.Version, "Succeeded"} {
+		if !strings.Contains(installed, want) {
+			t.Errorf("installed extensions lack %q: %s", want, installed)
+		}
+	}
+
+	// The live inventory: a heartbeat carrying a new inventory (an OS
+	// upgrade, a new agent) shows on the machine page.
+	inv := apiv1.Inventory{Hostname: "web02", OSType: "linux", OSName: "Debian GNU/Linux", OSVersion: "13", Kernel: "6.12.9-test", Arch: "arm64", AgentVersion: "1.3.0"}
+	if _, err := f.web02.m.Heartbeat(context.Background(), apiv1.HeartbeatRequest{AgentVersion: "1.3.0", Inventory: &inv}); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 { // heartbeats are written in batches
+		if _, body = c.get("/ui/machines/" + f.web02.reg.MachineID); strings.Contains(body, `id="agent-version">1.3.0<`) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, want := range []string{`id="agent-version">1.3.0<`, "Debian GNU/Linux 13 arm64", `id="kernel">6.12.9-test<`, "has not reported a status yet"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("web02's page after a new inventory lacks %q", want)
+		}
+	}
 	for _, p := range []string{"/ui/machines/not-a-uuid", "/ui/machines/00000000-0000-4000-8000-000000000000", "/ui/nowhere"} {
 		if resp, _ := c.get(p); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", p, resp.StatusCode)
