@@ -342,9 +342,122 @@ func (s *Server) uiOverview(w http.ResponseWriter, r *http.Request, p *principal
 		filter = ""
 	}
 	d.Filter = filter
-	ms, err := s.visibleMachines(ctx, p)
+	var versions map[string]int
+	var err error
+	if fs, ok := s.st.(fleetSummarizer); ok {
+		if scopes, exact := p.machineScopes(); exact {
+			versions, err = s.uiFleetFromCounts(ctx, fs, scopes, r, &d)
+		}
+	}
 	if err != nil {
 		return err
+	}
+	if versions == nil {
+		if versions, err = s.uiFleetFromRows(ctx, p, r, &d); err != nil {
+			return err
+		}
+	}
+	d.Chart, err = s.versionChart(ctx, versions)
+	if err != nil {
+		return err
+	}
+	if d.TopRules, err = s.topRules(ctx, p); err != nil {
+		return err
+	}
+	s.uiRender(w, http.StatusOK, "overview.html", d)
+	return nil
+}
+
+// fleetSummarizer is the store's fleet counts and pages (store/overview.go).
+type fleetSummarizer interface {
+	FleetCounts(ctx context.Context, scopes []store.MachineFilter, b store.HeartbeatBounds) ([]store.FleetCount, error)
+	FleetPage(ctx context.Context, scopes []store.MachineFilter, status string, b store.HeartbeatBounds, offset, limit int) ([]store.MachineSummary, error)
+}
+
+// machineScopes are the subscriptions and resource groups where p may
+// read machines, as store filters (none: the whole tenant). exact is
+// false when p reads single machines: only a check of each row is exact.
+func (p *principal) machineScopes() (scopes []store.MachineFilter, exact bool) {
+	if p.can(rbac.MachinesRead, rbac.TenantScope) {
+		return nil, true
+	}
+	fs, ok := p.scopeFilters(rbac.MachinesRead)
+	if !ok || len(fs) == 0 {
+		return nil, false
+	}
+	for _, f := range fs {
+		scopes = append(scopes, store.MachineFilter{SubscriptionID: f.SubscriptionID, ResourceGroup: f.ResourceGroup})
+	}
+	return scopes, true
+}
+
+// uiFleetFromCounts fills the overview's counts and machine page from the
+// store's grouped counts and one page of rows; it returns the machines
+// of each agent version.
+func (s *Server) uiFleetFromCounts(ctx context.Context, fs fleetSummarizer, scopes []store.MachineFilter, r *http.Request, d *uiOverviewData) (map[string]int, error) {
+	now := s.now()
+	b := store.HeartbeatBounds{DisconnectedAt: now.Add(-apiv1.DisconnectedAfter), ExpiredAt: now.Add(-apiv1.ExpiredAfter)}
+	counts, err := fs.FleetCounts(ctx, scopes, b)
+	if err != nil {
+		return nil, err
+	}
+	versions := map[string]int{}
+	for _, c := range counts {
+		d.Total += c.Machines
+		switch c.Status {
+		case apiv1.StatusConnected:
+			d.Connected += c.Machines
+		case apiv1.StatusDisconnected:
+			d.Disconnected += c.Machines
+		case apiv1.StatusExpired:
+			d.Expired += c.Machines
+		}
+		versions[c.AgentVersion] += c.Machines
+	}
+	n := d.Total
+	switch d.Filter {
+	case apiv1.StatusConnected:
+		n = d.Connected
+	case apiv1.StatusDisconnected:
+		n = d.Disconnected
+	case apiv1.StatusExpired:
+		n = d.Expired
+	}
+	lo, _, pg, pages := uiPaging(n, uiPageNumber(r))
+	ms, err := fs.FleetPage(ctx, scopes, d.Filter, b, lo, uiPageSize)
+	if err != nil {
+		return nil, err
+	}
+	d.Machines = make([]uiMachineRow, 0, len(ms))
+	for _, m := range ms {
+		d.Machines = append(d.Machines, uiMachineRow{ID: m.ID, Name: m.Name, ResourceGroup: m.ResourceGroup, SubscriptionID: m.SubscriptionID, Status: apiv1.StatusAt(m.LastHeartbeat, now), AgentVersion: m.AgentVersion, LastHeartbeat: m.LastHeartbeat})
+	}
+	d.setPager(pg, pages)
+	return versions, nil
+}
+
+func (d *uiOverviewData) setPager(pg, pages int) {
+	d.Page, d.Pages = pg, pages
+	q := url.Values{}
+	if d.Filter != "" {
+		q.Set("status", d.Filter)
+	}
+	if pg > 1 {
+		d.PrevURL = uiPageURL("/ui/", q, pg-1)
+	}
+	if pg < pages {
+		d.NextURL = uiPageURL("/ui/", q, pg+1)
+	}
+}
+
+// uiFleetFromRows fills the overview from every machine p may read,
+// checked one by one (for a viewer of single machines, or a store without
+// fleet counts); it returns the machines of each agent version.
+func (s *Server) uiFleetFromRows(ctx context.Context, p *principal, r *http.Request, d *uiOverviewData) (map[string]int, error) {
+	filter := d.Filter
+	ms, err := s.visibleMachines(ctx, p)
+	if err != nil {
+		return nil, err
 	}
 	now := s.now()
 	versions := map[string]int{}
@@ -370,31 +483,13 @@ func (s *Server) uiOverview(w http.ResponseWriter, r *http.Request, p *principal
 			rows = append(rows, uiMachineRow{ID: m.ID, Name: m.Name, ResourceGroup: m.ResourceGroup, SubscriptionID: m.SubscriptionID, Status: st, AgentVersion: m.AgentVersion, LastHeartbeat: m.LastHeartbeat})
 		}
 	}
-	ms = nil
 	slices.SortFunc(rows, func(a, b uiMachineRow) int {
 		return cmp.Or(strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), strings.Compare(a.ID, b.ID))
 	})
 	lo, hi, pg, pages := uiPaging(len(rows), uiPageNumber(r))
-	d.Machines, d.Page, d.Pages = rows[lo:hi], pg, pages
-	q := url.Values{}
-	if filter != "" {
-		q.Set("status", filter)
-	}
-	if pg > 1 {
-		d.PrevURL = uiPageURL("/ui/", q, pg-1)
-	}
-	if pg < pages {
-		d.NextURL = uiPageURL("/ui/", q, pg+1)
-	}
-	d.Chart, err = s.versionChart(ctx, versions)
-	if err != nil {
-		return err
-	}
-	if d.TopRules, err = s.topRules(ctx, p); err != nil {
-		return err
-	}
-	s.uiRender(w, http.StatusOK, "overview.html", d)
-	return nil
+	d.Machines = rows[lo:hi]
+	d.setPager(pg, pages)
+	return versions, nil
 }
 
 // machineSummarizer is the store's cheap machine listing (store/dashboard.go).

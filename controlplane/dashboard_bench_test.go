@@ -16,6 +16,7 @@ import (
 	"github.com/arcagent/arcagent/controlplane"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/rbac"
+	"github.com/arcagent/arcagent/controlplane/store"
 	"github.com/arcagent/arcagent/controlplane/store/storetest"
 )
 
@@ -188,6 +189,42 @@ func benchDashboard(b *testing.B, dsn string) {
 		}
 		b.SetBytes(int64(rec.Body.Len()))
 	}
+	// The store reads the overview makes, alone.
+	b.Run("store-top-rules", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if rc, err := e.st.TopFailingRules(ctx, store.AuditFindingFilter{}, 10); err != nil || len(rc) != 10 {
+				b.Fatal(rc, err)
+			}
+		}
+	})
+	b.Run("store-machine-summaries", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if ms, err := e.st.(interface {
+				MachineSummaries(context.Context, store.MachineFilter) ([]store.MachineSummary, error)
+			}).MachineSummaries(ctx, store.MachineFilter{}); err != nil || len(ms) != machines {
+				b.Fatal(len(ms), err)
+			}
+		}
+	})
+	bounds := store.HeartbeatBounds{DisconnectedAt: e.clock.Now().Add(-apiv1.DisconnectedAfter), ExpiredAt: e.clock.Now().Add(-apiv1.ExpiredAfter)}
+	b.Run("store-fleet-counts", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := e.st.(*store.SQLite).FleetCounts(ctx, nil, bounds); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("store-fleet-page", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if ms, err := e.st.(*store.SQLite).FleetPage(ctx, nil, "", bounds, 4900, 100); err != nil || len(ms) != 100 {
+				b.Fatal(len(ms), err)
+			}
+		}
+	})
 	for _, c := range []struct{ name, tok, path, want string }{
 		{"overview", e.ownerT, "/ui/", `id="count-total">10000<`},
 		{"overview-page-50-connected", e.ownerT, "/ui/?status=Connected&page=50", "page"},
