@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
@@ -538,13 +539,13 @@ func (s *Server) machineSummaries(ctx context.Context, f store.MachineFilter) ([
 // the findings p may read (fail closed: never a count over hidden machines).
 func (s *Server) topRules(ctx context.Context, p *principal) ([]store.RuleCount, error) {
 	if p.can(rbac.MachinesRead, rbac.TenantScope) {
-		return s.st.TopFailingRules(ctx, store.AuditFindingFilter{}, uiTopRules)
+		return s.uiRules.count(ctx, s.st, store.AuditFindingFilter{}, uiTopRules)
 	}
 	if filters, ok := p.scopeFilters(rbac.MachinesRead); ok {
 		// Disjoint scopes hold disjoint machines: their counts add up.
 		sum := map[string]*store.RuleCount{}
 		for _, f := range filters {
-			rcs, err := s.st.TopFailingRules(ctx, f, uiAllRules)
+			rcs, err := s.uiRules.count(ctx, s.st, f, uiAllRules)
 			if err != nil {
 				return nil, err
 			}
@@ -583,6 +584,56 @@ func (s *Server) topRules(ctx context.Context, p *principal) ([]store.RuleCount,
 		c.Machines++
 	}
 	return sortRuleCounts(counts), nil
+}
+
+// uiRuleCache keeps the top failing rules of each scope for uiRuleTTL:
+// counting them reads every stored finding of the scope (100,000 rows
+// take 40–150 ms), which an overview reloaded every few seconds by many
+// viewers would otherwise repeat. A scope's counts are the same for every
+// viewer allowed to read it; each process (replica) keeps its own.
+type uiRuleCache struct {
+	mu sync.Mutex
+	m  map[uiRuleKey]uiRuleEntry
+}
+
+type uiRuleKey struct {
+	f     store.AuditFindingFilter
+	limit int
+}
+
+type uiRuleEntry struct {
+	at  time.Time
+	rcs []store.RuleCount
+}
+
+const (
+	uiRuleTTL     = 10 * time.Second
+	uiRuleEntries = 1024
+)
+
+// count is st.TopFailingRules(f, limit), from the cache when counted less
+// than uiRuleTTL ago (by the wall clock's monotonic reading).
+func (c *uiRuleCache) count(ctx context.Context, st store.Store, f store.AuditFindingFilter, limit int) ([]store.RuleCount, error) {
+	f.SubscriptionID, f.ResourceGroup = strings.ToLower(f.SubscriptionID), strings.ToLower(f.ResourceGroup)
+	k := uiRuleKey{f, limit}
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.m[k]
+	c.mu.Unlock()
+	if ok && now.Sub(e.at) < uiRuleTTL {
+		return slices.Clone(e.rcs), nil
+	}
+	rcs, err := st.TopFailingRules(ctx, f, limit)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= uiRuleEntries {
+		c.m = map[uiRuleKey]uiRuleEntry{}
+	}
+	c.m[k] = uiRuleEntry{at: now, rcs: rcs}
+	c.mu.Unlock()
+	return slices.Clone(rcs), nil
 }
 
 // sortRuleCounts orders counts most machines first and keeps the top ones.

@@ -117,6 +117,7 @@ type Server struct {
 
 	releases  releases.Source
 	relPolicy releases.Policies
+	uiRules   uiRuleCache // the dashboard's top failing rules, per scope
 }
 
 // machineEntry caches what authenticating a machine needs.
