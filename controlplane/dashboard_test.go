@@ -546,6 +546,7 @@ func TestDashboardOnPostgres(t *testing.T) {
 		{"EscapesHostileText", TestDashboardEscapesHostileText},
 		{"RBAC", TestDashboardRBAC},
 		{"VersionChart", TestDashboardVersionChart},
+		{"StoreFailure", TestDashboardStoreFailure},
 		{"InChromium", TestDashboardInChromium},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -554,5 +555,23 @@ func TestDashboardOnPostgres(t *testing.T) {
 			defer func() { envDatabase = nil }()
 			tc.f(t)
 		})
+	}
+}
+
+// TestDashboardStoreFailure: a store that fails answers every page with
+// the error page (500) that names no detail of the failure.
+func TestDashboardStoreFailure(t *testing.T) {
+	f := newFleet(t)
+	c := f.e.uiClient(t)
+	c.login(f.ownerTok)
+	if err := f.e.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/ui/", "/ui/machines/" + f.web01.reg.MachineID, "/ui/rules/ARC-SSH-001"} {
+		resp, body := c.get(p)
+		if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "see the server log") || strings.Contains(strings.ToLower(body), "sql") {
+			t.Errorf("GET %s with a failed store: %d %q", p, resp.StatusCode, body)
+		}
+		checkUIHeaders(t, p, resp.Header)
 	}
 }
