@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
@@ -46,14 +47,6 @@ func init() {
 	} {
 		errcode.Register(i)
 	}
-}
-
-// AuditReader is what the dashboard reads of uploaded audits: the audit
-// methods of the store (store/audits.go).
-type AuditReader interface {
-	LatestAuditFindings(ctx context.Context, f store.AuditFindingFilter) ([]store.AuditFinding, error)
-	TopFailingRules(ctx context.Context, f store.AuditFindingFilter, limit int) ([]store.RuleCount, error)
-	AuditReports(ctx context.Context, machineID, profile string, limit int) ([]store.AuditReport, error)
 }
 
 const (
@@ -302,7 +295,6 @@ type uiOverviewData struct {
 	Expired          int
 	Chart            uiChart
 	TopRules         []store.RuleCount
-	AuditsAvailable  bool
 	Machines         []uiMachineRow
 	Filter           string
 	Page, Pages      int
@@ -351,9 +343,122 @@ func (s *Server) uiOverview(w http.ResponseWriter, r *http.Request, p *principal
 		filter = ""
 	}
 	d.Filter = filter
-	ms, err := s.visibleMachines(ctx, p)
+	var versions map[string]int
+	var err error
+	if fs, ok := s.st.(fleetSummarizer); ok {
+		if scopes, exact := p.machineScopes(); exact {
+			versions, err = s.uiFleetFromCounts(ctx, fs, scopes, r, &d)
+		}
+	}
 	if err != nil {
 		return err
+	}
+	if versions == nil {
+		if versions, err = s.uiFleetFromRows(ctx, p, r, &d); err != nil {
+			return err
+		}
+	}
+	d.Chart, err = s.versionChart(ctx, versions)
+	if err != nil {
+		return err
+	}
+	if d.TopRules, err = s.topRules(ctx, p); err != nil {
+		return err
+	}
+	s.uiRender(w, http.StatusOK, "overview.html", d)
+	return nil
+}
+
+// fleetSummarizer is the store's fleet counts and pages (store/overview.go).
+type fleetSummarizer interface {
+	FleetCounts(ctx context.Context, scopes []store.MachineFilter, b store.HeartbeatBounds) ([]store.FleetCount, error)
+	FleetPage(ctx context.Context, scopes []store.MachineFilter, status string, b store.HeartbeatBounds, offset, limit int) ([]store.MachineSummary, error)
+}
+
+// machineScopes are the subscriptions and resource groups where p may
+// read machines, as store filters (none: the whole tenant). exact is
+// false when p reads single machines: only a check of each row is exact.
+func (p *principal) machineScopes() (scopes []store.MachineFilter, exact bool) {
+	if p.can(rbac.MachinesRead, rbac.TenantScope) {
+		return nil, true
+	}
+	fs, ok := p.scopeFilters(rbac.MachinesRead)
+	if !ok || len(fs) == 0 {
+		return nil, false
+	}
+	for _, f := range fs {
+		scopes = append(scopes, store.MachineFilter{SubscriptionID: f.SubscriptionID, ResourceGroup: f.ResourceGroup})
+	}
+	return scopes, true
+}
+
+// uiFleetFromCounts fills the overview's counts and machine page from the
+// store's grouped counts and one page of rows; it returns the machines
+// of each agent version.
+func (s *Server) uiFleetFromCounts(ctx context.Context, fs fleetSummarizer, scopes []store.MachineFilter, r *http.Request, d *uiOverviewData) (map[string]int, error) {
+	now := s.now()
+	b := store.HeartbeatBounds{DisconnectedAt: now.Add(-apiv1.DisconnectedAfter), ExpiredAt: now.Add(-apiv1.ExpiredAfter)}
+	counts, err := fs.FleetCounts(ctx, scopes, b)
+	if err != nil {
+		return nil, err
+	}
+	versions := map[string]int{}
+	for _, c := range counts {
+		d.Total += c.Machines
+		switch c.Status {
+		case apiv1.StatusConnected:
+			d.Connected += c.Machines
+		case apiv1.StatusDisconnected:
+			d.Disconnected += c.Machines
+		case apiv1.StatusExpired:
+			d.Expired += c.Machines
+		}
+		versions[c.AgentVersion] += c.Machines
+	}
+	n := d.Total
+	switch d.Filter {
+	case apiv1.StatusConnected:
+		n = d.Connected
+	case apiv1.StatusDisconnected:
+		n = d.Disconnected
+	case apiv1.StatusExpired:
+		n = d.Expired
+	}
+	lo, _, pg, pages := uiPaging(n, uiPageNumber(r))
+	ms, err := fs.FleetPage(ctx, scopes, d.Filter, b, lo, uiPageSize)
+	if err != nil {
+		return nil, err
+	}
+	d.Machines = make([]uiMachineRow, 0, len(ms))
+	for _, m := range ms {
+		d.Machines = append(d.Machines, uiMachineRow{ID: m.ID, Name: m.Name, ResourceGroup: m.ResourceGroup, SubscriptionID: m.SubscriptionID, Status: apiv1.StatusAt(m.LastHeartbeat, now), AgentVersion: m.AgentVersion, LastHeartbeat: m.LastHeartbeat})
+	}
+	d.setPager(pg, pages)
+	return versions, nil
+}
+
+func (d *uiOverviewData) setPager(pg, pages int) {
+	d.Page, d.Pages = pg, pages
+	q := url.Values{}
+	if d.Filter != "" {
+		q.Set("status", d.Filter)
+	}
+	if pg > 1 {
+		d.PrevURL = uiPageURL("/ui/", q, pg-1)
+	}
+	if pg < pages {
+		d.NextURL = uiPageURL("/ui/", q, pg+1)
+	}
+}
+
+// uiFleetFromRows fills the overview from every machine p may read,
+// checked one by one (for a viewer of single machines, or a store without
+// fleet counts); it returns the machines of each agent version.
+func (s *Server) uiFleetFromRows(ctx context.Context, p *principal, r *http.Request, d *uiOverviewData) (map[string]int, error) {
+	filter := d.Filter
+	ms, err := s.visibleMachines(ctx, p)
+	if err != nil {
+		return nil, err
 	}
 	now := s.now()
 	versions := map[string]int{}
@@ -379,34 +484,13 @@ func (s *Server) uiOverview(w http.ResponseWriter, r *http.Request, p *principal
 			rows = append(rows, uiMachineRow{ID: m.ID, Name: m.Name, ResourceGroup: m.ResourceGroup, SubscriptionID: m.SubscriptionID, Status: st, AgentVersion: m.AgentVersion, LastHeartbeat: m.LastHeartbeat})
 		}
 	}
-	ms = nil
 	slices.SortFunc(rows, func(a, b uiMachineRow) int {
 		return cmp.Or(strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), strings.Compare(a.ID, b.ID))
 	})
 	lo, hi, pg, pages := uiPaging(len(rows), uiPageNumber(r))
-	d.Machines, d.Page, d.Pages = rows[lo:hi], pg, pages
-	q := url.Values{}
-	if filter != "" {
-		q.Set("status", filter)
-	}
-	if pg > 1 {
-		d.PrevURL = uiPageURL("/ui/", q, pg-1)
-	}
-	if pg < pages {
-		d.NextURL = uiPageURL("/ui/", q, pg+1)
-	}
-	d.Chart, err = s.versionChart(ctx, versions)
-	if err != nil {
-		return err
-	}
-	if s.audits != nil {
-		d.AuditsAvailable = true
-		if d.TopRules, err = s.topRules(ctx, p); err != nil {
-			return err
-		}
-	}
-	s.uiRender(w, http.StatusOK, "overview.html", d)
-	return nil
+	d.Machines = rows[lo:hi]
+	d.setPager(pg, pages)
+	return versions, nil
 }
 
 // machineSummarizer is the store's cheap machine listing (store/dashboard.go).
@@ -455,13 +539,13 @@ func (s *Server) machineSummaries(ctx context.Context, f store.MachineFilter) ([
 // the findings p may read (fail closed: never a count over hidden machines).
 func (s *Server) topRules(ctx context.Context, p *principal) ([]store.RuleCount, error) {
 	if p.can(rbac.MachinesRead, rbac.TenantScope) {
-		return s.audits.TopFailingRules(ctx, store.AuditFindingFilter{}, uiTopRules)
+		return s.uiRules.count(ctx, s.st, store.AuditFindingFilter{}, uiTopRules)
 	}
 	if filters, ok := p.scopeFilters(rbac.MachinesRead); ok {
 		// Disjoint scopes hold disjoint machines: their counts add up.
 		sum := map[string]*store.RuleCount{}
 		for _, f := range filters {
-			rcs, err := s.audits.TopFailingRules(ctx, f, uiAllRules)
+			rcs, err := s.uiRules.count(ctx, s.st, f, uiAllRules)
 			if err != nil {
 				return nil, err
 			}
@@ -476,7 +560,7 @@ func (s *Server) topRules(ctx context.Context, p *principal) ([]store.RuleCount,
 		}
 		return sortRuleCounts(sum), nil
 	}
-	fs, err := s.audits.LatestAuditFindings(ctx, store.AuditFindingFilter{})
+	fs, err := s.st.LatestAuditFindings(ctx, store.AuditFindingFilter{})
 	if err != nil {
 		return nil, err
 	}
@@ -500,6 +584,56 @@ func (s *Server) topRules(ctx context.Context, p *principal) ([]store.RuleCount,
 		c.Machines++
 	}
 	return sortRuleCounts(counts), nil
+}
+
+// uiRuleCache keeps the top failing rules of each scope for uiRuleTTL:
+// counting them reads every stored finding of the scope (100,000 rows
+// take 40–150 ms), which an overview reloaded every few seconds by many
+// viewers would otherwise repeat. A scope's counts are the same for every
+// viewer allowed to read it; each process (replica) keeps its own.
+type uiRuleCache struct {
+	mu sync.Mutex
+	m  map[uiRuleKey]uiRuleEntry
+}
+
+type uiRuleKey struct {
+	f     store.AuditFindingFilter
+	limit int
+}
+
+type uiRuleEntry struct {
+	at  time.Time
+	rcs []store.RuleCount
+}
+
+const (
+	uiRuleTTL     = 10 * time.Second
+	uiRuleEntries = 1024
+)
+
+// count is st.TopFailingRules(f, limit), from the cache when counted less
+// than uiRuleTTL ago (by the wall clock's monotonic reading).
+func (c *uiRuleCache) count(ctx context.Context, st store.Store, f store.AuditFindingFilter, limit int) ([]store.RuleCount, error) {
+	f.SubscriptionID, f.ResourceGroup = strings.ToLower(f.SubscriptionID), strings.ToLower(f.ResourceGroup)
+	k := uiRuleKey{f, limit}
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.m[k]
+	c.mu.Unlock()
+	if ok && now.Sub(e.at) < uiRuleTTL {
+		return slices.Clone(e.rcs), nil
+	}
+	rcs, err := st.TopFailingRules(ctx, f, limit)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= uiRuleEntries {
+		c.m = map[uiRuleKey]uiRuleEntry{}
+	}
+	c.m[k] = uiRuleEntry{at: now, rcs: rcs}
+	c.mu.Unlock()
+	return slices.Clone(rcs), nil
 }
 
 // sortRuleCounts orders counts most machines first and keeps the top ones.
@@ -633,13 +767,12 @@ type uiMachineData struct {
 	M                  uiMachineRow
 	ResourceID         string
 	Location           string
-	Inventory          apiv1.Inventory
+	Live               apiv1.MachineInventory // as GET /v1/inventory shows it
 	Tags               []string
 	CanExtensions      bool
 	Extensions         []apiv1.ExtensionView
 	CanGuestConfig     bool
 	GuestConfig        []apiv1.GuestConfigurationView
-	AuditsAvailable    bool
 	Findings           []store.AuditFinding
 	Reports            []store.AuditReport
 	StatusReportedAt   time.Time
@@ -664,10 +797,16 @@ func (s *Server) uiMachine(w http.ResponseWriter, r *http.Request, p *principal)
 	if !p.can(rbac.MachinesRead, m.ResourceID) {
 		return s.uiNotFound(w, p, hidden)
 	}
-	v := s.toMachine(m, true)
+	v := s.toMachine(m, false)
+	// The live inventory: what the heartbeats last carried (agent version,
+	// OS, kernel) and the extensions of the last status report, read as
+	// GET /v1/inventory reads them.
+	live := toInventory(&store.InventoryRow{ID: m.ID, Name: m.Name, SubscriptionID: m.SubscriptionID, ResourceGroup: m.ResourceGroup, ResourceID: m.ResourceID,
+		AgentVersion: m.AgentVersion, LastHeartbeat: m.LastHeartbeat, CreatedAt: m.CreatedAt, Inventory: m.Inventory, Status: m.Status})
+	live.Status = v.Status
 	d := uiMachineData{
-		Principal: p.name, ResourceID: m.ResourceID, Location: s.locationOf(r, m), Inventory: v.Inventory,
-		M: uiMachineRow{ID: m.ID, Name: m.Name, ResourceGroup: m.ResourceGroup, SubscriptionID: m.SubscriptionID, Status: v.Status, AgentVersion: m.AgentVersion, LastHeartbeat: m.LastHeartbeat},
+		Principal: p.name, ResourceID: m.ResourceID, Location: s.locationOf(r, m), Live: live,
+		M: uiMachineRow{ID: m.ID, Name: m.Name, ResourceGroup: m.ResourceGroup, SubscriptionID: m.SubscriptionID, Status: v.Status, AgentVersion: live.AgentVersion, LastHeartbeat: m.LastHeartbeat},
 	}
 	for k, val := range m.Tags {
 		d.Tags = append(d.Tags, k+"="+val)
@@ -692,14 +831,11 @@ func (s *Server) uiMachine(w http.ResponseWriter, r *http.Request, p *principal)
 	if d.CanGuestConfig = p.can(rbac.GuestConfigRead, m.ResourceID); d.CanGuestConfig {
 		d.GuestConfig = guestConfigViews(ds.GuestConfigurationAssignments, st.GuestConfiguration, false)
 	}
-	if s.audits != nil {
-		d.AuditsAvailable = true
-		if d.Findings, err = s.audits.LatestAuditFindings(ctx, store.AuditFindingFilter{MachineID: m.ID}); err != nil {
-			return err
-		}
-		if d.Reports, err = s.audits.AuditReports(ctx, m.ID, "", 10); err != nil {
-			return err
-		}
+	if d.Findings, err = s.st.LatestAuditFindings(ctx, store.AuditFindingFilter{MachineID: m.ID}); err != nil {
+		return err
+	}
+	if d.Reports, err = s.st.AuditReports(ctx, m.ID, "", 10); err != nil {
+		return err
 	}
 	s.uiRender(w, http.StatusOK, "machine.html", d)
 	return nil
@@ -710,7 +846,6 @@ type uiRuleData struct {
 	RuleID           string
 	Title, Severity  string
 	Remediation      string
-	AuditsAvailable  bool
 	Total            int
 	Findings         []store.AuditFinding
 	Page, Pages      int
@@ -723,35 +858,32 @@ func (s *Server) uiRule(w http.ResponseWriter, r *http.Request, p *principal) er
 		return s.uiNotFound(w, p, "no rule has this id")
 	}
 	d := uiRuleData{Principal: p.name, RuleID: rule}
-	if s.audits != nil {
-		d.AuditsAvailable = true
-		fs, err := s.audits.LatestAuditFindings(r.Context(), store.AuditFindingFilter{RuleID: rule})
-		if err != nil {
-			return err
+	fs, err := s.st.LatestAuditFindings(r.Context(), store.AuditFindingFilter{RuleID: rule})
+	if err != nil {
+		return err
+	}
+	visible := fs[:0]
+	canRead := p.canner(rbac.MachinesRead)
+	for _, f := range fs {
+		if canRead(f.ResourceID) {
+			visible = append(visible, f)
 		}
-		visible := fs[:0]
-		canRead := p.canner(rbac.MachinesRead)
-		for _, f := range fs {
-			if canRead(f.ResourceID) {
-				visible = append(visible, f)
-			}
-		}
-		slices.SortStableFunc(visible, func(a, b store.AuditFinding) int {
-			return cmp.Or(strings.Compare(strings.ToLower(a.MachineName), strings.ToLower(b.MachineName)), strings.Compare(a.MachineID, b.MachineID), strings.Compare(a.Profile, b.Profile))
-		})
-		if len(visible) > 0 {
-			d.Title, d.Severity, d.Remediation = visible[0].Title, visible[0].Severity, visible[0].Remediation
-		}
-		d.Total = len(visible)
-		lo, hi, pg, pages := uiPaging(len(visible), uiPageNumber(r))
-		d.Findings, d.Page, d.Pages = visible[lo:hi], pg, pages
-		base := "/ui/rules/" + url.PathEscape(rule)
-		if pg > 1 {
-			d.PrevURL = uiPageURL(base, url.Values{}, pg-1)
-		}
-		if pg < pages {
-			d.NextURL = uiPageURL(base, url.Values{}, pg+1)
-		}
+	}
+	slices.SortStableFunc(visible, func(a, b store.AuditFinding) int {
+		return cmp.Or(strings.Compare(strings.ToLower(a.MachineName), strings.ToLower(b.MachineName)), strings.Compare(a.MachineID, b.MachineID), strings.Compare(a.Profile, b.Profile))
+	})
+	if len(visible) > 0 {
+		d.Title, d.Severity, d.Remediation = visible[0].Title, visible[0].Severity, visible[0].Remediation
+	}
+	d.Total = len(visible)
+	lo, hi, pg, pages := uiPaging(len(visible), uiPageNumber(r))
+	d.Findings, d.Page, d.Pages = visible[lo:hi], pg, pages
+	base := "/ui/rules/" + url.PathEscape(rule)
+	if pg > 1 {
+		d.PrevURL = uiPageURL(base, url.Values{}, pg-1)
+	}
+	if pg < pages {
+		d.NextURL = uiPageURL(base, url.Values{}, pg+1)
 	}
 	s.uiRender(w, http.StatusOK, "rule.html", d)
 	return nil

@@ -118,6 +118,9 @@ func TestDashboardInChromium(t *testing.T) {
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
 		}
+		if envDatabase != nil {
+			name = "postgres-" + name // TestDashboardOnPostgres keeps its own
+		}
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, png, 0o644); err != nil {
 			t.Fatal(err)

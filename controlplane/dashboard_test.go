@@ -1,7 +1,7 @@
 package controlplane_test
 
 import (
-	"cmp"
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -10,88 +10,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/arcagent/arcagent/controlplane"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/rbac"
-	"github.com/arcagent/arcagent/controlplane/store"
+	"github.com/arcagent/arcagent/controlplane/store/storetest"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/releases"
+	"github.com/arcagent/arcagent/reports"
 )
-
-// fakeAudits serves seeded findings through the dashboard's AuditReader
-// (the store's audit methods arrive with the uploaded-audits work).
-type fakeAudits struct {
-	mu       sync.Mutex
-	findings []store.AuditFinding
-	reports  map[string][]store.AuditReport
-}
-
-var sevRank = map[string]int{"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
-
-func (f *fakeAudits) LatestAuditFindings(_ context.Context, flt store.AuditFindingFilter) ([]store.AuditFinding, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []store.AuditFinding
-	for _, a := range f.findings {
-		if flt.MachineID != "" && a.MachineID != flt.MachineID ||
-			flt.RuleID != "" && !strings.EqualFold(a.RuleID, flt.RuleID) ||
-			flt.SubscriptionID != "" && !strings.EqualFold(a.SubscriptionID, flt.SubscriptionID) ||
-			flt.ResourceGroup != "" && !strings.EqualFold(a.ResourceGroup, flt.ResourceGroup) ||
-			flt.Profile != "" && a.Profile != flt.Profile ||
-			flt.Severity != "" && sevRank[a.Severity] > sevRank[flt.Severity] {
-			continue
-		}
-		out = append(out, a)
-	}
-	slices.SortStableFunc(out, func(a, b store.AuditFinding) int {
-		return cmp.Or(sevRank[a.Severity]-sevRank[b.Severity], strings.Compare(a.RuleID, b.RuleID), strings.Compare(a.MachineName, b.MachineName))
-	})
-	return out, nil
-}
-
-func (f *fakeAudits) TopFailingRules(ctx context.Context, flt store.AuditFindingFilter, limit int) ([]store.RuleCount, error) {
-	fs, _ := f.LatestAuditFindings(ctx, flt)
-	idx := map[string]int{}
-	var out []store.RuleCount
-	seen := map[string]bool{}
-	for _, a := range fs {
-		if seen[a.RuleID+"/"+a.MachineID] {
-			continue
-		}
-		seen[a.RuleID+"/"+a.MachineID] = true
-		i, ok := idx[a.RuleID]
-		if !ok {
-			i = len(out)
-			idx[a.RuleID] = i
-			out = append(out, store.RuleCount{RuleID: a.RuleID, Title: a.Title, Severity: a.Severity})
-		}
-		out[i].Machines++
-	}
-	slices.SortStableFunc(out, func(a, b store.RuleCount) int { return b.Machines - a.Machines })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	return out, nil
-}
-
-func (f *fakeAudits) AuditReports(_ context.Context, machineID, profile string, limit int) ([]store.AuditReport, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []store.AuditReport
-	for _, r := range f.reports[machineID] {
-		if profile == "" || r.Profile == profile {
-			out = append(out, r)
-		}
-	}
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
-	return out, nil
-}
 
 // fleet is the dashboard's seeded fleet: three machines in two resource
 // groups of one subscription, with desired extensions, guest
@@ -101,7 +30,6 @@ type fleet struct {
 	sub                  string
 	web01, web02, db01   testMachine
 	readerWeb, ownerTok  string
-	audits               *fakeAudits
 	hostileTag, hostileF string
 }
 
@@ -109,15 +37,13 @@ const sshFix = "Set PermitRootLogin no in /etc/ssh/sshd_config and reload sshd"
 
 func newFleet(t *testing.T, tunes ...func(*controlplane.Config)) *fleet {
 	t.Helper()
-	fa := &fakeAudits{reports: map[string][]store.AuditReport{}}
 	e := newEnvWith(t, func(c *controlplane.Config) {
-		c.Audits = fa
 		for _, tune := range tunes {
 			tune(c)
 		}
 	})
 	ctx := context.Background()
-	f := &fleet{e: e, audits: fa, ownerTok: e.ownerT, hostileTag: `"><script>alert('tag')</script>`, hostileF: `<img src=x onerror=alert(1)>`}
+	f := &fleet{e: e, ownerTok: e.ownerT, hostileTag: `"><script>alert('tag')</script>`, hostileF: `<img src=x onerror=alert(1)>`}
 	f.sub = e.scope("prod", "web", "db")
 	e.publish(statusReporter)
 	e.publishGC(sshBaseline)
@@ -145,18 +71,21 @@ func newFleet(t *testing.T, tunes ...func(*controlplane.Config)) *fleet {
 	if err := f.web01.m.PutStatus(ctx, st); err != nil {
 		t.Fatal(err)
 	}
+	// Each machine uploads a JSON audit report through the machine API,
+	// as `arcagent audit --upload` does.
 	at := e.clock.Now().Add(-time.Hour)
-	finding := func(tm testMachine, name, rg, rule, sev, title, msg, fix string) store.AuditFinding {
-		return store.AuditFinding{MachineID: tm.reg.MachineID, ResourceID: tm.reg.ResourceID, MachineName: name, SubscriptionID: f.sub, ResourceGroup: rg,
-			Profile: "host", RuleID: rule, Severity: sev, Title: title, Message: msg, Remediation: fix, ReportedAt: at}
-	}
-	fa.findings = []store.AuditFinding{
-		finding(f.web01, "web01", "web", "ARC-SSH-001", "high", "SSH permits root login", "PermitRootLogin is yes", sshFix),
-		finding(f.db01, "db01", "db", "ARC-SSH-001", "high", "SSH permits root login", "PermitRootLogin is yes", sshFix),
-		finding(f.web02, "web02", "web", "ARC-FW-002", "medium", "No host firewall", "nftables has no ruleset "+f.hostileF, "Install and enable nftables with a default-deny input policy"),
-	}
-	for _, tm := range []testMachine{f.web01, f.web02, f.db01} {
-		fa.reports[tm.reg.MachineID] = []store.AuditReport{{ID: "r-" + tm.reg.MachineID, MachineID: tm.reg.MachineID, Profile: "host", CreatedAt: at, ReceivedAt: at, Failed: 1}}
+	sshFail := dashResult("ARC-SSH-001", reports.StatusFail, "PermitRootLogin is yes")
+	for _, up := range []struct {
+		tm      testMachine
+		results []reports.Result
+	}{
+		{f.web01, []reports.Result{sshFail, dashResult("ARC-FW-002", reports.StatusPass, "nftables has a ruleset")}},
+		{f.web02, []reports.Result{dashResult("ARC-SSH-001", reports.StatusPass, "PermitRootLogin is no"), dashResult("ARC-FW-002", reports.StatusFail, "nftables has no ruleset "+f.hostileF)}},
+		{f.db01, []reports.Result{sshFail, dashResult("ARC-FW-002", reports.StatusWaived, "firewalled upstream")}},
+	} {
+		if _, err := up.tm.m.UploadAudit(ctx, dashReport(t, up.tm.reg.MachineID, at, up.results...)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := e.owner.AssignRole(ctx, apiv1.CreateRoleAssignmentRequest{Principal: "alice", Role: rbac.Reader, Scope: rbac.ResourceGroupScope(f.sub, "web")}); err != nil {
 		t.Fatal(err)
@@ -167,6 +96,37 @@ func newFleet(t *testing.T, tunes ...func(*controlplane.Config)) *fleet {
 	}
 	f.readerWeb = tok.Token
 	return f
+}
+
+// dashRules are the rules of the dashboard's audit reports.
+var dashRules = map[string]reports.Rule{
+	"ARC-SSH-001": {ID: "ARC-SSH-001", Title: "SSH permits root login", Severity: reports.SeverityHigh, Profiles: []string{"host"}, Remediation: sshFix},
+	"ARC-FW-002":  {ID: "ARC-FW-002", Title: "No host firewall", Severity: reports.SeverityMedium, Profiles: []string{"host"}, Remediation: "Install and enable nftables with a default-deny input policy"},
+}
+
+func dashResult(rule string, st reports.Status, msg string) reports.Result {
+	return reports.Result{RuleID: rule, Severity: dashRules[rule].Severity, Status: st, Message: msg, Fingerprint: reports.Fingerprint(rule, "dash", msg)}
+}
+
+// dashReport is the JSON report of `arcagent audit --profile host -o json`
+// with results, built and written by the reports package.
+func dashReport(t testing.TB, host string, at time.Time, results ...reports.Result) []byte {
+	t.Helper()
+	r := &reports.Report{
+		SchemaVersion: reports.SchemaVersion, Tool: reports.Tool{Name: "arcagent", Version: "1.2.0"}, RunID: "run-" + host,
+		StartedAt: at, Target: reports.Target{Kind: reports.TargetHost, Host: host}, Profiles: []string{"host"}, FailOn: reports.SeverityHigh,
+	}
+	for _, res := range results {
+		r.Rules = append(r.Rules, dashRules[res.RuleID])
+		r.Results = append(r.Results, res)
+	}
+	r.Summarize()
+	r.SortResults()
+	var b bytes.Buffer
+	if err := (reports.JSONWriter{}).Write(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 // uiClient is a browser-like client: a cookie jar, no redirects followed.
@@ -388,6 +348,32 @@ func TestDashboardPages(t *testing.T) {
 	if strings.Contains(body, "web02</a>") {
 		t.Error("rule page lists web02, which does not fail the rule")
 	}
+	_, body = c.get("/ui/machines/" + f.web01.reg.MachineID)
+	_, installed, _ := strings.Cut(body, `id="installed-extensions"`)
+	installed, _, _ = strings.Cut(installed, "</table>")
+	for _, want := range []string{"monitor", statusReporter.Publisher + "." + statusReporter.Type, statusReporter.Version, "Succeeded"} {
+		if !strings.Contains(installed, want) {
+			t.Errorf("installed extensions lack %q: %s", want, installed)
+		}
+	}
+
+	// The live inventory: a heartbeat carrying a new inventory (an OS
+	// upgrade, a new agent) shows on the machine page.
+	inv := apiv1.Inventory{Hostname: "web02", OSType: "linux", OSName: "Debian GNU/Linux", OSVersion: "13", Kernel: "6.12.9-test", Arch: "arm64", AgentVersion: "1.3.0"}
+	if _, err := f.web02.m.Heartbeat(context.Background(), apiv1.HeartbeatRequest{AgentVersion: "1.3.0", Inventory: &inv}); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 { // heartbeats are written in batches
+		if _, body = c.get("/ui/machines/" + f.web02.reg.MachineID); strings.Contains(body, `id="agent-version">1.3.0<`) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, want := range []string{`id="agent-version">1.3.0<`, "Debian GNU/Linux 13 arm64", `id="kernel">6.12.9-test<`, "has not reported a status yet"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("web02's page after a new inventory lacks %q", want)
+		}
+	}
 	for _, p := range []string{"/ui/machines/not-a-uuid", "/ui/machines/00000000-0000-4000-8000-000000000000", "/ui/nowhere"} {
 		if resp, _ := c.get(p); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", p, resp.StatusCode)
@@ -440,6 +426,64 @@ func TestDashboardRBAC(t *testing.T) {
 	if resp, _ := c.get("/ui/machines/" + f.web01.reg.MachineID); resp.StatusCode != 200 {
 		t.Errorf("a machine in scope: %d", resp.StatusCode)
 	}
+
+	// The store counts failing rules without RBAC: the overview's counts
+	// must still be over the viewer's machines, each once, for every shape
+	// of scope (a machine, overlapping scopes, two groups).
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		scopes    []string
+		total     string
+		ssh, fw   string // machines counted ("" = the rule is not listed)
+		hidden    []string
+		ruleShows []string
+	}{
+		{"one machine", []string{f.web01.reg.ResourceID}, "1", "1", "", []string{"web02", "db01"}, []string{"web01"}},
+		{"subscription and a group inside it", []string{rbac.SubscriptionScope(f.sub), rbac.ResourceGroupScope(f.sub, "web")}, "3", "2", "1", nil, []string{"web01", "db01"}},
+		{"two groups", []string{rbac.ResourceGroupScope(f.sub, "web"), rbac.ResourceGroupScope(f.sub, "db")}, "3", "2", "1", nil, []string{"web01", "db01"}},
+		{"a group and a machine of another", []string{rbac.ResourceGroupScope(f.sub, "db"), f.web02.reg.ResourceID}, "2", "1", "1", []string{"web01"}, []string{"db01"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			principal := "p-" + strings.ReplaceAll(tc.name, " ", "-")
+			for _, sc := range tc.scopes {
+				if _, err := f.e.owner.AssignRole(ctx, apiv1.CreateRoleAssignmentRequest{Principal: principal, Role: rbac.Reader, Scope: sc}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tok, err := f.e.owner.CreateAPIToken(ctx, apiv1.CreateAPITokenRequest{Principal: principal})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := f.e.uiClient(t)
+			c.login(tok.Token)
+			_, body := c.get("/ui/")
+			if !strings.Contains(body, `id="count-total">`+tc.total+`<`) {
+				t.Errorf("total is not %s", tc.total)
+			}
+			for rule, want := range map[string]string{"ARC-SSH-001": tc.ssh, "ARC-FW-002": tc.fw} {
+				_, row, found := strings.Cut(body, `<a href="/ui/rules/`+rule+`">`)
+				row, _, _ = strings.Cut(row, "</tr>")
+				switch {
+				case want == "" && found:
+					t.Errorf("%s is listed: %s", rule, row)
+				case want != "" && !strings.Contains(row, `<td class="num">`+want+`</td>`):
+					t.Errorf("%s: want %s machines: %q", rule, want, row)
+				}
+			}
+			for _, h := range tc.hidden {
+				if strings.Contains(body, h) {
+					t.Errorf("the overview shows %s", h)
+				}
+			}
+			_, body = c.get("/ui/rules/ARC-SSH-001")
+			for _, m := range []string{"web01", "db01"} {
+				if slices.Contains(tc.ruleShows, m) != strings.Contains(body, m+"</a>") {
+					t.Errorf("rule page: %s shown %v, want %v", m, strings.Contains(body, m+"</a>"), slices.Contains(tc.ruleShows, m))
+				}
+			}
+		})
+	}
 }
 
 func TestDashboardVersionChart(t *testing.T) {
@@ -486,5 +530,48 @@ func TestServeRefusesABadReleaseCatalog(t *testing.T) {
 	err := controlplane.Serve(context.Background(), controlplane.ServeOptions{DataDir: dir, Listen: "127.0.0.1:0", ReleaseCatalog: filepath.Join(dir, "missing.sig.json"), ReleaseTrustDir: t.TempDir()})
 	if !errcode.Is(err, controlplane.CodeReleaseCatalog) {
 		t.Fatalf("serve with a missing catalog: %v, want %s", err, controlplane.CodeReleaseCatalog)
+	}
+}
+
+// TestDashboardOnPostgres runs the dashboard tests again with the store
+// on PostgreSQL (a fresh schema per test): the audits uploaded, counted
+// and filtered by the PostgreSQL store.
+func TestDashboardOnPostgres(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"Login", TestDashboardLogin},
+		{"Pages", TestDashboardPages},
+		{"EscapesHostileText", TestDashboardEscapesHostileText},
+		{"RBAC", TestDashboardRBAC},
+		{"VersionChart", TestDashboardVersionChart},
+		{"StoreFailure", TestDashboardStoreFailure},
+		{"InChromium", TestDashboardInChromium},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			storetest.Postgres(t) // skip (or fail under CI) before changing anything
+			envDatabase = func(t testing.TB) string { return storetest.Postgres(t) }
+			defer func() { envDatabase = nil }()
+			tc.f(t)
+		})
+	}
+}
+
+// TestDashboardStoreFailure: a store that fails answers every page with
+// the error page (500) that names no detail of the failure.
+func TestDashboardStoreFailure(t *testing.T) {
+	f := newFleet(t)
+	c := f.e.uiClient(t)
+	c.login(f.ownerTok)
+	if err := f.e.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/ui/", "/ui/machines/" + f.web01.reg.MachineID, "/ui/rules/ARC-SSH-001"} {
+		resp, body := c.get(p)
+		if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, "see the server log") || strings.Contains(strings.ToLower(body), "sql") {
+			t.Errorf("GET %s with a failed store: %d %q", p, resp.StatusCode, body)
+		}
+		checkUIHeaders(t, p, resp.Header)
 	}
 }

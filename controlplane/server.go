@@ -56,9 +56,6 @@ type Config struct {
 	// profile are kept (the oldest are deleted); 0 means
 	// DefaultAuditHistory (20).
 	AuditHistory int
-	// Audits is what the dashboard reads of uploaded audits; nil means the
-	// store's own audit methods when it has them, else no audit sections.
-	Audits AuditReader
 	// Releases classifies agent versions on the dashboard (current,
 	// behind, unsupported) under ReleasePolicy; nil shows plain counts.
 	Releases      releases.Source
@@ -118,9 +115,9 @@ type Server struct {
 	deleted map[string]struct{}
 	reqSeq  atomic.Uint64
 
-	audits    AuditReader
 	releases  releases.Source
 	relPolicy releases.Policies
+	uiRules   uiRuleCache // the dashboard's top failing rules, per scope
 }
 
 // machineEntry caches what authenticating a machine needs.
@@ -156,14 +153,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cacheTTL:     cfg.MachineCacheTTL,
 		machines:     map[string]*machineEntry{},
 		deleted:      map[string]struct{}{},
-		audits:       cfg.Audits,
 		releases:     cfg.Releases,
 		relPolicy:    cfg.ReleasePolicy,
-	}
-	if s.audits == nil {
-		if a, ok := cfg.Store.(AuditReader); ok {
-			s.audits = a
-		}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewJSONHandler(io.Discard, nil))
