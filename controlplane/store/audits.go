@@ -278,14 +278,13 @@ func (s *SQLite) TopFailingRules(ctx context.Context, f AuditFindingFilter, limi
 		return nil, fmt.Errorf("count failing rules: %w", err)
 	}
 	// One row per rule kept, by the index: the title of any of its
-	// findings (they come from the same rule metadata).
-	st, err := s.r.PrepareContext(ctx, `SELECT rule_id, title FROM audit_findings WHERE rule_key = ? LIMIT 1`)
-	if err != nil {
-		return nil, fmt.Errorf("read failing rules: %w", err)
-	}
-	defer st.Close()
+	// findings inside the filter (each machine's report names the rule
+	// with its own text; a machine outside the scope must not be quoted).
 	for i := range out {
-		if err := st.QueryRowContext(ctx, out[i].RuleID).Scan(&out[i].RuleID, &out[i].Title); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		tf := f
+		tf.RuleID = out[i].RuleID
+		twhere, targs := findingWhere(tf)
+		if err := s.r.QueryRowContext(ctx, `SELECT f.rule_id, f.title`+from+twhere+` LIMIT 1`, targs...).Scan(&out[i].RuleID, &out[i].Title); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("read failing rules: %w", err)
 		}
 	}
