@@ -35,3 +35,27 @@ func TestTopFailingRulesTitleInScope(t *testing.T) {
 		}
 	})
 }
+
+// TestRebindPostgresLexing: what PostgreSQL's lexer reads as one comment
+// or one identifier is not split by the rewriter, so no ? inside it is
+// taken for a placeholder and none outside it is left unrewritten.
+func TestRebindPostgresLexing(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		// Block comments nest in PostgreSQL.
+		{`SELECT /* a /* b */ ? */ ?`, `SELECT /* a /* b */ ? */ $1`},
+		{`SELECT /* /* /* */ */ ? */ ?, ?`, `SELECT /* /* /* */ */ ? */ $1, $2`},
+		// A $ inside an identifier does not open a dollar quote.
+		{`SELECT a$b$ FROM t WHERE x = ? AND y$z$ = ?`, `SELECT a$b$ FROM t WHERE x = $1 AND y$z$ = $2`},
+		{`SELECT t1$x$ , ? , $x$ ? $x$`, `SELECT t1$x$ , $1 , $x$ ? $x$`},
+		// E'…' strings escape a quote with a backslash.
+		{`SELECT E'it\'s ?', ?`, `SELECT E'it\'s ?', $1`},
+		{`SELECT e'\\', ?`, `SELECT e'\\', $1`},
+		// A plain literal's backslash is an ordinary character.
+		{`SELECT '\', ?`, `SELECT '\', $1`},
+		{`SELECT type'?', ?`, `SELECT type'?', $1`},
+	} {
+		if got := rebind(tc.in); got != tc.want {
+			t.Errorf("rebind(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
