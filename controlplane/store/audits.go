@@ -82,9 +82,12 @@ func (s *SQLite) AddAuditReport(ctx context.Context, r AuditReport, findings []A
 		return fmt.Errorf("store %s: %w", what, err)
 	}
 	defer tx.Rollback()
-	// Only for an existing machine: one statement, no read first.
+	// Only for an existing machine: one statement, no read first. The
+	// machine row is locked (PostgreSQL) so that a delete running
+	// meanwhile is waited for and this upload then refused, rather than
+	// leaving reports of a deleted machine behind.
 	res, err := tx.ExecContext(ctx, `INSERT INTO audit_reports (id, machine_id, profile, created_at, received_at, failed, doc)
-		SELECT ?, id, ?, ?, ?, ?, ? FROM machines WHERE id = ?`,
+		SELECT ?, id, ?, ?, ?, ?, ? FROM machines WHERE id = ?`+s.forUpdate(),
 		r.ID, r.Profile, ms(r.CreatedAt), ms(r.ReceivedAt), r.Failed, string(r.Doc), r.MachineID)
 	if err != nil && isUnique(err) {
 		return fmt.Errorf("%s: report id %s: %w", what, r.ID, ErrConflict)

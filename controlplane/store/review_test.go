@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -58,4 +59,55 @@ func TestRebindPostgresLexing(t *testing.T) {
 			t.Errorf("rebind(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+}
+
+// TestAuditUploadRacingMachineDelete: an audit report stored while the
+// machine is being deleted (another replica, PostgreSQL at READ
+// COMMITTED) waits for the delete and is refused, instead of leaving
+// reports and findings of a deleted machine that tenant-wide rule counts
+// would still count.
+func TestAuditUploadRacingMachineDelete(t *testing.T) {
+	backends(t, func(t *testing.T, s *DB) {
+		ctx := context.Background()
+		seedMachines(t, s, 1, 1) // m0
+		at := time.UnixMilli(1_700_000_000_000).UTC()
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, `DELETE FROM machines WHERE id = 'm0'`); err != nil {
+			t.Fatal(err)
+		}
+		if err := deleteMachineAudits(ctx, tx, "m0"); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			fs := []AuditFinding{{RuleID: "R-X", Severity: "high", Title: "t", Message: "m", Remediation: "fix"}}
+			done <- s.AddAuditReport(ctx, AuditReport{ID: "late", MachineID: "m0", Profile: "default", CreatedAt: at, ReceivedAt: at, Failed: 1, Doc: []byte(`{}`)}, fs, 5)
+		}()
+		if s.dialect == dialectPostgres {
+			// Let the upload reach the machine row before the delete commits.
+			select {
+			case err = <-done:
+				done <- err
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; !errors.Is(err, ErrNotFound) {
+			t.Errorf("upload for a machine being deleted: %v, want ErrNotFound", err)
+		}
+		var n int
+		if err := s.r.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM audit_reports WHERE machine_id = 'm0') + (SELECT COUNT(*) FROM audit_findings WHERE machine_id = 'm0')`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%d report and finding rows left of the deleted machine (%v)", n, err)
+		}
+		rcs, err := s.TopFailingRules(ctx, AuditFindingFilter{}, 10)
+		if err != nil || len(rcs) != 0 {
+			t.Errorf("rules counted over a deleted machine: %+v %v", rcs, err)
+		}
+	})
 }
