@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/rbac"
@@ -57,6 +58,11 @@ type ParsedAudit struct {
 func ParseAuditUpload(data []byte, now time.Time) (*ParsedAudit, error) {
 	bad := func(format string, args ...any) error {
 		return errf(apiv1.CodeBadRequest, "the audit report is refused: "+format, args...)
+	}
+	if !utf8.Valid(data) {
+		// encoding/json lets invalid bytes pass inside strings; the
+		// stored document must be text either store keeps as it is.
+		return nil, bad("it is not UTF-8 text: send the JSON report as `arcagent audit -o json` writes it")
 	}
 	var rep reports.Report
 	dec := json.NewDecoder(bytes.NewReader(data))

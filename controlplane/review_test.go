@@ -1,10 +1,15 @@
 package controlplane_test
 
 import (
+	"bytes"
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/controlplane/store/storetest"
 )
 
 // TestDashboardHeadersOnEveryResponse: every response under /ui, also
@@ -42,4 +47,34 @@ func TestDashboardHeadersOnEveryResponse(t *testing.T) {
 		t.Errorf("unknown page: %d %q", resp.StatusCode, body)
 	}
 	checkUIHeaders(t, "unknown page", resp.Header)
+}
+
+// TestAuditUploadInvalidUTF8: a report whose bytes are not UTF-8 (the JSON
+// decoder lets that pass inside strings) is refused with 400 on either
+// store, rather than kept on SQLite, where it would later stop `arcserver
+// migrate`, and a server error on PostgreSQL, whose TEXT refuses it.
+func TestAuditUploadInvalidUTF8(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			if backend == "postgres" {
+				storetest.Postgres(t)
+				envDatabase = func(t testing.TB) string { return storetest.Postgres(t) }
+				defer func() { envDatabase = nil }()
+			}
+			e := newEnv(t)
+			sub := e.scope("prod", "web")
+			m := e.mustRegister(sub, "web", "web1")
+			rep := auditReport(t, "web1", e.clock.Now(), [2]string{"A", "fail"})
+			for _, bad := range [][]byte{
+				bytes.Replace(rep, []byte(`"host": "web1"`), []byte("\"host\": \"web1\xff\""), 1),
+				bytes.Replace(rep, []byte(`{`), []byte("{\"x\": \"\xc3\x28\",\n"), 1),
+			} {
+				if bytes.Equal(bad, rep) {
+					t.Fatal("the report was not changed")
+				}
+				_, err := m.m.UploadAudit(context.Background(), bad)
+				wantCode(t, err, http.StatusBadRequest, apiv1.CodeBadRequest, "UTF-8")
+			}
+		})
+	}
 }
