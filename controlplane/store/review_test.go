@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -110,4 +111,36 @@ func TestAuditUploadRacingMachineDelete(t *testing.T) {
 			t.Errorf("rules counted over a deleted machine: %+v %v", rcs, err)
 		}
 	})
+}
+
+// TestCopyAllFailureLeavesTargetEmpty: a row PostgreSQL refuses (a
+// document that is not UTF-8, which SQLite kept) in a table copied after
+// others stops the copy, and the target holds no row of any table: the
+// copy can be run again once the row is mended.
+func TestCopyAllFailureLeavesTargetEmpty(t *testing.T) {
+	ctx := context.Background()
+	src, _ := open(t)
+	seedMachines(t, src, 3, 1)
+	at := time.UnixMilli(1_700_000_000_000).UTC()
+	if err := src.AddAuditReport(ctx, AuditReport{ID: "bad", MachineID: "m1", Profile: "default", CreatedAt: at, ReceivedAt: at, Doc: []byte("{\"x\":\"\xff\"}")}, nil, 5); err != nil {
+		t.Fatal(err)
+	}
+	dst := openPG(t)
+	if _, err := CopyAll(ctx, src, dst); err == nil || !strings.Contains(err.Error(), "audit_reports") {
+		t.Fatalf("copy of a row PostgreSQL refuses: %v", err)
+	}
+	for _, table := range []string{"subscriptions", "machines", "machine_heartbeats", "audit_reports", "tenant"} {
+		var n int
+		if err := dst.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+quoteIdent(table)).Scan(&n); err != nil && !strings.Contains(err.Error(), "does not exist") {
+			t.Fatal(err)
+		} else if n != 0 {
+			t.Errorf("after a failed copy the target's %s holds %d rows", table, n)
+		}
+	}
+	if _, err := src.w.ExecContext(ctx, `UPDATE audit_reports SET doc = '{}' WHERE id = 'bad'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CopyAll(ctx, src, dst); err != nil {
+		t.Fatalf("the copy run again: %v", err)
+	}
 }
