@@ -66,9 +66,15 @@ func severityRank(s string) int {
 	return -1
 }
 
+// MaxAuditProfiles bounds how many profiles of one machine AddAuditReport
+// keeps reports of (each with its own bounded history): beyond it, those
+// uploaded least recently are deleted with their findings.
+const MaxAuditProfiles = 16
+
 // AddAuditReport stores r as the latest report of (r.MachineID, r.Profile),
 // replaces that pair's findings with findings, and keeps at most keep
-// reports of the pair (oldest deleted), in one transaction. A report older
+// reports of the pair (oldest deleted) and of at most MaxAuditProfiles
+// profiles of the machine, in one transaction. A report older
 // than the pair's newest stored one joins the history without replacing
 // the findings (an upload retried late). The machine must exist
 // (ErrNotFound otherwise); keep < 1 is read as 1.
@@ -124,6 +130,19 @@ func (s *SQLite) AddAuditReport(ctx context.Context, r AuditReport, findings []A
 		SELECT id FROM audit_reports WHERE machine_id = ? AND profile = ? ORDER BY created_at DESC, received_at DESC, id DESC LIMIT ?)`,
 		r.MachineID, r.Profile, r.MachineID, r.Profile, keep); err != nil {
 		return fmt.Errorf("store %s: trim history: %w", what, err)
+	}
+	// A new profile in every upload must not grow a machine's storage
+	// without bound: keep the MaxAuditProfiles profiles uploaded most
+	// recently (this one first), and the findings of those only.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM audit_reports WHERE machine_id = ? AND profile NOT IN (
+		SELECT profile FROM audit_reports WHERE machine_id = ? GROUP BY profile
+		ORDER BY CASE WHEN profile = ? THEN 0 ELSE 1 END, MAX(received_at) DESC, MAX(created_at) DESC, profile LIMIT ?)`,
+		r.MachineID, r.MachineID, r.Profile, MaxAuditProfiles); err != nil {
+		return fmt.Errorf("store %s: trim profiles: %w", what, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM audit_findings WHERE machine_id = ? AND profile NOT IN (
+		SELECT profile FROM audit_reports WHERE machine_id = ?)`, r.MachineID, r.MachineID); err != nil {
+		return fmt.Errorf("store %s: trim profiles: %w", what, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store %s: %w", what, err)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -143,4 +144,55 @@ func TestCopyAllFailureLeavesTargetEmpty(t *testing.T) {
 	if _, err := CopyAll(ctx, src, dst); err != nil {
 		t.Fatalf("the copy run again: %v", err)
 	}
+}
+
+// TestAuditProfilesPerMachineBounded: history is bounded per machine and
+// profile, and a machine cannot grow its storage without bound by
+// naming a new profile in every upload: beyond MaxAuditProfiles, the
+// profiles uploaded least recently are dropped with their findings, and
+// the one just uploaded always stays.
+func TestAuditProfilesPerMachineBounded(t *testing.T) {
+	backends(t, func(t *testing.T, s *DB) {
+		ctx := context.Background()
+		seedMachines(t, s, 2, 1) // m0, m1
+		at := time.UnixMilli(1_700_000_000_000).UTC()
+		n := MaxAuditProfiles + 4
+		for i := range n {
+			p := fmt.Sprintf("p%02d", i)
+			fs := []AuditFinding{{RuleID: "R-" + p, Severity: "high", Title: "t", Message: "m", Remediation: "fix"}}
+			// The same received time for all: the newest upload must win ties.
+			if err := s.AddAuditReport(ctx, AuditReport{ID: "r" + p, MachineID: "m0", Profile: p, CreatedAt: at, ReceivedAt: at, Failed: 1, Doc: []byte(`{}`)}, fs, 3); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := addReport(t, s, "other", "m1", "p00", at, 3, "R-X"); err != nil {
+			t.Fatal(err)
+		}
+		rs, err := s.AuditReports(ctx, "m0", "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := map[string]bool{}
+		for _, r := range rs {
+			kept[r.Profile] = true
+		}
+		if len(kept) != MaxAuditProfiles || !kept[fmt.Sprintf("p%02d", n-1)] {
+			t.Errorf("profiles kept of m0: %d %v, want %d with the last uploaded", len(kept), kept, MaxAuditProfiles)
+		}
+		fs, err := s.LatestAuditFindings(ctx, AuditFindingFilter{MachineID: "m0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fs {
+			if !kept[f.Profile] {
+				t.Errorf("finding %s of dropped profile %s kept", f.RuleID, f.Profile)
+			}
+		}
+		if len(fs) != MaxAuditProfiles {
+			t.Errorf("%d findings of m0, want %d", len(fs), MaxAuditProfiles)
+		}
+		if rs, _ := s.AuditReports(ctx, "m1", "", 0); len(rs) != 1 {
+			t.Errorf("another machine's reports: %+v", rs)
+		}
+	})
 }
