@@ -13,10 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/rbac"
 	"github.com/arcagent/arcagent/controlplane/store"
+	"github.com/arcagent/arcagent/internal/safetext"
 	"github.com/arcagent/arcagent/internal/strictjson"
 	"github.com/arcagent/arcagent/reports"
 )
@@ -34,6 +36,7 @@ const (
 	maxAuditRules      = 10000
 	maxAuditText       = 64 << 10 // one message, title or remediation in an upload
 	maxFindingMessage  = 8 << 10  // the stored message of one failing rule
+	maxAuditResource   = 4096     // a result's resource (a path, a unit name)
 	maxAuditClockAhead = time.Hour
 )
 
@@ -57,6 +60,11 @@ type ParsedAudit struct {
 func ParseAuditUpload(data []byte, now time.Time) (*ParsedAudit, error) {
 	bad := func(format string, args ...any) error {
 		return errf(apiv1.CodeBadRequest, "the audit report is refused: "+format, args...)
+	}
+	if !utf8.Valid(data) {
+		// encoding/json lets invalid bytes pass inside strings; the
+		// stored document must be text either store keeps as it is.
+		return nil, bad("it is not UTF-8 text: send the JSON report as `arcagent audit -o json` writes it")
 	}
 	var rep reports.Report
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -136,6 +144,13 @@ func ParseAuditUpload(data []byte, now time.Time) (*ParsedAudit, error) {
 		if err := checkMessage(f+"message", res.Message, maxAuditText); err != nil {
 			return nil, bad("%s", err.(*apiError).msg)
 		}
+		// The resource joins the stored message. It names what the host
+		// holds (a file a local user may have named with escape codes or
+		// a line break): escaped, not refused, so that the audit of that
+		// host is still kept.
+		if len(res.Resource) > maxAuditResource {
+			return nil, bad("%sresource is %d bytes long; at most %d are allowed", f, len(res.Resource), maxAuditResource)
+		}
 		if res.Status != reports.StatusFail {
 			continue
 		}
@@ -153,7 +168,7 @@ func ParseAuditUpload(data []byte, now time.Time) (*ParsedAudit, error) {
 		}
 		msg := res.Message
 		if res.Resource != "" && !strings.Contains(msg, res.Resource) {
-			msg = res.Resource + ": " + msg
+			msg = safetext.Line(res.Resource) + ": " + msg
 		}
 		fl.msgs = append(fl.msgs, msg)
 	}

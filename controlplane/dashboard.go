@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,6 +89,12 @@ func (s *Server) uiRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /ui/", s.uiPage(func(w http.ResponseWriter, r *http.Request, p *principal) error {
 		return s.uiNotFound(w, p, "there is no dashboard page at this address")
 	}))
+}
+
+// isUIPath reports whether a request path is (or cleans to) a dashboard one.
+func isUIPath(p string) bool {
+	p = path.Clean("/" + p)
+	return p == "/ui" || strings.HasPrefix(p, "/ui/")
 }
 
 // uiHeaders are the headers of every dashboard response.

@@ -31,6 +31,9 @@ func FuzzParseAuditUpload(f *testing.F) {
 		`null`,
 		``,
 		`{"schemaVersion":1,"tool":{"name":"a"},"startedAt":"2026-01-01T00:00:00Z","target":{"kind":"root"},"profiles":["Tier0","tier0","x y"]}`,
+		"{\"schemaVersion\":1,\"tool\":{\"name\":\"a\xff\"}}",
+		`{"schemaVersion":1,"x":` + strings.Repeat(`{"k":`, 200) + "1" + strings.Repeat("}", 200) + `}`,
+		`{"schemaVersion":1,"tool":{"name":"arcagent"},"startedAt":"2026-01-01T00:00:00Z","target":{"kind":"host"},"rules":[{"id":"R1","severity":"high"}],"results":[{"ruleId":"R1","severity":"high","status":"fail","resource":"\u001b[2J\n"}]}`,
 	} {
 		f.Add([]byte(s))
 	}

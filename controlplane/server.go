@@ -272,6 +272,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rid := fmt.Sprintf("%x-%d", start.UnixNano()&0xffffffff, s.reqSeq.Add(1))
 	w.Header().Set("X-Request-Id", rid)
+	if isUIPath(r.URL.Path) {
+		// Also on what the router answers itself (405, path cleaning).
+		uiHeaders(w)
+	}
 	rec := &statusRecorder{ResponseWriter: w}
 	c := &caller{}
 	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, c))

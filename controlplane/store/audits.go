@@ -66,9 +66,15 @@ func severityRank(s string) int {
 	return -1
 }
 
+// MaxAuditProfiles bounds how many profiles of one machine AddAuditReport
+// keeps reports of (each with its own bounded history): beyond it, those
+// uploaded least recently are deleted with their findings.
+const MaxAuditProfiles = 16
+
 // AddAuditReport stores r as the latest report of (r.MachineID, r.Profile),
 // replaces that pair's findings with findings, and keeps at most keep
-// reports of the pair (oldest deleted), in one transaction. A report older
+// reports of the pair (oldest deleted) and of at most MaxAuditProfiles
+// profiles of the machine, in one transaction. A report older
 // than the pair's newest stored one joins the history without replacing
 // the findings (an upload retried late). The machine must exist
 // (ErrNotFound otherwise); keep < 1 is read as 1.
@@ -82,9 +88,12 @@ func (s *SQLite) AddAuditReport(ctx context.Context, r AuditReport, findings []A
 		return fmt.Errorf("store %s: %w", what, err)
 	}
 	defer tx.Rollback()
-	// Only for an existing machine: one statement, no read first.
+	// Only for an existing machine: one statement, no read first. The
+	// machine row is locked (PostgreSQL) so that a delete running
+	// meanwhile is waited for and this upload then refused, rather than
+	// leaving reports of a deleted machine behind.
 	res, err := tx.ExecContext(ctx, `INSERT INTO audit_reports (id, machine_id, profile, created_at, received_at, failed, doc)
-		SELECT ?, id, ?, ?, ?, ?, ? FROM machines WHERE id = ?`,
+		SELECT ?, id, ?, ?, ?, ?, ? FROM machines WHERE id = ?`+s.forUpdate(),
 		r.ID, r.Profile, ms(r.CreatedAt), ms(r.ReceivedAt), r.Failed, string(r.Doc), r.MachineID)
 	if err != nil && isUnique(err) {
 		return fmt.Errorf("%s: report id %s: %w", what, r.ID, ErrConflict)
@@ -121,6 +130,19 @@ func (s *SQLite) AddAuditReport(ctx context.Context, r AuditReport, findings []A
 		SELECT id FROM audit_reports WHERE machine_id = ? AND profile = ? ORDER BY created_at DESC, received_at DESC, id DESC LIMIT ?)`,
 		r.MachineID, r.Profile, r.MachineID, r.Profile, keep); err != nil {
 		return fmt.Errorf("store %s: trim history: %w", what, err)
+	}
+	// A new profile in every upload must not grow a machine's storage
+	// without bound: keep the MaxAuditProfiles profiles uploaded most
+	// recently (this one first), and the findings of those only.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM audit_reports WHERE machine_id = ? AND profile NOT IN (
+		SELECT profile FROM audit_reports WHERE machine_id = ? GROUP BY profile
+		ORDER BY CASE WHEN profile = ? THEN 0 ELSE 1 END, MAX(received_at) DESC, MAX(created_at) DESC, profile LIMIT ?)`,
+		r.MachineID, r.MachineID, r.Profile, MaxAuditProfiles); err != nil {
+		return fmt.Errorf("store %s: trim profiles: %w", what, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM audit_findings WHERE machine_id = ? AND profile NOT IN (
+		SELECT profile FROM audit_reports WHERE machine_id = ?)`, r.MachineID, r.MachineID); err != nil {
+		return fmt.Errorf("store %s: trim profiles: %w", what, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store %s: %w", what, err)
@@ -278,14 +300,13 @@ func (s *SQLite) TopFailingRules(ctx context.Context, f AuditFindingFilter, limi
 		return nil, fmt.Errorf("count failing rules: %w", err)
 	}
 	// One row per rule kept, by the index: the title of any of its
-	// findings (they come from the same rule metadata).
-	st, err := s.r.PrepareContext(ctx, `SELECT rule_id, title FROM audit_findings WHERE rule_key = ? LIMIT 1`)
-	if err != nil {
-		return nil, fmt.Errorf("read failing rules: %w", err)
-	}
-	defer st.Close()
+	// findings inside the filter (each machine's report names the rule
+	// with its own text; a machine outside the scope must not be quoted).
 	for i := range out {
-		if err := st.QueryRowContext(ctx, out[i].RuleID).Scan(&out[i].RuleID, &out[i].Title); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		tf := f
+		tf.RuleID = out[i].RuleID
+		twhere, targs := findingWhere(tf)
+		if err := s.r.QueryRowContext(ctx, `SELECT f.rule_id, f.title`+from+twhere+` LIMIT 1`, targs...).Scan(&out[i].RuleID, &out[i].Title); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("read failing rules: %w", err)
 		}
 	}

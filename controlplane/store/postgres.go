@@ -245,8 +245,10 @@ func (c *rewriteConn) QueryContext(ctx context.Context, q string, args []driver.
 	return c.Conn.QueryContext(ctx, rebind(q), args)
 }
 
-// rebind rewrites ? placeholders to $1, $2, … outside string literals,
-// quoted identifiers, dollar-quoted strings and comments.
+// rebind rewrites ? placeholders to $1, $2, … outside string literals
+// (E'…' escape strings included), quoted identifiers, dollar-quoted
+// strings and comments (block comments nest, as in PostgreSQL); a $
+// inside an identifier (a$b) opens no dollar quote.
 func rebind(q string) string {
 	if !strings.Contains(q, "?") {
 		return q
@@ -263,9 +265,15 @@ func rebind(q string) string {
 			continue
 		case c == '\'' || c == '"':
 			// A quoted literal or identifier; a doubled quote is an
-			// escaped one and keeps the literal open.
+			// escaped one and keeps the literal open, and so is a
+			// backslashed one in an E'…' string.
+			escapes := c == '\'' && i > 0 && (q[i-1] == 'E' || q[i-1] == 'e') && (i < 2 || !identByte(q[i-2]))
 			j := i + 1
 			for j < len(q) {
+				if escapes && q[j] == '\\' {
+					j += 2
+					continue
+				}
 				if q[j] == c {
 					if j+1 < len(q) && q[j+1] == c {
 						j += 2
@@ -288,15 +296,24 @@ func rebind(q string) string {
 			i += j - 1
 			continue
 		case c == '/' && i+1 < len(q) && q[i+1] == '*':
-			j := strings.Index(q[i+2:], "*/")
-			end := len(q)
-			if j >= 0 {
-				end = i + 2 + j + 2
+			end, depth := len(q), 0
+			for j := i; j+1 < len(q); j++ {
+				if q[j] == '/' && q[j+1] == '*' {
+					depth++
+					j++
+				} else if q[j] == '*' && q[j+1] == '/' {
+					depth--
+					j++
+					if depth == 0 {
+						end = j + 1
+						break
+					}
+				}
 			}
 			b.WriteString(q[i:end])
 			i = end - 1
 			continue
-		case c == '$':
+		case c == '$' && (i == 0 || !identByte(q[i-1])):
 			// $tag$ … $tag$ (tag may be empty); $1 is not a quote.
 			if tag, ok := dollarTag(q[i:]); ok {
 				j := strings.Index(q[i+len(tag):], tag)
@@ -312,6 +329,12 @@ func rebind(q string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// identByte reports whether c may continue an unquoted identifier or
+// keyword (PostgreSQL allows $ after the first character).
+func identByte(c byte) bool {
+	return c == '_' || c == '$' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
 }
 
 // dollarTag returns the opening $tag$ at the start of s, if there is one.

@@ -59,7 +59,7 @@ func Check(data []byte, v any) error {
 	if v != nil {
 		t = reflect.TypeOf(v)
 	}
-	return walk(dec, t, "")
+	return walk(dec, t, nil)
 }
 
 // Unmarshal decodes exactly one JSON value from data into v, refusing
@@ -77,7 +77,27 @@ func Unmarshal(data []byte, v any) error {
 	return Check(data, v)
 }
 
-func walk(dec *json.Decoder, t reflect.Type, path string) error {
+// pathElem is where walk is: a key of an object or an index of an array
+// under parent. The path is spelled out only for an Error, so that a
+// document nested deep under long keys costs no more than its size.
+type pathElem struct {
+	parent *pathElem
+	key    string
+	index  int // for an array element (key "")
+	elem   bool
+}
+
+func (p *pathElem) String() string {
+	if p == nil {
+		return ""
+	}
+	if p.elem {
+		return p.parent.String() + "[" + strconv.Itoa(p.index) + "]"
+	}
+	return join(p.parent.String(), p.key)
+}
+
+func walk(dec *json.Decoder, t reflect.Type, path *pathElem) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return err
@@ -103,7 +123,7 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 			}
 			key, _ := kt.(string)
 			if _, dup := seen[key]; dup {
-				return &Error{Err: ErrDuplicateKey, Path: path, Key: key}
+				return &Error{Err: ErrDuplicateKey, Path: path.String(), Key: key}
 			}
 			seen[key] = struct{}{}
 			sub := elem
@@ -111,12 +131,12 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 				ft, ok := fields.exact[key]
 				if !ok {
 					if name, ok := fields.folded[strings.ToLower(key)]; ok {
-						return &Error{Err: ErrCaseMismatch, Path: path, Key: key, Field: name}
+						return &Error{Err: ErrCaseMismatch, Path: path.String(), Key: key, Field: name}
 					}
 				}
 				sub = ft
 			}
-			if err := walk(dec, sub, join(path, key)); err != nil {
+			if err := walk(dec, sub, &pathElem{parent: path, key: key}); err != nil {
 				return err
 			}
 		}
@@ -128,7 +148,7 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 			elem = t.Elem()
 		}
 		for i := 0; dec.More(); i++ {
-			if err := walk(dec, elem, path+"["+strconv.Itoa(i)+"]"); err != nil {
+			if err := walk(dec, elem, &pathElem{parent: path, index: i, elem: true}); err != nil {
 				return err
 			}
 		}
