@@ -141,8 +141,11 @@ func ParseAuditUpload(data []byte, now time.Time) (*ParsedAudit, error) {
 		if res.Severity.Rank() < 0 {
 			return nil, bad("%sseverity %q is not one of critical, high, medium, low, info", f, res.Severity)
 		}
-		if err := checkMessage(f+"message", res.Message, maxAuditText); err != nil {
-			return nil, bad("%s", err.(*apiError).msg)
+		// The message quotes what the host holds (a value from a file a
+		// local user may write): escaped, not refused, like the resource
+		// below, so that nobody on the host can stop its audit upload.
+		if len(res.Message) > maxAuditText {
+			return nil, bad("%smessage is %d bytes long; at most %d are allowed", f, len(res.Message), maxAuditText)
 		}
 		// The resource joins the stored message. It names what the host
 		// holds (a file a local user may have named with escape codes or
@@ -166,8 +169,8 @@ func ParseAuditUpload(data []byte, now time.Time) (*ParsedAudit, error) {
 		} else if res.Severity.Rank() > fl.res.Severity.Rank() {
 			fl.res.Severity = res.Severity
 		}
-		msg := res.Message
-		if res.Resource != "" && !strings.Contains(msg, res.Resource) {
+		msg := safetext.Text(res.Message)
+		if res.Resource != "" && !strings.Contains(res.Message, res.Resource) {
 			msg = safetext.Line(res.Resource) + ": " + msg
 		}
 		fl.msgs = append(fl.msgs, msg)

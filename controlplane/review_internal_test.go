@@ -31,3 +31,26 @@ func TestParseAuditUploadResource(t *testing.T) {
 		t.Errorf("a 5000-byte resource: %v", err)
 	}
 }
+
+// TestParseAuditUploadMessage: a failing result's message quotes values
+// from the host (a local user can put escape codes in a file the audit
+// reads): it is stored escaped, line breaks kept, and the report is kept,
+// so that nobody on the host can stop its audit upload.
+func TestParseAuditUploadMessage(t *testing.T) {
+	base := `{"schemaVersion":1,"tool":{"name":"arcagent"},"startedAt":"2026-01-01T00:00:00Z","target":{"kind":"host"},"rules":[{"id":"R1","severity":"high","title":"t"}],"results":[{"ruleId":"R1","severity":"high","status":"fail","message":MSG}]}`
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	for msg, want := range map[string]string{
+		`"PermitRootLogin is \u001b[2Jyes"`: `PermitRootLogin is \x1b[2Jyes`,
+		`"two\nlines"`:                      "two\nlines",
+		`"plain"`:                           `plain`,
+	} {
+		pa, err := ParseAuditUpload([]byte(strings.Replace(base, "MSG", msg, 1)), now)
+		if err != nil || len(pa.Findings) != 1 || pa.Findings[0].Message != want {
+			t.Errorf("message %s: %+v %v, want %q", msg, pa, err, want)
+		}
+	}
+	_, err := ParseAuditUpload([]byte(strings.Replace(base, "MSG", `"`+strings.Repeat("m", maxAuditText+1)+`"`, 1)), now)
+	if err == nil || !strings.Contains(err.Error(), "message is") {
+		t.Errorf("a message over the limit: %v", err)
+	}
+}
