@@ -280,16 +280,9 @@ func (s *Server) handleUploadAudit(w http.ResponseWriter, r *http.Request, id st
 // handleAuditFindings lists the failing rules of the latest reports of the
 // machines the caller may read.
 func (s *Server) handleAuditFindings(w http.ResponseWriter, r *http.Request, p *principal) error {
-	sub, rg, scope, err := filterScope(r)
+	sub, rg, err := listScope(r, p, rbac.MachinesRead)
 	if err != nil {
 		return err
-	}
-	if scope != "" {
-		if err := p.require(rbac.MachinesRead, scope); err != nil {
-			return err
-		}
-	} else if !p.canAnywhere(rbac.MachinesRead) {
-		return forbidden(rbac.MachinesRead, rbac.TenantScope)
 	}
 	q := r.URL.Query()
 	f := store.AuditFindingFilter{SubscriptionID: sub, ResourceGroup: rg, RuleID: q.Get("rule"), Severity: strings.ToLower(q.Get("severity")), Profile: strings.ToLower(q.Get("profile"))}

@@ -609,16 +609,9 @@ func (s *Server) handleMachineGC(w http.ResponseWriter, r *http.Request, p *prin
 // handleFleetGC lists the guest configuration of every machine the caller
 // may read it on, optionally within a subscription or resource group.
 func (s *Server) handleFleetGC(w http.ResponseWriter, r *http.Request, p *principal) error {
-	sub, rg, scope, err := filterScope(r)
+	sub, rg, err := listScope(r, p, rbac.GuestConfigRead)
 	if err != nil {
 		return err
-	}
-	if scope != "" {
-		if err := p.require(rbac.GuestConfigRead, scope); err != nil {
-			return err
-		}
-	} else if !p.canAnywhere(rbac.GuestConfigRead) {
-		return forbidden(rbac.GuestConfigRead, rbac.TenantScope)
 	}
 	ms, err := s.st.ListMachines(r.Context(), store.MachineFilter{SubscriptionID: sub, ResourceGroup: rg})
 	if err != nil {

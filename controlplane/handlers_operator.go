@@ -495,6 +495,24 @@ func filterScope(r *http.Request) (sub, rg, scope string, err error) {
 	return "", "", "", nil
 }
 
+// listScope reads the subscription/resourceGroup query filter of a fleet
+// listing and checks that p holds perm at that scope, or, without a filter,
+// somewhere (the rows are then filtered one by one).
+func listScope(r *http.Request, p *principal, perm string) (sub, rg string, err error) {
+	sub, rg, scope, err := filterScope(r)
+	if err != nil {
+		return "", "", err
+	}
+	if scope != "" {
+		if err := p.require(perm, scope); err != nil {
+			return "", "", err
+		}
+	} else if !p.canAnywhere(perm) {
+		return "", "", forbidden(perm, rbac.TenantScope)
+	}
+	return sub, rg, nil
+}
+
 func (s *Server) handleListOnboarding(w http.ResponseWriter, r *http.Request, p *principal) error {
 	_, _, scope, err := filterScope(r)
 	if err != nil {
@@ -565,16 +583,9 @@ func (s *Server) toMachine(m store.Machine, withStatus bool) apiv1.Machine {
 }
 
 func (s *Server) handleListMachines(w http.ResponseWriter, r *http.Request, p *principal) error {
-	sub, rg, scope, err := filterScope(r)
+	sub, rg, err := listScope(r, p, rbac.MachinesRead)
 	if err != nil {
 		return err
-	}
-	if scope != "" {
-		if err := p.require(rbac.MachinesRead, scope); err != nil {
-			return err
-		}
-	} else if !p.canAnywhere(rbac.MachinesRead) {
-		return forbidden(rbac.MachinesRead, rbac.TenantScope)
 	}
 	ms, err := s.st.ListMachines(r.Context(), store.MachineFilter{SubscriptionID: sub, ResourceGroup: rg})
 	if err != nil {

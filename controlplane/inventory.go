@@ -110,16 +110,9 @@ func toInventory(row *store.InventoryRow) apiv1.MachineInventory {
 // is streamed from one query as it is read, so the server holds one
 // machine at a time however large the fleet.
 func (s *Server) handleListInventory(w http.ResponseWriter, r *http.Request, p *principal) error {
-	sub, rg, scope, err := filterScope(r)
+	sub, rg, err := listScope(r, p, rbac.MachinesRead)
 	if err != nil {
 		return err
-	}
-	if scope != "" {
-		if err := p.require(rbac.MachinesRead, scope); err != nil {
-			return err
-		}
-	} else if !p.canAnywhere(rbac.MachinesRead) {
-		return forbidden(rbac.MachinesRead, rbac.TenantScope)
 	}
 	now := s.now()
 	var bw *bufio.Writer
