@@ -208,15 +208,8 @@ func (s *SQLite) AuditReport(ctx context.Context, id string) (AuditReport, error
 // audit_findings, m machines).
 func findingWhere(f AuditFindingFilter) (string, []any) {
 	q := ` WHERE 1 = 1`
-	var args []any
-	if f.SubscriptionID != "" {
-		q += ` AND m.subscription_id = ?`
-		args = append(args, strings.ToLower(f.SubscriptionID))
-	}
-	if f.ResourceGroup != "" {
-		q += ` AND m.rg_key = ?`
-		args = append(args, strings.ToLower(f.ResourceGroup))
-	}
+	scope, args := scopeWhere(f.SubscriptionID, f.ResourceGroup)
+	q += scope
 	if f.MachineID != "" {
 		q += ` AND f.machine_id = ?`
 		args = append(args, f.MachineID)

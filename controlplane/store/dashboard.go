@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -23,15 +22,8 @@ func (s *SQLite) MachineSummaries(ctx context.Context, f MachineFilter) ([]Machi
 	q := `SELECT m.id, m.name, m.subscription_id, m.resource_group, m.resource_id,
 		COALESCE(h.agent_version, m.agent_version), COALESCE(h.last_heartbeat, m.last_heartbeat)
 		FROM machines m LEFT JOIN machine_heartbeats h ON h.machine_id = m.id WHERE 1 = 1`
-	var args []any
-	if f.SubscriptionID != "" {
-		q += ` AND m.subscription_id = ?`
-		args = append(args, strings.ToLower(f.SubscriptionID))
-	}
-	if f.ResourceGroup != "" {
-		q += ` AND m.rg_key = ?`
-		args = append(args, strings.ToLower(f.ResourceGroup))
-	}
+	scope, args := scopeWhere(f.SubscriptionID, f.ResourceGroup)
+	q += scope
 	rows, err := s.r.QueryContext(ctx, q+` ORDER BY m.subscription_id, m.rg_key, m.name_key`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list machine summaries: %w", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -47,15 +46,8 @@ func (s *SQLite) ListInventory(ctx context.Context, f MachineFilter) ([]Inventor
 // stops the scan and is returned.
 func (s *SQLite) EachInventory(ctx context.Context, f MachineFilter, fn func(*InventoryRow) error) error {
 	q := invSelect
-	var args []any
-	if f.SubscriptionID != "" {
-		q += ` AND m.subscription_id = ?`
-		args = append(args, strings.ToLower(f.SubscriptionID))
-	}
-	if f.ResourceGroup != "" {
-		q += ` AND m.rg_key = ?`
-		args = append(args, strings.ToLower(f.ResourceGroup))
-	}
+	scope, args := scopeWhere(f.SubscriptionID, f.ResourceGroup)
+	q += scope
 	rows, err := s.r.QueryContext(ctx, q+` ORDER BY m.subscription_id, m.rg_key, m.name_key`, args...)
 	if err != nil {
 		return fmt.Errorf("list the fleet inventory: %w", err)

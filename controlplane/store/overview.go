@@ -41,15 +41,9 @@ func fleetScope(scopes []MachineFilter) (string, []any) {
 	var or []string
 	var args []any
 	for _, f := range scopes {
-		c := `1 = 1`
-		if f.SubscriptionID != "" {
-			c += ` AND m.subscription_id = ?`
-			args = append(args, strings.ToLower(f.SubscriptionID))
-		}
-		if f.ResourceGroup != "" {
-			c += ` AND m.rg_key = ?`
-			args = append(args, strings.ToLower(f.ResourceGroup))
-		}
+		w, a := scopeWhere(f.SubscriptionID, f.ResourceGroup)
+		c := `1 = 1` + w
+		args = append(args, a...)
 		or = append(or, "("+c+")")
 	}
 	return ` WHERE (` + strings.Join(or, " OR ") + `)`, args

@@ -621,18 +621,28 @@ func (s *SQLite) Machine(ctx context.Context, id string) (Machine, error) {
 	return m, nil
 }
 
+// scopeWhere is the " AND …" condition on the machines table (alias m)
+// that keeps the machines of a subscription and resource group (either
+// empty: any), with its arguments.
+func scopeWhere(subscriptionID, resourceGroup string) (string, []any) {
+	var q string
+	var args []any
+	if subscriptionID != "" {
+		q += ` AND m.subscription_id = ?`
+		args = append(args, strings.ToLower(subscriptionID))
+	}
+	if resourceGroup != "" {
+		q += ` AND m.rg_key = ?`
+		args = append(args, strings.ToLower(resourceGroup))
+	}
+	return q, args
+}
+
 // ListMachines returns machines matching f, ordered by scope and name.
 func (s *SQLite) ListMachines(ctx context.Context, f MachineFilter) ([]Machine, error) {
 	q := mSelect + ` WHERE 1 = 1`
-	var args []any
-	if f.SubscriptionID != "" {
-		q += ` AND m.subscription_id = ?`
-		args = append(args, strings.ToLower(f.SubscriptionID))
-	}
-	if f.ResourceGroup != "" {
-		q += ` AND m.rg_key = ?`
-		args = append(args, strings.ToLower(f.ResourceGroup))
-	}
+	scope, args := scopeWhere(f.SubscriptionID, f.ResourceGroup)
+	q += scope
 	rows, err := s.r.QueryContext(ctx, q+` ORDER BY m.subscription_id, m.rg_key, m.name_key`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list machines: %w", err)
