@@ -62,6 +62,10 @@ type Config struct {
 	// Replicas, when they run as separate processes on this host): the
 	// result then says how much CPU they spent per heartbeat.
 	ServerPIDs []int
+	// Acked, if set, is called (from many goroutines at once) after every
+	// heartbeat a server acknowledged with 200, with the time taken just
+	// before it was sent: the stored last heartbeat of m is at least that.
+	Acked func(m *Machine, sent time.Time)
 	// Progress, if set, receives a line per setup step.
 	Progress func(format string, args ...any)
 }
@@ -278,6 +282,15 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 		res.Protocol = "HTTP/2"
 	}
 	c, stats := f.client, f.stats
+	if cfg.ServerURL != "" && cfg.ServerURL != c.base {
+		// Heartbeats to other servers than the one Setup registered
+		// through (replicas over its database).
+		var err error
+		if c, err = newClient(cfg.ServerURL, c.http); err != nil {
+			res.FirstError = err.Error()
+			return res
+		}
+	}
 	if cfg.Reconnect {
 		stats = new(dialStats)
 		hc, err := httpClient(cfg.CAPEM, cfg.Workers, cfg.HTTP2, true, res.Resume, stats)
@@ -285,7 +298,7 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 			res.FirstError = err.Error()
 			return res
 		}
-		c = &client{base: f.client.base, http: hc}
+		c = &client{base: c.base, http: hc}
 		defer hc.CloseIdleConnections()
 	}
 	cs := []*client{c}
@@ -299,7 +312,7 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 	}
 	if cfg.Warmup > 0 && n == 0 {
 		wctx, cancel := context.WithTimeout(ctx, cfg.Warmup)
-		f.run(wctx, cs, cfg.Workers, 0, nil)
+		f.run(wctx, cs, cfg.Workers, 0, nil, cfg.Acked)
 		cancel()
 	}
 	var pre [][]string
@@ -326,7 +339,7 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 		return res
 	}
 	start, cpu0, dials0, resumed0 := time.Now(), cpuTime(), stats.dials.Load(), stats.resumed.Load()
-	lat, errs, firstErr := f.run(dctx, cs, cfg.Workers, n, pre)
+	lat, errs, firstErr := f.run(dctx, cs, cfg.Workers, n, pre, cfg.Acked)
 	res.Elapsed = time.Since(start)
 	res.Connections = stats.dials.Load() - dials0
 	res.Resumed = stats.resumed.Load() - resumed0
@@ -387,7 +400,7 @@ func (f *Fleet) presign(workers, total int) ([][]string, error) {
 	return pre, nil
 }
 
-func (f *Fleet) run(ctx context.Context, cs []*client, workers, n int, pre [][]string) ([]time.Duration, int, error) {
+func (f *Fleet) run(ctx context.Context, cs []*client, workers, n int, pre [][]string, acked func(*Machine, time.Time)) ([]time.Duration, int, error) {
 	var mu sync.Mutex
 	var all []time.Duration
 	var errs int
@@ -424,6 +437,9 @@ func (f *Fleet) run(ctx context.Context, cs []*client, workers, n int, pre [][]s
 					continue
 				}
 				lat = append(lat, d)
+				if acked != nil {
+					acked(m, t0)
+				}
 			}
 			mu.Lock()
 			all = append(all, lat...)
