@@ -166,8 +166,10 @@ func httpClient(caPEM []byte, conns int, h2, reconnect, resume bool, st *dialSta
 		return nil, errors.New("the CA bundle holds no PEM certificate")
 	}
 	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		MaxIdleConns:        conns,
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		// Per server, not in all: with Replicas, a total of conns would
+		// close (and so re-handshake) the connections beyond it.
+		MaxIdleConns:        0,
 		MaxIdleConnsPerHost: conns,
 		MaxConnsPerHost:     conns,
 		IdleConnTimeout:     time.Minute,
