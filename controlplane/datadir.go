@@ -325,9 +325,14 @@ func RunHTTPS(ctx context.Context, srv *Server, ln net.Listener, cert tls.Certif
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	srv.Start(bg)
+	tc := TLSConfig(cert)
+	if err := srv.ShareSessionTickets(bg, tc); err != nil {
+		srv.Close()
+		return errcode.Wrap(apiv1.CodeStore, err, "start the server")
+	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),
-		TLSConfig:         TLSConfig(cert),
+		TLSConfig:         tc,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

@@ -23,24 +23,68 @@ import (
 	"github.com/arcagent/arcagent/controlplane"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/store"
+	"github.com/arcagent/arcagent/controlplane/store/storetest"
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/testutil"
 )
 
-// newReplicas starts n arcserver replicas over ONE store, each with its
-// own memory and loopback TLS port, as separate processes over one
-// database would be. They share a clock and the data directory's files
-// (certificates, protected-settings key), which replicas are given copies
-// of. Written against store.Store so that it runs on any engine.
-func newReplicas(t *testing.T, n int) []*env {
+// replicaBackends are the stores the replica tests run on: the same
+// table on each (PostgreSQL skips without ARCSERVER_TEST_POSTGRES, and
+// fails under CI=true).
+var replicaBackends = []struct {
+	name     string
+	database func(testing.TB) string // "" is the data directory's SQLite file
+}{
+	{"SQLite", func(testing.TB) string { return "" }},
+	{"PostgreSQL", storetest.Postgres},
+}
+
+// replicasFunc starts n replicas over one store (see newReplicas).
+type replicasFunc func(t *testing.T, n int) []*env
+
+// TestReplicas runs 2–3 Servers over one store in one process, on every
+// backend.
+func TestReplicas(t *testing.T) {
+	cases := []struct {
+		name string
+		f    func(*testing.T, replicasFunc)
+	}{
+		{"RegisterHeartbeatToken", testReplicasRegisterHeartbeatToken},
+		{"RefuseReplay", testReplicasRefuseReplay},
+		{"DeleteSeenElsewhere", testReplicasDeleteSeenElsewhere},
+		{"DesiredStateETag", testReplicasDesiredStateETag},
+		{"KeyRotation", testReplicasKeyRotation},
+		{"OneUseCredential", testReplicasOneUseCredential},
+		{"OtherSettingsKeyRefused", testReplicaWithOtherSettingsKeyRefused},
+		{"KeepLastOwner", testReplicasKeepLastOwner},
+		{"SharedSessionTickets", testReplicasSharedSessionTickets},
+	}
+	for _, b := range replicaBackends {
+		t.Run(b.name, func(t *testing.T) {
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					tc.f(t, func(t *testing.T, n int) []*env { return newReplicas(t, b.database(t), n) })
+				})
+			}
+		})
+	}
+}
+
+// newReplicas starts n arcserver replicas over ONE store (the PostgreSQL
+// database at database, or a data directory's SQLite file when it is
+// ""), each with its own memory and loopback TLS port, as separate
+// processes over one database would be. They share a clock and the data
+// directory's files (certificates, protected-settings key), which
+// replicas are given copies of.
+func newReplicas(t *testing.T, database string, n int) []*env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	res, err := controlplane.Init(ctx, controlplane.InitOptions{DataDir: dir})
+	res, err := controlplane.Init(ctx, controlplane.InitOptions{DataDir: dir, Database: database})
 	if err != nil {
 		t.Fatalf("init: %v", err)
 	}
-	st, err := controlplane.OpenStore(ctx, dir)
+	st, err := controlplane.OpenStoreAt(ctx, dir, database)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +151,7 @@ func on(e *env, tm testMachine) *cloud.Machine {
 
 // A machine registered through A heartbeats through B and gets a token
 // through C; every replica's JWKS validates the token.
-func TestReplicasRegisterHeartbeatToken(t *testing.T) {
+func testReplicasRegisterHeartbeatToken(t *testing.T, newReplicas replicasFunc) {
 	r := newReplicas(t, 3)
 	a, b, c := r[0], r[1], r[2]
 	ctx := context.Background()
@@ -133,7 +177,7 @@ func TestReplicasRegisterHeartbeatToken(t *testing.T) {
 }
 
 // An assertion used on one replica is refused on every other.
-func TestReplicasRefuseReplay(t *testing.T) {
+func testReplicasRefuseReplay(t *testing.T, newReplicas replicasFunc) {
 	r := newReplicas(t, 3)
 	sub := r[0].scope("prod", "rg1")
 	tm := r[0].mustRegister(sub, "rg1", "web01")
@@ -173,7 +217,7 @@ func TestReplicasRefuseReplay(t *testing.T) {
 
 // A machine deleted through A stops authenticating on B within the cache
 // bound (one second), and B does not cache it again.
-func TestReplicasDeleteSeenElsewhere(t *testing.T) {
+func testReplicasDeleteSeenElsewhere(t *testing.T, newReplicas replicasFunc) {
 	r := newReplicas(t, 2)
 	a, b := r[0], r[1]
 	ctx := context.Background()
@@ -196,7 +240,7 @@ func TestReplicasDeleteSeenElsewhere(t *testing.T) {
 
 // A desired state changed through A is named by B's heartbeat response
 // (within the cache bound).
-func TestReplicasDesiredStateETag(t *testing.T) {
+func testReplicasDesiredStateETag(t *testing.T, newReplicas replicasFunc) {
 	r := newReplicas(t, 2)
 	a, b := r[0], r[1]
 	ctx := context.Background()
@@ -227,7 +271,7 @@ func TestReplicasDesiredStateETag(t *testing.T) {
 
 // A key rotated on A is published by B before A signs with it, and the
 // old key stays published on both until its tokens have expired.
-func TestReplicasKeyRotation(t *testing.T) {
+func testReplicasKeyRotation(t *testing.T, newReplicas replicasFunc) {
 	r := newReplicas(t, 2)
 	a, b := r[0], r[1]
 	ctx := context.Background()
@@ -308,7 +352,7 @@ func TestReplicasKeyRotation(t *testing.T) {
 
 // Two replicas registering with a one-use credential at once: exactly one
 // succeeds, and no machine is created twice.
-func TestReplicasOneUseCredential(t *testing.T) {
+func testReplicasOneUseCredential(t *testing.T, newReplicas replicasFunc) {
 	r := newReplicas(t, 2)
 	sub := r[0].scope("prod", "rg1")
 	for round := range 5 {
@@ -340,7 +384,7 @@ func TestReplicasOneUseCredential(t *testing.T) {
 
 // A replica whose protected-settings key differs from the one the others
 // use refuses to start.
-func TestReplicaWithOtherSettingsKeyRefused(t *testing.T) {
+func testReplicaWithOtherSettingsKeyRefused(t *testing.T, newReplicas replicasFunc) {
 	r := newReplicas(t, 1)
 	other := t.TempDir()
 	k := make([]byte, 32)
@@ -356,7 +400,7 @@ func TestReplicaWithOtherSettingsKeyRefused(t *testing.T) {
 
 // Two tenant Owners removing each other's Owner assignment at once through
 // two replicas: one delete is refused, so the tenant keeps an Owner.
-func TestReplicasKeepLastOwner(t *testing.T) {
+func testReplicasKeepLastOwner(t *testing.T, newReplicas replicasFunc) {
 	r := newReplicas(t, 2)
 	ctx := context.Background()
 	for round := range 5 {
@@ -400,6 +444,37 @@ func TestReplicasKeepLastOwner(t *testing.T) {
 		}
 		if owners != 1 {
 			t.Fatalf("round %d: %d tenant Owners left, want 1", round, owners)
+		}
+	}
+}
+
+// A TLS session from replica A resumes on replica B (and C): replicas
+// share their session ticket keys through the store, so an agent whose
+// next connection lands on another replica skips the full handshake.
+func testReplicasSharedSessionTickets(t *testing.T, newReplicas replicasFunc) {
+	r := newReplicas(t, 3)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(r[0].caPEM)
+	cache := tls.NewLRUClientSessionCache(1) // one ticket, as an agent keeps
+	resumed := func(e *env) bool {
+		t.Helper()
+		// ServerName is the cache's key: one name for every replica, as
+		// behind a load balancer.
+		tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", ClientSessionCache: cache}}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(e.url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.TLS.DidResume
+	}
+	if resumed(r[0]) {
+		t.Fatal("the first connection resumed a session")
+	}
+	for i, e := range []*env{r[1], r[2], r[0]} {
+		if !resumed(e) {
+			t.Fatalf("connection %d (to %s) did not resume the session another replica issued", i+2, e.url)
 		}
 	}
 }

@@ -62,6 +62,10 @@ type Config struct {
 	// Replicas, when they run as separate processes on this host): the
 	// result then says how much CPU they spent per heartbeat.
 	ServerPIDs []int
+	// Acked, if set, is called (from many goroutines at once) after every
+	// heartbeat a server acknowledged with 200, with the time taken just
+	// before it was sent: the stored last heartbeat of m is at least that.
+	Acked func(m *Machine, sent time.Time)
 	// Progress, if set, receives a line per setup step.
 	Progress func(format string, args ...any)
 }
@@ -162,8 +166,10 @@ func httpClient(caPEM []byte, conns int, h2, reconnect, resume bool, st *dialSta
 		return nil, errors.New("the CA bundle holds no PEM certificate")
 	}
 	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		MaxIdleConns:        conns,
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		// Per server, not in all: with Replicas, a total of conns would
+		// close (and so re-handshake) the connections beyond it.
+		MaxIdleConns:        0,
 		MaxIdleConnsPerHost: conns,
 		MaxConnsPerHost:     conns,
 		IdleConnTimeout:     time.Minute,
@@ -278,6 +284,15 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 		res.Protocol = "HTTP/2"
 	}
 	c, stats := f.client, f.stats
+	if cfg.ServerURL != "" && cfg.ServerURL != c.base {
+		// Heartbeats to other servers than the one Setup registered
+		// through (replicas over its database).
+		var err error
+		if c, err = newClient(cfg.ServerURL, c.http); err != nil {
+			res.FirstError = err.Error()
+			return res
+		}
+	}
 	if cfg.Reconnect {
 		stats = new(dialStats)
 		hc, err := httpClient(cfg.CAPEM, cfg.Workers, cfg.HTTP2, true, res.Resume, stats)
@@ -285,7 +300,7 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 			res.FirstError = err.Error()
 			return res
 		}
-		c = &client{base: f.client.base, http: hc}
+		c = &client{base: c.base, http: hc}
 		defer hc.CloseIdleConnections()
 	}
 	cs := []*client{c}
@@ -299,7 +314,7 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 	}
 	if cfg.Warmup > 0 && n == 0 {
 		wctx, cancel := context.WithTimeout(ctx, cfg.Warmup)
-		f.run(wctx, cs, cfg.Workers, 0, nil)
+		f.run(wctx, cs, cfg.Workers, 0, nil, cfg.Acked)
 		cancel()
 	}
 	var pre [][]string
@@ -326,7 +341,7 @@ func (f *Fleet) Drive(ctx context.Context, cfg Config, n int) Result {
 		return res
 	}
 	start, cpu0, dials0, resumed0 := time.Now(), cpuTime(), stats.dials.Load(), stats.resumed.Load()
-	lat, errs, firstErr := f.run(dctx, cs, cfg.Workers, n, pre)
+	lat, errs, firstErr := f.run(dctx, cs, cfg.Workers, n, pre, cfg.Acked)
 	res.Elapsed = time.Since(start)
 	res.Connections = stats.dials.Load() - dials0
 	res.Resumed = stats.resumed.Load() - resumed0
@@ -387,7 +402,7 @@ func (f *Fleet) presign(workers, total int) ([][]string, error) {
 	return pre, nil
 }
 
-func (f *Fleet) run(ctx context.Context, cs []*client, workers, n int, pre [][]string) ([]time.Duration, int, error) {
+func (f *Fleet) run(ctx context.Context, cs []*client, workers, n int, pre [][]string, acked func(*Machine, time.Time)) ([]time.Duration, int, error) {
 	var mu sync.Mutex
 	var all []time.Duration
 	var errs int
@@ -424,6 +439,9 @@ func (f *Fleet) run(ctx context.Context, cs []*client, workers, n int, pre [][]s
 					continue
 				}
 				lat = append(lat, d)
+				if acked != nil {
+					acked(m, t0)
+				}
 			}
 			mu.Lock()
 			all = append(all, lat...)
