@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -100,11 +101,18 @@ func Init(ctx context.Context, o InitOptions) (InitResult, error) {
 	if err != nil {
 		return res, err
 	}
+	// The protected-settings fingerprint key is made here too, so that a
+	// copy of the directory taken right after init (for a replica) holds
+	// the same key as the first server.
+	fpKey := make([]byte, 32)
+	if _, err := rand.Read(fpKey); err != nil {
+		return res, fmt.Errorf("make the protected-settings key: %w", err)
+	}
 	for _, f := range []struct {
 		name string
 		data []byte
 		mode fs.FileMode
-	}{{CAKeyFile, caKeyPEM, 0o600}, {CACertFile, caPEM, 0o644}, {TLSKeyFile, keyPEM, 0o600}, {TLSCertFile, crtPEM, 0o644}} {
+	}{{CAKeyFile, caKeyPEM, 0o600}, {CACertFile, caPEM, 0o644}, {TLSKeyFile, keyPEM, 0o600}, {TLSCertFile, crtPEM, 0o644}, {SettingsKeyFile, fpKey, 0o600}} {
 		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, atomicfile.WriteOptions{Mode: f.mode}); err != nil {
 			return res, errcode.Wrap(errcode.WriteFailed, err, "write %s", f.name)
 		}

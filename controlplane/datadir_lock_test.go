@@ -17,12 +17,26 @@ import (
 // Serve failed with before listening.
 func serveIn(t *testing.T, dir string, replica bool) (func(), error) {
 	t.Helper()
+	return serveWith(t, controlplane.ServeOptions{DataDir: dir, Replica: replica})
+}
+
+// serveOn is serveIn for a data directory whose database is database.
+func serveOn(t *testing.T, dir, database string) (func(), error) {
+	t.Helper()
+	return serveWith(t, controlplane.ServeOptions{DataDir: dir, Database: database})
+}
+
+// serveWith starts Serve with o on a loopback port.
+func serveWith(t *testing.T, o controlplane.ServeOptions) (func(), error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
+	o.Listen = "127.0.0.1:0"
+	o.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	o.Ready = func(a net.Addr) { ready <- a }
 	go func() {
-		done <- controlplane.Serve(ctx, controlplane.ServeOptions{DataDir: dir, Listen: "127.0.0.1:0", Replica: replica,
-			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Ready: func(a net.Addr) { ready <- a }})
+		done <- controlplane.Serve(ctx, o)
 	}()
 	select {
 	case <-ready:
