@@ -3,7 +3,10 @@ package controlplane_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arcagent/arcagent/agent/cloud"
 	"github.com/arcagent/arcagent/controlplane"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/store"
@@ -272,5 +276,87 @@ func TestMigrateCarriesPackageFiles(t *testing.T) {
 		if e, err := pg.PackageEnvelope(ctx, sha256Hex(zb)); err != nil || !bytes.Equal(e, envs[i]) {
 			t.Fatalf("envelope %d in PostgreSQL: %v", i, err)
 		}
+	}
+}
+
+// get fetches path from e with tm's assertion and extra headers, and
+// returns the status, the body and the error reading it.
+func get(t *testing.T, e *env, tm testMachine, path string, hdr map[string]string) (int, []byte, error) {
+	t.Helper()
+	a, err := cloud.SignAssertion(tm.key, tm.reg.MachineID, tm.reg.Audience, e.clock.Now(), cloud.DefaultAssertionLifetime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.url+path, nil)
+	req.Header.Set("Authorization", "Bearer "+a)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// A package of several chunks streams whole and by ranges across chunk
+// boundaries, through a replica that did not take the publish; when a
+// chunk after the first is damaged, the download breaks instead of
+// completing.
+func TestLargePackageStreams(t *testing.T) {
+	for _, be := range blobBackends {
+		t.Run(be.name, func(t *testing.T) {
+			ctx := context.Background()
+			database := be.database(t)
+			dirA := t.TempDir()
+			res, err := controlplane.Init(ctx, controlplane.InitOptions{DataDir: dirA, Database: database})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := controlplane.OpenStoreAt(ctx, dirA, database)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			a := startReplicas(t, st, dirA, res.OwnerToken, 1)[0]
+			b := startReplicas(t, st, copyDataDir(t, dirA), res.OwnerToken, 1)[0]
+			noise := make([]byte, 3<<20)
+			rand.Read(noise)
+			zb, sig := signedPackage(t, statusReporter, hex.EncodeToString(noise))
+			if len(zb) < 2*store.PackageChunkSize+1 {
+				t.Fatalf("the package is only %d bytes", len(zb))
+			}
+			info, err := a.owner.PublishPackage(ctx, apiv1.PublishPackageRequest{Package: zb, Envelope: sig})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tm := a.mustRegister(a.scope("prod", "web"), "web", "m1")
+			if _, err := a.owner.SetExtension(ctx, tm.reg.MachineID, "monitor", apiv1.SetExtensionRequest{Publisher: statusReporter.Publisher, Type: statusReporter.Type, Version: statusReporter.Version}); err != nil {
+				t.Fatal(err)
+			}
+			path := "/v1/machines/" + tm.reg.MachineID + "/packages/" + info.SHA256
+			if status, body, err := get(t, b, tm, path, nil); status != http.StatusOK || err != nil || !bytes.Equal(body, zb) {
+				t.Fatalf("download: %d, %d bytes, %v", status, len(body), err)
+			}
+			from := store.PackageChunkSize - 10
+			status, body, err := get(t, b, tm, path, map[string]string{"Range": fmt.Sprintf("bytes=%d-%d", from, from+store.PackageChunkSize+19)})
+			if status != http.StatusPartialContent || err != nil || !bytes.Equal(body, zb[from:from+store.PackageChunkSize+20]) {
+				t.Fatalf("range: %d, %d bytes, %v", status, len(body), err)
+			}
+			if status, _, _ := get(t, b, tm, path, map[string]string{"If-None-Match": `"` + info.SHA256 + `"`}); status != http.StatusNotModified {
+				t.Fatalf("If-None-Match: %d", status)
+			}
+			// The second chunk's bytes change: the first chunk may be
+			// sent, the response then breaks; never a whole package.
+			bad := append([]byte{}, zb[store.PackageChunkSize:2*store.PackageChunkSize]...)
+			bad[0] ^= 1
+			rawExec(t, dirA, database, `UPDATE package_chunks SET data = ? WHERE sha256 = ? AND seq = 1`, bad, info.SHA256)
+			status, body, err = get(t, b, tm, path, nil)
+			if err == nil || len(body) >= len(zb) {
+				t.Fatalf("download of a damaged package: %d, %d bytes of %d, %v", status, len(body), len(zb), err)
+			}
+		})
 	}
 }

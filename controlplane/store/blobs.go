@@ -260,15 +260,13 @@ func (b *BlobReader) Read(p []byte) (int, error) {
 
 // load reads chunk i and checks it.
 func (b *BlobReader) load(i int64) error {
-	b.cur, b.buf = -1, nil
+	b.cur = -1
 	last := (b.size - 1) / b.chunk
 	want := b.chunk
 	if i == last {
 		want = b.size - last*b.chunk
 	}
-	var sum string
-	var data []byte
-	err := b.db.QueryRowContext(b.ctx, `SELECT chunk_sha256, data FROM package_chunks WHERE sha256 = ? AND seq = ?`, b.sha, i).Scan(&sum, &data)
+	sum, data, err := b.query(i)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("package %s: chunk %d is missing: %w", b.sha, i, ErrBlobCorrupt)
 	}
@@ -288,6 +286,28 @@ func (b *BlobReader) load(i int64) error {
 	}
 	b.cur, b.buf = i, data
 	return nil
+}
+
+// query reads chunk i into b's buffer (reused from chunk to chunk).
+func (b *BlobReader) query(i int64) (string, []byte, error) {
+	rows, err := b.db.QueryContext(b.ctx, `SELECT chunk_sha256, data FROM package_chunks WHERE sha256 = ? AND seq = ?`, b.sha, i)
+	if err != nil {
+		return "", nil, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return "", nil, err
+		}
+		return "", nil, sql.ErrNoRows
+	}
+	var sum string
+	var raw sql.RawBytes
+	if err := rows.Scan(&sum, &raw); err != nil {
+		return "", nil, err
+	}
+	b.buf = append(b.buf[:0], raw...)
+	return sum, b.buf, rows.Close()
 }
 
 // VerifyPackageBlob reads the whole stored package sha and checks it
