@@ -56,7 +56,12 @@ func ImportPackageFiles(ctx context.Context, st store.Store, dataDir string) (in
 }
 
 func importPackageFile(ctx context.Context, blobs store.PackageBlobs, dataDir string, p store.Package) (bool, error) {
-	env, err := os.ReadFile(packageFile(dataDir, p.SHA256, true))
+	ef, err := os.Open(packageFile(dataDir, p.SHA256, true))
+	if err != nil {
+		return false, err
+	}
+	env, err := io.ReadAll(io.LimitReader(ef, maxEnvelope+1))
+	ef.Close()
 	if err != nil {
 		return false, err
 	}
