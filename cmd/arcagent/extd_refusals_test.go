@@ -99,7 +99,7 @@ func TestExtdRefusals(t *testing.T) {
 		{"another publisher", nil, "Fabrikam.Tools", "Helper", "Fabrikam.Tools"},
 		// The server checks the stored bytes against their digest and
 		// refuses to serve damaged ones (the agent's own digest check is
-		// tested in agent/extensions): the download fails.
+		// tested in agent/extd, "digest mismatch"): the download fails.
 		{"damaged on the server", nil, srPublisher, "Tampered", "ARC0152: download " + srPublisher + ".Tampered 1.0.0: the server could not handle the request"},
 		{"unsigned", nil, srPublisher, "Unsigned", "ARC01"},
 		{"hostile archive", nil, srPublisher, "Hostile", "ARC0105"},
