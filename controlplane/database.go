@@ -66,9 +66,10 @@ type MigrateResult struct {
 }
 
 // Migrate copies every table of a data directory's SQLite database into
-// an empty PostgreSQL database, all or nothing (store.CopyAll). Files of
-// the data directory (TLS material, packages) stay where they are; the
-// SQLite database is left as it was.
+// an empty PostgreSQL database, all or nothing (store.CopyAll), with the
+// published packages' bytes (those still only in packages/ are first
+// copied into the SQLite database, ImportPackageFiles). Files of the data
+// directory (TLS material, protected-settings key) stay where they are.
 func Migrate(ctx context.Context, o MigrateOptions) (MigrateResult, error) {
 	if o.Database == "" || !store.IsPostgresURL(o.Database) {
 		return MigrateResult{}, errcode.New(errcode.Usage, "--database postgres://… (the empty target database) is required")
@@ -84,6 +85,13 @@ func Migrate(ctx context.Context, o MigrateOptions) (MigrateResult, error) {
 	}
 	defer dst.Close()
 	res := MigrateResult{Source: filepath.Join(o.DataDir, DBFile), Target: dst.Name()}
+	// Packages whose bytes are still only in packages/ (published by an
+	// older server) go into the SQLite database first, so that the copy
+	// carries them; a package that cannot be copied stops the migration,
+	// since no PostgreSQL replica could serve it.
+	if _, err := ImportPackageFiles(ctx, src, o.DataDir); err != nil {
+		return res, err
+	}
 	res.Tables, err = store.CopyAll(ctx, src, dst)
 	if errors.Is(err, store.ErrTargetNotEmpty) {
 		return res, errcode.Wrap(CodeMigrateTarget, err, "migrate to %s", res.Target)

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -18,7 +19,6 @@ import (
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/rbac"
 	"github.com/arcagent/arcagent/controlplane/store"
-	"github.com/arcagent/arcagent/internal/atomicfile"
 	"github.com/arcagent/arcagent/signing"
 )
 
@@ -41,8 +41,10 @@ const (
 	maxGuestConfigDocument = 1 << 20
 )
 
-// PackagesDir is the directory of the data directory that holds the
-// published packages: <sha256>.zip and <sha256>.sig.json, mode 0600.
+// PackagesDir is the directory of the data directory where servers before
+// the package bytes moved into the database kept the published packages:
+// <sha256>.zip and <sha256>.sig.json. They are imported at start
+// (ImportPackageFiles) and no longer written.
 const PackagesDir = "packages"
 
 // handlerManifestName is the file every extension package holds at its root.
@@ -220,21 +222,20 @@ func toPackageInfo(p store.Package) apiv1.PackageInfo {
 	}
 }
 
-// packagePath is where a package's zip (or, with sig, its envelope) lives.
-func (s *Server) packagePath(sha string, sig bool) string {
+// packageFile is where a data directory of a server before the package
+// bytes moved into the database kept a package's zip (or, with sig, its
+// envelope): such files are imported at start (ImportPackageFiles).
+func packageFile(dataDir, sha string, sig bool) string {
 	name := sha + ".zip"
 	if sig {
 		name = sha + signing.SignatureSuffix
 	}
-	return filepath.Join(s.dataDir, PackagesDir, name)
+	return filepath.Join(dataDir, PackagesDir, name)
 }
 
 func (s *Server) handlePublishPackage(w http.ResponseWriter, r *http.Request, p *principal) error {
 	if err := p.require(rbac.PackagesWrite, rbac.TenantScope); err != nil {
 		return err
-	}
-	if s.dataDir == "" {
-		return errors.New("the server was started without a data directory, so it cannot store packages")
 	}
 	var req apiv1.PublishPackageRequest
 	if err := decodeBody(w, r, maxPublishBody, &req); err != nil {
@@ -244,55 +245,80 @@ func (s *Server) handlePublishPackage(w http.ResponseWriter, r *http.Request, p 
 	if err != nil {
 		return err
 	}
-	// One publish at a time: the check for an existing row, the file
-	// writes and the insert must not interleave, or a second publish of
-	// the same bytes could replace the envelope of a published package.
-	s.pkgMu.Lock()
-	defer s.pkgMu.Unlock()
 	ctx := r.Context()
+	name := pub.pkg.Name()
+	// The row, the envelope and the bytes are stored in one transaction
+	// whose unique keys (name, digest) decide between concurrent
+	// publishes, through this replica or any other: the loser finds the
+	// winner's row on its second pass and answers as for an existing one.
+	for attempt := 0; ; attempt++ {
+		if done, err := s.publishedAlready(ctx, w, pub); done || err != nil {
+			return err
+		}
+		row := store.Package{Kind: pub.kind, Publisher: pub.pkg.Publisher, Type: pub.pkg.Type, Version: pub.pkg.Version, SHA256: pub.sha256, Size: pub.size, KeyID: pub.keyID, PublishedAt: s.now().UTC(), PublishedBy: p.name}
+		err := s.blobs.CreatePackageWithBlob(ctx, row, pub.envelope, bytes.NewReader(req.Package))
+		if errors.Is(err, store.ErrConflict) && attempt == 0 {
+			continue
+		}
+		if err != nil {
+			return storeErr(err, "package "+name)
+		}
+		s.log.Info("package published", "package", name, "sha256", pub.sha256, "size", pub.size, "principal", p.name)
+		writeJSON(w, http.StatusCreated, toPackageInfo(row))
+		return nil
+	}
+}
+
+// publishedAlready answers a publish whose name or bytes are published
+// already: 200 for the same bytes with the same signature (idempotent),
+// 409 otherwise. done is false when neither is taken.
+func (s *Server) publishedAlready(ctx context.Context, w http.ResponseWriter, pub *publication) (done bool, err error) {
 	name := pub.pkg.Name()
 	if old, err := s.st.PackageByName(ctx, pub.pkg.Publisher, pub.pkg.Type, pub.pkg.Version); err == nil {
 		if old.SHA256 != pub.sha256 {
-			return errf(apiv1.CodeConflict, "%s is already published with sha256 %s; the upload has sha256 %s. A published version is never replaced: publish the change under a new version", name, old.SHA256, pub.sha256)
+			return true, errf(apiv1.CodeConflict, "%s is already published with sha256 %s; the upload has sha256 %s. A published version is never replaced: publish the change under a new version", name, old.SHA256, pub.sha256)
 		}
 		// Same bytes: idempotent only with the same signature, or the
 		// caller would believe machines get an envelope they never see.
-		stored, err := os.ReadFile(s.packagePath(old.SHA256, true))
+		stored, err := s.storedEnvelope(ctx, old.SHA256)
 		if err != nil {
-			return fmt.Errorf("read the stored envelope of %s: %w", name, err)
+			return true, fmt.Errorf("read the stored envelope of %s: %w", name, err)
 		}
 		if !sameJSON(stored, pub.envelope) {
-			return errf(apiv1.CodeConflict, "%s is already published with these bytes (sha256 %s) but another signature (key id %q); a published package is never re-signed: publish a new version signed as you want it", name, old.SHA256, old.KeyID)
+			return true, errf(apiv1.CodeConflict, "%s is already published with these bytes (sha256 %s) but another signature (key id %q); a published package is never re-signed: publish a new version signed as you want it", name, old.SHA256, old.KeyID)
 		}
 		writeJSON(w, http.StatusOK, toPackageInfo(old))
-		return nil
+		return true, nil
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
+		return true, err
 	}
 	if old, err := s.st.PackageBySHA256(ctx, pub.sha256); err == nil {
-		return errf(apiv1.CodeConflict, "these bytes (sha256 %s) are already published as %s.%s-%s; one package file has one name", pub.sha256, old.Publisher, old.Type, old.Version)
+		return true, errf(apiv1.CodeConflict, "these bytes (sha256 %s) are already published as %s.%s-%s; one package file has one name", pub.sha256, old.Publisher, old.Type, old.Version)
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
+		return true, err
 	}
-	if err := os.MkdirAll(filepath.Join(s.dataDir, PackagesDir), 0o700); err != nil {
-		return fmt.Errorf("create the package directory: %w", err)
+	return false, nil
+}
+
+// storedEnvelope is the signature envelope of a published package: from
+// the database, or from the data directory's file for a package that a
+// server before the bytes moved into the database published and that
+// could not be imported.
+func (s *Server) storedEnvelope(ctx context.Context, sha string) ([]byte, error) {
+	env, err := s.blobs.PackageEnvelope(ctx, sha)
+	if !errors.Is(err, store.ErrNotFound) || s.dataDir == "" {
+		return env, err
 	}
-	// No row names this digest, so no machine can be sent these files:
-	// leftovers of an earlier attempt that failed before its insert may be
-	// replaced. Envelope first, zip last: a zip on disk always has one.
-	if err := atomicfile.WriteFile(s.packagePath(pub.sha256, true), pub.envelope, atomicfile.WriteOptions{Mode: 0o600}); err != nil {
-		return fmt.Errorf("store the envelope of %s: %w", name, err)
+	f, err := os.Open(packageFile(s.dataDir, sha, true))
+	if err != nil {
+		return nil, fmt.Errorf("the signature of package %s is neither in the database nor in %s: %w", sha, PackagesDir, err)
 	}
-	if err := atomicfile.WriteFile(s.packagePath(pub.sha256, false), req.Package, atomicfile.WriteOptions{Mode: 0o600}); err != nil {
-		return fmt.Errorf("store the package %s: %w", name, err)
+	defer f.Close()
+	env, err = io.ReadAll(io.LimitReader(f, maxEnvelope+1))
+	if err == nil && len(env) > maxEnvelope {
+		err = fmt.Errorf("the signature file of package %s is larger than %d bytes", sha, maxEnvelope)
 	}
-	row := store.Package{Kind: pub.kind, Publisher: pub.pkg.Publisher, Type: pub.pkg.Type, Version: pub.pkg.Version, SHA256: pub.sha256, Size: pub.size, KeyID: pub.keyID, PublishedAt: s.now().UTC(), PublishedBy: p.name}
-	if err := s.st.CreatePackage(ctx, row); err != nil {
-		return storeErr(err, "package "+name)
-	}
-	s.log.Info("package published", "package", name, "sha256", pub.sha256, "size", pub.size, "principal", p.name)
-	writeJSON(w, http.StatusCreated, toPackageInfo(row))
-	return nil
+	return env, err
 }
 
 func (s *Server) handleListPackages(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -397,36 +423,107 @@ func (s *Server) servePackageFile(w http.ResponseWriter, r *http.Request, id str
 	if err != nil {
 		return err
 	}
-	if s.dataDir == "" {
-		return errors.New("the server was started without a data directory, so it holds no packages")
-	}
-	f, err := os.Open(s.packagePath(sha, sig))
-	if err != nil {
-		return fmt.Errorf("open the stored package %s: %w", sha, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("inspect the stored package %s: %w", sha, err)
-	}
-	if !fi.Mode().IsRegular() || (!sig && fi.Size() != pkg.Size) {
-		return fmt.Errorf("the stored package %s is %d bytes, the repository says %d: the package directory is damaged", sha, fi.Size(), pkg.Size)
-	}
+	ctx := r.Context()
 	h := w.Header()
 	h.Set("Cache-Control", "no-cache")
 	if sig {
+		env, err := s.storedEnvelope(ctx, sha)
+		if err != nil {
+			return err
+		}
 		h.Set("Content-Type", "application/json")
 		h.Set("ETag", `"`+sha+`.sig"`)
-	} else {
-		h.Set("Content-Type", "application/zip")
-		h.Set("ETag", `"`+sha+`"`)
-		h.Set("Content-Disposition", "attachment; filename=\""+toPackageInfo(pkg).FileName+"\"")
-		h.Set("Digest", "sha-256="+base64Std(sha))
+		http.ServeContent(w, r, "", pkg.PublishedAt, bytes.NewReader(env))
+		return nil
 	}
+	body, closeBody, err := s.packageBytes(ctx, pkg)
+	if err != nil {
+		return err
+	}
+	defer closeBody()
+	h.Set("Content-Type", "application/zip")
+	h.Set("ETag", `"`+sha+`"`)
+	h.Set("Content-Disposition", "attachment; filename=\""+toPackageInfo(pkg).FileName+"\"")
+	h.Set("Digest", "sha-256="+base64Std(sha))
 	// ServeContent sets Content-Length and answers Range and If-None-Match.
-	http.ServeContent(w, r, "", fi.ModTime(), f)
+	rd := &errReader{r: body}
+	http.ServeContent(w, r, "", pkg.PublishedAt, rd)
+	if rd.err != nil && !errors.Is(rd.err, ctx.Err()) {
+		// Part of the package may be sent: break the response, so that
+		// the machine sees a failed download, never a short package.
+		s.log.Error("a package download failed while being sent", "sha256", sha, "machine", id, "error", rd.err)
+		panic(http.ErrAbortHandler)
+	}
 	return nil
 }
+
+// packageBytes opens the bytes of a published package: from the database
+// (each chunk checked against its digest as it is read), or, for a
+// package published before the bytes moved into the database and not
+// imported, from the data directory's file (checked whole first). The
+// first chunk is read here, so that a damaged package of one chunk (most
+// are) is answered with an error before any header is sent.
+func (s *Server) packageBytes(ctx context.Context, pkg store.Package) (io.ReadSeeker, func(), error) {
+	b, err := s.blobs.OpenPackageBlob(ctx, pkg.SHA256)
+	if err == nil {
+		if b.Size() != pkg.Size {
+			return nil, nil, fmt.Errorf("the stored package %s is %d bytes, the repository says %d: %w", pkg.SHA256, b.Size(), pkg.Size, store.ErrBlobCorrupt)
+		}
+		if _, err := b.Read(nil); err != nil {
+			return nil, nil, err
+		}
+		return b, func() {}, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) || s.dataDir == "" {
+		return nil, nil, err
+	}
+	f, err := os.Open(packageFile(s.dataDir, pkg.SHA256, false))
+	if err != nil {
+		return nil, nil, fmt.Errorf("the bytes of package %s are neither in the database nor in %s: %w", pkg.SHA256, PackagesDir, err)
+	}
+	if err := checkPackageFile(f, pkg); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// checkPackageFile checks that f holds the bytes of pkg and rewinds it.
+func checkPackageFile(f *os.File, pkg store.Package) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("inspect the stored package %s: %w", pkg.SHA256, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != pkg.Size {
+		return fmt.Errorf("the stored package %s is %d bytes, the repository says %d: %w", pkg.SHA256, fi.Size(), pkg.Size, store.ErrBlobCorrupt)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("read the stored package %s: %w", pkg.SHA256, err)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != pkg.SHA256 {
+		return fmt.Errorf("the stored package file %s: %w", f.Name(), store.ErrBlobCorrupt)
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return err
+}
+
+// errReader remembers the first read error of r (http.ServeContent does
+// not report it).
+type errReader struct {
+	r   io.ReadSeeker
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+func (e *errReader) Seek(off int64, whence int) (int64, error) { return e.r.Seek(off, whence) }
 
 // base64Std is the standard base64 of a hex digest, as the Digest header
 // (RFC 3230) carries it.

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/arcagent/arcagent/controlplane"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/controlplane/rbac"
+	"github.com/arcagent/arcagent/controlplane/store"
 	"github.com/arcagent/arcagent/signing"
 )
 
@@ -127,16 +129,15 @@ func TestPublishPackage(t *testing.T) {
 	if got != want || info.PublishedAt.IsZero() {
 		t.Fatalf("published %+v, want %+v", info, want)
 	}
-	// Stored content-addressed, mode 0600, byte for byte.
-	for suffix, body := range map[string][]byte{".zip": zb, ".sig.json": env} {
-		p := filepath.Join(e.dir, controlplane.PackagesDir, info.SHA256+suffix)
-		b, err := os.ReadFile(p)
-		if err != nil || !bytes.Equal(b, body) {
-			t.Fatalf("%s: %v (equal %v)", p, err, bytes.Equal(b, body))
-		}
-		if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s mode %v", p, fi.Mode())
-		}
+	// Stored in the database, byte for byte; nothing in the data directory.
+	if got := storedBlob(t, e, info.SHA256); !bytes.Equal(got, zb) {
+		t.Fatalf("stored bytes differ (%d bytes, want %d)", len(got), len(zb))
+	}
+	if got, err := e.st.(store.PackageBlobs).PackageEnvelope(ctx, info.SHA256); err != nil || !bytes.Equal(got, env) {
+		t.Fatalf("stored envelope: %v (equal %v)", err, bytes.Equal(got, env))
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, controlplane.PackagesDir)); !os.IsNotExist(err) {
+		t.Fatalf("publish wrote %s: %v", controlplane.PackagesDir, err)
 	}
 
 	t.Run("same bytes again is idempotent", func(t *testing.T) {
@@ -158,10 +159,10 @@ func TestPublishPackage(t *testing.T) {
 		zb2, env2 := signedPackage(t, statusReporter, "v1-rebuilt")
 		_, err := e.owner.PublishPackage(ctx, apiv1.PublishPackageRequest{Package: zb2, Envelope: env2})
 		wantCode(t, err, http.StatusConflict, apiv1.CodeConflict, "already published with sha256 "+info.SHA256, "new version")
-		if _, err := os.Stat(filepath.Join(e.dir, controlplane.PackagesDir, sha256Hex(zb2)+".zip")); !os.IsNotExist(err) {
+		if _, err := e.st.(store.PackageBlobs).OpenPackageBlob(ctx, sha256Hex(zb2)); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("refused bytes were stored: %v", err)
 		}
-		if b, _ := os.ReadFile(filepath.Join(e.dir, controlplane.PackagesDir, info.SHA256+".sig.json")); !bytes.Equal(b, env) {
+		if b, _ := e.st.(store.PackageBlobs).PackageEnvelope(ctx, info.SHA256); !bytes.Equal(b, env) {
 			t.Fatal("the envelope of the published package changed")
 		}
 	})
@@ -199,6 +200,20 @@ func TestPublishPackage(t *testing.T) {
 			t.Fatalf("administrator at / publishes: %v", err)
 		}
 	})
+}
+
+// storedBlob reads a package's bytes from the env's store.
+func storedBlob(t testing.TB, e *env, sha string) []byte {
+	t.Helper()
+	b, err := e.st.(store.PackageBlobs).OpenPackageBlob(context.Background(), sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 func publishBody(t testing.TB, zb, env []byte) io.Reader {
@@ -265,8 +280,11 @@ func TestPublishRefusals(t *testing.T) {
 	if ps, err := e.owner.ListPackages(ctx, "", "", ""); err != nil || len(ps) != 0 {
 		t.Fatalf("refused uploads were recorded: %+v %v", ps, err)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(e.dir, controlplane.PackagesDir)); len(ents) != 0 {
-		t.Fatalf("refused uploads left %d files", len(ents))
+	if ps, err := e.st.(store.PackageBlobs).PackagesWithoutBlob(ctx); err != nil || len(ps) != 0 {
+		t.Fatalf("refused uploads left rows: %+v %v", ps, err)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, controlplane.PackagesDir)); !os.IsNotExist(err) {
+		t.Fatalf("refused uploads left %s: %v", controlplane.PackagesDir, err)
 	}
 }
 

@@ -43,9 +43,10 @@ type Config struct {
 	TokenLifetime time.Duration
 	// HeartbeatInterval the agents are told to use; 0 means 5 minutes.
 	HeartbeatInterval time.Duration
-	// DataDir is the data directory: published packages live in its
-	// packages/ directory and the protected-settings fingerprint key in
-	// it. Empty (tests) refuses publishing.
+	// DataDir is the data directory: the protected-settings fingerprint
+	// key lives in it, and packages that servers before the package bytes
+	// moved into the database kept in its packages/ directory are imported
+	// from there at New (ImportPackageFiles). Empty in some tests.
 	DataDir string
 	// KeyReload is how often signing keys are re-read from the store (to
 	// pick up `arcserver keys rotate`); 0 means one minute. A new key is
@@ -87,8 +88,7 @@ type Server struct {
 	auditHistory int
 
 	dataDir string
-	// pkgMu serialises publishes (check, write files, insert).
-	pkgMu sync.Mutex
+
 	keyMu sync.Mutex
 	fpKey []byte // protected-settings fingerprint key, loaded on first use
 
@@ -97,6 +97,7 @@ type Server struct {
 	// shared is the store's replica-shared state; exclusive says the
 	// in-memory replay cache and machine cache stand in for it.
 	shared    store.Shared
+	blobs     store.PackageBlobs
 	replayDB  *replayBatcher
 	exclusive bool
 	cacheTTL  time.Duration
@@ -182,6 +183,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("controlplane: the store does not implement store.Shared (replay cache, settings): use a store from controlplane/store")
 	}
 	s.shared = sh
+	if s.blobs, ok = cfg.Store.(store.PackageBlobs); !ok {
+		return nil, errors.New("controlplane: the store does not implement store.PackageBlobs (published package bytes): use a store from controlplane/store")
+	}
 	s.replayDB = &replayBatcher{sh: sh, now: s.now}
 	t, err := s.st.Tenant(ctx)
 	if errors.Is(err, store.ErrNotFound) {
@@ -202,6 +206,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		// protected-settings key differs from the others'.
 		if _, err := s.settingsKey(ctx); err != nil {
 			return nil, err
+		}
+		// Packages published before their bytes moved into the database
+		// (files only): copy them in, so that every replica serves them.
+		// A package that cannot be copied is still served from its file.
+		if n, err := ImportPackageFiles(ctx, s.st, s.dataDir); err != nil {
+			s.log.Warn("some published packages could not be copied from the data directory into the database", "imported", n, "error", err)
+		} else if n > 0 {
+			s.log.Info("published packages copied from the data directory into the database", "imported", n)
 		}
 	}
 	s.hb = newHeartbeatBatcher(s.st, s.log)

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/internal/testutil"
+
+	_ "modernc.org/sqlite" // the "sqlite" driver, to damage the server's stored packages
 )
 
 // TestExtdRefusals: against the real arcserver, every refusal reaches the
@@ -47,27 +50,34 @@ func TestExtdRefusals(t *testing.T) {
 	w.ok("package", "sign", hostile, "--key", filepath.Join(w.tmp, "contoso.key"))
 	w.ok("fleet", "packages", "publish", hostile)
 
-	pkgFile := func(pkg string) string {
+	pkgSHA := func(pkg string) string {
 		t.Helper()
 		var ps []apiv1.PackageInfo
 		mustJSONOut(t, w.ok("fleet", "packages", "list", "-j"), &ps)
 		for _, p := range ps {
 			if p.FileName == filepath.Base(pkg) {
-				return filepath.Join(w.cp.data, "packages", p.SHA256+".zip")
+				return p.SHA256
 			}
 		}
 		t.Fatalf("%s is not published", pkg)
 		return ""
 	}
-	b, err := os.ReadFile(pkgFile(tampered))
+	// The server keeps published packages in its database: damage them
+	// there, beside the running server (SQLite in WAL mode).
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(w.cp.data, "arcserver.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b, err := os.ReadFile(tampered)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b[len(b)/2] ^= 1
-	if err := os.WriteFile(pkgFile(tampered), b, 0o600); err != nil {
+	if _, err := db.Exec(`UPDATE package_chunks SET data = ? WHERE sha256 = ? AND seq = 0`, b, pkgSHA(tampered)); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(pkgFile(unsigned)[:len(pkgFile(unsigned))-len(".zip")]+".sig.json", []byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}`), 0o600); err != nil {
+	if _, err := db.Exec(`UPDATE package_files SET envelope = ? WHERE sha256 = ?`, []byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}`), pkgSHA(unsigned)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -87,7 +97,10 @@ func TestExtdRefusals(t *testing.T) {
 		{"monitor mode", [][]string{{"config.mode", "monitor"}}, srPublisher, srType, "arcagent config set config.mode full"},
 		{"untrusted key", nil, srPublisher, "Untrusted", "ARC01"},
 		{"another publisher", nil, "Fabrikam.Tools", "Helper", "Fabrikam.Tools"},
-		{"digest mismatch", nil, srPublisher, "Tampered", "sha256"},
+		// The server checks the stored bytes against their digest and
+		// refuses to serve damaged ones (the agent's own digest check is
+		// tested in agent/extd, "digest mismatch"): the download fails.
+		{"damaged on the server", nil, srPublisher, "Tampered", "ARC0152: download " + srPublisher + ".Tampered 1.0.0: the server could not handle the request"},
 		{"unsigned", nil, srPublisher, "Unsigned", "ARC01"},
 		{"hostile archive", nil, srPublisher, "Hostile", "ARC0105"},
 	} {
