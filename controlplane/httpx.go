@@ -62,10 +62,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// statusClientClosed is the status the request log records for a request
+// the client abandoned before its answer (nginx's 499): the client never
+// sees it.
+const statusClientClosed = 499
+
 // writeError reports err. Errors that are not *apiError become a generic
 // 500 whose details only reach the log.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
+	if !errors.As(err, &ae) && r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
+		// The client went away (or the server is shutting down) before the
+		// answer: not a server failure, and nobody reads the response.
+		s.log.InfoContext(r.Context(), "request abandoned by the client", "method", r.Method, "path", r.URL.Path)
+		writeJSON(w, statusClientClosed, apiv1.Error{Code: string(apiv1.CodeServerError), Message: "the request was abandoned by the client"})
+		return
+	}
 	if !errors.As(err, &ae) {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errf(apiv1.CodeServerError, "the server could not handle the request; the server log has the details (request id %s)", w.Header().Get("X-Request-Id"))
