@@ -179,7 +179,7 @@ func (s *Server) machineEntry(ctx context.Context, id string) (*machineEntry, er
 		return nil, errf(apiv1.CodeAssertionInvalid, "machine %q is not registered with this server: connect the machine first", id)
 	}
 	loadedAt := s.now().UnixNano()
-	m, err := s.shared.MachineAuth(ctx, id)
+	m, err := s.st.MachineAuth(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		if e != nil {
 			s.forgetMachine(id) // deleted through another replica

@@ -2,16 +2,13 @@ package controlplane
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/arcagent/arcagent/agent/cloud"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
-	"github.com/arcagent/arcagent/controlplane/store"
 )
 
 // BenchmarkCloudFacts is one machine asking for its cloud facts in a
@@ -41,36 +38,5 @@ func BenchmarkCloudFacts(b *testing.B) {
 				}
 			}
 		})
-	}
-}
-
-// hiddenCounter is a store without CountOtherMachines (as another
-// implementation of Store may be): the server counts through ListMachines.
-type hiddenCounter struct{ store.Store }
-
-func TestOtherMachinesFallback(t *testing.T) {
-	fs := newFuzzServer(t)
-	for i := 1; i < 4; i++ {
-		k, _ := cloud.GenerateKey()
-		pub, _ := cloud.MarshalPublicKey(&k.PublicKey)
-		body, _ := json.Marshal(apiv1.RegisterRequest{PublicKey: pub, Inventory: apiv1.Inventory{Hostname: fmt.Sprintf("m%d", i), OSType: "linux", AgentVersion: "1"}})
-		r := httptest.NewRequest(http.MethodPost, "/v1/machines/register", bytes.NewReader(body))
-		r.Header.Set("Authorization", "Bearer "+fs.secret)
-		r.Header.Set("Content-Type", "application/json")
-		w := httptest.NewRecorder()
-		fs.s.Handler().ServeHTTP(w, r)
-		if w.Code != http.StatusCreated {
-			t.Fatalf("register: %d %s", w.Code, w.Body)
-		}
-	}
-	m, err := fs.s.st.Machine(t.Context(), fs.machine)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	fast, err1 := fs.s.otherMachines(r, m)
-	slow, err2 := (&Server{st: hiddenCounter{fs.s.st}}).otherMachines(r, m)
-	if err1 != nil || err2 != nil || fast != 3 || slow != 3 {
-		t.Fatalf("other machines: counted %d (%v), listed %d (%v), want 3", fast, err1, slow, err2)
 	}
 }

@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"cmp"
-	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -93,28 +92,9 @@ func (s *Server) cloudFacts(r *http.Request, m store.Machine) (apiv1.CloudFacts,
 	return out, err
 }
 
-// machineCounter is a store that counts a subscription's machines without
-// reading them (store.SQLite).
-type machineCounter interface {
-	CountOtherMachines(ctx context.Context, subscriptionID, exceptID string) (int, error)
-}
-
 // otherMachines counts the machines of m's subscription besides m.
 func (s *Server) otherMachines(r *http.Request, m store.Machine) (int, error) {
-	if c, ok := s.st.(machineCounter); ok {
-		return c.CountOtherMachines(r.Context(), m.SubscriptionID, m.ID)
-	}
-	ms, err := s.st.ListMachines(r.Context(), store.MachineFilter{SubscriptionID: m.SubscriptionID})
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, o := range ms {
-		if o.ID != m.ID && strings.EqualFold(o.SubscriptionID, m.SubscriptionID) {
-			n++
-		}
-	}
-	return n, nil
+	return s.st.CountOtherMachines(r.Context(), m.SubscriptionID, m.ID)
 }
 
 // inheritedFrom names the level of a scope that contains the machine.

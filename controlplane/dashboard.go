@@ -352,10 +352,8 @@ func (s *Server) uiOverview(w http.ResponseWriter, r *http.Request, p *principal
 	d.Filter = filter
 	var versions map[string]int
 	var err error
-	if fs, ok := s.st.(fleetSummarizer); ok {
-		if scopes, exact := p.machineScopes(); exact {
-			versions, err = s.uiFleetFromCounts(ctx, fs, scopes, r, &d)
-		}
+	if scopes, exact := p.machineScopes(); exact {
+		versions, err = s.uiFleetFromCounts(ctx, scopes, r, &d)
 	}
 	if err != nil {
 		return err
@@ -374,12 +372,6 @@ func (s *Server) uiOverview(w http.ResponseWriter, r *http.Request, p *principal
 	}
 	s.uiRender(w, http.StatusOK, "overview.html", d)
 	return nil
-}
-
-// fleetSummarizer is the store's fleet counts and pages (store/overview.go).
-type fleetSummarizer interface {
-	FleetCounts(ctx context.Context, scopes []store.MachineFilter, b store.HeartbeatBounds) ([]store.FleetCount, error)
-	FleetPage(ctx context.Context, scopes []store.MachineFilter, status string, b store.HeartbeatBounds, offset, limit int) ([]store.MachineSummary, error)
 }
 
 // machineScopes are the subscriptions and resource groups where p may
@@ -402,10 +394,10 @@ func (p *principal) machineScopes() (scopes []store.MachineFilter, exact bool) {
 // uiFleetFromCounts fills the overview's counts and machine page from the
 // store's grouped counts and one page of rows; it returns the machines
 // of each agent version.
-func (s *Server) uiFleetFromCounts(ctx context.Context, fs fleetSummarizer, scopes []store.MachineFilter, r *http.Request, d *uiOverviewData) (map[string]int, error) {
+func (s *Server) uiFleetFromCounts(ctx context.Context, scopes []store.MachineFilter, r *http.Request, d *uiOverviewData) (map[string]int, error) {
 	now := s.now()
 	b := store.HeartbeatBounds{DisconnectedAt: now.Add(-apiv1.DisconnectedAfter), ExpiredAt: now.Add(-apiv1.ExpiredAfter)}
-	counts, err := fs.FleetCounts(ctx, scopes, b)
+	counts, err := s.st.FleetCounts(ctx, scopes, b)
 	if err != nil {
 		return nil, err
 	}
@@ -432,7 +424,7 @@ func (s *Server) uiFleetFromCounts(ctx context.Context, fs fleetSummarizer, scop
 		n = d.Expired
 	}
 	lo, _, pg, pages := uiPaging(n, uiPageNumber(r))
-	ms, err := fs.FleetPage(ctx, scopes, d.Filter, b, lo, uiPageSize)
+	ms, err := s.st.FleetPage(ctx, scopes, d.Filter, b, lo, uiPageSize)
 	if err != nil {
 		return nil, err
 	}
@@ -500,43 +492,21 @@ func (s *Server) uiFleetFromRows(ctx context.Context, p *principal, r *http.Requ
 	return versions, nil
 }
 
-// machineSummarizer is the store's cheap machine listing (store/dashboard.go).
-type machineSummarizer interface {
-	MachineSummaries(ctx context.Context, f store.MachineFilter) ([]store.MachineSummary, error)
-}
-
 // visibleMachines lists the machines of the scopes where p may read
 // machines (every machine for a viewer of the tenant or of single
 // machines; the caller still checks each row).
 func (s *Server) visibleMachines(ctx context.Context, p *principal) ([]store.MachineSummary, error) {
 	filters, ok := p.scopeFilters(rbac.MachinesRead)
 	if p.can(rbac.MachinesRead, rbac.TenantScope) || !ok {
-		return s.machineSummaries(ctx, store.MachineFilter{})
+		return s.st.MachineSummaries(ctx, store.MachineFilter{})
 	}
 	var out []store.MachineSummary
 	for _, f := range filters {
-		ms, err := s.machineSummaries(ctx, store.MachineFilter{SubscriptionID: f.SubscriptionID, ResourceGroup: f.ResourceGroup})
+		ms, err := s.st.MachineSummaries(ctx, store.MachineFilter{SubscriptionID: f.SubscriptionID, ResourceGroup: f.ResourceGroup})
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, ms...)
-	}
-	return out, nil
-}
-
-// machineSummaries lists machines without their documents, through the
-// store's MachineSummaries when it has one, else ListMachines.
-func (s *Server) machineSummaries(ctx context.Context, f store.MachineFilter) ([]store.MachineSummary, error) {
-	if ms, ok := s.st.(machineSummarizer); ok {
-		return ms.MachineSummaries(ctx, f)
-	}
-	full, err := s.st.ListMachines(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]store.MachineSummary, len(full))
-	for i, m := range full {
-		out[i] = store.MachineSummary{ID: m.ID, Name: m.Name, SubscriptionID: m.SubscriptionID, ResourceGroup: m.ResourceGroup, ResourceID: m.ResourceID, AgentVersion: m.AgentVersion, LastHeartbeat: m.LastHeartbeat}
 	}
 	return out, nil
 }

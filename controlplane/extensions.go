@@ -150,7 +150,7 @@ func (s *Server) settingsKey(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("%s is damaged (%d bytes, want 32): remove it (protected settings are then sealed afresh on their next assignment)", p, len(b))
 	}
 	want := settingsKeyCheckValue(b)
-	got, err := s.shared.EnsureSetting(ctx, settingsKeyCheck, want, s.now())
+	got, err := s.st.EnsureSetting(ctx, settingsKeyCheck, want, s.now())
 	if err != nil {
 		return nil, err
 	}

@@ -29,18 +29,14 @@ func init() {
 // copy. A package copied already, also concurrently by another replica,
 // is skipped. The files are left in place.
 func ImportPackageFiles(ctx context.Context, st store.Store, dataDir string) (int, error) {
-	blobs, ok := st.(store.PackageBlobs)
-	if !ok {
-		return 0, errors.New("the store does not keep package bytes (store.PackageBlobs)")
-	}
-	ps, err := blobs.PackagesWithoutBlob(ctx)
+	ps, err := st.PackagesWithoutBlob(ctx)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	var errs []error
 	for _, p := range ps {
-		added, err := importPackageFile(ctx, blobs, dataDir, p)
+		added, err := importPackageFile(ctx, st, dataDir, p)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("package %s.%s-%s (sha256 %s): %w", p.Publisher, p.Type, p.Version, p.SHA256, err))
 			continue
@@ -55,7 +51,7 @@ func ImportPackageFiles(ctx context.Context, st store.Store, dataDir string) (in
 	return n, nil
 }
 
-func importPackageFile(ctx context.Context, blobs store.PackageBlobs, dataDir string, p store.Package) (bool, error) {
+func importPackageFile(ctx context.Context, st store.PackageBlobs, dataDir string, p store.Package) (bool, error) {
 	ef, err := os.Open(packageFile(dataDir, p.SHA256, true))
 	if err != nil {
 		return false, err
@@ -74,5 +70,5 @@ func importPackageFile(ctx context.Context, blobs store.PackageBlobs, dataDir st
 	}
 	defer f.Close()
 	// AddPackageBlob reads at most Size+1 bytes and checks the digest.
-	return blobs.AddPackageBlob(ctx, p.SHA256, p.Size, env, io.LimitReader(f, p.Size+1))
+	return st.AddPackageBlob(ctx, p.SHA256, p.Size, env, io.LimitReader(f, p.Size+1))
 }

@@ -256,7 +256,7 @@ func (s *Server) handlePublishPackage(w http.ResponseWriter, r *http.Request, p 
 			return err
 		}
 		row := store.Package{Kind: pub.kind, Publisher: pub.pkg.Publisher, Type: pub.pkg.Type, Version: pub.pkg.Version, SHA256: pub.sha256, Size: pub.size, KeyID: pub.keyID, PublishedAt: s.now().UTC(), PublishedBy: p.name}
-		err := s.blobs.CreatePackageWithBlob(ctx, row, pub.envelope, bytes.NewReader(req.Package))
+		err := s.st.CreatePackageWithBlob(ctx, row, pub.envelope, bytes.NewReader(req.Package))
 		if errors.Is(err, store.ErrConflict) && attempt == 0 {
 			continue
 		}
@@ -305,7 +305,7 @@ func (s *Server) publishedAlready(ctx context.Context, w http.ResponseWriter, pu
 // server before the bytes moved into the database published and that
 // could not be imported.
 func (s *Server) storedEnvelope(ctx context.Context, sha string) ([]byte, error) {
-	env, err := s.blobs.PackageEnvelope(ctx, sha)
+	env, err := s.st.PackageEnvelope(ctx, sha)
 	if !errors.Is(err, store.ErrNotFound) || s.dataDir == "" {
 		return env, err
 	}
@@ -464,7 +464,7 @@ func (s *Server) servePackageFile(w http.ResponseWriter, r *http.Request, id str
 // first chunk is read here, so that a damaged package of one chunk (most
 // are) is answered with an error before any header is sent.
 func (s *Server) packageBytes(ctx context.Context, pkg store.Package) (io.ReadSeeker, func(), error) {
-	b, err := s.blobs.OpenPackageBlob(ctx, pkg.SHA256)
+	b, err := s.st.OpenPackageBlob(ctx, pkg.SHA256)
 	if err == nil {
 		if b.Size() != pkg.Size {
 			return nil, nil, fmt.Errorf("the stored package %s is %d bytes, the repository says %d: %w", pkg.SHA256, b.Size(), pkg.Size, store.ErrBlobCorrupt)

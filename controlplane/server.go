@@ -94,10 +94,8 @@ type Server struct {
 
 	keys   *keyring
 	replay *replayCache
-	// shared is the store's replica-shared state; exclusive says the
-	// in-memory replay cache and machine cache stand in for it.
-	shared    store.Shared
-	blobs     store.PackageBlobs
+	// exclusive says the in-memory replay cache and machine cache stand
+	// in for the store's replica-shared state.
 	replayDB  *replayBatcher
 	exclusive bool
 	cacheTTL  time.Duration
@@ -178,15 +176,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.cacheTTL <= 0 {
 		s.cacheTTL = time.Second
 	}
-	sh, ok := cfg.Store.(store.Shared)
-	if !ok {
-		return nil, errors.New("controlplane: the store does not implement store.Shared (replay cache, settings): use a store from controlplane/store")
-	}
-	s.shared = sh
-	if s.blobs, ok = cfg.Store.(store.PackageBlobs); !ok {
-		return nil, errors.New("controlplane: the store does not implement store.PackageBlobs (published package bytes): use a store from controlplane/store")
-	}
-	s.replayDB = &replayBatcher{sh: sh, now: s.now}
+	s.replayDB = &replayBatcher{sh: cfg.Store, now: s.now}
 	t, err := s.st.Tenant(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("the database holds no tenant: run `arcserver init --data DIR` first: %w", err)
@@ -263,7 +253,7 @@ func (s *Server) Start(ctx context.Context) {
 					s.log.Warn("reload signing keys", "err", err)
 				}
 				if !s.exclusive {
-					if _, err := s.shared.SweepAssertions(ctx, s.now()); err != nil && ctx.Err() == nil {
+					if _, err := s.st.SweepAssertions(ctx, s.now()); err != nil && ctx.Err() == nil {
 						s.log.Warn("sweep expired assertions", "err", err)
 					}
 				}

@@ -28,11 +28,6 @@ const ticketKeyPrefix = "tls-ticket-key:"
 // ticketKeyDay is how long one ticket key encrypts.
 const ticketKeyDay = 24 * time.Hour
 
-// ticketKeyPruner is the store's setting deletion (store.SQLite has it).
-type ticketKeyPruner interface {
-	PruneSettings(ctx context.Context, prefix string, createdBefore time.Time) (int64, error)
-}
-
 // ticketKeys reads (creating them when missing) the session ticket keys
 // for now: today's first (it encrypts), then tomorrow's and yesterday's.
 func (s *Server) ticketKeys(ctx context.Context, now time.Time) ([][32]byte, error) {
@@ -43,7 +38,7 @@ func (s *Server) ticketKeys(ctx context.Context, now time.Time) ([][32]byte, err
 		if _, err := rand.Read(fresh[:]); err != nil {
 			return nil, fmt.Errorf("generate a TLS session ticket key: %w", err)
 		}
-		v, err := s.shared.EnsureSetting(ctx, ticketKeyPrefix+strconv.FormatInt(d, 10), []byte(hex.EncodeToString(fresh[:])), now)
+		v, err := s.st.EnsureSetting(ctx, ticketKeyPrefix+strconv.FormatInt(d, 10), []byte(hex.EncodeToString(fresh[:])), now)
 		if err != nil {
 			return nil, fmt.Errorf("read the shared TLS session ticket keys: %w", err)
 		}
@@ -94,12 +89,8 @@ func (s *Server) loadTicketKeys(ctx context.Context, cfg *tls.Config) error {
 		return err
 	}
 	cfg.SetSessionTicketKeys(keys)
-	if p, ok := s.st.(ticketKeyPruner); ok {
-		// A key is created at most a day before its day and used until
-		// the day after it: three days, plus a day for clocks and reloads.
-		if _, err := p.PruneSettings(ctx, ticketKeyPrefix, now.Add(-4*ticketKeyDay)); err != nil {
-			return err
-		}
-	}
-	return nil
+	// A key is created at most a day before its day and used until the
+	// day after it: three days, plus a day for clocks and reloads.
+	_, err = s.st.PruneSettings(ctx, ticketKeyPrefix, now.Add(-4*ticketKeyDay))
+	return err
 }

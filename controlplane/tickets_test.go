@@ -19,7 +19,7 @@ func TestTicketKeysRotate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	s := &Server{st: st, shared: st}
+	s := &Server{st: st}
 	day0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	k0, err := s.ticketKeys(ctx, day0)
 	if err != nil || len(k0) != 3 {

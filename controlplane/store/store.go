@@ -189,6 +189,24 @@ type MachineFilter struct {
 type Store interface {
 	Close() error
 
+	// Shared is the state replicas share (replay rows, settings, the
+	// narrow machine read); PackageBlobs the published package bytes.
+	Shared
+	PackageBlobs
+
+	// CountOtherMachines counts the machines of a subscription other than
+	// exceptID, without reading them.
+	CountOtherMachines(ctx context.Context, subscriptionID, exceptID string) (int, error)
+	// MachineSummaries lists machines without their documents.
+	MachineSummaries(ctx context.Context, f MachineFilter) ([]MachineSummary, error)
+	// FleetCounts counts the machines of scopes by status and agent
+	// version; FleetPage reads one page of them, optionally of one status.
+	FleetCounts(ctx context.Context, scopes []MachineFilter, b HeartbeatBounds) ([]FleetCount, error)
+	FleetPage(ctx context.Context, scopes []MachineFilter, status string, b HeartbeatBounds, offset, limit int) ([]MachineSummary, error)
+	// PruneSettings deletes the settings whose name starts with prefix
+	// created before createdBefore, and returns how many.
+	PruneSettings(ctx context.Context, prefix string, createdBefore time.Time) (int64, error)
+
 	Tenant(ctx context.Context) (Tenant, error)
 	CreateTenant(ctx context.Context, t Tenant) error
 
