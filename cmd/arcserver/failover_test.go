@@ -147,8 +147,8 @@ func TestReplicaFailover(t *testing.T) {
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	defer hc.CloseIdleConnections()
 
-	// A creates the protected-settings key at its first start; B and C
-	// get copies of A's directory then.
+	// B and C get copies of A's directory (init made its protected-settings
+	// key), as an operator makes them.
 	a := startReplicaProc(t, bin, dirA, database, hc)
 	dirB, dirC := filepath.Join(work, "b"), filepath.Join(work, "c")
 	copyDataDir(t, dirA, dirB)

@@ -13,12 +13,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -481,28 +479,5 @@ func startLocal(ctx context.Context, dir string, log *slog.Logger, replica bool)
 	if err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	}
-	ca, err := readFile(filepath.Join(dir, controlplane.CACertFile))
-	if err != nil {
-		return nil, err
-	}
-	sctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- controlplane.Serve(sctx, controlplane.ServeOptions{DataDir: dir, Listen: "127.0.0.1:0", Logger: log, Replica: replica, Ready: func(a net.Addr) { ready <- a }})
-	}()
-	select {
-	case a := <-ready:
-		return &Local{URL: "https://" + a.String(), Token: res.OwnerToken, CAPEM: ca, stop: func() error { cancel(); return <-done }}, nil
-	case err := <-done:
-		cancel()
-		return nil, err
-	case <-ctx.Done():
-		cancel()
-		<-done
-		return nil, ctx.Err()
-	}
+	return serveLocal(ctx, controlplane.ServeOptions{DataDir: dir, Replica: replica, Logger: log}, res.OwnerToken)
 }

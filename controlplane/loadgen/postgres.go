@@ -18,10 +18,7 @@ func StartLocalOn(ctx context.Context, dir, database string, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	}
-	return serveLocal(ctx, dir, database, res.OwnerToken, log)
+	return serveLocal(ctx, controlplane.ServeOptions{DataDir: dir, Database: database, Logger: log}, res.OwnerToken)
 }
 
 // StartReplica serves, from a new data directory dir, the PostgreSQL
@@ -32,7 +29,7 @@ func StartReplica(ctx context.Context, fromDir, dir, database, token string, log
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{controlplane.CACertFile, controlplane.CAKeyFile, controlplane.TLSCertFile, controlplane.TLSKeyFile} {
+	for _, name := range []string{controlplane.CACertFile, controlplane.CAKeyFile, controlplane.TLSCertFile, controlplane.TLSKeyFile, controlplane.SettingsKeyFile} {
 		b, err := os.ReadFile(filepath.Join(fromDir, name))
 		if err != nil {
 			return nil, err
@@ -41,22 +38,26 @@ func StartReplica(ctx context.Context, fromDir, dir, database, token string, log
 			return nil, err
 		}
 	}
-	if log == nil {
-		log = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	}
-	return serveLocal(ctx, dir, database, token, log)
+	return serveLocal(ctx, controlplane.ServeOptions{DataDir: dir, Database: database, Logger: log}, token)
 }
 
-func serveLocal(ctx context.Context, dir, database, token string, log *slog.Logger) (*Local, error) {
-	ca, err := readFile(filepath.Join(dir, controlplane.CACertFile))
+// serveLocal serves o on a loopback port until the Local is stopped; a
+// nil o.Logger discards the request log (after formatting it).
+func serveLocal(ctx context.Context, o controlplane.ServeOptions, token string) (*Local, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	ca, err := readFile(filepath.Join(o.DataDir, controlplane.CACertFile))
 	if err != nil {
 		return nil, err
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
+	o.Listen = "127.0.0.1:0"
+	o.Ready = func(a net.Addr) { ready <- a }
 	go func() {
-		done <- controlplane.Serve(sctx, controlplane.ServeOptions{DataDir: dir, Database: database, Listen: "127.0.0.1:0", Logger: log, Ready: func(a net.Addr) { ready <- a }})
+		done <- controlplane.Serve(sctx, o)
 	}()
 	select {
 	case a := <-ready:
