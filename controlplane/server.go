@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -98,6 +99,9 @@ type Server struct {
 	// in for the store's replica-shared state.
 	replayDB  *replayBatcher
 	exclusive bool
+	// ticketCfg is the TLS configuration whose session ticket keys the
+	// reload loop keeps current (ShareSessionTickets; nil: none).
+	ticketCfg atomic.Pointer[tls.Config]
 	cacheTTL  time.Duration
 	// started bounds replays across restarts: an exclusive server's
 	// replay cache lives in memory, so assertions issued before this
@@ -237,7 +241,8 @@ func (s *Server) RotateKey(ctx context.Context) (string, error) {
 // ReloadKeys re-reads the signing keys from the store.
 func (s *Server) ReloadKeys(ctx context.Context) error { return s.keys.load(ctx, s.now()) }
 
-// Start runs the background work (heartbeat writer, key reload) until ctx
+// Start runs the background work (heartbeat writer, key reload, and on
+// replicas the replay sweep and ticket key reload) until ctx
 // ends; Close waits for it.
 func (s *Server) Start(ctx context.Context) {
 	go s.hb.run()
@@ -256,6 +261,7 @@ func (s *Server) Start(ctx context.Context) {
 					if _, err := s.st.SweepAssertions(ctx, s.now()); err != nil && ctx.Err() == nil {
 						s.log.Warn("sweep expired assertions", "err", err)
 					}
+					s.reloadTicketKeys(ctx)
 				}
 			}
 		}

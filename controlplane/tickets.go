@@ -53,9 +53,10 @@ func (s *Server) ticketKeys(ctx context.Context, now time.Time) ([][32]byte, err
 	return keys, nil
 }
 
-// ShareSessionTickets gives cfg the replicas' shared session ticket keys
-// and keeps them current (every KeyReload) until ctx ends; it returns the
-// first load's error. An exclusive server keeps crypto/tls's own keys.
+// ShareSessionTickets gives cfg the replicas' shared session ticket keys,
+// which Start's reload loop then keeps current (every KeyReload); it
+// returns the first load's error. An exclusive server keeps crypto/tls's
+// own keys.
 func (s *Server) ShareSessionTickets(ctx context.Context, cfg *tls.Config) error {
 	if s.exclusive {
 		return nil
@@ -63,23 +64,20 @@ func (s *Server) ShareSessionTickets(ctx context.Context, cfg *tls.Config) error
 	if err := s.loadTicketKeys(ctx, cfg); err != nil {
 		return err
 	}
-	go func() {
-		t := time.NewTicker(s.keyReload)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := s.loadTicketKeys(ctx, cfg); err != nil && ctx.Err() == nil {
-					// The previous keys stay in use; tickets a replica
-					// cannot decrypt cost a full handshake, nothing more.
-					s.log.Warn("reload the shared TLS session ticket keys", "err", err)
-				}
-			}
-		}
-	}()
+	s.ticketCfg.Store(cfg)
 	return nil
+}
+
+// reloadTicketKeys re-reads the shared ticket keys of the configuration
+// ShareSessionTickets was given, if any. On failure the previous keys stay
+// in use: tickets a replica cannot decrypt cost a full handshake, nothing
+// more.
+func (s *Server) reloadTicketKeys(ctx context.Context) {
+	if cfg := s.ticketCfg.Load(); cfg != nil {
+		if err := s.loadTicketKeys(ctx, cfg); err != nil && ctx.Err() == nil {
+			s.log.Warn("reload the shared TLS session ticket keys", "err", err)
+		}
+	}
 }
 
 func (s *Server) loadTicketKeys(ctx context.Context, cfg *tls.Config) error {
