@@ -12,7 +12,6 @@ import (
 	"cmp"
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -793,9 +792,9 @@ func (s *Server) uiMachine(w http.ResponseWriter, r *http.Request, p *principal)
 	if err != nil {
 		return err
 	}
-	var st apiv1.MachineStatus
+	st, err := storedStatus(m)
 	if len(m.Status) > 0 {
-		if err := json.Unmarshal(m.Status, &st); err != nil {
+		if err != nil {
 			d.DamagedStatusError = "the machine's stored status report cannot be read"
 		}
 		d.StatusReportedAt = m.StatusAt

@@ -366,6 +366,18 @@ func (s *Server) handleRemoveExtension(w http.ResponseWriter, r *http.Request, p
 	return nil
 }
 
+// storedStatus decodes the status report m holds (the zero status when it
+// never reported).
+func storedStatus(m store.Machine) (apiv1.MachineStatus, error) {
+	var st apiv1.MachineStatus
+	if len(m.Status) > 0 {
+		if err := json.Unmarshal(m.Status, &st); err != nil {
+			return st, fmt.Errorf("machine %s has a damaged status report: %w", m.ID, err)
+		}
+	}
+	return st, nil
+}
+
 func (s *Server) handleListExtensions(w http.ResponseWriter, r *http.Request, p *principal) error {
 	m, err := s.loadMachine(r, p, rbac.ExtensionsRead)
 	if err != nil {
@@ -375,11 +387,9 @@ func (s *Server) handleListExtensions(w http.ResponseWriter, r *http.Request, p 
 	if err != nil {
 		return err
 	}
-	var st apiv1.MachineStatus
-	if len(m.Status) > 0 {
-		if err := json.Unmarshal(m.Status, &st); err != nil {
-			return fmt.Errorf("machine %s has a damaged status report: %w", m.ID, err)
-		}
+	st, err := storedStatus(m)
+	if err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, apiv1.List[apiv1.ExtensionView]{Value: extensionViews(ds.Extensions, st.Extensions)})
 	return nil

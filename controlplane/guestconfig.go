@@ -584,11 +584,9 @@ func machineGuestConfig(m store.Machine, brief bool) ([]apiv1.GuestConfiguration
 	if err != nil {
 		return nil, fmt.Errorf("machine %s: %w", m.ID, err)
 	}
-	var st apiv1.MachineStatus
-	if len(m.Status) > 0 {
-		if err := json.Unmarshal(m.Status, &st); err != nil {
-			return nil, fmt.Errorf("machine %s has a damaged status report: %w", m.ID, err)
-		}
+	st, err := storedStatus(m)
+	if err != nil {
+		return nil, err
 	}
 	return guestConfigViews(ds.GuestConfigurationAssignments, st.GuestConfiguration, brief), nil
 }
