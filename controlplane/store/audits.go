@@ -78,7 +78,7 @@ const MaxAuditProfiles = 16
 // than the pair's newest stored one joins the history without replacing
 // the findings (an upload retried late). The machine must exist
 // (ErrNotFound otherwise); keep < 1 is read as 1.
-func (s *SQLite) AddAuditReport(ctx context.Context, r AuditReport, findings []AuditFinding, keep int) error {
+func (s *DB) AddAuditReport(ctx context.Context, r AuditReport, findings []AuditFinding, keep int) error {
 	if keep < 1 {
 		keep = 1
 	}
@@ -167,7 +167,7 @@ func scanAuditReport(sc interface{ Scan(...any) error }, withDoc bool) (AuditRep
 // AuditReports lists a machine's reports of one profile ("" = every
 // profile), newest first, at most limit (0 = all). Doc is left empty:
 // read one report with AuditReport.
-func (s *SQLite) AuditReports(ctx context.Context, machineID, profile string, limit int) ([]AuditReport, error) {
+func (s *DB) AuditReports(ctx context.Context, machineID, profile string, limit int) ([]AuditReport, error) {
 	q := `SELECT id, machine_id, profile, created_at, received_at, failed, '' FROM audit_reports WHERE machine_id = ?`
 	args := []any{machineID}
 	if profile != "" {
@@ -196,7 +196,7 @@ func (s *SQLite) AuditReports(ctx context.Context, machineID, profile string, li
 }
 
 // AuditReport returns one report by id, with its document.
-func (s *SQLite) AuditReport(ctx context.Context, id string) (AuditReport, error) {
+func (s *DB) AuditReport(ctx context.Context, id string) (AuditReport, error) {
 	r, err := scanAuditReport(s.r.QueryRowContext(ctx, `SELECT `+arCols+` FROM audit_reports WHERE id = ?`, id), true)
 	if err != nil {
 		return r, notFound(err, "audit report "+id)
@@ -232,7 +232,7 @@ func findingWhere(f AuditFindingFilter) (string, []any) {
 // LatestAuditFindings lists the failing findings of every machine's latest
 // report per profile, ordered by severity (critical first), rule id,
 // machine name.
-func (s *SQLite) LatestAuditFindings(ctx context.Context, f AuditFindingFilter) ([]AuditFinding, error) {
+func (s *DB) LatestAuditFindings(ctx context.Context, f AuditFindingFilter) ([]AuditFinding, error) {
 	where, args := findingWhere(f)
 	rows, err := s.r.QueryContext(ctx, `SELECT f.machine_id, m.resource_id, m.name, m.subscription_id, m.resource_group, f.profile, f.rule_id, f.severity, f.title, f.message, f.remediation, f.reported_at
 		FROM audit_findings f JOIN machines m ON m.id = f.machine_id`+where+`
@@ -258,7 +258,7 @@ func (s *SQLite) LatestAuditFindings(ctx context.Context, f AuditFindingFilter) 
 // reports, most first, at most limit (0 = all). A machine failing a rule in
 // two profiles counts once; Title is that of one of its findings and
 // Severity the highest.
-func (s *SQLite) TopFailingRules(ctx context.Context, f AuditFindingFilter, limit int) ([]RuleCount, error) {
+func (s *DB) TopFailingRules(ctx context.Context, f AuditFindingFilter, limit int) ([]RuleCount, error) {
 	where, args := findingWhere(f)
 	from := ` FROM audit_findings f`
 	if f.SubscriptionID != "" || f.ResourceGroup != "" {

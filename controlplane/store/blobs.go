@@ -54,7 +54,7 @@ var _ PackageBlobs = (*DB)(nil)
 
 // CreatePackageWithBlob records a published package with its bytes and
 // envelope in one transaction.
-func (s *SQLite) CreatePackageWithBlob(ctx context.Context, p Package, envelope []byte, data io.Reader) error {
+func (s *DB) CreatePackageWithBlob(ctx context.Context, p Package, envelope []byte, data io.Reader) error {
 	if p.Kind == "" {
 		p.Kind = KindExtension
 	}
@@ -86,7 +86,7 @@ func (s *SQLite) CreatePackageWithBlob(ctx context.Context, p Package, envelope 
 }
 
 // AddPackageBlob stores the bytes and envelope of a recorded package.
-func (s *SQLite) AddPackageBlob(ctx context.Context, sha string, size int64, envelope []byte, data io.Reader) (bool, error) {
+func (s *DB) AddPackageBlob(ctx context.Context, sha string, size int64, envelope []byte, data io.Reader) (bool, error) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("store the bytes of package %s: %w", sha, err)
@@ -159,7 +159,7 @@ func insertBlob(ctx context.Context, tx *sql.Tx, sha string, size int64, envelop
 
 // PackagesWithoutBlob lists the packages whose bytes are not in the
 // database.
-func (s *SQLite) PackagesWithoutBlob(ctx context.Context) ([]Package, error) {
+func (s *DB) PackagesWithoutBlob(ctx context.Context) ([]Package, error) {
 	rows, err := s.r.QueryContext(ctx, pkgSelect+` WHERE NOT EXISTS (SELECT 1 FROM package_files f WHERE f.sha256 = packages.sha256) ORDER BY published_at, sha256`)
 	if err != nil {
 		return nil, fmt.Errorf("list packages without stored bytes: %w", err)
@@ -177,7 +177,7 @@ func (s *SQLite) PackagesWithoutBlob(ctx context.Context) ([]Package, error) {
 }
 
 // PackageEnvelope returns the signature envelope of digest sha.
-func (s *SQLite) PackageEnvelope(ctx context.Context, sha string) ([]byte, error) {
+func (s *DB) PackageEnvelope(ctx context.Context, sha string) ([]byte, error) {
 	var env []byte
 	err := s.r.QueryRowContext(ctx, `SELECT envelope FROM package_files WHERE sha256 = ?`, sha).Scan(&env)
 	if err != nil {
@@ -187,7 +187,7 @@ func (s *SQLite) PackageEnvelope(ctx context.Context, sha string) ([]byte, error
 }
 
 // OpenPackageBlob opens the bytes of digest sha for reading.
-func (s *SQLite) OpenPackageBlob(ctx context.Context, sha string) (*BlobReader, error) {
+func (s *DB) OpenPackageBlob(ctx context.Context, sha string) (*BlobReader, error) {
 	b := &BlobReader{ctx: ctx, db: s.r, sha: sha, cur: -1, h: sha256.New()}
 	var chunk int64
 	err := s.r.QueryRowContext(ctx, `SELECT size, chunk_size FROM package_files WHERE sha256 = ?`, sha).Scan(&b.size, &chunk)

@@ -18,7 +18,7 @@ type MachineSummary struct {
 // MachineSummaries lists the machines matching f without their
 // documents, ordered by subscription, resource group and name (agent
 // version and last heartbeat from machine_heartbeats, as ListMachines).
-func (s *SQLite) MachineSummaries(ctx context.Context, f MachineFilter) ([]MachineSummary, error) {
+func (s *DB) MachineSummaries(ctx context.Context, f MachineFilter) ([]MachineSummary, error) {
 	q := `SELECT m.id, m.name, m.subscription_id, m.resource_group, m.resource_id,
 		COALESCE(h.agent_version, m.agent_version), COALESCE(h.last_heartbeat, m.last_heartbeat)
 		FROM machines m LEFT JOIN machine_heartbeats h ON h.machine_id = m.id WHERE 1 = 1`

@@ -26,7 +26,7 @@ const invSelect = `SELECT m.id, m.name, m.subscription_id, m.resource_group, m.r
 
 // ListInventory returns the inventory of the machines matching f, ordered
 // by scope and name, in one query.
-func (s *SQLite) ListInventory(ctx context.Context, f MachineFilter) ([]InventoryRow, error) {
+func (s *DB) ListInventory(ctx context.Context, f MachineFilter) ([]InventoryRow, error) {
 	var out []InventoryRow
 	err := s.EachInventory(ctx, f, func(r *InventoryRow) error {
 		c := *r
@@ -44,7 +44,7 @@ func (s *SQLite) ListInventory(ctx context.Context, f MachineFilter) ([]Inventor
 // time, from one query. The row and its Inventory and Status bytes are
 // reused for the next row: fn must copy what it keeps. An error from fn
 // stops the scan and is returned.
-func (s *SQLite) EachInventory(ctx context.Context, f MachineFilter, fn func(*InventoryRow) error) error {
+func (s *DB) EachInventory(ctx context.Context, f MachineFilter, fn func(*InventoryRow) error) error {
 	q := invSelect
 	scope, args := scopeWhere(f.SubscriptionID, f.ResourceGroup)
 	q += scope
@@ -76,7 +76,7 @@ func (s *SQLite) EachInventory(ctx context.Context, f MachineFilter, fn func(*In
 }
 
 // UpdateMachineInventory replaces the inventory (JSON) a machine reported.
-func (s *SQLite) UpdateMachineInventory(ctx context.Context, id string, inventory []byte) error {
+func (s *DB) UpdateMachineInventory(ctx context.Context, id string, inventory []byte) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE machines SET inventory = ? WHERE id = ?`, string(inventory), id)
 	return mustAffect(res, err, "machine "+id)
 }

@@ -53,7 +53,7 @@ const fleetFrom = ` FROM machines m LEFT JOIN machine_heartbeats h ON h.machine_
 
 // FleetCounts counts the machines of scopes (any of them; none: every
 // machine) by agent version and status, in one grouped query.
-func (s *SQLite) FleetCounts(ctx context.Context, scopes []MachineFilter, b HeartbeatBounds) ([]FleetCount, error) {
+func (s *DB) FleetCounts(ctx context.Context, scopes []MachineFilter, b HeartbeatBounds) ([]FleetCount, error) {
 	where, args := fleetScope(scopes)
 	q := `SELECT v, st, COUNT(*) FROM (SELECT COALESCE(h.agent_version, m.agent_version) AS v,
 		CASE WHEN COALESCE(h.last_heartbeat, m.last_heartbeat) <= ? THEN '` + fleetExpired + `'
@@ -79,7 +79,7 @@ func (s *SQLite) FleetCounts(ctx context.Context, scopes []MachineFilter, b Hear
 // FleetPage lists at most limit machines of scopes with status ("" =
 // any), ordered by name (case-insensitively) and id, after skipping
 // offset of them.
-func (s *SQLite) FleetPage(ctx context.Context, scopes []MachineFilter, status string, b HeartbeatBounds, offset, limit int) ([]MachineSummary, error) {
+func (s *DB) FleetPage(ctx context.Context, scopes []MachineFilter, status string, b HeartbeatBounds, offset, limit int) ([]MachineSummary, error) {
 	where, args := fleetScope(scopes)
 	const hb = `COALESCE(h.last_heartbeat, m.last_heartbeat)`
 	switch status {

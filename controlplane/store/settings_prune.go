@@ -13,7 +13,7 @@ import (
 // retires rotated secrets (TLS session ticket keys) so that the database
 // keeps only the ones still in use. prefix must be non-empty and hold no
 // LIKE wildcard (%, _ or \).
-func (s *SQLite) PruneSettings(ctx context.Context, prefix string, createdBefore time.Time) (int64, error) {
+func (s *DB) PruneSettings(ctx context.Context, prefix string, createdBefore time.Time) (int64, error) {
 	if prefix == "" || strings.ContainsAny(prefix, `%_\`) {
 		return 0, errors.New("prune settings: the prefix must be non-empty and hold no %, _ or \\")
 	}

@@ -53,12 +53,12 @@ type MachineAuth struct {
 	LastHeartbeat time.Time
 }
 
-var _ Shared = (*SQLite)(nil)
+var _ Shared = (*DB)(nil)
 
 // RememberAssertion inserts the key, or takes over an expired row of the
 // same key, in one statement: one row is affected exactly when the key is
 // fresh.
-func (s *SQLite) RememberAssertion(ctx context.Context, key string, exp, now time.Time) (bool, error) {
+func (s *DB) RememberAssertion(ctx context.Context, key string, exp, now time.Time) (bool, error) {
 	res, err := s.w.ExecContext(ctx, rememberSQL, replayRowKey(key), ms(exp), ms(now))
 	if err != nil {
 		return false, fmt.Errorf("remember assertion: %w", err)
@@ -85,7 +85,7 @@ const rememberSQL = `INSERT INTO assertion_replay (replay_key, expires_at) VALUE
 // RememberAssertions runs the statement of RememberAssertion for each key
 // in one write transaction, in key order (so that two batches meeting on
 // an engine with row locks wait for each other rather than deadlock).
-func (s *SQLite) RememberAssertions(ctx context.Context, keys []AssertionKey, now time.Time) ([]bool, error) {
+func (s *DB) RememberAssertions(ctx context.Context, keys []AssertionKey, now time.Time) ([]bool, error) {
 	order := make([]int, len(keys))
 	rows := make([]string, len(keys))
 	for i := range order {
@@ -122,7 +122,7 @@ func (s *SQLite) RememberAssertions(ctx context.Context, keys []AssertionKey, no
 }
 
 // SweepAssertions deletes expired replay rows.
-func (s *SQLite) SweepAssertions(ctx context.Context, now time.Time) (int64, error) {
+func (s *DB) SweepAssertions(ctx context.Context, now time.Time) (int64, error) {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM assertion_replay WHERE expires_at < ?`, ms(now))
 	if err != nil {
 		return 0, fmt.Errorf("sweep expired assertions: %w", err)
@@ -136,7 +136,7 @@ func (s *SQLite) SweepAssertions(ctx context.Context, now time.Time) (int64, err
 
 // EnsureSetting inserts the setting unless present (ON CONFLICT DO
 // NOTHING), then reads back whichever value won.
-func (s *SQLite) EnsureSetting(ctx context.Context, name string, value []byte, now time.Time) ([]byte, error) {
+func (s *DB) EnsureSetting(ctx context.Context, name string, value []byte, now time.Time) ([]byte, error) {
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO server_settings (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`,
 		name, string(value), ms(now)); err != nil {
 		return nil, fmt.Errorf("store setting %s: %w", name, err)
@@ -152,7 +152,7 @@ func (s *SQLite) EnsureSetting(ctx context.Context, name string, value []byte, n
 
 // MachineAuth reads a machine's key, resource id, desired-state ETag and
 // latest heartbeat.
-func (s *SQLite) MachineAuth(ctx context.Context, id string) (MachineAuth, error) {
+func (s *DB) MachineAuth(ctx context.Context, id string) (MachineAuth, error) {
 	var a MachineAuth
 	var hb int64
 	err := s.r.QueryRowContext(ctx, `SELECT m.id, m.resource_id, m.public_key, m.desired_etag, COALESCE(h.last_heartbeat, m.last_heartbeat)

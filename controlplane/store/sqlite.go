@@ -35,8 +35,8 @@ type DB struct {
 	hbErr  error
 }
 
-// SQLite is the name the store had when it was SQLite only; methods are
-// declared on it and hold for both engines.
+// SQLite is the name the store had when it was SQLite only (OpenSQLite
+// still returns it); it is DB, for both engines.
 type SQLite = DB
 
 var _ Store = (*DB)(nil)
@@ -101,7 +101,7 @@ func openSQLite(ctx context.Context, path string, migrate bool) (*SQLite, error)
 }
 
 // Close closes both pools.
-func (s *SQLite) Close() error {
+func (s *DB) Close() error {
 	if s.hbStmt != nil {
 		s.hbStmt.Close()
 	}
@@ -111,7 +111,7 @@ func (s *SQLite) Close() error {
 // SchemaVersion is the number of migrations the code knows.
 func SchemaVersion() int { return len(migrations) }
 
-func (s *SQLite) migrate(ctx context.Context) error {
+func (s *DB) migrate(ctx context.Context) error {
 	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("prepare schema migrations in %s: %w", s.path, err)
 	}
@@ -210,7 +210,7 @@ func mustAffect(res sql.Result, err error, what string) error {
 }
 
 // Tenant returns the tenant, ErrNotFound before init.
-func (s *SQLite) Tenant(ctx context.Context) (Tenant, error) {
+func (s *DB) Tenant(ctx context.Context) (Tenant, error) {
 	var t Tenant
 	var c int64
 	err := s.r.QueryRowContext(ctx, `SELECT id, created_at FROM tenant`).Scan(&t.ID, &c)
@@ -222,7 +222,7 @@ func (s *SQLite) Tenant(ctx context.Context) (Tenant, error) {
 }
 
 // CreateTenant stores the tenant; a second tenant is a conflict.
-func (s *SQLite) CreateTenant(ctx context.Context, t Tenant) error {
+func (s *DB) CreateTenant(ctx context.Context, t Tenant) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("create tenant: %w", err)
@@ -245,7 +245,7 @@ func (s *SQLite) CreateTenant(ctx context.Context, t Tenant) error {
 }
 
 // CreateAPIToken stores an operator token's hash.
-func (s *SQLite) CreateAPIToken(ctx context.Context, t APIToken) error {
+func (s *DB) CreateAPIToken(ctx context.Context, t APIToken) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO api_tokens (id, principal, hash, description, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		t.ID, t.Principal, t.Hash, t.Description, ms(t.CreatedAt), ms(t.ExpiresAt))
 	if isUnique(err) {
@@ -258,7 +258,7 @@ func (s *SQLite) CreateAPIToken(ctx context.Context, t APIToken) error {
 }
 
 // APITokenByHash finds a token by the hash of its secret.
-func (s *SQLite) APITokenByHash(ctx context.Context, hash string) (APIToken, error) {
+func (s *DB) APITokenByHash(ctx context.Context, hash string) (APIToken, error) {
 	var t APIToken
 	var c, e int64
 	err := s.r.QueryRowContext(ctx, `SELECT id, principal, hash, description, created_at, expires_at FROM api_tokens WHERE hash = ?`, hash).
@@ -271,7 +271,7 @@ func (s *SQLite) APITokenByHash(ctx context.Context, hash string) (APIToken, err
 }
 
 // ListAPITokens returns every token (hashes included), oldest first.
-func (s *SQLite) ListAPITokens(ctx context.Context) ([]APIToken, error) {
+func (s *DB) ListAPITokens(ctx context.Context) ([]APIToken, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, principal, hash, description, created_at, expires_at FROM api_tokens ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list api tokens: %w", err)
@@ -291,13 +291,13 @@ func (s *SQLite) ListAPITokens(ctx context.Context) ([]APIToken, error) {
 }
 
 // DeleteAPIToken revokes a token.
-func (s *SQLite) DeleteAPIToken(ctx context.Context, id string) error {
+func (s *DB) DeleteAPIToken(ctx context.Context, id string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM api_tokens WHERE id = ?`, id)
 	return mustAffect(res, err, "api token "+id)
 }
 
 // CreateSubscription stores a subscription.
-func (s *SQLite) CreateSubscription(ctx context.Context, sub Subscription) error {
+func (s *DB) CreateSubscription(ctx context.Context, sub Subscription) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO subscriptions (id, display_name, tags, created_at) VALUES (?, ?, ?, ?)`,
 		sub.ID, sub.DisplayName, tagsJSON(sub.Tags), ms(sub.CreatedAt))
 	if isUnique(err) {
@@ -321,7 +321,7 @@ func scanSub(sc interface{ Scan(...any) error }) (Subscription, error) {
 }
 
 // Subscription returns one subscription by id (case-insensitive).
-func (s *SQLite) Subscription(ctx context.Context, id string) (Subscription, error) {
+func (s *DB) Subscription(ctx context.Context, id string) (Subscription, error) {
 	sub, err := scanSub(s.r.QueryRowContext(ctx, `SELECT `+subCols+` FROM subscriptions WHERE id = ?`, strings.ToLower(id)))
 	if err != nil {
 		return sub, notFound(err, "subscription "+id)
@@ -330,7 +330,7 @@ func (s *SQLite) Subscription(ctx context.Context, id string) (Subscription, err
 }
 
 // ListSubscriptions returns every subscription, oldest first.
-func (s *SQLite) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
+func (s *DB) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+subCols+` FROM subscriptions ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
@@ -349,7 +349,7 @@ func (s *SQLite) ListSubscriptions(ctx context.Context) ([]Subscription, error) 
 
 // CreateResourceGroup stores a resource group; names are unique per
 // subscription regardless of case.
-func (s *SQLite) CreateResourceGroup(ctx context.Context, g ResourceGroup) error {
+func (s *DB) CreateResourceGroup(ctx context.Context, g ResourceGroup) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO resource_groups (subscription_id, name, name_key, location, tags, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		strings.ToLower(g.SubscriptionID), g.Name, strings.ToLower(g.Name), g.Location, tagsJSON(g.Tags), ms(g.CreatedAt))
 	if isUnique(err) {
@@ -376,7 +376,7 @@ func scanRG(sc interface{ Scan(...any) error }) (ResourceGroup, error) {
 }
 
 // ResourceGroup returns one resource group (name case-insensitive).
-func (s *SQLite) ResourceGroup(ctx context.Context, subscriptionID, name string) (ResourceGroup, error) {
+func (s *DB) ResourceGroup(ctx context.Context, subscriptionID, name string) (ResourceGroup, error) {
 	g, err := scanRG(s.r.QueryRowContext(ctx, `SELECT `+rgCols+` FROM resource_groups WHERE subscription_id = ? AND name_key = ?`,
 		strings.ToLower(subscriptionID), strings.ToLower(name)))
 	if err != nil {
@@ -387,7 +387,7 @@ func (s *SQLite) ResourceGroup(ctx context.Context, subscriptionID, name string)
 
 // ListResourceGroups returns the groups of one subscription, or of all
 // subscriptions when subscriptionID is empty.
-func (s *SQLite) ListResourceGroups(ctx context.Context, subscriptionID string) ([]ResourceGroup, error) {
+func (s *DB) ListResourceGroups(ctx context.Context, subscriptionID string) ([]ResourceGroup, error) {
 	q := `SELECT ` + rgCols + ` FROM resource_groups`
 	var args []any
 	if subscriptionID != "" {
@@ -412,7 +412,7 @@ func (s *SQLite) ListResourceGroups(ctx context.Context, subscriptionID string) 
 
 // CreateRoleAssignment stores an assignment; the same principal, role and
 // scope twice is a conflict.
-func (s *SQLite) CreateRoleAssignment(ctx context.Context, a RoleAssignment) error {
+func (s *DB) CreateRoleAssignment(ctx context.Context, a RoleAssignment) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO role_assignments (id, principal, role, scope, scope_key, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		a.ID, a.Principal, a.Role, a.Scope, strings.ToLower(a.Scope), ms(a.CreatedAt))
 	if isUnique(err) {
@@ -434,7 +434,7 @@ func scanRA(sc interface{ Scan(...any) error }) (RoleAssignment, error) {
 	return a, err
 }
 
-func (s *SQLite) queryRA(ctx context.Context, q string, args ...any) ([]RoleAssignment, error) {
+func (s *DB) queryRA(ctx context.Context, q string, args ...any) ([]RoleAssignment, error) {
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list role assignments: %w", err)
@@ -452,7 +452,7 @@ func (s *SQLite) queryRA(ctx context.Context, q string, args ...any) ([]RoleAssi
 }
 
 // RoleAssignment returns one assignment.
-func (s *SQLite) RoleAssignment(ctx context.Context, id string) (RoleAssignment, error) {
+func (s *DB) RoleAssignment(ctx context.Context, id string) (RoleAssignment, error) {
 	a, err := scanRA(s.r.QueryRowContext(ctx, `SELECT `+raCols+` FROM role_assignments WHERE id = ?`, id))
 	if err != nil {
 		return a, notFound(err, "role assignment "+id)
@@ -461,23 +461,23 @@ func (s *SQLite) RoleAssignment(ctx context.Context, id string) (RoleAssignment,
 }
 
 // ListRoleAssignments returns every assignment.
-func (s *SQLite) ListRoleAssignments(ctx context.Context) ([]RoleAssignment, error) {
+func (s *DB) ListRoleAssignments(ctx context.Context) ([]RoleAssignment, error) {
 	return s.queryRA(ctx, `SELECT `+raCols+` FROM role_assignments ORDER BY scope_key, principal, role`)
 }
 
 // RoleAssignmentsFor returns the assignments of one principal.
-func (s *SQLite) RoleAssignmentsFor(ctx context.Context, principal string) ([]RoleAssignment, error) {
+func (s *DB) RoleAssignmentsFor(ctx context.Context, principal string) ([]RoleAssignment, error) {
 	return s.queryRA(ctx, `SELECT `+raCols+` FROM role_assignments WHERE principal = ? ORDER BY scope_key, role`, principal)
 }
 
 // DeleteRoleAssignment removes one assignment.
-func (s *SQLite) DeleteRoleAssignment(ctx context.Context, id string) error {
+func (s *DB) DeleteRoleAssignment(ctx context.Context, id string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM role_assignments WHERE id = ?`, id)
 	return mustAffect(res, err, "role assignment "+id)
 }
 
 // CreateOnboarding stores an onboarding credential's hash and limits.
-func (s *SQLite) CreateOnboarding(ctx context.Context, c OnboardingCredential) error {
+func (s *DB) CreateOnboarding(ctx context.Context, c OnboardingCredential) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO onboarding_credentials (id, hash, subscription_id, resource_group, description, created_by, created_at, expires_at, uses_total, uses_left, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Hash, strings.ToLower(c.SubscriptionID), c.ResourceGroup, c.Description, c.CreatedBy, ms(c.CreatedAt), ms(c.ExpiresAt), c.UsesTotal, c.UsesLeft, ms(c.RevokedAt))
 	if isUnique(err) {
@@ -500,7 +500,7 @@ func scanOB(sc interface{ Scan(...any) error }) (OnboardingCredential, error) {
 }
 
 // Onboarding returns one credential by id.
-func (s *SQLite) Onboarding(ctx context.Context, id string) (OnboardingCredential, error) {
+func (s *DB) Onboarding(ctx context.Context, id string) (OnboardingCredential, error) {
 	c, err := scanOB(s.r.QueryRowContext(ctx, `SELECT `+obCols+` FROM onboarding_credentials WHERE id = ?`, id))
 	if err != nil {
 		return c, notFound(err, "onboarding credential "+id)
@@ -509,7 +509,7 @@ func (s *SQLite) Onboarding(ctx context.Context, id string) (OnboardingCredentia
 }
 
 // ListOnboarding returns every credential, newest first.
-func (s *SQLite) ListOnboarding(ctx context.Context) ([]OnboardingCredential, error) {
+func (s *DB) ListOnboarding(ctx context.Context) ([]OnboardingCredential, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+obCols+` FROM onboarding_credentials ORDER BY created_at DESC, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list onboarding credentials: %w", err)
@@ -527,13 +527,13 @@ func (s *SQLite) ListOnboarding(ctx context.Context) ([]OnboardingCredential, er
 }
 
 // RevokeOnboarding marks a credential revoked (idempotent).
-func (s *SQLite) RevokeOnboarding(ctx context.Context, id string, at time.Time) error {
+func (s *DB) RevokeOnboarding(ctx context.Context, id string, at time.Time) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE onboarding_credentials SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END WHERE id = ?`, ms(at), id)
 	return mustAffect(res, err, "onboarding credential "+id)
 }
 
 // RegisterMachine consumes one credential use and inserts the machine.
-func (s *SQLite) RegisterMachine(ctx context.Context, credentialHash string, now time.Time, m *Machine) error {
+func (s *DB) RegisterMachine(ctx context.Context, credentialHash string, now time.Time, m *Machine) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("register machine: %w", err)
@@ -613,7 +613,7 @@ func scanMachine(sc interface{ Scan(...any) error }) (Machine, error) {
 }
 
 // Machine returns one machine by id.
-func (s *SQLite) Machine(ctx context.Context, id string) (Machine, error) {
+func (s *DB) Machine(ctx context.Context, id string) (Machine, error) {
 	m, err := scanMachine(s.r.QueryRowContext(ctx, mSelect+` WHERE m.id = ?`, id))
 	if err != nil {
 		return m, notFound(err, "machine "+id)
@@ -639,7 +639,7 @@ func scopeWhere(subscriptionID, resourceGroup string) (string, []any) {
 }
 
 // ListMachines returns machines matching f, ordered by scope and name.
-func (s *SQLite) ListMachines(ctx context.Context, f MachineFilter) ([]Machine, error) {
+func (s *DB) ListMachines(ctx context.Context, f MachineFilter) ([]Machine, error) {
 	q := mSelect + ` WHERE 1 = 1`
 	scope, args := scopeWhere(f.SubscriptionID, f.ResourceGroup)
 	q += scope
@@ -660,13 +660,13 @@ func (s *SQLite) ListMachines(ctx context.Context, f MachineFilter) ([]Machine, 
 }
 
 // UpdateMachineTags replaces a machine's tags.
-func (s *SQLite) UpdateMachineTags(ctx context.Context, id string, tags map[string]string) error {
+func (s *DB) UpdateMachineTags(ctx context.Context, id string, tags map[string]string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE machines SET tags = ? WHERE id = ?`, tagsJSON(tags), id)
 	return mustAffect(res, err, "machine "+id)
 }
 
 // DeleteMachine removes a machine.
-func (s *SQLite) DeleteMachine(ctx context.Context, id string) error {
+func (s *DB) DeleteMachine(ctx context.Context, id string) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("delete machine %s: %w", id, err)
@@ -692,7 +692,7 @@ func (s *SQLite) DeleteMachine(ctx context.Context, id string) error {
 // heartbeat never moves last_heartbeat backwards, and an older one (from
 // another replica's later batch) does not overwrite the agent version of
 // a newer one; unknown machines (deleted meanwhile) are skipped.
-func (s *SQLite) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
+func (s *DB) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
 	if len(hbs) == 0 {
 		return nil
 	}
@@ -729,14 +729,14 @@ func (s *SQLite) RecordHeartbeats(ctx context.Context, hbs []Heartbeat) error {
 }
 
 // SetMachineStatus stores the status a machine reported.
-func (s *SQLite) SetMachineStatus(ctx context.Context, id string, status []byte, at time.Time) error {
+func (s *DB) SetMachineStatus(ctx context.Context, id string, status []byte, at time.Time) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE machines SET status = ?, status_at = ? WHERE id = ?`, string(status), ms(at), id)
 	return mustAffect(res, err, "machine "+id)
 }
 
 // UpdateMachineStatus is the read-modify-write of a machine's status in
 // one write transaction.
-func (s *SQLite) UpdateMachineStatus(ctx context.Context, id string, at time.Time, fn func(cur []byte) ([]byte, error)) error {
+func (s *DB) UpdateMachineStatus(ctx context.Context, id string, at time.Time, fn func(cur []byte) ([]byte, error)) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("update the status of machine %s: %w", id, err)
@@ -764,7 +764,7 @@ func (s *SQLite) UpdateMachineStatus(ctx context.Context, id string, at time.Tim
 }
 
 // SetDesiredState replaces a machine's desired-state document.
-func (s *SQLite) SetDesiredState(ctx context.Context, id string, doc []byte, etag string) error {
+func (s *DB) SetDesiredState(ctx context.Context, id string, doc []byte, etag string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE machines SET desired_state = ?, desired_etag = ? WHERE id = ?`, string(doc), etag, id)
 	return mustAffect(res, err, "machine "+id)
 }
@@ -772,7 +772,7 @@ func (s *SQLite) SetDesiredState(ctx context.Context, id string, doc []byte, eta
 // UpdateDesiredState is the read-modify-write of a desired state in one
 // write transaction (the writer pool's single connection and BEGIN
 // IMMEDIATE serialise it against every other write).
-func (s *SQLite) UpdateDesiredState(ctx context.Context, id string, fn func(cur DesiredState) (*DesiredState, error)) error {
+func (s *DB) UpdateDesiredState(ctx context.Context, id string, fn func(cur DesiredState) (*DesiredState, error)) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("update the desired state of machine %s: %w", id, err)
@@ -827,7 +827,7 @@ func queryGroupAssignments(ctx context.Context, q interface {
 
 // ListGroupAssignments lists a resource group's guest configuration
 // assignments.
-func (s *SQLite) ListGroupAssignments(ctx context.Context, subscriptionID, resourceGroup string) ([]GroupAssignment, error) {
+func (s *DB) ListGroupAssignments(ctx context.Context, subscriptionID, resourceGroup string) ([]GroupAssignment, error) {
 	return queryGroupAssignments(ctx, s.r, subscriptionID, strings.ToLower(resourceGroup))
 }
 
@@ -878,7 +878,7 @@ func (s *DB) syncMachines(ctx context.Context, tx *sql.Tx, where string, args []
 
 // UpdateGroupAssignments changes a group's assignments and its machines'
 // desired states in one write transaction.
-func (s *SQLite) UpdateGroupAssignments(ctx context.Context, subscriptionID, resourceGroup string, fn func(cur []GroupAssignment) ([]GroupAssignment, error), sync SyncFunc) error {
+func (s *DB) UpdateGroupAssignments(ctx context.Context, subscriptionID, resourceGroup string, fn func(cur []GroupAssignment) ([]GroupAssignment, error), sync SyncFunc) error {
 	sub, rgKey := strings.ToLower(subscriptionID), strings.ToLower(resourceGroup)
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -923,7 +923,7 @@ func (s *SQLite) UpdateGroupAssignments(ctx context.Context, subscriptionID, res
 }
 
 // SyncGroupAssignments runs sync for one machine in one write transaction.
-func (s *SQLite) SyncGroupAssignments(ctx context.Context, machineID string, sync SyncFunc) error {
+func (s *DB) SyncGroupAssignments(ctx context.Context, machineID string, sync SyncFunc) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("update the desired state of machine %s: %w", machineID, err)
@@ -944,7 +944,7 @@ func (s *SQLite) SyncGroupAssignments(ctx context.Context, machineID string, syn
 }
 
 // CreatePackage records a published package.
-func (s *SQLite) CreatePackage(ctx context.Context, p Package) error {
+func (s *DB) CreatePackage(ctx context.Context, p Package) error {
 	if p.Kind == "" {
 		p.Kind = KindExtension
 	}
@@ -970,7 +970,7 @@ func scanPackage(sc interface{ Scan(...any) error }) (Package, error) {
 }
 
 // PackageByName finds a package by publisher, type and version.
-func (s *SQLite) PackageByName(ctx context.Context, publisher, typ, version string) (Package, error) {
+func (s *DB) PackageByName(ctx context.Context, publisher, typ, version string) (Package, error) {
 	p, err := scanPackage(s.r.QueryRowContext(ctx, pkgSelect+` WHERE name_key = ?`, PackageKey(publisher, typ, version)))
 	if err != nil {
 		return p, notFound(err, "package "+publisher+"."+typ+"-"+version)
@@ -979,7 +979,7 @@ func (s *SQLite) PackageByName(ctx context.Context, publisher, typ, version stri
 }
 
 // PackageBySHA256 finds a package by its digest.
-func (s *SQLite) PackageBySHA256(ctx context.Context, sha256 string) (Package, error) {
+func (s *DB) PackageBySHA256(ctx context.Context, sha256 string) (Package, error) {
 	p, err := scanPackage(s.r.QueryRowContext(ctx, pkgSelect+` WHERE sha256 = ?`, sha256))
 	if err != nil {
 		return p, notFound(err, "package with sha256 "+sha256)
@@ -988,7 +988,7 @@ func (s *SQLite) PackageBySHA256(ctx context.Context, sha256 string) (Package, e
 }
 
 // ListPackages lists packages, optionally of one publisher, type and kind.
-func (s *SQLite) ListPackages(ctx context.Context, publisher, typ, kind string) ([]Package, error) {
+func (s *DB) ListPackages(ctx context.Context, publisher, typ, kind string) ([]Package, error) {
 	q := pkgSelect + ` WHERE 1 = 1`
 	var args []any
 	if publisher != "" {
@@ -1020,7 +1020,7 @@ func (s *SQLite) ListPackages(ctx context.Context, publisher, typ, kind string) 
 }
 
 // AddSigningKey stores a new token-signing key.
-func (s *SQLite) AddSigningKey(ctx context.Context, k SigningKey) error {
+func (s *DB) AddSigningKey(ctx context.Context, k SigningKey) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO signing_keys (kid, private_pem, created_at, retired_at) VALUES (?, ?, ?, ?)`,
 		k.KID, string(k.PrivatePEM), ms(k.CreatedAt), ms(k.RetiredAt))
 	if isUnique(err) {
@@ -1033,7 +1033,7 @@ func (s *SQLite) AddSigningKey(ctx context.Context, k SigningKey) error {
 }
 
 // RetireSigningKeys marks every active key except exceptKID retired at at.
-func (s *SQLite) RetireSigningKeys(ctx context.Context, exceptKID string, at time.Time) error {
+func (s *DB) RetireSigningKeys(ctx context.Context, exceptKID string, at time.Time) error {
 	if _, err := s.w.ExecContext(ctx, `UPDATE signing_keys SET retired_at = ? WHERE retired_at = 0 AND kid <> ?`, ms(at), exceptKID); err != nil {
 		return fmt.Errorf("retire signing keys: %w", err)
 	}
@@ -1041,7 +1041,7 @@ func (s *SQLite) RetireSigningKeys(ctx context.Context, exceptKID string, at tim
 }
 
 // SigningKeys returns every key, newest first.
-func (s *SQLite) SigningKeys(ctx context.Context) ([]SigningKey, error) {
+func (s *DB) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT kid, private_pem, created_at, retired_at FROM signing_keys ORDER BY created_at DESC, kid`)
 	if err != nil {
 		return nil, fmt.Errorf("read signing keys: %w", err)
@@ -1062,7 +1062,7 @@ func (s *SQLite) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 }
 
 // DeleteSigningKey removes a key that no longer verifies any live token.
-func (s *SQLite) DeleteSigningKey(ctx context.Context, kid string) error {
+func (s *DB) DeleteSigningKey(ctx context.Context, kid string) error {
 	res, err := s.w.ExecContext(ctx, `DELETE FROM signing_keys WHERE kid = ?`, kid)
 	return mustAffect(res, err, "signing key "+kid)
 }
@@ -1070,7 +1070,7 @@ func (s *SQLite) DeleteSigningKey(ctx context.Context, kid string) error {
 // Backup writes a consistent snapshot with VACUUM INTO. The copy is made in
 // a private temporary directory beside path, made 0600, then renamed into
 // place, so the snapshot is never readable by others.
-func (s *SQLite) Backup(ctx context.Context, path string) error {
+func (s *DB) Backup(ctx context.Context, path string) error {
 	if s.dialect == dialectPostgres {
 		return fmt.Errorf("back up %s: %w", s.path, ErrBackupUnsupported)
 	}
