@@ -86,6 +86,9 @@ const rememberSQL = `INSERT INTO assertion_replay (replay_key, expires_at) VALUE
 // in one write transaction, in key order (so that two batches meeting on
 // an engine with row locks wait for each other rather than deadlock).
 func (s *DB) RememberAssertions(ctx context.Context, keys []AssertionKey, now time.Time) ([]bool, error) {
+	if s.dialect == dialectPostgres {
+		return s.rememberAssertionsPG(ctx, keys, now)
+	}
 	order := make([]int, len(keys))
 	rows := make([]string, len(keys))
 	for i := range order {
