@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/arcagent/arcagent/internal/tlskex"
 )
 
 func testCert(t *testing.T, key crypto.Signer) tls.Certificate {
@@ -104,4 +106,28 @@ func TestTLS12OnlyAEADSuites(t *testing.T) {
 
 func supports12(s *tls.CipherSuite) bool {
 	return slices.Contains(s.SupportedVersions, tls.VersionTLS12)
+}
+
+// The server negotiates the agent's key exchange (tlskex.Preferred, the
+// P-256 hybrid) without a HelloRetryRequest, and a browser's or Go's
+// default (X25519MLKEM768) too: both post-quantum hybrids.
+func TestTLSKeyExchanges(t *testing.T) {
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := testCert(t, ec)
+	for _, c := range []struct {
+		name  string
+		prefs []tls.CurveID
+		want  tls.CurveID
+	}{
+		{"agent", tlskex.Preferred, tls.SecP256r1MLKEM768},
+		{"Go's defaults", nil, tls.X25519MLKEM768},
+	} {
+		st, err := handshake(t, cert, &tls.Config{InsecureSkipVerify: true, CurvePreferences: c.prefs})
+		if err != nil || st.CurveID != c.want || st.HelloRetryRequest {
+			t.Errorf("%s: %v, negotiated %v (retry %v), want %v", c.name, err, st.CurveID, st.HelloRetryRequest, c.want)
+		}
+	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
 	"github.com/arcagent/arcagent/errcode"
+	"github.com/arcagent/arcagent/internal/tlskex"
 )
 
 // maxResponse bounds how much of a response the client reads.
@@ -73,7 +74,7 @@ func New(baseURL string, o Options) (*Client, error) {
 		if timeout <= 0 {
 			timeout = 30 * time.Second
 		}
-		c.http = &http.Client{Timeout: timeout, Transport: &http.Transport{
+		c.http = &http.Client{Timeout: timeout, Transport: tlskex.Wrap(&http.Transport{
 			TLSClientConfig:     tc,
 			ForceAttemptHTTP2:   true,
 			MaxIdleConns:        100,
@@ -81,7 +82,7 @@ func New(baseURL string, o Options) (*Client, error) {
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: 10 * time.Second,
 			Proxy:               http.ProxyFromEnvironment,
-		}}
+		})}
 	}
 	return c, nil
 }

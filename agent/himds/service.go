@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/arcagent/arcagent/agent/daemon"
+	"github.com/arcagent/arcagent/internal/tlskex"
 
 	"github.com/arcagent/arcagent/agent/cloud"
 	"github.com/arcagent/arcagent/agent/config"
@@ -270,7 +271,7 @@ func httpClient(l layout.Layout, cfg *AgentConfig, settings *config.Settings) (*
 	if err != nil {
 		return nil, err
 	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: tr}, nil
+	return &http.Client{Timeout: 30 * time.Second, Transport: tlskex.Wrap(tr)}, nil
 }
 
 // Kick asks for a heartbeat now (after connect).

@@ -34,6 +34,7 @@ import (
 	"github.com/arcagent/arcagent/errcode"
 	"github.com/arcagent/arcagent/internal/atomicfile"
 	"github.com/arcagent/arcagent/internal/buildinfo"
+	"github.com/arcagent/arcagent/internal/tlskex"
 )
 
 // ProductUUID is the production path of the DMI product UUID, reported as
@@ -327,7 +328,7 @@ func newClient(l layout.Layout, server string, caPEM []byte) (*cloud.Client, err
 		}
 		tr.TLSClientConfig.RootCAs = pool
 	}
-	return cloud.New(server, cloud.Options{HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: tr}, UserAgent: userAgent()})
+	return cloud.New(server, cloud.Options{HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: tlskex.Wrap(tr)}, UserAgent: userAgent()})
 }
 
 // File is a connect --config file: JSON or YAML whose keys are connect's

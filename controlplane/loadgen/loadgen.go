@@ -24,6 +24,7 @@ import (
 
 	"github.com/arcagent/arcagent/controlplane"
 	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/internal/tlskex"
 )
 
 // Config describes a run.
@@ -164,7 +165,9 @@ func httpClient(caPEM []byte, conns int, h2, reconnect, resume bool, st *dialSta
 		return nil, errors.New("the CA bundle holds no PEM certificate")
 	}
 	tr := &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		// The agent's key exchange (agent/proxy and agent/cloud offer
+		// tlskex.Preferred first): what each handshake costs the server.
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, CurvePreferences: tlskex.Preferred},
 		// Per server, not in all: with Replicas, a total of conns would
 		// close (and so re-handshake) the connections beyond it.
 		MaxIdleConns:        0,
