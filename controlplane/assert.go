@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/arcagent/arcagent/controlplane/apiv1"
+	"github.com/arcagent/arcagent/controlplane/store"
 )
 
 // assertionLeeway is the clock skew tolerated on exp, nbf and iat.
@@ -186,7 +187,7 @@ func (s *Server) rememberAssertion(ctx context.Context, key string, exp, now tim
 	if s.exclusive {
 		return s.replay.remember(key, exp, now), nil
 	}
-	fresh, err := s.replayDB.remember(key, exp.Add(assertionLeeway))
+	fresh, err := s.replayDB.do(store.AssertionKey{Key: key, Expires: exp.Add(assertionLeeway)})
 	if err != nil {
 		return false, fmt.Errorf("check the assertion against the replay cache: %w", err)
 	}

@@ -179,7 +179,7 @@ func (s *Server) machineEntry(ctx context.Context, id string) (*machineEntry, er
 		return nil, errf(apiv1.CodeAssertionInvalid, "machine %q is not registered with this server: connect the machine first", id)
 	}
 	loadedAt := s.now().UnixNano()
-	m, err := s.st.MachineAuth(ctx, id)
+	m, err := s.readMachine(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		if e != nil {
 			s.forgetMachine(id) // deleted through another replica
@@ -216,6 +216,23 @@ func (s *Server) machineEntry(ctx context.Context, id string) (*machineEntry, er
 	}
 	s.machines[id] = n
 	return n, nil
+}
+
+// readMachine reads what authenticating machine id needs: batched with
+// the concurrent requests' reads when the store is shared, on its own
+// otherwise (a process alone on its store reads a machine once).
+func (s *Server) readMachine(ctx context.Context, id string) (store.MachineAuth, error) {
+	if s.exclusive || s.machineDB == nil {
+		return s.st.MachineAuth(ctx, id)
+	}
+	r, err := s.machineDB.do(id)
+	if err != nil {
+		return store.MachineAuth{}, fmt.Errorf("read machine %s: %w", id, err)
+	}
+	if !r.found {
+		return store.MachineAuth{}, fmt.Errorf("machine %s: %w", id, store.ErrNotFound)
+	}
+	return r.auth, nil
 }
 
 // forgetMachine drops a deleted machine from the cache for good.

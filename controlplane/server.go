@@ -97,7 +97,10 @@ type Server struct {
 	replay *replayCache
 	// exclusive says the in-memory replay cache and machine cache stand
 	// in for the store's replica-shared state.
-	replayDB  *replayBatcher
+	// Otherwise replayDB and machineDB batch the replay rows and the
+	// machine re-reads of concurrent requests.
+	replayDB  *groupBatch[store.AssertionKey, bool]
+	machineDB *groupBatch[string, machineRead]
 	exclusive bool
 	// ticketCfg is the TLS configuration whose session ticket keys the
 	// reload loop keeps current (ShareSessionTickets; nil: none).
@@ -180,7 +183,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.cacheTTL <= 0 {
 		s.cacheTTL = time.Second
 	}
-	s.replayDB = &replayBatcher{sh: cfg.Store, now: s.now}
+	s.replayDB = newReplayBatch(cfg.Store, s.now)
+	s.machineDB = newMachineBatch(cfg.Store)
 	t, err := s.st.Tenant(ctx)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("the database holds no tenant: run `arcserver init --data DIR` first: %w", err)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -35,6 +36,9 @@ type Shared interface {
 	EnsureSetting(ctx context.Context, name string, value []byte, now time.Time) ([]byte, error)
 	// MachineAuth reads what authenticating a machine needs.
 	MachineAuth(ctx context.Context, id string) (MachineAuth, error)
+	// MachineAuths is MachineAuth for many machines in one query; a
+	// machine that does not exist is absent from the map.
+	MachineAuths(ctx context.Context, ids []string) (map[string]MachineAuth, error)
 }
 
 // AssertionKey is one assertion to remember: its key until Expires.
@@ -169,4 +173,41 @@ func (s *DB) MachineAuth(ctx context.Context, id string) (MachineAuth, error) {
 	}
 	a.LastHeartbeat = fromMS(hb)
 	return a, nil
+}
+
+// MachineAuths reads the machines of ids in one query (an id twice is
+// read once).
+func (s *DB) MachineAuths(ctx context.Context, ids []string) (map[string]MachineAuth, error) {
+	out := make(map[string]MachineAuth, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT m.id, m.resource_id, m.public_key, m.desired_etag, COALESCE(h.last_heartbeat, m.last_heartbeat)
+		FROM machines m LEFT JOIN machine_heartbeats h ON h.machine_id = m.id WHERE m.id IN (`+placeholders(len(ids))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read %d machines: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a MachineAuth
+		var hb int64
+		if err := rows.Scan(&a.ID, &a.ResourceID, &a.PublicKeyPEM, &a.DesiredETag, &hb); err != nil {
+			return nil, fmt.Errorf("read %d machines: %w", len(ids), err)
+		}
+		a.LastHeartbeat = fromMS(hb)
+		out[a.ID] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read %d machines: %w", len(ids), err)
+	}
+	return out, nil
+}
+
+// placeholders is n comma-separated ? placeholders (n ≥ 1).
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }

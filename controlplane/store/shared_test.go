@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -163,6 +164,41 @@ func TestRememberAssertionsConcurrent(t *testing.T) {
 			if n != 1 {
 				t.Fatalf("%q fresh %d times, want once", k, n)
 			}
+		}
+	})
+}
+
+// MachineAuths answers exactly what MachineAuth answers, for many ids in
+// one query: missing ids absent, an id twice read once.
+func TestMachineAuths(t *testing.T) {
+	backends(t, func(t *testing.T, s *DB) {
+		ctx := context.Background()
+		id := registerOne(t, s)
+		at := time.UnixMilli(time.Now().Add(time.Minute).UnixMilli())
+		if err := s.RecordHeartbeats(ctx, []Heartbeat{{MachineID: id, At: at}}); err != nil {
+			t.Fatal(err)
+		}
+		one, err := s.MachineAuth(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ids := range [][]string{{id}, {id, "nope", id}, {"nope"}, nil} {
+			got, err := s.MachineAuths(ctx, ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]MachineAuth{}
+			for _, x := range ids {
+				if x == id {
+					want[id] = one
+				}
+			}
+			if len(got) != len(want) || (len(want) == 1 && !reflect.DeepEqual(got[id], one)) {
+				t.Fatalf("ids %q: %+v, want %+v", ids, got, want)
+			}
+		}
+		if !one.LastHeartbeat.Equal(at) || one.PublicKeyPEM != "k" || one.DesiredETag != "e0" {
+			t.Fatalf("MachineAuth read %+v", one)
 		}
 	})
 }
