@@ -3,12 +3,10 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 )
@@ -63,31 +61,15 @@ func BenchmarkAuditProcess(b *testing.B) {
 // build machine, no symbol table or DWARF.
 var releaseBuildArgs = []string{"build", "-trimpath", "-ldflags", "-s -w"}
 
-var (
-	releaseOnce sync.Once
-	releaseBin  string
-	releaseErr  error
-)
-
-// buildReleaseArcagent builds this package as a release binary, once per
-// test binary run.
+// buildReleaseArcagent builds this package as a release binary in the
+// benchmark's temporary directory.
 func buildReleaseArcagent(b *testing.B) string {
 	b.Helper()
-	releaseOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "arcagent-release-")
-		if err != nil {
-			releaseErr = err
-			return
-		}
-		releaseBin = filepath.Join(dir, "arcagent")
-		cmd := exec.Command("go", append(releaseBuildArgs, "-o", releaseBin, ".")...)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			releaseErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if releaseErr != nil {
-		b.Fatalf("build the release arcagent: %v", releaseErr)
+	bin := filepath.Join(b.TempDir(), "arcagent")
+	cmd := exec.Command("go", append(releaseBuildArgs, "-o", bin, ".")...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build the release arcagent: %v\n%s", err, out)
 	}
-	return releaseBin
+	return bin
 }
