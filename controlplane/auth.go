@@ -222,7 +222,7 @@ func (s *Server) machineEntry(ctx context.Context, id string) (*machineEntry, er
 // the concurrent requests' reads when the store is shared, on its own
 // otherwise (a process alone on its store reads a machine once).
 func (s *Server) readMachine(ctx context.Context, id string) (store.MachineAuth, error) {
-	if s.exclusive || s.machineDB == nil {
+	if s.exclusive {
 		return s.st.MachineAuth(ctx, id)
 	}
 	r, err := s.machineDB.do(id)

@@ -26,20 +26,17 @@ const pgRemember = `INSERT INTO assertion_replay (replay_key, expires_at)
 func (s *DB) rememberAssertionsPG(ctx context.Context, keys []AssertionKey, now time.Time) ([]bool, error) {
 	first := make(map[string]int, len(keys)) // row key → index of its first place
 	rows := make([]string, 0, len(keys))
-	exps := make(map[string]int64, len(keys))
 	for i, k := range keys {
 		r := replayRowKey(k.Key)
-		if _, dup := first[r]; dup {
-			continue
+		if _, dup := first[r]; !dup {
+			first[r] = i
+			rows = append(rows, r)
 		}
-		first[r] = i
-		rows = append(rows, r)
-		exps[r] = ms(k.Expires)
 	}
 	slices.Sort(rows)
 	expires := make([]int64, len(rows))
 	for i, r := range rows {
-		expires[i] = exps[r]
+		expires[i] = ms(keys[first[r]].Expires)
 	}
 	fresh := make([]bool, len(keys))
 	var err error

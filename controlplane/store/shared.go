@@ -3,9 +3,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -88,7 +86,8 @@ const rememberSQL = `INSERT INTO assertion_replay (replay_key, expires_at) VALUE
 
 // RememberAssertions runs the statement of RememberAssertion for each key
 // in one write transaction, in key order (so that two batches meeting on
-// an engine with row locks wait for each other rather than deadlock).
+// an engine with row locks wait for each other rather than deadlock). On
+// PostgreSQL the batch is one statement (rememberAssertionsPG).
 func (s *DB) RememberAssertions(ctx context.Context, keys []AssertionKey, now time.Time) ([]bool, error) {
 	if s.dialect == dialectPostgres {
 		return s.rememberAssertionsPG(ctx, keys, now)
@@ -160,18 +159,14 @@ func (s *DB) EnsureSetting(ctx context.Context, name string, value []byte, now t
 // MachineAuth reads a machine's key, resource id, desired-state ETag and
 // latest heartbeat.
 func (s *DB) MachineAuth(ctx context.Context, id string) (MachineAuth, error) {
-	var a MachineAuth
-	var hb int64
-	err := s.r.QueryRowContext(ctx, `SELECT m.id, m.resource_id, m.public_key, m.desired_etag, COALESCE(h.last_heartbeat, m.last_heartbeat)
-		FROM machines m LEFT JOIN machine_heartbeats h ON h.machine_id = m.id WHERE m.id = ?`, id).
-		Scan(&a.ID, &a.ResourceID, &a.PublicKeyPEM, &a.DesiredETag, &hb)
-	if errors.Is(err, sql.ErrNoRows) {
+	got, err := s.MachineAuths(ctx, []string{id})
+	if err != nil {
+		return MachineAuth{}, err
+	}
+	a, ok := got[id]
+	if !ok {
 		return a, fmt.Errorf("machine %s: %w", id, ErrNotFound)
 	}
-	if err != nil {
-		return a, fmt.Errorf("read machine %s: %w", id, err)
-	}
-	a.LastHeartbeat = fromMS(hb)
 	return a, nil
 }
 
